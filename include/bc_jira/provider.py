@@ -1,0 +1,92 @@
+"""Provider metadata read by Airflow through the ``apache_airflow_provider`` entry point.
+
+Connection forms are declared here (``conn-fields`` / ``ui-field-behaviour``) so the Airflow UI can
+render them without importing the hooks; the deprecated widget methods on hooks need wtforms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bc_jira import __version__
+
+
+def _field(label: str, description: str, *, secret: bool = False, enum: list[str] | None = None,
+           default: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"]}
+    if secret:
+        schema["format"] = "password"
+    if enum:
+        schema["enum"] = [*enum, None]
+    if default is not None:
+        schema["default"] = default
+    return {"label": label, "description": description, "schema": schema}
+
+
+BUSINESS_CENTRAL = {
+    "hook-class-name": "bc_jira.hooks.business_central.BusinessCentralHook",
+    "hook-name": "Dynamics 365 Business Central",
+    "connection-type": "business_central",
+    "ui-field-behaviour": {
+        "hidden-fields": ["host", "schema", "port"],
+        "relabeling": {"login": "Client ID", "password": "Client secret"},
+        "placeholders": {"login": "Entra application (client) id", "password": "client secret value"},
+    },
+    "conn-fields": {
+        "tenant_id": _field("Tenant ID", "Entra tenant (directory) id or domain of the BC tenant."),
+        "environment": _field("Environment", "BC environment name, e.g. production or sandbox.",
+                              default="production"),
+        "company_id": _field("Company ID", "Id (GUID) of the BC company, from GET /companies."),
+        "api_url": _field("API URL", "BC API root; default https://api.businesscentral.dynamics.com/v2.0"),
+        "authority_url": _field("Authority URL", "Entra authority; default https://login.microsoftonline.com"),
+        "client_state": _field("Client state", "Secret BC echoes in every change notification.",
+                               secret=True),
+    },
+}
+
+JIRA_CLOUD = {
+    "hook-class-name": "bc_jira.hooks.jira.JiraCloudHook",
+    "hook-name": "Jira Cloud",
+    "connection-type": "jira_cloud",
+    "ui-field-behaviour": {
+        "hidden-fields": ["schema", "port"],
+        "relabeling": {
+            "host": "Site URL (basic auth)",
+            "login": "Client ID / email",
+            "password": "Client secret / API token",
+        },
+        "placeholders": {"host": "https://acme.atlassian.net"},
+    },
+    "conn-fields": {
+        "auth": _field("Auth", "oauth2 (three-legged OAuth app, default) or basic (email + API token).",
+                       enum=["oauth2", "basic"], default="oauth2"),
+        "site_url": _field("Site URL", "https://acme.atlassian.net: picks the cloudId (oauth2)."),
+        "redirect_uri": _field("Redirect URI", "OAuth callback: https://<airflow>/bc-jira/jira/oauth/callback"),
+        "auth_url": _field("Auth URL", "Atlassian auth server; default https://auth.atlassian.com"),
+        "api_url": _field("API URL", "Atlassian API gateway; default https://api.atlassian.com"),
+        "webhook_secret": _field("Webhook secret", "HMAC secret Jira signs webhook deliveries with.",
+                                 secret=True),
+        "refresh_token": _field("Bootstrap refresh token",
+                                "Optional: seeds the token store once; afterwards the rotating token "
+                                "lives encrypted in the state store.", secret=True),
+    },
+}
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "bc-jira",
+        "name": "Business Central ⇄ Jira",
+        "description": "Sync Microsoft Dynamics 365 Business Central documents with Jira Cloud issues.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "Dynamics 365 Business Central", "tags": ["software"]},
+            {"integration-name": "Jira Cloud", "tags": ["software"]},
+        ],
+        "hooks": [
+            {"integration-name": "Dynamics 365 Business Central",
+             "python-modules": ["bc_jira.hooks.business_central"]},
+            {"integration-name": "Jira Cloud", "python-modules": ["bc_jira.hooks.jira"]},
+        ],
+        "connection-types": [BUSINESS_CENTRAL, JIRA_CLOUD],
+    }

@@ -1,0 +1,396 @@
+"""The sandbox's shared machinery: state object, clock, faults, latency, stats, outbound sender, persistence.
+
+The service modules (``entra``, ``bc``, ``atlassian``, ``jira``) hold the emulated data and routes;
+this module holds what every one of them needs, so a fault or a latency setting behaves the same on every API.
+State classes keep their back-reference in an attribute named ``sb``: persistence pickles everything else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import logging
+import os
+import pickle
+import random
+import re
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = ("429", "500", "503", "timeout", "drop_after_commit")
+
+
+@dataclass
+class Options:
+    """Options of ``serve``; some can be changed at run time through ``POST /_sandbox/options``."""
+
+    latency_ms: int = 0
+    notify_delay_s: float = 30.0
+    search_lag_s: float = 2.0
+    seed: int = 42
+    data_file: str | None = None
+    seed_vendors: int = 25
+    seed_invoices: int = 60
+    seed_orders: int = 12
+
+
+@dataclass
+class FaultRule:
+    kind: str
+    rate: float = 1.0
+    path: str | None = None  # regular expression searched in the request path
+    method: str | None = None
+    count: int | None = None  # fire at most this many times (deterministic tests)
+    retry_after: float = 1.0
+    timeout_s: float = 30.0
+    fired: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        if self.path and not re.search(self.path, path):
+            return False
+        return self.count is None or self.fired < self.count
+
+
+class Faults:
+    """Fault rules from ``POST /_sandbox/faults``.
+
+    Accepts the DESIGN.md short form ``{"429": 0.1, "503": 0.05, "path": "issue/bulk"}`` and the long form
+    ``{"rules": [{"kind": "drop_after_commit", "path": "/issue/bulk", "count": 1}]}``; ``{}`` clears.
+    """
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rules: list[FaultRule] = []
+        self._rng = rng
+        self._lock = threading.Lock()
+
+    def configure(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        rules: list[FaultRule] = []
+        common = {k: body[k] for k in ("path", "method", "count", "retry_after", "timeout_s") if k in body}
+        for kind in FAULT_KINDS:
+            if kind in body:
+                rules.append(FaultRule(kind=kind, rate=float(body[kind]), **common))
+        for raw in body.get("rules", []):
+            if raw.get("kind") not in FAULT_KINDS:
+                raise ValueError(f"unknown fault kind {raw.get('kind')!r}; one of {', '.join(FAULT_KINDS)}")
+            rules.append(FaultRule(**{k: v for k, v in raw.items() if k != "fired"}))
+        with self._lock:
+            self.rules = rules
+        return [asdict(r) for r in rules]
+
+    def pick(self, method: str, path: str) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.matches(method, path) and self._rng.random() < rule.rate:
+                    rule.fired += 1
+                    return rule
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules = []
+
+
+class Stats:
+    """Counts API calls per ``METHOD route-template`` and named events (token refreshes, webhooks sent)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.events: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+
+    def record_call(self, key: str) -> None:
+        with self._lock:
+            self.calls[key] += 1
+
+    def bump(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self.events[name] += n
+
+    def fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            bc = sum(v for k, v in self.calls.items() if " /v2.0/" in k)
+            jira = sum(v for k, v in self.calls.items() if " /ex/jira/" in k or " /site/" in k)
+            return {
+                "calls": dict(self.calls),
+                "events": dict(self.events),
+                "faults": dict(self.faults),
+                "totals": {"bc": bc, "jira": jira, "all": sum(self.calls.values())},
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.events.clear()
+            self.faults.clear()
+
+
+class Scheduler:
+    """One background thread running callbacks at a time; how BC batches notifications and Jira retries."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="sandbox-scheduler", daemon=True)
+        self._thread.start()
+
+    def schedule(self, delay_s: float, fn: Callable[[], None]) -> None:
+        with self._cv:
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay_s), next(self._seq), fn))
+            self._cv.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    self._cv.wait(timeout=None if not self._heap else self._heap[0][0] - time.monotonic())
+                _, _, fn = heapq.heappop(self._heap)
+            # Each callback on its own thread: a slow receiver must not delay the others.
+            threading.Thread(target=self._run, args=(fn,), daemon=True).start()
+
+    @staticmethod
+    def _run(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:
+            log.exception("sandbox scheduled callback failed")
+
+
+def _make_creds(rng: random.Random) -> dict[str, str]:
+    def guid() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    def secret(n: int = 32) -> str:
+        alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0123456789"
+        return "".join(rng.choice(alphabet) for _ in range(n))
+
+    site = f"sandbox-{rng.randrange(1000, 9999)}"
+    return {
+        "tenant_id": guid(),
+        "environment": "production",
+        "company_id": guid(),
+        "bc_client_id": guid(),
+        "bc_client_secret": secret(40),
+        "bc_client_state": secret(24),
+        "atlassian_client_id": secret(32),
+        "atlassian_client_secret": secret(64),
+        "cloud_id": guid(),
+        "site_name": site,
+        "site_url": f"https://{site}.atlassian.net",
+        "redirect_uri": "http://localhost:8080/bc-jira/jira/oauth/callback",
+        "refresh_token": "",  # filled by the Atlassian module: the pre-consented grant's first token
+        "webhook_secret": secret(32),
+        "jira_email": "connector@example.com",
+        "jira_api_token": "ATATT" + secret(40),
+        "project_key": "FIN",
+    }
+
+
+class Sandbox:
+    """Everything one sandbox process emulates; all mutable state is guarded by ``lock``."""
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.lock = threading.RLock()
+        self.rng = random.Random(self.options.seed)
+        self.creds = _make_creds(random.Random(f"creds-{self.options.seed}"))
+        self.base_url = ""
+        self.clock_offset_s = 0.0
+        self.stats = Stats()
+        self.faults = Faults(random.Random(f"faults-{self.options.seed}"))
+        self._scheduler = Scheduler()
+        self._http = requests.Session()
+        self._dirty = False
+        from bc_jira_sandbox import bc, jira  # the service modules import core: import them late
+
+        self.bc = bc.BcState(self)
+        self.jira = jira.JiraState(self)
+        if self.options.data_file and os.path.exists(self.options.data_file):
+            self.load(self.options.data_file)
+        else:
+            self.reset()
+
+    # -- clock -------------------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
+
+    def advance_clock(self, seconds: float) -> datetime:
+        with self.lock:
+            self.clock_offset_s += seconds
+        return self.now()
+
+    # -- data --------------------------------------------------------------------------------------------
+    def reset(self, vendors: int | None = None, invoices: int | None = None,
+              orders: int | None = None) -> None:
+        with self.lock:
+            self.rng.seed(self.options.seed)
+            self.clock_offset_s = 0.0
+            self.faults.clear()
+            self.bc.reset()
+            self.jira.reset()
+            self.seed(
+                self.options.seed_vendors if vendors is None else vendors,
+                self.options.seed_invoices if invoices is None else invoices,
+                self.options.seed_orders if orders is None else orders,
+            )
+            self.stats.reset()
+            self.mark_dirty()
+
+    def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0) -> None:
+        with self.lock:
+            self.bc.seed(vendors=vendors, invoices=invoices, orders=orders)
+            self.jira.seed()
+            self.mark_dirty()
+
+    # -- background work -----------------------------------------------------------------------------------
+    def schedule(self, delay_s: float, fn: Callable[[], None]) -> None:
+        self._scheduler.schedule(delay_s, fn)
+
+    def post_json(self, url: str, body: bytes, headers: dict[str, str] | None = None,
+                  timeout: float = 10.0) -> requests.Response | None:
+        """Send an outbound webhook; errors are logged, never raised (a sender must not crash the sandbox)."""
+        hdrs = {"Content-Type": "application/json", **(headers or {})}
+        try:
+            return self._http.post(url, data=body, headers=hdrs, timeout=timeout)
+        except requests.RequestException as exc:
+            log.warning("sandbox webhook to %s failed: %s", url, type(exc).__name__)
+            return None
+
+    # -- persistence (--data FILE) --------------------------------------------------------------------------
+    def mark_dirty(self) -> None:
+        self._dirty = True
+
+    @staticmethod
+    def _state_of(obj: Any) -> dict[str, Any]:
+        return {k: v for k, v in obj.__dict__.items() if k != "sb"}
+
+    def save(self, path: str | None = None) -> None:
+        path = path or self.options.data_file
+        if not path:
+            return
+        with self.lock:
+            blob = pickle.dumps({
+                "creds": self.creds, "clock_offset_s": self.clock_offset_s,
+                "bc": self._state_of(self.bc), "jira": self._state_of(self.jira),
+            })
+            self._dirty = False
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)
+
+    def save_if_dirty(self) -> None:
+        if self._dirty:
+            self.save()
+
+    def load(self, path: str) -> None:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)  # noqa: S301 - our own file, written by save()
+        with self.lock:
+            self.creds = data["creds"]
+            self.clock_offset_s = data["clock_offset_s"]
+            self.bc.__dict__.update(data["bc"])
+            self.jira.__dict__.update(data["jira"])
+
+    def public_options(self) -> dict[str, Any]:
+        return asdict(self.options)
+
+
+# -- ASGI middleware: latency, faults, stats ---------------------------------------------------------
+
+
+def _error_body(path: str, status: int, kind: str) -> bytes:
+    text = {"429": "Rate limit exceeded.", "500": "Internal server error.",
+            "503": "Service unavailable."}.get(kind, kind)
+    if path.startswith("/v2.0/"):
+        codes = {"429": "Application_TooManyRequests", "503": "ServiceUnavailable"}
+        code = codes.get(kind, "InternalServerError")
+        return json.dumps({"error": {"code": code, "message": text}}).encode()
+    if path.startswith(("/ex/jira/", "/site/")):
+        return json.dumps({"errorMessages": [text], "errors": {}}).encode()
+    return json.dumps({"error": "temporarily_unavailable", "error_description": text}).encode()
+
+
+class SandboxMiddleware:
+    """Pure ASGI so ``drop_after_commit`` can really break the connection after the handler committed."""
+
+    def __init__(self, app: Any, sb: Sandbox) -> None:
+        self.app = app
+        self.sb = sb
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        if self.sb.options.latency_ms:
+            await asyncio.sleep(self.sb.options.latency_ms / 1000)
+        rule = self.sb.faults.pick(method, path)
+        try:
+            if rule is None:
+                await self.app(scope, receive, send)
+            elif rule.kind in ("429", "500", "503"):
+                self.sb.stats.fault(rule.kind)
+                await self._send_error(send, path, rule)
+            elif rule.kind == "timeout":
+                self.sb.stats.fault(rule.kind)
+                await asyncio.sleep(rule.timeout_s)  # the client gives up first; then nothing is done
+                await self._drop(send)
+            else:  # drop_after_commit: the write happens, the answer never arrives
+                self.sb.stats.fault(rule.kind)
+                await self.app(scope, receive, _swallow)
+                await self._drop(send)
+        finally:
+            self.sb.stats.record_call(f"{method} {self._template(scope)}")
+            if method != "GET":
+                self.sb.mark_dirty()
+
+    def _template(self, scope: dict[str, Any]) -> str:
+        route = scope.get("route")
+        if route is None:  # the handler did not run (an injected fault): find the route it would have hit
+            from starlette.routing import Match
+
+            for candidate in getattr(self.app, "routes", []):
+                if candidate.matches(scope)[0] == Match.FULL:
+                    route = candidate
+                    break
+        return getattr(route, "path", None) or "(unmatched)"
+
+    @staticmethod
+    async def _send_error(send: Any, path: str, rule: FaultRule) -> None:
+        status = int(rule.kind)
+        headers = [(b"content-type", b"application/json")]
+        if status in (429, 503):
+            headers.append((b"retry-after", str(max(0, round(rule.retry_after))).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": _error_body(path, status, rule.kind)})
+
+    @staticmethod
+    async def _drop(send: Any) -> None:
+        # Promise a body and close the connection before it arrives: the client sees a broken response.
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b"{", "more_body": True})
+
+
+async def _swallow(message: dict[str, Any]) -> None:
+    return None
