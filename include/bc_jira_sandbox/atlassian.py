@@ -1,0 +1,14 @@
+"""Atlassian OAuth 2.0 (3LO) emulation: /authorize, /oauth/token, /oauth/token/accessible-resources."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+
+if TYPE_CHECKING:
+    from bc_jira_sandbox.core import Sandbox
+
+
+def router(sb: Sandbox) -> APIRouter:
+    return APIRouter(tags=["atlassian"])
