@@ -1,0 +1,397 @@
+"""The one HTTP policy shared by both hooks: timeouts, retries, Retry-After, typed errors, redaction.
+
+Why one module: BC and Jira both throttle (429/503 with Retry-After), both answer 401 when a cached token
+went stale, and both must never see a secret leak into an exception or a log line. Keeping that in one
+place means the hooks only describe API calls.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json as jsonlib
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import requests
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "AuthError",
+    "ClientError",
+    "NotFoundError",
+    "PreconditionFailed",
+    "RateLimited",
+    "RetryPolicy",
+    "ServerError",
+    "TokenProvider",
+    "TransportError",
+    "redact_text",
+    "redact_url",
+]
+
+# Query parameter names whose values must never be shown (OAuth codes, tokens, secrets, signatures).
+_SECRET_PARAM = re.compile(r"token|secret|code|password|passwd|signature|sig$|assertion|api[_-]?key", re.I)
+# Things that look like credentials inside free text (server messages may echo them).
+_SECRET_TEXT = [
+    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}(\.[A-Za-z0-9_-]*)?"), "***jwt***"),
+    (re.compile(r"(?i)((?:client_secret|refresh_token|access_token|password|code|validationToken)=)[^&\s\"']+"),
+     r"\1***"),
+    (re.compile(r"(?i)(\"(?:client_secret|refresh_token|access_token|password)\"\s*:\s*\")[^\"]*"), r"\1***"),
+]
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_MAX_MESSAGE = 500
+
+
+def redact_url(url: str) -> str:
+    """Return the URL with secret-looking query values replaced by ``***`` and no userinfo."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    if not parts.query:
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    safe = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs]
+    query = urlencode(safe, quote_via=quote, safe="$'(),:*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def redact_text(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
+    """Scrub bearer tokens, JWTs and ``secret=value`` fragments (plus any known secret values) from text."""
+    for secret in extra_secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    for pattern, repl in _SECRET_TEXT:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class ApiError(Exception):
+    """An API call failed; carries the API's error code and message, never a secret."""
+
+    def __init__(self, service: str, method: str, url: str, status: int | None = None,
+                 code: str | None = None, message: str = "", retry_after: float | None = None,
+                 response: requests.Response | None = None) -> None:
+        self.service = service
+        self.method = method.upper()
+        self.url = redact_url(url)
+        self.status = status
+        self.code = code
+        self.message = redact_text(message)[:_MAX_MESSAGE]
+        self.retry_after = retry_after
+        self.response = response
+        super().__init__(str(self))
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path or "/"
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.method} {self.path} -> {self.status} {self.code}: {self.message}"
+
+    def __reduce__(self):  # picklable without the response (Airflow may pickle task exceptions)
+        return (_rebuild_error, (type(self), self.service, self.method, self.url, self.status, self.code,
+                                 self.message, self.retry_after))
+
+
+def _rebuild_error(cls, service, method, url, status, code, message, retry_after):
+    return cls(service, method, url, status, code, message, retry_after)
+
+
+class ClientError(ApiError):
+    """4xx not covered by a narrower class."""
+
+
+class AuthError(ApiError):
+    """401 (after one forced token refresh) or 403."""
+
+
+class NotFoundError(ClientError):
+    """404."""
+
+
+class PreconditionFailed(ClientError):
+    """412 (stale If-Match) or 409 (BC Request_EntityChanged)."""
+
+
+class RateLimited(ApiError):
+    """429 still after retries (or the server asked to wait longer than the policy allows)."""
+
+
+class ServerError(ApiError):
+    """5xx still after retries."""
+
+
+class TransportError(ApiError):
+    """Timeout, connection error or dropped response after retries; status is None."""
+
+
+class TokenProvider(Protocol):
+    def auth_header(self, force_refresh: bool = False) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    max_retry_after: float = 120.0
+    retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
+
+    def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
+        return rand() * min(self.backoff_cap, self.backoff_base * (2 ** attempt))
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent/invalid."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now if now is not None else time.time()
+    return max(0.0, when.timestamp() - current)
+
+
+def _error_details(resp: requests.Response) -> tuple[str | None, str]:
+    """Extract (code, message) from the error body shapes of BC, Jira and Entra/Atlassian."""
+    text = resp.text or ""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None, (text.strip()[:_MAX_MESSAGE] or resp.reason or "")
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):  # BC / OData: {"error": {"code", "message"}}
+            return err.get("code"), str(err.get("message") or "")
+        if isinstance(err, str):  # Entra / Atlassian OAuth: {"error", "error_description"}
+            return err, str(body.get("error_description") or body.get("message") or "")
+        msgs = body.get("errorMessages")
+        errs = body.get("errors")
+        if msgs is not None or errs is not None:  # Jira
+            parts = [str(m) for m in (msgs or [])]
+            if isinstance(errs, dict):
+                parts += [f"{k}: {v}" for k, v in errs.items()]
+            code = "errors" if errs else None
+            return code, "; ".join(parts)
+        if "message" in body:
+            return body.get("code") and str(body.get("code")), str(body["message"])
+    return None, jsonlib.dumps(body)[:_MAX_MESSAGE]
+
+
+def _not_sent(exc: requests.RequestException) -> bool:
+    """True when the request certainly never reached the server (safe to retry even a POST)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        name = type(reason).__name__ if reason is not None else ""
+        return name in {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError"}
+    return False
+
+
+class _Limiter:
+    """Per-process semaphores keyed by concurrency_key (e.g. one BC service principal)."""
+
+    _lock = threading.Lock()
+    _sems: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+
+    @classmethod
+    def get(cls, key: str, limit: int) -> threading.BoundedSemaphore:
+        with cls._lock:
+            entry = cls._sems.get(key)
+            if entry is None or entry[0] != limit:
+                entry = (limit, threading.BoundedSemaphore(limit))
+                cls._sems[key] = entry
+            return entry[1]
+
+
+class ApiClient:
+    """A requests session wrapped in the retry, auth-refresh, concurrency and error policy."""
+
+    def __init__(self, service: str, base_url: str, auth: TokenProvider | None = None, *,
+                 timeout: tuple[float, float] = (10.0, 60.0), retry: RetryPolicy = RetryPolicy(),
+                 max_concurrency: int | None = None, concurrency_key: str | None = None,
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
+                 rand: Callable[[], float] = random.random) -> None:
+        self.service = service
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.timeout = timeout
+        self.retry = retry
+        self.session = session or requests.Session()
+        self.sleep = sleep
+        self.rand = rand
+        self._sem: threading.BoundedSemaphore | None = None
+        if max_concurrency:
+            key = concurrency_key or f"{service}:{self.base_url}"
+            self._sem = _Limiter.get(key, max_concurrency)
+        origin = urlsplit(self.base_url)
+        self._origin = (origin.scheme, origin.netloc)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def url_for(self, path_or_url: str) -> str:
+        if path_or_url.startswith(("http://", "https://")):
+            return path_or_url
+        if not path_or_url:
+            return self.base_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    @staticmethod
+    def _with_params(url: str, params: Mapping[str, Any] | None) -> str:
+        """Encode params with %20 for spaces (OData $filter) instead of requests' '+'."""
+        if not params:
+            return url
+        items = [(k, v) for k, v in params.items() if v is not None]
+        if not items:
+            return url
+        query = urlencode([(k, str(v)) for k, v in items], quote_via=quote, safe="$'(),:/")
+        return f"{url}{'&' if '?' in url else '?'}{query}"
+
+    def _same_origin(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return (parts.scheme, parts.netloc) == self._origin
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        if self._sem is None:
+            yield
+            return
+        with self._sem:
+            yield
+
+    def _error(self, cls: type[ApiError], method: str, url: str, resp: requests.Response | None = None,
+               *, status: int | None = None, code: str | None = None, message: str = "",
+               retry_after: float | None = None) -> ApiError:
+        if resp is not None:
+            code, message = _error_details(resp)
+            status = resp.status_code
+        return cls(self.service, method, url, status, code, message, retry_after, resp)
+
+    def _classify(self, method: str, url: str, resp: requests.Response,
+                  retry_after: float | None) -> ApiError:
+        s = resp.status_code
+        cls: type[ApiError]
+        if s in (401, 403):
+            cls = AuthError
+        elif s == 404:
+            cls = NotFoundError
+        elif s in (409, 412):
+            cls = PreconditionFailed
+        elif s == 429:
+            cls = RateLimited
+        elif s >= 500:
+            cls = ServerError
+        else:
+            cls = ClientError
+        return self._error(cls, method, url, resp, retry_after=retry_after)
+
+    # -- the policy ----------------------------------------------------------------------------------
+    def request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+                json: Any = None, headers: Mapping[str, str] | None = None, data: Any = None,
+                retry_unsafe: bool = False) -> requests.Response:
+        """Send one logical request; retries per policy; returns a 2xx/3xx response or raises ApiError."""
+        method = method.upper()
+        url = self._with_params(self.url_for(path_or_url), params)
+        safe = method in _IDEMPOTENT or retry_unsafe
+        send_auth = self.auth is not None and self._same_origin(url)
+        refreshed = False
+        policy = self.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            hdrs = {"Accept": "application/json"}
+            if headers:
+                hdrs.update(headers)
+            if send_auth:
+                hdrs.update(self.auth.auth_header(force_refresh=False))  # type: ignore[union-attr]
+            try:
+                with self._slot():
+                    resp = self.session.request(method, url, json=json, data=data, headers=hdrs,
+                                                timeout=self.timeout, allow_redirects=False)
+            except requests.RequestException as exc:
+                kind = type(exc).__name__
+                retryable = safe or _not_sent(exc)
+                if retryable and attempt < policy.max_attempts:
+                    wait = policy.backoff(attempt - 1, self.rand)
+                    log.warning("%s %s %s: %s, retry %s/%s in %.2fs", self.service, method, redact_url(url),
+                                kind, attempt, policy.max_attempts - 1, wait)
+                    self.sleep(wait)
+                    continue
+                why = "not retried (non-idempotent, may have been applied)" if not retryable else "gave up"
+                raise self._error(TransportError, method, url, code=kind,
+                                  message=f"{why} after {attempt} attempt(s)") from None
+
+            status = resp.status_code
+            if status == 401 and send_auth and not refreshed:
+                refreshed = True
+                log.info("%s %s %s -> 401, refreshing token once", self.service, method, redact_url(url))
+                self.auth.auth_header(force_refresh=True)  # type: ignore[union-attr]
+                attempt -= 1  # the refresh retry does not consume a retry attempt
+                continue
+            if status < 400:
+                return resp
+
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            # 429/503 were not processed by the server; other 5xx may have been (don't repeat a POST).
+            retryable_status = status in policy.retry_statuses and (safe or status in (429, 503))
+            if retryable_status and attempt < policy.max_attempts:
+                if retry_after is not None and retry_after > policy.max_retry_after:
+                    raise self._classify(method, url, resp, retry_after)
+                wait = retry_after if retry_after is not None else policy.backoff(attempt - 1, self.rand)
+                log.warning("%s %s %s -> %s, retry %s/%s in %.2fs", self.service, method, redact_url(url),
+                            status, attempt, policy.max_attempts - 1, wait)
+                resp.close()
+                self.sleep(wait)
+                continue
+            raise self._classify(method, url, resp, retry_after)
+
+    @staticmethod
+    def _json(resp: requests.Response) -> Any:
+        if resp.status_code == 204 or not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError:
+            return resp.text
+
+    def get_json(self, path_or_url: str, **kw: Any) -> Any:
+        return self._json(self.request("GET", path_or_url, **kw))
+
+    def post_json(self, path_or_url: str, json: Any = None, **kw: Any) -> Any:
+        return self._json(self.request("POST", path_or_url, json=json, **kw))
+
+    def patch_json(self, path_or_url: str, json: Any = None, **kw: Any) -> Any:
+        return self._json(self.request("PATCH", path_or_url, json=json, **kw))
+
+    def put_json(self, path_or_url: str, json: Any = None, **kw: Any) -> Any:
+        return self._json(self.request("PUT", path_or_url, json=json, **kw))
+
+    def delete(self, path_or_url: str, **kw: Any) -> Any:
+        return self._json(self.request("DELETE", path_or_url, **kw))
+
