@@ -1,0 +1,126 @@
+"""The sandbox's shared machinery over real HTTP: faults, latency, stats, clock, credentials, airflow-env."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.conftest import SandboxProcess
+
+
+def test_credentials_are_stable_and_complete(sandbox):
+    creds = sandbox.control("GET", "/_sandbox/credentials")
+    for key in ("tenant_id", "company_id", "bc_client_id", "bc_client_secret", "bc_client_state",
+                "atlassian_client_id", "atlassian_client_secret", "cloud_id", "site_url", "refresh_token",
+                "webhook_secret", "project_key"):
+        assert creds[key], key
+    sandbox.reset()
+    again = sandbox.control("GET", "/_sandbox/credentials")
+    assert {k: again[k] for k in ("tenant_id", "cloud_id", "bc_client_secret")} == \
+        {k: creds[k] for k in ("tenant_id", "cloud_id", "bc_client_secret")}
+
+
+def test_airflow_env_prints_connections_for_this_sandbox(sandbox):
+    env = sandbox.env()
+    assert set(env) == {"AIRFLOW_CONN_BC_DEFAULT", "AIRFLOW_CONN_JIRA_DEFAULT", "AIRFLOW_VAR_BC_JIRA_CONFIG"}
+    bc = json.loads(env["AIRFLOW_CONN_BC_DEFAULT"])
+    jira = json.loads(env["AIRFLOW_CONN_JIRA_DEFAULT"])
+    assert bc["conn_type"] == "business_central"
+    assert bc["extra"]["api_url"] == f"{sandbox.url}/v2.0"
+    assert bc["extra"]["tenant_id"] == sandbox.creds["tenant_id"]
+    assert jira["conn_type"] == "jira_cloud" and jira["extra"]["auth"] == "oauth2"
+    assert jira["extra"]["webhook_secret"] == sandbox.creds["webhook_secret"]
+    assert json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"])["jira_project_key"] == "FIN"
+
+
+def test_airflow_env_without_sandbox_says_how_to_start_one():
+    import subprocess
+    import sys
+
+    from tests.conftest import _free_port
+
+    port = _free_port()
+    out = subprocess.run([sys.executable, "-m", "bc_jira_sandbox", "airflow-env", "--port", str(port)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    assert f"serve --port {port}" in out.stderr and out.stdout == ""
+
+
+@pytest.mark.parametrize("kind", ["429", "503"])
+def test_throttling_faults_carry_retry_after(sandbox, kind):
+    sandbox.faults(rules=[{"kind": kind, "path": "/v2.0/", "count": 1, "retry_after": 3}])
+    resp = requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=5)
+    assert resp.status_code == int(kind)
+    assert resp.headers["Retry-After"] == "3"
+    assert "error" in resp.json()  # BC's error shape
+    # count=1: the next call is not faulted any more
+    again = requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=5)
+    assert again.status_code != int(kind)
+
+
+def test_fault_path_pattern_only_hits_matching_calls(sandbox):
+    sandbox.faults(**{"500": 1.0, "path": "/ex/jira/"})
+    jira = requests.get(f"{sandbox.url}/ex/jira/abc/rest/api/3/myself", timeout=5)
+    assert jira.status_code == 500 and jira.json()["errorMessages"]
+    other = requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=5)
+    assert other.status_code != 500
+    assert sandbox.stats()["faults"] == {"500": 1}
+
+
+def test_timeout_fault_makes_the_client_time_out(sandbox):
+    sandbox.faults(rules=[{"kind": "timeout", "path": "/v2.0/", "timeout_s": 2, "count": 1}])
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=(2, 0.5))
+
+
+def test_bad_fault_kind_is_a_clear_400(sandbox):
+    resp = requests.post(f"{sandbox.url}/_sandbox/faults", json={"rules": [{"kind": "404"}]}, timeout=5)
+    assert resp.status_code == 400 and "unknown fault kind" in resp.text
+
+
+def test_latency_is_added_to_api_calls_not_control_calls(sandbox):
+    sandbox.options(latency_ms=300)
+    start = time.monotonic()
+    requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=5)
+    api = time.monotonic() - start
+    start = time.monotonic()
+    sandbox.stats()
+    control = time.monotonic() - start
+    assert api >= 0.3 and control < 0.3
+
+
+def test_stats_count_per_method_and_route_template(sandbox):
+    for _ in range(3):
+        requests.get(f"{sandbox.url}/_sandbox/health", timeout=5)  # control calls are not counted
+    requests.get(f"{sandbox.url}/nope/at/all", timeout=5)
+    calls = sandbox.stats()["calls"]
+    assert calls == {"GET (unmatched)": 1}
+
+
+def test_clock_moves_forward(sandbox):
+    before = sandbox.control("POST", "/_sandbox/clock", {"advance_s": 0})
+    after = sandbox.control("POST", "/_sandbox/clock", {"advance_s": 86400})
+    assert after["offset_s"] - before["offset_s"] == 86400
+    sandbox.reset()
+    assert sandbox.control("POST", "/_sandbox/clock", {})["offset_s"] == 0
+
+
+def test_data_file_persists_across_restarts(tmp_path):
+    data = tmp_path / "sandbox.pickle"
+    first = SandboxProcess("--data", str(data), "--seed", "7")
+    try:
+        first.control("POST", "/_sandbox/clock", {"advance_s": 1234})
+        creds = first.creds
+        time.sleep(1.5)  # the saver thread flushes once a second
+    finally:
+        first.stop()
+    assert data.exists()
+    second = SandboxProcess("--data", str(data), "--seed", "7")
+    try:
+        assert second.creds["tenant_id"] == creds["tenant_id"]
+        assert second.control("POST", "/_sandbox/clock", {})["offset_s"] == 1234
+    finally:
+        second.stop()
