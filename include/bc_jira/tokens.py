@@ -1,0 +1,408 @@
+"""Encrypted token storage, the single-refresher lock, and the Atlassian OAuth 2.0 (3LO) exchanges.
+
+Why this exists: Atlassian rotates refresh tokens and revokes the whole grant when an invalidated one is
+reused outside a short leeway. So the refresh token lives in ONE place (the state store, encrypted), only
+one process refreshes at a time (``StateStore.token_lock``), and every waiter re-reads after the lock so it
+uses the token its neighbour just got instead of presenting an already-rotated one.
+
+No token or key ever appears in a log line, an exception message or a ``repr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from bc_jira.http import ApiClient, ApiError, AuthError, RetryPolicy
+
+if TYPE_CHECKING:
+    import requests
+
+    from bc_jira.store import StateStore
+
+log = logging.getLogger(__name__)
+
+FERNET_KEYS_ENV = "BC_JIRA_FERNET_KEYS"
+DEFAULT_AUTH_URL = "https://auth.atlassian.com"
+DEFAULT_API_URL = "https://api.atlassian.com"
+# Classic scopes the connector needs (jira-api.md 1.5); offline_access is what yields a refresh token.
+DEFAULT_SCOPES: tuple[str, ...] = (
+    "read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook", "offline_access",
+)
+MIN_TTL_S = 60.0
+
+
+# -- encryption ----------------------------------------------------------------------------------------------
+
+
+class TokenCryptoError(RuntimeError):
+    """No usable key, or a stored value no configured key can decrypt. Never carries key or token material."""
+
+
+def _split_keys(raw: str | None) -> list[str]:
+    return [k.strip() for k in (raw or "").split(",") if k.strip()]
+
+
+def configured_keys() -> tuple[list[str], str]:
+    """``(keys, where)``: ``$BC_JIRA_FERNET_KEYS`` first, else Airflow's ``[core] fernet_key``.
+
+    The first key encrypts, every key decrypts: put a new key first and keep the old ones to rotate.
+    """
+    keys = _split_keys(os.environ.get(FERNET_KEYS_ENV))
+    if keys:
+        return keys, FERNET_KEYS_ENV
+    try:
+        from airflow.configuration import conf
+
+        keys = _split_keys(conf.get("core", "fernet_key", fallback=""))
+    except Exception as exc:  # airflow not importable / not configured: say so, not a traceback
+        log.debug("could not read [core] fernet_key: %s", type(exc).__name__)
+        keys = []
+    return keys, "[core] fernet_key"
+
+
+class TokenCipher:
+    """MultiFernet over the configured keys (first encrypts, all decrypt)."""
+
+    def __init__(self, keys: Sequence[str | bytes] | None = None, source: str = "keys") -> None:
+        if keys is None:
+            found, source = configured_keys()
+            keys = found
+        if not keys:
+            raise TokenCryptoError(
+                "no encryption key for the Jira token store: set BC_JIRA_FERNET_KEYS (comma-separated Fernet "
+                "keys, first one encrypts) or Airflow's [core] fernet_key. Generate one with: python -c "
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+        fernets = []
+        for i, key in enumerate(keys, start=1):
+            try:
+                fernets.append(Fernet(key))
+            except (ValueError, TypeError):
+                raise TokenCryptoError(
+                    f"key #{i} of {source} is not a valid Fernet key (32 url-safe base64-encoded bytes)"
+                ) from None
+        self.source = source
+        self._fernet = MultiFernet(fernets)
+
+    def __repr__(self) -> str:
+        return f"TokenCipher(source={self.source!r})"
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode()
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise TokenCryptoError(
+                f"a stored token cannot be decrypted with the keys in {self.source}: when rotating keys keep "
+                "the old key after the new one (comma-separated) until every token was re-encrypted"
+            ) from None
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt with the first (newest) key."""
+        try:
+            return self._fernet.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise TokenCryptoError(
+                f"a stored token cannot be decrypted with the keys in {self.source}") from None
+
+
+_cipher_cache: dict[tuple[str, ...], TokenCipher] = {}
+
+
+def get_cipher() -> TokenCipher:
+    """The cipher for the currently configured keys (cached per key set; re-read so rotation applies)."""
+    keys, source = configured_keys()
+    cached = _cipher_cache.get(tuple(keys))
+    if cached is None:
+        cached = TokenCipher(keys, source)
+        _cipher_cache.clear()
+        _cipher_cache[tuple(keys)] = cached
+    return cached
+
+
+# -- Atlassian OAuth exchanges -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """An Atlassian token response; ``repr`` never shows the tokens."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_at: float
+    scope: str = ""
+
+    @classmethod
+    def from_response(cls, body: dict[str, Any], now: float | None = None) -> TokenSet:
+        now = time.time() if now is None else now
+        return cls(access_token=body["access_token"], refresh_token=body.get("refresh_token"),
+                   expires_at=now + float(body.get("expires_in") or 3600), scope=body.get("scope", ""))
+
+
+class SiteNotAccessible(ApiError):
+    """The grant does not cover the configured site (it is not in accessible-resources)."""
+
+
+def _norm_site(url: str) -> str:
+    parts = urlsplit(url.strip() if "://" in url else f"https://{url.strip()}")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+class AtlassianOAuth:
+    """Authorization URL, code exchange, refresh (rotating) and accessible-resources against Atlassian."""
+
+    def __init__(self, client_id: str, client_secret: str, *, auth_url: str = DEFAULT_AUTH_URL,
+                 api_url: str = DEFAULT_API_URL, redirect_uri: str | None = None,
+                 scopes: Sequence[str] = DEFAULT_SCOPES, session: requests.Session | None = None,
+                 retry: RetryPolicy | None = None, timeout: tuple[float, float] = (10.0, 30.0)) -> None:
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.auth_url = auth_url.rstrip("/")
+        self.api_url = api_url.rstrip("/")
+        self.redirect_uri = redirect_uri
+        self.scopes = tuple(scopes)
+        retry = retry or RetryPolicy(max_attempts=3)
+        self._auth = ApiClient("atlassian", self.auth_url, session=session, retry=retry, timeout=timeout)
+        self._api = ApiClient("atlassian", self.api_url, session=session, retry=retry, timeout=timeout)
+
+    def __repr__(self) -> str:
+        return f"AtlassianOAuth(client_id={self.client_id!r}, auth_url={self.auth_url!r})"
+
+    def authorization_url(self, state: str, *, scopes: Sequence[str] | None = None,
+                          redirect_uri: str | None = None) -> str:
+        """The consent URL: audience api.atlassian.com, offline_access always included, prompt=consent."""
+        wanted = list(scopes or self.scopes)
+        if "offline_access" not in wanted:
+            wanted.append("offline_access")
+        redirect = redirect_uri or self.redirect_uri
+        if not redirect:
+            raise ValueError("redirect_uri is required for the authorization URL "
+                             "(connection extra redirect_uri)")
+        query = urlencode({
+            "audience": "api.atlassian.com", "client_id": self.client_id, "scope": " ".join(wanted),
+            "redirect_uri": redirect, "state": state, "response_type": "code", "prompt": "consent",
+        })
+        return f"{self.auth_url}/authorize?{query}"
+
+    def _token(self, body: dict[str, Any]) -> TokenSet:
+        # A token POST is not safe to repeat blindly (a refresh rotates the token): retry_unsafe stays False.
+        resp = self._auth.post_json("/oauth/token", json={
+            **body, "client_id": self.client_id, "client_secret": self._client_secret})
+        if not isinstance(resp, dict) or "access_token" not in resp:
+            raise ApiError("atlassian", "POST", f"{self.auth_url}/oauth/token", 200, "invalid_response",
+                           "token endpoint answered without an access_token")
+        return TokenSet.from_response(resp)
+
+    def exchange_code(self, code: str, redirect_uri: str | None = None) -> TokenSet:
+        redirect = redirect_uri or self.redirect_uri
+        return self._token({"grant_type": "authorization_code", "code": code, "redirect_uri": redirect})
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        """Refresh; the answer carries a NEW refresh token and the old one dies (after a short leeway)."""
+        return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
+
+    def accessible_resources(self, access_token: str) -> list[dict[str, Any]]:
+        return self._api.get_json("/oauth/token/accessible-resources",
+                                  headers={"Authorization": f"Bearer {access_token}"}) or []
+
+    def resolve_cloud_id(self, access_token: str, site_url: str) -> str:
+        """The cloudId of ``site_url``; never the first entry by accident (the list has no order)."""
+        resources = self.accessible_resources(access_token)
+        want = _norm_site(site_url)
+        for res in resources:
+            if _norm_site(str(res.get("url", ""))) == want:
+                return str(res["id"])
+        available = ", ".join(sorted(str(r.get("url")) for r in resources)) or "none"
+        raise SiteNotAccessible(
+            "atlassian", "GET", f"{self.api_url}/oauth/token/accessible-resources", 200,
+            "site_not_accessible",
+            f"the OAuth grant has no access to {want}; sites available to it: {available}. Fix the "
+            "connection's site_url or consent again choosing that site")
+
+
+# -- the token provider --------------------------------------------------------------------------------------
+
+
+class BasicAuth:
+    """TokenProvider for email + API token (nothing to refresh)."""
+
+    def __init__(self, email: str, api_token: str) -> None:
+        self._header = "Basic " + base64.b64encode(f"{email}:{api_token}".encode()).decode()
+
+    def __repr__(self) -> str:
+        return "BasicAuth(***)"
+
+    def auth_header(self, force_refresh: bool = False) -> dict[str, str]:
+        return {"Authorization": self._header}
+
+
+class _Cached:
+    __slots__ = ("access_token", "expires_at")
+
+    def __init__(self, access_token: str, expires_at: float) -> None:
+        self.access_token = access_token
+        self.expires_at = expires_at
+
+
+class JiraTokenProvider:
+    """TokenProvider for Atlassian OAuth: encrypted tokens in the state store, one refresher at a time.
+
+    ``auth_header()`` answers from a per-process cache, else from the store, else refreshes under
+    ``store.token_lock(name)``; after taking the lock it re-reads the row and uses a neighbour's fresh token
+    when there is one. The new refresh token is saved in the same transaction as the access token.
+    """
+
+    _process_cache: dict[tuple[str, str], _Cached] = {}
+    _process_locks: dict[tuple[str, str], threading.Lock] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, store: StateStore | Callable[[], StateStore], oauth: AtlassianOAuth, name: str, *,
+                 bootstrap_refresh_token: str | None = None, cipher: TokenCipher | None = None,
+                 min_ttl_s: float = MIN_TTL_S, clock: Callable[[], float] = time.time) -> None:
+        self._store_arg = store
+        self.oauth = oauth
+        self.name = name
+        self._bootstrap = bootstrap_refresh_token or None
+        self._cipher = cipher
+        self.min_ttl_s = min_ttl_s
+        self.clock = clock
+        self.refreshes = 0  # refreshes done by this instance (tests, logs)
+
+    def __repr__(self) -> str:
+        return f"JiraTokenProvider(name={self.name!r})"
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+    @property
+    def store(self) -> StateStore:
+        if callable(self._store_arg) and not hasattr(self._store_arg, "token_lock"):
+            self._store_arg = self._store_arg()
+        return self._store_arg  # type: ignore[return-value]
+
+    @property
+    def cipher(self) -> TokenCipher:
+        return self._cipher or get_cipher()
+
+    def _key(self) -> tuple[str, str]:
+        store = self.store
+        ident = str(getattr(store, "url", None) or getattr(store, "engine", None) and store.engine.url
+                    or id(store))
+        return ident, self.name
+
+    def _local_lock(self) -> threading.Lock:
+        with self._guard:
+            return self._process_locks.setdefault(self._key(), threading.Lock())
+
+    def _fresh(self, expires_at: float | None) -> bool:
+        return expires_at is not None and expires_at - self.clock() > self.min_ttl_s
+
+    def _from_row(self, row: Any) -> _Cached | None:
+        if row is None or not row.access_token_enc or not self._fresh(row.expires_at):
+            return None
+        return _Cached(self.cipher.decrypt(row.access_token_enc), float(row.expires_at))
+
+    def clear_cache(self) -> None:
+        self._process_cache.pop(self._key(), None)
+
+    # -- TokenProvider ---------------------------------------------------------------------------------------
+    def auth_header(self, force_refresh: bool = False) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token(force_refresh=force_refresh)}"}
+
+    def access_token(self, force_refresh: bool = False) -> str:
+        key = self._key()
+        cached = self._process_cache.get(key)
+        if not force_refresh and cached is not None and self._fresh(cached.expires_at):
+            return cached.access_token
+        rejected = cached.access_token if (force_refresh and cached is not None) else None
+        with self._local_lock():  # one thread per process queues on the cross-process lock
+            cached = self._process_cache.get(key)  # another thread of this process may have refreshed
+            if cached is not None and self._fresh(cached.expires_at) and (
+                    not force_refresh or cached.access_token != rejected):
+                return cached.access_token
+            if not force_refresh:
+                got = self._from_row(self.store.get_token(self.name))
+                if got is not None:
+                    self._process_cache[key] = got
+                    return got.access_token
+            got = self._refresh_locked(rejected, force_refresh)
+            self._process_cache[key] = got
+            return got.access_token
+
+    def _refresh_locked(self, rejected: str | None, force: bool) -> _Cached:
+        with self.store.token_lock(self.name) as txn:
+            row = txn.row
+            current = self._from_row(row)
+            # A neighbour refreshed while we waited (or, when forced, the store holds a different token
+            # than the one the API just rejected): use theirs, never rotate twice.
+            if current is not None and (not force or current.access_token != rejected):
+                log.debug("jira token %s: using the token a neighbour refreshed", self.name)
+                return current
+            refresh_token = self.cipher.decrypt(row.refresh_token_enc) if row and row.refresh_token_enc \
+                else self._bootstrap
+            if not refresh_token:
+                raise AuthError("atlassian", "POST", f"{self.oauth.auth_url}/oauth/token", None,
+                                "no_refresh_token",
+                                f"no refresh token stored under {self.name!r}: connect Jira once through "
+                                "/bc-jira/jira/oauth/start or set the connection extra refresh_token")
+            try:
+                tokens = self.oauth.refresh(refresh_token)
+            except AuthError as exc:
+                if exc.code in ("invalid_grant", "unauthorized_client"):
+                    raise AuthError(exc.service, exc.method, exc.url, exc.status, exc.code,
+                                    f"{exc.message} — the stored Jira refresh token was revoked or expired; "
+                                    "consent again through /bc-jira/jira/oauth/start") from None
+                raise
+            self.refreshes += 1
+            new_refresh = tokens.refresh_token or refresh_token
+            meta = dict(row.meta) if row is not None and row.meta else {}
+            meta["refreshed_at"] = self.clock()
+            txn.save(self.cipher.encrypt(new_refresh), self.cipher.encrypt(tokens.access_token),
+                     tokens.expires_at, meta)
+            log.info("jira token %s refreshed; valid until %s", self.name,
+                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at)))
+            return _Cached(tokens.access_token, tokens.expires_at)
+
+    # -- writes outside refresh ------------------------------------------------------------------------------
+    def store_tokens(self, tokens: TokenSet, meta: dict[str, Any] | None = None) -> None:
+        """Save a fresh consent (the OAuth callback) encrypted; replaces whatever grant was stored."""
+        if not tokens.refresh_token:
+            raise ValueError("the token response has no refresh_token: add offline_access to the scopes")
+        with self.store.token_lock(self.name) as txn:
+            merged = {**(txn.row.meta if txn.row is not None and txn.row.meta else {}), **(meta or {})}
+            txn.save(self.cipher.encrypt(tokens.refresh_token), self.cipher.encrypt(tokens.access_token),
+                     tokens.expires_at, merged)
+        self._process_cache[self._key()] = _Cached(tokens.access_token, tokens.expires_at)
+
+    def get_meta(self) -> dict[str, Any]:
+        row = self.store.get_token(self.name)
+        return dict(row.meta) if row is not None and row.meta else {}
+
+    def update_meta(self, **values: Any) -> None:
+        """Merge values (e.g. the resolved cloudId) into the token row's meta; tokens are kept as they are."""
+        with self.store.token_lock(self.name) as txn:
+            row = txn.row
+            if row is None:
+                return
+            txn.save(row.refresh_token_enc, row.access_token_enc, row.expires_at,
+                     {**(row.meta or {}), **values})
+
+    def reencrypt(self) -> bool:
+        """Re-encrypt the stored tokens with the newest key (key rotation); True when a row was rewritten."""
+        with self.store.token_lock(self.name) as txn:
+            row = txn.row
+            if row is None:
+                return False
+            txn.save(self.cipher.rotate(row.refresh_token_enc) if row.refresh_token_enc else None,
+                     self.cipher.rotate(row.access_token_enc) if row.access_token_enc else None,
+                     row.expires_at, row.meta or {})
+            return True
