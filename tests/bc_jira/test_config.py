@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bc_jira.config import (
+    BLANK,
+    ConfigError,
+    Selection,
+    decode_enum,
+    default_config_document,
+    encode_enum,
+    parse_config,
+)
+
+
+def test_minimal_document_gets_every_default() -> None:
+    cfg = parse_config('{"project_key": "FIN"}')
+    assert cfg.project_key == "FIN"
+    assert cfg.batch_size == 200
+    assert cfg.overlap_seconds == 120
+    assert cfg.purchase_invoices.selection == Selection("status", ("Draft",))
+    assert cfg.vendors.selection == Selection("blocked", ("Payment", "All"))
+    assert cfg.purchase_orders.selection == Selection("status", ("In_x0020_Review",))
+    assert cfg.purchase_invoices.done_action == "post"
+    assert cfg.vendors.done_action == "unblock"
+    assert cfg.purchase_orders.done_action == "none"
+    assert cfg.purchase_invoices.issue_type == "Invoice"
+    assert cfg.purchase_orders.issue_type == "Purchase Order"
+    assert cfg.fields.record_id == "BC Record Id"
+    assert cfg.fields.document_number == "BC Document No."
+    assert cfg.entity("vendors").entity_set == "vendors"
+    assert cfg.entity("purchase_orders").entity_set == "purchaseOrders"
+
+
+def test_default_document_round_trips() -> None:
+    doc = default_config_document("FIN", "https://businesscentral.dynamics.com/t/production")
+    cfg = parse_config(json.dumps(doc))
+    assert cfg == parse_config(doc)
+    assert cfg.purchase_orders.selection.values == ("In_x0020_Review",)
+    assert cfg.bc_web_client_url == "https://businesscentral.dynamics.com/t/production"
+
+
+def test_every_problem_is_listed_with_key_and_fix() -> None:
+    bad = {
+        "project_key": "fin",
+        "batch_size": 5000,
+        "overlap_seconds": -1,
+        "bogus": 1,
+        "labels": ["has space"],
+        "fields": {"amount": "", "nope": "x"},
+        "bc_web_client_url": "ftp://x",
+        "assignees": [{"vendor_number": "V1"}, {"purchaser": "AH", "email": "not-an-email"}, "x"],
+        "entities": {
+            "purchase_invoices": {"done_action": "unblock", "selection": {"status": ["Drafts"]}},
+            "vendors": {"enabled": "yes", "summary_template": "{nope}"},
+            "purchase_orders": {"issue_type": "", "selection": {"blocked": ["All"]}},
+            "customers": {},
+        },
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse_config(bad)
+    msg = str(exc.value)
+    expected_paths = [
+        "project_key:", "batch_size:", "overlap_seconds:", "bogus: unknown key", "labels[0]:",
+        "fields.amount:", "fields.nope:", "bc_web_client_url:", "assignees[0]:", "assignees[1].email:",
+        "assignees[2]:", "entities.purchase_invoices.done_action:",
+        "entities.purchase_invoices.selection.status[0]: 'Drafts'", "entities.vendors.enabled:",
+        "entities.vendors.summary_template: unknown placeholder {nope}",
+        "entities.purchase_orders.issue_type:",
+        "entities.purchase_orders.selection:", "entities.customers: unknown entity",
+    ]
+    for path in expected_paths:
+        assert path in msg, path
+    assert len(exc.value.problems) >= len(expected_paths)
+    # the fix is named, not just the problem
+    assert "use one of post, none" in msg
+    assert "1 to 1000" in msg
+
+
+@pytest.mark.parametrize("raw", [None, "", "{not json", "[1]"])
+def test_unreadable_documents(raw) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(raw)
+    assert "bc_jira_config" in str(exc.value)
+
+
+def test_selection_accepts_readable_and_encoded_enum_values() -> None:
+    cfg = parse_config({"project_key": "FIN", "entities": {
+        "purchase_orders": {"selection": {"status": ["In Review", "Draft"]}},
+        "vendors": {"selection": {"blocked": "All"}},
+        "purchase_invoices": {"selection": {"status": ["In_x0020_Review"]}},
+    }})
+    sel = cfg.purchase_orders.selection
+    assert sel.values == ("In_x0020_Review", "Draft")
+    assert sel.matches({"status": "In_x0020_Review"})
+    assert sel.matches({"status": "In Review"})
+    assert not sel.matches({"status": "Open"})
+    assert sel.odata_filter() == "status eq 'In_x0020_Review' or status eq 'Draft'"
+    assert cfg.vendors.selection.matches({"blocked": "All"})
+    assert not cfg.vendors.selection.matches({"blocked": BLANK})
+    assert not cfg.vendors.selection.matches({"blocked": " "})
+
+
+def test_enum_codec() -> None:
+    assert encode_enum("In Review") == "In_x0020_Review"
+    assert encode_enum(" ") == BLANK
+    assert encode_enum("") == BLANK
+    assert decode_enum("In_x0020_Review") == "In Review"
+    assert decode_enum(BLANK) == ""
+    assert decode_enum(None) == ""
+
+
+def test_assignee_rules() -> None:
+    cfg = parse_config({"project_key": "FIN", "assignees": [
+        {"vendor_number": "V0001", "account_id": "acc-1"},
+        {"purchaser": "ah", "email": "ap@example.com"},
+    ]})
+    r1, r2 = cfg.assignees
+    assert r1.applies({"vendorNumber": "v0001"}, "purchase_invoices")
+    assert r1.applies({"number": "V0001"}, "vendors")
+    assert not r1.applies({"vendorNumber": "V0002"}, "purchase_invoices")
+    assert r2.applies({"purchaser": "AH"}, "purchase_orders")
+    assert cfg.emails() == ("ap@example.com",)
+
+
+def test_config_is_frozen() -> None:
+    cfg = parse_config({"project_key": "FIN"})
+    with pytest.raises(AttributeError):
+        cfg.batch_size = 3  # type: ignore[misc]
+
+
+def test_done_action_and_transition() -> None:
+    cfg = parse_config({"project_key": "FIN", "entities": {
+        "purchase_invoices": {"done_action": "none", "resolved_transition": "Done", "enabled": False},
+    }})
+    assert cfg.purchase_invoices.done_action == "none"
+    assert cfg.purchase_invoices.resolved_transition == "Done"
+    assert cfg.purchase_invoices.enabled is False
+    with pytest.raises(ConfigError, match="resolved_transition"):
+        parse_config({"project_key": "FIN", "entities": {"vendors": {"resolved_transition": ""}}})
