@@ -73,7 +73,7 @@ def airflow_env_lines(base_url: str, creds: dict[str, Any]) -> list[str]:
         },
     }
     config = {
-        "jira_project_key": creds["project_key"],
+        "project_key": creds["project_key"],
         "bc_web_client_url": f"{base_url}/bc-web",
     }
     return [

@@ -140,3 +140,18 @@ def test_done_action_and_transition() -> None:
     assert cfg.purchase_invoices.enabled is False
     with pytest.raises(ConfigError, match="resolved_transition"):
         parse_config({"project_key": "FIN", "entities": {"vendors": {"resolved_transition": ""}}})
+
+
+def test_sandbox_airflow_env_config_is_valid() -> None:
+    from bc_jira_sandbox.__main__ import airflow_env_lines
+
+    creds = {k: "x" for k in ("bc_client_id", "bc_client_secret", "tenant_id", "environment", "company_id",
+                              "bc_client_state", "atlassian_client_id", "atlassian_client_secret", "site_url",
+                              "redirect_uri", "webhook_secret", "refresh_token")}
+    creds["project_key"] = "FIN"
+    line = next(x for x in airflow_env_lines("http://127.0.0.1:1", creds) if "BC_JIRA_CONFIG" in x)
+    import shlex
+
+    cfg = parse_config(shlex.split(line.partition("=")[2])[0])
+    assert cfg.project_key == "FIN"
+    assert cfg.bc_web_client_url == "http://127.0.0.1:1/bc-web"

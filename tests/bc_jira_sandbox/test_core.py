@@ -33,7 +33,7 @@ def test_airflow_env_prints_connections_for_this_sandbox(sandbox):
     assert bc["extra"]["tenant_id"] == sandbox.creds["tenant_id"]
     assert jira["conn_type"] == "jira_cloud" and jira["extra"]["auth"] == "oauth2"
     assert jira["extra"]["webhook_secret"] == sandbox.creds["webhook_secret"]
-    assert json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"])["jira_project_key"] == "FIN"
+    assert json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"])["project_key"] == "FIN"
 
 
 def test_airflow_env_without_sandbox_says_how_to_start_one():
