@@ -1,14 +1,238 @@
-"""Atlassian OAuth 2.0 (3LO) emulation: /authorize, /oauth/token, /oauth/token/accessible-resources."""
+"""Atlassian OAuth 2.0 (3LO) emulation: /authorize, /oauth/token, /oauth/token/accessible-resources.
+
+Behaves like auth.atlassian.com as described in shared/reference/jira-api.md section 1: auto-consent, rotating
+refresh tokens (every refresh returns a new one; the old one keeps working for a reuse leeway, then reusing it
+revokes the whole grant, like Auth0), 1-hour access tokens, accessible-resources listing the one sandbox site.
+Its state lives in ``sb.jira.oauth`` (an ``AtlassianState``) so ``--data`` persistence keeps it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import base64
+import hashlib
+import json
+import secrets
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
+ACCESS_TTL_S = 3600
+CODE_TTL_S = 600
+REUSE_LEEWAY_S = 600.0  # Atlassian: "The leeway interval is 10 minutes."
+GRANTED_SCOPES = ["read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook",
+                  "manage:jira-configuration", "offline_access"]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+class AtlassianState:
+    """Grants, refresh-token families, access tokens and authorization codes (picklable)."""
+
+    def __init__(self) -> None:
+        self.grants: dict[str, dict[str, Any]] = {}
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}  # token -> {grant, issued, superseded_at}
+        self.access_tokens: dict[str, dict[str, Any]] = {}  # token -> {grant, expires_at, scopes}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.reuse_leeway_s = REUSE_LEEWAY_S
+        self._n = 0
+
+    def next_id(self) -> int:
+        self._n += 1
+        return self._n
+
+
+def reset(sb: Sandbox) -> AtlassianState:
+    """Fresh OAuth state with one pre-consented grant whose first refresh token goes to ``sb.creds``."""
+    st = AtlassianState()
+    # Deterministic per seed, so the credentials printed by airflow-env stay valid across resets.
+    first = "rt1." + hashlib.sha256(f"{sb.creds['atlassian_client_secret']}:grant0".encode()).hexdigest()
+    grant = {"id": "grant0", "revoked": False, "scopes": list(GRANTED_SCOPES), "created": _now(sb)}
+    st.grants["grant0"] = grant
+    st.refresh_tokens[first] = {"grant": "grant0", "issued": _now(sb), "superseded_at": None}
+    sb.creds["refresh_token"] = first
+    return st
+
+
+def _now(sb: Sandbox) -> float:
+    return sb.now().timestamp()
+
+
+def _state(sb: Sandbox) -> AtlassianState:
+    return sb.jira.oauth
+
+
+def _new_access_token(sb: Sandbox, grant_id: str, scopes: list[str]) -> tuple[str, int]:
+    """A JWT-shaped opaque token (Atlassian's are JWTs); only the sandbox can tell whether it is valid."""
+    header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = _b64(json.dumps({"sub": sb.creds["atlassian_client_id"], "grant": grant_id,
+                            "jti": secrets.token_hex(8)}).encode())
+    token = f"{header}.{body}.{_b64(secrets.token_bytes(32))}"
+    _state(sb).access_tokens[token] = {"grant": grant_id, "expires_at": _now(sb) + ACCESS_TTL_S,
+                                       "scopes": scopes}
+    return token, ACCESS_TTL_S
+
+
+def _token_response(sb: Sandbox, grant: dict[str, Any]) -> dict[str, Any]:
+    st = _state(sb)
+    access, ttl = _new_access_token(sb, grant["id"], grant["scopes"])
+    out: dict[str, Any] = {"access_token": access, "expires_in": ttl, "token_type": "Bearer",
+                           "scope": " ".join(grant["scopes"])}
+    if "offline_access" in grant["scopes"]:
+        refresh = f"rt{st.next_id()}." + secrets.token_urlsafe(48)
+        st.refresh_tokens[refresh] = {"grant": grant["id"], "issued": _now(sb), "superseded_at": None}
+        out["refresh_token"] = refresh
+    return out
+
+
+def _revoke(sb: Sandbox, grant_id: str) -> None:
+    st = _state(sb)
+    st.grants[grant_id]["revoked"] = True
+    for tok in [t for t, v in st.access_tokens.items() if v["grant"] == grant_id]:
+        del st.access_tokens[tok]
+
+
+def check_access_token(sb: Sandbox, authorization: str | None) -> dict[str, Any] | None:
+    """The access-token record for a ``Bearer`` header when valid (known, unexpired, grant alive)."""
+    if not authorization or not authorization.startswith("Bearer "):
+        return None
+    st = _state(sb)
+    rec = st.access_tokens.get(authorization[7:].strip())
+    if rec is None or rec["expires_at"] <= _now(sb) or st.grants[rec["grant"]]["revoked"]:
+        return None
+    return rec
+
+
+def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+
+def _redirect_allowed(sb: Sandbox, redirect_uri: str) -> bool:
+    """The registered callback, or any loopback callback (local Airflow instances on any port)."""
+    if redirect_uri == sb.creds["redirect_uri"]:
+        return True
+    parts = urlsplit(redirect_uri)
+    return parts.scheme in ("http", "https") and parts.hostname in ("localhost", "127.0.0.1")
+
 
 def router(sb: Sandbox) -> APIRouter:
-    return APIRouter(tags=["atlassian"])
+    r = APIRouter(tags=["atlassian"])
+
+    @r.get("/authorize")
+    def authorize(request: Request) -> Response:
+        q = request.query_params
+        if q.get("client_id") != sb.creds["atlassian_client_id"]:
+            return Response("Invalid client_id: this app does not exist.", status_code=400,
+                            media_type="text/plain")
+        redirect_uri = q.get("redirect_uri") or ""
+        if not _redirect_allowed(sb, redirect_uri):
+            return Response("The redirect_uri does not match the app's callback URL.", status_code=400,
+                            media_type="text/plain")
+        if q.get("response_type") != "code" or not q.get("scope"):
+            return Response("response_type=code and scope are required.", status_code=400,
+                            media_type="text/plain")
+        requested = q.get("scope", "").split()
+        scopes = [s for s in requested if s in GRANTED_SCOPES]
+        with sb.lock:
+            st = _state(sb)
+            grant_id = f"grant{st.next_id()}"
+            st.grants[grant_id] = {"id": grant_id, "revoked": False, "scopes": scopes, "created": _now(sb),
+                                   "audience": q.get("audience")}
+            code = secrets.token_urlsafe(24)
+            st.codes[code] = {"grant": grant_id, "redirect_uri": redirect_uri,
+                              "expires_at": _now(sb) + CODE_TTL_S}
+            sb.mark_dirty()
+        params = {"code": code}
+        if q.get("state") is not None:
+            params["state"] = q["state"]
+        sep = "&" if urlsplit(redirect_uri).query else "?"
+        return RedirectResponse(f"{redirect_uri}{sep}{urlencode(params)}", status_code=302)
+
+    @r.post("/oauth/token")
+    async def token(request: Request) -> JSONResponse:
+        raw = await request.body()
+        ctype = request.headers.get("content-type", "")
+        try:
+            if "application/x-www-form-urlencoded" in ctype:
+                body = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+            else:
+                body = json.loads(raw or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            return _oauth_error(400, "invalid_request", "Malformed request body.")
+        grant_type = body.get("grant_type")
+        if grant_type == "refresh_token":
+            sb.stats.bump("atlassian.token.refresh")
+        elif grant_type == "authorization_code":
+            sb.stats.bump("atlassian.token.code")
+        if body.get("client_id") != sb.creds["atlassian_client_id"] or \
+                body.get("client_secret") != sb.creds["atlassian_client_secret"]:
+            return _oauth_error(401, "access_denied", "Unauthorized")
+        with sb.lock:
+            st = _state(sb)
+            now = _now(sb)
+            if grant_type == "authorization_code":
+                rec = st.codes.pop(str(body.get("code")), None)
+                if rec is None or rec["expires_at"] <= now:
+                    return _oauth_error(403, "invalid_grant", "Invalid authorization code")
+                if body.get("redirect_uri") != rec["redirect_uri"]:
+                    return _oauth_error(403, "invalid_grant", "redirect_uri does not match")
+                grant = st.grants[rec["grant"]]
+                sb.mark_dirty()
+                return JSONResponse(_token_response(sb, grant))
+            if grant_type == "refresh_token":
+                rec = st.refresh_tokens.get(str(body.get("refresh_token")))
+                if rec is None:
+                    return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
+                grant = st.grants[rec["grant"]]
+                if grant["revoked"]:
+                    return _oauth_error(403, "invalid_grant", "Token has been expired or revoked.")
+                if rec["superseded_at"] is not None and now - rec["superseded_at"] > st.reuse_leeway_s:
+                    # Reuse of a rotated token outside the leeway: the whole family dies (re-consent needed).
+                    _revoke(sb, grant["id"])
+                    sb.stats.bump("atlassian.grant.revoked")
+                    sb.mark_dirty()
+                    return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
+                if rec["superseded_at"] is None:
+                    rec["superseded_at"] = now
+                else:
+                    sb.stats.bump("atlassian.token.reuse_in_leeway")
+                sb.mark_dirty()
+                return JSONResponse(_token_response(sb, grant))
+            return _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+
+    @r.get("/oauth/token/accessible-resources")
+    def accessible_resources(request: Request) -> JSONResponse:
+        with sb.lock:
+            rec = check_access_token(sb, request.headers.get("authorization"))
+        if rec is None:
+            return JSONResponse({"code": 401, "message": "Unauthorized"}, status_code=401)
+        return JSONResponse([{
+            "id": sb.creds["cloud_id"], "name": sb.creds.get("site_name", "sandbox"),
+            "url": sb.creds["site_url"], "scopes": [s for s in rec["scopes"] if s != "offline_access"],
+            "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png",
+        }])
+
+    @r.post("/_sandbox/atlassian/options")
+    def options(body: dict[str, Any]) -> dict[str, Any]:
+        """Test knob: ``{"reuse_leeway_s": N}`` (default 600 like Atlassian)."""
+        with sb.lock:
+            if "reuse_leeway_s" in body:
+                _state(sb).reuse_leeway_s = float(body["reuse_leeway_s"])
+            return {"reuse_leeway_s": _state(sb).reuse_leeway_s}
+
+    @r.post("/_sandbox/atlassian/revoke")
+    def revoke() -> dict[str, Any]:
+        """Test knob: revoke every grant, as a user removing the app would."""
+        with sb.lock:
+            for gid in list(_state(sb).grants):
+                _revoke(sb, gid)
+            sb.mark_dirty()
+        return {"ok": True}
+
+    return r

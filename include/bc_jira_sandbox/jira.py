@@ -1,26 +1,1403 @@
-"""Jira Cloud REST v3 emulation (skeleton; filled in next)."""
+"""Jira Cloud platform REST v3 emulation: fields, issues, bulk create, edit, JQL search, transitions,
+comments, users and dynamic webhooks, under ``/ex/jira/{cloudId}`` (OAuth bearer) and ``/site`` (basic auth).
+
+Fidelity notes (shared/reference/jira-api.md): search lags writes by ``options.search_lag_s`` unless
+``reconcileIssues`` names the issue; ``nextPageToken`` paging with no ``total``; ``fields`` defaults to
+``id``; bulk create answers 201 with per-element ``errors`` (400 only when all fail); ADF is validated; some
+users hide their email; webhooks expire after 30 days and are delivered signed with ``X-Hub-Signature``.
+Every body matches the official OpenAPI document; ``POST /_sandbox/jira/options {"validate": true}`` makes
+the sandbox check it.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from bc_jira_sandbox import atlassian
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
+log = logging.getLogger(__name__)
+
+API = "/rest/api/3"
+WEBHOOK_TTL_S = 30 * 24 * 3600
+BULK_LIMIT = 50
+RECONCILE_LIMIT = 50
+WEBHOOK_RETRY_DELAYS_S = (1.0, 3.0, 10.0)
+CATEGORIES = {
+    "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},
+    "indeterminate": {"id": 4, "key": "indeterminate", "colorName": "yellow", "name": "In Progress"},
+    "done": {"id": 3, "key": "done", "colorName": "green", "name": "Done"},
+}
+STATUSES = [  # id, name, category, transition id
+    ("10000", "To Do", "new", "11"),
+    ("3", "In Progress", "indeterminate", "21"),
+    ("10001", "Done", "done", "31"),
+    ("10002", "Rejected", "done", "41"),
+]
+ISSUE_TYPES = [("10001", "Task"), ("10002", "Invoice"), ("10003", "Vendor"), ("10004", "Purchase Order")]
+CUSTOM_FIELDS = [  # name, kind
+    ("BC Record Id", "textfield"), ("BC Document No.", "textfield"), ("BC Vendor", "textfield"),
+    ("BC Amount", "float"), ("BC Currency", "textfield"), ("BC Status", "textfield"),
+]
+SYSTEM_FIELDS = [  # id, name, schema, clause names
+    ("summary", "Summary", {"type": "string", "system": "summary"}, ["summary"]),
+    ("description", "Description", {"type": "string", "system": "description"}, ["description"]),
+    ("issuetype", "Issue Type", {"type": "issuetype", "system": "issuetype"}, ["issuetype", "type"]),
+    ("project", "Project", {"type": "project", "system": "project"}, ["project"]),
+    ("status", "Status", {"type": "status", "system": "status"}, ["status"]),
+    ("statusCategory", "Status Category", {"type": "statusCategory", "system": "statusCategory"},
+     ["statusCategory"]),
+    ("labels", "Labels", {"type": "array", "items": "string", "system": "labels"}, ["labels"]),
+    ("assignee", "Assignee", {"type": "user", "system": "assignee"}, ["assignee"]),
+    ("reporter", "Reporter", {"type": "user", "system": "reporter"}, ["reporter"]),
+    ("created", "Created", {"type": "datetime", "system": "created"}, ["created", "createdDate"]),
+    ("updated", "Updated", {"type": "datetime", "system": "updated"}, ["updated", "updatedDate"]),
+    ("issuekey", "Key", None, ["id", "issue", "issuekey", "key"]),
+]
+NAVIGABLE = ["summary", "description", "issuetype", "project", "status", "labels", "assignee", "reporter",
+             "created", "updated"]
+USERS = [  # display name, email, email visible
+    ("BC Connector", None, True),  # the connector's own account (email from creds)
+    ("Alice Approver", "alice.approver@example.com", True),
+    ("Bob Buyer", "bob.buyer@example.com", False),
+    ("Carol Controller", "carol.controller@example.com", True),
+    ("Dan Payables", "dan.payables@example.com", False),
+    ("Erin Auditor", "erin.auditor@example.com", True),
+]
+
+
+class JiraError(Exception):
+    """A Jira ``ErrorCollection`` answer."""
+
+    def __init__(self, status: int, messages: list[str] | None = None, errors: dict[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.body = {"errorMessages": messages or [], "errors": errors or {}}
+
+
+def _as_string(value: Any) -> str | None:
+    if value is None:
+        return None
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
+def jira_ts(dt: datetime) -> str:
+    """Jira's timestamp form: 2024-01-01T10:00:00.000+0000."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}+0000"
+
+
+# -- Atlassian Document Format -------------------------------------------------------------------------------
+
+_BLOCK_CHILDREN: dict[str, set[str] | None] = {
+    "doc": {"paragraph", "heading", "bulletList", "orderedList", "table", "codeBlock", "blockquote", "rule",
+            "panel", "mediaSingle", "expand"},
+    "paragraph": {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status"},
+    "heading": {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status"},
+    "bulletList": {"listItem"},
+    "orderedList": {"listItem"},
+    "listItem": {"paragraph", "bulletList", "orderedList", "codeBlock"},
+    "table": {"tableRow"},
+    "tableRow": {"tableHeader", "tableCell"},
+    "tableHeader": {"paragraph", "bulletList", "orderedList", "heading", "codeBlock", "rule", "panel"},
+    "tableCell": {"paragraph", "bulletList", "orderedList", "heading", "codeBlock", "rule", "panel"},
+    "codeBlock": {"text"},
+    "blockquote": {"paragraph", "bulletList", "orderedList", "codeBlock"},
+    "panel": {"paragraph", "bulletList", "orderedList", "heading"},
+    "expand": {"paragraph", "bulletList", "orderedList", "heading", "table", "codeBlock", "panel"},
+    "rule": None, "hardBreak": None, "text": None, "mention": None, "emoji": None, "inlineCard": None,
+    "date": None, "status": None, "mediaSingle": None,
+}
+_MARKS = {"strong", "em", "code", "strike", "underline", "link", "subsup", "textColor"}
+
+
+def validate_adf(doc: Any) -> str | None:
+    """None when ``doc`` is a well-formed ADF document (the node subset Jira accepts here), else why not."""
+    if not isinstance(doc, dict) or doc.get("type") != "doc":
+        return "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+    if doc.get("version") != 1 or not isinstance(doc.get("content"), list):
+        return "INVALID_INPUT: a doc needs version 1 and a content array"
+    extra = set(doc) - {"type", "version", "content"}
+    if extra:
+        return f"INVALID_INPUT: unexpected keys on doc: {sorted(extra)}"
+
+    def walk(node: Any, parent: str, path: str) -> str | None:
+        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+            return f"INVALID_INPUT at {path}: a node must be an object with a type"
+        ntype = node["type"]
+        allowed = _BLOCK_CHILDREN.get(parent)
+        if ntype not in _BLOCK_CHILDREN:
+            return f"INVALID_INPUT at {path}: unknown node type {ntype!r}"
+        if allowed is None or ntype not in allowed:
+            return f"INVALID_INPUT at {path}: {ntype!r} is not allowed inside {parent!r}"
+        if ntype == "text":
+            if not isinstance(node.get("text"), str) or node["text"] == "":
+                return f"INVALID_INPUT at {path}: text nodes need a non-empty text"
+            for mark in node.get("marks", []) or []:
+                if not isinstance(mark, dict) or mark.get("type") not in _MARKS:
+                    return f"INVALID_INPUT at {path}: unknown mark {mark!r}"
+                if mark["type"] == "link" and not (mark.get("attrs") or {}).get("href"):
+                    return f"INVALID_INPUT at {path}: link marks need attrs.href"
+            return None
+        if ntype == "heading" and (node.get("attrs") or {}).get("level") not in (1, 2, 3, 4, 5, 6):
+            return f"INVALID_INPUT at {path}: heading needs attrs.level 1-6"
+        content = node.get("content", [])
+        if not isinstance(content, list):
+            return f"INVALID_INPUT at {path}: content must be an array"
+        if ntype in ("bulletList", "orderedList", "table", "tableRow", "listItem") and not content:
+            return f"INVALID_INPUT at {path}: {ntype} needs content"
+        for i, child in enumerate(content):
+            err = walk(child, ntype, f"{path}.content[{i}]")
+            if err:
+                return err
+        return None
+
+    for i, child in enumerate(doc["content"]):
+        err = walk(child, "doc", f"content[{i}]")
+        if err:
+            return err
+    return None
+
+
+# -- JQL (the subset the connector and its webhooks use) -----------------------------------------------------
+
+_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|!~|=|~|>|<|\(|\)|,)
+                    |(?P<word>[A-Za-z0-9_.\-\[\]:*/+]+))""", re.X)
+_RELATIVE = re.compile(r"^([-+]?)(\d+)([wdhm])$")
+
+
+class JqlError(ValueError):
+    pass
+
+
+def _tokenize(jql: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    pos = 0
+    jql = jql.strip()
+    while pos < len(jql):
+        m = _TOKEN.match(jql, pos)
+        if not m or m.end() == pos:
+            raise JqlError(f"Error in the JQL Query: The character '{jql[pos]}' is a reserved JQL character. "
+                           f"(line 1, character {pos + 1})")
+        pos = m.end()
+        if m.group("str") is not None:
+            raw = m.group("str")[1:-1]
+            out.append(("str", re.sub(r"\\(.)", r"\1", raw)))
+        elif m.group("op") is not None:
+            out.append(("op", m.group("op")))
+        elif m.group("word") is not None:
+            out.append(("word", m.group("word")))
+    return out
+
+
+class _Parser:
+    KEYWORDS = {"and", "or", "not", "in", "order", "by", "is", "empty", "null", "asc", "desc"}
+
+    def __init__(self, tokens: list[tuple[str, str]]) -> None:
+        self.t = tokens
+        self.i = 0
+
+    def peek(self, k: int = 0) -> tuple[str, str] | None:
+        return self.t[self.i + k] if self.i + k < len(self.t) else None
+
+    def is_kw(self, word: str, k: int = 0) -> bool:
+        tok = self.peek(k)
+        return tok is not None and tok[0] == "word" and tok[1].lower() == word
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise JqlError("Error in the JQL Query: Expecting more input at the end of the query.")
+        self.i += 1
+        return tok
+
+    def parse(self) -> tuple[Any, list[tuple[str, bool]]]:
+        where = None
+        if self.peek() is not None and not self.is_kw("order"):
+            where = self.or_expr()
+        order: list[tuple[str, bool]] = []
+        if self.is_kw("order"):
+            self.take()
+            if not self.is_kw("by"):
+                raise JqlError("Error in the JQL Query: Expecting 'by' after 'order'.")
+            self.take()
+            while True:
+                fld = self.take()[1]
+                desc = False
+                if self.is_kw("asc") or self.is_kw("desc"):
+                    desc = self.take()[1].lower() == "desc"
+                order.append((fld, desc))
+                if self.peek() == ("op", ","):
+                    self.take()
+                    continue
+                break
+        if self.peek() is not None:
+            raise JqlError("Error in the JQL Query: Expecting either 'OR' or 'AND' but got "
+                           f"'{self.peek()[1]}'.")
+        return where, order
+
+    def or_expr(self) -> Any:
+        node = self.and_expr()
+        while self.is_kw("or"):
+            self.take()
+            node = ("or", node, self.and_expr())
+        return node
+
+    def and_expr(self) -> Any:
+        node = self.unary()
+        while self.is_kw("and"):
+            self.take()
+            node = ("and", node, self.unary())
+        return node
+
+    def unary(self) -> Any:
+        if self.is_kw("not"):
+            self.take()
+            return ("not", self.unary())
+        if self.peek() == ("op", "("):
+            self.take()
+            node = self.or_expr()
+            if self.take() != ("op", ")"):
+                raise JqlError("Error in the JQL Query: Expecting ')'.")
+            return node
+        return self.clause()
+
+    def clause(self) -> Any:
+        kind, fld = self.take()
+        if kind == "op":
+            raise JqlError(f"Error in the JQL Query: Expecting a field name but got '{fld}'.")
+        if self.is_kw("not") and self.is_kw("in", 1):
+            self.take()
+            self.take()
+            return ("cmp", fld, "not in", self.value_list())
+        if self.is_kw("in"):
+            self.take()
+            return ("cmp", fld, "in", self.value_list())
+        if self.is_kw("is"):
+            self.take()
+            neg = False
+            if self.is_kw("not"):
+                self.take()
+                neg = True
+            word = self.take()[1].lower()
+            if word not in ("empty", "null"):
+                raise JqlError("Error in the JQL Query: Expecting EMPTY or NULL after IS.")
+            return ("cmp", fld, "is not empty" if neg else "is empty", None)
+        kind, op = self.take()
+        if kind != "op" or op not in ("=", "!=", "~", "!~", ">", ">=", "<", "<="):
+            raise JqlError(f"Error in the JQL Query: Expecting operator but got '{op}'.")
+        return ("cmp", fld, op, self.value())
+
+    def value(self) -> str:
+        kind, val = self.take()
+        if kind == "op":
+            raise JqlError(f"Error in the JQL Query: Expecting a value but got '{val}'.")
+        if kind == "word" and self.peek() == ("op", "("):  # a function, e.g. now() or currentUser()
+            self.take()
+            if self.take() != ("op", ")"):
+                raise JqlError("Error in the JQL Query: only functions without arguments are supported.")
+            return f"{val}()"
+        return val
+
+    def value_list(self) -> list[str]:
+        if self.take() != ("op", "("):
+            raise JqlError("Error in the JQL Query: Expecting '(' after IN.")
+        vals = [self.value()]
+        while self.peek() == ("op", ","):
+            self.take()
+            vals.append(self.value())
+        if self.take() != ("op", ")"):
+            raise JqlError("Error in the JQL Query: Expecting ')' to close the IN list.")
+        return vals
+
+
+def parse_jql(jql: str) -> tuple[Any, list[tuple[str, bool]]]:
+    return _Parser(_tokenize(jql)).parse()
+
+
+def jql_fields(node: Any) -> list[tuple[str, str]]:
+    """``(field, operator)`` pairs used by a parsed query (for webhook filter checks)."""
+    if node is None:
+        return []
+    if node[0] in ("and", "or"):
+        return jql_fields(node[1]) + jql_fields(node[2])
+    if node[0] == "not":
+        return jql_fields(node[1])
+    return [(node[1], node[2])]
+
+
+# -- state ---------------------------------------------------------------------------------------------------
+
 
 class JiraState:
+    """Everything Jira holds; guarded by ``sb.lock``; picklable apart from ``sb``."""
+
     def __init__(self, sb: Sandbox) -> None:
         self.sb = sb
-        self.issues: dict[str, dict[str, Any]] = {}
+        self.validate = False
+        self.reset()
 
+    # -- seed ------------------------------------------------------------------------------------------------
     def reset(self) -> None:
-        self.issues = {}
+        sb = self.sb
+        rng = random.Random(f"jira-{sb.options.seed}")
+        self.oauth = atlassian.reset(sb)
+        self.project = {"id": "10000", "key": sb.creds["project_key"], "name": "Finance Approvals"}
+        base = rng.randrange(10030, 10700)
+        self.fields: list[dict[str, Any]] = []
+        for fid, name, schema, clauses in SYSTEM_FIELDS:
+            fd: dict[str, Any] = {"id": fid, "key": fid, "name": name, "custom": False, "orderable": True,
+                                  "navigable": True, "searchable": True, "clauseNames": clauses}
+            if schema is not None:
+                fd["schema"] = schema
+            self.fields.append(fd)
+        num = base
+        for name, kind in CUSTOM_FIELDS:
+            num += rng.randrange(1, 9)
+            fid = f"customfield_{num}"
+            ftype = "number" if kind == "float" else "string"
+            self.fields.append({
+                "id": fid, "key": fid, "name": name, "custom": True, "orderable": True, "navigable": True,
+                "searchable": True, "clauseNames": [f"cf[{num}]", name],
+                "schema": {"type": ftype,
+                           "custom": f"com.atlassian.jira.plugin.system.customfieldtypes:{kind}",
+                           "customId": num},
+            })
+        self.users: list[dict[str, Any]] = []
+        for i, (name, email, visible) in enumerate(USERS):
+            account = f"{rng.randrange(10**5, 10**6)}:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+            self.users.append({"accountId": account, "displayName": name,
+                               "email": sb.creds["jira_email"] if i == 0 else email,
+                               "emailVisible": visible, "accountType": "atlassian", "active": True})
+        self.issues: dict[str, dict[str, Any]] = {}  # id -> record
+        self.keys: dict[str, str] = {}  # key -> id
+        self.next_issue_id = 10000
+        self.next_issue_num = 1
+        self.next_comment_id = 10000
+        self.next_change_id = 10000
+        self.webhooks: dict[int, dict[str, Any]] = {}
+        self.webhook_url: str | None = None
+        self.next_webhook_id = 1000
+        self.deliveries: list[dict[str, Any]] = []  # last deliveries (for tests / debugging)
+        self.next_delivery = 1
 
     def seed(self) -> None:
+        """Jira starts empty of issues: the connector creates them."""
         return None
+
+    # -- lookups ---------------------------------------------------------------------------------------------
+    def url(self, path: str = "") -> str:
+        return f"{self.sb.creds['site_url']}{path}"
+
+    def field(self, ident: str) -> dict[str, Any] | None:
+        """A field by id, name or clause name (``cf[10042]``), case-insensitive."""
+        low = ident.lower()
+        for f in self.fields:
+            if low in (f["id"].lower(), f["name"].lower()) or low in (c.lower() for c in f["clauseNames"]):
+                return f
+        return None
+
+    def status(self, ident: str) -> tuple[str, str, str, str] | None:
+        for s in STATUSES:
+            if ident == s[0] or ident.lower() == s[1].lower():
+                return s
+        return None
+
+    def issue_type(self, ident: str) -> tuple[str, str] | None:
+        for t in ISSUE_TYPES:
+            if ident == t[0] or ident.lower() == t[1].lower():
+                return t
+        return None
+
+    def user(self, account_id: str) -> dict[str, Any] | None:
+        return next((u for u in self.users if u["accountId"] == account_id), None)
+
+    def issue(self, id_or_key: str) -> dict[str, Any]:
+        iid = self.keys.get(id_or_key.upper(), id_or_key)
+        rec = self.issues.get(iid)
+        if rec is None:
+            raise JiraError(404, ["Issue does not exist or you do not have permission to see it."])
+        return rec
+
+    # -- representations -------------------------------------------------------------------------------------
+    def user_json(self, u: dict[str, Any] | None, *, details: bool = False) -> dict[str, Any] | None:
+        if u is None:
+            return None
+        out: dict[str, Any] = {
+            "self": self.url(f"{API}/user?accountId={u['accountId']}"), "accountId": u["accountId"],
+            "accountType": u["accountType"], "displayName": u["displayName"], "active": u["active"],
+            "timeZone": "Etc/UTC",
+            "avatarUrls": {s: f"https://avatar-management.services.atlassian.com/{u['accountId'][:6]}/{s}"
+                           for s in ("16x16", "24x24", "32x32", "48x48")},
+        }
+        if u["emailVisible"] and u["email"]:
+            out["emailAddress"] = u["email"]
+        if not details:
+            out["locale"] = "en_US"
+        return out
+
+    def status_json(self, s: tuple[str, str, str, str]) -> dict[str, Any]:
+        cat = CATEGORIES[s[2]]
+        return {"self": self.url(f"{API}/status/{s[0]}"), "description": "",
+                "iconUrl": self.url("/images/s.png"), "name": s[1], "id": s[0],
+                "statusCategory": {"self": self.url(f"{API}/statuscategory/{cat['id']}"), **cat}}
+
+    def issue_type_json(self, t: tuple[str, str]) -> dict[str, Any]:
+        return {"self": self.url(f"{API}/issuetype/{t[0]}"), "id": t[0], "description": f"{t[1]} from BC",
+                "iconUrl": self.url(f"/images/issuetype-{t[0]}.png"), "name": t[1], "subtask": False,
+                "avatarId": 10300 + int(t[0]) % 100, "hierarchyLevel": 0}
+
+    def project_json(self, full: bool = False) -> dict[str, Any]:
+        p = self.project
+        out: dict[str, Any] = {"self": self.url(f"{API}/project/{p['id']}"), "id": p["id"], "key": p["key"],
+                               "name": p["name"], "projectTypeKey": "business", "simplified": False,
+                               "avatarUrls": {s: self.url(f"/images/project-{s}.png")
+                                              for s in ("16x16", "24x24", "32x32", "48x48")}}
+        if full:
+            out.update({"description": "Business Central documents awaiting a human step",
+                        "lead": self.user_json(self.users[1]), "assigneeType": "UNASSIGNED",
+                        "issueTypes": [self.issue_type_json(t) for t in ISSUE_TYPES], "isPrivate": False,
+                        "style": "classic", "archived": False, "deleted": False})
+        return out
+
+    def field_values(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """Every field of an issue as the API shows it."""
+        f = rec["fields"]
+        out: dict[str, Any] = {
+            "summary": f["summary"], "description": f.get("description"),
+            "issuetype": self.issue_type_json(self.issue_type(f["issuetype"])),
+            "project": self.project_json(),
+            "status": self.status_json(self.status(f["status"])),
+            "labels": list(f.get("labels", [])),
+            "assignee": self.user_json(self.user(f["assignee"])) if f.get("assignee") else None,
+            "reporter": self.user_json(self.user(f["reporter"])) if f.get("reporter") else None,
+            "created": jira_ts(rec["created"]), "updated": jira_ts(rec["updated"]),
+        }
+        out["statusCategory"] = out["status"]["statusCategory"]
+        for fd in self.fields:
+            if fd["custom"]:
+                out[fd["id"]] = f.get(fd["id"])
+        return out
+
+    def issue_json(self, rec: dict[str, Any], fields: list[str] | str | None, *,
+                   snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+        values = snapshot if snapshot is not None else self.field_values(rec)
+        wanted = self.select_fields(fields, values)
+        out: dict[str, Any] = {"expand": "renderedFields,names,schema,operations,editmeta,changelog,"
+                               "versionedRepresentations", "id": rec["id"],
+                               "self": self.url(f"{API}/issue/{rec['id']}"), "key": rec["key"]}
+        if wanted:
+            out["fields"] = {k: values[k] for k in wanted}
+        return out
+
+    def select_fields(self, fields: list[str] | str | None, values: dict[str, Any]) -> list[str]:
+        if fields is None:
+            return list(values)
+        items = [x.strip() for x in (fields.split(",") if isinstance(fields, str) else fields) if x.strip()]
+        chosen: list[str] = []
+        for item in items:
+            if item == "*all":
+                chosen.extend(values)
+            elif item == "*navigable":
+                chosen.extend(k for k in values if k in NAVIGABLE or k.startswith("customfield_"))
+            elif item.startswith("-"):
+                continue
+            elif item in ("id", "key"):
+                continue
+            else:
+                fd = self.field(item)
+                if fd is not None and fd["id"] in values:
+                    chosen.append(fd["id"])
+        excluded = {self.field(i[1:])["id"] for i in items if i.startswith("-") and self.field(i[1:])}
+        seen: list[str] = []
+        for c in chosen:
+            if c not in excluded and c not in seen:
+                seen.append(c)
+        return seen
+
+    # -- writes ----------------------------------------------------------------------------------------------
+    def _check_fields(self, fields: dict[str, Any], *, creating: bool,
+                      errors: dict[str, str]) -> dict[str, Any]:
+        """Validate and normalise ``fields`` of a create/edit; fills ``errors`` like Jira does."""
+        out: dict[str, Any] = {}
+        for fid, value in fields.items():
+            if fid == "project":
+                ident = str((value or {}).get("id") or (value or {}).get("key") or "") \
+                    if isinstance(value, dict) else str(value)
+                if ident not in (self.project["id"], self.project["key"]):
+                    errors["project"] = "Specify a valid project ID or key"
+                else:
+                    out["project"] = self.project["id"]
+            elif fid == "issuetype":
+                ident = str((value or {}).get("id") or (value or {}).get("name") or "") \
+                    if isinstance(value, dict) else ""
+                t = self.issue_type(ident) if ident else None
+                if t is None:
+                    errors["issuetype"] = "Specify a valid issue type"
+                else:
+                    out["issuetype"] = t[0]
+            elif fid == "summary":
+                if not isinstance(value, str) or not value.strip():
+                    errors["summary"] = "You must specify a summary of the issue."
+                elif len(value) > 255:
+                    errors["summary"] = "Summary must be less than 255 characters."
+                elif "\n" in value:
+                    errors["summary"] = "The summary is invalid because it contains newline characters."
+                else:
+                    out["summary"] = value
+            elif fid == "description":
+                if value is None:
+                    out["description"] = None
+                else:
+                    why = validate_adf(value)
+                    if why:
+                        errors["description"] = why
+                    else:
+                        out["description"] = value
+            elif fid == "labels":
+                if not isinstance(value, list) or not all(isinstance(x, str) and x and " " not in x
+                                                          for x in value):
+                    errors["labels"] = "Labels must be a list of strings without spaces."
+                else:
+                    out["labels"] = list(dict.fromkeys(value))
+            elif fid in ("assignee", "reporter"):
+                acct = (value or {}).get("accountId") or (value or {}).get("id") if isinstance(value, dict) \
+                    else None
+                if value is None:
+                    out[fid] = None
+                elif acct is None or self.user(str(acct)) is None:
+                    errors[fid] = f"User '{acct}' does not exist or cannot be {fid}."
+                else:
+                    out[fid] = str(acct)
+            else:
+                fd = self.field(fid) if fid.startswith("customfield_") else None
+                if fd is None or not fd["custom"]:
+                    errors[fid] = (f"Field '{fid}' cannot be set. It is not on the appropriate screen, "
+                                   "or unknown.")
+                    continue
+                kind = fd["schema"]["custom"].rsplit(":", 1)[-1]
+                if value is None:
+                    out[fid] = None
+                elif kind == "float":
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        errors[fid] = f"Operation value must be a number ({fd['name']})"
+                    else:
+                        out[fid] = float(value)
+                elif not isinstance(value, str):
+                    errors[fid] = f"Operation value must be a string ({fd['name']})"
+                elif len(value) > 255:
+                    errors[fid] = f"{fd['name']}: text is too long (maximum 255 characters)"
+                else:
+                    out[fid] = value
+        if creating:
+            for req, msg in (("project", "Specify a valid project ID or key"),
+                             ("issuetype", "Specify an issue type"),
+                             ("summary", "You must specify a summary of the issue.")):
+                if req not in fields and req not in errors:
+                    errors[req] = msg
+        return out
+
+    def create(self, body: Any, actor: dict[str, Any]) -> dict[str, Any]:
+        """Create one issue; raises JiraError(400) with the field errors."""
+        if not isinstance(body, dict) or not isinstance(body.get("fields", {}), dict):
+            raise JiraError(400, ["Request body must be an issue with fields."])
+        fields = dict(body.get("fields") or {})
+        update = body.get("update") or {}
+        both = set(fields) & set(update)
+        if both:
+            raise JiraError(400, [], {f: "Field cannot be set in both fields and update." for f in both})
+        errors: dict[str, str] = {}
+        clean = self._check_fields(fields, creating=True, errors=errors)
+        if errors:
+            raise JiraError(400, [], errors)
+        now = self.sb.now()
+        iid = str(self.next_issue_id)
+        self.next_issue_id += 1
+        key = f"{self.project['key']}-{self.next_issue_num}"
+        self.next_issue_num += 1
+        clean.setdefault("labels", [])
+        clean.setdefault("reporter", actor["accountId"])
+        clean["status"] = STATUSES[0][0]
+        rec = {"id": iid, "key": key, "fields": clean, "created": now, "updated": now, "comments": [],
+               "properties": {p["key"]: p.get("value") for p in body.get("properties", []) or []
+                              if isinstance(p, dict) and "key" in p},
+               "search_visible_after": now.timestamp() + self.sb.options.search_lag_s,
+               "search_snapshot": None}
+        self.issues[iid] = rec
+        self.keys[key] = iid
+        self._fire(rec, "jira:issue_created", "issue_created", actor, [])
+        return {"id": iid, "key": key, "self": self.url(f"{API}/issue/{iid}")}
+
+    def _touch(self, rec: dict[str, Any]) -> None:
+        """Before a write: remember what search shows now; the new state becomes searchable after the lag."""
+        now = self.sb.now()
+        rec["search_snapshot"] = self.search_view(rec, reconciled=False)
+        rec["search_visible_after"] = now.timestamp() + self.sb.options.search_lag_s
+        rec["updated"] = now
+
+    def _change_items(self, rec: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+        items = []
+        for fid, value in new.items():
+            old = rec["fields"].get(fid)
+            if old == value:
+                continue
+            fd = self.field(fid)
+            item: dict[str, Any] = {"field": fd["name"] if fd else fid, "fieldId": fid,
+                                    "fieldtype": "custom" if fid.startswith("customfield_") else "jira"}
+            if fid == "status":
+                item.update({"field": "status", "from": old, "fromString": self.status(old)[1],
+                             "to": value, "toString": self.status(value)[1]})
+            elif fid in ("assignee", "reporter"):
+                item.update({"from": old, "to": value,
+                             "fromString": (self.user(old) or {}).get("displayName") if old else None,
+                             "toString": (self.user(value) or {}).get("displayName") if value else None})
+            elif fid == "description":
+                item.update({"from": None, "fromString": None, "to": None, "toString": "(ADF)"})
+            else:
+                item.update({"fromString": _as_string(old), "toString": _as_string(value)})
+            items.append({k: v for k, v in item.items() if v is not None})
+        return items
+
+    def edit(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> None:
+        if not isinstance(body, dict):
+            raise JiraError(400, ["Request body must be a JSON object."])
+        fields = dict(body.get("fields") or {})
+        update = body.get("update") or {}
+        both = set(fields) & set(update)
+        if both:
+            raise JiraError(400, [], {f: "Field cannot be set in both fields and update." for f in both})
+        for locked in ("project", "issuetype", "status"):
+            if locked in fields:
+                raise JiraError(400, [], {locked: f"Field '{locked}' cannot be set. It is not on the "
+                                                  "appropriate screen, or unknown."})
+        errors: dict[str, str] = {}
+        new = self._check_fields(fields, creating=False, errors=errors)
+        comments: list[Any] = []
+        for fid, ops in update.items():
+            if not isinstance(ops, list):
+                errors[fid] = "Update operations must be a list."
+                continue
+            for op in ops:
+                if not isinstance(op, dict) or len(op) != 1:
+                    errors[fid] = "Each update operation needs exactly one of set/add/remove/edit."
+                    continue
+                verb, value = next(iter(op.items()))
+                if fid == "comment" and verb == "add":
+                    why = validate_adf((value or {}).get("body") if isinstance(value, dict) else None)
+                    if why:
+                        errors["comment"] = why
+                    else:
+                        comments.append(value["body"])
+                elif fid == "labels" and verb in ("add", "remove", "set"):
+                    labels = list(new.get("labels", rec["fields"].get("labels", [])))
+                    if verb == "set":
+                        labels = list(value or [])
+                    elif verb == "add" and value not in labels:
+                        labels.append(value)
+                    elif verb == "remove" and value in labels:
+                        labels.remove(value)
+                    new["labels"] = labels
+                elif verb == "set":
+                    new.update(self._check_fields({fid: value}, creating=False, errors=errors))
+                else:
+                    errors[fid] = f"Operation '{verb}' is not supported for field '{fid}'."
+        if errors:
+            raise JiraError(400, [], errors)
+        items = self._change_items(rec, new)
+        if not items and not comments:
+            return
+        self._touch(rec)
+        rec["fields"].update(new)
+        for c in comments:
+            self._add_comment(rec, c, actor)
+        if items:
+            self._fire(rec, "jira:issue_updated", "issue_updated", actor, items)
+
+    def _add_comment(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> dict[str, Any]:
+        now = self.sb.now()
+        cid = str(self.next_comment_id)
+        self.next_comment_id += 1
+        c = {"id": cid, "body": body, "author": actor["accountId"], "created": now}
+        rec["comments"].append(c)
+        return c
+
+    def comment_json(self, rec: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
+        author = self.user_json(self.user(c["author"]), details=True)
+        return {"self": self.url(f"{API}/issue/{rec['id']}/comment/{c['id']}"), "id": c["id"],
+                "author": author, "body": c["body"], "updateAuthor": author, "created": jira_ts(c["created"]),
+                "updated": jira_ts(c["created"]), "jsdPublic": True}
+
+    def add_comment(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise JiraError(400, ["Comment body must be a JSON object."])
+        why = validate_adf(body.get("body"))
+        if why:
+            raise JiraError(400, [] if why.startswith("Operation") else ["INVALID_INPUT"],
+                            {"comment": why})
+        self._touch(rec)
+        c = self._add_comment(rec, body["body"], actor)
+        return self.comment_json(rec, c)
+
+    def transitions(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"id": tid, "name": name, "to": self.status_json((sid, name, cat, tid)), "hasScreen": False,
+                 "isGlobal": True, "isInitial": False, "isAvailable": True, "isConditional": False,
+                 "looped": False}
+                for sid, name, cat, tid in STATUSES if sid != rec["fields"]["status"]]
+
+    def transition(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("transition"), dict) \
+                or not body["transition"].get("id"):
+            raise JiraError(400, ["Missing 'transition' identifier"])
+        tid = str(body["transition"]["id"])
+        target = next((s for s in STATUSES if s[3] == tid and s[0] != rec["fields"]["status"]), None)
+        if target is None:
+            raise JiraError(400, [f"Transition id '{tid}' is not valid for this issue."])
+        fields = body.get("fields") or {}
+        if fields:
+            raise JiraError(400, [], {f: f"Field '{f}' cannot be set. It is not on the appropriate screen, "
+                                         "or unknown." for f in fields})
+        comments = []
+        for op in (body.get("update") or {}).get("comment", []) or []:
+            value = op.get("add") if isinstance(op, dict) else None
+            why = validate_adf((value or {}).get("body") if isinstance(value, dict) else None)
+            if why:
+                raise JiraError(400, [], {"comment": why})
+            comments.append(value["body"])
+        self._move(rec, target, actor, comments)
+
+    def _move(self, rec: dict[str, Any], target: tuple[str, str, str, str], actor: dict[str, Any],
+              comments: list[Any] | None = None) -> None:
+        items = self._change_items(rec, {"status": target[0]})
+        self._touch(rec)
+        rec["fields"]["status"] = target[0]
+        for c in comments or []:
+            self._add_comment(rec, c, actor)
+        self._fire(rec, "jira:issue_updated", "issue_generic", actor, items)
+
+    # -- search ----------------------------------------------------------------------------------------------
+    def search_view(self, rec: dict[str, Any], reconciled: bool) -> dict[str, Any] | None:
+        """What the (lagging) search index holds for an issue: None when it is not indexed yet."""
+        if reconciled or self.sb.now().timestamp() >= rec["search_visible_after"]:
+            return self.field_values(rec)
+        return rec["search_snapshot"]
+
+    def _cf_value(self, values: dict[str, Any], fd: dict[str, Any]) -> Any:
+        return values.get(fd["id"])
+
+    def matches(self, node: Any, rec: dict[str, Any], values: dict[str, Any]) -> bool:
+        if node is None:
+            return True
+        tag = node[0]
+        if tag == "and":
+            return self.matches(node[1], rec, values) and self.matches(node[2], rec, values)
+        if tag == "or":
+            return self.matches(node[1], rec, values) or self.matches(node[2], rec, values)
+        if tag == "not":
+            return not self.matches(node[1], rec, values)
+        _, fname, op, val = node
+        low = fname.lower()
+        vals = val if isinstance(val, list) else [val]
+        if low in ("project",):
+            actual: list[Any] = [values["project"]["key"].lower(), values["project"]["id"]]
+        elif low in ("issuetype", "type"):
+            actual = [values["issuetype"]["name"].lower(), values["issuetype"]["id"]]
+        elif low == "status":
+            actual = [values["status"]["name"].lower(), values["status"]["id"]]
+        elif low == "statuscategory":
+            cat = values["status"]["statusCategory"]
+            actual = [cat["key"].lower(), cat["name"].lower(), str(cat["id"])]
+        elif low in ("key", "issuekey", "id", "issue"):
+            actual = [rec["key"].lower(), rec["id"]]
+        elif low in ("assignee", "reporter"):
+            u = values.get(low)
+            actual = [u["accountId"].lower()] if u else []
+        elif low == "labels":
+            actual = [x.lower() for x in values.get("labels", [])]
+        elif low in ("updated", "created", "updateddate", "createddate"):
+            return self._date_cmp(values["updated" if low.startswith("updated") else "created"], op, val)
+        elif low in ("summary", "text"):
+            actual = [values.get("summary", "").lower()]
+        else:
+            fd = self.field(fname)
+            if fd is None or not fd["custom"]:
+                raise JqlError(f"Field '{fname}' does not exist or you do not have permission to view it.")
+            raw = self._cf_value(values, fd)
+            if fd["schema"]["type"] == "number":
+                return self._num_cmp(raw, op, vals)
+            actual = [] if raw is None else [str(raw).lower()]
+        want = [str(v).lower() for v in vals] if val is not None else []
+        if op in ("=", "in"):
+            return any(w in actual for w in want)
+        if op in ("!=", "not in"):
+            return bool(actual) and not any(w in actual for w in want)
+        if op == "~":
+            return any(w.strip("*") in a for w in want for a in actual)
+        if op == "!~":
+            return not any(w.strip("*") in a for w in want for a in actual)
+        if op == "is empty":
+            return not actual
+        if op == "is not empty":
+            return bool(actual)
+        raise JqlError(f"The operator '{op}' is not supported by the '{fname}' field.")
+
+    @staticmethod
+    def _num_cmp(raw: Any, op: str, vals: list[str]) -> bool:
+        if op == "is empty":
+            return raw is None
+        if op == "is not empty":
+            return raw is not None
+        if raw is None:
+            return False
+        try:
+            nums = [float(v) for v in vals]
+        except ValueError as exc:
+            raise JqlError(f"'{vals[0]}' is not a valid number.") from exc
+        checks: dict[str, Callable[[], bool]] = {
+            "=": lambda: raw in nums, "in": lambda: raw in nums, "!=": lambda: raw not in nums,
+            "not in": lambda: raw not in nums, ">": lambda: raw > nums[0], ">=": lambda: raw >= nums[0],
+            "<": lambda: raw < nums[0], "<=": lambda: raw <= nums[0]}
+        if op not in checks:
+            raise JqlError(f"The operator '{op}' is not supported by number fields.")
+        return checks[op]()
+
+    def _date_cmp(self, actual_s: str, op: str, val: Any) -> bool:
+        actual = datetime.strptime(actual_s, "%Y-%m-%dT%H:%M:%S.%f%z")
+        target = self._jql_date(str(val))
+        ops: dict[str, Callable[[], bool]] = {
+            ">": lambda: actual > target, ">=": lambda: actual >= target, "<": lambda: actual < target,
+            "<=": lambda: actual <= target, "=": lambda: actual == target, "!=": lambda: actual != target}
+        if op not in ops:
+            raise JqlError(f"The operator '{op}' is not supported by date fields.")
+        return ops[op]()
+
+    def _jql_date(self, text: str) -> datetime:
+        now = self.sb.now()
+        if text.lower() in ("now()", "now"):
+            return now
+        m = _RELATIVE.match(text.strip())
+        if m:
+            sign = -1 if m.group(1) == "-" else 1
+            unit = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}[m.group(3)]
+            return now + timedelta(seconds=sign * int(m.group(2)) * unit)
+        for fmt in ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%d", "%Y/%m/%d"):
+            try:
+                return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+        raise JqlError(f"Date value '{text}' for field 'updated' is invalid. Valid formats include: "
+                       "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period "
+                       "format e.g. '-5d', '4w 2d'.")
+
+    def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        jql = body.get("jql")
+        if not isinstance(jql, str) or not jql.strip():
+            raise JiraError(400, ["Unbounded JQL queries are not allowed here. Please add a search "
+                                  "restriction to your query."])
+        try:
+            where, order = parse_jql(jql)
+        except JqlError as exc:
+            raise JiraError(400, [str(exc)]) from None
+        if where is None:
+            raise JiraError(400, ["Unbounded JQL queries are not allowed here. Please add a search "
+                                  "restriction to your query."])
+        reconcile = body.get("reconcileIssues") or []
+        if not isinstance(reconcile, list) or len(reconcile) > RECONCILE_LIMIT or \
+                not all(isinstance(x, int) and not isinstance(x, bool) for x in reconcile):
+            raise JiraError(400, [f"reconcileIssues accepts at most {RECONCILE_LIMIT} numeric issue ids."])
+        max_results = body.get("maxResults", 50)
+        if not isinstance(max_results, int) or max_results < 1:
+            raise JiraError(400, ["maxResults must be a positive integer."])
+        max_results = min(max_results, 5000)
+        reconciled = {str(x) for x in reconcile}
+        hits: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        try:
+            for rec in self.issues.values():
+                view = self.search_view(rec, rec["id"] in reconciled)
+                if view is not None and self.matches(where, rec, view):
+                    hits.append((rec, view))
+        except JqlError as exc:
+            raise JiraError(400, [str(exc)]) from None
+        for fname, desc in reversed(order or [("key", False)]):
+            low = fname.lower()
+
+            def sort_key(hit: tuple[dict[str, Any], dict[str, Any]], low: str = low) -> Any:
+                rec, view = hit
+                if low in ("key", "issuekey", "id"):
+                    return int(rec["id"])
+                if low in ("created", "updated"):
+                    return view[low]
+                fd = self.field(low)
+                v = view.get(fd["id"]) if fd else None
+                return (v is None, v if v is not None else 0)
+
+            hits.sort(key=sort_key, reverse=desc)
+        token = body.get("nextPageToken")
+        start = 0
+        digest = hashlib.sha256(jql.encode()).hexdigest()[:12]
+        if token:
+            try:
+                start_s, tok_digest = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+                start = int(start_s)
+                if tok_digest != digest:
+                    raise ValueError
+            except (ValueError, UnicodeDecodeError):
+                raise JiraError(400, ["The provided next page token is invalid or expired."]) from None
+        page = hits[start:start + max_results]
+        fields = body.get("fields") or ["id"]
+        out: dict[str, Any] = {"issues": [self.issue_json(rec, fields, snapshot=view) for rec, view in page]}
+        end = start + len(page)
+        if end < len(hits):
+            out["nextPageToken"] = base64.urlsafe_b64encode(f"{end}:{digest}".encode()).decode()
+            out["isLast"] = False
+        else:
+            out["isLast"] = True
+        return out
+
+    # -- users -----------------------------------------------------------------------------------------------
+    def find_users(self, query: str | None, account_id: str | None) -> list[dict[str, Any]]:
+        if account_id:
+            u = self.user(account_id)
+            return [u] if u else []
+        q = (query or "").lower()
+        out = []
+        for u in self.users:
+            words = u["displayName"].lower().split()
+            email = (u["email"] or "").lower()
+            if any(w.startswith(q) for w in words) or u["displayName"].lower().startswith(q) \
+                    or (u["emailVisible"] and email.startswith(q)) or (email and email == q):
+                out.append(u)
+        return out
+
+    # -- webhooks --------------------------------------------------------------------------------------------
+    WEBHOOK_FIELDS = {"issuekey", "key", "project", "issuetype", "type", "status", "assignee", "reporter"}
+
+    def webhook_jql_error(self, jql: str) -> str | None:
+        try:
+            where, order = parse_jql(jql)
+        except JqlError as exc:
+            return str(exc)
+        if order:
+            return "The clause ORDER BY is unsupported"
+        for fname, op in jql_fields(where):
+            low = fname.lower()
+            if low not in self.WEBHOOK_FIELDS and not low.startswith("issue.property") and \
+                    not low.startswith("cf["):
+                return f"The clause {fname} is unsupported"
+            if op not in ("=", "!=", "in", "not in"):
+                return f"The operator '{op}' is unsupported"
+        return None
+
+    def _fire(self, rec: dict[str, Any], event: str, type_name: str, actor: dict[str, Any],
+              items: list[dict[str, Any]]) -> None:
+        """Queue deliveries for the webhooks whose event, JQL and field filter match this change."""
+        now_ms = int(self.sb.now().timestamp() * 1000)
+        values = self.field_values(rec)
+        matched = []
+        for wid, wh in sorted(self.webhooks.items()):
+            if wh["expirationDate"] <= now_ms or event not in wh["events"]:
+                continue
+            if event == "jira:issue_updated" and wh.get("fieldIdsFilter"):
+                if not {i.get("fieldId") for i in items} & set(wh["fieldIdsFilter"]):
+                    continue
+            try:
+                if not self.matches(parse_jql(wh["jqlFilter"])[0], rec, values):
+                    continue
+            except JqlError:
+                continue
+            matched.append(wid)
+        if not matched or not self.webhook_url:
+            return
+        payload: dict[str, Any] = {
+            "timestamp": now_ms, "webhookEvent": event, "issue_event_type_name": type_name,
+            "user": self.user_json(actor, details=True),
+            "issue": self.issue_json(rec, "*all"), "matchedWebhookIds": matched,
+        }
+        if items:
+            self.next_change_id += 1
+            payload["changelog"] = {"id": str(self.next_change_id), "items": items}
+        ident = str(self.next_delivery)
+        self.next_delivery += 1
+        self._schedule_delivery(self.webhook_url, json.dumps(payload).encode(), ident, 0)
+
+    def _schedule_delivery(self, url: str, body: bytes, ident: str, attempt: int, delay: float = 0.0) -> None:
+        sb = self.sb
+
+        def send() -> None:
+            sig = hmac.new(sb.creds["webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
+            headers = {"X-Hub-Signature": f"sha256={sig}", "X-Atlassian-Webhook-Identifier": ident,
+                       "X-Atlassian-Webhook-Flow": "Primary", "User-Agent": "Atlassian Webhook HTTP Client"}
+            if attempt:
+                headers["X-Atlassian-Webhook-Retry"] = str(attempt)
+            resp = sb.post_json(url, body, headers)
+            sb.stats.bump("jira.webhooks.sent")
+            status = resp.status_code if resp is not None else None
+            with sb.lock:
+                self.deliveries.append({"id": ident, "url": url, "attempt": attempt, "status": status})
+                del self.deliveries[:-200]
+            retry = status is None or status in (408, 409, 425, 429) or status >= 500
+            if retry and attempt < len(WEBHOOK_RETRY_DELAYS_S):
+                sb.stats.bump("jira.webhooks.retried")
+                self._schedule_delivery(url, body, ident, attempt + 1, WEBHOOK_RETRY_DELAYS_S[attempt])
+
+        sb.schedule(delay, send)
+
+
+# -- HTTP layer ----------------------------------------------------------------------------------------------
+
+_SCOPES = {"read": "read:jira-work", "write": "write:jira-work", "user": "read:jira-user",
+           "webhook": "manage:jira-webhook"}
 
 
 def router(sb: Sandbox) -> APIRouter:
-    return APIRouter(tags=["jira"])
+    r = APIRouter(tags=["jira"])
+    st = lambda: sb.jira  # noqa: E731 - state is replaced on load; always look it up
+
+    def respond(request: Request, status: int, body: Any = None) -> Response:
+        if st().validate:
+            _validate_response(sb, request, status, body)
+        if body is None:
+            return Response(status_code=status)
+        return JSONResponse(body, status_code=status)
+
+    def auth(request: Request, basic: bool, cloud_id: str | None, scope: str) -> dict[str, Any] | Response:
+        """The acting user, or the error answer (401 gateway style for OAuth, Jira style for basic)."""
+        header = request.headers.get("authorization")
+        jira = st()
+        if basic:
+            want = "Basic " + base64.b64encode(
+                f"{sb.creds['jira_email']}:{sb.creds['jira_api_token']}".encode()).decode()
+            if not header or not hmac.compare_digest(header, want):
+                return JSONResponse({"errorMessages": ["Client must be authenticated to access this "
+                                                       "resource."], "errors": {}}, status_code=401)
+            return jira.users[0]
+        rec = atlassian.check_access_token(sb, header)
+        if rec is None:
+            return JSONResponse({"code": 401, "message": "Unauthorized"}, status_code=401)
+        if cloud_id != sb.creds["cloud_id"]:
+            return JSONResponse({"code": 404, "message": "Site not found or not accessible with this token"},
+                                status_code=404)
+        if _SCOPES[scope] not in rec["scopes"]:
+            return JSONResponse({"code": 401, "message": "Unauthorized; scope does not match"},
+                                status_code=401)
+        return jira.users[0]
+
+    async def body_of(request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            return None
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise JiraError(400, ["Unexpected character: the request body is not valid JSON."]) from None
+        if st().validate:
+            _validate_request(sb, request, body)
+        return body
+
+    def endpoint(method: str, path: str, scope: str, handler: Callable[..., Any]) -> None:
+        """Register ``handler(request, actor, body, **path_params)`` under the OAuth and basic-auth roots."""
+        for prefix, basic in (("/ex/jira/{cloudId}", False), ("/site", True)):
+            r.add_api_route(prefix + path, make_route(method, path, scope, handler, basic), methods=[method],
+                            name=f"{method} {path} ({prefix})")
+
+    def make_route(method: str, path: str, scope: str, handler: Callable[..., Any],
+                   basic: bool) -> Callable[[Request], Any]:
+        async def route(request: Request) -> Response:
+            params = dict(request.path_params)
+            cloud_id = params.pop("cloudId", None)
+            actor = auth(request, basic, cloud_id, scope)
+            if isinstance(actor, Response):
+                return actor
+            if path.startswith(f"{API}/webhook") and basic:
+                return respond(request, 403, {"errorMessages": ["Only Connect and OAuth 2.0 apps can use "
+                                                                "this operation."], "errors": {}})
+            try:
+                body = await body_of(request) if method in ("POST", "PUT", "DELETE") else None
+                with sb.lock:
+                    status, out = handler(request, actor, body, **params)
+                    sb.mark_dirty()
+            except JiraError as exc:
+                return respond(request, exc.status, exc.body)
+            return respond(request, status, out)
+
+        return route
+
+    # -- metadata --------------------------------------------------------------------------------------------
+    endpoint("GET", f"{API}/field", "read", lambda rq, a, b: (200, st().fields))
+    endpoint("GET", f"{API}/myself", "read", lambda rq, a, b: (200, st().user_json(a)))
+    endpoint("GET", f"{API}/status", "read",
+             lambda rq, a, b: (200, [st().status_json(s) for s in STATUSES]))
+
+    def get_project(rq: Request, a: Any, b: Any, projectIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        p = st().project
+        if projectIdOrKey not in (p["id"], p["key"]):
+            raise JiraError(404, [f"No project could be found with key '{projectIdOrKey}'."])
+        return 200, st().project_json(full=True)
+
+    endpoint("GET", f"{API}/project/{{projectIdOrKey}}", "read", get_project)
+
+    def project_statuses(rq: Request, a: Any, b: Any, projectIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        get_project(rq, a, b, projectIdOrKey)
+        j = st()
+        return 200, [{"self": j.url(f"{API}/issuetype/{t[0]}"), "id": t[0], "name": t[1], "subtask": False,
+                      "statuses": [j.status_json(s) for s in STATUSES]} for t in ISSUE_TYPES]
+
+    endpoint("GET", f"{API}/project/{{projectIdOrKey}}/statuses", "read", project_statuses)
+
+    def issuetypes_for_project(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        pid = rq.query_params.get("projectId")
+        if pid != st().project["id"]:
+            raise JiraError(404, ["The project is not found or you don't have permission to view it."])
+        return 200, [st().issue_type_json(t) for t in ISSUE_TYPES]
+
+    endpoint("GET", f"{API}/issuetype/project", "read", issuetypes_for_project)
+
+    # -- issues ----------------------------------------------------------------------------------------------
+    def create_issue(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        return 201, st().create(b, a)
+
+    endpoint("POST", f"{API}/issue", "write", create_issue)
+
+    def bulk_create(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        updates = (b or {}).get("issueUpdates") if isinstance(b, dict) else None
+        if not isinstance(updates, list) or not updates:
+            raise JiraError(400, ["issueUpdates must be a non-empty list."])
+        if len(updates) > BULK_LIMIT:
+            return 400, {"issues": [], "errors": [{
+                "status": 400, "failedElementNumber": BULK_LIMIT,
+                "elementErrors": {"errorMessages": [f"Bulk create supports at most {BULK_LIMIT} issues per "
+                                                    "request."], "errors": {}}}]}
+        created, errors = [], []
+        for i, upd in enumerate(updates):
+            try:
+                created.append(st().create(upd, a))
+            except JiraError as exc:
+                errors.append({"status": exc.status, "elementErrors": exc.body, "failedElementNumber": i})
+        return (201 if created else 400), {"issues": created, "errors": errors}
+
+    endpoint("POST", f"{API}/issue/bulk", "write", bulk_create)
+
+    def get_issue(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        rec = st().issue(issueIdOrKey)
+        fields = rq.query_params.get("fields")
+        return 200, st().issue_json(rec, fields if fields else "*all")
+
+    endpoint("GET", f"{API}/issue/{{issueIdOrKey}}", "read", get_issue)
+
+    def edit_issue(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        rec = st().issue(issueIdOrKey)
+        st().edit(rec, b, a)
+        if rq.query_params.get("returnIssue", "false").lower() == "true":
+            return 200, st().issue_json(rec, "*all")
+        return 204, None
+
+    endpoint("PUT", f"{API}/issue/{{issueIdOrKey}}", "write", edit_issue)
+
+    def get_transitions(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        rec = st().issue(issueIdOrKey)
+        return 200, {"expand": "transitions", "transitions": st().transitions(rec)}
+
+    endpoint("GET", f"{API}/issue/{{issueIdOrKey}}/transitions", "read", get_transitions)
+
+    def do_transition(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        st().transition(st().issue(issueIdOrKey), b, a)
+        return 204, None
+
+    endpoint("POST", f"{API}/issue/{{issueIdOrKey}}/transitions", "write", do_transition)
+
+    def add_comment(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        return 201, st().add_comment(st().issue(issueIdOrKey), b, a)
+
+    endpoint("POST", f"{API}/issue/{{issueIdOrKey}}/comment", "write", add_comment)
+
+    def get_comments(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        rec = st().issue(issueIdOrKey)
+        comments = [st().comment_json(rec, c) for c in rec["comments"]]
+        return 200, {"startAt": 0, "maxResults": 5000, "total": len(comments), "comments": comments}
+
+    endpoint("GET", f"{API}/issue/{{issueIdOrKey}}/comment", "read", get_comments)
+
+    # -- search ----------------------------------------------------------------------------------------------
+    endpoint("POST", f"{API}/search/jql", "read", lambda rq, a, b: (200, st().search(b or {})))
+
+    def search_get(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        q = rq.query_params
+        body: dict[str, Any] = {"jql": q.get("jql"), "nextPageToken": q.get("nextPageToken")}
+        if q.get("maxResults"):
+            body["maxResults"] = int(q["maxResults"])
+        if q.get("fields"):
+            body["fields"] = q["fields"].split(",")
+        if q.get("reconcileIssues"):
+            body["reconcileIssues"] = [int(x) for x in q["reconcileIssues"].split(",")]
+        return 200, st().search(body)
+
+    endpoint("GET", f"{API}/search/jql", "read", search_get)
+
+    # -- users -----------------------------------------------------------------------------------------------
+    def user_search(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        q = rq.query_params
+        if q.get("query") and q.get("accountId"):
+            raise JiraError(400, ["Only one of 'query' or 'accountId' can be provided."])
+        if not q.get("query") and not q.get("accountId") and not q.get("property"):
+            raise JiraError(400, ["One of 'query', 'accountId' or 'property' query parameters must be "
+                                  "provided."])
+        start, limit = int(q.get("startAt", 0)), int(q.get("maxResults", 50))
+        users = st().find_users(q.get("query"), q.get("accountId"))
+        return 200, [st().user_json(u) for u in users[start:start + limit]]
+
+    endpoint("GET", f"{API}/user/search", "user", user_search)
+
+    def user_bulk(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        ids = rq.query_params.getlist("accountId")
+        if not ids:
+            raise JiraError(400, ["You must specify at least one accountId."])
+        start, limit = int(rq.query_params.get("startAt", 0)), int(rq.query_params.get("maxResults", 10))
+        users = [u for u in (st().user(i) for i in dict.fromkeys(ids)) if u is not None]
+        page = users[start:start + limit]
+        out: dict[str, Any] = {"self": str(rq.url), "maxResults": limit, "startAt": start,
+                               "total": len(users), "isLast": start + limit >= len(users),
+                               "values": [st().user_json(u) for u in page]}
+        if not out["isLast"]:
+            nxt = rq.url.include_query_params(startAt=start + limit)
+            out["nextPage"] = str(nxt)
+        return 200, out
+
+    endpoint("GET", f"{API}/user/bulk", "user", user_bulk)
+
+    # -- webhooks --------------------------------------------------------------------------------------------
+    def register_webhooks(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        j = st()
+        if not isinstance(b, dict) or not isinstance(b.get("url"), str) \
+                or not isinstance(b.get("webhooks"), list):
+            raise JiraError(400, ["url and webhooks are required."])
+        if j.webhook_url and j.webhook_url != b["url"] and any(
+                w["expirationDate"] > int(sb.now().timestamp() * 1000) for w in j.webhooks.values()):
+            raise JiraError(400, ["Only a single URL per app is allowed to be registered."])
+        j.webhook_url = b["url"]
+        results = []
+        expires = int((sb.now().timestamp() + WEBHOOK_TTL_S) * 1000)
+        for wh in b["webhooks"]:
+            if not isinstance(wh, dict) or not wh.get("events") or not isinstance(wh.get("jqlFilter"), str):
+                results.append({"errors": ["events and jqlFilter are required."]})
+                continue
+            why = j.webhook_jql_error(wh["jqlFilter"])
+            if why:
+                results.append({"errors": [why]})
+                continue
+            wid = j.next_webhook_id
+            j.next_webhook_id += 1
+            j.webhooks[wid] = {"id": wid, "events": list(wh["events"]), "jqlFilter": wh["jqlFilter"],
+                               "expirationDate": expires, "url": b["url"],
+                               **({"fieldIdsFilter": list(wh["fieldIdsFilter"])} if wh.get("fieldIdsFilter")
+                                  else {})}
+            results.append({"createdWebhookId": wid})
+        return 200, {"webhookRegistrationResult": results}
+
+    endpoint("POST", f"{API}/webhook", "webhook", register_webhooks)
+
+    def list_webhooks(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        start = int(rq.query_params.get("startAt", 0))
+        limit = int(rq.query_params.get("maxResults", 100))
+        values = [dict(w) for _, w in sorted(st().webhooks.items())]
+        page = values[start:start + limit]
+        return 200, {"startAt": start, "maxResults": limit, "total": len(values),
+                     "isLast": start + limit >= len(values), "values": page}
+
+    endpoint("GET", f"{API}/webhook", "webhook", list_webhooks)
+
+    def delete_webhooks(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        if not isinstance(b, dict) or not isinstance(b.get("webhookIds"), list):
+            raise JiraError(400, ["webhookIds is required."])
+        for wid in b["webhookIds"]:
+            st().webhooks.pop(int(wid), None)
+        return 202, None
+
+    endpoint("DELETE", f"{API}/webhook", "webhook", delete_webhooks)
+
+    def refresh_webhooks(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        if not isinstance(b, dict) or not isinstance(b.get("webhookIds"), list):
+            raise JiraError(400, ["webhookIds is required."])
+        expires = int((sb.now().timestamp() + WEBHOOK_TTL_S) * 1000)
+        for wid in b["webhookIds"]:
+            if int(wid) in st().webhooks:
+                st().webhooks[int(wid)]["expirationDate"] = expires
+        return 200, {"expirationDate": expires}
+
+    endpoint("PUT", f"{API}/webhook/refresh", "webhook", refresh_webhooks)
+
+    # -- sandbox control -------------------------------------------------------------------------------------
+    @r.post("/_sandbox/jira/transition")
+    def control_transition(body: dict[str, Any]) -> JSONResponse:
+        """Move an issue as a user would (Alice Approver by default) and fire the webhooks."""
+        with sb.lock:
+            j = st()
+            try:
+                rec = j.issue(str(body.get("issue", "")))
+            except JiraError as exc:
+                return JSONResponse(exc.body, status_code=404)
+            target = j.status(str(body.get("to", "")))
+            if target is None:
+                return JSONResponse({"error": f"unknown status {body.get('to')!r}; one of "
+                                              f"{[s[1] for s in STATUSES]}"}, status_code=400)
+            actor = j.user(body["user"]) if body.get("user") else j.users[1]
+            if actor is None:
+                return JSONResponse({"error": "unknown user accountId"}, status_code=400)
+            if target[0] != rec["fields"]["status"]:
+                j._move(rec, target, actor)
+                sb.mark_dirty()
+            return JSONResponse({"key": rec["key"], "id": rec["id"], "status": target[1]})
+
+    @r.get("/_sandbox/jira/issues")
+    def control_issues() -> list[dict[str, Any]]:
+        """Every issue, current state, no search lag (tests and the demo)."""
+        with sb.lock:
+            j = st()
+            return [j.issue_json(rec, "*all") | {"comments": len(rec["comments"])}
+                    for rec in j.issues.values()]
+
+    @r.get("/_sandbox/jira/deliveries")
+    def control_deliveries() -> list[dict[str, Any]]:
+        with sb.lock:
+            return list(st().deliveries)
+
+    @r.post("/_sandbox/jira/options")
+    def control_options(body: dict[str, Any]) -> dict[str, Any]:
+        """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec."""
+        with sb.lock:
+            if "validate" in body:
+                st().validate = bool(body["validate"])
+            return {"validate": st().validate}
+
+    return r
+
+
+def _validate_response(sb: Sandbox, request: Request, status: int, body: Any) -> None:
+    from bc_jira_sandbox.openapi import SpecViolation, get_validator
+
+    try:
+        get_validator().validate_response(request.method, request.url.path, status, body)
+    except (SpecViolation, KeyError) as exc:
+        sb.stats.bump("jira.spec_violations")
+        log.error("sandbox Jira response violates the spec: %s", exc)
+
+
+def _validate_request(sb: Sandbox, request: Request, body: Any) -> None:
+    from bc_jira_sandbox.openapi import SpecViolation, get_validator
+
+    try:
+        get_validator().validate_request(request.method, request.url.path, body)
+    except SpecViolation as exc:
+        raise JiraError(400, [str(exc)[:1000]]) from None

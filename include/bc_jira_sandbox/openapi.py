@@ -112,7 +112,7 @@ class OpenApiValidator:
 
     def validate_response(self, method: str, path: str, status: int, body: Any) -> None:
         schema = self.response_schema(method, path, status)
-        if schema is not None and body is None:
+        if schema and body is None:
             raise SpecViolation(f"{method.upper()} {path} -> {status}: the spec expects a JSON body")
         self.check(schema, body, f"response {status} of {method.upper()} {path}")
 
