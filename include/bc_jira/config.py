@@ -93,6 +93,7 @@ DEFAULT_FIELD_NAMES = {
 }
 DEFAULT_BATCH_SIZE = 200
 DEFAULT_OVERLAP_SECONDS = 120
+DEFAULT_SEARCH_SETTLE_SECONDS = 60
 DEFAULT_LABELS = ("bc-jira",)
 
 _PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
@@ -199,6 +200,8 @@ class Config:
     batch_size: int = DEFAULT_BATCH_SIZE
     bc_web_client_url: str | None = None
     overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
+    # Jira search lags writes: a create whose answer was lost is looked up by JQL only after this long.
+    search_settle_seconds: int = DEFAULT_SEARCH_SETTLE_SECONDS
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:
@@ -212,7 +215,7 @@ class Config:
 
 _TOP_KEYS = {
     "project_key", "entities", "fields", "labels", "assignees", "batch_size", "bc_web_client_url",
-    "overlap_seconds",
+    "overlap_seconds", "search_settle_seconds",
 }
 _ENTITY_KEYS = {
     "enabled", "issue_type", "selection", "done_action", "resolved_transition", "summary_template", "labels",
@@ -436,6 +439,12 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
                         f"{DEFAULT_OVERLAP_SECONDS})")
         overlap = DEFAULT_OVERLAP_SECONDS
 
+    settle = doc.get("search_settle_seconds", DEFAULT_SEARCH_SETTLE_SECONDS)
+    if not _is_int(settle) or not 0 <= settle <= 3600:
+        problems.append(f"search_settle_seconds: {settle!r} must be an integer from 0 to 3600 (default "
+                        f"{DEFAULT_SEARCH_SETTLE_SECONDS}); it should exceed Jira's search lag")
+        settle = DEFAULT_SEARCH_SETTLE_SECONDS
+
     url = doc.get("bc_web_client_url")
     if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^\s]+$", url)):
         problems.append("bc_web_client_url: must be an http(s) URL such as "
@@ -458,6 +467,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         batch_size=batch_size,
         bc_web_client_url=url.rstrip("/") if url else None,
         overlap_seconds=overlap,
+        search_settle_seconds=settle,
     )
 
 
@@ -467,6 +477,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
         "project_key": project_key,
         "batch_size": DEFAULT_BATCH_SIZE,
         "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
+        "search_settle_seconds": DEFAULT_SEARCH_SETTLE_SECONDS,
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

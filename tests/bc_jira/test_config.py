@@ -20,6 +20,7 @@ def test_minimal_document_gets_every_default() -> None:
     assert cfg.project_key == "FIN"
     assert cfg.batch_size == 200
     assert cfg.overlap_seconds == 120
+    assert cfg.search_settle_seconds == 60
     assert cfg.purchase_invoices.selection == Selection("status", ("Draft",))
     assert cfg.vendors.selection == Selection("blocked", ("Payment", "All"))
     assert cfg.purchase_orders.selection == Selection("status", ("In_x0020_Review",))
@@ -47,6 +48,7 @@ def test_every_problem_is_listed_with_key_and_fix() -> None:
         "project_key": "fin",
         "batch_size": 5000,
         "overlap_seconds": -1,
+        "search_settle_seconds": "10",
         "bogus": 1,
         "labels": ["has space"],
         "fields": {"amount": "", "nope": "x"},
@@ -63,7 +65,8 @@ def test_every_problem_is_listed_with_key_and_fix() -> None:
         parse_config(bad)
     msg = str(exc.value)
     expected_paths = [
-        "project_key:", "batch_size:", "overlap_seconds:", "bogus: unknown key", "labels[0]:",
+        "project_key:", "batch_size:", "overlap_seconds:", "search_settle_seconds:", "bogus: unknown key",
+        "labels[0]:",
         "fields.amount:", "fields.nope:", "bc_web_client_url:", "assignees[0]:", "assignees[1].email:",
         "assignees[2]:", "entities.purchase_invoices.done_action:",
         "entities.purchase_invoices.selection.status[0]: 'Drafts'", "entities.vendors.enabled:",

@@ -1,0 +1,886 @@
+"""BC -> Jira: extract changed records into batches, upsert one batch per mapped task, advance the watermark.
+
+Where duplicates could come from, and what stops them:
+
+* a task retried or cleared: the link table (record id -> issue) is consulted first and written right after
+  every create; edits happen only when the content hash of the fields we own changed;
+* a link table that does not know the record (lost state, another deployment): one batched JQL search on the
+  record-id custom field before creating;
+* a bulk create whose answer was lost after Jira committed (timeout, dropped connection, worker killed):
+  before each bulk call a ``pending`` link (the intent) is written per record. The next attempt finds those
+  intents and looks them up by JQL once ``search_settle_seconds`` have passed since the intent (Jira search
+  lags writes; ``reconcileIssues`` only helps for ids one knows, and a lost answer is exactly the case where
+  one does not). Found -> linked, not found -> created. Task retries wait longer than the settle time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bc_jira.config import (
+    ENTITIES,
+    FIELDS_VARIABLE_KEY,
+    USERS_VARIABLE_KEY,
+    WATERMARK_PREFIX,
+    Config,
+    EntityConfig,
+)
+from bc_jira.mapping import (
+    FieldIds,
+    IssueDraft,
+    create_payload,
+    edit_payload,
+    field_ids,
+    map_record,
+    resolved_comment,
+)
+
+log = logging.getLogger(__name__)
+
+# Link states (store.Link.state).
+PENDING = "pending"      # a create was attempted; whether Jira committed it is unknown
+LINKED = "linked"        # issue exists, record needs a human step
+RESOLVED = "resolved"    # record no longer needs a human step; comment (+ transition) done
+FAILED = "failed"        # Jira refused the create (known not to exist)
+# States set by the write-back (jira_transitions_to_bc) after it acted: no "no longer needed" comment.
+DONE_STATES = frozenset({RESOLVED, "written_back", "done"})
+
+BULK_CREATE_MAX = 50
+JQL_IDS_PER_SEARCH = 50
+RECONCILE_MAX = 50
+LINK_LOOKUP_CHUNK = 1000
+BC_PAGE_SIZE = 1000
+_MIN = datetime.min.replace(tzinfo=UTC)
+
+# Issue ids this process created recently, passed as reconcileIssues so a search right after our own
+# creates sees them (Jira: consistency only for the ids listed, at most 50).
+_RECENT_CREATED: dict[str, deque[int]] = {e: deque(maxlen=RECONCILE_MAX) for e in ENTITIES}
+
+
+class SyncError(RuntimeError):
+    """Some records of a batch failed; the batch is safe to retry (done records are skipped by hash)."""
+
+
+# -- run context ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    dag_id: str | None = None
+    run_id: str = "manual"
+    task_id: str | None = None
+    map_index: int | None = None
+    try_number: int | None = None
+    run_type: str = "manual"
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+
+    @property
+    def is_backfill(self) -> bool:
+        return self.run_type == "backfill"
+
+
+def run_info(context: Mapping[str, Any]) -> RunInfo:
+    """RunInfo from an Airflow task context (``get_current_context()``)."""
+    ti = context.get("ti") or context.get("task_instance")
+    dr = context.get("dag_run")
+    run_type = getattr(dr, "run_type", None) or "manual"
+    run_type = getattr(run_type, "value", run_type)
+    map_index = getattr(ti, "map_index", None)
+    return RunInfo(
+        dag_id=getattr(ti, "dag_id", None) or getattr(dr, "dag_id", None),
+        run_id=getattr(ti, "run_id", None) or getattr(dr, "run_id", None) or "manual",
+        task_id=getattr(ti, "task_id", None),
+        map_index=map_index if map_index is not None and map_index >= 0 else None,
+        try_number=getattr(ti, "try_number", None),
+        run_type=str(run_type).lower(),
+        data_interval_start=context.get("data_interval_start") or getattr(dr, "data_interval_start", None),
+        data_interval_end=context.get("data_interval_end") or getattr(dr, "data_interval_end", None),
+    )
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    resolved: int = 0
+    linked: int = 0   # existing issue found by JQL (link table did not know it)
+    skipped: int = 0
+    failed: int = 0
+
+    def line(self) -> str:
+        parts = [f"read {self.read}", f"created {self.created}", f"updated {self.updated}",
+                 f"unchanged {self.unchanged}"]
+        for name in ("resolved", "linked", "skipped", "failed"):
+            if getattr(self, name):
+                parts.append(f"{name} {getattr(self, name)}")
+        return ", ".join(parts)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def parse_ts(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def watermark_key(entity: str) -> str:
+    return f"{WATERMARK_PREFIX}{entity}"
+
+
+def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _jql_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _cf_clause(field_id: str) -> str:
+    """``customfield_10042`` -> ``cf[10042]`` (names may contain dots or quotes; ids do not)."""
+    return f"cf[{field_id.removeprefix('customfield_')}]" if field_id.startswith("customfield_") else field_id
+
+
+def _short(value: Any, limit: int = 2000) -> Any:
+    """Bound what goes into the audit row (the read record is kept whole; answers are trimmed)."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "…"
+    return value
+
+
+# -- Jira operations (thin adapter over JiraCloudHook) -----------------------------------------------------
+
+
+class JiraOps:
+    """The handful of Jira calls the upsert needs, on top of the hook's ApiClient."""
+
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
+
+    @property
+    def client(self) -> Any:
+        return self.hook.client
+
+    def search(self, jql: str, fields: Sequence[str], reconcile: Sequence[int] = ()) -> list[dict[str, Any]]:
+        issues: list[dict[str, Any]] = []
+        token = None
+        while True:
+            body: dict[str, Any] = {"jql": jql, "fields": list(fields), "maxResults": 5000}
+            if reconcile:
+                body["reconcileIssues"] = [int(i) for i in list(reconcile)[:RECONCILE_MAX]]
+            if token:
+                body["nextPageToken"] = token
+            page = self.client.post_json("search/jql", json=body, retry_unsafe=True)
+            issues.extend(page.get("issues") or [])
+            token = page.get("nextPageToken")
+            if not token or page.get("isLast", True) and not token:
+                return issues
+
+    def bulk_create(self, issue_updates: list[dict[str, Any]]) -> dict[str, Any]:
+        # Not retried on a lost answer (POST): the pending intents decide what happened.
+        return self.client.post_json("issue/bulk", json={"issueUpdates": issue_updates})
+
+    def edit(self, issue_id: str, body: dict[str, Any]) -> None:
+        self.client.request("PUT", f"issue/{issue_id}", json=body, retry_unsafe=True)
+
+    def comment(self, issue_id: str, adf_body: dict[str, Any]) -> dict[str, Any]:
+        return self.client.post_json(f"issue/{issue_id}/comment", json={"body": adf_body})
+
+    def transition(self, issue_id: str, name: str) -> str | None:
+        """Apply the transition named ``name`` (or leading to a status of that name); None if unavailable."""
+        body = self.client.get_json(f"issue/{issue_id}/transitions")
+        wanted = name.casefold()
+        for tr in body.get("transitions") or []:
+            to_name = ((tr.get("to") or {}).get("name") or "").casefold()
+            if (tr.get("name") or "").casefold() == wanted or to_name == wanted:
+                self.client.request("POST", f"issue/{issue_id}/transitions",
+                                    json={"transition": {"id": str(tr["id"])}}, retry_unsafe=True)
+                return str(tr.get("name"))
+        return None
+
+
+# -- extract -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime | None
+    until: datetime | None
+    initial: bool
+
+
+def sync_window(cfg: Config, run: RunInfo, watermark: str | None) -> Window:
+    """Backfill: the run's data interval. Otherwise: watermark minus the overlap, open-ended."""
+    if run.is_backfill:
+        if run.data_interval_start is None or run.data_interval_end is None:
+            raise SyncError("a backfill run needs a data interval (schedule with CronDataIntervalTimetable)")
+        return Window(parse_ts(run.data_interval_start), parse_ts(run.data_interval_end), False)
+    wm = parse_ts(watermark)
+    if wm is None:
+        return Window(None, None, True)
+    return Window(wm - timedelta(seconds=cfg.overlap_seconds), None, False)
+
+
+def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
+            watermark: str | None) -> dict[str, Any]:
+    """Read changed records into the state store as batches; return only batch ids and the high-water mark.
+
+    Kept: records the selection says need a human step, plus records that already have an issue (so one that
+    stopped needing a human step gets its comment/transition). Clearing this task replays the same batches.
+    """
+    ecfg = cfg.entity(entity)
+    result: dict[str, Any] = {"batch_ids": [], "high_watermark": None, "watermark": watermark, "read": 0,
+                              "kept": 0, "backfill": run.is_backfill}
+    if not ecfg.enabled:
+        log.info("%s: disabled in bc_jira_config (entities.%s.enabled); nothing to do", entity, entity)
+        return result
+
+    existing = store.batch_ids(entity, run.run_id)
+    if existing:
+        high = None
+        kept = 0
+        for bid in existing:
+            for rec in store.load_batch(bid):
+                kept += 1
+                ts = parse_ts(rec.get("lastModifiedDateTime"))
+                high = ts if high is None or (ts and ts > high) else high
+        log.info("%s: run %s already extracted %d batch(es); replaying them", entity, run.run_id,
+                 len(existing))
+        result.update(batch_ids=list(existing), high_watermark=iso(high) if high else None, kept=kept,
+                      read=kept)
+        return result
+
+    window = sync_window(cfg, run, watermark)
+    # First sync ever: no issue can be linked yet, so let BC filter by the selection.
+    extra = ecfg.selection.odata_filter() if window.initial else None
+    log.info("%s: reading %s modified %s%s%s", entity, ecfg.entity_set,
+             f"after {iso(window.since)}" if window.since else "at any time",
+             f" up to {iso(window.until)}" if window.until else "",
+             f" where {extra}" if extra else "")
+
+    kept: dict[str, dict[str, Any]] = {}
+    high: datetime | None = None
+    read = 0
+    buffer: dict[str, dict[str, Any]] = {}
+
+    def flush() -> None:
+        if not buffer:
+            return
+        linked = store.get_links(entity, list(buffer))
+        for bc_id, rec in buffer.items():
+            link = linked.get(bc_id)
+            if ecfg.selection.matches(rec) or (link is not None and link.state != FAILED):
+                kept[bc_id] = rec
+            else:
+                kept.pop(bc_id, None)
+        buffer.clear()
+
+    for rec in bc.iter_modified(ecfg.entity_set, window.since, window.until, extra_filter=extra,
+                                page_size=BC_PAGE_SIZE):
+        read += 1
+        ts = parse_ts(rec.get("lastModifiedDateTime"))
+        if ts is not None and (high is None or ts > high):
+            high = ts
+        rec = {k: v for k, v in rec.items() if not k.startswith("@odata")}
+        prev = buffer.get(rec["id"]) or kept.get(rec["id"])
+        if prev is not None and (parse_ts(prev.get("lastModifiedDateTime")) or _MIN) > (ts or _MIN):
+            continue  # de-duplicate by id (the overlap re-reads records): keep the newest version
+        buffer[rec["id"]] = rec
+        if len(buffer) >= LINK_LOOKUP_CHUNK:
+            flush()
+    flush()
+
+    records = sorted(kept.values(), key=lambda r: (r.get("lastModifiedDateTime") or "", r["id"]))
+    batch_ids = store.save_batches(entity, run.run_id, records, cfg.batch_size) if records else []
+    result.update(batch_ids=list(batch_ids), high_watermark=iso(high) if high else None, read=read,
+                  kept=len(records))
+    log.info("%s: read %d, %d need sync, %d batch(es) of up to %d", entity, read, len(records),
+             len(batch_ids), cfg.batch_size)
+    return result
+
+
+# -- upsert --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Outcome:
+    action: str
+    issue_key: str | None = None
+    reason: str | None = None
+    sent: Any = None
+    response: Any = None
+    error: str | None = None
+
+
+@dataclass
+class Upserter:
+    """Upsert one batch of records of one entity; all decisions per record are audited."""
+
+    cfg: Config
+    entity: str
+    ids: FieldIds
+    jira: JiraOps
+    store: Any
+    run: RunInfo = field(default_factory=RunInfo)
+    users: Mapping[str, str] = field(default_factory=dict)
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    search_attempts: int = 3
+
+    @property
+    def ecfg(self) -> EntityConfig:
+        return self.cfg.entity(self.entity)
+
+    # public ------------------------------------------------------------------------------------------------
+    def upsert(self, records: Iterable[Mapping[str, Any]]) -> Counts:
+        from bc_jira.store import AuditRow, Link
+
+        self._Link, self._AuditRow = Link, AuditRow
+        recs = {str(r["id"]): dict(r) for r in records}
+        counts = Counts(read=len(recs))
+        outcomes: dict[str, _Outcome] = {}
+        drafts = {bc_id: map_record(self.cfg, self.entity, rec, self.ids, self.users)
+                  for bc_id, rec in recs.items()}
+        failures = 0
+        try:
+            links = self.store.get_links(self.entity, list(recs))
+            to_create, found_hashes = self._resolve_unlinked(drafts, links, outcomes)
+            links = self.store.get_links(self.entity, list(recs))
+            # create
+            creatable = [d for bid, d in drafts.items() if bid in to_create]
+            failures += self._create(creatable, outcomes)
+            # update / resolve / unchanged
+            for bc_id, draft in drafts.items():
+                if bc_id in outcomes:
+                    continue
+                link = links.get(bc_id)
+                if link is None or not link.issue_id or link.state in (PENDING, FAILED):
+                    outcomes[bc_id] = _Outcome("skipped",
+                                               reason="does not need a human step and has no issue")
+                    continue
+                outcome = self._update(draft, recs[bc_id], link, found_hashes.get(bc_id))
+                outcomes[bc_id] = outcome
+                if outcome.action == "error":
+                    failures += 1
+        finally:
+            self._audit(recs, drafts, outcomes)
+        for o in outcomes.values():
+            name = {"create": "created", "update": "updated", "unchanged": "unchanged", "resolve": "resolved",
+                    "skipped": "skipped", "error": "failed", "link": "linked"}.get(o.action)
+            if name:
+                setattr(counts, name, getattr(counts, name) + 1)
+        log.info("%s batch: %s", self.entity, counts.line())
+        if failures:
+            raise SyncError(f"{self.entity}: {failures} of {len(recs)} record(s) failed ({counts.line()}); "
+                            "done records are kept, a retry handles only the rest")
+        return counts
+
+    # unlinked records: pending intents and JQL ----------------------------------------------------
+    def _resolve_unlinked(self, drafts: dict[str, IssueDraft], links: Mapping[str, Any],
+                          outcomes: dict[str, _Outcome]) -> tuple[set[str], dict[str, str]]:
+        """Returns (record ids to create, found record id -> hash to assume for its issue)."""
+        pending = [b for b, lk in links.items() if lk.state == PENDING and b in drafts]
+        unknown = [b for b, d in drafts.items()
+                   if d.needs_human and (b not in links or links[b].state == FAILED or
+                                         (not links[b].issue_id and links[b].state != PENDING))]
+        to_create: set[str] = set()
+        found_hashes: dict[str, str] = {}
+
+        if pending:
+            youngest = max((parse_ts(links[b].updated_at) or self.clock()) for b in pending)
+            wait = self.cfg.search_settle_seconds - (self.clock() - youngest).total_seconds()
+            if wait > 0:
+                log.info("%s: %d create(s) with a lost answer; waiting %.1fs for Jira search to settle",
+                         self.entity, len(pending), wait)
+                self.sleep(wait)
+            found = self._find(pending)
+            for b in pending:
+                issue = found.get(b)
+                if issue:
+                    # Jira committed the create we could not confirm: it holds what the intent carried.
+                    self._link(drafts[b], issue, LINKED, links[b].content_hash or "")
+                    found_hashes[b] = links[b].content_hash or ""
+                    log.info("%s: record %s was created as %s before the answer was lost", self.entity, b,
+                             issue["key"])
+                elif drafts[b].needs_human:
+                    to_create.add(b)
+                else:
+                    self._save_link(drafts[b], None, None, FAILED, "")
+                    outcomes[b] = _Outcome("skipped", reason="create never reached Jira; no longer needed")
+        if unknown:
+            found = self._find(unknown)
+            for b in unknown:
+                issue = found.get(b)
+                if issue:
+                    self._link(drafts[b], issue, LINKED, "")
+                    found_hashes[b] = ""
+                else:
+                    to_create.add(b)
+        return to_create, found_hashes
+
+    def _find(self, bc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Issues carrying these record ids in the record-id field (one JQL per 50 ids, oldest issue wins)."""
+        fid = self.ids.record_id
+        out: dict[str, dict[str, Any]] = {}
+        reconcile = list(_RECENT_CREATED[self.entity])
+        for chunk in _chunks(list(bc_ids), JQL_IDS_PER_SEARCH):
+            ors = " OR ".join(f"{_cf_clause(fid)} ~ {_jql_string(b)}" for b in chunk)
+            jql = f"project = {_jql_string(self.cfg.project_key)} AND ({ors}) ORDER BY created ASC"
+            issues = self.jira.search(jql, ["id", "key", fid], reconcile)
+            wanted = set(chunk)
+            for issue in issues:
+                value = (issue.get("fields") or {}).get(fid)
+                if value in wanted:
+                    prev = out.get(value)
+                    if prev is None or int(issue["id"]) < int(prev["id"]):
+                        if prev is not None:
+                            log.warning("%s: record %s has more than one issue (%s, %s); using the oldest",
+                                        self.entity, value, prev["key"], issue["key"])
+                        out[value] = {"id": str(issue["id"]), "key": issue["key"]}
+        return out
+
+    # create ------------------------------------------------------------------------------------------------
+    def _create(self, drafts: list[IssueDraft], outcomes: dict[str, _Outcome]) -> int:
+        failures = 0
+        for chunk in _chunks(drafts, BULK_CREATE_MAX):
+            payloads = [create_payload(self.cfg, d) for d in chunk]
+            # the intent: if the answer is lost, the next attempt knows to look before creating again
+            for d in chunk:
+                self._save_link(d, None, None, PENDING, d.content_hash)
+            try:
+                answer = self.jira.bulk_create(payloads)
+            except Exception as exc:  # noqa: BLE001 - every failure is audited; the task then fails and retries
+                failures += len(chunk)
+                for d, p in zip(chunk, payloads, strict=True):
+                    outcomes[d.bc_id] = _Outcome("error", reason="bulk create failed; intent kept as pending",
+                                                 sent=p, error=str(exc))
+                continue
+            errors = {e.get("failedElementNumber"): e for e in answer.get("errors") or []}
+            created = iter(answer.get("issues") or [])
+            for i, (d, p) in enumerate(zip(chunk, payloads, strict=True)):
+                if i in errors:
+                    failures += 1
+                    self._save_link(d, None, None, FAILED, "")
+                    outcomes[d.bc_id] = _Outcome(
+                        "error", reason="Jira refused the create", sent=p, response=errors[i],
+                        error=_short(str(errors[i].get("elementErrors"))))
+                    continue
+                issue = next(created, None)
+                if issue is None:
+                    failures += 1
+                    outcomes[d.bc_id] = _Outcome("error", reason="no issue in the bulk answer", sent=p,
+                                                 response=answer, error="missing from answer")
+                    continue
+                _RECENT_CREATED[self.entity].append(int(issue["id"]))
+                state = LINKED if d.needs_human else RESOLVED
+                self._save_link(d, str(issue["id"]), issue["key"], state, d.content_hash)
+                outcomes[d.bc_id] = _Outcome("create", issue_key=issue["key"], sent=p,
+                                             response={"id": issue["id"], "key": issue["key"]})
+        return failures
+
+    # update / resolve -----------------------------------------------------------------------------
+    def _update(self, draft: IssueDraft, record: Mapping[str, Any], link: Any,
+                assumed_hash: str | None) -> _Outcome:
+        current_hash = link.content_hash if assumed_hash is None else assumed_hash
+        key = link.issue_key or link.issue_id
+        outcome = _Outcome("unchanged", issue_key=key)
+        state = link.state
+        try:
+            if draft.content_hash != current_hash:
+                body = edit_payload(draft)
+                self.jira.edit(link.issue_id, body)
+                outcome = _Outcome("update", issue_key=key, sent=body, reason="owned fields changed")
+                current_hash = draft.content_hash
+            if draft.needs_human:
+                if state == RESOLVED:
+                    state = LINKED  # needs a human again (e.g. vendor blocked again)
+            elif state not in DONE_STATES:
+                comment = resolved_comment(self.entity, record)
+                self.jira.comment(link.issue_id, comment)
+                moved = None
+                if self.ecfg.resolved_transition:
+                    moved = self.jira.transition(link.issue_id, self.ecfg.resolved_transition)
+                reason = "no longer needs a human step in BC; commented"
+                if self.ecfg.resolved_transition:
+                    reason += (f", moved with {moved!r}" if moved else
+                               f", transition {self.ecfg.resolved_transition!r} not available")
+                outcome = _Outcome("resolve", issue_key=key, sent={"edit": outcome.sent, "comment": comment},
+                                   reason=reason)
+                state = RESOLVED
+        except Exception as exc:  # noqa: BLE001 - audited; the batch fails at the end and retries
+            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
+            return _Outcome("error", issue_key=key, sent=outcome.sent, error=str(exc),
+                            reason="Jira call failed")
+        if current_hash != link.content_hash or state != link.state or assumed_hash is not None:
+            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
+        return outcome
+
+    # store ----------------------------------------------------------------------------------------
+    def _link(self, draft: IssueDraft, issue: Mapping[str, Any], state: str, content_hash: str) -> None:
+        self._save_link(draft, str(issue["id"]), issue["key"], state, content_hash)
+
+    def _save_link(self, draft: IssueDraft, issue_id: str | None, issue_key: str | None, state: str,
+                   content_hash: str) -> None:
+        self.store.upsert_link(self._Link(
+            entity=self.entity, bc_id=draft.bc_id, document_number=draft.document_number, issue_id=issue_id,
+            issue_key=issue_key, content_hash=content_hash, bc_last_modified=draft.last_modified, state=state,
+            updated_at=self.clock(),
+        ))
+
+    def _audit(self, recs: Mapping[str, Mapping[str, Any]], drafts: Mapping[str, IssueDraft],
+               outcomes: Mapping[str, _Outcome]) -> None:
+        rows = []
+        for bc_id, rec in recs.items():
+            o = outcomes.get(bc_id) or _Outcome("error", error="not processed (batch aborted)")
+            rows.append(self._AuditRow(
+                entity=self.entity, bc_id=bc_id, action=o.action,
+                document_number=drafts[bc_id].document_number,
+                issue_key=o.issue_key, reason=o.reason, read=dict(rec), sent=o.sent, response=o.response,
+                error=o.error, dag_id=self.run.dag_id, run_id=self.run.run_id, task_id=self.run.task_id,
+                map_index=self.run.map_index, try_number=self.run.try_number,
+            ))
+        if rows:
+            self.store.audit(rows)
+
+
+
+# -- finalize --------------------------------------------------------------------------------------
+
+
+def next_watermark(extracted: Mapping[str, Any], current: str | None) -> str | None:
+    """The watermark after a successful run: the highest lastModifiedDateTime read, never moved backwards
+    from the value the run started from. Backfill runs leave it alone (returns ``current``)."""
+    if extracted.get("backfill"):
+        return current
+    candidates = [parse_ts(extracted.get("high_watermark")), parse_ts(extracted.get("watermark"))]
+    best = max((c for c in candidates if c is not None), default=None)
+    return iso(best) if best is not None else current
+
+
+# -- task entry points (the DAG files call these) ------------------------------------------------------------
+
+
+def _variable_json(key: str) -> dict[str, Any]:
+    import json
+
+    from airflow.sdk import Variable
+
+    raw = Variable.get(key, default=None)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        from bc_jira.config import ConfigError
+
+        raise ConfigError([f"(root): {key} is not valid JSON; run the bc_jira_connect DAG to rewrite it"],
+                          source=key) from None
+    return value if isinstance(value, dict) else {}
+
+
+def _context_run() -> RunInfo:
+    from airflow.sdk import get_current_context
+
+    return run_info(get_current_context())
+
+
+SYNC_XCOM_KEY = "sync_state"
+
+
+def extract_task(entity: str) -> list[str]:
+    """Task: validate config (every problem at once), read BC, save batches.
+
+    Returns the batch ids (what the upserts map over); the watermark facts go to XCom key ``sync_state``.
+    """
+    from airflow.sdk import Variable, get_current_context
+
+    from bc_jira.config import load_config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.store import StateStore
+
+    cfg = load_config()
+    field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))  # fail here, before anything is read
+    run = _context_run()
+    watermark = Variable.get(watermark_key(entity), default=None)
+    result = extract(entity, cfg=cfg, bc=BusinessCentralHook(), store=StateStore.from_airflow(), run=run,
+                     watermark=watermark)
+    state = {k: result[k] for k in ("high_watermark", "watermark", "backfill", "read", "kept")}
+    get_current_context()["ti"].xcom_push(key=SYNC_XCOM_KEY, value=state)
+    return list(result["batch_ids"])
+
+
+def upsert_task(entity: str, batch_id: str) -> dict[str, int]:
+    """Mapped task: upsert one stored batch. Clearing it replays exactly this batch."""
+    from bc_jira.config import load_config
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
+
+    cfg = load_config()
+    ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
+    store = StateStore.from_airflow()
+    records = store.load_batch(batch_id)
+    upserter = Upserter(cfg=cfg, entity=entity, ids=ids, jira=JiraOps(JiraCloudHook()), store=store,
+                        run=_context_run(), users=_variable_json(USERS_VARIABLE_KEY))
+    log.info("%s: batch %s with %d record(s)", entity, batch_id, len(records))
+    return upserter.upsert(records).as_dict()
+
+
+def finalize_task(entity: str, extracted: Mapping[str, Any] | None = None,
+                  extract_task_id: str = "extract") -> str | None:
+    """Task (after every batch succeeded): advance the watermark; backfill runs leave it alone."""
+    from airflow.sdk import Variable, get_current_context
+
+    if extracted is None:
+        extracted = get_current_context()["ti"].xcom_pull(task_ids=extract_task_id, key=SYNC_XCOM_KEY) or {}
+
+    key = watermark_key(entity)
+    current = Variable.get(key, default=None)
+    new = next_watermark(extracted, current)
+    if extracted.get("backfill"):
+        log.info("%s: backfill run; watermark %s left unchanged at %s", entity, key, current)
+    elif new != current:
+        Variable.set(key, new)
+        log.info("%s: watermark %s advanced %s -> %s", entity, key, current, new)
+    else:
+        log.info("%s: watermark %s unchanged at %s", entity, key, current)
+    try:
+        from bc_jira.store import StateStore
+
+        StateStore.from_airflow().purge_batches(datetime.now(UTC) - timedelta(days=7))
+    except Exception:  # noqa: BLE001 - housekeeping must not fail a good run
+        log.warning("%s: purging old batches failed", entity, exc_info=True)
+    return new
+
+
+# -- DAG wiring helpers ---------------------------------------------------------------------------
+
+# Retries must wait longer than Jira's search lag so a retried batch can find what a lost answer created.
+RETRY_DELAY_SECONDS = int(os.environ.get("BC_JIRA_RETRY_DELAY_SECONDS", "120"))
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": "bc-jira",
+    "retries": int(os.environ.get("BC_JIRA_RETRIES", "3")),
+    "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=30),
+}
+# BC sends change notifications for these; purchase orders are cron only.
+EVENT_ENTITIES = frozenset({"purchase_invoices", "vendors"})
+
+
+def schedule_for(entity: str, cron: str) -> Any:
+    """Cron with real data intervals (backfill windows); OR'ed with the BC change-notification asset.
+
+    The asset comes from ``bc_jira.triggers.bc_change_asset(entity)`` (inbound helper); until that exists
+    the DAG runs on the cron alone.
+    """
+    from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
+
+    timetable = CronDataIntervalTimetable(cron, timezone="UTC")
+    if entity not in EVENT_ENTITIES:
+        return timetable
+    try:
+        from bc_jira import triggers
+    except ImportError:
+        return timetable
+    factory = getattr(triggers, "bc_change_asset", None)
+    if factory is None:
+        return timetable
+    return AssetOrTimeSchedule(timetable=timetable, assets=factory(entity))
+
+
+# -- bc_jira_connect ---------------------------------------------------------------------------------------
+
+
+class ConnectError(RuntimeError):
+    """Everything bc_jira_connect found wrong, one line each with the fix; nothing was written."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"bc_jira_connect found {len(self.problems)} problem(s); nothing was saved:"
+                         f"\n{lines}")
+
+
+@dataclass
+class ConnectReport:
+    cloud_id: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)   # configured field name -> customfield id
+    users: dict[str, str] = field(default_factory=dict)    # email -> accountId
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+_FIELD_TYPES = {"amount": "number"}
+
+
+def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> ConnectReport:
+    """Discover field ids, resolve users, check project / issue types / statuses; collect every problem.
+
+    ``client`` is the Jira ApiClient (paths relative to ``/rest/api/3``).
+    """
+    from bc_jira.http import ApiError, NotFoundError
+
+    rep = ConnectReport(cloud_id=cloud_id)
+    add = rep.problems.append
+    # custom fields by name
+    try:
+        all_fields = client.get_json("field")
+    except ApiError as exc:
+        add(f"cannot list Jira fields ({exc}); check the jira_default connection and scopes")
+        all_fields = []
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for f in all_fields:
+        if f.get("custom"):
+            by_name.setdefault((f.get("name") or "").casefold(), []).append(f)
+    for key, name in cfg.fields.as_dict().items():
+        matches = by_name.get(name.casefold(), [])
+        if not matches:
+            add(f"fields.{key}: no Jira custom field named {name!r}; create it (type "
+                f"{_FIELD_TYPES.get(key, 'text')}, with a searcher) or change the name in "
+                "bc_jira_config")
+        elif len(matches) > 1:
+            ids = ", ".join(m["id"] for m in matches)
+            add(f"fields.{key}: {len(matches)} custom fields are named {name!r} ({ids}); "
+                "rename all but one in Jira")
+        else:
+            f = matches[0]
+            want = _FIELD_TYPES.get(key, "string")
+            got = (f.get("schema") or {}).get("type")
+            if got and got != want:
+                add(f"fields.{key}: Jira field {name!r} ({f['id']}) has type {got!r}, needs "
+                    f"{want!r}; use a {'number' if want == 'number' else 'single-line text'} field")
+            else:
+                rep.fields[name] = f["id"]
+
+    # project and issue types
+    project = None
+    try:
+        project = client.get_json(f"project/{cfg.project_key}")
+    except NotFoundError:
+        add(f"project_key: Jira project {cfg.project_key!r} not found or not visible to the "
+            "connection's user; fix project_key or grant Browse projects")
+    except ApiError as exc:
+        add(f"project_key: cannot read project {cfg.project_key!r} ({exc})")
+    enabled = [cfg.entity(e) for e in ENTITIES if cfg.entity(e).enabled]
+    if project is not None:
+        types = {(t.get("name") or "").casefold() for t in project.get("issueTypes") or []}
+        available = ", ".join(sorted(t.get("name") for t in project.get("issueTypes") or []))
+        for ecfg in enabled:
+            if ecfg.issue_type.casefold() not in types:
+                add(f"entities.{ecfg.name}.issue_type: {ecfg.issue_type!r} is not an issue type "
+                    f"of project {cfg.project_key}; available: {available}")
+        try:
+            statuses = client.get_json(f"project/{cfg.project_key}/statuses")
+        except ApiError as exc:
+            add(f"project_key: cannot read the workflow statuses of {cfg.project_key} ({exc})")
+            statuses = []
+        per_type = {(s.get("name") or "").casefold(): s.get("statuses") or [] for s in statuses}
+        for ecfg in enabled:
+            sts = per_type.get(ecfg.issue_type.casefold())
+            if sts is None:
+                continue
+            names = {(s.get("name") or "").casefold() for s in sts}
+            done = [s["name"] for s in sts if ((s.get("statusCategory") or {}).get("key")) == "done"]
+            if ecfg.done_action != "none" and not done:
+                add(f"entities.{ecfg.name}: the workflow of {ecfg.issue_type!r} has no status in "
+                    f"the Done category, so done_action {ecfg.done_action!r} can never fire; add "
+                    "one or set done_action to none")
+            elif done:
+                rep.notes.append(f"{ecfg.name}: done statuses {', '.join(done)}")
+            if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
+                add(f"entities.{ecfg.name}.resolved_transition: no status "
+                    f"{ecfg.resolved_transition!r} in the workflow of {ecfg.issue_type!r}; use one "
+                    f"of {', '.join(sorted(s['name'] for s in sts))} or null")
+
+    # users
+    for i, rule in enumerate(cfg.assignees):
+        path = f"assignees[{i}]"
+        try:
+            if rule.account_id:
+                found = client.get_json("user/bulk", params={"accountId": rule.account_id})
+                if not (found.get("values") or []):
+                    add(f"{path}.account_id: no active Jira user {rule.account_id!r}")
+                continue
+            email = rule.email or ""
+            users = client.get_json("user/search", params={"query": email})
+            exact = [u for u in users if (u.get("emailAddress") or "").casefold() == email.casefold()]
+            pick = exact if exact else (users if len(users) == 1 else [])
+            if len(pick) == 1:
+                rep.users[email.casefold()] = pick[0]["accountId"]
+            elif not users:
+                add(f"{path}.email: no Jira user found for {email!r}; check the address or use "
+                    "account_id (Jira user profile URL ends with it)")
+            else:
+                add(f"{path}.email: {len(users)} Jira users match {email!r} and none shows that "
+                    "email (hidden by privacy settings); use account_id instead")
+        except ApiError as exc:
+            add(f"{path}: user lookup failed ({exc}); the connection needs Browse users "
+                "and groups")
+    return rep
+
+
+def connect_task() -> dict[str, Any]:
+    """Task of bc_jira_connect: validate everything, then write bc_jira_jira_fields / bc_jira_jira_users."""
+    import json
+
+    from airflow.sdk import Variable
+
+    from bc_jira.config import ConfigError, load_config
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    problems: list[str] = []
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        raise ConnectError([f"bc_jira_config: {p}" for p in exc.problems]) from None
+    hook = JiraCloudHook()
+    cloud_id = None
+    try:
+        cloud_id = _resolve_cloud_id(hook)
+    except Exception as exc:  # noqa: BLE001 - reported with the rest
+        problems.append(f"jira_default: cannot resolve the Jira cloudId ({exc}); check site_url and consent")
+        raise ConnectError(problems) from None
+    rep = connect_checks(cfg, hook.client, cloud_id)
+    problems += rep.problems
+    if problems:
+        raise ConnectError(problems)
+    Variable.set(FIELDS_VARIABLE_KEY, json.dumps(rep.fields, sort_keys=True))
+    Variable.set(USERS_VARIABLE_KEY, json.dumps(rep.users, sort_keys=True))
+    for note in rep.notes:
+        log.info("%s", note)
+    log.info("connected: cloudId %s, %d field id(s), %d user(s) resolved", cloud_id, len(rep.fields),
+             len(rep.users))
+    return {"cloud_id": cloud_id, "fields": rep.fields, "users": len(rep.users)}
+
+
+def _resolve_cloud_id(hook: Any) -> str | None:
+    for name in ("resolve_cloud_id", "get_cloud_id"):
+        fn = getattr(hook, name, None)
+        if callable(fn):
+            return fn()
+    return getattr(hook, "cloud_id", None)
