@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
@@ -192,7 +192,7 @@ class AtlassianOAuth:
         query = urlencode({
             "audience": "api.atlassian.com", "client_id": self.client_id, "scope": " ".join(wanted),
             "redirect_uri": redirect, "state": state, "response_type": "code", "prompt": "consent",
-        })
+        }, quote_via=quote)
         return f"{self.auth_url}/authorize?{query}"
 
     def _token(self, body: dict[str, Any]) -> TokenSet:

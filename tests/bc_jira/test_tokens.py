@@ -1,0 +1,482 @@
+"""Token encryption, Atlassian OAuth exchanges and the single-flight JiraTokenProvider.
+
+Unit tests use an in-memory store with the StateStore token interface; the cross-process tests (16 processes,
+one refresh) run against the real StateStore on PostgreSQL and SQLite and the sandbox over real HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from bc_jira import tokens
+from bc_jira.http import AuthError
+from bc_jira.tokens import (
+    AtlassianOAuth,
+    JiraTokenProvider,
+    SiteNotAccessible,
+    TokenCipher,
+    TokenCryptoError,
+    TokenSet,
+    get_cipher,
+)
+
+AUTH = "https://auth.example.test"
+API = "https://api.example.test"
+
+
+# -- an in-memory store with the StateStore token interface (unit tests only) --------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    refresh_token_enc: str | None
+    access_token_enc: str | None
+    expires_at: float | None
+    meta: dict[str, Any] = field(default_factory=dict)
+    updated_at: float = 0.0
+
+
+class Txn:
+    def __init__(self, store: FakeStore, name: str) -> None:
+        self.store, self.name = store, name
+        self.row = store.rows.get(name)
+
+    def save(
+        self,
+        refresh_token_enc: str | None,
+        access_token_enc: str | None,
+        expires_at: float | None,
+        meta: dict[str, Any],
+    ) -> None:
+        self.store.rows[self.name] = Row(
+            self.name, refresh_token_enc, access_token_enc, expires_at, dict(meta), time.time()
+        )
+        self.store.saves += 1
+
+
+class FakeStore:
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Row] = {}
+        self.lock = threading.Lock()
+        self.saves = 0
+        self.locks_taken = 0
+        self.before_lock: Any = None  # hook: simulate a neighbour acting between read and lock
+
+    def get_token(self, name: str) -> Row | None:
+        return self.rows.get(name)
+
+    @contextlib.contextmanager
+    def token_lock(self, name: str) -> Iterator[Txn]:
+        if self.before_lock:
+            self.before_lock()
+        with self.lock:
+            self.locks_taken += 1
+            yield Txn(self, name)
+
+
+@pytest.fixture
+def cipher() -> TokenCipher:
+    return TokenCipher([Fernet.generate_key()])
+
+
+@pytest.fixture(autouse=True)
+def _clear_process_cache() -> Iterator[None]:
+    JiraTokenProvider._process_cache.clear()
+    yield
+    JiraTokenProvider._process_cache.clear()
+
+
+def _token_answer(access: str, refresh: str, expires_in: int = 3600) -> dict[str, Any]:
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "expires_in": expires_in,
+        "token_type": "Bearer",
+        "scope": "read:jira-work offline_access",
+    }
+
+
+# -- encryption ----------------------------------------------------------------------------------------------
+
+
+def test_cipher_roundtrip_hides_plaintext(cipher: TokenCipher) -> None:
+    enc = cipher.encrypt("secret-refresh-token-value")
+    assert "secret-refresh-token-value" not in enc
+    assert cipher.decrypt(enc) == "secret-refresh-token-value"
+
+
+def test_key_rotation_old_key_still_decrypts() -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    enc_old = TokenCipher([old]).encrypt("tok-PLAIN-123")
+    rotated_cipher = TokenCipher([new, old])  # new first: encrypts; old kept: decrypts
+    assert rotated_cipher.decrypt(enc_old) == "tok-PLAIN-123"
+    enc_new = rotated_cipher.rotate(enc_old)
+    assert TokenCipher([new]).decrypt(enc_new) == "tok-PLAIN-123"  # re-encrypted with the new key
+    with pytest.raises(TokenCryptoError) as err:
+        TokenCipher([new]).decrypt(enc_old)  # old key dropped too early
+    assert "keep the old key" in str(err.value) and "tok-PLAIN-123" not in str(err.value)
+
+
+def test_keys_from_env_then_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, f"{a}, {b}")
+    keys, where = tokens.configured_keys()
+    assert keys == [a, b] and where == tokens.FERNET_KEYS_ENV
+    assert Fernet(a.encode()).decrypt(get_cipher().encrypt("x").encode()) == b"x"  # first key encrypts
+    monkeypatch.delenv(tokens.FERNET_KEYS_ENV)
+    keys, where = tokens.configured_keys()
+    assert where == "[core] fernet_key" and len(keys) == 1  # conftest sets AIRFLOW__CORE__FERNET_KEY
+
+
+def test_airflow_fernet_key_may_hold_several(monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.delenv(tokens.FERNET_KEYS_ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", f"{a},{b}")
+    enc_b = Fernet(b.encode()).encrypt(b"t").decode()
+    assert get_cipher().decrypt(enc_b) == "t"
+
+
+def test_no_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(tokens.FERNET_KEYS_ENV, raising=False)
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
+    with pytest.raises(TokenCryptoError, match="BC_JIRA_FERNET_KEYS"):
+        get_cipher()
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, "not-a-key")
+    with pytest.raises(
+        TokenCryptoError, match="key #1 of BC_JIRA_FERNET_KEYS is not a valid Fernet key"
+    ) as e:
+        get_cipher()
+    assert "not-a-key" not in str(e.value)
+
+
+# -- Atlassian OAuth exchanges -------------------------------------------------------------------------------
+
+
+def test_authorization_url_has_audience_offline_access_state_prompt() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    url = AtlassianOAuth(
+        "cid", "sec", auth_url=AUTH, redirect_uri="https://af/cb", scopes=["read:jira-work"]
+    ).authorization_url("st-1")
+    parts = urlsplit(url)
+    q = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{AUTH}/authorize"
+    assert q["audience"] == "api.atlassian.com" and q["state"] == "st-1" and q["prompt"] == "consent"
+    assert q["response_type"] == "code" and q["redirect_uri"] == "https://af/cb"
+    assert q["scope"].split() == ["read:jira-work", "offline_access"]
+    assert "sec" not in url
+
+
+def test_code_exchange_and_refresh_bodies(requests_mock: Any) -> None:
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("at1", "rt2"))
+    oauth = AtlassianOAuth("cid", "sec", auth_url=AUTH, api_url=API, redirect_uri="https://af/cb")
+    got = oauth.exchange_code("the-code")
+    assert m.last_request.json() == {
+        "grant_type": "authorization_code",
+        "code": "the-code",
+        "redirect_uri": "https://af/cb",
+        "client_id": "cid",
+        "client_secret": "sec",
+    }
+    assert got.access_token == "at1" and got.refresh_token == "rt2" and got.expires_at > time.time() + 3500
+    assert "at1" not in repr(got) and "rt2" not in repr(got)
+    oauth.refresh("rt2")
+    assert m.last_request.json()["grant_type"] == "refresh_token"
+    assert m.last_request.json()["refresh_token"] == "rt2"
+
+
+def test_refresh_failure_is_typed_and_secret_free(requests_mock: Any) -> None:
+    requests_mock.post(
+        f"{AUTH}/oauth/token",
+        status_code=403,
+        json={"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."},
+    )
+    with pytest.raises(AuthError) as err:
+        AtlassianOAuth("cid", "sec-value", auth_url=AUTH).refresh("rt-secret-value")
+    assert err.value.code == "invalid_grant"
+    assert "rt-secret-value" not in str(err.value) and "sec-value" not in str(err.value)
+
+
+def test_resolve_cloud_id_by_site_url_not_first(requests_mock: Any) -> None:
+    requests_mock.get(
+        f"{API}/oauth/token/accessible-resources",
+        json=[
+            {"id": "c-other", "name": "other", "url": "https://other.atlassian.net", "scopes": []},
+            {"id": "c-acme", "name": "acme", "url": "https://acme.atlassian.net", "scopes": []},
+        ],
+    )
+    oauth = AtlassianOAuth("cid", "sec", auth_url=AUTH, api_url=API)
+    assert oauth.resolve_cloud_id("at", "https://ACME.atlassian.net/") == "c-acme"
+    assert requests_mock.last_request.headers["Authorization"] == "Bearer at"
+    with pytest.raises(SiteNotAccessible) as err:
+        oauth.resolve_cloud_id("at", "https://missing.atlassian.net")
+    assert "https://acme.atlassian.net" in str(err.value) and "https://other.atlassian.net" in str(err.value)
+
+
+# -- JiraTokenProvider (in-memory store) ---------------------------------------------------------------------
+
+
+def _provider(store: FakeStore, cipher: TokenCipher, bootstrap: str | None = "rt-boot") -> JiraTokenProvider:
+    oauth = AtlassianOAuth("cid", "sec", auth_url=AUTH, api_url=API)
+    return JiraTokenProvider(store, oauth, "jira:test", bootstrap_refresh_token=bootstrap, cipher=cipher)
+
+
+def test_bootstrap_refresh_then_cached(requests_mock: Any, cipher: TokenCipher) -> None:
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("at-1", "rt-2"))
+    store = FakeStore()
+    p = _provider(store, cipher)
+    assert p.auth_header() == {"Authorization": "Bearer at-1"}
+    assert m.call_count == 1 and m.last_request.json()["refresh_token"] == "rt-boot"
+    row = store.rows["jira:test"]
+    assert cipher.decrypt(row.refresh_token_enc) == "rt-2" and cipher.decrypt(row.access_token_enc) == "at-1"
+    assert "rt-2" not in row.refresh_token_enc and row.expires_at > time.time() + 3500
+    for _ in range(5):
+        assert p.access_token() == "at-1"
+    assert m.call_count == 1
+    # A second provider (same process) answers from the process cache without touching the store lock.
+    locks = store.locks_taken
+    assert _provider(store, cipher).access_token() == "at-1"
+    assert store.locks_taken == locks
+
+
+def test_stored_refresh_token_wins_over_bootstrap(requests_mock: Any, cipher: TokenCipher) -> None:
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("at-9", "rt-10"))
+    store = FakeStore()
+    store.rows["jira:test"] = Row(
+        "jira:test", cipher.encrypt("rt-stored"), cipher.encrypt("old"), time.time() - 5
+    )
+    assert _provider(store, cipher).access_token() == "at-9"
+    assert m.last_request.json()["refresh_token"] == "rt-stored"  # the rotated one, not the connection's
+
+
+def test_token_valid_less_than_60s_is_refreshed(requests_mock: Any, cipher: TokenCipher) -> None:
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("at-new", "rt-new"))
+    store = FakeStore()
+    store.rows["jira:test"] = Row(
+        "jira:test", cipher.encrypt("rt"), cipher.encrypt("at-old"), time.time() + 30
+    )
+    assert _provider(store, cipher).access_token() == "at-new"
+    assert m.call_count == 1
+
+
+def test_neighbour_refreshed_while_waiting_for_lock(requests_mock: Any, cipher: TokenCipher) -> None:
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("mine", "rt-mine"))
+    store = FakeStore()
+    store.rows["jira:test"] = Row(
+        "jira:test", cipher.encrypt("rt"), cipher.encrypt("expired"), time.time() - 1
+    )
+
+    def neighbour() -> None:  # another process refreshes between our read and our lock
+        store.rows["jira:test"] = Row(
+            "jira:test", cipher.encrypt("rt-theirs"), cipher.encrypt("theirs"), time.time() + 3600
+        )
+        store.before_lock = None
+
+    store.before_lock = neighbour
+    assert _provider(store, cipher).access_token() == "theirs"
+    assert m.call_count == 0  # never presented the already-rotated refresh token
+
+
+def test_force_refresh_after_401_refreshes_once(requests_mock: Any, cipher: TokenCipher) -> None:
+    answers = iter([_token_answer("at-1", "rt-2"), _token_answer("at-2", "rt-3")])
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=lambda req, ctx: next(answers))
+    store = FakeStore()
+    p = _provider(store, cipher)
+    assert p.access_token() == "at-1"
+    assert p.access_token(force_refresh=True) == "at-2"  # at-1 was rejected: refresh even though "valid"
+    assert m.call_count == 2 and m.last_request.json()["refresh_token"] == "rt-2"
+
+
+def test_force_refresh_uses_neighbours_newer_token(requests_mock: Any, cipher: TokenCipher) -> None:
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("at-1", "rt-2"))
+    store = FakeStore()
+    p = _provider(store, cipher)
+    p.access_token()
+    store.rows["jira:test"] = Row(
+        "jira:test", cipher.encrypt("rt-n"), cipher.encrypt("at-neighbour"), time.time() + 3600
+    )
+    assert p.access_token(force_refresh=True) == "at-neighbour"
+    assert m.call_count == 1
+
+
+def test_revoked_grant_message_and_no_token_in_logs(
+    requests_mock: Any, cipher: TokenCipher, caplog: pytest.LogCaptureFixture
+) -> None:
+    requests_mock.post(
+        f"{AUTH}/oauth/token",
+        status_code=403,
+        json={"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+    )
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(AuthError) as err:
+        _provider(FakeStore(), cipher, bootstrap="rt-very-secret").access_token()
+    assert "consent again" in str(err.value) and "rt-very-secret" not in str(err.value)
+    assert "rt-very-secret" not in caplog.text
+
+
+def test_no_refresh_token_anywhere(cipher: TokenCipher) -> None:
+    with pytest.raises(AuthError, match="no refresh token stored"):
+        _provider(FakeStore(), cipher, bootstrap=None).access_token()
+
+
+def test_store_tokens_and_meta(cipher: TokenCipher) -> None:
+    store = FakeStore()
+    p = _provider(store, cipher)
+    p.store_tokens(TokenSet("at-c", "rt-c", time.time() + 3600), {"site_url": "https://a"})
+    p.update_meta(cloud_id="cid-1")
+    assert p.get_meta() == {"site_url": "https://a", "cloud_id": "cid-1"}
+    assert cipher.decrypt(store.rows["jira:test"].refresh_token_enc) == "rt-c"
+    assert p.access_token() == "at-c"
+
+
+# -- cross-process: the real StateStore over PostgreSQL and SQLite, the sandbox over HTTP --------------------
+
+
+def _store(url: str) -> Any:
+    store_mod = pytest.importorskip("bc_jira.store", reason="bc_jira.store not written yet")
+    store = store_mod.StateStore.from_url(url)
+    store.ensure_schema()
+    return store
+
+
+def _creds_oauth(creds: dict[str, Any], base: str) -> AtlassianOAuth:
+    return AtlassianOAuth(
+        creds["atlassian_client_id"], creds["atlassian_client_secret"], auth_url=base, api_url=base
+    )
+
+
+def _worker(url: str, base: str, creds: dict[str, Any], keys: str, start_at: float, out: Any) -> None:
+    """One process: wait for the common start, then call Jira with the shared (expired) token."""
+    import os
+
+    os.environ[tokens.FERNET_KEYS_ENV] = keys
+    try:
+        store = _store(url)
+        provider = JiraTokenProvider(
+            store, _creds_oauth(creds, base), "jira:shared", bootstrap_refresh_token=creds["refresh_token"]
+        )
+        time.sleep(max(0.0, start_at - time.time()))
+        header = provider.auth_header()
+        resp = requests.get(
+            f"{base}/ex/jira/{creds['cloud_id']}/rest/api/3/myself", headers=header, timeout=30
+        )
+        out.put(("ok" if resp.status_code == 200 else f"http {resp.status_code}", provider.refreshes))
+    except Exception as exc:  # report, never hang the parent
+        out.put((f"error {type(exc).__name__}: {exc}", 0))
+
+
+def _seed_expired(store: Any, creds: dict[str, Any], base: str, cipher: TokenCipher) -> None:
+    """Store the grant's refresh token with an expired access token, as a stale deployment would have."""
+    with store.token_lock("jira:shared") as txn:
+        txn.save(
+            cipher.encrypt(creds["refresh_token"]),
+            cipher.encrypt("expired-access-token"),
+            time.time() - 10,
+            {},
+        )
+
+
+def _run_16(url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = Fernet.generate_key().decode()
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, keys)
+    store = _store(url)
+    _seed_expired(store, sandbox.creds, sandbox.url, get_cipher())
+    before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + 6.0  # spawn + imports before everyone starts together
+    procs = [
+        ctx.Process(target=_worker, args=(url, sandbox.url, sandbox.creds, keys, start_at, out))
+        for _ in range(16)
+    ]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert [r[0] for r in results] == ["ok"] * 16, results
+    assert sum(r[1] for r in results) == 1  # exactly one process refreshed
+    refreshes = sandbox.stats()["events"].get("atlassian.token.refresh", 0) - before
+    assert refreshes == 1
+    row = store.get_token("jira:shared")
+    assert get_cipher().decrypt(row.refresh_token_enc) != sandbox.creds["refresh_token"]  # rotated and saved
+
+
+@pytest.mark.postgres
+def test_16_processes_one_refresh_postgres(
+    pg_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run_16(pg_url, sandbox, monkeypatch)
+
+
+def test_16_processes_one_refresh_sqlite(
+    sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _run_16(sqlite_url, sandbox, monkeypatch)
+
+
+def test_store_dump_has_no_plaintext_token(
+    sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    store = _store(sqlite_url)
+    if not hasattr(store, "dump_text"):
+        pytest.skip("StateStore.dump_text not written yet")
+    captured: dict[str, str] = {}
+    oauth = _creds_oauth(sandbox.creds, sandbox.url)
+    real_refresh = oauth.refresh
+
+    def spy(rt: str) -> TokenSet:
+        got = real_refresh(rt)
+        captured.update(access=got.access_token, refresh=got.refresh_token or "")
+        return got
+
+    oauth.refresh = spy  # type: ignore[method-assign]
+    provider = JiraTokenProvider(
+        store, oauth, "jira:dump", bootstrap_refresh_token=sandbox.creds["refresh_token"]
+    )
+    provider.access_token()
+    dump = store.dump_text()
+    assert captured["access"] and captured["refresh"]
+    for secret in (
+        captured["access"],
+        captured["refresh"],
+        sandbox.creds["refresh_token"],
+        captured["access"].split(".")[-1],
+    ):
+        assert secret not in dump
+    assert "jira:dump" in dump  # the row is there, only ciphertext
+
+
+def test_key_rotation_with_real_store(sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, old)
+    store = _store(sqlite_url)
+    p = JiraTokenProvider(
+        store,
+        _creds_oauth(sandbox.creds, sandbox.url),
+        "jira:rot",
+        bootstrap_refresh_token=sandbox.creds["refresh_token"],
+    )
+    token = p.access_token()
+    JiraTokenProvider._process_cache.clear()
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, f"{new},{old}")
+    assert p.access_token() == token  # old key still decrypts
+    assert p.reencrypt()
+    JiraTokenProvider._process_cache.clear()
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, new)
+    assert p.access_token() == token  # rewritten under the new key only
