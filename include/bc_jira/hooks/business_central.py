@@ -206,7 +206,11 @@ class _LoopbackHttpClient:
 
     def get(self, url: str, params: Any = None, headers: Any = None, **kw: Any) -> requests.Response:
         kw.setdefault("timeout", self.timeout)
-        return self.session.get(self._fix(url), params=params, headers=headers, **kw)
+        resp = self.session.get(self._fix(url), params=params, headers=headers, **kw)
+        if resp.status_code == 200 and url.endswith("/.well-known/openid-configuration"):
+            # MSAL also insists on https endpoints in the discovery document: present them as https too.
+            resp._content = resp.content.replace(f'"{self._http}'.encode(), f'"{self._https}'.encode())
+        return resp
 
     def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None,
              **kw: Any) -> requests.Response:
