@@ -177,51 +177,28 @@ def _short(value: Any, limit: int = 2000) -> Any:
 
 
 class JiraOps:
-    """The handful of Jira calls the upsert needs, on top of the hook's ApiClient."""
+    """The handful of Jira calls the upsert needs, over :class:`bc_jira.hooks.jira.JiraCloudHook`."""
 
     def __init__(self, hook: Any) -> None:
         self.hook = hook
 
-    @property
-    def client(self) -> Any:
-        return self.hook.client
-
     def search(self, jql: str, fields: Sequence[str], reconcile: Sequence[int] = ()) -> list[dict[str, Any]]:
-        issues: list[dict[str, Any]] = []
-        token = None
-        while True:
-            body: dict[str, Any] = {"jql": jql, "fields": list(fields), "maxResults": 5000}
-            if reconcile:
-                body["reconcileIssues"] = [int(i) for i in list(reconcile)[:RECONCILE_MAX]]
-            if token:
-                body["nextPageToken"] = token
-            page = self.client.post_json("search/jql", json=body, retry_unsafe=True)
-            issues.extend(page.get("issues") or [])
-            token = page.get("nextPageToken")
-            if not token or page.get("isLast", True) and not token:
-                return issues
+        return self.hook.search_all(jql, list(fields), reconcile_issues=list(reconcile)[-RECONCILE_MAX:],
+                                    max_results=5000)
 
-    def bulk_create(self, issue_updates: list[dict[str, Any]]) -> dict[str, Any]:
-        # Not retried on a lost answer (POST): the pending intents decide what happened.
-        return self.client.post_json("issue/bulk", json={"issueUpdates": issue_updates})
+    def bulk_create(self, issue_updates: list[dict[str, Any]]) -> Any:
+        """One POST (≤ 50). Not retried on a lost answer: the pending intents decide what happened."""
+        return self.hook.bulk_create_issues(issue_updates)
 
     def edit(self, issue_id: str, body: dict[str, Any]) -> None:
-        self.client.request("PUT", f"issue/{issue_id}", json=body, retry_unsafe=True)
+        self.hook.edit_issue(issue_id, body.get("fields"), update=body.get("update"))
 
     def comment(self, issue_id: str, adf_body: dict[str, Any]) -> dict[str, Any]:
-        return self.client.post_json(f"issue/{issue_id}/comment", json={"body": adf_body})
+        return self.hook.add_comment(issue_id, adf_body)
 
     def transition(self, issue_id: str, name: str) -> str | None:
         """Apply the transition named ``name`` (or leading to a status of that name); None if unavailable."""
-        body = self.client.get_json(f"issue/{issue_id}/transitions")
-        wanted = name.casefold()
-        for tr in body.get("transitions") or []:
-            to_name = ((tr.get("to") or {}).get("name") or "").casefold()
-            if (tr.get("name") or "").casefold() == wanted or to_name == wanted:
-                self.client.request("POST", f"issue/{issue_id}/transitions",
-                                    json={"transition": {"id": str(tr["id"])}}, retry_unsafe=True)
-                return str(tr.get("name"))
-        return None
+        return self.hook.transition_to(issue_id, name)
 
 
 # -- extract -------------------------------------------------------------------------------------------------
@@ -480,21 +457,23 @@ class Upserter:
                     outcomes[d.bc_id] = _Outcome("error", reason="bulk create failed; intent kept as pending",
                                                  sent=p, error=str(exc))
                 continue
-            errors = {e.get("failedElementNumber"): e for e in answer.get("errors") or []}
-            created = iter(answer.get("issues") or [])
+            failed = {f.index: f for f in answer.failed}
+            created = dict(answer.created)
             for i, (d, p) in enumerate(zip(chunk, payloads, strict=True)):
-                if i in errors:
+                if i in failed:
                     failures += 1
                     self._save_link(d, None, None, FAILED, "")
                     outcomes[d.bc_id] = _Outcome(
-                        "error", reason="Jira refused the create", sent=p, response=errors[i],
-                        error=_short(str(errors[i].get("elementErrors"))))
+                        "error", reason="Jira refused the create", sent=p,
+                        response={"status": failed[i].status, "errors": failed[i].errors,
+                                  "messages": failed[i].messages},
+                        error=_short(str(failed[i])))
                     continue
-                issue = next(created, None)
+                issue = created.get(i)
                 if issue is None:
                     failures += 1
                     outcomes[d.bc_id] = _Outcome("error", reason="no issue in the bulk answer", sent=p,
-                                                 response=answer, error="missing from answer")
+                                                 error="missing from answer; intent kept as pending")
                     continue
                 _RECENT_CREATED[self.entity].append(int(issue["id"]))
                 state = LINKED if d.needs_human else RESOLVED
@@ -879,8 +858,7 @@ def connect_task() -> dict[str, Any]:
 
 
 def _resolve_cloud_id(hook: Any) -> str | None:
-    for name in ("resolve_cloud_id", "get_cloud_id"):
-        fn = getattr(hook, name, None)
-        if callable(fn):
-            return fn()
-    return getattr(hook, "cloud_id", None)
+    """oauth2: the cloudId via accessible-resources; basic auth talks to the site URL and has none."""
+    if hook.settings.auth == "basic":
+        return None
+    return hook.cloud_id
