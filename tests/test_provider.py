@@ -52,7 +52,9 @@ def test_airflow_lists_provider_and_hooks():
     assert "bc-jira" in _airflow("providers", "list")
     import json
 
-    hooks = {h["connection_type"]: h for h in json.loads(_airflow("providers", "hooks", "-o", "json"))}
+    out = _airflow("providers", "hooks", "-o", "json")
+    listing = next(line for line in out.splitlines() if line.startswith("[{"))  # skip log lines
+    hooks = {h["connection_type"]: h for h in json.loads(listing)}
     assert hooks["business_central"]["class"] == "bc_jira.hooks.business_central.BusinessCentralHook"
     assert hooks["business_central"]["conn_id_attribute_name"] == "bc_conn_id"
     assert hooks["jira_cloud"]["class"] == "bc_jira.hooks.jira.JiraCloudHook"

@@ -25,7 +25,7 @@ def dagbag_and_warnings():
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        bag = DagBag(dag_folder=str(REPO / "dags"), include_examples=False)
+        bag = DagBag(dag_folder=str(REPO / "dags"))
     return bag, caught
 
 
