@@ -67,8 +67,6 @@ class Txn:
 
 
 class FakeStore:
-    url = "memory://"
-
     def __init__(self) -> None:
         self.rows: dict[str, Row] = {}
         self.lock = threading.Lock()

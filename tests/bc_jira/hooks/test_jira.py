@@ -1,0 +1,525 @@
+"""JiraCloudHook: narrow unit tests with requests-mock, then the real flows against the sandbox over HTTP.
+
+Every Jira request body the hook sends and every Jira response it receives is validated against the official
+OpenAPI document (fixture ``spec_session``), in the unit tests and against the sandbox alike.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from bc_jira.hooks.jira import JiraCloudHook, JiraSettings
+from bc_jira.http import AuthError, ClientError, RetryPolicy
+from bc_jira.tokens import JiraTokenProvider
+from bc_jira_sandbox.openapi import SpecViolation, get_validator
+from tests.bc_jira.test_tokens import FakeStore
+
+SITE = "https://acme.atlassian.net"
+API = "https://api.example.test"
+AUTH = "https://auth.example.test"
+CLOUD = "11111111-2222-4333-8444-555555555555"
+BASE = f"{API}/ex/jira/{CLOUD}/rest/api/3"
+ADF = {
+    "type": "doc",
+    "version": 1,
+    "content": [{"type": "paragraph", "content": [{"type": "text", "text": "hi"}]}],
+}
+
+
+class SpecCheck:
+    """A ``requests`` response hook validating Jira request and response bodies against the OpenAPI spec."""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+        self.checked: list[str] = []
+
+    def __call__(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        req = resp.request
+        path = urlsplit(req.url or "").path
+        if "/rest/api/3/" not in path or resp.status_code >= 500 or resp.status_code == 429:
+            return  # gateway/throttling answers are not described per operation
+        v = get_validator()
+        try:
+            raw = req.body
+            if raw:
+                v.validate_request(req.method or "GET", path, json.loads(raw))
+            body = resp.json() if resp.content else None
+            v.validate_response(req.method or "GET", path, resp.status_code, body)
+            self.checked.append(f"{req.method} {path} {resp.status_code}")
+        except (SpecViolation, KeyError, ValueError) as exc:
+            self.violations.append(f"{req.method} {path} -> {resp.status_code}: {exc}")
+
+
+@pytest.fixture
+def spec_session() -> Iterator[requests.Session]:
+    check = SpecCheck()
+    session = requests.Session()
+    session.hooks["response"].append(check)
+    session.spec_check = check  # type: ignore[attr-defined]
+    yield session
+    assert not check.violations, "\n".join(check.violations)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_token_cache() -> Iterator[None]:
+    JiraTokenProvider._process_cache.clear()
+    yield
+    JiraTokenProvider._process_cache.clear()
+
+
+def _retry() -> RetryPolicy:
+    return RetryPolicy(max_attempts=3, backoff_base=0.0, backoff_cap=0.0)
+
+
+def oauth_hook(session: requests.Session, store: Any = None, **over: Any) -> JiraCloudHook:
+    settings = JiraSettings(
+        auth="oauth2",
+        site_url=SITE,
+        client_id="cid",
+        client_secret="csec",
+        auth_url=AUTH,
+        api_url=API,
+        refresh_token="rt-boot",
+        **over,
+    )
+    return JiraCloudHook(
+        settings=settings, store=store or FakeStore(), session=session, retry=_retry(), sleep=lambda s: None
+    )
+
+
+def basic_hook(
+    session: requests.Session, site: str = SITE, email: str = "a@example.com", api_token: str = "tok"
+) -> JiraCloudHook:
+    settings = JiraSettings(auth="basic", site_url=site, email=email, api_token=api_token)
+    return JiraCloudHook(settings=settings, session=session, retry=_retry(), sleep=lambda s: None)
+
+
+def _mock_oauth(m: Any) -> Any:
+    tokens = iter(range(1, 100))
+
+    def answer(req: Any, ctx: Any) -> dict[str, Any]:
+        n = next(tokens)
+        return {
+            "access_token": f"at-{n}",
+            "refresh_token": f"rt-{n}",
+            "expires_in": 3600,
+            "token_type": "Bearer",
+        }
+
+    m.get(
+        f"{API}/oauth/token/accessible-resources",
+        json=[
+            {"id": "other", "url": "https://other.atlassian.net", "name": "o", "scopes": []},
+            {"id": CLOUD, "url": SITE, "name": "acme", "scopes": []},
+        ],
+    )
+    return m.post(f"{AUTH}/oauth/token", json=answer)
+
+
+# -- unit: requests-mock -------------------------------------------------------------------------------------
+
+
+def test_no_network_in_init() -> None:
+    hook = JiraCloudHook("does_not_exist")  # neither the connection nor the network is touched
+    assert hook.jira_conn_id == "does_not_exist"
+    assert JiraCloudHook.conn_type == "jira_cloud" and JiraCloudHook.default_conn_name == "jira_default"
+
+
+def test_oauth_base_url_uses_cloud_id_of_site(requests_mock: Any, spec_session: requests.Session) -> None:
+    _mock_oauth(requests_mock)
+    store = FakeStore()
+    hook = oauth_hook(spec_session, store)
+    assert hook.base_url == BASE
+    assert store.rows["jira:jira_default"].meta["cloud_id"] == CLOUD
+    # A new hook (another task) takes the cloudId from the store without calling accessible-resources.
+    calls = requests_mock.call_count
+    assert oauth_hook(spec_session, store).base_url == BASE
+    assert requests_mock.call_count == calls
+
+
+def test_search_follows_next_page_token(requests_mock: Any, spec_session: requests.Session) -> None:
+    pages = {
+        None: {"issues": [{"id": "1", "key": "FIN-1"}], "nextPageToken": "p2", "isLast": False},
+        "p2": {"issues": [{"id": "2", "key": "FIN-2"}], "nextPageToken": "p3", "isLast": False},
+        "p3": {"issues": [{"id": "3", "key": "FIN-3"}], "isLast": True},
+    }
+    m = requests_mock.post(
+        f"{SITE}/rest/api/3/search/jql", json=lambda req, ctx: pages[req.json().get("nextPageToken")]
+    )
+    hook = basic_hook(spec_session)
+    got = hook.search_jql(
+        'project = FIN AND "BC Record Id" ~ "x"',
+        ["key", "customfield_10050"],
+        reconcile_issues=["10001", 10002],
+        max_results=1,
+    )
+    assert next(got)["key"] == "FIN-1" and m.call_count == 1  # a generator: one page at a time
+    assert [i["key"] for i in got] == ["FIN-2", "FIN-3"]
+    bodies = [r.json() for r in m.request_history]
+    assert [b.get("nextPageToken") for b in bodies] == [None, "p2", "p3"]
+    assert all(
+        b["reconcileIssues"] == [10001, 10002] and b["fields"] == ["key", "customfield_10050"] for b in bodies
+    )
+    with pytest.raises(ValueError, match="at most 50"):
+        list(hook.search_jql("project = FIN", reconcile_issues=range(51)))
+
+
+def test_search_is_retried_after_5xx(requests_mock: Any, spec_session: requests.Session) -> None:
+    m = requests_mock.post(
+        f"{SITE}/rest/api/3/search/jql",
+        [{"status_code": 502, "text": "bad gateway"}, {"json": {"issues": [], "isLast": True}}],
+    )
+    assert basic_hook(spec_session).search_all("project = FIN") == []
+    assert m.call_count == 2
+
+
+def test_bulk_create_reports_failed_element_by_input_index(
+    requests_mock: Any, spec_session: requests.Session
+) -> None:
+    def answer(req: Any, ctx: Any) -> dict[str, Any]:
+        updates = req.json()["issueUpdates"]
+        ctx.status_code = 201
+        created, errors = [], []
+        for i, u in enumerate(updates):
+            if "summary" not in u["fields"]:
+                errors.append(
+                    {
+                        "status": 400,
+                        "failedElementNumber": i,
+                        "elementErrors": {
+                            "errorMessages": [],
+                            "errors": {"summary": "You must specify a summary of the issue."},
+                        },
+                    }
+                )
+            else:
+                n = u["fields"]["n"]
+                created.append({"id": str(10000 + n), "key": f"FIN-{n}", "self": f"{SITE}/x/{n}"})
+        return {"issues": created, "errors": errors}
+
+    m = requests_mock.post(f"{SITE}/rest/api/3/issue/bulk", json=answer)
+    items = [{"fields": {"summary": f"s{n}", "n": n}} for n in range(120)]
+    del items[57]["fields"]["summary"]  # second chunk, position 7
+    result = basic_hook(spec_session).bulk_create_issues(items)
+    assert m.call_count == 3 and [len(r.json()["issueUpdates"]) for r in m.request_history] == [50, 50, 20]
+    assert [f.index for f in result.failed] == [57]
+    assert result.failed[0].errors == {"summary": "You must specify a summary of the issue."}
+    assert "#57 (400): summary: You must specify a summary" in str(result.failed[0])
+    assert len(result.created) == 119
+    assert dict(result.created)[58]["key"] == "FIN-58"  # created issues line up with their inputs
+    assert dict(result.created)[56]["key"] == "FIN-56"
+    assert not result.ok
+
+
+def test_bulk_create_all_failed_400_is_reported_not_raised(
+    requests_mock: Any, spec_session: requests.Session
+) -> None:
+    requests_mock.post(
+        f"{SITE}/rest/api/3/issue/bulk",
+        status_code=400,
+        json={
+            "issues": [],
+            "errors": [
+                {
+                    "status": 400,
+                    "failedElementNumber": 0,
+                    "elementErrors": {"errorMessages": [], "errors": {"x": "bad"}},
+                },
+                {
+                    "status": 400,
+                    "failedElementNumber": 1,
+                    "elementErrors": {"errorMessages": ["nope"], "errors": {}},
+                },
+            ],
+        },
+    )
+    result = basic_hook(spec_session).bulk_create_issues([{"fields": {}}, {"fields": {}}])
+    assert [(f.index, f.messages, f.errors) for f in result.failed] == [
+        (0, [], {"x": "bad"}),
+        (1, ["nope"], {}),
+    ]
+    assert result.created == []
+
+
+def test_bulk_create_is_not_retried_after_lost_answer(
+    requests_mock: Any, spec_session: requests.Session
+) -> None:
+    m = requests_mock.post(f"{SITE}/rest/api/3/issue/bulk", exc=requests.exceptions.ReadTimeout)
+    with pytest.raises(Exception, match="not retried"):
+        basic_hook(spec_session).bulk_create_issues([{"fields": {"summary": "x"}}])
+    assert m.call_count == 1  # a retry could create duplicates
+
+
+def test_401_refreshes_once_then_succeeds(requests_mock: Any, spec_session: requests.Session) -> None:
+    token_calls = _mock_oauth(requests_mock)
+    seen: list[str] = []
+
+    def fields(req: Any, ctx: Any) -> Any:
+        seen.append(req.headers["Authorization"])
+        if len(seen) == 1:
+            ctx.status_code = 401
+            return {"code": 401, "message": "Unauthorized"}
+        return [{"id": "summary", "name": "Summary", "custom": False, "schema": {"type": "string"}}]
+
+    requests_mock.get(f"{BASE}/field", json=fields)
+    hook = oauth_hook(spec_session)
+    assert hook.get_fields()[0]["id"] == "summary"
+    assert seen == ["Bearer at-1", "Bearer at-2"]
+    assert token_calls.call_count == 2  # bootstrap + the one forced refresh
+    assert token_calls.last_request.json()["refresh_token"] == "rt-1"  # the rotated token, not the bootstrap
+
+
+def test_second_401_is_auth_error_without_secrets(requests_mock: Any, spec_session: requests.Session) -> None:
+    token_calls = _mock_oauth(requests_mock)
+    requests_mock.get(f"{BASE}/myself", status_code=401, json={"code": 401, "message": "Unauthorized"})
+    with pytest.raises(AuthError) as err:
+        oauth_hook(spec_session).myself()
+    assert token_calls.call_count == 2  # exactly one forced refresh, no loop
+    assert "at-" not in str(err.value) and "rt-" not in str(err.value) and "csec" not in str(err.value)
+
+
+def test_edit_comment_transition_users_webhooks_requests(
+    requests_mock: Any, spec_session: requests.Session
+) -> None:
+    b = f"{SITE}/rest/api/3"
+    edit = requests_mock.put(f"{b}/issue/FIN-1", status_code=204)
+    comment = requests_mock.post(
+        f"{b}/issue/FIN-1/comment",
+        status_code=201,
+        json={"id": "1", "body": ADF, "created": "2026-01-01T00:00:00.000+0000"},
+    )
+    requests_mock.get(
+        f"{b}/issue/FIN-1/transitions",
+        json={
+            "transitions": [
+                {
+                    "id": "31",
+                    "name": "Approve",
+                    "to": {"id": "10001", "name": "Done", "statusCategory": {"id": 3, "key": "done"}},
+                }
+            ]
+        },
+    )
+    do = requests_mock.post(f"{b}/issue/FIN-1/transitions", status_code=204)
+    bulk_users = requests_mock.get(
+        f"{b}/user/bulk",
+        json={"isLast": True, "startAt": 0, "maxResults": 2, "total": 2, "values": [{"accountId": "a"}]},
+    )
+    hook = basic_hook(spec_session)
+    hook.edit_issue("FIN-1", {"summary": "s"}, update={"labels": [{"add": "x"}]}, notify_users=False)
+    assert edit.last_request.qs == {"notifyusers": ["false"]}
+    assert edit.last_request.json() == {"fields": {"summary": "s"}, "update": {"labels": [{"add": "x"}]}}
+    assert hook.add_comment("FIN-1", ADF)["id"] == "1" and comment.last_request.json() == {"body": ADF}
+    assert hook.transition_to("FIN-1", "done") == "Approve"
+    assert do.last_request.json() == {"transition": {"id": "31"}}
+    assert hook.transition_to("FIN-1", "Nope") is None
+    hook.bulk_get_users(["a", "b", "a"])
+    assert parse_qs(urlsplit(bulk_users.last_request.url).query)["accountId"] == ["a", "b"]
+    assert len(spec_session.spec_check.checked) >= 5  # type: ignore[attr-defined]
+
+
+# -- against the sandbox over real HTTP ----------------------------------------------------------------------
+
+
+def sandbox_oauth_hook(
+    sandbox: Any, session: requests.Session, store: Any = None, **over: Any
+) -> JiraCloudHook:
+    c = sandbox.creds
+    kw: dict[str, Any] = {
+        "auth": "oauth2",
+        "site_url": c["site_url"],
+        "client_id": c["atlassian_client_id"],
+        "client_secret": c["atlassian_client_secret"],
+        "auth_url": sandbox.url,
+        "api_url": sandbox.url,
+        "refresh_token": c["refresh_token"],
+        "redirect_uri": c["redirect_uri"],
+    }
+    kw.update(over)
+    return JiraCloudHook(
+        settings=JiraSettings(**kw),
+        store=store or FakeStore(),
+        session=session,
+        retry=_retry(),
+        sleep=lambda s: None,
+    )
+
+
+def sandbox_basic_hook(sandbox: Any, session: requests.Session, **over: Any) -> JiraCloudHook:
+    c = sandbox.creds
+    kw = {
+        "auth": "basic",
+        "site_url": f"{sandbox.url}/site",
+        "email": c["jira_email"],
+        "api_token": c["jira_api_token"],
+        **over,
+    }
+    return JiraCloudHook(settings=JiraSettings(**kw), session=session, retry=_retry(), sleep=lambda s: None)
+
+
+def _refreshes(sandbox: Any) -> int:
+    return sandbox.stats()["events"].get("atlassian.token.refresh", 0)
+
+
+def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) -> None:
+    sandbox.control("POST", "/_sandbox/jira/options", {"validate": True})
+    store = FakeStore()
+    hook = sandbox_oauth_hook(sandbox, spec_session, store)
+    ok, msg = hook.test_connection()
+    assert ok, msg
+    assert sandbox.creds["cloud_id"] in msg and "BC Connector" in msg
+    ids = hook.field_ids_by_name()
+    rec_f, amt_f = ids["BC Record Id"], ids["BC Amount"]
+    assert rec_f.startswith("customfield_") and amt_f.startswith("customfield_")
+    assert {t["name"] for t in hook.get_project_issue_types("FIN")} >= {"Invoice", "Vendor", "Purchase Order"}
+    statuses = {
+        s["name"]: s["statusCategory"]["key"] for t in hook.get_project_statuses("FIN") for s in t["statuses"]
+    }
+    assert statuses["Done"] == "done" and statuses["Rejected"] == "done" and statuses["To Do"] == "new"
+
+    def upd(n: int) -> dict[str, Any]:
+        return {
+            "fields": {
+                "project": {"key": "FIN"},
+                "issuetype": {"name": "Invoice"},
+                "summary": f"Invoice {n}",
+                rec_f: f"rec-{n}",
+                amt_f: 100.5 + n,
+                "description": ADF,
+                "labels": ["bc-jira"],
+            }
+        }
+
+    items = [upd(n) for n in range(53)]
+    del items[51]["fields"]["summary"]
+    result = hook.bulk_create_issues(items)
+    assert [f.index for f in result.failed] == [51] and "summary" in result.failed[0].errors
+    assert len(result.created) == 52
+    by_index = dict(result.created)
+    jql = 'project = FIN AND "BC Record Id" in ("rec-0", "rec-52")'
+    # Search lags writes: without reconcileIssues the new issues are not there yet; with it, they are.
+    assert hook.search_all(jql) == []
+    found = hook.search_all(jql, ["key", rec_f], reconcile_issues=[by_index[0]["id"], by_index[52]["id"]])
+    assert sorted(i["fields"][rec_f] for i in found) == ["rec-0", "rec-52"]
+    key = by_index[0]["key"]
+    hook.edit_issue(key, {"summary": "Invoice 0 (edited)"}, update={"labels": [{"add": "edited"}]})
+    issue = hook.get_issue(key, ["summary", "labels", "status"])
+    assert issue["fields"]["summary"] == "Invoice 0 (edited)" and "edited" in issue["fields"]["labels"]
+    assert hook.transition_to(key, "Done") == "Done"
+    assert hook.get_issue(key, ["status"])["fields"]["status"]["statusCategory"]["key"] == "done"
+    hook.add_comment(key, ADF)
+    with pytest.raises(ClientError) as err:
+        hook.add_comment(key, {"type": "doc", "version": 1, "content": [{"type": "text", "text": "bare"}]})
+    assert err.value.status == 400
+    # Paging over the sandbox with small pages.
+    time.sleep(1.1)  # search lag in tests is 1 s
+    keys = [i["key"] for i in hook.search_jql("project = FIN ORDER BY key ASC", ["key"], max_results=7)]
+    assert len(keys) == 52 and len(set(keys)) == 52
+    users = hook.search_users("a")
+    hidden = hook.search_users("bob")
+    assert hidden and "emailAddress" not in hidden[0]
+    assert {u["accountId"] for u in hook.bulk_get_users([u["accountId"] for u in users])} == {
+        u["accountId"] for u in users
+    }
+    # Webhooks: register (one bad JQL reported per entry), list, refresh, delete.
+    res = hook.register_webhooks(
+        "http://127.0.0.1:9/bc-jira/jira/webhook",
+        [
+            {"events": ["jira:issue_updated"], "jqlFilter": "project = FIN", "fieldIdsFilter": ["status"]},
+            {"events": ["jira:issue_updated"], "jqlFilter": "summary ~ x"},
+        ],
+    )
+    assert "createdWebhookId" in res[0] and res[1]["errors"]
+    wid = res[0]["createdWebhookId"]
+    listed = hook.list_webhooks()
+    assert [w["id"] for w in listed] == [wid]
+    assert hook.refresh_webhooks([wid]) >= listed[0]["expirationDate"]
+    hook.delete_webhooks([wid])
+    assert hook.list_webhooks() == []
+    assert sandbox.stats()["events"].get("jira.spec_violations", 0) == 0
+    assert len(spec_session.spec_check.checked) > 20  # type: ignore[attr-defined]
+
+
+def test_sandbox_refresh_rotation(sandbox: Any, spec_session: requests.Session) -> None:
+    store = FakeStore()
+    hook = sandbox_oauth_hook(sandbox, spec_session, store)
+    before = _refreshes(sandbox)
+    hook.myself()
+    first_rt = store.rows[hook.token_name].refresh_token_enc
+    assert _refreshes(sandbox) == before + 1
+    for _ in range(3):
+        hook.myself()
+    assert _refreshes(sandbox) == before + 1  # cached access token reused
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})  # the access token expires
+    JiraTokenProvider._process_cache.clear()
+    hook2 = sandbox_oauth_hook(sandbox, spec_session, store)
+    hook2.myself()
+    assert _refreshes(sandbox) == before + 2
+    assert store.rows[hook.token_name].refresh_token_enc != first_rt  # the rotated token was saved
+    # The connection's bootstrap token was rotated away long ago: reusing it now revokes the grant.
+    stale = sandbox_oauth_hook(sandbox, spec_session, FakeStore())
+    ok, msg = stale.test_connection()
+    assert not ok and "revoked" in msg and "consent again" in msg
+    JiraTokenProvider._process_cache.clear()
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})
+    ok, msg = sandbox_oauth_hook(sandbox, spec_session, store).test_connection()
+    assert not ok and "invalid_grant" in msg  # the whole family died, like Atlassian
+
+
+def test_sandbox_basic_auth(sandbox: Any, spec_session: requests.Session) -> None:
+    hook = sandbox_basic_hook(sandbox, spec_session)
+    ok, msg = hook.test_connection()
+    assert ok and "basic auth" in msg, msg
+    created = hook.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Vendor"}, "summary": "V1"})
+    assert created["key"].startswith("FIN-")
+    assert hook.get_transitions(created["key"])
+    assert hook.base_url == f"{sandbox.url}/site/rest/api/3"
+    with pytest.raises(AuthError) as err:
+        hook.register_webhooks("http://x", [{"events": ["jira:issue_updated"], "jqlFilter": "project = FIN"}])
+    assert err.value.status == 403  # REST webhooks are for OAuth/Connect apps only
+
+
+@pytest.mark.parametrize("case", ["bad_secret", "revoked", "site", "bad_api_token"])
+def test_sandbox_test_connection_false(case: str, sandbox: Any, spec_session: requests.Session) -> None:
+    if case == "bad_secret":
+        ok, msg = sandbox_oauth_hook(sandbox, spec_session, client_secret="BAD-SECRET-1").test_connection()
+        assert "client id/secret" in msg
+    elif case == "revoked":
+        sandbox.control("POST", "/_sandbox/atlassian/revoke")
+        ok, msg = sandbox_oauth_hook(sandbox, spec_session).test_connection()
+        assert "revoked" in msg and "consent again" in msg
+    elif case == "site":
+        ok, msg = sandbox_oauth_hook(
+            sandbox, spec_session, site_url="https://elsewhere.atlassian.net"
+        ).test_connection()
+        assert "No access to the Jira site" in msg and sandbox.creds["site_url"] in msg
+    else:
+        ok, msg = sandbox_basic_hook(sandbox, spec_session, api_token="BAD-TOKEN-1").test_connection()
+        assert "API token" in msg
+    assert not ok
+    for secret in (
+        "BAD-SECRET-1",
+        "BAD-TOKEN-1",
+        sandbox.creds["atlassian_client_secret"],
+        sandbox.creds["refresh_token"],
+        sandbox.creds["jira_api_token"],
+    ):
+        assert secret not in msg
+
+
+def test_hook_from_airflow_connection(airflow_conns: dict[str, str], sandbox: Any) -> None:
+    """The connection printed by ``airflow-env`` (oauth2 flavour) works as is."""
+    hook = JiraCloudHook(store=FakeStore())
+    assert hook.settings.auth == "oauth2" and hook.settings.site_url == sandbox.creds["site_url"]
+    assert "password" not in repr(hook.settings) and sandbox.creds["atlassian_client_secret"] not in repr(
+        hook.settings
+    )
+    ok, msg = hook.test_connection()
+    assert ok, msg
