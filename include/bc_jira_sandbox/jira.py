@@ -180,6 +180,11 @@ _TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<o
 _RELATIVE = re.compile(r"^([-+]?)(\d+)([wdhm])$")
 
 
+_SYSTEM_CLAUSES = {"project", "issuetype", "type", "status", "statuscategory", "key", "issuekey", "id",
+                   "issue", "assignee", "reporter", "labels", "updated", "created", "updateddate",
+                   "createddate", "summary", "text"}
+
+
 class JqlError(ValueError):
     pass
 
@@ -914,6 +919,11 @@ class JiraState:
         if where is None:
             raise JiraError(400, ["Unbounded JQL queries are not allowed here. Please add a search "
                                   "restriction to your query."])
+        for fname, _ in jql_fields(where):
+            if fname.lower() not in _SYSTEM_CLAUSES and (self.field(fname) is None
+                                                         or not self.field(fname)["custom"]):
+                raise JiraError(400, [f"Field '{fname}' does not exist or you do not have permission to view "
+                                      "it."])
         reconcile = body.get("reconcileIssues") or []
         if not isinstance(reconcile, list) or len(reconcile) > RECONCILE_LIMIT or \
                 not all(isinstance(x, int) and not isinstance(x, bool) for x in reconcile):
