@@ -53,7 +53,7 @@ FAILED = "failed"        # Jira refused the create (known not to exist)
 DONE_STATES = frozenset({RESOLVED, "written_back", "done"})
 
 BULK_CREATE_MAX = 50
-JQL_IDS_PER_SEARCH = 50
+JQL_IDS_PER_SEARCH = 100
 RECONCILE_MAX = 50
 LINK_LOOKUP_CHUNK = 1000
 BC_PAGE_SIZE = 1000
@@ -327,7 +327,8 @@ class Upserter:
     users: Mapping[str, str] = field(default_factory=dict)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    search_attempts: int = 3
+    link_cls: Any = None    # bc_jira.store.Link unless given (tests)
+    audit_cls: Any = None   # bc_jira.store.AuditRow unless given
 
     @property
     def ecfg(self) -> EntityConfig:
@@ -335,9 +336,10 @@ class Upserter:
 
     # public ------------------------------------------------------------------------------------------------
     def upsert(self, records: Iterable[Mapping[str, Any]]) -> Counts:
-        from bc_jira.store import AuditRow, Link
+        if self.link_cls is None or self.audit_cls is None:
+            from bc_jira.store import AuditRow, Link
 
-        self._Link, self._AuditRow = Link, AuditRow
+            self.link_cls, self.audit_cls = self.link_cls or Link, self.audit_cls or AuditRow
         recs = {str(r["id"]): dict(r) for r in records}
         counts = Counts(read=len(recs))
         outcomes: dict[str, _Outcome] = {}
@@ -361,6 +363,9 @@ class Upserter:
                                                reason="does not need a human step and has no issue")
                     continue
                 outcome = self._update(draft, recs[bc_id], link, found_hashes.get(bc_id))
+                if bc_id in found_hashes and outcome.action == "unchanged":
+                    outcome = _Outcome("link", issue_key=outcome.issue_key,
+                                       reason="issue found by JQL on the record id; linked")
                 outcomes[bc_id] = outcome
                 if outcome.action == "error":
                     failures += 1
@@ -421,7 +426,7 @@ class Upserter:
         return to_create, found_hashes
 
     def _find(self, bc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Issues carrying these record ids in the record-id field (one JQL per 50 ids, oldest issue wins)."""
+        """Issues carrying these record ids in the record-id field (one JQL per 100 ids; oldest wins)."""
         fid = self.ids.record_id
         out: dict[str, dict[str, Any]] = {}
         reconcile = list(_RECENT_CREATED[self.entity])
@@ -525,7 +530,7 @@ class Upserter:
 
     def _save_link(self, draft: IssueDraft, issue_id: str | None, issue_key: str | None, state: str,
                    content_hash: str) -> None:
-        self.store.upsert_link(self._Link(
+        self.store.upsert_link(self.link_cls(
             entity=self.entity, bc_id=draft.bc_id, document_number=draft.document_number, issue_id=issue_id,
             issue_key=issue_key, content_hash=content_hash, bc_last_modified=draft.last_modified, state=state,
             updated_at=self.clock(),
@@ -536,7 +541,7 @@ class Upserter:
         rows = []
         for bc_id, rec in recs.items():
             o = outcomes.get(bc_id) or _Outcome("error", error="not processed (batch aborted)")
-            rows.append(self._AuditRow(
+            rows.append(self.audit_cls(
                 entity=self.entity, bc_id=bc_id, action=o.action,
                 document_number=drafts[bc_id].document_number,
                 issue_key=o.issue_key, reason=o.reason, read=dict(rec), sent=o.sent, response=o.response,

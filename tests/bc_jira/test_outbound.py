@@ -1,0 +1,431 @@
+"""Upsert/extract decisions against the real state store (SQLite) and an in-memory Jira with search lag.
+
+The in-memory Jira commits a bulk create and then loses the answer on demand, like the sandbox's
+``drop_after_commit``; the flows against the real sandbox are in tests/dags/test_outbound_dags.py.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bc_jira.config import FieldNames, parse_config
+from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
+from bc_jira.http import TransportError
+from bc_jira.mapping import field_ids
+from bc_jira.outbound import (
+    FAILED,
+    LINKED,
+    PENDING,
+    RESOLVED,
+    Counts,
+    RunInfo,
+    SyncError,
+    Upserter,
+    extract,
+    next_watermark,
+    sync_window,
+)
+
+RID, DOC, VEN, AMT, CUR, STS = (f"customfield_100{i}" for i in range(1, 7))
+IDS = field_ids(FieldNames(), {"BC Record Id": RID, "BC Document No.": DOC, "BC Vendor": VEN,
+                               "BC Amount": AMT, "BC Currency": CUR, "BC Status": STS})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept = getattr(self, "slept", 0.0) + seconds
+        self.now += timedelta(seconds=seconds)
+
+
+class FakeJira:
+    """Jira as the upsert sees it: lagging search (unless reconciled), bulk create, edit, comment..."""
+
+    def __init__(self, clock: Clock, lag_s: float = 5.0) -> None:
+        self.clock, self.lag = clock, timedelta(seconds=lag_s)
+        self.issues: dict[str, dict[str, Any]] = {}
+        self.calls: dict[str, int] = {}
+        self.drop_next_create = False       # commit, then lose the answer
+        self.fail_next_create = False       # lose the request before Jira sees it
+        self.reject: set[str] = set()       # record ids whose create Jira refuses
+        self.comments: dict[str, list[Any]] = {}
+        self.transitions: dict[str, list[str]] = {}
+        self._n = 10000
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def search(self, jql: str, fields, reconcile=()) -> list[dict[str, Any]]:
+        self._count("search")
+        assert len(reconcile) <= 50
+        out = []
+        for iid, issue in sorted(self.issues.items(), key=lambda kv: int(kv[0])):
+            visible = self.clock() >= issue["created"] + self.lag or int(iid) in set(reconcile)
+            if visible and f'"{issue["fields"][RID]}"' in jql:
+                out.append({"id": iid, "key": issue["key"], "fields": {RID: issue["fields"][RID]}})
+        return out
+
+    def bulk_create(self, updates: list[dict[str, Any]]) -> BulkCreateResult:
+        self._count("bulk_create")
+        assert len(updates) <= 50
+        if self.fail_next_create:
+            self.fail_next_create = False
+            raise TransportError("jira", "POST", "http://x/issue/bulk", message="connection reset")
+        res = BulkCreateResult()
+        for i, u in enumerate(updates):
+            if u["fields"][RID] in self.reject:
+                res.failed.append(BulkFailure(i, 400, [], {DOC: "not on screen"}))
+                continue
+            self._n += 1
+            iid = str(self._n)
+            self.issues[iid] = {"key": f"FIN-{self._n - 10000}", "fields": copy.deepcopy(u["fields"]),
+                                "created": self.clock()}
+            res.created.append((i, {"id": iid, "key": self.issues[iid]["key"]}))
+        if self.drop_next_create:
+            self.drop_next_create = False
+            raise TransportError("jira", "POST", "http://x/issue/bulk", message="response dropped")
+        return res
+
+    def edit(self, issue_id: str, body: dict[str, Any]) -> None:
+        self._count("edit")
+        fields = self.issues[issue_id]["fields"]
+        fields.update(body.get("fields") or {})
+        for op in (body.get("update") or {}).get("labels", []):
+            if op["add"] not in fields.setdefault("labels", []):
+                fields["labels"].append(op["add"])
+
+    def comment(self, issue_id: str, adf: dict[str, Any]) -> dict[str, Any]:
+        self._count("comment")
+        self.comments.setdefault(issue_id, []).append(adf)
+        return {"id": "1"}
+
+    def transition(self, issue_id: str, name: str) -> str | None:
+        self._count("transition")
+        self.transitions.setdefault(issue_id, []).append(name)
+        return name
+
+    def by_record(self, bc_id: str) -> list[dict[str, Any]]:
+        return [i for i in self.issues.values() if i["fields"][RID] == bc_id]
+
+
+def invoice(n: int, **over: Any) -> dict[str, Any]:
+    rec = {"id": f"00000000-0000-0000-0000-{n:012d}", "number": f"PI{1000 + n}", "vendorNumber": "V10",
+           "vendorName": "Fabrikam", "currencyCode": "EUR", "totalAmountIncludingTax": 100.0 + n,
+           "status": "Draft", "lastModifiedDateTime": f"2026-11-20T10:{n % 60:02d}:00Z"}
+    rec.update(over)
+    return rec
+
+
+@dataclass
+class MemLink:
+    entity: str
+    bc_id: str
+    document_number: str | None
+    issue_id: str | None
+    issue_key: str | None
+    content_hash: str | None
+    bc_last_modified: str | None
+    state: str
+    updated_at: Any
+
+
+@dataclass
+class MemAudit:
+    entity: str
+    bc_id: str
+    action: str
+    document_number: str | None = None
+    issue_key: str | None = None
+    reason: str | None = None
+    read: Any = None
+    sent: Any = None
+    response: Any = None
+    error: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+    try_number: int | None = None
+
+
+class MemoryStore:
+    """The slice of bc_jira.store.StateStore the outbound uses (until/unless the real one is importable)."""
+
+    Link, AuditRow = MemLink, MemAudit
+
+    def __init__(self) -> None:
+        self.links: dict[tuple[str, str], MemLink] = {}
+        self.rows: list[MemAudit] = []
+        self.batches: dict[str, list[dict[str, Any]]] = {}
+        self.runs: dict[tuple[str, str], list[str]] = {}
+
+    def get_links(self, entity, bc_ids):
+        return {b: copy.copy(self.links[(entity, b)]) for b in bc_ids if (entity, b) in self.links}
+
+    def upsert_link(self, link) -> None:
+        self.links[(link.entity, link.bc_id)] = copy.copy(link)
+
+    def audit(self, rows) -> None:
+        self.rows.extend(rows)
+
+    def query_audit(self, *, entity=None, bc_id=None, **_: Any):
+        return [r for r in self.rows
+                if (entity is None or r.entity == entity) and (bc_id is None or r.bc_id == bc_id)]
+
+    def save_batches(self, entity, run_key, records, batch_size):
+        if (entity, run_key) in self.runs:
+            return self.runs[(entity, run_key)]
+        recs = list(records)
+        ids = []
+        for i in range(0, len(recs), batch_size):
+            bid = f"{entity}:{run_key}:{i // batch_size}"
+            self.batches[bid] = copy.deepcopy(recs[i:i + batch_size])
+            ids.append(bid)
+        self.runs[(entity, run_key)] = ids
+        return ids
+
+    def load_batch(self, batch_id):
+        return copy.deepcopy(self.batches[batch_id])
+
+    def batch_ids(self, entity, run_key):
+        return list(self.runs.get((entity, run_key), []))
+
+
+def _store_factory(tmp_path: Path):
+    try:
+        from bc_jira.store import AuditRow, Link, StateStore
+    except ImportError:
+        return lambda name: MemoryStore(), MemLink, MemAudit
+
+    def make(name: str):
+        s = StateStore.from_url(f"sqlite:///{tmp_path}/{name}.db")
+        s.ensure_schema()
+        return s
+
+    return make, Link, AuditRow
+
+
+@pytest.fixture
+def stores(tmp_path):
+    return _store_factory(tmp_path)
+
+
+@pytest.fixture
+def store(stores):
+    return stores[0]("state")
+
+
+@pytest.fixture
+def env(store, stores):
+    clock = Clock()
+    jira = FakeJira(clock)
+    cfg = parse_config({"project_key": "FIN", "search_settle_seconds": 30,
+                        "entities": {"purchase_invoices": {"resolved_transition": "Done"}}})
+
+    def upserter(**kw: Any) -> Upserter:
+        return Upserter(cfg=cfg, entity="purchase_invoices", ids=IDS, jira=jira, store=store,
+                        run=RunInfo(dag_id="d", run_id="r1", task_id="upsert", map_index=0, try_number=1),
+                        sleep=clock.sleep, clock=clock, link_cls=stores[1], audit_cls=stores[2], **kw)
+
+    return clock, jira, upserter
+
+
+def test_create_then_rerun_changes_nothing(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(i) for i in range(120)]
+    counts = up().upsert(recs)
+    assert (counts.created, counts.updated, counts.unchanged) == (120, 0, 0)
+    assert jira.calls["bulk_create"] == 3  # 50 + 50 + 20
+    assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
+    links = store.get_links("purchase_invoices", [r["id"] for r in recs])
+    assert {lk.state for lk in links.values()} == {LINKED}
+    before = dict(jira.calls)
+    counts = up().upsert(recs)
+    assert (counts.created, counts.updated, counts.unchanged) == (0, 0, 120)
+    assert jira.calls == before  # link table answered everything: no search, no create, no edit
+    assert "read 120, created 0, updated 0, unchanged 120" == counts.line()
+
+
+def test_change_edits_exactly_that_issue_and_keeps_peoples_edits(env) -> None:
+    clock, jira, up = env
+    recs = [invoice(i) for i in range(5)]
+    up().upsert(recs)
+    issue = jira.by_record(recs[2]["id"])[0]
+    issue["fields"]["customfield_10099"] = "set by a person"
+    issue["fields"]["labels"].append("urgent")
+    recs[2] = dict(recs[2], totalAmountIncludingTax=999.5, lastModifiedDateTime="2026-11-20T11:00:00Z")
+    counts = up().upsert(recs)
+    assert (counts.updated, counts.unchanged, jira.calls["edit"]) == (1, 4, 1)
+    assert issue["fields"][AMT] == 999.5
+    assert issue["fields"]["customfield_10099"] == "set by a person"
+    assert "urgent" in issue["fields"]["labels"] and "bc-jira" in issue["fields"]["labels"]
+
+
+def test_lost_bulk_answer_after_commit_does_not_duplicate(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(i) for i in range(60)]
+    jira.drop_next_create = True
+    with pytest.raises(SyncError):
+        up().upsert(recs)
+    assert len(jira.issues) == 60  # the first chunk (50) committed, its answer was lost; 10 went through
+    links = store.get_links("purchase_invoices", [r["id"] for r in recs])
+    assert sum(lk.state == PENDING for lk in links.values()) == 50
+    # the retry comes right away (before search caught up): it must wait, then find all 50
+    counts = up().upsert(recs)
+    assert clock.slept >= 29
+    assert counts.created == 0 and counts.linked == 50 and counts.unchanged == 10
+    assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
+    links = store.get_links("purchase_invoices", [r["id"] for r in recs])
+    assert {lk.state for lk in links.values()} == {LINKED}
+    # audited per attempt: the failed attempt's error rows and the retry's rows
+    rows = store.query_audit(entity="purchase_invoices", bc_id=recs[0]["id"])
+    assert {r.action for r in rows} >= {"error"}
+
+
+def test_lost_request_before_commit_creates_once_on_retry(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(i) for i in range(3)]
+    jira.fail_next_create = True
+    with pytest.raises(SyncError):
+        up().upsert(recs)
+    assert jira.issues == {}
+    clock.now += timedelta(seconds=120)  # Airflow's retry_delay passed: no extra wait
+    counts = up().upsert(recs)
+    assert getattr(clock, "slept", 0) == 0
+    assert counts.created == 3
+    assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
+
+
+def test_record_that_stops_needing_a_human_is_commented_and_moved_once(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(1), invoice(2)]
+    up().upsert(recs)
+    posted = dict(recs[0], status="Open", number="PPI108001", lastModifiedDateTime="2026-11-20T11:30:00Z")
+    counts = up().upsert([posted, recs[1]])
+    assert (counts.resolved, counts.unchanged) == (1, 1)
+    issue_id = store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].issue_id
+    assert len(jira.comments[issue_id]) == 1 and "PPI108001" in str(jira.comments[issue_id][0])
+    assert jira.transitions[issue_id] == ["Done"]
+    assert jira.issues[issue_id]["fields"][STS] == "Open"
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    counts = up().upsert([posted])
+    assert counts.unchanged == 1 and len(jira.comments[issue_id]) == 1
+
+
+def test_rejected_element_is_audited_and_retried_later(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(1), invoice(2)]
+    jira.reject.add(recs[1]["id"])
+    with pytest.raises(SyncError, match="1 of 2"):
+        up().upsert(recs)
+    assert store.get_links("purchase_invoices", [recs[1]["id"]])[recs[1]["id"]].state == FAILED
+    err = [r for r in store.query_audit(bc_id=recs[1]["id"]) if r.action == "error"]
+    assert err and "not on screen" in (err[0].error or "")
+    assert err[0].dag_id == "d" and err[0].map_index == 0 and err[0].try_number == 1
+    jira.reject.clear()
+    counts = up().upsert(recs)
+    assert (counts.created, counts.unchanged) == (1, 1)
+    assert len(jira.issues) == 2
+
+
+def test_issue_found_by_jql_when_link_table_lost(env, stores) -> None:
+    clock, jira, up = env
+    recs = [invoice(1)]
+    up().upsert(recs)
+    clock.now += timedelta(seconds=60)
+    fresh = stores[0]("other")
+    u = up()
+    u.store = fresh
+    counts = u.upsert(recs)
+    assert counts.created == 0 and counts.updated == 1  # content unknown: owned fields written once
+    assert len(jira.issues) == 1
+    assert fresh.get_links("purchase_invoices", [recs[0]["id"]])[recs[0]["id"]].state == LINKED
+
+
+def test_not_selected_and_unlinked_is_skipped(env) -> None:
+    clock, jira, up = env
+    counts = up().upsert([invoice(1, status="Open")])
+    assert counts.skipped == 1 and not jira.issues and "search" not in jira.calls
+
+
+class FakeBC:
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+        self.queries: list[tuple] = []
+
+    def iter_modified(self, entity_set, since, until=None, *, extra_filter=None, page_size=None, select=None):
+        self.queries.append((entity_set, since, until, extra_filter))
+        for r in self.records:
+            yield dict(r, **{"@odata.etag": 'W/"1"'})
+
+
+def test_extract_dedupes_filters_and_replays(store) -> None:
+    cfg = parse_config({"project_key": "FIN", "batch_size": 2})
+    newer = invoice(1, lastModifiedDateTime="2026-11-20T10:59:00Z", totalAmountIncludingTax=5)
+    recs = [invoice(1), invoice(2), invoice(3, status="Open"), newer]
+    bc = FakeBC(recs)
+    run = RunInfo(run_id="scheduled__1", run_type="scheduled")
+    out = extract("purchase_invoices", cfg=cfg, bc=bc, store=store, run=run, watermark="2026-11-20T10:00:00Z")
+    assert bc.queries[0][1] == datetime(2026, 11, 20, 9, 58, tzinfo=UTC)  # watermark minus 120 s overlap
+    assert bc.queries[0][3] is None  # not the first sync: every change is read, selection applied here
+    assert out["read"] == 4 and out["kept"] == 2
+    assert out["high_watermark"] == "2026-11-20T10:59:00Z"
+    saved = [r for b in out["batch_ids"] for r in store.load_batch(b)]
+    assert sorted(r["id"] for r in saved) == [invoice(1)["id"], invoice(2)["id"]]
+    assert next(r for r in saved if r["id"] == invoice(1)["id"])["totalAmountIncludingTax"] == 5
+    assert all("@odata.etag" not in r for r in saved)
+    # clearing extract replays the same batches without reading BC again
+    again = extract("purchase_invoices", cfg=cfg, bc=FakeBC([invoice(9)]), store=store, run=run,
+                    watermark="2026-11-20T10:00:00Z")
+    assert again["batch_ids"] == out["batch_ids"]
+
+
+def test_extract_keeps_linked_records_that_stopped_needing_a_human(store, stores) -> None:
+    Link = stores[1]
+    cfg = parse_config({"project_key": "FIN"})
+    posted = invoice(3, status="Open")
+    store.upsert_link(Link(entity="purchase_invoices", bc_id=posted["id"], document_number="PI1003",
+                           issue_id="10001", issue_key="FIN-1", content_hash="x", bc_last_modified=None,
+                           state=LINKED, updated_at=datetime.now(UTC)))
+    out = extract("purchase_invoices", cfg=cfg, bc=FakeBC([posted, invoice(4, status="Paid")]), store=store,
+                  run=RunInfo(run_id="r"), watermark="2026-11-20T10:00:00Z")
+    assert out["kept"] == 1
+
+
+def test_first_sync_lets_bc_filter_by_selection(store) -> None:
+    cfg = parse_config({"project_key": "FIN"})
+    bc = FakeBC([])
+    extract("purchase_orders", cfg=cfg, bc=bc, store=store, run=RunInfo(run_id="r"), watermark=None)
+    assert bc.queries == [("purchaseOrders", None, None, "status eq 'In_x0020_Review'")]
+
+
+def test_backfill_window_and_watermark() -> None:
+    cfg = parse_config({"project_key": "FIN"})
+    start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
+    w = sync_window(cfg, RunInfo(run_type="backfill", data_interval_start=start, data_interval_end=end),
+                    "2026-11-20T00:00:00Z")
+    assert (w.since, w.until) == (start, end)
+    with pytest.raises(SyncError):
+        sync_window(cfg, RunInfo(run_type="backfill"), None)
+    assert next_watermark({"backfill": True, "high_watermark": "2026-12-01T00:00:00Z"}, "A") == "A"
+    assert next_watermark({"high_watermark": "2026-11-20T10:00:00Z", "watermark": "2026-11-20T10:01:00Z"},
+                          "2026-11-20T10:01:00Z") == "2026-11-20T10:01:00Z"  # overlap never rewinds
+    assert next_watermark({"high_watermark": "2026-11-21T00:00:00.5+00:00", "watermark": None}, None) == \
+        "2026-11-21T00:00:00.500000Z"
+    assert next_watermark({"high_watermark": None, "watermark": None}, None) is None
+
+
+def test_counts_line() -> None:
+    c = Counts(read=500, created=37, updated=12, unchanged=451)
+    assert c.line() == "read 500, created 37, updated 12, unchanged 451"

@@ -1,0 +1,233 @@
+"""The outbound DAGs run with ``dag.test()`` against the sandbox over real HTTP (BC, Entra, Atlassian, Jira).
+
+Each test gets a freshly seeded sandbox, its own state-store file and no watermark Variables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+ENTITY_SETS = {"purchase_invoices": "purchaseInvoices", "vendors": "vendors",
+               "purchase_orders": "purchaseOrders"}
+DAG_IDS = {"purchase_invoices": "bc_purchase_invoices_to_jira", "vendors": "bc_vendors_to_jira",
+           "purchase_orders": "bc_purchase_orders_to_jira"}
+ISSUE_PUT = "PUT /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}"
+BULK = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulk"
+
+
+def _metastore_var(key: str) -> str | None:
+    from airflow.models.variable import Variable
+
+    return Variable.get(key, default_var=None)
+
+
+@pytest.fixture
+def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
+    """Sandbox seeded with a few of each; config with small batches; field ids discovered; clean state."""
+    from airflow.models.variable import Variable
+
+    from bc_jira import outbound as ob
+    from bc_jira.config import parse_config
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    sandbox.reset(vendors=20, invoices=30, orders=12)
+    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
+    cfg.update(batch_size=7, search_settle_seconds=3)
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite",
+                                                              "host": str(tmp_path / "state.db")}))
+    monkeypatch.setitem(ob.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
+    monkeypatch.setitem(ob.DEFAULT_ARGS, "retry_exponential_backoff", False)
+    for key in [f"bc_jira_watermark_{e}" for e in DAG_IDS] + ["bc_jira_jira_fields", "bc_jira_jira_users"]:
+        Variable.delete(key)
+    rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
+    assert rep.problems == []
+    Variable.set("bc_jira_jira_fields", json.dumps(rep.fields))
+    return {"cfg": cfg, "fields": rep.fields}
+
+
+def run_dag(dag_id: str, **kw: Any):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags"))
+    assert bag.import_errors == {}
+    return bag.dags[dag_id].test(**kw)
+
+
+def issues(sandbox) -> list[dict[str, Any]]:
+    return sandbox.control("GET", "/_sandbox/jira/issues")
+
+
+def bc_records(sandbox, entity: str) -> list[dict[str, Any]]:
+    return sandbox.control("GET", f"/_sandbox/bc/records/{ENTITY_SETS[entity]}")["value"]
+
+
+def calls(sandbox, key: str) -> int:
+    return int(sandbox.stats()["calls"].get(key, 0))
+
+
+def by_record(sandbox, fields: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    rid = fields["BC Record Id"]
+    out: dict[str, list[dict[str, Any]]] = {}
+    for issue in issues(sandbox):
+        out.setdefault(issue["fields"].get(rid), []).append(issue)
+    return out
+
+
+def test_invoices_create_then_idle_then_edit_exactly_one(sandbox, outbound) -> None:
+    from airflow.utils.state import DagRunState
+
+    fields = outbound["fields"]
+    drafts = [r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
+    assert len(drafts) >= 5
+
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
+    linked = by_record(sandbox, fields)
+    assert {r["id"] for r in drafts} <= set(linked)
+    assert all(len(linked[r["id"]]) == 1 for r in drafts)
+    sample = drafts[0]
+    f = linked[sample["id"]][0]["fields"]
+    assert f[fields["BC Document No."]] == sample["number"]
+    assert f[fields["BC Amount"]] == pytest.approx(sample["totalAmountIncludingTax"])
+    assert f[fields["BC Status"]] == "Draft"
+    assert f["issuetype"]["name"] == "Invoice" and f["project"]["key"] == "FIN"
+    assert sample["number"] in f["summary"]
+    assert f["description"]["type"] == "doc"
+    assert "bc-jira" in f["labels"]
+    wm = _metastore_var("bc_jira_watermark_purchase_invoices")
+    assert wm is not None
+    assert datetime.fromisoformat(wm.replace("Z", "+00:00")) == max(
+        datetime.fromisoformat(r["lastModifiedDateTime"].replace("Z", "+00:00"))
+        for r in bc_records(sandbox, "purchase_invoices"))
+
+    # second run: nothing created, nothing edited
+    bulk0, put0, n0 = calls(sandbox, BULK), calls(sandbox, ISSUE_PUT), len(issues(sandbox))
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert (calls(sandbox, BULK), calls(sandbox, ISSUE_PUT), len(issues(sandbox))) == (bulk0, put0, n0)
+
+    # a change in BC: exactly that issue is edited
+    target = drafts[1]
+    sandbox.control("POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "id": target["id"],
+                                                    "set": {"totalAmountIncludingTax": 4321.5}})
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert calls(sandbox, ISSUE_PUT) == put0 + 1 and calls(sandbox, BULK) == bulk0
+    assert by_record(sandbox, fields)[target["id"]][0]["fields"][fields["BC Amount"]] == 4321.5
+
+
+def test_crash_after_commit_does_not_duplicate(sandbox, outbound) -> None:
+    from airflow.utils.state import DagRunState
+
+    sandbox.faults(rules=[{"kind": "drop_after_commit", "path": "/issue/bulk", "count": 1}])
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
+    tries = {ti.map_index: ti.try_number for ti in dr.get_task_instances() if ti.task_id == "upsert"}
+    assert max(tries.values()) >= 2, "the dropped answer should have failed one batch once"
+    counts = Counter(i["fields"].get(outbound["fields"]["BC Record Id"]) for i in issues(sandbox))
+    assert counts and max(counts.values()) == 1
+    drafts = {r["id"] for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"}
+    assert drafts <= set(counts)
+
+
+def test_vendors_blocked_then_unblocked_gets_comment(sandbox, outbound) -> None:
+    from airflow.utils.state import DagRunState
+
+    fields = outbound["fields"]
+    blocked = [r for r in bc_records(sandbox, "vendors") if r["blocked"] in ("Payment", "All")]
+    assert blocked
+    assert run_dag("bc_vendors_to_jira").state == DagRunState.SUCCESS
+    linked = by_record(sandbox, fields)
+    assert {r["id"] for r in blocked} == {k for k in linked if k}
+    v = blocked[0]
+    sandbox.control("POST", "/_sandbox/bc/change",
+                    {"entity": "vendors", "id": v["id"], "set": {"blocked": ""}})
+    assert run_dag("bc_vendors_to_jira").state == DagRunState.SUCCESS
+    issue = by_record(sandbox, fields)[v["id"]][0]
+    assert issue["fields"][fields["BC Status"]] == "Not blocked"
+    assert issue["comments"] == 1
+    # nothing more on the next run
+    assert run_dag("bc_vendors_to_jira").state == DagRunState.SUCCESS
+    assert by_record(sandbox, fields)[v["id"]][0]["comments"] == 1
+
+
+def test_purchase_orders_in_review(sandbox, outbound) -> None:
+    from airflow.utils.state import DagRunState
+
+    in_review = {r["id"] for r in bc_records(sandbox, "purchase_orders") if r["status"] == "In_x0020_Review"}
+    assert run_dag("bc_purchase_orders_to_jira").state == DagRunState.SUCCESS
+    linked = {k for k in by_record(sandbox, outbound["fields"]) if k}
+    assert linked == in_review
+    types = {i["fields"]["issuetype"]["name"] for i in issues(sandbox)}
+    assert types <= {"Purchase Order"}
+
+
+def test_backfill_resyncs_window_and_keeps_watermark(sandbox, outbound, monkeypatch) -> None:
+    import airflow.models.dagrun as dagrun_mod
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    fields = outbound["fields"]
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    wm = _metastore_var("bc_jira_watermark_purchase_invoices")
+    draft = next(r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft")
+    changed = sandbox.control("POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "id": draft["id"],
+                                                              "set": {"totalAmountIncludingTax": 77.25}})
+    modified = datetime.fromisoformat(changed["records"][0]["lastModifiedDateTime"].replace("Z", "+00:00"))
+    start, end = modified - timedelta(hours=1), modified + timedelta(minutes=10)
+
+    original = dagrun_mod.get_or_create_dagrun
+
+    def as_backfill(**kw: Any):
+        kw["data_interval"] = (start, end)
+        dr = original(**kw)
+        dr.run_type = DagRunType.BACKFILL
+        kw["session"].merge(dr)
+        kw["session"].commit()
+        return dr
+
+    monkeypatch.setattr(dagrun_mod, "get_or_create_dagrun", as_backfill)
+    put0 = calls(sandbox, ISSUE_PUT)
+    dr = run_dag("bc_purchase_invoices_to_jira", logical_date=end)
+    assert dr.state == DagRunState.SUCCESS
+    assert calls(sandbox, ISSUE_PUT) == put0 + 1
+    assert by_record(sandbox, fields)[draft["id"]][0]["fields"][fields["BC Amount"]] == 77.25
+    assert _metastore_var("bc_jira_watermark_purchase_invoices") == wm
+    assert wm is not None and datetime.fromisoformat(wm.replace("Z", "+00:00")) < modified.astimezone(UTC)
+
+
+def test_connect_dag_writes_field_ids(sandbox, outbound) -> None:
+    from airflow.models.variable import Variable
+    from airflow.utils.state import DagRunState
+
+    Variable.delete("bc_jira_jira_fields")
+    dr = run_dag("bc_jira_connect")
+    assert dr.state == DagRunState.SUCCESS
+    stored = json.loads(_metastore_var("bc_jira_jira_fields"))
+    assert stored == outbound["fields"]
+    assert set(stored) == {"BC Record Id", "BC Document No.", "BC Vendor", "BC Amount", "BC Currency",
+                           "BC Status"}
+
+
+def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
+    from bc_jira import outbound as ob
+    from bc_jira.config import parse_config
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    cfg = dict(outbound["cfg"])
+    cfg["fields"] = {"vendor": "BC Supplier"}
+    cfg["entities"] = {"vendors": {"issue_type": "Blocked Vendor", "resolved_transition": "Closed"},
+                       "purchase_orders": {"resolved_transition": "Done"}}
+    cfg["assignees"] = [{"vendor_number": "V1", "email": "nobody-at-all@example.invalid"}]
+    rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
+    text = "\n".join(rep.problems)
+    assert "fields.vendor: no Jira custom field named 'BC Supplier'" in text
+    assert "entities.vendors.issue_type: 'Blocked Vendor'" in text
+    assert "assignees[0].email" in text
+    assert len(rep.problems) >= 3
