@@ -2,8 +2,9 @@
 
 MSAL's real ``ConfidentialClientApplication`` works against ``{base_url}/{tenant}`` (the hook hands MSAL the
 https form and downgrades to http for loopback hosts). Errors carry Entra's shape and AADSTS codes:
-unknown tenant -> AADSTS90002, unknown client -> AADSTS700016, wrong secret -> AADSTS7000215 (401
-invalid_client), unknown resource -> AADSTS500011. Tokens are HS256 JWTs the BC module verifies
+unknown tenant -> AADSTS90002, unknown client -> AADSTS700016, wrong secret -> AADSTS7000215 (HTTP 401
+invalid_client, as real Entra answers: e.g. OfficeDev/microsoft-365-agents-toolkit#8621, keycloak#31294),
+unknown resource -> AADSTS500011. Tokens are HS256 JWTs the BC module verifies
 (signature, audience, tenant, expiry against the sandbox clock).
 """
 

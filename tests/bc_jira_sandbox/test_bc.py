@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook, clear_token_cache
-from bc_jira.http import ClientError, PreconditionFailed
+from bc_jira.http import ClientError, PreconditionFailed, TransportError
 
 SPEC_PATHS = [Path(__file__).resolve().parents[2] / "include/bc_jira_sandbox/bc-api-v2-entities.json",
               Path("/work/shared/specs/bc-api-v2-entities.json")]
@@ -446,3 +446,23 @@ def test_seed_is_deterministic_and_fast() -> None:
 
     assert strip(sb1.bc.records["purchaseInvoices"]) == strip(sb2.bc.records["purchaseInvoices"])
     assert len(sb1.bc.records["purchaseInvoices"]) == 1000
+
+
+# -- faults through the shared HTTP policy -------------------------------------------------------------------
+
+
+def test_429_retry_after_honoured_and_dropped_post_not_repeated(sandbox: Any) -> None:
+    sandbox.reset(vendors=5, invoices=10, orders=0)
+    waits: list[float] = []
+    h = BusinessCentralHook(settings=settings_for(sandbox), sleep=waits.append)
+    sandbox.faults(rules=[{"kind": "429", "path": "/vendors$", "count": 2, "retry_after": 3}])
+    assert len(list(h.iter_records("vendors"))) == 5
+    assert waits == [3.0, 3.0]
+    draft = next(r for r in h.iter_records("purchaseInvoices", filter="status eq 'Draft'")
+                 if h.get_record("vendors", r["vendorId"])["blocked"] != "All")
+    sandbox.faults(rules=[{"kind": "drop_after_commit", "path": "Microsoft.NAV.post", "count": 1}])
+    with pytest.raises(TransportError):
+        h.post_purchase_invoice(draft["id"])
+    calls = sandbox.stats()["calls"]
+    assert sum(v for k, v in calls.items() if k.endswith("Microsoft.NAV.post")) == 1  # not repeated
+    assert h.get_record("purchaseInvoices", draft["id"])["status"] == "Open"  # it was applied
