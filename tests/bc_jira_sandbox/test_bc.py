@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -140,8 +141,8 @@ def test_hook_reads_pages_with_msal(sandbox: Any, hook: BusinessCentralHook) -> 
     recs = list(hook.iter_modified("purchaseInvoices", "2000-01-01T00:00:00Z", None, page_size=10,
                                    select=["number", "status", "totalAmountIncludingTax"]))
     assert len(recs) == 45 and len({r["id"] for r in recs}) == 45
-    stamps = [r["lastModifiedDateTime"] for r in recs]
-    assert stamps == sorted(stamps, key=lambda s: s.replace("Z", "").ljust(23, "0"))
+    stamps = [datetime.fromisoformat(r["lastModifiedDateTime"].replace("Z", "+00:00")) for r in recs]
+    assert stamps == sorted(stamps)
     assert set(recs[0]) == {"@odata.etag", "id", "lastModifiedDateTime", "number", "status",
                             "totalAmountIncludingTax"}
     st = sandbox.stats()
