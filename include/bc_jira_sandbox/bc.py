@@ -1250,7 +1250,7 @@ def router(sb: Sandbox) -> APIRouter:
         if more and page:
             params = [(k, v) for k, v in q.multi_items() if k not in ("$skiptoken", "$skip")]
             params.append(("$skiptoken", _token_encode(entity, order, page[-1][1], served + len(page))))
-            body["@odata.nextLink"] = f"{sb.base_url}{request.url.path}?" + urlencode(
+            body["@odata.nextLink"] = f"{str(request.base_url).rstrip('/')}{request.url.path}?" + urlencode(
                 params, quote_via=quote, safe="$'(),:"
             )
         headers = {"Preference-Applied": f"odata.maxpagesize={size}"} if honoured else {}
