@@ -15,13 +15,18 @@ def control_router(sb: Sandbox) -> APIRouter:
     def counts(body: dict[str, Any] | None) -> dict[str, int]:
         body = body or {}
         try:
-            return {k: int(body[k]) for k in ("vendors", "invoices", "orders") if k in body}
+            return {k: int(body[k]) for k in ("vendors", "invoices", "orders", "draft_invoices") if k in body}
         except (TypeError, ValueError) as exc:
-            raise HTTPException(400, "seed counts must be integers: vendors, invoices, orders") from exc
+            raise HTTPException(
+                400, "seed counts must be integers: vendors, invoices, orders, draft_invoices") from exc
 
     @r.post("/reset")
     def reset(body: dict[str, Any] | None = Body(default=None)) -> dict[str, Any]:
-        sb.reset(**counts(body))
+        seed = counts(body)
+        drafts = seed.pop("draft_invoices", 0)
+        sb.reset(**seed)
+        if drafts:
+            sb.seed(draft_invoices=drafts)
         return {"ok": True, "counts": sb.bc.counts()}
 
     @r.post("/seed")

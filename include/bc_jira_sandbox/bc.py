@@ -290,16 +290,20 @@ class BcState:
             "subscriptions": len(self.subscriptions),
         }
 
-    def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0) -> None:
+    def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0, draft_invoices: int = 0) -> None:
+        """Add records; ``draft_invoices`` adds invoices that all await review (benchmarks)."""
         rng = self.sb.rng
         now = self.sb.now()
-        if (invoices or orders) and not self.records["vendors"] and vendors == 0:
+        if (invoices or orders or draft_invoices) and not self.records["vendors"] and vendors == 0:
             vendors = 5
         for _ in range(vendors):
             self._insert("vendors", self._make_vendor(rng, now))
         vendor_list = list(self.records["vendors"].values())
         for _ in range(invoices):
             inv, lines = self._make_invoice(rng, now, rng.choice(vendor_list))
+            self._insert("purchaseInvoices", inv, lines)
+        for _ in range(draft_invoices):
+            inv, lines = self._make_invoice(rng, now, rng.choice(vendor_list), status="Draft")
             self._insert("purchaseInvoices", inv, lines)
         for _ in range(orders):
             po, lines = self._make_order(rng, now, rng.choice(vendor_list))

@@ -255,9 +255,9 @@ class Sandbox:
             self.stats.reset()
             self.mark_dirty()
 
-    def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0) -> None:
+    def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0, draft_invoices: int = 0) -> None:
         with self.lock:
-            self.bc.seed(vendors=vendors, invoices=invoices, orders=orders)
+            self.bc.seed(vendors=vendors, invoices=invoices, orders=orders, draft_invoices=draft_invoices)
             self.jira.seed()
             self.mark_dirty()
 

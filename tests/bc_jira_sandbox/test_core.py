@@ -124,3 +124,27 @@ def test_data_file_persists_across_restarts(tmp_path):
         assert second.control("POST", "/_sandbox/clock", {})["offset_s"] == 1234
     finally:
         second.stop()
+
+
+def test_drop_after_commit_applies_the_write_and_loses_the_answer(airflow_conns, sandbox):
+    from bc_jira.hooks.business_central import BusinessCentralHook, clear_token_cache
+    from bc_jira.http import TransportError
+
+    clear_token_cache()
+    hook = BusinessCentralHook()
+    vendor = next(v for v in hook.iter_records("vendors") if v["blocked"] == "")
+    sandbox.faults(rules=[{"kind": "drop_after_commit", "method": "PATCH", "path": "/vendors", "count": 1}])
+    with pytest.raises(TransportError, match="not retried"):
+        hook.set_vendor_blocked(vendor["id"], "All", vendor["@odata.etag"])
+    assert hook.get_record("vendors", vendor["id"])["blocked"] == "All"  # committed although the answer died
+    assert sandbox.stats()["faults"] == {"drop_after_commit": 1}
+
+
+def test_seed_draft_invoices_adds_only_drafts(sandbox):
+    before = sandbox.control("POST", "/_sandbox/reset", {"vendors": 5, "invoices": 0, "orders": 0})
+    assert before["counts"]["invoices"] == 0
+    after = sandbox.control("POST", "/_sandbox/seed", {"draft_invoices": 40})
+    assert after["counts"]["invoices"] == 40
+    records = sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices")
+    items = records["value"] if isinstance(records, dict) else records
+    assert {r["status"] for r in items} == {"Draft"}
