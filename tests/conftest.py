@@ -121,10 +121,28 @@ def sandbox_server() -> Iterator[SandboxProcess]:
     sb.stop()
 
 
+def wipe_default_store() -> None:
+    """Empty the Airflow-default state store: a reset sandbox has new issues and a new OAuth grant, so links
+    and tokens kept from an earlier test would point at things that no longer exist."""
+    import sqlalchemy as sa
+
+    from bc_jira import store
+
+    path = _HOME / "bc_jira_state.db"
+    if not path.exists():
+        return
+    st = store.StateStore.from_url(f"sqlite:///{path}")
+    st.ensure_schema()
+    with st.engine.begin() as conn:
+        for table in reversed(store.metadata.sorted_tables):
+            conn.execute(sa.delete(table))
+
+
 @pytest.fixture
 def sandbox(sandbox_server: SandboxProcess) -> SandboxProcess:
-    """The session's sandbox, reset to fresh seeded data for this test."""
+    """The session's sandbox, reset to fresh seeded data (and a fresh OAuth grant) for this test."""
     sandbox_server.reset()
+    wipe_default_store()
     return sandbox_server
 
 
