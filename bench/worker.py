@@ -1,0 +1,106 @@
+"""One benchmark step in its own process, as an Airflow task would run it; prints one JSON line.
+
+``extract``: read BC, write batches (the extract task). ``upsert ID...``: upsert batches (mapped tasks;
+a worker runs several in a row like a Celery/Local worker slot). ``baseline N``: the naive
+per-record integration.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+from bc_jira import outbound
+from bc_jira.config import load_config
+from bc_jira.hooks.business_central import BusinessCentralHook
+from bc_jira.hooks.jira import JiraCloudHook
+from bc_jira.mapping import field_ids
+from bc_jira.store import StateStore
+
+ENTITY = "purchase_invoices"
+RUN = outbound.RunInfo(dag_id="bench", run_id="bench", task_id="bench", run_type="manual")
+
+
+def _fields(jira: JiraCloudHook) -> Any:
+    cfg = load_config()
+    return cfg, field_ids(cfg.fields, jira.field_ids_by_name())
+
+
+def extract() -> dict[str, Any]:
+    cfg = load_config()
+    result = outbound.extract(
+        ENTITY, cfg=cfg, bc=BusinessCentralHook(), store=StateStore.from_airflow(), run=RUN, watermark=None
+    )
+    xcom = {k: result[k] for k in ("high_watermark", "watermark", "backfill", "read", "kept")}
+    return {
+        "batch_ids": result["batch_ids"],
+        "read": result["read"],
+        "kept": result["kept"],
+        "xcom_bytes": max(len(json.dumps(result["batch_ids"])), len(json.dumps(xcom))),
+    }
+
+
+def upsert(batch_ids: list[str]) -> dict[str, Any]:
+    jira = JiraCloudHook()
+    cfg, ids = _fields(jira)
+    store = StateStore.from_airflow()
+    totals: dict[str, int] = {}
+    xcom_bytes = 0
+    for index, batch_id in enumerate(batch_ids):
+        run = outbound.RunInfo(dag_id="bench", run_id="bench", task_id="upsert", map_index=index)
+        upserter = outbound.Upserter(
+            cfg=cfg, entity=ENTITY, ids=ids, jira=outbound.JiraOps(jira), store=store, run=run
+        )
+        counts = upserter.upsert(store.load_batch(batch_id)).as_dict()
+        xcom_bytes = max(xcom_bytes, len(json.dumps(counts)))
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+    return {"counts": totals, "xcom_bytes": xcom_bytes}
+
+
+def baseline(limit: int) -> dict[str, Any]:
+    """What per-record integrations do: page through BC, then one JQL search and one create per record."""
+    jira = JiraCloudHook()
+    cfg, ids = _fields(jira)
+    ecfg = cfg.entity(ENTITY)
+    done = 0
+    start = time.monotonic()
+    for rec in BusinessCentralHook().iter_modified(ecfg.entity_set, None, extra_filter="status eq 'Draft'"):
+        found = jira.search_all(
+            f'project = {cfg.project_key} AND cf[{ids.record_id.split("_")[-1]}] ~ "{rec["id"]}"'
+        )
+        if not found:
+            jira.create_issue(
+                {
+                    "project": {"key": cfg.project_key},
+                    "issuetype": {"name": ecfg.issue_type},
+                    "summary": f"Purchase invoice {rec['number']} from {rec.get('vendorName', '')}",
+                    ids.record_id: rec["id"],
+                }
+            )
+        done += 1
+        if done >= limit:
+            break
+    return {"records": done, "seconds": time.monotonic() - start}
+
+
+def main(argv: list[str]) -> int:
+    step, args = argv[0], argv[1:]
+    if step == "extract":
+        out = extract()
+    elif step == "upsert":
+        out = upsert(args)
+    elif step == "baseline":
+        out = baseline(int(args[0]))
+    else:
+        raise SystemExit(f"unknown step {step!r}: extract | upsert ID... | baseline N")
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    print("BENCH " + json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
