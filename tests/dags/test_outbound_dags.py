@@ -36,6 +36,7 @@ def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
     from bc_jira import outbound as ob
     from bc_jira.config import parse_config
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
 
     sandbox.reset(vendors=20, invoices=30, orders=12)
     cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
@@ -43,6 +44,8 @@ def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
     monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
     monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite",
                                                               "host": str(tmp_path / "state.db")}))
+    # one store per test (if the store caches per process)
+    monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
     monkeypatch.setitem(ob.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
     monkeypatch.setitem(ob.DEFAULT_ARGS, "retry_exponential_backoff", False)
     for key in [f"bc_jira_watermark_{e}" for e in DAG_IDS] + ["bc_jira_jira_fields", "bc_jira_jira_users"]:
@@ -187,7 +190,7 @@ def test_backfill_resyncs_window_and_keeps_watermark(sandbox, outbound, monkeypa
     def as_backfill(**kw: Any):
         kw["data_interval"] = (start, end)
         dr = original(**kw)
-        dr.run_type = DagRunType.BACKFILL
+        dr.run_type = DagRunType.BACKFILL_JOB  # value "backfill"
         kw["session"].merge(dr)
         kw["session"].commit()
         return dr
