@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "bc_jira_db"
 _MAX_ERROR = 4000
+_SCHEMA_LOCK_KEY = 0x6BC71A  # pg_advisory_xact_lock key: concurrent schema creators queue, not collide
+_PG_PARAMS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
+              "options", "target_session_attrs")
 
 metadata = sa.MetaData()
 
@@ -247,7 +250,6 @@ def _engine(url: str) -> Engine:
                     cur = dbapi_conn.cursor()
                     cur.execute("PRAGMA journal_mode=WAL")
                     cur.execute("PRAGMA busy_timeout=30000")
-                    cur.execute("PRAGMA synchronous=NORMAL")
                     cur.close()
 
                 @sa.event.listens_for(engine, "begin")
@@ -262,40 +264,51 @@ def _engine(url: str) -> Engine:
 def _url_from_connection(conn: Any) -> str:
     conn_type = (conn.conn_type or "").lower()
     if conn_type in ("postgres", "postgresql"):
+        extra = getattr(conn, "extra_dejson", None) or {}
         user = sa.engine.URL.create(
             "postgresql+psycopg2", username=conn.login or None, password=conn.password or None,
             host=conn.host or "localhost", port=conn.port or None, database=conn.schema or None,
+            query={k: str(v) for k, v in extra.items() if k in _PG_PARAMS and v is not None},
         )
         return user.render_as_string(hide_password=False)
     if conn_type == "sqlite":
         path = conn.host or conn.schema
         if not path:
             raise ValueError("bc_jira_db: a sqlite connection needs the database file path in host")
-        return f"sqlite:///{path}"
+        return f"sqlite:///{os.path.abspath(os.path.expanduser(path))}"
     raise ValueError(f"bc_jira_db: conn_type {conn_type!r} is not supported; use postgres or sqlite")
 
 
+def _not_found(exc: BaseException) -> bool:
+    return any(c.__name__ == "AirflowNotFoundException" for c in type(exc).__mro__)
+
+
 def _airflow_connection(conn_id: str) -> Any | None:
-    """The Airflow connection if defined (task, server or script context), else None."""
+    """The Airflow connection if defined (task, server or script context), else None.
+
+    Only "not found" means undefined: a failing secrets backend must not silently switch a worker to a
+    local SQLite file (its links would be invisible to the other workers -> duplicate issues).
+    """
     try:
         from airflow.sdk import BaseHook
 
         return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # noqa: BLE001 - "not found" has several spellings across contexts
-        log.debug("bc_jira_db via airflow.sdk: %s", type(exc).__name__)
-    try:
-        from airflow.models.connection import Connection as DbConnection
+    except Exception as exc:  # outside a task the SDK may have no supervisor to ask
+        if _not_found(exc):
+            return None
+        log.debug("bc_jira_db via airflow.sdk: %s; trying the secrets backends", type(exc).__name__)
+    from airflow.models.connection import Connection as DbConnection
 
+    try:
         return DbConnection.get_connection_from_secrets(conn_id)
-    except Exception as exc:  # noqa: BLE001
-        log.debug("bc_jira_db via the metadata DB: %s", type(exc).__name__)
-    return None
+    except Exception as exc:
+        if _not_found(exc):
+            return None
+        raise
 
 
 class StateStore:
     """All persistent state of the connector. Cheap to construct; the schema is created on first use."""
-
-    _from_airflow_cache: dict[tuple[int, str], StateStore] = {}
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -312,10 +325,6 @@ class StateStore:
     @classmethod
     def from_airflow(cls, conn_id: str = DEFAULT_CONN_ID) -> StateStore:
         """The ``bc_jira_db`` connection when defined, else a SQLite file in ``$AIRFLOW_HOME``."""
-        key = (os.getpid(), conn_id)
-        cached = cls._from_airflow_cache.get(key)
-        if cached is not None:
-            return cached
         conn = _airflow_connection(conn_id)
         if conn is not None:
             url = _url_from_connection(conn)
@@ -323,9 +332,7 @@ class StateStore:
             home = Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow")
             home.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{home / 'bc_jira_state.db'}"
-        store = cls.from_url(url)
-        cls._from_airflow_cache[key] = store
-        return store
+        return cls.from_url(url)
 
     def describe(self) -> str:
         """Where the store lives, without credentials (health route, logs)."""
@@ -338,11 +345,20 @@ class StateStore:
             return
         for attempt in range(3):
             try:
-                metadata.create_all(self.engine, checkfirst=True)
+                # One transaction holding the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory
+                # lock): concurrent creators wait for the first one, then find every table there.
+                with self.engine.connect() as conn:
+                    if self.dialect == "sqlite":
+                        conn.info["immediate"] = True
+                    with conn.begin():
+                        if self.dialect == "postgresql":
+                            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                        metadata.create_all(conn, checkfirst=True)
                 break
-            except sa.exc.DatabaseError:  # a concurrent creator won the race: look again
+            except sa.exc.DatabaseError as exc:  # a creator outside our lock won the race: look again
                 if attempt == 2:
                     raise
+                log.info("state store schema: concurrent creation (%s); retrying", type(exc.orig).__name__)
         _SCHEMA_READY.add(key)
 
     @contextmanager
@@ -408,6 +424,7 @@ class StateStore:
     def get_link_by_issue(self, issue_id_or_key: str) -> Link | None:
         q = sa.select(links).where(sa.or_(links.c.issue_id == str(issue_id_or_key),
                                           links.c.issue_key == str(issue_id_or_key)))
+        q = q.order_by(links.c.updated_at.desc()).limit(1)
         with self._tx() as conn:
             row = conn.execute(q).first()
         return self._link(row) if row is not None else None
@@ -427,8 +444,8 @@ class StateStore:
     def save_batches(self, entity: str, run_key: str, records: Iterable[dict[str, Any]],
                      batch_size: int) -> list[str]:
         """Write a run's records once as numbered batches; a retry or clear gets the same ids back."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
         existing = self.batch_ids(entity, run_key)
         if existing:
             return existing
@@ -452,10 +469,12 @@ class StateStore:
         if not rows:
             return []
         with self._tx(immediate=True) as conn:
-            # A concurrent extract of the same run may have won: keep its batches.
-            q = sa.select(batches.c.batch_id).where(batches.c.entity == entity, batches.c.run_key == run_key)
-            if conn.execute(q.limit(1)).first() is None:
-                conn.execute(self._insert_ignore(batches, rows, ["batch_id"]))
+            # Batch 0 is the run's claim: whoever inserts it writes the whole run. A concurrent extract of
+            # the same run waits on that row (PostgreSQL) or the write lock (SQLite), then finds it taken.
+            if conn.execute(self._insert_ignore(batches, rows[0], ["batch_id"])).rowcount == 1:
+                if rows[1:]:
+                    conn.execute(batches.insert(), rows[1:])
+                return [r["batch_id"] for r in rows]
         return self.batch_ids(entity, run_key)
 
     def batch_ids(self, entity: str, run_key: str) -> list[str]:
@@ -527,11 +546,11 @@ class StateStore:
                                        links.c.bc_id == audit_log.c.bc_id)))
         if errors_only:
             q = q.where(audit_log.c.error.is_not(None))
-        if text_filter:
-            pattern = f"%{text_filter.lower()}%"
-            q = q.where(sa.or_(*(sa.func.lower(c).like(pattern) for c in (
+        needle = (text_filter or "").strip().lower()
+        if needle:
+            q = q.where(sa.or_(*(sa.func.lower(c).contains(needle, autoescape=True) for c in (
                 audit_log.c.document_number, audit_log.c.issue_key, audit_log.c.bc_id, audit_log.c.error,
-                audit_log.c.entity, links.c.issue_key))))
+                audit_log.c.entity, links.c.issue_key, links.c.document_number))))
         q = q.order_by(audit_log.c.id.desc()).limit(limit)
         out = []
         with self._tx() as conn:
