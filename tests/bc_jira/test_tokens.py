@@ -357,17 +357,14 @@ def _creds_oauth(creds: dict[str, Any], base: str) -> AtlassianOAuth:
     )
 
 
-def _worker(url: str, base: str, creds: dict[str, Any], keys: str, start_at: float, out: Any) -> None:
-    """One process: wait for the common start, then call Jira with the shared (expired) token."""
-    import os
-
-    os.environ[tokens.FERNET_KEYS_ENV] = keys
+def _worker(url: str, base: str, creds: dict[str, Any], barrier: Any, out: Any) -> None:
+    """One process: its own store connection and provider; all 16 call Jira at the same moment."""
     try:
         store = _store(url)
         provider = JiraTokenProvider(
             store, _creds_oauth(creds, base), "jira:shared", bootstrap_refresh_token=creds["refresh_token"]
         )
-        time.sleep(max(0.0, start_at - time.time()))
+        barrier.wait(timeout=120)
         header = provider.auth_header()
         resp = requests.get(
             f"{base}/ex/jira/{creds['cloud_id']}/rest/api/3/myself", headers=header, timeout=30
@@ -394,13 +391,14 @@ def _run_16(url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     store = _store(url)
     _seed_expired(store, sandbox.creds, sandbox.url, get_cipher())
     before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
-    ctx = multiprocessing.get_context("spawn")
+    # fork: 16 real processes without re-importing everything (the machine may have 2 cores). No open
+    # database connection may cross the fork (SQLite locks, PostgreSQL sockets): dispose the pool first.
+    store.engine.dispose()
+    ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
-    start_at = time.time() + 6.0  # spawn + imports before everyone starts together
-    procs = [
-        ctx.Process(target=_worker, args=(url, sandbox.url, sandbox.creds, keys, start_at, out))
-        for _ in range(16)
-    ]
+    barrier = ctx.Barrier(16)
+    args = (url, sandbox.url, sandbox.creds, barrier, out)
+    procs = [ctx.Process(target=_worker, args=args) for _ in range(16)]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]

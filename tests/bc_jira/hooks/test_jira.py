@@ -523,3 +523,24 @@ def test_hook_from_airflow_connection(airflow_conns: dict[str, str], sandbox: An
     )
     ok, msg = hook.test_connection()
     assert ok, msg
+
+
+def test_sandbox_cloud_id_cached_in_real_store(sandbox: Any, sqlite_url: str, spec_session: requests.Session,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.fernet import Fernet
+
+    from bc_jira.store import StateStore
+
+    monkeypatch.setenv("BC_JIRA_FERNET_KEYS", Fernet.generate_key().decode())
+    store = StateStore.from_url(sqlite_url)
+    hook = sandbox_oauth_hook(sandbox, spec_session, store)
+    assert hook.test_connection()[0]
+    row = store.get_token(hook.token_name)
+    assert row.meta["cloud_id"] == sandbox.creds["cloud_id"]
+    assert row.meta["site_url"] == sandbox.creds["site_url"]
+    before = sandbox.stats()["calls"].get("GET /oauth/token/accessible-resources", 0)
+    JiraTokenProvider._process_cache.clear()
+    again = sandbox_oauth_hook(sandbox, spec_session, StateStore.from_url(sqlite_url))
+    assert again.myself()["accountId"]
+    assert sandbox.stats()["calls"].get("GET /oauth/token/accessible-resources", 0) == before
+    assert sandbox.creds["refresh_token"] not in store.dump_text()
