@@ -137,6 +137,15 @@ def test_crash_after_commit_does_not_duplicate(sandbox, outbound) -> None:
     assert counts and max(counts.values()) == 1
     drafts = {r["id"] for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"}
     assert drafts <= set(counts)
+    # the audit shows the story: the lost answer as errors on try 1, the retry linking what Jira had committed
+    from bc_jira.store import StateStore
+
+    store = StateStore.from_airflow()
+    errors = store.query_audit(entity="purchase_invoices", action="error", limit=1000)
+    linked = store.query_audit(entity="purchase_invoices", action="link", limit=1000)
+    assert errors and {r.try_number for r in errors} == {1}
+    assert {r.bc_id for r in linked} == {r.bc_id for r in errors}
+    assert all(r.try_number == 2 and r.task_id == "upsert" and r.map_index is not None for r in linked)
 
 
 def test_vendors_blocked_then_unblocked_gets_comment(sandbox, outbound) -> None:
