@@ -1,0 +1,432 @@
+"""Webhook intake: verify BC notifications and Jira deliveries, stage them durably, answer fast.
+
+Framework-free on purpose: the plugin (FastAPI) only moves bytes and headers in and an :class:`IntakeResult`
+out, so every decision below is unit-testable without a web server.
+
+Status-code policy (why each answer is what it is):
+
+* **BC** deletes a subscription when a notification gets any plain 4xx (only 408/429/5xx are retried,
+  bc-api.md 5.5). So to anything that *could* be a genuine BC call we answer 2xx, or 503 when our own store
+  is down (BC retries 5xx for 36 h). A wrong ``clientState`` is logged and dropped with 202: the caller is
+  either a forger (who learns nothing) or a stale subscription we no longer know the secret of (which
+  lifecycle recreates). A 400/413 is given only to bodies BC never sends: not JSON, no ``value`` list, or
+  larger than BC's 1,000-notification batches can be. A ``validationToken`` query parameter is the
+  handshake: echoed as ``text/plain`` with 200, nothing else is looked at.
+* **Jira** retries 408/409/425/429/5xx and nothing else (jira-api.md 3d). Invalid or missing credentials
+  -> 401 and nothing staged; a verified but unparsable body -> 400 (retrying would not help); store down
+  -> 503 so Jira retries; everything else 202.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+log = logging.getLogger(__name__)
+
+SOURCE_BC = "bc"
+SOURCE_JIRA = "jira"
+# BC entity set -> connector entity (outbound's names) -> staged event kind.
+BC_ENTITIES = {"purchaseInvoices": "purchase_invoices", "vendors": "vendors"}
+KIND_JIRA_TRANSITION = "jira.transition"
+
+MAX_BC_BODY = 4 * 1024 * 1024  # 1,000 notifications of ~400 bytes is far below this
+MAX_JIRA_BODY = 2 * 1024 * 1024  # an issue with all fields and a long description fits easily
+MAX_VALIDATION_TOKEN = 4096
+JWT_LEEWAY_S = 60
+
+
+def bc_kind(entity: str) -> str:
+    """Staged event kind for a connector entity (``purchase_invoices`` -> ``bc.purchase_invoices``)."""
+    return f"{SOURCE_BC}.{entity}"
+
+
+class EventStore(Protocol):
+    def stage_event(self, source: str, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool: ...
+
+
+@dataclass
+class IntakeResult:
+    """What to answer; ``staged``/``duplicates``/``dropped`` are for logs, tests and the health route."""
+
+    status: int
+    body: Any = None  # dict -> JSON, str -> text/plain
+    staged: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    reason: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    verified_by: str | None = None  # "hmac" | "jwt" when a Jira delivery's credential checked out
+
+    @property
+    def media_type(self) -> str:
+        return "text/plain" if isinstance(self.body, str) else "application/json"
+
+
+def _dedupe_key(prefix: str, *parts: Any) -> str:
+    raw = "|".join("" if p is None else str(p) for p in parts)
+    if len(prefix) + len(raw) + 1 <= 400:
+        return f"{prefix}:{raw}"
+    return f"{prefix}:sha256:{hashlib.sha256(raw.encode()).hexdigest()}"
+
+
+# -- Business Central --------------------------------------------------------------------------------------
+
+_BC_RESOURCE = re.compile(
+    r"companies\((?P<company>[^)]*)\)/(?P<entity>[A-Za-z]+)(?:\((?P<key>[^)]*)\))?/?(?:\?(?P<query>.*))?$")
+_BC_SINCE = re.compile(r"lastModifiedDateTime\s+gt\s+(?P<ts>[0-9T:.\-+Z]+)", re.IGNORECASE)
+
+
+def parse_bc_resource(resource: str) -> dict[str, Any] | None:
+    """``{company, entity_set, record_id, since}`` from a notification's ``resource``; None if unrecognised.
+
+    ``since`` is the collection filter's lower bound (``?$filter=lastModifiedDateTime gt X``), if any.
+    """
+    m = _BC_RESOURCE.search(resource or "")
+    if not m:
+        return None
+    since = None
+    if m.group("query"):
+        s = _BC_SINCE.search(unquote(m.group("query")))
+        since = s.group("ts") if s else None
+    key = (m.group("key") or "").strip("'").strip("{}").lower() or None
+    return {"company": m.group("company").strip("'").lower(), "entity_set": m.group("entity"),
+            "record_id": key, "since": since}
+
+
+def handle_bc_notification(query: Mapping[str, str], body: bytes, *, client_state: str | None,
+                           store: EventStore) -> IntakeResult:
+    """The BC notification endpoint: handshake echo, or verify ``clientState`` and stage every item."""
+    token = query.get("validationToken")
+    if token is not None:
+        # Handshake (create and renew). Nothing else matters; answer within BC's ~5 s.
+        if len(token) > MAX_VALIDATION_TOKEN:
+            return IntakeResult(400, {"error": "validationToken too long"}, reason="handshake token too long")
+        return IntakeResult(200, token, reason="handshake",
+                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    if len(body) > MAX_BC_BODY:
+        return IntakeResult(413, {"error": f"body larger than {MAX_BC_BODY} bytes"}, reason="too large")
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError):
+        return IntakeResult(400, {"error": "body is not JSON; BC sends {\"value\": [...]}"},
+                            reason="not json")
+    if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
+        return IntakeResult(400, {"error": "body has no 'value' list; BC sends {\"value\": [...]}"},
+                            reason="no value list")
+    result = IntakeResult(202, {"status": "accepted"})
+    if not client_state:
+        log.warning("bc notification: connection has no extra.client_state; items are accepted unverified "
+                    "(set client_state on bc_default and let bc_subscriptions_renewal recreate them)")
+    for item in doc["value"]:
+        if not isinstance(item, dict):
+            result.dropped += 1
+            continue
+        sub_id = str(item.get("subscriptionId") or "")
+        if client_state and not hmac.compare_digest(str(item.get("clientState") or "").encode(),
+                                                    client_state.encode()):
+            log.warning("bc notification for subscription %s dropped: clientState does not match the "
+                        "connection's client_state", sub_id or "?")
+            result.dropped += 1
+            continue
+        resource = str(item.get("resource") or "")
+        change = str(item.get("changeType") or "")
+        parsed = parse_bc_resource(resource)
+        entity = BC_ENTITIES.get(parsed["entity_set"]) if parsed else None
+        if entity is None or not change:
+            log.warning("bc notification for subscription %s dropped: resource %r / changeType %r is not one "
+                        "the connector subscribes to", sub_id or "?", resource[:200], change)
+            result.dropped += 1
+            continue
+        assert parsed is not None
+        modified = str(item.get("lastModifiedDateTime") or "")
+        payload = {
+            "subscriptionId": sub_id, "resource": resource, "changeType": change,
+            "lastModifiedDateTime": modified, "expirationDateTime": item.get("expirationDateTime"),
+            "entity": entity, "entity_set": parsed["entity_set"], "company_id": parsed["company"],
+            "record_id": parsed["record_id"],
+            # collection: BC merged >1000 changes; the consumer scans the window (since None -> everything)
+            "scan": {"since": parsed["since"]} if change == "collection" else None,
+        }
+        key = _dedupe_key("bc", sub_id, resource, change, modified)
+        if store.stage_event(SOURCE_BC, bc_kind(entity), key, payload):
+            result.staged += 1
+        else:
+            result.duplicates += 1
+    result.body = {"status": "accepted", "staged": result.staged, "duplicates": result.duplicates}
+    return result
+
+
+# -- Jira --------------------------------------------------------------------------------------------------
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    low = name.lower()
+    for k, v in headers.items():
+        if k.lower() == low:
+            return v
+    return None
+
+
+def verify_hub_signature(body: bytes, header: str | None, secret: str | None) -> bool:
+    """``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``, compared in constant time."""
+    if not header or not secret:
+        return False
+    method, _, digest = header.strip().partition("=")
+    if method.strip().lower() != "sha256" or not digest:
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), digest.strip().lower().encode())
+
+
+def _b64url(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def verify_jwt_hs256(token: str | None, secret: str | None, *, now: float | None = None,
+                     leeway: float = JWT_LEEWAY_S) -> dict[str, Any] | None:
+    """Claims of an HS256 JWT signed with ``secret`` (Jira's bearer token for app webhooks), else None.
+
+    Signature, ``alg`` (HS256 only: never ``none``), ``exp`` (required) and ``nbf`` are checked; no ``qsh``
+    (Jira's context JWTs for OAuth 2.0 apps carry none). Claims beyond that are not pinned down by a source
+    (jira-api.md 3b), so they are returned for logging, not enforced.
+    """
+    if not token or not secret:
+        return None
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_b64url(parts[0]))
+        claims = json.loads(_b64url(parts[1]))
+        signature = _b64url(parts[2])
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+        return None
+    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, signature):
+        return None
+    now = time.time() if now is None else now
+    exp = claims.get("exp")
+    if not isinstance(exp, int | float) or now > float(exp) + leeway:
+        return None
+    nbf = claims.get("nbf")
+    if isinstance(nbf, int | float) and now + leeway < float(nbf):
+        return None
+    return claims
+
+
+def _status_change(payload: Mapping[str, Any]) -> dict[str, Any] | None:
+    for item in (payload.get("changelog") or {}).get("items") or []:
+        if isinstance(item, dict) and (item.get("fieldId") == "status" or item.get("field") == "status"):
+            return item
+    return None
+
+
+def handle_jira_webhook(headers: Mapping[str, str], body: bytes, *, webhook_secret: str | None,
+                        client_secret: str | None, store: EventStore,
+                        now: float | None = None) -> IntakeResult:
+    """Verify a Jira delivery (HMAC or app JWT), then stage a status change once."""
+    if len(body) > MAX_JIRA_BODY:
+        return IntakeResult(413, {"error": f"body larger than {MAX_JIRA_BODY} bytes"}, reason="too large")
+    signature = _header(headers, "X-Hub-Signature")
+    auth = _header(headers, "Authorization") or ""
+    if signature is not None:
+        ok, how = verify_hub_signature(body, signature, webhook_secret), "hmac"
+        if not ok and not webhook_secret:
+            log.warning("jira webhook: signed delivery but jira_default has no extra.webhook_secret")
+    elif auth[:7].lower() == "bearer ":
+        claims = verify_jwt_hs256(auth[7:].strip(), client_secret, now=now)
+        ok, how = claims is not None, "jwt"
+        if ok:
+            log.debug("jira webhook JWT claims: %s", sorted(claims or {}))
+    else:
+        ok, how = False, "none"
+    if not ok:
+        log.warning("jira webhook rejected (401): %s credential missing or invalid", how)
+        return IntakeResult(401, {"error": "invalid or missing webhook signature"}, reason=f"bad {how}",
+                            headers={"WWW-Authenticate": "Bearer"})
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return IntakeResult(400, {"error": "body is not JSON"}, reason="not json")
+    if not isinstance(payload, dict):
+        return IntakeResult(400, {"error": "body is not a JSON object"}, reason="not an object")
+    ident = _header(headers, "X-Atlassian-Webhook-Identifier") or hashlib.sha256(body).hexdigest()
+    event = str(payload.get("webhookEvent") or "")
+    change = _status_change(payload) if event == "jira:issue_updated" else None
+    issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
+    if change is None or not issue.get("id"):
+        return IntakeResult(202, {"status": "ignored", "reason": "not a status change"}, reason="ignored",
+                            verified_by=how)
+    fields = issue.get("fields") or {}
+    status = fields.get("status") or {}
+    changelog_id = (payload.get("changelog") or {}).get("id")
+    staged = {
+        "issue_id": str(issue["id"]), "issue_key": issue.get("key"), "webhook_event": event,
+        "event_type": payload.get("issue_event_type_name"), "timestamp": payload.get("timestamp"),
+        "from_status": change.get("fromString"), "to_status": change.get("toString") or status.get("name"),
+        "to_status_id": change.get("to"),
+        "to_category": (status.get("statusCategory") or {}).get("key"),
+        "changelog_id": changelog_id, "delivery_id": ident,
+        "retry": _header(headers, "X-Atlassian-Webhook-Retry"), "verified_by": how,
+        "actor": (payload.get("user") or {}).get("accountId"),
+    }
+    # The changelog id names the change itself: the same transition seen by two webhooks (or redelivered
+    # with a new identifier) is staged once. Fall back to the delivery identifier.
+    key = (_dedupe_key("jira", "change", issue["id"], changelog_id) if changelog_id
+           else _dedupe_key("jira", "delivery", ident))
+    if store.stage_event(SOURCE_JIRA, KIND_JIRA_TRANSITION, key, staged):
+        return IntakeResult(202, {"status": "accepted", "staged": 1}, staged=1, verified_by=how)
+    return IntakeResult(202, {"status": "accepted", "staged": 0, "duplicate": True}, duplicates=1,
+                        verified_by=how)
+
+
+def safely(handler: Callable[[], IntakeResult], what: str) -> IntakeResult:
+    """Run a handler; a store failure becomes 503 (both senders retry it), never a 4xx."""
+    try:
+        return handler()
+    except Exception as exc:  # noqa: BLE001 - any storage error must turn into a retryable answer
+        log.error("%s: staging failed, answering 503 so the sender retries: %s", what, type(exc).__name__)
+        log.debug("%s staging failure", what, exc_info=True)
+        return IntakeResult(503, {"error": "temporarily unavailable"}, reason=type(exc).__name__,
+                            headers={"Retry-After": "30"})
+
+
+# -- secrets from the Airflow connections (server context) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """The shared secrets the intake checks against; ``repr`` shows none of them."""
+
+    client_state: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    jira_client_secret: str | None = field(default=None, repr=False)
+
+
+_secrets_cache: dict[tuple[str, str], tuple[float, Secrets]] = {}
+_secrets_lock = threading.Lock()
+SECRETS_TTL_S = 30.0
+
+
+def _get_connection(conn_id: str) -> Any | None:
+    try:
+        from airflow.sdk import BaseHook
+
+        return BaseHook.get_connection(conn_id)
+    except Exception as exc:  # noqa: BLE001 - "not found" differs per context
+        log.debug("connection %s via airflow.sdk: %s", conn_id, type(exc).__name__)
+    try:
+        from airflow.models.connection import Connection
+
+        return Connection.get_connection_from_secrets(conn_id)
+    except Exception as exc:  # noqa: BLE001
+        log.debug("connection %s via the metadata DB: %s", conn_id, type(exc).__name__)
+    return None
+
+
+def secrets_from_airflow(bc_conn_id: str = "bc_default", jira_conn_id: str = "jira_default") -> Secrets:
+    """client_state (bc_default extra), webhook_secret and the OAuth client secret (jira_default).
+
+    Cached for ``SECRETS_TTL_S`` so a burst of deliveries does not read the connection each time, while a
+    rotated secret is picked up within half a minute.
+    """
+    key = (bc_conn_id, jira_conn_id)
+    with _secrets_lock:
+        hit = _secrets_cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < SECRETS_TTL_S:
+            return hit[1]
+    bc = _get_connection(bc_conn_id)
+    jira = _get_connection(jira_conn_id)
+    bc_extra = (bc.extra_dejson or {}) if bc is not None else {}
+    jira_extra = (jira.extra_dejson or {}) if jira is not None else {}
+    oauth = (jira_extra.get("auth") or "oauth2").lower() == "oauth2"
+    found = Secrets(client_state=bc_extra.get("client_state") or None,
+                    webhook_secret=jira_extra.get("webhook_secret") or None,
+                    jira_client_secret=(jira.password or None) if (jira is not None and oauth) else None)
+    with _secrets_lock:
+        _secrets_cache[key] = (time.monotonic(), found)
+    return found
+
+
+def clear_secrets_cache() -> None:
+    with _secrets_lock:
+        _secrets_cache.clear()
+
+
+# -- settling BC events (called by the outbound DAGs after a successful sync) --------------------------------
+
+
+def _ts(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def bc_scan_since(events: list[Any]) -> tuple[bool, datetime | None]:
+    """For staged BC events of one entity: ``(full_scan, earliest_since)``.
+
+    A ``collection`` item means BC merged more than 1,000 changes: the consumer must read the window from
+    its ``since`` (earlier than its watermark, if so) or, without a filter, everything.
+    """
+    full, earliest = False, None
+    for ev in events:
+        scan = (ev.payload or {}).get("scan")
+        if not scan:
+            continue
+        since = _ts(scan.get("since"))
+        if since is None:
+            full = True
+        elif earliest is None or since < earliest:
+            earliest = since
+    return full, earliest
+
+
+def settle_bc_events(store: Any, entity: str, watermark: str | datetime | None, *,
+                     run: Mapping[str, Any] | None = None) -> int:
+    """Delete staged BC events of ``entity`` whose change is covered by ``watermark``; audited. Returns count.
+
+    Promise 2: an event goes only after its effect is done. For a BC notification the effect is "the record
+    was synced", which holds once a sync advanced the watermark to or past the notification's change time.
+    """
+    from bc_jira.store import AuditRow
+
+    mark = watermark if isinstance(watermark, datetime) else _ts(watermark)
+    if mark is None:
+        return 0
+    rows, done = [], []
+    for ev in store.pending_events(bc_kind(entity), limit=5000):
+        changed = _ts((ev.payload or {}).get("lastModifiedDateTime"))
+        if changed is None or changed > mark:
+            continue
+        done.append(ev.id)
+        rows.append(AuditRow(entity=entity, bc_id=str((ev.payload or {}).get("record_id") or "*"),
+                             action="event_settled",
+                             reason=f"{ev.payload.get('changeType')} at "
+                                    f"{ev.payload.get('lastModifiedDateTime')} covered by watermark "
+                                    f"{mark.isoformat()}",
+                             read={"event_id": ev.id, "dedupe_key": ev.dedupe_key},
+                             **{k: v for k, v in (run or {}).items()
+                                if k in ("dag_id", "run_id", "task_id", "map_index", "try_number")}))
+    if rows:
+        store.audit(rows)
+        for event_id in done:
+            store.delete_event(event_id)
+    return len(done)

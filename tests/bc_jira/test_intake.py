@@ -1,0 +1,264 @@
+"""intake: BC handshake/clientState/staging, Jira HMAC + JWT verification, dedupe, settling BC events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import pytest
+
+from bc_jira import intake
+from bc_jira.store import StateStore
+
+CS = "client-state-secret-123"
+SECRET = "webhook-secret-xyz"
+CLIENT_SECRET = "atlassian-client-secret"
+COMPANY = "6f1c7b9a-0000-4000-8000-000000000001"
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> StateStore:
+    st = StateStore.from_url(sqlite_url)
+    st.ensure_schema()
+    return st
+
+
+def bc_item(entity: str = "purchaseInvoices", rid: str = "AAAA0000-1111-2222-3333-444455556666",
+            change: str = "updated", when: str = "2026-03-01T10:00:00.123Z",
+            state: str = CS) -> dict[str, Any]:
+    return {"subscriptionId": "sub-1", "clientState": state, "expirationDateTime": "2026-03-04T10:00:00Z",
+            "resource": f"api/v2.0/companies({COMPANY})/{entity}({rid})", "changeType": change,
+            "lastModifiedDateTime": when}
+
+
+def bc_post(store: StateStore, items: list[Any], client_state: str | None = CS) -> intake.IntakeResult:
+    return intake.handle_bc_notification({}, json.dumps({"value": items}).encode(), client_state=client_state,
+                                         store=store)
+
+
+def test_handshake_echoes_token_as_text(store: StateStore) -> None:
+    res = intake.handle_bc_notification({"validationToken": "abc123"}, b"", client_state=CS, store=store)
+    assert (res.status, res.body, res.media_type) == (200, "abc123", "text/plain")
+    assert store.count_pending() == 0
+
+
+def test_bc_items_staged_once_with_kind_and_no_secret(store: StateStore) -> None:
+    items = [bc_item(), bc_item("vendors", "BBBB0000-1111-2222-3333-444455556666")]
+    res = bc_post(store, items)
+    assert (res.status, res.staged, res.duplicates) == (202, 2, 0)
+    again = bc_post(store, items)
+    assert (again.status, again.staged, again.duplicates) == (202, 0, 2)
+    inv = store.pending_events("bc.purchase_invoices")
+    assert len(inv) == 1 and store.count_pending("bc.vendors") == 1
+    p = inv[0].payload
+    assert p["record_id"] == "aaaa0000-1111-2222-3333-444455556666" and p["entity"] == "purchase_invoices"
+    assert CS not in json.dumps(p) and "clientState" not in p
+
+
+def test_same_record_new_change_time_is_a_new_event(store: StateStore) -> None:
+    bc_post(store, [bc_item()])
+    bc_post(store, [bc_item(when="2026-03-01T10:05:00Z")])
+    assert store.count_pending("bc.purchase_invoices") == 2
+
+
+def test_wrong_client_state_dropped_but_202(store: StateStore) -> None:
+    res = bc_post(store, [bc_item(state="forged"), bc_item(rid="CCCC0000-1111-2222-3333-444455556666")])
+    assert res.status == 202 and res.staged == 1 and res.dropped == 1
+    assert store.count_pending() == 1
+
+
+def test_malformed_bodies_that_cannot_be_bc_get_400(store: StateStore) -> None:
+    for body in (b"not json", b"[1,2]", b'{"values": []}', b'{"value": {}}'):
+        res = intake.handle_bc_notification({}, body, client_state=CS, store=store)
+        assert res.status == 400, body
+    too_big = b"{" + b" " * (intake.MAX_BC_BODY + 1) + b"}"
+    assert intake.handle_bc_notification({}, too_big, client_state=CS, store=store).status == 413
+    assert store.count_pending() == 0
+
+
+def test_unknown_entity_and_bad_items_dropped(store: StateStore) -> None:
+    res = bc_post(store, [bc_item("customers"), "junk", {"clientState": CS}])
+    assert (res.status, res.staged, res.dropped) == (202, 0, 3)
+
+
+def test_collection_stages_a_window_scan(store: StateStore) -> None:
+    item = bc_item()
+    item.update(changeType="collection",
+                resource=f"api/v2.0/companies({COMPANY})/vendors?$filter=lastModifiedDateTime%20gt%202026-03-01T09:59:59.95Z")
+    bare = dict(item, resource=f"api/v2.0/companies({COMPANY})/purchaseInvoices", lastModifiedDateTime="x")
+    assert bc_post(store, [item, bare]).staged == 2
+    ev = store.pending_events("bc.vendors")[0]
+    assert ev.payload["scan"] == {"since": "2026-03-01T09:59:59.95Z"} and ev.payload["record_id"] is None
+    full, since = intake.bc_scan_since(store.pending_events("bc.vendors"))
+    assert not full and since is not None and since.isoformat().startswith("2026-03-01T09:59:59.95")
+    assert intake.bc_scan_since(store.pending_events("bc.purchase_invoices")) == (True, None)
+
+
+def test_store_failure_becomes_503_not_4xx() -> None:
+    class Broken:
+        def stage_event(self, *a: Any) -> bool:
+            raise RuntimeError("db down")
+
+    res = intake.safely(lambda: bc_post(Broken(), [bc_item()]), "test")  # type: ignore[arg-type]
+    assert res.status == 503 and "Retry-After" in res.headers
+
+
+# -- Jira ------------------------------------------------------------------------------------------------
+
+
+def jira_body(issue_id: str = "10001", changelog_id: str | None = "555", event: str = "jira:issue_updated",
+              field: str = "status") -> bytes:
+    payload: dict[str, Any] = {
+        "timestamp": 1, "webhookEvent": event, "issue_event_type_name": "issue_generic",
+        "user": {"accountId": "acc-1"},
+        "issue": {"id": issue_id, "key": f"FIN-{issue_id[-1]}",
+                  "fields": {"status": {"name": "Done", "statusCategory": {"key": "done"}}}},
+    }
+    if changelog_id is not None:
+        payload["changelog"] = {"id": changelog_id, "items": [
+            {"field": field, "fieldId": field, "fromString": "To Do", "toString": "Done", "to": "10002"}]}
+    return json.dumps(payload).encode()
+
+
+def sign(body: bytes, secret: str = SECRET) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def jira_post(store: StateStore, body: bytes, headers: dict[str, str]) -> intake.IntakeResult:
+    return intake.handle_jira_webhook(headers, body, webhook_secret=SECRET, client_secret=CLIENT_SECRET,
+                                      store=store)
+
+
+def test_signed_delivery_staged_once(store: StateStore) -> None:
+    body = jira_body()
+    h = {"X-Hub-Signature": sign(body), "X-Atlassian-Webhook-Identifier": "d-1"}
+    res = jira_post(store, body, h)
+    assert (res.status, res.staged, res.verified_by) == (202, 1, "hmac")
+    assert jira_post(store, body, {**h, "X-Atlassian-Webhook-Retry": "1"}).duplicates == 1
+    # same change delivered by a second webhook (new identifier): still one row
+    assert jira_post(store, body, {**h, "X-Atlassian-Webhook-Identifier": "d-2"}).duplicates == 1
+    evs = store.pending_events("jira.transition")
+    assert len(evs) == 1
+    assert evs[0].payload["issue_id"] == "10001" and evs[0].payload["to_category"] == "done"
+
+
+def test_headers_case_insensitive_and_identifier_dedupe_without_changelog_id(store: StateStore) -> None:
+    body = jira_body(changelog_id=None)
+    h = {"x-hub-signature": sign(body), "x-atlassian-webhook-identifier": "d-9"}
+    assert jira_post(store, body, h).status == 202
+    assert store.count_pending("jira.transition") == 0  # no changelog -> not a status change
+    body = jira_body()
+    h = {"x-hub-signature": sign(body), "x-atlassian-webhook-identifier": "d-9"}
+    assert jira_post(store, body, h).staged == 1
+
+
+@pytest.mark.parametrize("headers", [
+    {},
+    {"X-Hub-Signature": "sha256=" + "0" * 64},
+    {"X-Hub-Signature": "sha1=abc"},
+    {"X-Hub-Signature": "garbage"},
+    {"Authorization": "Bearer not.a.jwt"},
+    {"Authorization": "Basic dXNlcjpwdw=="},
+])
+def test_forged_or_unsigned_rejected_nothing_staged(store: StateStore, headers: dict[str, str]) -> None:
+    res = jira_post(store, jira_body(), headers)
+    assert res.status == 401 and store.count_pending() == 0
+
+
+def test_signature_over_other_body_rejected(store: StateStore) -> None:
+    body = jira_body()
+    res = jira_post(store, jira_body(issue_id="10002"), {"X-Hub-Signature": sign(body)})
+    assert res.status == 401 and store.count_pending() == 0
+
+
+def test_no_secret_configured_rejects_signed(store: StateStore) -> None:
+    body = jira_body()
+    res = intake.handle_jira_webhook({"X-Hub-Signature": sign(body)}, body, webhook_secret=None,
+                                     client_secret=None, store=store)
+    assert res.status == 401
+
+
+def test_non_status_events_accepted_not_staged(store: StateStore) -> None:
+    for body in (jira_body(field="summary"), jira_body(event="comment_created")):
+        res = jira_post(store, body, {"X-Hub-Signature": sign(body)})
+        assert res.status == 202 and res.staged == 0
+    assert store.count_pending() == 0
+
+
+def test_oversized_and_unparsable(store: StateStore) -> None:
+    big = b" " * (intake.MAX_JIRA_BODY + 1)
+    assert jira_post(store, big, {"X-Hub-Signature": sign(big)}).status == 413
+    bad = b"{nope"
+    assert jira_post(store, bad, {"X-Hub-Signature": sign(bad)}).status == 400
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def make_jwt(claims: dict[str, Any], secret: str = CLIENT_SECRET, alg: str = "HS256") -> str:
+    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def test_app_jwt_accepted(store: StateStore) -> None:
+    token = make_jwt({"iss": "client", "exp": int(time.time()) + 60, "iat": int(time.time())})
+    res = jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"})
+    assert (res.status, res.staged, res.verified_by) == (202, 1, "jwt")
+
+
+@pytest.mark.parametrize("token", [
+    make_jwt({"exp": int(time.time()) - 3600}),                       # expired
+    make_jwt({"iat": int(time.time())}),                              # no exp
+    make_jwt({"exp": int(time.time()) + 60}, secret="other"),         # wrong key
+    make_jwt({"exp": int(time.time()) + 60}, alg="none"),             # alg none
+    make_jwt({"exp": int(time.time()) + 60, "nbf": int(time.time()) + 3600}),  # not yet valid
+])
+def test_bad_jwt_rejected(store: StateStore, token: str) -> None:
+    assert jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"}).status == 401
+    assert store.count_pending() == 0
+
+
+def test_jwt_claim_check_library_agrees() -> None:
+    import jwt as pyjwt
+
+    token = pyjwt.encode({"exp": int(time.time()) + 60}, CLIENT_SECRET, algorithm="HS256")
+    assert intake.verify_jwt_hs256(token, CLIENT_SECRET) is not None
+    assert intake.verify_jwt_hs256(token, CLIENT_SECRET + "x") is None
+
+
+# -- settling BC events ------------------------------------------------------------------------------------
+
+
+def test_settle_deletes_only_covered_events_and_audits(store: StateStore) -> None:
+    bc_post(store, [bc_item(when="2026-03-01T10:00:00Z"), bc_item(rid="DDDD0000-1111-2222-3333-444455556666",
+                                                                  when="2026-03-01T11:00:00Z")])
+    n = intake.settle_bc_events(store, "purchase_invoices", "2026-03-01T10:30:00Z", run={"dag_id": "d"})
+    assert n == 1
+    left = store.pending_events("bc.purchase_invoices")
+    assert [e.payload["lastModifiedDateTime"] for e in left] == ["2026-03-01T11:00:00Z"]
+    audit = store.query_audit(action="event_settled")
+    assert len(audit) == 1 and audit[0].dag_id == "d"
+    assert intake.settle_bc_events(store, "purchase_invoices", None) == 0
+
+
+def test_secrets_repr_hides_values() -> None:
+    s = intake.Secrets(client_state="a-secret", webhook_secret="b-secret", jira_client_secret="c-secret")
+    assert "secret'" not in repr(s) and "a-secret" not in repr(s)
+
+
+def test_secrets_from_airflow_env_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_BC_T", json.dumps({"conn_type": "business_central",
+                                                        "extra": {"client_state": "cs1"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_JIRA_T", json.dumps({"conn_type": "jira_cloud", "password": "cls",
+                                                          "extra": {"webhook_secret": "whs"}}))
+    intake.clear_secrets_cache()
+    s = intake.secrets_from_airflow("bc_t", "jira_t")
+    assert (s.client_state, s.webhook_secret, s.jira_client_secret) == ("cs1", "whs", "cls")
+    intake.clear_secrets_cache()
