@@ -347,7 +347,10 @@ class JiraTokenProvider:
             if current is not None and (not force or current.access_token != rejected):
                 log.debug("jira token %s: using the token a neighbour refreshed", self.name)
                 return current
-            refresh_token = self.cipher.decrypt(row.refresh_token_enc) if row and row.refresh_token_enc \
+            # Resolve the cipher first: a refresh token spent at Atlassian that we then cannot save is lost,
+            # and reusing its predecessor later revokes the whole grant.
+            cipher = self.cipher
+            refresh_token = cipher.decrypt(row.refresh_token_enc) if row and row.refresh_token_enc \
                 else self._bootstrap
             if not refresh_token:
                 raise AuthError("atlassian", "POST", f"{self.oauth.auth_url}/oauth/token", None,
@@ -366,7 +369,7 @@ class JiraTokenProvider:
             new_refresh = tokens.refresh_token or refresh_token
             meta = dict(row.meta) if row is not None and row.meta else {}
             meta["refreshed_at"] = self.clock()
-            txn.save(self.cipher.encrypt(new_refresh), self.cipher.encrypt(tokens.access_token),
+            txn.save(cipher.encrypt(new_refresh), cipher.encrypt(tokens.access_token),
                      tokens.expires_at, meta)
             log.info("jira token %s refreshed; valid until %s", self.name,
                      time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at)))
