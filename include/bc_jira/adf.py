@@ -7,6 +7,7 @@ carry http(s) hrefs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,13 +15,13 @@ Node = dict[str, Any]
 
 # Jira rejects very large documents; keep individual text nodes bounded.
 MAX_TEXT = 32_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def _clean(text: Any) -> str:
     s = "" if text is None else str(text)
     # Control characters other than newline/tab are not allowed in ADF text.
-    s = "".join(ch for ch in s if ch in "\n\t" or ord(ch) >= 32)
-    return s[:MAX_TEXT]
+    return _CONTROL.sub("", s)[:MAX_TEXT]
 
 
 def text(value: Any, *, strong: bool = False, code: bool = False, href: str | None = None) -> Node | None:

@@ -340,6 +340,7 @@ class Upserter:
             from bc_jira.store import AuditRow, Link
 
             self.link_cls, self.audit_cls = self.link_cls or Link, self.audit_cls or AuditRow
+        self._links_out: list[Any] = []
         recs = {str(r["id"]): dict(r) for r in records}
         counts = Counts(read=len(recs))
         outcomes: dict[str, _Outcome] = {}
@@ -349,6 +350,7 @@ class Upserter:
         try:
             links = self.store.get_links(self.entity, list(recs))
             to_create, found_hashes = self._resolve_unlinked(drafts, links, outcomes)
+            self._flush_links()
             links = self.store.get_links(self.entity, list(recs))
             # create
             creatable = [d for bid, d in drafts.items() if bid in to_create]
@@ -370,6 +372,7 @@ class Upserter:
                 if outcome.action == "error":
                     failures += 1
         finally:
+            self._flush_links()
             self._audit(recs, drafts, outcomes)
         for o in outcomes.values():
             name = {"create": "created", "update": "updated", "unchanged": "unchanged", "resolve": "resolved",
@@ -454,6 +457,7 @@ class Upserter:
             # the intent: if the answer is lost, the next attempt knows to look before creating again
             for d in chunk:
                 self._save_link(d, None, None, PENDING, d.content_hash)
+            self._flush_links()  # the intents are durable before Jira sees the request
             try:
                 answer = self.jira.bulk_create(payloads)
             except Exception as exc:  # noqa: BLE001 - every failure is audited; the task then fails and retries
@@ -485,6 +489,7 @@ class Upserter:
                 self._save_link(d, str(issue["id"]), issue["key"], state, d.content_hash)
                 outcomes[d.bc_id] = _Outcome("create", issue_key=issue["key"], sent=p,
                                              response={"id": issue["id"], "key": issue["key"]})
+            self._flush_links()
         return failures
 
     # update / resolve -----------------------------------------------------------------------------
@@ -530,11 +535,37 @@ class Upserter:
 
     def _save_link(self, draft: IssueDraft, issue_id: str | None, issue_key: str | None, state: str,
                    content_hash: str) -> None:
-        self.store.upsert_link(self.link_cls(
+        """Queue a link write; :meth:`_flush_links` writes the queue (in one transaction when it can)."""
+        self._links_out.append(self.link_cls(
             entity=self.entity, bc_id=draft.bc_id, document_number=draft.document_number, issue_id=issue_id,
             issue_key=issue_key, content_hash=content_hash, bc_last_modified=draft.last_modified, state=state,
             updated_at=self.clock(),
         ))
+
+    def _flush_links(self) -> None:
+        queued, self._links_out = self._links_out, []
+        if not queued:
+            return
+        bulk = getattr(self.store, "upsert_links", None)
+        if callable(bulk):
+            bulk(queued)
+        else:
+            for link in queued:
+                self.store.upsert_link(link)
+
+    @staticmethod
+    def _audit_sent(sent: Any) -> Any:
+        """What was sent, with the ADF description (a pure function of the read record) summarised."""
+        if not isinstance(sent, dict):
+            return sent
+        out = dict(sent)
+        for key in ("fields", "edit"):
+            inner = out.get(key)
+            if key == "edit":
+                out[key] = Upserter._audit_sent(inner)
+            elif isinstance(inner, dict) and isinstance(inner.get("description"), dict):
+                out[key] = {**inner, "description": "<ADF from mapping.description(read)>"}
+        return out
 
     def _audit(self, recs: Mapping[str, Mapping[str, Any]], drafts: Mapping[str, IssueDraft],
                outcomes: Mapping[str, _Outcome]) -> None:
@@ -544,7 +575,8 @@ class Upserter:
             rows.append(self.audit_cls(
                 entity=self.entity, bc_id=bc_id, action=o.action,
                 document_number=drafts[bc_id].document_number,
-                issue_key=o.issue_key, reason=o.reason, read=dict(rec), sent=o.sent, response=o.response,
+                issue_key=o.issue_key, reason=o.reason, read=dict(rec), sent=self._audit_sent(o.sent),
+                response=o.response,
                 error=o.error, dag_id=self.run.dag_id, run_id=self.run.run_id, task_id=self.run.task_id,
                 map_index=self.run.map_index, try_number=self.run.try_number,
             ))
