@@ -82,7 +82,14 @@ class SandboxProcess:
     def reset(self, **counts: int) -> Any:
         """Fresh seeded data, no faults, clock back to now, test options (fast notifications, short lag)."""
         self.options(**self.TEST_OPTIONS)
-        return self.control("POST", "/_sandbox/reset", counts or None)
+        answer = self.control("POST", "/_sandbox/reset", counts or None)
+        # Every Jira request body the connector sends and every response the sandbox gives is checked
+        # against the official OpenAPI document; a bad request is answered 400, a bad response counted.
+        self.control("POST", "/_sandbox/jira/options", {"validate": True})
+        return answer
+
+    def spec_violations(self) -> int:
+        return self.stats()["events"].get("jira.spec_violations", 0)
 
     def options(self, **values: Any) -> Any:
         return self.control("POST", "/_sandbox/options", values)
@@ -139,11 +146,13 @@ def wipe_default_store() -> None:
 
 
 @pytest.fixture
-def sandbox(sandbox_server: SandboxProcess) -> SandboxProcess:
+def sandbox(sandbox_server: SandboxProcess) -> Iterator[SandboxProcess]:
     """The session's sandbox, reset to fresh seeded data (and a fresh OAuth grant) for this test."""
     sandbox_server.reset()
     wipe_default_store()
-    return sandbox_server
+    yield sandbox_server
+    assert sandbox_server.spec_violations() == 0, (
+        f"the sandbox gave Jira responses that violate the official spec; see {sandbox_server.log_path}")
 
 
 @pytest.fixture
