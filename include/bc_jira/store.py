@@ -435,6 +435,15 @@ class StateStore:
         with self._tx() as conn:
             conn.execute(self._upsert(links, values, ["entity", "bc_id"]))
 
+    def upsert_links(self, items: Sequence[Link]) -> None:
+        """Several links in one transaction (the outbound writes up to 50 intents/results at once)."""
+        now = _now()
+        with self._tx() as conn:
+            for link in items:
+                values = asdict(link)
+                values["updated_at"] = link.updated_at or now
+                conn.execute(self._upsert(links, values, ["entity", "bc_id"]))
+
     # -- batches -----------------------------------------------------------------------------------
     @staticmethod
     def _batch_id(entity: str, run_key: str, seq: int) -> str:
