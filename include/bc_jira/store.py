@@ -437,12 +437,20 @@ class StateStore:
 
     def upsert_links(self, items: Sequence[Link]) -> None:
         """Several links in one transaction (the outbound writes up to 50 intents/results at once)."""
+        if not items:
+            return
         now = _now()
+        rows = [{**asdict(link), "updated_at": link.updated_at or now} for link in items]
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(links)
+        keep = ("entity", "bc_id")
+        stmt = stmt.on_conflict_do_update(index_elements=list(keep),
+                                          set_={k: stmt.excluded[k] for k in rows[0] if k not in keep})
         with self._tx() as conn:
-            for link in items:
-                values = asdict(link)
-                values["updated_at"] = link.updated_at or now
-                conn.execute(self._upsert(links, values, ["entity", "bc_id"]))
+            conn.execute(stmt, rows)  # executemany: one statement, one transaction
 
     # -- batches -----------------------------------------------------------------------------------
     @staticmethod
