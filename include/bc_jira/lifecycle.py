@@ -223,6 +223,25 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     return [o.as_dict() for o in outcomes]
 
 
+def settle_covered_events_task() -> dict[str, int]:
+    """Backstop: delete staged BC events the outbound watermarks already cover (audited)."""
+    from airflow.sdk import Variable
+
+    from bc_jira.config import WATERMARK_PREFIX
+    from bc_jira.intake import settle_bc_events
+    from bc_jira.store import StateStore
+
+    store = StateStore.from_airflow()
+    out = {}
+    for entity in BC_ENTITIES.values():
+        mark = Variable.get(f"{WATERMARK_PREFIX}{entity}", default=None)
+        out[entity] = settle_bc_events(store, entity, mark, run={"dag_id": "bc_subscriptions_renewal"})
+        left = store.count_pending(bc_kind(entity))
+        if left:
+            log.info("%s: %d BC event(s) still staged (newer than watermark %s)", entity, left, mark)
+    return out
+
+
 # -- Jira webhook ---------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,359 @@
+"""Jira -> BC write-back: an issue reached a done status -> post the draft invoice / unblock the vendor.
+
+Idempotent by construction (promise 3): the webhook is only a hint, so every action starts by re-reading
+the Jira issue (is it really done now?) and the BC record (is it still a draft / still blocked?). An
+invoice that is no longer a draft or a vendor that is no longer blocked is an audited no-op. ``post`` is not
+retried blindly after a lost answer: the invoice is re-read to learn whether BC committed it. A vendor PATCH
+with a stale ETag re-reads and retries once. The outcome is commented on the issue (ADF) once per record
+and outcome. A staged event is deleted only after its effect is done and audited; a failure leaves it
+staged (status failed, with its error) for the next run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bc_jira import adf
+from bc_jira.config import ENTITY_SETS
+from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
+from bc_jira.intake import KIND_JIRA_TRANSITION
+
+log = logging.getLogger(__name__)
+
+WRITTEN_BACK = "written_back"  # link state; outbound treats it as done (no "no longer needed" comment)
+# Done-category statuses that mean "no" rather than "approved" (Jira has one done category for both).
+REJECT_STATUSES = frozenset({"rejected", "declined", "won't do", "wont do", "cancelled", "canceled",
+                             "not approved"})
+POLL_LOOKBACK = "-2h"  # the cron safety net looks at issues done and updated this recently
+
+
+@dataclass
+class Result:
+    """One issue's outcome (audit action, what happened, and whether the staged event may go)."""
+
+    issue: str
+    action: str  # posted | unblocked | noop | rejected | ignored | error
+    entity: str | None = None
+    bc_id: str | None = None
+    document_number: str | None = None
+    new_number: str | None = None
+    detail: str = ""
+    done: bool = True  # False -> keep the event staged (failed) for replay
+    transient: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class WriteBack:
+    """Everything one write-back run needs; ``bc``/``jira`` are the hooks (or test doubles)."""
+
+    cfg: Any  # bc_jira.config.Config
+    bc: Any  # BusinessCentralHook
+    jira: Any  # JiraCloudHook
+    store: Any  # StateStore
+    record_id_field: str | None = None  # customfield id of "BC Record Id" (fallback when no link)
+    run: Mapping[str, Any] = field(default_factory=dict)  # dag_id, run_id, task_id, try_number
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    # -- entry points --------------------------------------------------------------------------------------
+    def process_pending(self, limit: int = 200) -> list[Result]:
+        """Every staged transition event, oldest first; each deleted only once its effect is audited."""
+        results = []
+        for ev in self.store.pending_events(KIND_JIRA_TRANSITION, limit=limit):
+            p = ev.payload or {}
+            issue = str(p.get("issue_id") or p.get("issue_key") or "")
+            try:
+                res = self.process_issue(issue, source=f"webhook {p.get('delivery_id')}",
+                                         actor=p.get("actor"))
+            except Exception as exc:  # noqa: BLE001 - recorded on the event and audited; next event goes on
+                res = Result(issue, "error", detail=f"{type(exc).__name__}: {exc}", done=False,
+                             transient=True)
+                self._audit(res, error=res.detail)
+            if res.done:
+                self.store.delete_event(ev.id)
+            else:
+                self.store.mark_event_failed(ev.id, res.detail or res.action)
+            results.append(res)
+        return results
+
+    def poll_done_issues(self, lookback: str = POLL_LOOKBACK) -> list[Result]:
+        """Safety net for deliveries that never arrived: done issues updated recently with a BC record id."""
+        if not self.record_id_field:
+            raise ValueError("the poll needs the 'BC Record Id' field id (run bc_jira_connect)")
+        cf = self.record_id_field
+        clause = f"cf[{cf.removeprefix('customfield_')}]" if cf.startswith("customfield_") else cf
+        jql = (f'project = "{self.cfg.project_key}" AND statusCategory = Done AND updated >= {lookback} '
+               f"AND {clause} IS NOT EMPTY ORDER BY updated ASC")
+        staged = {str((e.payload or {}).get("issue_id"))
+                  for e in self.store.pending_events(KIND_JIRA_TRANSITION)}
+        results = []
+        for issue in self.jira.search_all(jql, ["status", cf]):
+            issue_id = str(issue["id"])
+            if issue_id in staged:
+                continue  # the event path will handle it
+            link = self.store.get_link_by_issue(issue_id)
+            if link is not None and link.state in (WRITTEN_BACK, "resolved", "done"):
+                continue  # already acted on (or BC resolved it itself)
+            try:
+                results.append(self.process_issue(issue_id, source="safety-net poll"))
+            except Exception as exc:  # noqa: BLE001 - audited; the task reports it at the end
+                res = Result(issue.get("key") or issue_id, "error", detail=f"{type(exc).__name__}: {exc}",
+                             done=False, transient=True)
+                self._audit(res, error=res.detail)
+                results.append(res)
+        return results
+
+    # -- one issue ------------------------------------------------------------------------------------------
+    def process_issue(self, issue_id_or_key: str, *, source: str = "", actor: str | None = None) -> Result:
+        fields = ["status", "issuetype"] + ([self.record_id_field] if self.record_id_field else [])
+        try:
+            issue = self.jira.get_issue(issue_id_or_key, fields=fields)
+        except NotFoundError:
+            res = Result(issue_id_or_key, "ignored", detail="issue no longer exists in Jira")
+            self._audit(res)
+            return res
+        key = issue.get("key") or issue_id_or_key
+        f = issue.get("fields") or {}
+        link = self.store.get_link_by_issue(str(issue.get("id"))) or self.store.get_link_by_issue(key)
+        entity = link.entity if link else self._entity_of(f)
+        bc_id = link.bc_id if link else (str(f.get(self.record_id_field) or "").strip() or None
+                                         if self.record_id_field else None)
+        if not entity or not bc_id:
+            res = Result(key, "ignored", detail="not an issue of this connector (no link, no BC record id)")
+            log.info("%s: %s", key, res.detail)
+            return res
+        status = f.get("status") or {}
+        category = str((status.get("statusCategory") or {}).get("key") or "")
+        name = str(status.get("name") or "")
+        base = Result(key, "noop", entity=entity, bc_id=bc_id,
+                      document_number=link.document_number if link else None)
+        if category != "done":
+            return self._finish(base, "noop", f"issue is in {name!r} now ({category}); nothing to do", link,
+                                comment=False)
+        if name.casefold() in REJECT_STATUSES:
+            return self._finish(base, "rejected", f"issue was moved to {name!r}: BC record left as it is",
+                                link, comment=True)
+        action = self.cfg.entity(entity).done_action
+        if action == "none":
+            return self._finish(base, "noop", f"done action for {entity} is 'none'", link, comment=False)
+        try:
+            if action == "post":
+                return self._post_invoice(base, link, name, source)
+            if action == "unblock":
+                return self._unblock_vendor(base, link, name, source)
+        except NotFoundError:
+            return self._finish(base, "error", f"the BC record {bc_id} no longer exists", link, comment=True,
+                                done=True, error=True)
+        except TransportError as exc:
+            return self._fail(base, f"BC not reachable: {exc}", transient=True)
+        except ClientError as exc:  # BC refused (validation): a person must fix it in BC; keep for replay
+            return self._fail(base, f"Business Central refused: {exc.message}", transient=False, comment=True)
+        except ApiError as exc:  # 5xx / 429 after retries, auth
+            return self._fail(base, str(exc), transient=True)
+        return self._finish(base, "noop", f"unknown done action {action!r}", link, comment=False)
+
+    def _entity_of(self, fields: Mapping[str, Any]) -> str | None:
+        type_name = str((fields.get("issuetype") or {}).get("name") or "").casefold()
+        for entity in ("purchase_invoices", "vendors"):
+            if self.cfg.entity(entity).issue_type.casefold() == type_name:
+                return entity
+        return None
+
+    # -- BC actions -----------------------------------------------------------------------------------------
+    def _post_invoice(self, base: Result, link: Any, status_name: str, source: str) -> Result:
+        eset = ENTITY_SETS["purchase_invoices"]
+        inv = self.bc.get_record(eset, base.bc_id)
+        base.document_number = inv.get("number") or base.document_number
+        if inv.get("status") != "Draft":
+            return self._finish(base, "noop", f"invoice {inv.get('number')} is already "
+                                f"{inv.get('status')} in BC (posted before); nothing to do", link,
+                                comment=not _ours(link), mark_done=True, read=inv,
+                                new_number=inv.get("number"))
+        draft_no = inv.get("number")
+        try:
+            self.bc.post_purchase_invoice(base.bc_id)
+        except (TransportError, ClientError) as exc:
+            # Lost answer or "draft only": BC may have committed it. The record tells.
+            after = self.bc.get_record(eset, base.bc_id)
+            if after.get("status") == "Draft":
+                raise
+            log.info("%s: post answered %s but the invoice is %s: treated as posted", base.issue,
+                     type(exc).__name__, after.get("status"))
+        after = self.bc.get_record(eset, base.bc_id)
+        new_no = after.get("number")
+        base.new_number = new_no
+        return self._finish(base, "posted", f"draft invoice {draft_no} posted in BC as {new_no} "
+                                            f"({after.get('status')}) after {base.issue} moved to "
+                                            f"{status_name!r} ({source})",
+                            link, comment=True, mark_done=True, read=inv, response=_slim(after),
+                            new_number=new_no,
+                            draft_number=draft_no)
+
+    def _unblock_vendor(self, base: Result, link: Any, status_name: str, source: str) -> Result:
+        eset = ENTITY_SETS["vendors"]
+        ven = self.bc.get_record(eset, base.bc_id)
+        base.document_number = ven.get("number") or base.document_number
+        if not ven.get("blocked"):
+            return self._finish(base, "noop", f"vendor {ven.get('number')} is not blocked in BC; nothing to "
+                                "do", link, comment=not _ours(link), mark_done=True, read=ven)
+        first = ven
+        try:
+            after = self.bc.unblock_vendor(base.bc_id, ven["@odata.etag"])
+        except PreconditionFailed:
+            ven = self.bc.get_record(eset, base.bc_id)  # someone changed it: look again, retry once
+            if not ven.get("blocked"):
+                return self._finish(base, "noop", f"vendor {ven.get('number')} was unblocked meanwhile",
+                                    link, comment=True, mark_done=True, read=ven)
+            after = self.bc.unblock_vendor(base.bc_id, ven["@odata.etag"])
+        return self._finish(base, "unblocked", f"vendor {ven.get('number')} unblocked in BC (was "
+                                               f"{first.get('blocked')!r}) after {base.issue} moved to "
+                                               f"{status_name!r} ({source})",
+                            link, comment=True, mark_done=True, read=first, sent={"blocked": ""},
+                            response=_slim(after))
+
+    # -- bookkeeping ----------------------------------------------------------------------------------------
+    def _finish(self, res: Result, action: str, detail: str, link: Any, *, comment: bool,
+                done: bool = True, error: bool = False, mark_done: bool = False, read: Any = None,
+                sent: Any = None, response: Any = None, new_number: str | None = None,
+                draft_number: str | None = None) -> Result:
+        res.action, res.detail, res.done = action, detail, done
+        if new_number:
+            res.new_number = new_number
+        if mark_done and link is not None and link.state != WRITTEN_BACK:
+            # outbound must not add its own "no longer needs a step" comment for what we just did
+            self.store.upsert_link(dataclasses.replace(link, state=WRITTEN_BACK, updated_at=None))
+        self._audit(res, read=_slim(read), sent=sent, response=response, error=detail if error else None)
+        log.info("%s: %s - %s", res.issue, action, detail)
+        if comment:
+            self._comment(res, draft_number)
+        return res
+
+    def _fail(self, res: Result, detail: str, *, transient: bool, comment: bool = False) -> Result:
+        res.action, res.detail, res.done, res.transient = "error", detail, False, transient
+        self._audit(res, error=detail)
+        log.warning("%s: write-back failed (%s): %s", res.issue, "will retry" if transient else "kept",
+                    detail)
+        if comment:
+            self._comment(res, None)
+        return res
+
+    def _audit(self, res: Result, *, read: Any = None, sent: Any = None, response: Any = None,
+               error: str | None = None) -> None:
+        from bc_jira.store import AuditRow
+
+        run = {k: v for k, v in self.run.items() if k in ("dag_id", "run_id", "task_id", "map_index",
+                                                          "try_number")}
+        self.store.audit([AuditRow(entity=res.entity or "jira", bc_id=res.bc_id or res.issue,
+                                   action=f"writeback_{res.action}", document_number=res.document_number,
+                                   issue_key=res.issue, reason=res.detail, read=read, sent=sent,
+                                   response=response, error=error, **run)])
+
+    def _comment(self, res: Result, draft_number: str | None) -> None:
+        """One comment per record and outcome text: a replayed event or a second delivery adds none."""
+        text = _comment_text(res, draft_number)
+        previous = self.store.query_audit(entity=res.entity or "jira", bc_id=res.bc_id or res.issue,
+                                          action="writeback_comment", limit=50)
+        if any(p.reason == text for p in previous):
+            return
+        body = adf.doc(adf.paragraph(adf.text("Business Central: ", strong=True), text, " (bc-jira)"))
+        try:
+            self.jira.add_comment(res.issue, body)
+        except ApiError as exc:  # the BC effect is done and audited; a missing comment is not worth a retry
+            log.warning("%s: could not comment the outcome: %s", res.issue, exc)
+            self._audit(dataclasses.replace(res, action="comment_failed", detail=text), error=str(exc))
+            return
+        self._audit(dataclasses.replace(res, action="comment", detail=text), sent=body)
+
+
+def _comment_text(res: Result, draft_number: str | None) -> str:
+    doc = res.document_number or res.bc_id
+    if res.action == "posted":
+        return (f"purchase invoice {draft_number or doc} was posted; the posted invoice number is "
+                f"{res.new_number}.")
+    if res.action == "unblocked":
+        return f"vendor {doc} was unblocked."
+    if res.action == "rejected":
+        return f"the issue was rejected; {_noun(res.entity)} {doc} was left unchanged."
+    if res.action == "noop" and res.entity == "purchase_invoices":
+        return f"purchase invoice {res.new_number or doc} was already posted; nothing to do."
+    if res.action == "noop":
+        return f"vendor {doc} is not blocked; nothing to do."
+    return f"{_noun(res.entity)} {doc} could not be updated: {res.detail}"
+
+
+def _ours(link: Any) -> bool:
+    """The write-back already acted on this record (a replay or second delivery needs no new comment)."""
+    return link is not None and link.state == WRITTEN_BACK
+
+
+def _noun(entity: str | None) -> str:
+    return {"purchase_invoices": "purchase invoice", "vendors": "vendor"}.get(entity or "", "record")
+
+
+def _slim(record: Any) -> Any:
+    if not isinstance(record, Mapping):
+        return record
+    keep = ("id", "number", "status", "blocked", "displayName", "vendorNumber", "totalAmountIncludingTax",
+            "currencyCode", "lastModifiedDateTime", "@odata.etag")
+    return {k: record.get(k) for k in keep if k in record}
+
+
+# -- task entry points (called from dags/jira_transitions_to_bc.py) -------------------------------------
+
+
+def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
+    import json
+
+    from airflow.sdk import Variable
+
+    from bc_jira.config import FIELDS_VARIABLE_KEY, load_config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
+
+    cfg = load_config()
+    raw = Variable.get(FIELDS_VARIABLE_KEY, default=None)
+    discovered = json.loads(raw) if raw else {}
+    store = StateStore.from_airflow()
+    return WriteBack(cfg=cfg, bc=BusinessCentralHook(), jira=JiraCloudHook(store=store), store=store,
+                     record_id_field=discovered.get(cfg.fields.record_id), run=run or {})
+
+
+def _run_context() -> dict[str, Any]:
+    from airflow.sdk import get_current_context
+
+    from bc_jira.outbound import run_info
+
+    return dataclasses.asdict(run_info(get_current_context()))
+
+
+def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.action] = counts.get(r.action, 0) + 1
+    transient = [r for r in results if r.transient]
+    if transient:
+        raise RuntimeError(f"{what}: {len(transient)} issue(s) failed and stay staged for replay: "
+                           + "; ".join(f"{r.issue}: {r.detail}" for r in transient[:10]))
+    return {"counts": counts, "issues": [r.as_dict() for r in results[:100]]}
+
+
+def process_staged_task() -> dict[str, Any]:
+    wb = _build(_run_context())
+    return _summary(wb.process_pending(), "staged transitions")
+
+
+def safety_net_task() -> dict[str, Any]:
+    wb = _build(_run_context())
+    if not wb.record_id_field:
+        log.warning("safety-net poll skipped: no field id for %r; run bc_jira_connect",
+                    wb.cfg.fields.record_id)
+        return {"counts": {}, "skipped": True}
+    return _summary(wb.poll_done_issues(), "safety-net poll")
