@@ -1,0 +1,177 @@
+"""Lifecycle against the sandbox, with the plugin app served over real HTTP (BC handshakes, deliveries).
+
+A simulated 10 days (sandbox clock moved in 6-hour steps, the DAG logic run at each step): BC subscriptions
+and the Jira webhook never lapse, a subscription BC deleted is recreated, duplicates are removed and renewals
+never create one.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bc_jira import intake, lifecycle
+from bc_jira.store import StateStore
+from tests.plugins.test_bc_jira_plugin import load_plugin
+
+
+class PluginServer:
+    """The plugin's FastAPI app under uvicorn on a free port (what BC and Jira call back)."""
+
+    def __init__(self, store: StateStore, secrets: intake.Secrets) -> None:
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        from fastapi import FastAPI
+
+        app = FastAPI()  # mounted like the api-server mounts plugin apps (app.mount(url_prefix, subapp))
+        app.mount("/bc-jira", load_plugin().create_app(store_factory=lambda: store,
+                                                       secrets_factory=lambda: secrets))
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "plugin server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=5)
+
+
+def sandbox_secrets(sandbox: Any) -> intake.Secrets:
+    c = sandbox.creds
+    return intake.Secrets(client_state=c["bc_client_state"], webhook_secret=c["webhook_secret"],
+                          jira_client_secret=c["atlassian_client_secret"])
+
+
+@pytest.fixture
+def lc(sandbox: Any, airflow_conns: dict[str, str], sqlite_url: str) -> Iterator[dict[str, Any]]:
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    sandbox.reset(vendors=6, invoices=6, orders=0)
+    store = StateStore.from_url(sqlite_url)
+    server = PluginServer(store, sandbox_secrets(sandbox))
+    yield {"sandbox": sandbox, "store": store, "server": server, "bc": BusinessCentralHook(),
+           "jira": JiraCloudHook(store=store), "base": server.url}
+    server.stop()
+
+
+def sandbox_now(sandbox: Any) -> datetime:
+    return datetime.fromisoformat(sandbox.control("POST", "/_sandbox/clock", {"advance_s": 0})["now"])
+
+
+def per_resource(bc: Any) -> Counter:
+    return Counter(lifecycle._norm_resource(s["resource"]) for s in bc.list_subscriptions())
+
+
+def wait_for(pred: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_bc_subscriptions_ten_days(lc: dict[str, Any]) -> None:
+    sb, bc, store = lc["sandbox"], lc["bc"], lc["store"]
+    url = lifecycle.notification_url(lc["base"])
+    now = lambda: sandbox_now(sb)  # noqa: E731
+    first = lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)
+    assert sorted(o.action for o in first) == ["created", "created"]
+    assert set(per_resource(bc).values()) == {1} and len(per_resource(bc)) == 2
+    assert [o.action for o in lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)] == ["ok", "ok"]
+    actions: Counter = Counter()
+    for step in range(1, 41):  # 40 x 6 h = 10 days
+        sb.control("POST", "/_sandbox/clock", {"advance_s": 6 * 3600})
+        if step == 13:  # BC deleted one (e.g. after failed deliveries)
+            victim = next(s for s in bc.list_subscriptions() if s["resource"].endswith("/vendors"))
+            assert bc.delete_subscription(victim["subscriptionId"])
+        if step == 25:  # someone (a second scheduler, a retried create) made a duplicate
+            bc.create_subscription(url, "purchaseInvoices")
+            assert per_resource(bc)[max(per_resource(bc), key=per_resource(bc).get)] == 2
+        outcomes = lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)
+        actions.update(o.action for o in outcomes)
+        t = sandbox_now(sb)
+        subs = bc.list_subscriptions()
+        assert len(subs) == 2 and set(per_resource(bc).values()) == {1}, (step, subs)
+        for s in subs:  # never lapses: always more than a day left after the run
+            left = datetime.fromisoformat(s["expirationDateTime"].replace("Z", "+00:00")) - t
+            assert left > timedelta(hours=24), (step, s)
+        if step == 13:
+            assert "recreated" in [o.action for o in outcomes]
+        if step == 25:
+            assert "deleted-duplicate" in [o.action for o in outcomes]
+    assert actions["renewed"] >= 16 and actions["failed"] == 0
+    assert actions["recreated"] == 1 and actions["deleted-duplicate"] == 1
+    assert all(s["last_error"] is None for s in store.list_subscriptions())
+    # and notifications still flow through the plugin into the store
+    vendor = next(iter(bc.iter_records("vendors", top=1, page_size=1)))
+    sb.control("POST", "/_sandbox/bc/change", {"entity": "vendors", "id": vendor["id"],
+                                               "set": {"phoneNumber": "+1 555 0199"}})
+    wait_for(lambda: store.count_pending("bc.vendors"))
+
+
+def test_client_state_rotation_pushed_on_renewal(lc: dict[str, Any]) -> None:
+    sb, bc, store = lc["sandbox"], lc["bc"], lc["store"]
+    url = lifecycle.notification_url(lc["base"])
+    lifecycle.ensure_bc_subscriptions(bc, store, url, client_state="old-state")
+    out = lifecycle.ensure_bc_subscriptions(bc, store, url)  # connection's client_state differs
+    assert [o.action for o in out] == ["renewed", "renewed"]
+    assert {s["clientState"] for s in bc.list_subscriptions()} == {sb.creds["bc_client_state"]}
+
+
+def test_unreachable_url_fails_clearly(lc: dict[str, Any]) -> None:
+    out = lifecycle.ensure_bc_subscriptions(lc["bc"], lc["store"], "http://127.0.0.1:9/bc-jira/bc/notifications")
+    assert [o.action for o in out] == ["failed", "failed"] and "validated" in out[0].detail
+    assert lc["store"].list_subscriptions()[0]["last_error"]
+
+
+def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any]) -> None:
+    sb, jira, store = lc["sandbox"], lc["jira"], lc["store"]
+    url = lifecycle.jira_webhook_url(lc["base"])
+    jql = lifecycle.transitions_jql("FIN", ["Invoice", "Vendor"])
+    now = lambda: sandbox_now(sb)  # noqa: E731
+    assert lifecycle.ensure_jira_webhook(jira, store, url, jql, now=now).action == "registered"
+    actions: Counter = Counter()
+    for day in range(1, 41):
+        sb.control("POST", "/_sandbox/clock", {"advance_s": 86400})
+        if day == 5:  # a duplicate registration (the bug other tools have) is cleaned up
+            jira.register_webhooks(url, [{"events": ["jira:issue_updated"], "jqlFilter": jql}])
+        out = lifecycle.ensure_jira_webhook(jira, store, url, jql, now=now)
+        actions[out.action] += 1
+        hooks = jira.list_webhooks()
+        t_ms = sandbox_now(sb).timestamp() * 1000
+        assert len(hooks) == 1, (day, hooks)
+        assert hooks[0]["expirationDate"] - t_ms > 7 * 86400 * 1000, day
+    assert actions["refreshed"] >= 2 and actions.get("registered", 0) == 0
+    # a status change is delivered (signed), verified by the plugin and staged once
+    issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "x"})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
+    wait_for(lambda: store.count_pending("jira.transition"))
+    ev = store.pending_events("jira.transition")[0]
+    assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "hmac"
+
+
+def test_health_after_ensure(lc: dict[str, Any]) -> None:
+    import requests
+
+    lifecycle.ensure_bc_subscriptions(lc["bc"], lc["store"], lifecycle.notification_url(lc["base"]))
+    body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
+    assert body["ok"] is True and len(body["bc_subscriptions"]) == 2
+    assert all(s["left_s"] > 2 * 86400 for s in body["bc_subscriptions"])
