@@ -187,7 +187,22 @@ def create_app(store_factory: Callable[[], Any] = _default_store,
         # 503 only when the store is down (nothing can be staged); expiring edges are reported with 200.
         return JSONResponse(report, status_code=200 if report["store"]["ok"] else 503)
 
+    try:  # the audit page (lead's module) shares this app: /bc-jira/audit
+        from bc_jira import audit_view
+
+        app.include_router(audit_view.router)
+    except ImportError:
+        log.debug("bc_jira.audit_view not available; no audit page")
     return app
+
+
+def _external_views() -> list[dict[str, Any]]:
+    try:
+        from bc_jira import audit_view
+    except ImportError:
+        return []
+    view = getattr(audit_view, "EXTERNAL_VIEW", None)
+    return [view] if view else []
 
 
 app = create_app()
@@ -196,3 +211,4 @@ app = create_app()
 class BcJiraPlugin(AirflowPlugin):
     name = "bc_jira"
     fastapi_apps = [{"app": app, "url_prefix": URL_PREFIX, "name": "bc-jira connector"}]
+    external_views = _external_views()
