@@ -27,6 +27,10 @@ services:
 	  redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || { echo "starting Redis"; \
 	    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null; }; \
 	fi
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then echo "installing chromium (audit-view browser test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "no chromium: the audit-view browser test will skip (it fails when CI=true)"; fi; }
 
 lint: install
 	$(BIN)/ruff check .

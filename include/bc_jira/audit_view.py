@@ -34,6 +34,17 @@ ENTITY_LABELS = {"purchase_invoices": "Purchase invoice", "vendors": "Vendor",
 
 router = APIRouter()
 
+# Airflow 3 plugin external view: a "bc-jira audit" entry under Browse that shows the page inside the UI
+# (iframe at /plugin/bc-jira-audit). The plugin: ``external_views = [audit_view.EXTERNAL_VIEW]`` and
+# ``app.include_router(audit_view.router)`` on its FastAPI app mounted at ``/bc-jira``.
+EXTERNAL_VIEW: dict[str, Any] = {
+    "name": "bc-jira audit",
+    "href": "/bc-jira/audit",
+    "destination": "nav",
+    "category": "browse",
+    "url_route": "bc-jira-audit",
+}
+
 
 def get_store() -> Any:
     """The connector's state store (``bc_jira_db`` or the SQLite default); a dependency tests override."""
@@ -95,6 +106,7 @@ table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e2e8f0;vertical-align:top}
 th{background:#f7fafc;font-weight:600;position:sticky;top:0}
 tr.err td{background:#fff5f5}
+td.nw{white-space:nowrap}
 td.err{color:#c53030;max-width:420px;white-space:pre-wrap;word-break:break-word}
 .muted{color:#718096;font-size:12px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;background:#edf2f7}
@@ -165,11 +177,11 @@ def _row_html(row: Mapping[str, Any], site_url: str | None) -> str:
     return (
         f'<tr class="{"err" if status == "error" else ""}">'
         f'<td>{_e(doc)}<div class="muted">{_e(entity)} · <code>{_e(row.get("bc_id"))}</code></div></td>'
-        f"<td>{_issue_cell(row, site_url)}</td>"
+        f'<td class="nw">{_issue_cell(row, site_url)}</td>'
         f"<td>{_e(row.get('action'))}{reason}</td>"
         f'<td><span class="badge b-{_e(status)}">{_e(status)}</span></td>'
         f'<td class="err">{_e(row.get("error")) if row.get("error") else ""}</td>'
-        f"<td>{_when(row.get('at'))}</td>"
+        f'<td class="nw">{_when(row.get("at"))}</td>'
         f"<td>{replay_pointer(row)}</td>"
         "</tr>"
     )
