@@ -39,6 +39,10 @@ os.environ.pop("BC_JIRA_FERNET_KEYS", None)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
+# The vendors' documents (shared/specs beside the checkout, as CI lays it out).
+SHARED_SPECS = next((p for p in (REPO.parent / "shared" / "specs", Path("/work/shared/specs")) if p.is_dir()),
+                    REPO.parent / "shared" / "specs")
+
 
 def _free_port() -> int:
     with socket.socket() as s:
