@@ -211,8 +211,13 @@ class Window:
     initial: bool
 
 
-def sync_window(cfg: Config, run: RunInfo, watermark: str | None) -> Window:
-    """Backfill: the run's data interval. Otherwise: watermark minus the overlap, open-ended."""
+def sync_window(cfg: Config, run: RunInfo, watermark: str | None,
+                events_scan: tuple[bool, datetime | None] = (False, None)) -> Window:
+    """Backfill: the run's data interval. Otherwise: watermark minus the overlap, open-ended.
+
+    ``events_scan`` comes from staged BC ``collection`` notifications (``intake.bc_scan_since``): BC merged
+    more than 1,000 changes, so read from their ``since`` when that is earlier, or everything.
+    """
     if run.is_backfill:
         if run.data_interval_start is None or run.data_interval_end is None:
             raise SyncError("a backfill run needs a data interval (schedule with CronDataIntervalTimetable)")
@@ -220,11 +225,18 @@ def sync_window(cfg: Config, run: RunInfo, watermark: str | None) -> Window:
     wm = parse_ts(watermark)
     if wm is None:
         return Window(None, None, True)
-    return Window(wm - timedelta(seconds=cfg.overlap_seconds), None, False)
+    full, earliest = events_scan
+    if full:
+        return Window(None, None, False)
+    since = wm - timedelta(seconds=cfg.overlap_seconds)
+    if earliest is not None and parse_ts(earliest) < since:
+        since = parse_ts(earliest)
+    return Window(since, None, False)
 
 
 def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
-            watermark: str | None) -> dict[str, Any]:
+            watermark: str | None,
+            events_scan: tuple[bool, datetime | None] = (False, None)) -> dict[str, Any]:
     """Read changed records into the state store as batches; return only batch ids and the high-water mark.
 
     Kept: records the selection says need a human step, plus records that already have an issue (so one that
@@ -252,7 +264,7 @@ def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
                       read=kept)
         return result
 
-    window = sync_window(cfg, run, watermark)
+    window = sync_window(cfg, run, watermark, events_scan)
     # First sync ever: no issue can be linked yet, so let BC filter by the selection.
     extra = ecfg.selection.odata_filter() if window.initial else None
     log.info("%s: reading %s modified %s%s%s", entity, ecfg.entity_set,
@@ -643,8 +655,14 @@ def extract_task(entity: str) -> list[str]:
     field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))  # fail here, before anything is read
     run = _context_run()
     watermark = Variable.get(watermark_key(entity), default=None)
-    result = extract(entity, cfg=cfg, bc=BusinessCentralHook(), store=StateStore.from_airflow(), run=run,
-                     watermark=watermark)
+    store = StateStore.from_airflow()
+    events_scan: tuple[bool, datetime | None] = (False, None)
+    if entity in EVENT_ENTITIES and not run.is_backfill:
+        from bc_jira.intake import bc_kind, bc_scan_since
+
+        events_scan = bc_scan_since(store.pending_events(bc_kind(entity), limit=5000))
+    result = extract(entity, cfg=cfg, bc=BusinessCentralHook(), store=store, run=run,
+                     watermark=watermark, events_scan=events_scan)
     state = {k: result[k] for k in ("high_watermark", "watermark", "backfill", "read", "kept")}
     get_current_context()["ti"].xcom_push(key=SYNC_XCOM_KEY, value=state)
     return list(result["batch_ids"])
@@ -684,10 +702,18 @@ def finalize_task(entity: str, extracted: Mapping[str, Any] | None = None,
         log.info("%s: watermark %s advanced %s -> %s", entity, key, current, new)
     else:
         log.info("%s: watermark %s unchanged at %s", entity, key, current)
-    try:
-        from bc_jira.store import StateStore
+    from bc_jira.store import StateStore
 
-        StateStore.from_airflow().purge_batches(datetime.now(UTC) - timedelta(days=7))
+    store = StateStore.from_airflow()
+    if entity in EVENT_ENTITIES and not extracted.get("backfill") and new:
+        from bc_jira.intake import settle_bc_events
+
+        run = _context_run()
+        settled = settle_bc_events(store, entity, new, run={
+            "dag_id": run.dag_id, "run_id": run.run_id, "task_id": run.task_id, "try_number": run.try_number})
+        log.info("%s: %d staged BC notification(s) settled by this sync", entity, settled)
+    try:
+        store.purge_batches(datetime.now(UTC) - timedelta(days=7))
     except Exception:  # noqa: BLE001 - housekeeping must not fail a good run
         log.warning("%s: purging old batches failed", entity, exc_info=True)
     return new

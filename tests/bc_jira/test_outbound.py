@@ -429,3 +429,15 @@ def test_backfill_window_and_watermark() -> None:
 def test_counts_line() -> None:
     c = Counts(read=500, created=37, updated=12, unchanged=451)
     assert c.line() == "read 500, created 37, updated 12, unchanged 451"
+
+
+def test_collection_notification_widens_the_window() -> None:
+    cfg = parse_config({"project_key": "FIN"})
+    run = RunInfo(run_type="asset_triggered")
+    wm = "2026-11-20T10:00:00Z"
+    earlier = datetime(2026, 11, 19, tzinfo=UTC)
+    assert sync_window(cfg, run, wm, (False, earlier)).since == earlier
+    assert sync_window(cfg, run, wm, (False, datetime(2026, 11, 21, tzinfo=UTC))).since == \
+        datetime(2026, 11, 20, 9, 58, tzinfo=UTC)
+    full = sync_window(cfg, run, wm, (True, None))
+    assert (full.since, full.until, full.initial) == (None, None, False)

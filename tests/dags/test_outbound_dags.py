@@ -158,9 +158,20 @@ def test_vendors_blocked_then_unblocked_gets_comment(sandbox, outbound) -> None:
     linked = by_record(sandbox, fields)
     assert {r["id"] for r in blocked} == {k for k in linked if k}
     v = blocked[0]
-    sandbox.control("POST", "/_sandbox/bc/change",
-                    {"entity": "vendors", "id": v["id"], "set": {"blocked": ""}})
+    changed = sandbox.control("POST", "/_sandbox/bc/change",
+                              {"entity": "vendors", "id": v["id"], "set": {"blocked": ""}})
+    # the BC notification the plugin would have staged for this change: settled by the sync, not before
+    from bc_jira.intake import SOURCE_BC, bc_kind
+    from bc_jira.store import StateStore
+
+    store = StateStore.from_airflow()
+    when = changed["records"][0]["lastModifiedDateTime"]
+    store.stage_event(SOURCE_BC, bc_kind("vendors"), f"vendors/{v['id']}/{when}",
+                      {"record_id": v["id"], "changeType": "updated", "lastModifiedDateTime": when})
+    assert store.count_pending(bc_kind("vendors")) == 1
     assert run_dag("bc_vendors_to_jira").state == DagRunState.SUCCESS
+    assert store.count_pending(bc_kind("vendors")) == 0
+    assert store.query_audit(entity="vendors", action="event_settled")
     issue = by_record(sandbox, fields)[v["id"]][0]
     assert issue["fields"][fields["BC Status"]] == "Not blocked"
     assert issue["comments"] == 1
