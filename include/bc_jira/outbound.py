@@ -57,6 +57,7 @@ JQL_IDS_PER_SEARCH = 100
 RECONCILE_MAX = 50
 LINK_LOOKUP_CHUNK = 1000
 BC_PAGE_SIZE = 1000
+MAX_BATCHES = 200  # batch ids are ~40 bytes: the extract's XCom stays under 10 KB
 _MIN = datetime.min.replace(tzinfo=UTC)
 
 # Issue ids this process created recently, passed as reconcileIssues so a search right after our own
@@ -305,11 +306,16 @@ def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
     flush()
 
     records = sorted(kept.values(), key=lambda r: (r.get("lastModifiedDateTime") or "", r["id"]))
-    batch_ids = store.save_batches(entity, run.run_id, records, cfg.batch_size) if records else []
+    # XCom stays small and the map under [core] max_map_length: at most MAX_BATCHES batches per run.
+    size = max(cfg.batch_size, -(-len(records) // MAX_BATCHES))
+    if size != cfg.batch_size:
+        log.info("%s: %d records: batches of %d instead of %d (at most %d mapped tasks)", entity,
+                 len(records), size, cfg.batch_size, MAX_BATCHES)
+    batch_ids = store.save_batches(entity, run.run_id, records, size) if records else []
     result.update(batch_ids=list(batch_ids), high_watermark=iso(high) if high else None, read=read,
                   kept=len(records))
     log.info("%s: read %d, %d need sync, %d batch(es) of up to %d", entity, read, len(records),
-             len(batch_ids), cfg.batch_size)
+             len(batch_ids), size)
     return result
 
 

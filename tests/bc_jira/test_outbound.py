@@ -441,3 +441,17 @@ def test_collection_notification_widens_the_window() -> None:
         datetime(2026, 11, 20, 9, 58, tzinfo=UTC)
     full = sync_window(cfg, run, wm, (True, None))
     assert (full.since, full.until, full.initial) == (None, None, False)
+
+
+def test_batch_count_is_capped_for_small_xcom(store, monkeypatch) -> None:
+    import json as _json
+
+    from bc_jira import outbound as ob
+
+    monkeypatch.setattr(ob, "MAX_BATCHES", 3)
+    cfg = parse_config({"project_key": "FIN", "batch_size": 1})
+    out = extract("purchase_invoices", cfg=cfg, bc=FakeBC([invoice(i) for i in range(10)]), store=store,
+                  run=RunInfo(run_id="cap"), watermark=None)
+    assert len(out["batch_ids"]) == 3
+    assert sum(len(store.load_batch(b)) for b in out["batch_ids"]) == 10
+    assert len(_json.dumps(out["batch_ids"])) < 10_240
