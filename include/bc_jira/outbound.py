@@ -524,7 +524,7 @@ class Upserter:
                 outcome = _Outcome("update", issue_key=key, sent=body, reason="owned fields changed")
                 current_hash = draft.content_hash
             if draft.needs_human:
-                if state == RESOLVED:
+                if state in DONE_STATES:
                     state = LINKED  # needs a human again (e.g. vendor blocked again)
             elif state not in DONE_STATES:
                 comment = resolved_comment(self.entity, record)
