@@ -3,7 +3,7 @@
 The plugin writes webhook deliveries to the state store; :class:`StagedEventTrigger` (run by the triggerer
 through an ``AssetWatcher``) polls that table and fires an asset event when new rows appear, so the DAG runs
 within seconds instead of at its next cron tick. It never consumes rows: the DAG deletes an event only after
-its effect is done and audited (promise 2), so the trigger keeps an in-memory high-water mark of what it has
+its effect is done and audited (promise 2), so the trigger remembers in memory which pending rows it has
 announced. After a triggerer restart it announces still-pending events once more (a replay; the DAGs are
 idempotent).
 
@@ -58,31 +58,36 @@ class StagedEventTrigger(BaseEventTrigger):
             return StateStore.from_url(self.store_url)
         return StateStore.from_airflow(self.conn_id)
 
-    def snapshot(self) -> tuple[int, int]:
-        """``(pending count, highest pending id seen)`` over the watched kinds (blocking: run in a thread)."""
+    def snapshot(self) -> tuple[int, frozenset[tuple[int, str]]]:
+        """``(pending count, identities of the oldest pending events)`` (blocking: run in a thread).
+
+        Identity is (id, received_at): SQLite reuses the id of a deleted last row, so an id alone could
+        look "already announced" for a brand-new event.
+        """
         store = self._store()
-        count, newest = 0, 0
+        count, seen = 0, set()
         for kind in self.kinds:
             count += store.count_pending(kind)
-            events = store.pending_events(kind, limit=500)
-            if events:
-                newest = max(newest, max(e.id for e in events))
-        return count, newest
+            seen.update((e.id, e.received_at.isoformat()) for e in store.pending_events(kind, limit=500))
+        return count, frozenset(seen)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        announced = 0
+        announced: frozenset[tuple[int, str]] = frozenset()
         while True:
             try:
-                count, newest = await asyncio.to_thread(self.snapshot)
+                count, seen = await asyncio.to_thread(self.snapshot)
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not kill the watcher
                 log.warning("staged-event trigger %s: state store not readable (%s); retrying",
                             self.kinds, type(exc).__name__)
                 await asyncio.sleep(max(self.poll_interval, 5.0))
                 continue
-            if count and newest > announced:
-                announced = newest
-                log.info("staged-event trigger %s: %d pending, newest id %d", self.kinds, count, newest)
-                yield TriggerEvent({"kinds": self.kinds, "pending": count, "newest_event_id": newest})
+            fresh = seen - announced
+            announced = seen  # forget what is gone: memory stays bounded by the backlog
+            if count and fresh:
+                newest = max(i for i, _ in fresh)
+                log.info("staged-event trigger %s: %d pending, %d new", self.kinds, count, len(fresh))
+                yield TriggerEvent({"kinds": self.kinds, "pending": count, "new": len(fresh),
+                                    "newest_event_id": newest})
             await asyncio.sleep(self.poll_interval)
 
 

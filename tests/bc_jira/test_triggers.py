@@ -57,6 +57,14 @@ def test_fires_on_new_events_only_and_never_consumes(store: StateStore, sqlite_u
         assert await nxt(0.3) is None  # same pending event: not announced twice
         store.stage_event("jira", "jira.transition", "k2", {"issue_id": "2"})
         events.append((0.0, await nxt(2.0)))
+        # processed and deleted, then a new event that SQLite gives the same id: still announced
+        newest = max(e.id for e in store.pending_events("jira.transition"))
+        for e in store.pending_events("jira.transition"):
+            store.delete_event(e.id)
+        assert await nxt(0.3) is None
+        store.stage_event("jira", "jira.transition", "k3", {"issue_id": "3"})
+        reused = store.pending_events("jira.transition")[0].id
+        events.append((float(reused == newest), await nxt(2.0)))
         task.cancel()
         return events
 
@@ -65,7 +73,8 @@ def test_fires_on_new_events_only_and_never_consumes(store: StateStore, sqlite_u
     assert first["pending"] == 1 and first["kinds"] == ["jira.transition"]
     assert latency < 1.0
     assert events[1][1]["pending"] == 2
-    assert store.count_pending("jira.transition") == 2  # not consumed
+    assert events[2][1] is not None and events[2][1]["pending"] == 1
+    assert store.count_pending("jira.transition") == 1  # not consumed
 
 
 def test_restarted_trigger_announces_pending_backlog(store: StateStore, sqlite_url: str) -> None:
