@@ -93,3 +93,265 @@ def test_lifecycle_dags_create_then_keep_one(inbound: dict[str, Any]) -> None:
     assert len(hooks) == 1 and hooks[0]["jqlFilter"] == 'project = FIN AND issuetype IN ("Invoice", "Vendor")'
     actions = {s["last_action"] for s in inbound["store"].list_subscriptions()}
     assert actions == {"ok"}
+
+
+# -- slow: a real `airflow standalone` with the plugin, the triggerer and the DAGs ---------------------------
+
+
+class Standalone:
+    """``airflow standalone`` (SQLite, LocalExecutor) in its own AIRFLOW_HOME, aimed at a sandbox."""
+
+    def __init__(self, home: Any, env_extra: dict[str, str]) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        from tests.conftest import _free_port
+
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home = Path(home)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
+        env.update({
+            "AIRFLOW_HOME": str(self.home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            "AIRFLOW__CORE__FERNET_KEY": os.environ["AIRFLOW__CORE__FERNET_KEY"],
+            # unpaused only once the api-server answers: task processes started before it is up hang
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "x" * 64,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "BC_JIRA_RETRY_DELAY_SECONDS": "5",
+            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+            **env_extra,
+        })
+        self.log_path = self.home / "standalone.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=self.home,
+                                     start_new_session=True)
+
+    def api(self, method: str, path: str, **kw: Any) -> Any:
+        import requests
+
+        return requests.request(method, f"{self.url}{path}", timeout=30, **kw)
+
+    def wait_healthy(self, timeout: float = 180.0) -> None:
+        import time
+
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.tail()
+            try:
+                h = requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).json()
+                if all((h.get(k) or {}).get("status") == "healthy"
+                       for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(1)
+        raise AssertionError(f"standalone not healthy in {timeout}s\n{self.tail()}")
+
+    def unpause_all(self, dag_ids: list[str], timeout: float = 120.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        for dag_id in dag_ids:
+            while self.api("GET", f"/api/v2/dags/{dag_id}").status_code != 200:
+                assert time.monotonic() < deadline, f"{dag_id} never parsed\n{self.tail()}"
+                time.sleep(1)
+            assert self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+
+    def run_dag(self, dag_id: str, timeout: float = 180.0) -> str:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.api("GET", f"/api/v2/dags/{dag_id}").status_code != 200:
+            assert time.monotonic() < deadline, f"{dag_id} never parsed\n{self.tail()}"
+            time.sleep(1)
+        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None}).json()
+        while True:
+            state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}").json()["state"]
+            if state in ("success", "failed"):
+                return state
+            assert time.monotonic() < deadline, f"{dag_id} run stuck in {state}\n{self.tail()}"
+            time.sleep(1)
+
+    def tail(self, n: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self._log.close()
+
+
+def _wait(pred: Any, timeout: float, what: str, poll: float = 0.25) -> float:
+    """Seconds until pred() is truthy (fails after timeout)."""
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if pred():
+            return time.monotonic() - t0
+        time.sleep(poll)
+    raise AssertionError(f"{what}: not within {timeout}s")
+
+
+@pytest.mark.slow
+def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
+    import hashlib
+    import hmac
+    import time
+
+    import requests
+
+    from bc_jira.hooks.jira import JiraCloudHook
+    from tests.conftest import SandboxProcess
+
+    sb = SandboxProcess("--notify-delay-s", "5", "--search-lag-s", "1", "--seed-invoices", "12",
+                        "--seed-vendors", "10", "--seed-orders", "2")
+    af = None
+    try:
+        env = sb.env()
+        store_path = tmp_path / "home" / "bc_jira_state.db"
+        (tmp_path / "home").mkdir()
+        # field ids as bc_jira_connect would store them
+        import os
+
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            fields = JiraCloudHook(store=StateStore.from_url(f"sqlite:///{tmp_path}/probe.db")).field_ids_by_name()
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        env["AIRFLOW_VAR_BC_JIRA_JIRA_FIELDS"] = json.dumps({k: v for k, v in fields.items()
+                                                             if k.startswith("BC ")})
+        af = Standalone(tmp_path / "home", env)
+        env_public = af.url
+        af.wait_healthy()
+        af.unpause_all(["bc_subscriptions_renewal", "jira_webhooks_refresh", "bc_purchase_invoices_to_jira",
+                        "bc_vendors_to_jira", "jira_transitions_to_bc"])
+        store = StateStore.from_url(f"sqlite:///{store_path}")
+        base = f"{env_public}/bc-jira"
+
+        # -- Show 1: handshake, signed / forged / duplicate deliveries on the real api-server --------------
+        r = requests.post(f"{base}/bc/notifications?validationToken=hello-bc", timeout=10)
+        assert (r.status_code, r.text) == (200, "hello-bc")
+        body = json.dumps({"webhookEvent": "jira:issue_updated",
+                           "issue": {"id": "999001", "key": "FIN-999001", "fields": {"status": {
+                               "name": "Done", "statusCategory": {"key": "done"}}}},
+                           "changelog": {"id": "c-999001", "items": [{"field": "status", "fieldId": "status",
+                                                                      "toString": "Done"}]}}).encode()
+        sig = hmac.new(sb.creds["webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
+        signed = {"X-Hub-Signature": f"sha256={sig}", "X-Atlassian-Webhook-Identifier": "e2e-1",
+                  "Content-Type": "application/json"}
+        t_first = time.monotonic()
+        first = requests.post(f"{base}/jira/webhook", data=body, headers=signed, timeout=90)
+        print("first signed delivery answered in", round(time.monotonic() - t_first, 2), "s")
+        assert first.status_code == 202 and first.json()["staged"] == 1
+        staged_or_handled = (store.count_pending("jira.transition") == 1
+                             or store.query_audit(issue_key="999001"))
+        assert staged_or_handled
+        dup = requests.post(f"{base}/jira/webhook", data=body, headers=signed, timeout=10)
+        assert dup.status_code == 202 and dup.json().get("duplicate") is True
+        forged = requests.post(f"{base}/jira/webhook", data=body, timeout=10,
+                               headers={**signed, "X-Hub-Signature": "sha256=" + "0" * 64})
+        unsigned = requests.post(f"{base}/jira/webhook", data=body, timeout=10,
+                                 headers={"Content-Type": "application/json"})
+        assert forged.status_code == 401 and unsigned.status_code == 401
+        assert store.count_pending("jira.transition") <= 1
+
+        # -- lifecycle DAGs register the live edges against this api-server -------------------------------
+        assert af.run_dag("bc_subscriptions_renewal") == "success", af.tail()
+        assert af.run_dag("jira_webhooks_refresh") == "success", af.tail()
+        subs = sb.control("GET", "/_sandbox/stats")
+        assert subs is not None
+        # initial outbound sync creates the issues and links
+        for dag_id in ("bc_purchase_invoices_to_jira", "bc_vendors_to_jira"):
+            assert af.run_dag(dag_id) == "success", af.tail()
+        # the watchers: registered (trigger rows) once the DAGs are unpaused; then the triggerer starts them
+        def watched() -> bool:
+            assets = af.api("GET", "/api/v2/assets", params={"limit": 100}).json().get("assets", [])
+            return sum(1 for a in assets if a["name"].startswith("bc_jira_") and a["watchers"]) >= 3
+
+        _wait(watched, 120, "asset watchers registered", poll=2)
+        time.sleep(10)  # the triggerer picks new triggers up within a few seconds
+
+        def linked(ent: str, entity_set: str) -> dict[str, Any]:
+            ids = [r["id"] for r in sb.control("GET", f"/_sandbox/bc/records/{entity_set}")["value"]]
+            return store.get_links(ent, ids)
+
+        links = {**linked("purchase_invoices", "purchaseInvoices"), **linked("vendors", "vendors")}
+        invoices = sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
+        vendors = sb.control("GET", "/_sandbox/bc/records/vendors")["value"]
+        unblocked = {v["id"] for v in vendors if v["blocked"] in ("", "_x0020_")}
+        # BC refuses to post an invoice of a blocked vendor (the sandbox too): pick one it can post
+        inv = next(r for r in invoices if r["status"] == "Draft" and r["id"] in links
+                   and r["vendorId"] in unblocked)
+        ven = next(r for r in vendors if r["blocked"] not in ("", "_x0020_") and r["id"] in links)
+
+        def issue_of(key: str) -> dict[str, Any]:
+            return next(i for i in sb.control("GET", "/_sandbox/jira/issues") if i["key"] == key)
+
+        latencies: dict[str, float] = {}
+        # -- Show 2: Jira transition -> BC invoice posted + comment, no cron tick --------------------------
+        key = links[inv["id"]].issue_key
+        comments0 = issue_of(key)["comments"]
+        sb.control("POST", "/_sandbox/jira/transition", {"issue": key, "to": "Done"})
+        latencies["jira_done_to_bc_invoice_posted_s"] = _wait(
+            lambda: next(r for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
+                         if r["id"] == inv["id"])["status"] == "Open", 60, "invoice posted")
+        latencies["jira_done_to_comment_s"] = _wait(lambda: issue_of(key)["comments"] > comments0, 30,
+                                                    "comment") + latencies["jira_done_to_bc_invoice_posted_s"]
+        # -- vendor unblock likewise ----------------------------------------------------------------------
+        vkey = links[ven["id"]].issue_key
+        sb.control("POST", "/_sandbox/jira/transition", {"issue": vkey, "to": "Done"})
+        latencies["jira_done_to_bc_vendor_unblocked_s"] = _wait(
+            lambda: next(r for r in sb.control("GET", "/_sandbox/bc/records/vendors")["value"]
+                         if r["id"] == ven["id"])["blocked"] in ("", "_x0020_"), 60, "vendor unblocked")
+        # -- Show 3: BC change -> Jira issue, through the BC subscription (notify delay 5 s) --------------
+        rid_field = fields["BC Record Id"]
+        created = sb.control("POST", "/_sandbox/bc/change",
+                             {"entity": "purchaseInvoices", "create": {}})["records"][0]
+        t0 = time.monotonic()
+
+        def has_issue() -> bool:
+            return any((i.get("fields") or {}).get(rid_field) == created["id"]
+                       for i in sb.control("GET", "/_sandbox/jira/issues"))
+
+        _wait(has_issue, 90, "issue for the new BC invoice", poll=0.5)
+        latencies["bc_change_to_jira_issue_s"] = time.monotonic() - t0
+        (tmp_path / "latencies.json").write_text(json.dumps(latencies, indent=2))
+        print("E2E latencies:", json.dumps(latencies))
+        assert latencies["jira_done_to_bc_invoice_posted_s"] < 30
+        assert latencies["jira_done_to_bc_vendor_unblocked_s"] < 30
+        assert latencies["bc_change_to_jira_issue_s"] < 60
+        # health of the running plugin
+        health = requests.get(f"{base}/health", timeout=10).json()
+        assert health["store"]["ok"] and len(health["bc_subscriptions"]) == 2
+    finally:
+        if af is not None:
+            af.stop()
+        sb.stop()
