@@ -52,11 +52,11 @@ def test_fires_on_new_events_only_and_never_consumes(store: StateStore, sqlite_u
         assert await nxt(0.3) is None
         t0 = time.monotonic()
         store.stage_event("jira", "jira.transition", "k1", {"issue_id": "1"})
-        first = await nxt(2.0)
+        first = await nxt(5.0)
         events.append((time.monotonic() - t0, first))
         assert await nxt(0.3) is None  # same pending event: not announced twice
         store.stage_event("jira", "jira.transition", "k2", {"issue_id": "2"})
-        events.append((0.0, await nxt(2.0)))
+        events.append((0.0, await nxt(5.0)))
         # processed and deleted, then a new event that SQLite gives the same id: still announced
         newest = max(e.id for e in store.pending_events("jira.transition"))
         for e in store.pending_events("jira.transition"):
@@ -64,14 +64,14 @@ def test_fires_on_new_events_only_and_never_consumes(store: StateStore, sqlite_u
         assert await nxt(0.3) is None
         store.stage_event("jira", "jira.transition", "k3", {"issue_id": "3"})
         reused = store.pending_events("jira.transition")[0].id
-        events.append((float(reused == newest), await nxt(2.0)))
+        events.append((float(reused == newest), await nxt(5.0)))
         task.cancel()
         return events
 
     events = asyncio.run(scenario())
     latency, first = events[0]
     assert first["pending"] == 1 and first["kinds"] == ["jira.transition"]
-    assert latency < 1.0
+    assert latency < 3.0  # poll interval 0.05 s; generous for a loaded CI machine
     assert events[1][1]["pending"] == 2
     assert events[2][1] is not None and events[2][1]["pending"] == 1
     assert store.count_pending("jira.transition") == 1  # not consumed
