@@ -175,3 +175,32 @@ def test_health_after_ensure(lc: dict[str, Any]) -> None:
     body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
     assert body["ok"] is True and len(body["bc_subscriptions"]) == 2
     assert all(s["left_s"] > 2 * 86400 for s in body["bc_subscriptions"])
+
+
+def test_basic_auth_delivery_check_explains_admin_webhook(sqlite_url: str) -> None:
+    store = StateStore.from_url(sqlite_url)
+    out = lifecycle.check_basic_deliveries(store)
+    text = out.detail.format(url="https://af.example.com/bc-jira/jira/webhook", jql="project = FIN")
+    assert out.action == "no-deliveries"
+    assert "System > WebHooks" in text and "webhook_secret" in text and "X-Hub-Signature" in text
+    assert "https://af.example.com/bc-jira/jira/webhook" in text and "project = FIN" in text
+    lifecycle.note_delivery(store, "hmac")
+    assert lifecycle.check_basic_deliveries(store).action == "ok"
+    later = lambda: datetime.now().astimezone() + timedelta(days=4)  # noqa: E731
+    assert lifecycle.check_basic_deliveries(store, now=later).action == "quiet"
+    lifecycle.note_delivery(store, "jwt")  # app JWT deliveries are not admin webhooks: no change
+    assert store.get_webhook("admin_deliveries")["last_delivery_at"]
+
+
+def test_jira_refusal_is_reported_with_the_jql(lc: dict[str, Any]) -> None:
+    out = lifecycle.ensure_jira_webhook(lc["jira"], lc["store"], lifecycle.jira_webhook_url(lc["base"]),
+                                        "project = FIN AND watchCount > 1")
+    assert out.action == "failed" and "watchCount" in out.detail
+    assert lc["store"].get_webhook(lifecycle.JIRA_WEBHOOK_NAME)["last_error"]
+
+
+def test_public_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BC_JIRA_PUBLIC_URL", "https://af.example.com/")
+    assert lifecycle.notification_url() == "https://af.example.com/bc-jira/bc/notifications"
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_PUBLIC_URL", "https://hooks.example.com")
+    assert lifecycle.jira_webhook_url() == "https://hooks.example.com/bc-jira/jira/webhook"
