@@ -324,7 +324,7 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
         return 0
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
+def _on_signal(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
@@ -336,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop everything once the three sync DAGs had a green run (timing, CI)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    # Both explicitly: a shell that starts us in the background leaves SIGINT ignored, and Ctrl-C must still work.
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     return Demo(args).run()
 
 
