@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="stop everything once the three sync DAGs had a green run (timing, CI)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    # Both explicitly: a shell that starts us in the background leaves SIGINT ignored, and Ctrl-C must still work.
+    # Both explicitly: a shell starting us in the background leaves SIGINT ignored; Ctrl-C must still work.
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     return Demo(args).run()
