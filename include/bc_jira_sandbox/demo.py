@@ -104,21 +104,35 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, alive: Callabl
 
 
 def stop_group(proc: subprocess.Popen, name: str, grace: float = 25.0) -> None:
-    """SIGTERM the process group, SIGKILL what is left after ``grace`` seconds."""
-    if proc.poll() is not None:
+    """SIGTERM the process group; SIGKILL whatever of the group is left after ``grace`` seconds.
+
+    The leader (e.g. ``airflow standalone``) may exit before its children finished shutting down, so the
+    whole group is waited for, not just the leader.
+    """
+    if proc.poll() is not None and not _group_alive(proc.pid):
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    try:
+    deadline = time.monotonic() + grace
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        log.warning("%s did not stop in %.0f s: killing it", name, grace)
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _group_alive(proc.pid) or proc.poll() is None:
+        log.warning("%s did not stop in %.0f s: killing what is left", name, grace)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-    # children that outlived their parent still carry its group id
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Demo:
