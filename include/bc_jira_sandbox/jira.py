@@ -411,10 +411,21 @@ class JiraState:
     def field(self, ident: str) -> dict[str, Any] | None:
         """A field by id, name or clause name (``cf[10042]``), case-insensitive."""
         low = ident.lower()
+        # Memo (JQL evaluates this per clause per issue): rebuilt when the field list is replaced or grows.
+        memo = self.__dict__.get("_field_memo")
+        stamp = (id(self.fields), len(self.fields))
+        if memo is None or memo[0] != stamp:
+            memo = (stamp, {})
+            self.__dict__["_field_memo"] = memo
+        if low in memo[1]:
+            return memo[1][low]
+        found = None
         for f in self.fields:
             if low in (f["id"].lower(), f["name"].lower()) or low in (c.lower() for c in f["clauseNames"]):
-                return f
-        return None
+                found = f
+                break
+        memo[1][low] = found
+        return found
 
     def status(self, ident: str) -> tuple[str, str, str, str] | None:
         for s in STATUSES:
