@@ -7,6 +7,7 @@ place means the hooks only describe API calls.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json as jsonlib
 import logging
@@ -238,6 +239,7 @@ class ApiClient:
                  timeout: tuple[float, float] = (10.0, 60.0), retry: RetryPolicy = RetryPolicy(),
                  max_concurrency: int | None = None, concurrency_key: str | None = None,
                  session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
+                 shared_limit: Callable[[], Any] | None = None,
                  rand: Callable[[], float] = random.random) -> None:
         self.service = service
         self.base_url = base_url.rstrip("/")
@@ -251,6 +253,8 @@ class ApiClient:
         if max_concurrency:
             key = concurrency_key or f"{service}:{self.base_url}"
             self._sem = _Limiter.get(key, max_concurrency)
+        # Optional context-manager factory limiting calls across processes (see StateStore.call_slot).
+        self._shared_limit = shared_limit
         origin = urlsplit(self.base_url)
         self._origin = (origin.scheme, origin.netloc)
 
@@ -279,10 +283,11 @@ class ApiClient:
 
     @contextmanager
     def _slot(self) -> Iterator[None]:
-        if self._sem is None:
-            yield
-            return
-        with self._sem:
+        with contextlib.ExitStack() as stack:
+            if self._sem is not None:
+                stack.enter_context(self._sem)  # cheap first: threads of this process queue here
+            if self._shared_limit is not None:
+                stack.enter_context(self._shared_limit())
             yield
 
     def _error(self, cls: type[ApiError], method: str, url: str, resp: requests.Response | None = None,

@@ -670,6 +670,65 @@ class StateStore:
             return None
         return _loads(row.meta)
 
+    # -- cross-process call limit --------------------------------------------------------------------------
+    @contextmanager
+    def call_slot(self, key: str, slots: int, timeout: float = 300.0) -> Iterator[int]:
+        """Hold one of ``slots`` slots for ``key`` across every process using this store.
+
+        Why: BC allows about 5 concurrent calls per service principal, and mapped tasks run in many
+        processes (and, with Celery, on many hosts). PostgreSQL: session advisory locks, one per slot.
+        SQLite (one host): an exclusive file lock per slot next to the database file.
+        """
+        import random
+        import time as _time
+
+        deadline = _time.monotonic() + timeout
+        order = list(range(slots))
+        if self.dialect == "postgresql":
+            group = int(hashlib.sha1(key.encode()).hexdigest()[:7], 16)  # noqa: S324 - a lock id
+            with self.engine.connect() as conn:
+                while True:
+                    random.shuffle(order)
+                    for slot in order:
+                        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:g, :s)"),
+                                           {"g": group, "s": slot}).scalar()
+                        conn.commit()
+                        if got:
+                            try:
+                                yield slot
+                            finally:
+                                conn.execute(sa.text("SELECT pg_advisory_unlock(:g, :s)"),
+                                             {"g": group, "s": slot})
+                                conn.commit()
+                            return
+                    if _time.monotonic() > deadline:
+                        raise TimeoutError(f"no free call slot for {key!r} in {timeout:.0f}s")
+                    _time.sleep(0.02)
+        import fcntl
+
+        database = sa.engine.make_url(self.url).database or "bc_jira_state.db"
+        folder = Path(f"{database}.slots")
+        folder.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha1(key.encode()).hexdigest()[:16]  # noqa: S324 - a file name
+        while True:
+            random.shuffle(order)
+            for slot in order:
+                fh = open(folder / f"{name}.{slot}.lock", "a+b")  # noqa: SIM115 - closed below
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    fh.close()
+                    continue
+                try:
+                    yield slot
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+                    fh.close()
+                return
+            if _time.monotonic() > deadline:
+                raise TimeoutError(f"no free call slot for {key!r} in {timeout:.0f}s")
+            _time.sleep(0.02)
+
     # -- diagnostics -------------------------------------------------------------------------------
     def ping(self) -> None:
         with self._tx() as conn:

@@ -319,9 +319,10 @@ class BusinessCentralHook(BaseHook):
     def __init__(self, bc_conn_id: str = default_conn_name, *, settings: BcSettings | None = None,
                  page_size: int = DEFAULT_PAGE_SIZE, timeout: tuple[float, float] = (10.0, 60.0),
                  retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, store: Any = None) -> None:
         super().__init__()
         self.bc_conn_id = bc_conn_id
+        self._store = store
         self._settings = settings
         self.page_size = page_size
         self._timeout = timeout
@@ -358,10 +359,21 @@ class BusinessCentralHook(BaseHook):
     def client(self) -> ApiClient:
         """ApiClient rooted at ``{api_url}/{tenant}/{environment}/api/v2.0`` (subscriptions live there)."""
         s = self.settings
+        key = f"bc:{s.tenant_id}:{s.client_id}"
         return ApiClient("bc", s.environment_url, self.token_provider, timeout=self._timeout,
-                         retry=self._retry, max_concurrency=MAX_CONCURRENCY,
-                         concurrency_key=f"bc:{s.tenant_id}:{s.client_id}", session=self._session,
-                         sleep=self._sleep)
+                         retry=self._retry, max_concurrency=MAX_CONCURRENCY, concurrency_key=key,
+                         session=self._session, sleep=self._sleep, shared_limit=self._shared_limit(key))
+
+    def _shared_limit(self, key: str) -> Any:
+        """At most MAX_CONCURRENCY calls per principal across every worker, through the state store."""
+        store = self._store
+        if store is None and self._settings is None:  # a real deployment: the connector's state store
+            from bc_jira.store import StateStore
+
+            store = StateStore.from_airflow()
+        if store is None:
+            return None
+        return lambda: store.call_slot(key, MAX_CONCURRENCY)
 
     def get_conn(self) -> ApiClient:
         return self.client
