@@ -17,42 +17,14 @@ Triggers: every 15 minutes **and** BC change notifications (asset from `bc_jira.
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import DAG
 
 from bc_jira import outbound
 
-ENTITY = "purchase_invoices"
-
-# Schedule: cron with data intervals OR the BC change-notification asset.
-# >>> event-driven trigger: bc_jira.triggers.bc_change_asset(ENTITY) (inbound helper) is OR'ed in here <<<
-SCHEDULE = outbound.schedule_for(ENTITY, "*/15 * * * *")
-
-
-@dag(
+bc_purchase_invoices_to_jira: DAG = outbound.sync_dag(
+    "purchase_invoices",
     dag_id="bc_purchase_invoices_to_jira",
-    schedule=SCHEDULE,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=outbound.DEFAULT_ARGS,
-    tags=["bc-jira", "outbound", "purchase-invoices"],
+    cron="*/15 * * * *",
     doc_md=__doc__,
+    tags=["purchase-invoices"],
 )
-def bc_purchase_invoices_to_jira() -> None:
-    @task
-    def extract() -> list[str]:
-        return outbound.extract_task(ENTITY)
-
-    @task(max_active_tis_per_dagrun=8)
-    def upsert(batch_id: str) -> dict:
-        return outbound.upsert_task(ENTITY, batch_id)
-
-    @task(trigger_rule="none_failed")
-    def advance_watermark() -> str | None:
-        return outbound.finalize_task(ENTITY)
-
-    upsert.expand(batch_id=extract()) >> advance_watermark()
-
-
-bc_purchase_invoices_to_jira()

@@ -16,41 +16,14 @@ Trigger: cron only (every 30 minutes) — BC sends no webhooks for purchase orde
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import DAG
 
 from bc_jira import outbound
 
-ENTITY = "purchase_orders"
-
-# Cron with data intervals only: BC offers no change notifications for purchase orders.
-SCHEDULE = outbound.schedule_for(ENTITY, "*/30 * * * *")
-
-
-@dag(
+bc_purchase_orders_to_jira: DAG = outbound.sync_dag(
+    "purchase_orders",
     dag_id="bc_purchase_orders_to_jira",
-    schedule=SCHEDULE,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=outbound.DEFAULT_ARGS,
-    tags=["bc-jira", "outbound", "purchase-orders"],
+    cron="*/30 * * * *",
     doc_md=__doc__,
+    tags=["purchase-orders"],
 )
-def bc_purchase_orders_to_jira() -> None:
-    @task
-    def extract() -> list[str]:
-        return outbound.extract_task(ENTITY)
-
-    @task(max_active_tis_per_dagrun=8)
-    def upsert(batch_id: str) -> dict:
-        return outbound.upsert_task(ENTITY, batch_id)
-
-    @task(trigger_rule="none_failed")
-    def advance_watermark() -> str | None:
-        return outbound.finalize_task(ENTITY)
-
-    upsert.expand(batch_id=extract()) >> advance_watermark()
-
-
-bc_purchase_orders_to_jira()

@@ -761,6 +761,42 @@ def schedule_for(entity: str, cron: str) -> Any:
     return AssetOrTimeSchedule(timetable=timetable, assets=factory(entity))
 
 
+def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: Sequence[str]) -> Any:
+    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → advance_watermark.
+
+    The DAG files keep what differs (id, schedule, docs); the wiring lives once here.
+    """
+    import pendulum
+    from airflow.sdk import dag, task
+
+    @dag(
+        dag_id=dag_id,
+        schedule=schedule_for(entity, cron),
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["bc-jira", "outbound", *tags],
+        doc_md=doc_md,
+    )
+    def sync() -> None:
+        @task
+        def extract() -> list[str]:
+            return extract_task(entity)
+
+        @task(max_active_tis_per_dagrun=8)
+        def upsert(batch_id: str) -> dict:
+            return upsert_task(entity, batch_id)
+
+        @task(trigger_rule="none_failed")
+        def advance_watermark() -> str | None:
+            return finalize_task(entity)
+
+        upsert.expand(batch_id=extract()) >> advance_watermark()
+
+    return sync()
+
+
 # -- bc_jira_connect ---------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,6 @@ The in-memory Jira commits a bulk create and then loses the answer on demand, li
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from bc_jira.outbound import (
     next_watermark,
     sync_window,
 )
+from bc_jira.store import AuditRow, Link
 
 RID, DOC, VEN, AMT, CUR, STS = (f"customfield_100{i}" for i in range(1, 7))
 IDS = field_ids(FieldNames(), {"BC Record Id": RID, "BC Document No.": DOC, "BC Vendor": VEN,
@@ -127,36 +127,8 @@ def invoice(n: int, **over: Any) -> dict[str, Any]:
     return rec
 
 
-@dataclass
-class MemLink:
-    entity: str
-    bc_id: str
-    document_number: str | None
-    issue_id: str | None
-    issue_key: str | None
-    content_hash: str | None
-    bc_last_modified: str | None
-    state: str
-    updated_at: Any
-
-
-@dataclass
-class MemAudit:
-    entity: str
-    bc_id: str
-    action: str
-    document_number: str | None = None
-    issue_key: str | None = None
-    reason: str | None = None
-    read: Any = None
-    sent: Any = None
-    response: Any = None
-    error: str | None = None
-    dag_id: str | None = None
-    run_id: str | None = None
-    task_id: str | None = None
-    map_index: int | None = None
-    try_number: int | None = None
+# The store's own row types: the in-memory store differs in where rows live, not in their shape.
+MemLink, MemAudit = Link, AuditRow
 
 
 class MemoryStore:
