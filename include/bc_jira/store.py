@@ -7,12 +7,13 @@ ciphertext only: ``bc_jira.tokens`` encrypts before anything reaches this module
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -682,52 +683,63 @@ class StateStore:
         import random
         import time as _time
 
-        deadline = _time.monotonic() + timeout
-        order = list(range(slots))
+        with contextlib.ExitStack() as stack:
+            try_take = self._slot_taker(key, stack)
+            deadline = _time.monotonic() + timeout
+            order = list(range(slots))
+            while True:
+                random.shuffle(order)
+                for slot in order:
+                    release = try_take(slot)
+                    if release is not None:
+                        try:
+                            yield slot
+                        finally:
+                            release()
+                        return
+                if _time.monotonic() > deadline:
+                    raise TimeoutError(f"no free call slot for {key!r} in {timeout:.0f}s")
+                _time.sleep(0.02)
+
+    def _slot_taker(self, key: str,
+                    stack: contextlib.ExitStack) -> Callable[[int], Callable[[], None] | None]:
+        """A non-blocking ``take(slot)`` returning its release, or None when the slot is busy."""
+        digest = hashlib.sha1(key.encode()).hexdigest()  # noqa: S324 - a lock id, not a secret
         if self.dialect == "postgresql":
-            group = int(hashlib.sha1(key.encode()).hexdigest()[:7], 16)  # noqa: S324 - a lock id
-            with self.engine.connect() as conn:
-                while True:
-                    random.shuffle(order)
-                    for slot in order:
-                        got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:g, :s)"),
-                                           {"g": group, "s": slot}).scalar()
-                        conn.commit()
-                        if got:
-                            try:
-                                yield slot
-                            finally:
-                                conn.execute(sa.text("SELECT pg_advisory_unlock(:g, :s)"),
-                                             {"g": group, "s": slot})
-                                conn.commit()
-                            return
-                    if _time.monotonic() > deadline:
-                        raise TimeoutError(f"no free call slot for {key!r} in {timeout:.0f}s")
-                    _time.sleep(0.02)
+            conn = stack.enter_context(self.engine.connect())
+            group = int(digest[:7], 16)
+
+            def take_pg(slot: int) -> Callable[[], None] | None:
+                got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:g, :s)"),
+                                   {"g": group, "s": slot}).scalar()
+                conn.commit()
+                if not got:
+                    return None
+
+                def release() -> None:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:g, :s)"), {"g": group, "s": slot})
+                    conn.commit()
+                return release
+            return take_pg
+
         import fcntl
 
-        database = sa.engine.make_url(self.url).database or "bc_jira_state.db"
-        folder = Path(f"{database}.slots")
+        folder = Path(f"{sa.engine.make_url(self.url).database or 'bc_jira_state.db'}.slots")
         folder.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha1(key.encode()).hexdigest()[:16]  # noqa: S324 - a file name
-        while True:
-            random.shuffle(order)
-            for slot in order:
-                fh = open(folder / f"{name}.{slot}.lock", "a+b")  # noqa: SIM115 - closed below
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    fh.close()
-                    continue
-                try:
-                    yield slot
-                finally:
-                    fcntl.flock(fh, fcntl.LOCK_UN)
-                    fh.close()
-                return
-            if _time.monotonic() > deadline:
-                raise TimeoutError(f"no free call slot for {key!r} in {timeout:.0f}s")
-            _time.sleep(0.02)
+
+        def take_file(slot: int) -> Callable[[], None] | None:
+            fh = open(folder / f"{digest[:16]}.{slot}.lock", "a+b")  # noqa: SIM115 - closed by release
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                return None
+
+            def release() -> None:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                fh.close()
+            return release
+        return take_file
 
     # -- diagnostics -------------------------------------------------------------------------------
     def ping(self) -> None:
