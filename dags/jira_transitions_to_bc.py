@@ -28,8 +28,9 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from bc_jira import triggers, writeback
 
-SCHEDULE = AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"),
-                               assets=triggers.jira_transition_asset())
+SCHEDULE = AssetOrTimeSchedule(
+    timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"), assets=triggers.jira_transition_asset()
+)
 
 
 @dag(
@@ -38,8 +39,13 @@ SCHEDULE = AssetOrTimeSchedule(timetable=CronTriggerTimetable("*/30 * * * *", ti
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "bc-jira", "retries": 3, "retry_delay": timedelta(seconds=30),
-                  "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=10)},
+    default_args={
+        "owner": "bc-jira",
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
     tags=["bc-jira", "inbound", "write-back"],
     doc_md=__doc__,
 )

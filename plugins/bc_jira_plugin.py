@@ -63,14 +63,18 @@ async def _read_capped(request: Request, cap: int) -> bytes | None:
 
 
 def _page(title: str, message: str, status: int) -> HTMLResponse:
-    body = (f"<!doctype html><html><head><title>{html.escape(title)}</title></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>")
+    body = (
+        f"<!doctype html><html><head><title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></body></html>"
+    )
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
-def create_app(store_factory: Callable[[], Any] = _default_store,
-               secrets_factory: Callable[[], intake.Secrets] | None = None,
-               hook_factory: Callable[[str], Any] | None = None) -> FastAPI:
+def create_app(
+    store_factory: Callable[[], Any] = _default_store,
+    secrets_factory: Callable[[], intake.Secrets] | None = None,
+    hook_factory: Callable[[str], Any] | None = None,
+) -> FastAPI:
     """The plugin app; factories are injectable so tests can run it without an api-server."""
     app = FastAPI(title="bc-jira connector", description=__doc__)
     secrets_of = secrets_factory or (lambda: intake.secrets_from_airflow(BC_CONN_ID, JIRA_CONN_ID))
@@ -86,19 +90,24 @@ def create_app(store_factory: Callable[[], Any] = _default_store,
     async def bc_notifications(request: Request) -> Response:
         query = dict(request.query_params)
         if "validationToken" in query:  # handshake: answer at once, touch nothing
-            return _result_response(intake.handle_bc_notification(query, b"", client_state=None,
-                                                                  store=None))  # type: ignore[arg-type]
+            return _result_response(intake.handle_bc_notification(query, b"", client_state=None, store=None))  # type: ignore[arg-type]
         body = await _read_capped(request, intake.MAX_BC_BODY)
         if body is None:
             return JSONResponse({"error": "body too large"}, status_code=413)
 
         def work() -> intake.IntakeResult:
-            return intake.handle_bc_notification(query, body, client_state=secrets_of().client_state,
-                                                 store=store_factory())
+            return intake.handle_bc_notification(
+                query, body, client_state=secrets_of().client_state, store=store_factory()
+            )
 
         res = await run_in_threadpool(intake.safely, work, "bc notification")
-        log.info("bc notification: %s staged=%d duplicates=%d dropped=%d", res.status, res.staged,
-                 res.duplicates, res.dropped)
+        log.info(
+            "bc notification: %s staged=%d duplicates=%d dropped=%d",
+            res.status,
+            res.staged,
+            res.duplicates,
+            res.dropped,
+        )
         return _result_response(res)
 
     @app.post("/jira/webhook")
@@ -111,8 +120,13 @@ def create_app(store_factory: Callable[[], Any] = _default_store,
         def work() -> intake.IntakeResult:
             s = secrets_of()
             store = store_factory()
-            res = intake.handle_jira_webhook(headers, body, webhook_secret=s.webhook_secret,
-                                             client_secret=s.jira_client_secret, store=store)
+            res = intake.handle_jira_webhook(
+                headers,
+                body,
+                webhook_secret=s.webhook_secret,
+                client_secret=s.jira_client_secret,
+                store=store,
+            )
             if res.verified_by:
                 from bc_jira.lifecycle import note_delivery
 
@@ -120,14 +134,20 @@ def create_app(store_factory: Callable[[], Any] = _default_store,
             return res
 
         res = await run_in_threadpool(intake.safely, work, "jira webhook")
-        log.info("jira webhook %s: %s staged=%d duplicates=%d %s",
-                 headers.get("x-atlassian-webhook-identifier", "?"), res.status, res.staged, res.duplicates,
-                 res.reason)
+        log.info(
+            "jira webhook %s: %s staged=%d duplicates=%d %s",
+            headers.get("x-atlassian-webhook-identifier", "?"),
+            res.status,
+            res.staged,
+            res.duplicates,
+            res.reason,
+        )
         return _result_response(res)
 
     @app.get("/jira/oauth/start")
-    def oauth_start(request: Request, conn_id: str = JIRA_CONN_ID,
-                    user: Any = Depends(get_user_dependency())) -> Response:
+    def oauth_start(
+        request: Request, conn_id: str = JIRA_CONN_ID, user: Any = Depends(get_user_dependency())
+    ) -> Response:
         """Send the operator to Atlassian's consent page (offline_access) with a one-time state."""
         hook = jira_hook(conn_id)
         try:
@@ -144,35 +164,50 @@ def create_app(store_factory: Callable[[], Any] = _default_store,
         return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
     @app.get("/jira/oauth/callback")
-    def oauth_callback(state: str = "", code: str = "", error: str = "",
-                       error_description: str = "") -> Response:
+    def oauth_callback(
+        state: str = "", code: str = "", error: str = "", error_description: str = ""
+    ) -> Response:
         """Atlassian redirects here: check state, exchange the code, store tokens encrypted, get cloudId."""
         from bc_jira.http import ApiError
 
         if error:
-            return _page("Jira connect refused",
-                         f"Atlassian answered {error}: {error_description}".strip(), 400)
+            return _page(
+                "Jira connect refused", f"Atlassian answered {error}: {error_description}".strip(), 400
+            )
         meta = store_factory().pop_oauth_state(state) if state else None
         if meta is None:
-            return _page("Jira connect failed", "Unknown, used or expired state: start again from "
-                         f"{URL_PREFIX}/jira/oauth/start.", 400)
+            return _page(
+                "Jira connect failed",
+                f"Unknown, used or expired state: start again from {URL_PREFIX}/jira/oauth/start.",
+                400,
+            )
         if not code:
             return _page("Jira connect failed", "Atlassian sent no authorization code.", 400)
         hook = jira_hook(str(meta.get("conn_id") or JIRA_CONN_ID))
         try:
             tokens = hook.oauth.exchange_code(code)
             cloud_id = hook.oauth.resolve_cloud_id(tokens.access_token, hook.settings.site_url)
-            hook.token_provider.store_tokens(tokens, meta={
-                "cloud_id": cloud_id, "site_url": hook.settings.site_url, "connected_at": time.time(),
-                "connected_by": meta.get("by")})
+            hook.token_provider.store_tokens(
+                tokens,
+                meta={
+                    "cloud_id": cloud_id,
+                    "site_url": hook.settings.site_url,
+                    "connected_at": time.time(),
+                    "connected_by": meta.get("by"),
+                },
+            )
         except ApiError as exc:
             log.warning("jira oauth callback failed: %s", exc)
             return _page("Jira connect failed", str(exc), 502)
         except ValueError as exc:
             return _page("Jira connect failed", str(exc), 400)
         log.info("jira connected: site %s cloudId %s", hook.settings.site_url, cloud_id)
-        return _page("Jira connected", f"{hook.settings.site_url} (cloudId {cloud_id}) is connected; the "
-                     "refresh token is stored encrypted. You can close this page.", 200)
+        return _page(
+            "Jira connected",
+            f"{hook.settings.site_url} (cloudId {cloud_id}) is connected; the "
+            "refresh token is stored encrypted. You can close this page.",
+            200,
+        )
 
     @app.get("/health")
     def health() -> Response:
@@ -181,8 +216,9 @@ def create_app(store_factory: Callable[[], Any] = _default_store,
         try:
             store = store_factory()
         except Exception as exc:  # noqa: BLE001 - report, do not crash
-            return JSONResponse({"ok": False, "store": {"ok": False, "error": type(exc).__name__}},
-                                status_code=503)
+            return JSONResponse(
+                {"ok": False, "store": {"ok": False, "error": type(exc).__name__}}, status_code=503
+            )
         report = health_report(store)
         # 503 only when the store is down (nothing can be staged); expiring edges are reported with 200.
         return JSONResponse(report, status_code=200 if report["store"]["ok"] else 503)

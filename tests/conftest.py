@@ -25,23 +25,27 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="bc_jira_airflow_"))
 
-os.environ.update({
-    "AIRFLOW_HOME": str(_HOME),
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-    # A fixed test key: Fernet keys are 32 url-safe base64 bytes.
-    "AIRFLOW__CORE__FERNET_KEY": "bIJ1DAwN0Fq6Q4vLdn9JzsP2kKx3tE0u5Yx8mV7rT1c=",
-})
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        # A fixed test key: Fernet keys are 32 url-safe base64 bytes.
+        "AIRFLOW__CORE__FERNET_KEY": "bIJ1DAwN0Fq6Q4vLdn9JzsP2kKx3tE0u5Yx8mV7rT1c=",
+    }
+)
 os.environ.pop("BC_JIRA_FERNET_KEYS", None)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # The vendors' documents (shared/specs beside the checkout, as CI lays it out).
-SHARED_SPECS = next((p for p in (REPO.parent / "shared" / "specs", Path("/work/shared/specs")) if p.is_dir()),
-                    REPO.parent / "shared" / "specs")
+SHARED_SPECS = next(
+    (p for p in (REPO.parent / "shared" / "specs", Path("/work/shared/specs")) if p.is_dir()),
+    REPO.parent / "shared" / "specs",
+)
 
 
 def _free_port() -> int:
@@ -62,7 +66,9 @@ class SandboxProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bc_jira_sandbox", "serve", "--port", str(self.port), *extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
         )
         self._wait_ready()
         self.creds: dict[str, Any] = self.control("GET", "/_sandbox/credentials")
@@ -108,7 +114,9 @@ class SandboxProcess:
         """AIRFLOW_CONN_*/AIRFLOW_VAR_* values printed by ``airflow-env`` for this sandbox."""
         out = subprocess.run(
             [sys.executable, "-m", "bc_jira_sandbox", "airflow-env", "--port", str(self.port)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         env = {}
         for line in out.splitlines():
@@ -156,7 +164,8 @@ def sandbox(sandbox_server: SandboxProcess) -> Iterator[SandboxProcess]:
     wipe_default_store()
     yield sandbox_server
     assert sandbox_server.spec_violations() == 0, (
-        f"the sandbox gave Jira responses that violate the official spec; see {sandbox_server.log_path}")
+        f"the sandbox gave Jira responses that violate the official spec; see {sandbox_server.log_path}"
+    )
 
 
 @pytest.fixture
@@ -177,8 +186,9 @@ def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this session; skipped without a server, never skipped in CI."""
     import sqlalchemy as sa
 
-    admin = sa.create_engine(_pg_admin_url(), isolation_level="AUTOCOMMIT",
-                             connect_args={"connect_timeout": 3})
+    admin = sa.create_engine(
+        _pg_admin_url(), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("select 1"))

@@ -29,9 +29,16 @@ AIRFLOW_SERVICES = {
 INFRA_SERVICES = {"postgres", "redis"}
 # Names read by the official apache/airflow image's entrypoint (docs: "Docker image > Entrypoint"),
 # by the postgres image, and by Celery's dumb-init wrapper; not Airflow config options.
-IMAGE_ENV = {"_AIRFLOW_DB_MIGRATE", "_AIRFLOW_WWW_USER_CREATE", "_AIRFLOW_WWW_USER_USERNAME",
-             "_AIRFLOW_WWW_USER_PASSWORD", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB",
-             "DUMB_INIT_SETSID"}
+IMAGE_ENV = {
+    "_AIRFLOW_DB_MIGRATE",
+    "_AIRFLOW_WWW_USER_CREATE",
+    "_AIRFLOW_WWW_USER_USERNAME",
+    "_AIRFLOW_WWW_USER_PASSWORD",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_DB",
+    "DUMB_INIT_SETSID",
+}
 SECRET_WORDS = ("PASSWORD", "SECRET", "FERNET", "TOKEN")
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[?-])([^}]*))?\}")
 
@@ -63,8 +70,11 @@ def _dotenv(path: Path) -> dict[str, str]:
 def _airflow_options() -> set[tuple[str, str]]:
     from airflow.configuration import conf
 
-    return {(section, option) for section, body in conf.configuration_description.items()
-            for option in body.get("options", {})}
+    return {
+        (section, option)
+        for section, body in conf.configuration_description.items()
+        for option in body.get("options", {})
+    }
 
 
 def _git_ignored(path: str) -> bool:
@@ -126,8 +136,10 @@ def test_every_interpolated_variable_is_declared_and_secrets_are_required(compos
     names = {name for name, _, _ in found}
     assert names <= set(declared), f"not in .env.example: {names - set(declared)}"
     for name, op, _ in found:
-        if any(w in name for w in ("PASSWORD", "FERNET_KEY", "JWT_SECRET", "SECRET_KEY")) and name != \
-                "BC_JIRA_FERNET_KEYS":
+        if (
+            any(w in name for w in ("PASSWORD", "FERNET_KEY", "JWT_SECRET", "SECRET_KEY"))
+            and name != "BC_JIRA_FERNET_KEYS"
+        ):
             assert op == ":?", f"${{{name}}} must be required (:?), never defaulted"
     assert "${AIRFLOW__CORE__FERNET_KEY:?set a Fernet key}" in text
     assert declared["AIRFLOW__CORE__FERNET_KEY"] == "", "the example must not ship a usable key"
@@ -152,15 +164,20 @@ def test_airflow_env_var_names_are_real_config_options(compose: dict[str, Any]) 
     unknown = []
     for name in sorted(names):
         if name.startswith("AIRFLOW__"):
-            section, _, option = name[len("AIRFLOW__"):].partition("__")
+            section, _, option = name[len("AIRFLOW__") :].partition("__")
             if (section.lower(), option.lower()) not in options:
                 unknown.append(name)
         elif name.startswith("AIRFLOW_CONN_"):
-            assert name[len("AIRFLOW_CONN_"):].lower() in conn_ids, name
+            assert name[len("AIRFLOW_CONN_") :].lower() in conn_ids, name
         elif name.startswith("AIRFLOW_VAR_"):
             assert name == "AIRFLOW_VAR_BC_JIRA_CONFIG", name
-        elif name not in IMAGE_ENV | {FERNET_KEYS_ENV, "BC_JIRA_DB_PASSWORD", "AIRFLOW_UID",
-                                      "AIRFLOW_PUBLIC_URL", "BC_JIRA_IMAGE"}:
+        elif name not in IMAGE_ENV | {
+            FERNET_KEYS_ENV,
+            "BC_JIRA_DB_PASSWORD",
+            "AIRFLOW_UID",
+            "AIRFLOW_PUBLIC_URL",
+            "BC_JIRA_IMAGE",
+        }:
             unknown.append(name)
     assert not unknown, f"not Airflow options / not known to the images: {unknown}"
 
@@ -186,8 +203,11 @@ def test_connector_env_example_matches_the_provider_and_config() -> None:
 
 def test_dockerfile_installs_this_package_on_the_pinned_airflow() -> None:
     docker = (REPO / "Dockerfile").read_text()
-    pins = dict(line.split("==", 1) for line in (REPO / "requirements.txt").read_text().splitlines()
-                if "==" in line and not line.startswith("#"))
+    pins = dict(
+        line.split("==", 1)
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
     assert f"ARG AIRFLOW_VERSION={pins['apache-airflow']}" in docker
     assert "FROM apache/airflow:${AIRFLOW_VERSION}" in docker
     assert "apache-airflow-providers-celery" in pins, "CeleryExecutor needs the celery provider"

@@ -116,14 +116,25 @@ class Cluster:
         self.t0 = time.monotonic()
 
     def airflow(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "airflow"), *args], env=self.env, cwd=self.home, timeout=timeout,
-                              capture_output=True, text=True, check=True)
+        return subprocess.run(
+            [str(BIN / "airflow"), *args],
+            env=self.env,
+            cwd=self.home,
+            timeout=timeout,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
 
     def start(self, name: str, *args: str, **env: str) -> None:
         log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - the child owns it
         self.procs[name] = subprocess.Popen(
-            [str(BIN / "airflow"), *args], env={**self.env, "BC_JIRA_NODE_NAME": name, **env},
-            cwd=self.home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [str(BIN / "airflow"), *args],
+            env={**self.env, "BC_JIRA_NODE_NAME": name, **env},
+            cwd=self.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
 
@@ -156,8 +167,10 @@ class Cluster:
 
     def healthy(self) -> bool:
         health = requests.get(f"{self.api}/api/v2/monitor/health", timeout=5).json()
-        return all(health.get(c, {}).get("status") == "healthy"
-                   for c in ("metadatabase", "scheduler", "triggerer", "dag_processor"))
+        return all(
+            health.get(c, {}).get("status") == "healthy"
+            for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        )
 
     def worker_ready(self, name: str) -> bool:
         return "ready." in self.log_tail(name, 20000)
@@ -180,8 +193,9 @@ class Cluster:
         return self.wait_for(f"every {dag_id} run finished", done, timeout)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.rest("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
-                         params={"limit": 1000})["task_instances"]
+        return self.rest("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 1000})[
+            "task_instances"
+        ]
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -200,34 +214,36 @@ class Cluster:
 
 def _base_env(home: Path, meta_url: str, redis_db: int, api_port: int, dags: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "PYTHONPATH": os.pathsep.join([str(home), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
-        "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta_url.replace("+psycopg2", ""),
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        # Paused until the test says so: an unpaused cron DAG starts a run of its own at once.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__FERNET_KEY": "bIJ1DAwN0Fq6Q4vLdn9JzsP2kKx3tE0u5Yx8mV7rT1c=",
-        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "bc_jira_dist_hostname.hostname",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
-        "BC_JIRA_RETRY_DELAY_SECONDS": "2",
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "PYTHONPATH": os.pathsep.join([str(home), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{redis_db}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + meta_url.replace("+psycopg2", ""),
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+            # Paused until the test says so: an unpaused cron DAG starts a run of its own at once.
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__FERNET_KEY": "bIJ1DAwN0Fq6Q4vLdn9JzsP2kKx3tE0u5Yx8mV7rT1c=",
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "bc_jira_dist_hostname.hostname",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "BC_JIRA_RETRY_DELAY_SECONDS": "2",
+        }
+    )
     return env
 
 
@@ -255,8 +271,16 @@ def cluster(tmp_path: Path, sandbox) -> Iterator[Cluster]:
             c.start("dag-processor", "dag-processor")
             c.start("triggerer", "triggerer")
             for name in WORKERS:
-                c.start(name, "celery", "worker", "--celery-hostname", f"{name}@%h", "--concurrency", "2",
-                        "--skip-serve-logs")
+                c.start(
+                    name,
+                    "celery",
+                    "worker",
+                    "--celery-hostname",
+                    f"{name}@%h",
+                    "--concurrency",
+                    "2",
+                    "--skip-serve-logs",
+                )
             c.wait_for("api-server, scheduler, triggerer, dag-processor healthy", c.healthy, 90)
             for name in WORKERS:
                 c.wait_for(f"{name} ready", lambda n=name: c.worker_ready(n), 60)
@@ -271,8 +295,11 @@ def cluster(tmp_path: Path, sandbox) -> Iterator[Cluster]:
 
 def test_mapped_batches_spread_over_two_celery_workers_without_duplicates(cluster: Cluster, sandbox) -> None:
     """Several mapped batches, two workers, one issue per draft invoice."""
-    drafts = [r for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
-              if r["status"] == "Draft"]
+    drafts = [
+        r
+        for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
+        if r["status"] == "Draft"
+    ]
     assert len(drafts) >= 15, "the seed must give several batches of 5"
 
     cluster.trigger("bc_jira_connect")
@@ -295,10 +322,13 @@ def test_mapped_batches_spread_over_two_celery_workers_without_duplicates(cluste
     assert ran_on <= set(WORKERS), f"every task ran on a Celery worker: {ran_on}"
 
     fields = json.loads(cluster.rest("GET", "/variables/bc_jira_jira_fields")["value"])
-    per_record = Counter(i["fields"].get(fields["BC Record Id"])
-                         for i in sandbox.control("GET", "/_sandbox/jira/issues"))
+    per_record = Counter(
+        i["fields"].get(fields["BC Record Id"]) for i in sandbox.control("GET", "/_sandbox/jira/issues")
+    )
     assert {r["id"] for r in drafts} <= set(per_record)
     dupes = {rid: n for rid, n in per_record.items() if n > 1}
     assert not dupes, f"duplicate issues: {dupes}"
-    print(f"\ncluster up in {cluster.startup_s:.1f}s; {len(runs)} run(s), {len(upserts)} batches ran "
-          f"{dict(hosts)} in {run_s:.1f}s; {len(drafts)} drafts -> {len(per_record)} issues")
+    print(
+        f"\ncluster up in {cluster.startup_s:.1f}s; {len(runs)} run(s), {len(upserts)} batches ran "
+        f"{dict(hosts)} in {run_s:.1f}s; {len(drafts)} drafts -> {len(per_record)} issues"
+    )

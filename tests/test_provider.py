@@ -12,8 +12,13 @@ from bc_jira.provider import get_provider_info
 
 
 def _airflow(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "airflow", *args], capture_output=True, text=True,
-                         env=os.environ.copy(), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "airflow", *args],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
@@ -34,11 +39,16 @@ def test_package_name_matches_distribution():
     assert get_provider_info()["package-name"] == distribution("bc-jira").metadata["Name"]
 
 
-@pytest.mark.parametrize("conn_type,fields", [
-    ("business_central",
-     {"tenant_id", "environment", "company_id", "api_url", "authority_url", "client_state"}),
-    ("jira_cloud", {"auth", "site_url", "redirect_uri", "auth_url", "api_url", "webhook_secret"}),
-])
+@pytest.mark.parametrize(
+    "conn_type,fields",
+    [
+        (
+            "business_central",
+            {"tenant_id", "environment", "company_id", "api_url", "authority_url", "client_state"},
+        ),
+        ("jira_cloud", {"auth", "site_url", "redirect_uri", "auth_url", "api_url", "webhook_secret"}),
+    ],
+)
 def test_conn_fields_declared(conn_type, fields):
     ct = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}[conn_type]
     assert fields <= set(ct["conn-fields"])

@@ -98,10 +98,12 @@ def facts_table(facts: Iterable[tuple[str, Any]]) -> Node:
     """Two-column label/value table: the label cell is a header cell, the value a normal cell."""
     rows = []
     for label, value in facts:
-        rows.append({
-            "type": "tableRow",
-            "content": [_cell("tableHeader", label), _cell("tableCell", value)],
-        })
+        rows.append(
+            {
+                "type": "tableRow",
+                "content": [_cell("tableHeader", label), _cell("tableCell", value)],
+            }
+        )
     if not rows:
         raise ValueError("facts_table needs at least one fact")
     return {"type": "table", "attrs": {"isNumberColumnEnabled": False, "layout": "default"}, "content": rows}

@@ -29,8 +29,11 @@ MAX_LIMIT = 2000
 _SITE_CACHE: dict[str, tuple[float, str | None]] = {}
 _SITE_TTL_S = 60.0
 
-ENTITY_LABELS = {"purchase_invoices": "Purchase invoice", "vendors": "Vendor",
-                 "purchase_orders": "Purchase order"}
+ENTITY_LABELS = {
+    "purchase_invoices": "Purchase invoice",
+    "vendors": "Vendor",
+    "purchase_orders": "Purchase order",
+}
 
 router = APIRouter()
 
@@ -87,8 +90,9 @@ async def audit_page(
     store: Any = Depends(get_store),
     site: str | None = Depends(jira_site_url),
 ) -> HTMLResponse:
-    rows = await run_in_threadpool(store.latest_per_record, text_filter=q or None, errors_only=errors,
-                                   limit=limit)
+    rows = await run_in_threadpool(
+        store.latest_per_record, text_filter=q or None, errors_only=errors, limit=limit
+    )
     body = render_page(rows, text_filter=q or "", errors_only=errors, limit=limit, site_url=site)
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
 
@@ -155,8 +159,10 @@ def replay_pointer(row: Mapping[str, Any]) -> str:
     mapped = f" [{int(map_index)}]" if map_index is not None and int(map_index) >= 0 else ""
     label = f"{row['dag_id']} / {row['run_id']} / {row['task_id']}{mapped}"
     try_no = f' <span class="muted">try {int(row["try_number"])}</span>' if row.get("try_number") else ""
-    return (f'<a href="{_e(path)}" target="_top" title="open the task instance, then Clear it to replay">'
-            f"{_e(label)}</a>{try_no}")
+    return (
+        f'<a href="{_e(path)}" target="_top" title="open the task instance, then Clear it to replay">'
+        f"{_e(label)}</a>{try_no}"
+    )
 
 
 def _issue_cell(row: Mapping[str, Any], site_url: str | None) -> str:
@@ -165,8 +171,10 @@ def _issue_cell(row: Mapping[str, Any], site_url: str | None) -> str:
         return '<span class="muted">-</span>'
     if not site_url:
         return _e(key)
-    return (f'<a href="{_e(site_url)}/browse/{quote(str(key), safe="")}" target="_blank" '
-            f'rel="noopener noreferrer">{_e(key)}</a>')
+    return (
+        f'<a href="{_e(site_url)}/browse/{quote(str(key), safe="")}" target="_blank" '
+        f'rel="noopener noreferrer">{_e(key)}</a>'
+    )
 
 
 def _row_html(row: Mapping[str, Any], site_url: str | None) -> str:
@@ -187,23 +195,31 @@ def _row_html(row: Mapping[str, Any], site_url: str | None) -> str:
     )
 
 
-def render_page(rows: Sequence[Mapping[str, Any]], *, text_filter: str = "", errors_only: bool = False,
-                limit: int = 500, site_url: str | None = None) -> str:
+def render_page(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    text_filter: str = "",
+    errors_only: bool = False,
+    limit: int = 500,
+    site_url: str | None = None,
+) -> str:
     """The whole HTML document (pure function: the route only fetches rows and the site URL)."""
     n_err = sum(1 for r in rows if r.get("error"))
     shown = f"{len(rows)} record{'s' if len(rows) != 1 else ''}"
     if len(rows) >= limit:
         shown += f" (first {limit}; narrow the filter)"
-    head = ("<tr><th>BC document</th><th>Jira issue</th><th>Last action</th><th>Status</th><th>Error</th>"
-            "<th>When</th><th>Replay: clear this task</th></tr>")
+    head = (
+        "<tr><th>BC document</th><th>Jira issue</th><th>Last action</th><th>Status</th><th>Error</th>"
+        "<th>When</th><th>Replay: clear this task</th></tr>"
+    )
     if rows:
         body = "".join(_row_html(r, site_url) for r in rows)
     else:
         body = '<tr><td colspan="7" class="muted">No synced records match.</td></tr>'
     errors_link = urlencode({k: v for k, v in (("q", text_filter), ("errors", "true")) if v})
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>bc-jira audit</title><style>{_CSS}</style></head><body>"
         "<h1>bc-jira audit</h1>"
         f'<p class="sub">Latest action per Business Central record · {_e(shown)} · '
@@ -215,7 +231,7 @@ def render_page(rows: Sequence[Mapping[str, Any]], *, text_filter: str = "", err
         f'<label><input type="checkbox" name="errors" value="true"{" checked" if errors_only else ""}> '
         "errors only</label>"
         f'<input type="hidden" name="limit" value="{int(limit)}">'
-        "<button type=\"submit\">Filter</button>"
+        '<button type="submit">Filter</button>'
         + ('<a href="?">clear filter</a>' if text_filter or errors_only else "")
         + f"</form><table><thead>{head}</thead><tbody>{body}</tbody></table></body></html>"
     )

@@ -56,9 +56,7 @@ TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
             "taxRegistrationNumber currencyCode blocked balance lastModifiedDateTime"
         ).split()
     ),
-    "purchase_orders": frozenset(
-        _COMMON_DOC + "orderDate requestedReceiptDate fullyReceived".split()
-    ),
+    "purchase_orders": frozenset(_COMMON_DOC + "orderDate requestedReceiptDate fullyReceived".split()),
 }
 # Derived values mapping.py offers to every template.
 TEMPLATE_EXTRAS = frozenset({"status_text", "amount", "currency"})
@@ -70,7 +68,9 @@ DONE_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 DEFAULT_ISSUE_TYPES = {
-    "purchase_invoices": "Invoice", "vendors": "Vendor", "purchase_orders": "Purchase Order",
+    "purchase_invoices": "Invoice",
+    "vendors": "Vendor",
+    "purchase_orders": "Purchase Order",
 }
 DEFAULT_SELECTION = {
     "purchase_invoices": ("status", ("Draft",)),
@@ -214,11 +214,24 @@ class Config:
 
 
 _TOP_KEYS = {
-    "project_key", "entities", "fields", "labels", "assignees", "batch_size", "bc_web_client_url",
-    "overlap_seconds", "search_settle_seconds",
+    "project_key",
+    "entities",
+    "fields",
+    "labels",
+    "assignees",
+    "batch_size",
+    "bc_web_client_url",
+    "overlap_seconds",
+    "search_settle_seconds",
 }
 _ENTITY_KEYS = {
-    "enabled", "issue_type", "selection", "done_action", "resolved_transition", "summary_template", "labels",
+    "enabled",
+    "issue_type",
+    "selection",
+    "done_action",
+    "resolved_transition",
+    "summary_template",
+    "labels",
 }
 _RULE_MATCH = ("vendor_number", "purchaser")
 
@@ -233,13 +246,15 @@ def _labels(value: Any, path: str, problems: list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        problems.append(f"{path}: must be a list of strings; e.g. [\"bc-jira\"]")
+        problems.append(f'{path}: must be a list of strings; e.g. ["bc-jira"]')
         return ()
     out = []
     for i, lab in enumerate(value):
         if not _LABEL_RE.match(lab):
-            problems.append(f"{path}[{i}]: label {lab!r} is empty, too long or contains spaces; "
-                            "Jira labels cannot contain spaces (use '-' instead)")
+            problems.append(
+                f"{path}[{i}]: label {lab!r} is empty, too long or contains spaces; "
+                "Jira labels cannot contain spaces (use '-' instead)"
+            )
         else:
             out.append(lab)
     return tuple(dict.fromkeys(out))
@@ -253,13 +268,16 @@ def _template(value: Any, entity: str, path: str, problems: list[str]) -> str:
     try:
         names = [f for _, f, _, _ in string.Formatter().parse(value) if f is not None]
     except ValueError as exc:
-        problems.append(f"{path}: not a valid template ({exc}); use {{fieldName}} placeholders, "
-                        "double braces for literal ones")
+        problems.append(
+            f"{path}: not a valid template ({exc}); use {{fieldName}} placeholders, "
+            "double braces for literal ones"
+        )
         return DEFAULT_SUMMARY[entity]
     for name in names:
         if name not in allowed:
-            problems.append(f"{path}: unknown placeholder {{{name}}}; use one of "
-                            f"{', '.join(sorted(allowed))}")
+            problems.append(
+                f"{path}: unknown placeholder {{{name}}}; use one of {', '.join(sorted(allowed))}"
+            )
     return value
 
 
@@ -271,7 +289,7 @@ def _selection(value: Any, entity: str, path: str, problems: list[str]) -> Selec
     allowed = ENUMS[entity][enum_field]
     readable = ", ".join(repr(decode_enum(a) or " ") for a in allowed)
     if not isinstance(value, dict) or set(value) != {enum_field}:
-        problems.append(f"{path}: must be {{\"{enum_field}\": [values]}} (values among {readable})")
+        problems.append(f'{path}: must be {{"{enum_field}": [values]}} (values among {readable})')
         return Selection(default_field, default_values)
     raw = value[enum_field]
     if isinstance(raw, str):
@@ -283,8 +301,9 @@ def _selection(value: Any, entity: str, path: str, problems: list[str]) -> Selec
     for i, v in enumerate(raw):
         enc = encode_enum(v)
         if enc not in allowed:
-            problems.append(f"{path}.{enum_field}[{i}]: {v!r} is not a BC {enum_field} value; "
-                            f"use one of {readable}")
+            problems.append(
+                f"{path}.{enum_field}[{i}]: {v!r} is not a BC {enum_field} value; use one of {readable}"
+            )
         else:
             values.append(enc)
     return Selection(enum_field, tuple(dict.fromkeys(values)) or default_values)
@@ -305,17 +324,21 @@ def _entity(name: str, value: Any, problems: list[str]) -> EntityConfig:
         enabled = True
     issue_type = value.get("issue_type", DEFAULT_ISSUE_TYPES[name])
     if not isinstance(issue_type, str) or not issue_type.strip():
-        problems.append(f"{path}.issue_type: must be the name of a Jira issue type of the project, "
-                        f"e.g. {DEFAULT_ISSUE_TYPES[name]!r}")
+        problems.append(
+            f"{path}.issue_type: must be the name of a Jira issue type of the project, "
+            f"e.g. {DEFAULT_ISSUE_TYPES[name]!r}"
+        )
         issue_type = DEFAULT_ISSUE_TYPES[name]
     done = value.get("done_action", DEFAULT_DONE_ACTION[name])
     if done not in DONE_ACTIONS[name]:
-        problems.append(f"{path}.done_action: {done!r} is not possible for {name}; use one of "
-                        f"{', '.join(DONE_ACTIONS[name])}")
+        problems.append(
+            f"{path}.done_action: {done!r} is not possible for {name}; use one of "
+            f"{', '.join(DONE_ACTIONS[name])}"
+        )
         done = DEFAULT_DONE_ACTION[name]
     transition = value.get("resolved_transition")
     if transition is not None and (not isinstance(transition, str) or not transition.strip()):
-        problems.append(f"{path}.resolved_transition: must be a Jira transition name (e.g. \"Done\") or null")
+        problems.append(f'{path}.resolved_transition: must be a Jira transition name (e.g. "Done") or null')
         transition = None
     return EntityConfig(
         name=name,
@@ -324,8 +347,9 @@ def _entity(name: str, value: Any, problems: list[str]) -> EntityConfig:
         selection=_selection(value.get("selection"), name, f"{path}.selection", problems),
         done_action=done,
         resolved_transition=transition.strip() if transition else None,
-        summary_template=_template(value.get("summary_template", DEFAULT_SUMMARY[name]), name,
-                                   f"{path}.summary_template", problems),
+        summary_template=_template(
+            value.get("summary_template", DEFAULT_SUMMARY[name]), name, f"{path}.summary_template", problems
+        ),
         labels=_labels(value.get("labels"), f"{path}.labels", problems),
     )
 
@@ -334,15 +358,17 @@ def _assignees(value: Any, problems: list[str]) -> tuple[AssigneeRule, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        problems.append("assignees: must be a list of rules like "
-                        "{\"vendor_number\": \"V0001\", \"email\": \"ap@example.com\"}")
+        problems.append(
+            'assignees: must be a list of rules like {"vendor_number": "V0001", "email": "ap@example.com"}'
+        )
         return ()
     rules = []
     for i, rule in enumerate(value):
         path = f"assignees[{i}]"
         if not isinstance(rule, dict):
-            problems.append(f"{path}: must be an object with vendor_number or purchaser, "
-                            "and account_id or email")
+            problems.append(
+                f"{path}: must be an object with vendor_number or purchaser, and account_id or email"
+            )
             continue
         unknown = set(rule) - {"vendor_number", "purchaser", "account_id", "email"}
         for key in sorted(unknown):
@@ -357,8 +383,10 @@ def _assignees(value: Any, problems: list[str]) -> tuple[AssigneeRule, ...]:
             problems.append(f"{path}.{matches[0]}: must be a non-empty BC code")
             ok = False
         if len(users) != 1:
-            problems.append(f"{path}: needs exactly one of account_id or email (users are set by accountId; "
-                            "an email is resolved by bc_jira_connect)")
+            problems.append(
+                f"{path}: needs exactly one of account_id or email (users are set by accountId; "
+                "an email is resolved by bc_jira_connect)"
+            )
             ok = False
         elif users[0] == "email" and not (isinstance(rule["email"], str) and _EMAIL_RE.match(rule["email"])):
             problems.append(f"{path}.email: {rule['email']!r} is not an email address")
@@ -369,10 +397,14 @@ def _assignees(value: Any, problems: list[str]) -> tuple[AssigneeRule, ...]:
             problems.append(f"{path}.account_id: must be a Jira accountId (1..128 characters)")
             ok = False
         if ok:
-            rules.append(AssigneeRule(
-                match=matches[0], value=rule[matches[0]].strip(),
-                account_id=rule.get("account_id"), email=(rule.get("email") or None),
-            ))
+            rules.append(
+                AssigneeRule(
+                    match=matches[0],
+                    value=rule[matches[0]].strip(),
+                    account_id=rule.get("account_id"),
+                    email=(rule.get("email") or None),
+                )
+            )
     return tuple(rules)
 
 
@@ -380,14 +412,22 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     """Validate a config document (JSON text or dict) into :class:`Config`; raise one ConfigError."""
     problems: list[str] = []
     if raw is None or (isinstance(raw, str) and not raw.strip()):
-        raise ConfigError([f"(root): the Variable is missing or empty; set {VARIABLE_KEY} to a JSON object "
-                           "with at least {\"project_key\": \"FIN\"}"])
+        raise ConfigError(
+            [
+                f"(root): the Variable is missing or empty; set {VARIABLE_KEY} to a JSON object "
+                'with at least {"project_key": "FIN"}'
+            ]
+        )
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ConfigError([f"(root): not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                               "fix the JSON syntax"]) from None
+            raise ConfigError(
+                [
+                    f"(root): not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                    "fix the JSON syntax"
+                ]
+            ) from None
     if not isinstance(raw, Mapping):
         raise ConfigError(["(root): must be a JSON object"])
     doc = dict(raw)
@@ -396,8 +436,10 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
 
     project_key = doc.get("project_key")
     if not isinstance(project_key, str) or not _PROJECT_KEY_RE.match(project_key):
-        problems.append(f"project_key: {project_key!r} is not a Jira project key; use the uppercase key "
-                        "shown in the project's issue keys, e.g. \"FIN\"")
+        problems.append(
+            f"project_key: {project_key!r} is not a Jira project key; use the uppercase key "
+            'shown in the project\'s issue keys, e.g. "FIN"'
+        )
         project_key = ""
 
     entities_raw = doc.get("entities", {})
@@ -411,44 +453,56 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     fields_raw = doc.get("fields", {})
     names = dict(DEFAULT_FIELD_NAMES)
     if not isinstance(fields_raw, dict):
-        problems.append("fields: must be an object mapping " + ", ".join(DEFAULT_FIELD_NAMES)
-                        + " to Jira custom field names")
+        problems.append(
+            "fields: must be an object mapping "
+            + ", ".join(DEFAULT_FIELD_NAMES)
+            + " to Jira custom field names"
+        )
         fields_raw = {}
     for key, val in fields_raw.items():
         if key not in DEFAULT_FIELD_NAMES:
             problems.append(f"fields.{key}: unknown key; use one of {', '.join(DEFAULT_FIELD_NAMES)}")
         elif not isinstance(val, str) or not val.strip():
-            problems.append(f"fields.{key}: must be the name of a Jira custom field, e.g. "
-                            f"{DEFAULT_FIELD_NAMES[key]!r}")
+            problems.append(
+                f"fields.{key}: must be the name of a Jira custom field, e.g. {DEFAULT_FIELD_NAMES[key]!r}"
+            )
         else:
             names[key] = val.strip()
     dupes = {v for v in names.values() if list(names.values()).count(v) > 1}
     for d in sorted(dupes):
-        problems.append(f"fields: the name {d!r} is used for more than one field; "
-                        "each needs its own custom field")
+        problems.append(
+            f"fields: the name {d!r} is used for more than one field; each needs its own custom field"
+        )
 
     batch_size = doc.get("batch_size", DEFAULT_BATCH_SIZE)
     if not _is_int(batch_size) or not 1 <= batch_size <= 1000:
-        problems.append(f"batch_size: {batch_size!r} must be an integer from 1 to 1000 (default "
-                        f"{DEFAULT_BATCH_SIZE})")
+        problems.append(
+            f"batch_size: {batch_size!r} must be an integer from 1 to 1000 (default {DEFAULT_BATCH_SIZE})"
+        )
         batch_size = DEFAULT_BATCH_SIZE
 
     overlap = doc.get("overlap_seconds", DEFAULT_OVERLAP_SECONDS)
     if not _is_int(overlap) or not 0 <= overlap <= 86400:
-        problems.append(f"overlap_seconds: {overlap!r} must be an integer from 0 to 86400 (default "
-                        f"{DEFAULT_OVERLAP_SECONDS})")
+        problems.append(
+            f"overlap_seconds: {overlap!r} must be an integer from 0 to 86400 (default "
+            f"{DEFAULT_OVERLAP_SECONDS})"
+        )
         overlap = DEFAULT_OVERLAP_SECONDS
 
     settle = doc.get("search_settle_seconds", DEFAULT_SEARCH_SETTLE_SECONDS)
     if not _is_int(settle) or not 0 <= settle <= 3600:
-        problems.append(f"search_settle_seconds: {settle!r} must be an integer from 0 to 3600 (default "
-                        f"{DEFAULT_SEARCH_SETTLE_SECONDS}); it should exceed Jira's search lag")
+        problems.append(
+            f"search_settle_seconds: {settle!r} must be an integer from 0 to 3600 (default "
+            f"{DEFAULT_SEARCH_SETTLE_SECONDS}); it should exceed Jira's search lag"
+        )
         settle = DEFAULT_SEARCH_SETTLE_SECONDS
 
     url = doc.get("bc_web_client_url")
     if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^\s]+$", url)):
-        problems.append("bc_web_client_url: must be an http(s) URL such as "
-                        "\"https://businesscentral.dynamics.com/<tenant>/<environment>?company=CRONUS\"")
+        problems.append(
+            "bc_web_client_url: must be an http(s) URL such as "
+            '"https://businesscentral.dynamics.com/<tenant>/<environment>?company=CRONUS"'
+        )
         url = None
 
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)

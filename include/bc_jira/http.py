@@ -48,8 +48,12 @@ _SECRET_PARAM = re.compile(r"token|secret|code|password|passwd|signature|sig$|as
 _SECRET_TEXT = [
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}(\.[A-Za-z0-9_-]*)?"), "***jwt***"),
-    (re.compile(r"(?i)((?:client_secret|refresh_token|access_token|password|code|validationToken)=)[^&\s\"']+"),
-     r"\1***"),
+    (
+        re.compile(
+            r"(?i)((?:client_secret|refresh_token|access_token|password|code|validationToken)=)[^&\s\"']+"
+        ),
+        r"\1***",
+    ),
     (re.compile(r"(?i)(\"(?:client_secret|refresh_token|access_token|password)\"\s*:\s*\")[^\"]*"), r"\1***"),
 ]
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
@@ -84,9 +88,17 @@ def redact_text(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
 class ApiError(Exception):
     """An API call failed; carries the API's error code and message, never a secret."""
 
-    def __init__(self, service: str, method: str, url: str, status: int | None = None,
-                 code: str | None = None, message: str = "", retry_after: float | None = None,
-                 response: requests.Response | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        method: str,
+        url: str,
+        status: int | None = None,
+        code: str | None = None,
+        message: str = "",
+        retry_after: float | None = None,
+        response: requests.Response | None = None,
+    ) -> None:
         self.service = service
         self.method = method.upper()
         self.url = redact_url(url)
@@ -105,8 +117,19 @@ class ApiError(Exception):
         return f"{self.service} {self.method} {self.path} -> {self.status} {self.code}: {self.message}"
 
     def __reduce__(self):  # picklable without the response (Airflow may pickle task exceptions)
-        return (_rebuild_error, (type(self), self.service, self.method, self.url, self.status, self.code,
-                                 self.message, self.retry_after))
+        return (
+            _rebuild_error,
+            (
+                type(self),
+                self.service,
+                self.method,
+                self.url,
+                self.status,
+                self.code,
+                self.message,
+                self.retry_after,
+            ),
+        )
 
 
 def _rebuild_error(cls, service, method, url, status, code, message, retry_after):
@@ -155,7 +178,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
-        return rand() * min(self.backoff_cap, self.backoff_base * (2 ** attempt))
+        return rand() * min(self.backoff_cap, self.backoff_base * (2**attempt))
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -235,12 +258,21 @@ class _Limiter:
 class ApiClient:
     """A requests session wrapped in the retry, auth-refresh, concurrency and error policy."""
 
-    def __init__(self, service: str, base_url: str, auth: TokenProvider | None = None, *,
-                 timeout: tuple[float, float] = (10.0, 60.0), retry: RetryPolicy = RetryPolicy(),
-                 max_concurrency: int | None = None, concurrency_key: str | None = None,
-                 session: requests.Session | None = None, sleep: Callable[[float], None] = time.sleep,
-                 shared_limit: Callable[[], Any] | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        auth: TokenProvider | None = None,
+        *,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        retry: RetryPolicy = RetryPolicy(),
+        max_concurrency: int | None = None,
+        concurrency_key: str | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        shared_limit: Callable[[], Any] | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.auth = auth
@@ -290,16 +322,26 @@ class ApiClient:
                 stack.enter_context(self._shared_limit())
             yield
 
-    def _error(self, cls: type[ApiError], method: str, url: str, resp: requests.Response | None = None,
-               *, status: int | None = None, code: str | None = None, message: str = "",
-               retry_after: float | None = None) -> ApiError:
+    def _error(
+        self,
+        cls: type[ApiError],
+        method: str,
+        url: str,
+        resp: requests.Response | None = None,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        message: str = "",
+        retry_after: float | None = None,
+    ) -> ApiError:
         if resp is not None:
             code, message = _error_details(resp)
             status = resp.status_code
         return cls(self.service, method, url, status, code, message, retry_after, resp)
 
-    def _classify(self, method: str, url: str, resp: requests.Response,
-                  retry_after: float | None) -> ApiError:
+    def _classify(
+        self, method: str, url: str, resp: requests.Response, retry_after: float | None
+    ) -> ApiError:
         s = resp.status_code
         cls: type[ApiError]
         if s in (401, 403):
@@ -317,9 +359,17 @@ class ApiClient:
         return self._error(cls, method, url, resp, retry_after=retry_after)
 
     # -- the policy ----------------------------------------------------------------------------------
-    def request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
-                json: Any = None, headers: Mapping[str, str] | None = None, data: Any = None,
-                retry_unsafe: bool = False) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+        retry_unsafe: bool = False,
+    ) -> requests.Response:
         """Send one logical request; retries per policy; returns a 2xx/3xx response or raises ApiError."""
         method = method.upper()
         url = self._with_params(self.url_for(path_or_url), params)
@@ -337,20 +387,36 @@ class ApiClient:
                 hdrs.update(self.auth.auth_header(force_refresh=False))  # type: ignore[union-attr]
             try:
                 with self._slot():
-                    resp = self.session.request(method, url, json=json, data=data, headers=hdrs,
-                                                timeout=self.timeout, allow_redirects=False)
+                    resp = self.session.request(
+                        method,
+                        url,
+                        json=json,
+                        data=data,
+                        headers=hdrs,
+                        timeout=self.timeout,
+                        allow_redirects=False,
+                    )
             except requests.RequestException as exc:
                 kind = type(exc).__name__
                 retryable = safe or _not_sent(exc)
                 if retryable and attempt < policy.max_attempts:
                     wait = policy.backoff(attempt - 1, self.rand)
-                    log.warning("%s %s %s: %s, retry %s/%s in %.2fs", self.service, method, redact_url(url),
-                                kind, attempt, policy.max_attempts - 1, wait)
+                    log.warning(
+                        "%s %s %s: %s, retry %s/%s in %.2fs",
+                        self.service,
+                        method,
+                        redact_url(url),
+                        kind,
+                        attempt,
+                        policy.max_attempts - 1,
+                        wait,
+                    )
                     self.sleep(wait)
                     continue
                 why = "not retried (non-idempotent, may have been applied)" if not retryable else "gave up"
-                raise self._error(TransportError, method, url, code=kind,
-                                  message=f"{why} after {attempt} attempt(s)") from None
+                raise self._error(
+                    TransportError, method, url, code=kind, message=f"{why} after {attempt} attempt(s)"
+                ) from None
 
             status = resp.status_code
             if status == 401 and send_auth and not refreshed:
@@ -369,8 +435,16 @@ class ApiClient:
                 if retry_after is not None and retry_after > policy.max_retry_after:
                     raise self._classify(method, url, resp, retry_after)
                 wait = retry_after if retry_after is not None else policy.backoff(attempt - 1, self.rand)
-                log.warning("%s %s %s -> %s, retry %s/%s in %.2fs", self.service, method, redact_url(url),
-                            status, attempt, policy.max_attempts - 1, wait)
+                log.warning(
+                    "%s %s %s -> %s, retry %s/%s in %.2fs",
+                    self.service,
+                    method,
+                    redact_url(url),
+                    status,
+                    attempt,
+                    policy.max_attempts - 1,
+                    wait,
+                )
                 resp.close()
                 self.sleep(wait)
                 continue
@@ -399,4 +473,3 @@ class ApiClient:
 
     def delete(self, path_or_url: str, **kw: Any) -> Any:
         return self._json(self.request("DELETE", path_or_url, **kw))
-

@@ -84,7 +84,8 @@ def _dedupe_key(prefix: str, *parts: Any) -> str:
 # -- Business Central --------------------------------------------------------------------------------------
 
 _BC_RESOURCE = re.compile(
-    r"companies\((?P<company>[^)]*)\)/(?P<entity>[A-Za-z]+)(?:\((?P<key>[^)]*)\))?/?(?:\?(?P<query>.*))?$")
+    r"companies\((?P<company>[^)]*)\)/(?P<entity>[A-Za-z]+)(?:\((?P<key>[^)]*)\))?/?(?:\?(?P<query>.*))?$"
+)
 _BC_SINCE = re.compile(r"lastModifiedDateTime\s+gt\s+(?P<ts>[0-9T:.\-+Z]+)", re.IGNORECASE)
 
 
@@ -101,43 +102,58 @@ def parse_bc_resource(resource: str) -> dict[str, Any] | None:
         s = _BC_SINCE.search(unquote(m.group("query")))
         since = s.group("ts") if s else None
     key = (m.group("key") or "").strip("'").strip("{}").lower() or None
-    return {"company": m.group("company").strip("'").lower(), "entity_set": m.group("entity"),
-            "record_id": key, "since": since}
+    return {
+        "company": m.group("company").strip("'").lower(),
+        "entity_set": m.group("entity"),
+        "record_id": key,
+        "since": since,
+    }
 
 
-def handle_bc_notification(query: Mapping[str, str], body: bytes, *, client_state: str | None,
-                           store: EventStore) -> IntakeResult:
+def handle_bc_notification(
+    query: Mapping[str, str], body: bytes, *, client_state: str | None, store: EventStore
+) -> IntakeResult:
     """The BC notification endpoint: handshake echo, or verify ``clientState`` and stage every item."""
     token = query.get("validationToken")
     if token is not None:
         # Handshake (create and renew). Nothing else matters; answer within BC's ~5 s.
         if len(token) > MAX_VALIDATION_TOKEN:
             return IntakeResult(400, {"error": "validationToken too long"}, reason="handshake token too long")
-        return IntakeResult(200, token, reason="handshake",
-                            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+        return IntakeResult(
+            200,
+            token,
+            reason="handshake",
+            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+        )
     if len(body) > MAX_BC_BODY:
         return IntakeResult(413, {"error": f"body larger than {MAX_BC_BODY} bytes"}, reason="too large")
     try:
         doc = json.loads(body.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError):
-        return IntakeResult(400, {"error": "body is not JSON; BC sends {\"value\": [...]}"},
-                            reason="not json")
+        return IntakeResult(400, {"error": 'body is not JSON; BC sends {"value": [...]}'}, reason="not json")
     if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
-        return IntakeResult(400, {"error": "body has no 'value' list; BC sends {\"value\": [...]}"},
-                            reason="no value list")
+        return IntakeResult(
+            400, {"error": "body has no 'value' list; BC sends {\"value\": [...]}"}, reason="no value list"
+        )
     result = IntakeResult(202, {"status": "accepted"})
     if not client_state:
-        log.warning("bc notification: connection has no extra.client_state; items are accepted unverified "
-                    "(set client_state on bc_default and let bc_subscriptions_renewal recreate them)")
+        log.warning(
+            "bc notification: connection has no extra.client_state; items are accepted unverified "
+            "(set client_state on bc_default and let bc_subscriptions_renewal recreate them)"
+        )
     for item in doc["value"]:
         if not isinstance(item, dict):
             result.dropped += 1
             continue
         sub_id = str(item.get("subscriptionId") or "")
-        if client_state and not hmac.compare_digest(str(item.get("clientState") or "").encode(),
-                                                    client_state.encode()):
-            log.warning("bc notification for subscription %s dropped: clientState does not match the "
-                        "connection's client_state", sub_id or "?")
+        if client_state and not hmac.compare_digest(
+            str(item.get("clientState") or "").encode(), client_state.encode()
+        ):
+            log.warning(
+                "bc notification for subscription %s dropped: clientState does not match the "
+                "connection's client_state",
+                sub_id or "?",
+            )
             result.dropped += 1
             continue
         resource = str(item.get("resource") or "")
@@ -145,16 +161,26 @@ def handle_bc_notification(query: Mapping[str, str], body: bytes, *, client_stat
         parsed = parse_bc_resource(resource)
         entity = BC_ENTITIES.get(parsed["entity_set"]) if parsed else None
         if entity is None or not change:
-            log.warning("bc notification for subscription %s dropped: resource %r / changeType %r is not one "
-                        "the connector subscribes to", sub_id or "?", resource[:200], change)
+            log.warning(
+                "bc notification for subscription %s dropped: resource %r / changeType %r is not one "
+                "the connector subscribes to",
+                sub_id or "?",
+                resource[:200],
+                change,
+            )
             result.dropped += 1
             continue
         assert parsed is not None
         modified = str(item.get("lastModifiedDateTime") or "")
         payload = {
-            "subscriptionId": sub_id, "resource": resource, "changeType": change,
-            "lastModifiedDateTime": modified, "expirationDateTime": item.get("expirationDateTime"),
-            "entity": entity, "entity_set": parsed["entity_set"], "company_id": parsed["company"],
+            "subscriptionId": sub_id,
+            "resource": resource,
+            "changeType": change,
+            "lastModifiedDateTime": modified,
+            "expirationDateTime": item.get("expirationDateTime"),
+            "entity": entity,
+            "entity_set": parsed["entity_set"],
+            "company_id": parsed["company"],
             "record_id": parsed["record_id"],
             # collection: BC merged >1000 changes; the consumer scans the window (since None -> everything)
             "scan": {"since": parsed["since"]} if change == "collection" else None,
@@ -194,8 +220,9 @@ def _b64url(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def verify_jwt_hs256(token: str | None, secret: str | None, *, now: float | None = None,
-                     leeway: float = JWT_LEEWAY_S) -> dict[str, Any] | None:
+def verify_jwt_hs256(
+    token: str | None, secret: str | None, *, now: float | None = None, leeway: float = JWT_LEEWAY_S
+) -> dict[str, Any] | None:
     """Claims of an HS256 JWT signed with ``secret`` (Jira's bearer token for app webhooks), else None.
 
     Signature, ``alg`` (HS256 only: never ``none``), ``exp`` (required) and ``nbf`` are checked; no ``qsh``
@@ -235,9 +262,15 @@ def _status_change(payload: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def handle_jira_webhook(headers: Mapping[str, str], body: bytes, *, webhook_secret: str | None,
-                        client_secret: str | None, store: EventStore,
-                        now: float | None = None) -> IntakeResult:
+def handle_jira_webhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    webhook_secret: str | None,
+    client_secret: str | None,
+    store: EventStore,
+    now: float | None = None,
+) -> IntakeResult:
     """Verify a Jira delivery (HMAC or app JWT), then stage a status change once."""
     if len(body) > MAX_JIRA_BODY:
         return IntakeResult(413, {"error": f"body larger than {MAX_JIRA_BODY} bytes"}, reason="too large")
@@ -256,8 +289,12 @@ def handle_jira_webhook(headers: Mapping[str, str], body: bytes, *, webhook_secr
         ok, how = False, "none"
     if not ok:
         log.warning("jira webhook rejected (401): %s credential missing or invalid", how)
-        return IntakeResult(401, {"error": "invalid or missing webhook signature"}, reason=f"bad {how}",
-                            headers={"WWW-Authenticate": "Bearer"})
+        return IntakeResult(
+            401,
+            {"error": "invalid or missing webhook signature"},
+            reason=f"bad {how}",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     try:
         payload = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -269,29 +306,40 @@ def handle_jira_webhook(headers: Mapping[str, str], body: bytes, *, webhook_secr
     change = _status_change(payload) if event == "jira:issue_updated" else None
     issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
     if change is None or not issue.get("id"):
-        return IntakeResult(202, {"status": "ignored", "reason": "not a status change"}, reason="ignored",
-                            verified_by=how)
+        return IntakeResult(
+            202, {"status": "ignored", "reason": "not a status change"}, reason="ignored", verified_by=how
+        )
     fields = issue.get("fields") or {}
     status = fields.get("status") or {}
     changelog_id = (payload.get("changelog") or {}).get("id")
     staged = {
-        "issue_id": str(issue["id"]), "issue_key": issue.get("key"), "webhook_event": event,
-        "event_type": payload.get("issue_event_type_name"), "timestamp": payload.get("timestamp"),
-        "from_status": change.get("fromString"), "to_status": change.get("toString") or status.get("name"),
+        "issue_id": str(issue["id"]),
+        "issue_key": issue.get("key"),
+        "webhook_event": event,
+        "event_type": payload.get("issue_event_type_name"),
+        "timestamp": payload.get("timestamp"),
+        "from_status": change.get("fromString"),
+        "to_status": change.get("toString") or status.get("name"),
         "to_status_id": change.get("to"),
         "to_category": (status.get("statusCategory") or {}).get("key"),
-        "changelog_id": changelog_id, "delivery_id": ident,
-        "retry": _header(headers, "X-Atlassian-Webhook-Retry"), "verified_by": how,
+        "changelog_id": changelog_id,
+        "delivery_id": ident,
+        "retry": _header(headers, "X-Atlassian-Webhook-Retry"),
+        "verified_by": how,
         "actor": (payload.get("user") or {}).get("accountId"),
     }
     # The changelog id names the change itself: the same transition seen by two webhooks (or redelivered
     # with a new identifier) is staged once. Fall back to the delivery identifier.
-    key = (_dedupe_key("jira", "change", issue["id"], changelog_id) if changelog_id
-           else _dedupe_key("jira", "delivery", ident))
+    key = (
+        _dedupe_key("jira", "change", issue["id"], changelog_id)
+        if changelog_id
+        else _dedupe_key("jira", "delivery", ident)
+    )
     if store.stage_event(SOURCE_JIRA, KIND_JIRA_TRANSITION, key, staged):
         return IntakeResult(202, {"status": "accepted", "staged": 1}, staged=1, verified_by=how)
-    return IntakeResult(202, {"status": "accepted", "staged": 0, "duplicate": True}, duplicates=1,
-                        verified_by=how)
+    return IntakeResult(
+        202, {"status": "accepted", "staged": 0, "duplicate": True}, duplicates=1, verified_by=how
+    )
 
 
 def safely(handler: Callable[[], IntakeResult], what: str) -> IntakeResult:
@@ -301,8 +349,12 @@ def safely(handler: Callable[[], IntakeResult], what: str) -> IntakeResult:
     except Exception as exc:  # noqa: BLE001 - any storage error must turn into a retryable answer
         log.error("%s: staging failed, answering 503 so the sender retries: %s", what, type(exc).__name__)
         log.debug("%s staging failure", what, exc_info=True)
-        return IntakeResult(503, {"error": "temporarily unavailable"}, reason=type(exc).__name__,
-                            headers={"Retry-After": "30"})
+        return IntakeResult(
+            503,
+            {"error": "temporarily unavailable"},
+            reason=type(exc).__name__,
+            headers={"Retry-After": "30"},
+        )
 
 
 # -- secrets from the Airflow connections (server context) -------------------------------------------------
@@ -354,9 +406,11 @@ def secrets_from_airflow(bc_conn_id: str = "bc_default", jira_conn_id: str = "ji
     bc_extra = (bc.extra_dejson or {}) if bc is not None else {}
     jira_extra = (jira.extra_dejson or {}) if jira is not None else {}
     oauth = (jira_extra.get("auth") or "oauth2").lower() == "oauth2"
-    found = Secrets(client_state=bc_extra.get("client_state") or None,
-                    webhook_secret=jira_extra.get("webhook_secret") or None,
-                    jira_client_secret=(jira.password or None) if (jira is not None and oauth) else None)
+    found = Secrets(
+        client_state=bc_extra.get("client_state") or None,
+        webhook_secret=jira_extra.get("webhook_secret") or None,
+        jira_client_secret=(jira.password or None) if (jira is not None and oauth) else None,
+    )
     with _secrets_lock:
         _secrets_cache[key] = (time.monotonic(), found)
     return found
@@ -399,8 +453,9 @@ def bc_scan_since(events: list[Any]) -> tuple[bool, datetime | None]:
     return full, earliest
 
 
-def settle_bc_events(store: Any, entity: str, watermark: str | datetime | None, *,
-                     run: Mapping[str, Any] | None = None) -> int:
+def settle_bc_events(
+    store: Any, entity: str, watermark: str | datetime | None, *, run: Mapping[str, Any] | None = None
+) -> int:
     """Delete staged BC events of ``entity`` whose change is covered by ``watermark``; audited. Returns count.
 
     Promise 2: an event goes only after its effect is done. For a BC notification the effect is "the record
@@ -417,14 +472,22 @@ def settle_bc_events(store: Any, entity: str, watermark: str | datetime | None, 
         if changed is None or changed > mark:
             continue
         done.append(ev.id)
-        rows.append(AuditRow(entity=entity, bc_id=str((ev.payload or {}).get("record_id") or "*"),
-                             action="event_settled",
-                             reason=f"{ev.payload.get('changeType')} at "
-                                    f"{ev.payload.get('lastModifiedDateTime')} covered by watermark "
-                                    f"{mark.isoformat()}",
-                             read={"event_id": ev.id, "dedupe_key": ev.dedupe_key},
-                             **{k: v for k, v in (run or {}).items()
-                                if k in ("dag_id", "run_id", "task_id", "map_index", "try_number")}))
+        rows.append(
+            AuditRow(
+                entity=entity,
+                bc_id=str((ev.payload or {}).get("record_id") or "*"),
+                action="event_settled",
+                reason=f"{ev.payload.get('changeType')} at "
+                f"{ev.payload.get('lastModifiedDateTime')} covered by watermark "
+                f"{mark.isoformat()}",
+                read={"event_id": ev.id, "dedupe_key": ev.dedupe_key},
+                **{
+                    k: v
+                    for k, v in (run or {}).items()
+                    if k in ("dag_id", "run_id", "task_id", "map_index", "try_number")
+                },
+            )
+        )
     if rows:
         store.audit(rows)
         for event_id in done:

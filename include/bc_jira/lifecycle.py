@@ -113,8 +113,13 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "action": self.action, "expires": self.expires, "detail": self.detail,
-                **self.extra}
+        return {
+            "name": self.name,
+            "action": self.action,
+            "expires": self.expires,
+            "detail": self.detail,
+            **self.extra,
+        }
 
 
 def _norm_resource(resource: str) -> str:
@@ -123,9 +128,16 @@ def _norm_resource(resource: str) -> str:
     return r.strip("/").replace("'", "")
 
 
-def ensure_bc_subscriptions(bc: Any, store: Any, url: str, *, entities: Sequence[str] | None = None,
-                            client_state: str | None = None, now: Callable[[], datetime] = _now,
-                            renew_when_left: timedelta = BC_RENEW_WHEN_LEFT) -> list[Outcome]:
+def ensure_bc_subscriptions(
+    bc: Any,
+    store: Any,
+    url: str,
+    *,
+    entities: Sequence[str] | None = None,
+    client_state: str | None = None,
+    now: Callable[[], datetime] = _now,
+    renew_when_left: timedelta = BC_RENEW_WHEN_LEFT,
+) -> list[Outcome]:
     """Exactly one live subscription per webhook-capable entity, pointing at ``url``.
 
     ``bc`` is a BusinessCentralHook. Remote truth first: list subscriptions; for our resource+URL keep the
@@ -151,10 +163,16 @@ def ensure_bc_subscriptions(bc: Any, store: Any, url: str, *, entities: Sequence
                     bc.delete_subscription(s["subscriptionId"], s.get("@odata.etag"))
                     out.append(Outcome(entity, "deleted-old-url", detail=s.get("notificationUrl", "")))
                 else:
-                    log.warning("bc subscription %s for %s points at %s (not created by this connector): "
-                                "left alone", s.get("subscriptionId"), entity, s.get("notificationUrl"))
-            at_url.sort(key=lambda s: _ts(s.get("expirationDateTime")) or datetime.min.replace(tzinfo=UTC),
-                        reverse=True)
+                    log.warning(
+                        "bc subscription %s for %s points at %s (not created by this connector): left alone",
+                        s.get("subscriptionId"),
+                        entity,
+                        s.get("notificationUrl"),
+                    )
+            at_url.sort(
+                key=lambda s: _ts(s.get("expirationDateTime")) or datetime.min.replace(tzinfo=UTC),
+                reverse=True,
+            )
             for extra in at_url[1:]:
                 bc.delete_subscription(extra["subscriptionId"], extra.get("@odata.etag"))
                 out.append(Outcome(entity, "deleted-duplicate", detail=extra["subscriptionId"]))
@@ -166,16 +184,23 @@ def ensure_bc_subscriptions(bc: Any, store: Any, url: str, *, entities: Sequence
                 if left < renew_when_left or stale_state:
                     try:
                         changes = {"clientState": state} if stale_state else None
-                        current = bc.renew_subscription(current["subscriptionId"], current.get("@odata.etag"),
-                                                        changes)
+                        current = bc.renew_subscription(
+                            current["subscriptionId"], current.get("@odata.etag"), changes
+                        )
                         action = "renewed"
                     except (NotFoundError, PreconditionFailed):
                         # deleted (expired, too many failures) or changed under us: look again, else create
-                        again = [s for s in bc.list_subscriptions()
-                                 if s.get("subscriptionId") == current["subscriptionId"]]
+                        again = [
+                            s
+                            for s in bc.list_subscriptions()
+                            if s.get("subscriptionId") == current["subscriptionId"]
+                        ]
                         if again:
-                            current = bc.renew_subscription(again[0]["subscriptionId"], None,
-                                                            {"clientState": state} if stale_state else None)
+                            current = bc.renew_subscription(
+                                again[0]["subscriptionId"],
+                                None,
+                                {"clientState": state} if stale_state else None,
+                            )
                             action = "renewed"
                         else:
                             current = None
@@ -183,17 +208,27 @@ def ensure_bc_subscriptions(bc: Any, store: Any, url: str, *, entities: Sequence
                 current = bc.create_subscription(url, resource, client_state=state)
                 action = "recreated" if known.get("subscription_id") else "created"
                 # Two creators racing (or a lost answer retried) would leave two: look once more.
-                same = [s for s in bc.list_subscriptions()
-                        if _norm_resource(s.get("resource", "")) == key
-                        and (s.get("notificationUrl") or "").rstrip("/") == url.rstrip("/")]
+                same = [
+                    s
+                    for s in bc.list_subscriptions()
+                    if _norm_resource(s.get("resource", "")) == key
+                    and (s.get("notificationUrl") or "").rstrip("/") == url.rstrip("/")
+                ]
                 for extra in same:
                     if extra.get("subscriptionId") != current.get("subscriptionId"):
                         bc.delete_subscription(extra["subscriptionId"], extra.get("@odata.etag"))
                         out.append(Outcome(entity, "deleted-duplicate", detail=extra["subscriptionId"]))
             expires = _ts(current.get("expirationDateTime"))
-            store.put_subscription(resource, entity=entity, subscription_id=current.get("subscriptionId"),
-                                   notification_url=url, expiration=_iso(expires), last_action=action,
-                                   checked_at=_iso(now()), last_error=None)
+            store.put_subscription(
+                resource,
+                entity=entity,
+                subscription_id=current.get("subscriptionId"),
+                notification_url=url,
+                expiration=_iso(expires),
+                last_action=action,
+                checked_at=_iso(now()),
+                last_error=None,
+            )
             out.append(Outcome(entity, action, _iso(expires), detail=str(current.get("subscriptionId"))))
         except ApiError as exc:
             store.put_subscription(resource, entity=entity, checked_at=_iso(now()), last_error=str(exc)[:500])
@@ -216,10 +251,13 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
         log.info("bc subscription %s: %s (expires %s) %s", o.name, o.action, o.expires, o.detail)
     failed = [o for o in outcomes if o.action == "failed"]
     if failed:
-        raise RuntimeError("could not secure BC subscriptions for " + ", ".join(
-            f"{o.name} ({o.detail})" for o in failed) + f". The notification URL {url} must answer BC's "
+        raise RuntimeError(
+            "could not secure BC subscriptions for "
+            + ", ".join(f"{o.name} ({o.detail})" for o in failed)
+            + f". The notification URL {url} must answer BC's "
             "validationToken handshake: check the Variable bc_jira_public_url and that the api-server with "
-            "the bc_jira plugin is reachable from Business Central")
+            "the bc_jira plugin is reachable from Business Central"
+        )
     return [o.as_dict() for o in outcomes]
 
 
@@ -251,9 +289,16 @@ def transitions_jql(project_key: str, issue_types: Sequence[str]) -> str:
     return f"project = {project_key} AND issuetype IN ({types})"
 
 
-def ensure_jira_webhook(jira: Any, store: Any, url: str, jql: str, *, now: Callable[[], datetime] = _now,
-                        refresh_when_left: timedelta = JIRA_REFRESH_WHEN_LEFT,
-                        name: str = JIRA_WEBHOOK_NAME) -> Outcome:
+def ensure_jira_webhook(
+    jira: Any,
+    store: Any,
+    url: str,
+    jql: str,
+    *,
+    now: Callable[[], datetime] = _now,
+    refresh_when_left: timedelta = JIRA_REFRESH_WHEN_LEFT,
+    name: str = JIRA_WEBHOOK_NAME,
+) -> Outcome:
     """One dynamic webhook (status changes matching ``jql``) at ``url``; refresh before expiry; no duplicates.
 
     ``jira`` is a JiraCloudHook with OAuth 2.0 (REST webhooks exist only for apps). Remote truth first:
@@ -265,8 +310,11 @@ def ensure_jira_webhook(jira: Any, store: Any, url: str, jql: str, *, now: Calla
     events = set(JIRA_WEBHOOK_EVENTS)
 
     def matches(w: Mapping[str, Any]) -> bool:
-        return (w.get("jqlFilter") == jql and set(w.get("events") or []) == events
-                and (not w.get("url") or str(w["url"]).rstrip("/") == url.rstrip("/")))
+        return (
+            w.get("jqlFilter") == jql
+            and set(w.get("events") or []) == events
+            and (not w.get("url") or str(w["url"]).rstrip("/") == url.rstrip("/"))
+        )
 
     ours = [w for w in hooks if matches(w)]
     ours.sort(key=lambda w: int(w.get("expirationDate") or 0), reverse=True)
@@ -283,8 +331,9 @@ def ensure_jira_webhook(jira: Any, store: Any, url: str, jql: str, *, now: Calla
             current = {**current, "expirationDate": new_exp or current.get("expirationDate")}
             action = "refreshed"
     else:
-        results = jira.register_webhooks(url, [{"events": list(JIRA_WEBHOOK_EVENTS), "jqlFilter": jql,
-                                                "fieldIdsFilter": ["status"]}])
+        results = jira.register_webhooks(
+            url, [{"events": list(JIRA_WEBHOOK_EVENTS), "jqlFilter": jql, "fieldIdsFilter": ["status"]}]
+        )
         created = results[0] if results else {}
         if "createdWebhookId" not in created:
             err = "; ".join(created.get("errors") or ["no result"])
@@ -301,28 +350,44 @@ def ensure_jira_webhook(jira: Any, store: Any, url: str, jql: str, *, now: Calla
     expires = _ts(current.get("expirationDate"))
     if expires is None and action in ("registered", "recreated"):
         expires = now() + JIRA_WEBHOOK_TTL
-    store.put_webhook(name, ids=[int(current["id"])], url=url, jql=jql, expiration=_iso(expires),
-                      last_action=action, checked_at=_iso(now()), last_error=None, mode="rest")
+    store.put_webhook(
+        name,
+        ids=[int(current["id"])],
+        url=url,
+        jql=jql,
+        expiration=_iso(expires),
+        last_action=action,
+        checked_at=_iso(now()),
+        last_error=None,
+        mode="rest",
+    )
     detail = f"id {current['id']}" + (f", deleted {len(stale) + len(dupes)}" if stale or dupes else "")
     return Outcome(name, action, _iso(expires), detail=detail)
 
 
-def check_basic_deliveries(store: Any, *, now: Callable[[], datetime] = _now,
-                           quiet_after: timedelta = timedelta(days=3)) -> Outcome:
+def check_basic_deliveries(
+    store: Any, *, now: Callable[[], datetime] = _now, quiet_after: timedelta = timedelta(days=3)
+) -> Outcome:
     """Basic auth has no REST webhooks: report when the last admin-webhook delivery arrived."""
     last = store.get_webhook("admin_deliveries") or {}
     seen = _ts(last.get("last_delivery_at"))
-    howto = ("With basic auth Jira offers no REST webhooks. Create an admin webhook once: Jira settings > "
-             "System > WebHooks > Create a WebHook; URL {url}; Secret: the value of the jira_default "
-             "connection's extra webhook_secret (Jira signs deliveries with X-Hub-Signature); Events: Issue "
-             "updated; JQL: {jql}. Admin webhooks do not expire.")
+    howto = (
+        "With basic auth Jira offers no REST webhooks. Create an admin webhook once: Jira settings > "
+        "System > WebHooks > Create a WebHook; URL {url}; Secret: the value of the jira_default "
+        "connection's extra webhook_secret (Jira signs deliveries with X-Hub-Signature); Events: Issue "
+        "updated; JQL: {jql}. Admin webhooks do not expire."
+    )
     if seen is None:
         return Outcome("admin_webhook", "no-deliveries", None, detail=howto)
     age = now() - seen
     action = "ok" if age < quiet_after else "quiet"
-    return Outcome("admin_webhook", action, None,
-                   detail=f"last verified delivery {_iso(seen)} ({age.days} d ago)"
-                          + ("" if action == "ok" else "; " + howto))
+    return Outcome(
+        "admin_webhook",
+        action,
+        None,
+        detail=f"last verified delivery {_iso(seen)} ({age.days} d ago)"
+        + ("" if action == "ok" else "; " + howto),
+    )
 
 
 def jira_webhook_task(url: str | None = None) -> dict[str, Any]:
@@ -333,8 +398,11 @@ def jira_webhook_task(url: str | None = None) -> dict[str, Any]:
 
     url = url or jira_webhook_url()
     cfg = load_config()
-    types = [cfg.entity(e).issue_type for e in ("purchase_invoices", "vendors")
-             if cfg.entity(e).enabled and cfg.entity(e).done_action != "none"]
+    types = [
+        cfg.entity(e).issue_type
+        for e in ("purchase_invoices", "vendors")
+        if cfg.entity(e).enabled and cfg.entity(e).done_action != "none"
+    ]
     jql = transitions_jql(cfg.project_key, types or [cfg.purchase_invoices.issue_type])
     store = StateStore.from_airflow()
     jira = JiraCloudHook(store=store)
@@ -362,8 +430,9 @@ def note_delivery(store: Any, verified_by: str) -> None:
 # -- health ---------------------------------------------------------------------------------------------
 
 
-def health_report(store: Any, *, now: Callable[[], datetime] = _now,
-                  jira_token_name: str = "jira:jira_default") -> dict[str, Any]:
+def health_report(
+    store: Any, *, now: Callable[[], datetime] = _now, jira_token_name: str = "jira:jira_default"
+) -> dict[str, Any]:
     """State store reachable, Jira token freshness, subscription/webhook expiry, event backlog."""
     report: dict[str, Any] = {"ok": True, "problems": []}
     problems: list[str] = report["problems"]
@@ -381,18 +450,28 @@ def health_report(store: Any, *, now: Callable[[], datetime] = _now,
     else:
         refreshed = token.updated_at
         report["jira_token"] = {
-            "present": True, "has_refresh_token": bool(token.refresh_token_enc),
+            "present": True,
+            "has_refresh_token": bool(token.refresh_token_enc),
             "access_token_valid_s": int(token.expires_at - time.time()) if token.expires_at else None,
-            "last_saved": _iso(refreshed), "cloud_id": (token.meta or {}).get("cloud_id")}
+            "last_saved": _iso(refreshed),
+            "cloud_id": (token.meta or {}).get("cloud_id"),
+        }
         if refreshed and t - refreshed > REFRESH_TOKEN_WARN_AGE:
             problems.append(f"Jira refresh token unused since {_iso(refreshed)} (expires after 90 days idle)")
     subs = []
     for s in store.list_subscriptions():
         exp = _ts(s.get("expiration"))
         left = (exp - t).total_seconds() if exp else None
-        subs.append({"entity": s.get("entity"), "subscription_id": s.get("subscription_id"),
-                     "expires": _iso(exp), "left_s": int(left) if left is not None else None,
-                     "last_action": s.get("last_action"), "last_error": s.get("last_error")})
+        subs.append(
+            {
+                "entity": s.get("entity"),
+                "subscription_id": s.get("subscription_id"),
+                "expires": _iso(exp),
+                "left_s": int(left) if left is not None else None,
+                "last_action": s.get("last_action"),
+                "last_error": s.get("last_error"),
+            }
+        )
         if left is None or left < BC_WARN_LEFT.total_seconds():
             problems.append(f"BC subscription for {s.get('entity')} expires {_iso(exp) or 'unknown'}")
     report["bc_subscriptions"] = subs
@@ -403,8 +482,15 @@ def health_report(store: Any, *, now: Callable[[], datetime] = _now,
             continue
         exp = _ts(w.get("expiration"))
         left = (exp - t).total_seconds() if exp else None
-        hooks.append({"name": w.get("name"), "ids": w.get("ids"), "expires": _iso(exp),
-                      "left_s": int(left) if left is not None else None, "last_error": w.get("last_error")})
+        hooks.append(
+            {
+                "name": w.get("name"),
+                "ids": w.get("ids"),
+                "expires": _iso(exp),
+                "left_s": int(left) if left is not None else None,
+                "last_error": w.get("last_error"),
+            }
+        )
         if left is None or left < JIRA_WARN_LEFT.total_seconds():
             problems.append(f"Jira webhook {w.get('name')} expires {_iso(exp) or 'unknown'}")
     report["jira_webhooks"] = hooks

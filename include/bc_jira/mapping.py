@@ -43,8 +43,10 @@ class FieldIds:
     status: str
 
     def as_dict(self) -> dict[str, str]:
-        return {k: getattr(self, k) for k in ("record_id", "document_number", "vendor", "amount", "currency",
-                                              "status")}
+        return {
+            k: getattr(self, k)
+            for k in ("record_id", "document_number", "vendor", "amount", "currency", "status")
+        }
 
 
 def field_ids(names: FieldNames, discovered: Mapping[str, str] | None) -> FieldIds:
@@ -55,8 +57,10 @@ def field_ids(names: FieldNames, discovered: Mapping[str, str] | None) -> FieldI
     for key, name in names.as_dict().items():
         fid = discovered.get(name)
         if not fid:
-            problems.append(f"fields.{key}: Jira custom field {name!r} has no discovered id; "
-                            "create the field in Jira (or fix the name) and run the bc_jira_connect DAG")
+            problems.append(
+                f"fields.{key}: Jira custom field {name!r} has no discovered id; "
+                "create the field in Jira (or fix the name) and run the bc_jira_connect DAG"
+            )
         else:
             ids[key] = fid
     if problems:
@@ -71,7 +75,7 @@ class IssueDraft:
     entity: str
     bc_id: str
     document_number: str
-    fields: dict[str, Any]      # owned fields, Jira ids as keys (labels excluded)
+    fields: dict[str, Any]  # owned fields, Jira ids as keys (labels excluded)
     labels: tuple[str, ...]
     content_hash: str
     needs_human: bool
@@ -202,8 +206,9 @@ def description(cfg: Config, entity: str, record: Mapping[str, Any]) -> dict[str
     return adf.doc(intro, adf.facts_table(_facts(entity, record)), link_para)
 
 
-def assignee_for(cfg: Config, entity: str, record: Mapping[str, Any],
-                 users: Mapping[str, str] | None = None) -> str | None:
+def assignee_for(
+    cfg: Config, entity: str, record: Mapping[str, Any], users: Mapping[str, str] | None = None
+) -> str | None:
     """First matching rule's accountId; emails resolve through ``bc_jira_jira_users`` (email -> id)."""
     users = {k.casefold(): v for k, v in (users or {}).items()}
     for rule in cfg.assignees:
@@ -228,8 +233,9 @@ def needs_human(ecfg: EntityConfig, record: Mapping[str, Any]) -> bool:
     return ecfg.selection.matches(record)
 
 
-def map_record(cfg: Config, entity: str, record: Mapping[str, Any], ids: FieldIds,
-               users: Mapping[str, str] | None = None) -> IssueDraft:
+def map_record(
+    cfg: Config, entity: str, record: Mapping[str, Any], ids: FieldIds, users: Mapping[str, str] | None = None
+) -> IssueDraft:
     """The owned fields of the issue for one BC record."""
     ecfg = cfg.entity(entity)
     amount = amount_of(entity, record)
@@ -284,9 +290,13 @@ def resolved_comment(entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
     if entity == "vendors":
         msg = f"Vendor {number} is no longer blocked in Business Central ({status_text(entity, record)})."
     elif entity == "purchase_invoices":
-        msg = (f"Purchase invoice {number} no longer needs a step in Business Central "
-               f"(status {status_text(entity, record) or 'blank'}).")
+        msg = (
+            f"Purchase invoice {number} no longer needs a step in Business Central "
+            f"(status {status_text(entity, record) or 'blank'})."
+        )
     else:
-        msg = (f"Purchase order {number} no longer needs a step in Business Central "
-               f"(status {status_text(entity, record) or 'blank'}).")
+        msg = (
+            f"Purchase order {number} no longer needs a step in Business Central "
+            f"(status {status_text(entity, record) or 'blank'})."
+        )
     return adf.doc(adf.paragraph(msg, " (bc-jira)"))

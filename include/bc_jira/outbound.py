@@ -45,10 +45,10 @@ from bc_jira.mapping import (
 log = logging.getLogger(__name__)
 
 # Link states (store.Link.state).
-PENDING = "pending"      # a create was attempted; whether Jira committed it is unknown
-LINKED = "linked"        # issue exists, record needs a human step
-RESOLVED = "resolved"    # record no longer needs a human step; comment (+ transition) done
-FAILED = "failed"        # Jira refused the create (known not to exist)
+PENDING = "pending"  # a create was attempted; whether Jira committed it is unknown
+LINKED = "linked"  # issue exists, record needs a human step
+RESOLVED = "resolved"  # record no longer needs a human step; comment (+ transition) done
+FAILED = "failed"  # Jira refused the create (known not to exist)
 # States set by the write-back (jira_transitions_to_bc) after it acted: no "no longer needed" comment.
 DONE_STATES = frozenset({RESOLVED, "written_back", "done"})
 
@@ -114,13 +114,17 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     resolved: int = 0
-    linked: int = 0   # existing issue found by JQL (link table did not know it)
+    linked: int = 0  # existing issue found by JQL (link table did not know it)
     skipped: int = 0
     failed: int = 0
 
     def line(self) -> str:
-        parts = [f"read {self.read}", f"created {self.created}", f"updated {self.updated}",
-                 f"unchanged {self.unchanged}"]
+        parts = [
+            f"read {self.read}",
+            f"created {self.created}",
+            f"updated {self.updated}",
+            f"unchanged {self.unchanged}",
+        ]
         for name in ("resolved", "linked", "skipped", "failed"):
             if getattr(self, name):
                 parts.append(f"{name} {getattr(self, name)}")
@@ -155,7 +159,7 @@ def watermark_key(entity: str) -> str:
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(seq), n):
-        yield seq[i:i + n]
+        yield seq[i : i + n]
 
 
 def _jql_string(value: str) -> str:
@@ -184,8 +188,9 @@ class JiraOps:
         self.hook = hook
 
     def search(self, jql: str, fields: Sequence[str], reconcile: Sequence[int] = ()) -> list[dict[str, Any]]:
-        return self.hook.search_all(jql, list(fields), reconcile_issues=list(reconcile)[-RECONCILE_MAX:],
-                                    max_results=5000)
+        return self.hook.search_all(
+            jql, list(fields), reconcile_issues=list(reconcile)[-RECONCILE_MAX:], max_results=5000
+        )
 
     def bulk_create(self, issue_updates: list[dict[str, Any]]) -> Any:
         """One POST (≤ 50). Not retried on a lost answer: the pending intents decide what happened."""
@@ -212,8 +217,12 @@ class Window:
     initial: bool
 
 
-def sync_window(cfg: Config, run: RunInfo, watermark: str | None,
-                events_scan: tuple[bool, datetime | None] = (False, None)) -> Window:
+def sync_window(
+    cfg: Config,
+    run: RunInfo,
+    watermark: str | None,
+    events_scan: tuple[bool, datetime | None] = (False, None),
+) -> Window:
     """Backfill: the run's data interval. Otherwise: watermark minus the overlap, open-ended.
 
     ``events_scan`` comes from staged BC ``collection`` notifications (``intake.bc_scan_since``): BC merged
@@ -235,17 +244,30 @@ def sync_window(cfg: Config, run: RunInfo, watermark: str | None,
     return Window(since, None, False)
 
 
-def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
-            watermark: str | None,
-            events_scan: tuple[bool, datetime | None] = (False, None)) -> dict[str, Any]:
+def extract(
+    entity: str,
+    *,
+    cfg: Config,
+    bc: Any,
+    store: Any,
+    run: RunInfo,
+    watermark: str | None,
+    events_scan: tuple[bool, datetime | None] = (False, None),
+) -> dict[str, Any]:
     """Read changed records into the state store as batches; return only batch ids and the high-water mark.
 
     Kept: records the selection says need a human step, plus records that already have an issue (so one that
     stopped needing a human step gets its comment/transition). Clearing this task replays the same batches.
     """
     ecfg = cfg.entity(entity)
-    result: dict[str, Any] = {"batch_ids": [], "high_watermark": None, "watermark": watermark, "read": 0,
-                              "kept": 0, "backfill": run.is_backfill}
+    result: dict[str, Any] = {
+        "batch_ids": [],
+        "high_watermark": None,
+        "watermark": watermark,
+        "read": 0,
+        "kept": 0,
+        "backfill": run.is_backfill,
+    }
     if not ecfg.enabled:
         log.info("%s: disabled in bc_jira_config (entities.%s.enabled); nothing to do", entity, entity)
         return result
@@ -259,19 +281,25 @@ def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
                 kept += 1
                 ts = parse_ts(rec.get("lastModifiedDateTime"))
                 high = ts if high is None or (ts and ts > high) else high
-        log.info("%s: run %s already extracted %d batch(es); replaying them", entity, run.run_id,
-                 len(existing))
-        result.update(batch_ids=list(existing), high_watermark=iso(high) if high else None, kept=kept,
-                      read=kept)
+        log.info(
+            "%s: run %s already extracted %d batch(es); replaying them", entity, run.run_id, len(existing)
+        )
+        result.update(
+            batch_ids=list(existing), high_watermark=iso(high) if high else None, kept=kept, read=kept
+        )
         return result
 
     window = sync_window(cfg, run, watermark, events_scan)
     # First sync ever: no issue can be linked yet, so let BC filter by the selection.
     extra = ecfg.selection.odata_filter() if window.initial else None
-    log.info("%s: reading %s modified %s%s%s", entity, ecfg.entity_set,
-             f"after {iso(window.since)}" if window.since else "at any time",
-             f" up to {iso(window.until)}" if window.until else "",
-             f" where {extra}" if extra else "")
+    log.info(
+        "%s: reading %s modified %s%s%s",
+        entity,
+        ecfg.entity_set,
+        f"after {iso(window.since)}" if window.since else "at any time",
+        f" up to {iso(window.until)}" if window.until else "",
+        f" where {extra}" if extra else "",
+    )
 
     kept: dict[str, dict[str, Any]] = {}
     high: datetime | None = None
@@ -290,8 +318,9 @@ def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
                 kept.pop(bc_id, None)
         buffer.clear()
 
-    for rec in bc.iter_modified(ecfg.entity_set, window.since, window.until, extra_filter=extra,
-                                page_size=BC_PAGE_SIZE):
+    for rec in bc.iter_modified(
+        ecfg.entity_set, window.since, window.until, extra_filter=extra, page_size=BC_PAGE_SIZE
+    ):
         read += 1
         ts = parse_ts(rec.get("lastModifiedDateTime"))
         if ts is not None and (high is None or ts > high):
@@ -309,13 +338,26 @@ def extract(entity: str, *, cfg: Config, bc: Any, store: Any, run: RunInfo,
     # XCom stays small and the map under [core] max_map_length: at most MAX_BATCHES batches per run.
     size = max(cfg.batch_size, -(-len(records) // MAX_BATCHES))
     if size != cfg.batch_size:
-        log.info("%s: %d records: batches of %d instead of %d (at most %d mapped tasks)", entity,
-                 len(records), size, cfg.batch_size, MAX_BATCHES)
+        log.info(
+            "%s: %d records: batches of %d instead of %d (at most %d mapped tasks)",
+            entity,
+            len(records),
+            size,
+            cfg.batch_size,
+            MAX_BATCHES,
+        )
     batch_ids = store.save_batches(entity, run.run_id, records, size) if records else []
-    result.update(batch_ids=list(batch_ids), high_watermark=iso(high) if high else None, read=read,
-                  kept=len(records))
-    log.info("%s: read %d, %d need sync, %d batch(es) of up to %d", entity, read, len(records),
-             len(batch_ids), size)
+    result.update(
+        batch_ids=list(batch_ids), high_watermark=iso(high) if high else None, read=read, kept=len(records)
+    )
+    log.info(
+        "%s: read %d, %d need sync, %d batch(es) of up to %d",
+        entity,
+        read,
+        len(records),
+        len(batch_ids),
+        size,
+    )
     return result
 
 
@@ -345,8 +387,8 @@ class Upserter:
     users: Mapping[str, str] = field(default_factory=dict)
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
-    link_cls: Any = None    # bc_jira.store.Link unless given (tests)
-    audit_cls: Any = None   # bc_jira.store.AuditRow unless given
+    link_cls: Any = None  # bc_jira.store.Link unless given (tests)
+    audit_cls: Any = None  # bc_jira.store.AuditRow unless given
 
     @property
     def ecfg(self) -> EntityConfig:
@@ -362,8 +404,9 @@ class Upserter:
         recs = {str(r["id"]): dict(r) for r in records}
         counts = Counts(read=len(recs))
         outcomes: dict[str, _Outcome] = {}
-        drafts = {bc_id: map_record(self.cfg, self.entity, rec, self.ids, self.users)
-                  for bc_id, rec in recs.items()}
+        drafts = {
+            bc_id: map_record(self.cfg, self.entity, rec, self.ids, self.users) for bc_id, rec in recs.items()
+        }
         failures = 0
         try:
             links = self.store.get_links(self.entity, list(recs))
@@ -379,13 +422,17 @@ class Upserter:
                     continue
                 link = links.get(bc_id)
                 if link is None or not link.issue_id or link.state in (PENDING, FAILED):
-                    outcomes[bc_id] = _Outcome("skipped",
-                                               reason="does not need a human step and has no issue")
+                    outcomes[bc_id] = _Outcome(
+                        "skipped", reason="does not need a human step and has no issue"
+                    )
                     continue
                 outcome = self._update(draft, recs[bc_id], link, found_hashes.get(bc_id))
                 if bc_id in found_hashes and outcome.action == "unchanged":
-                    outcome = _Outcome("link", issue_key=outcome.issue_key,
-                                       reason="issue found by JQL on the record id; linked")
+                    outcome = _Outcome(
+                        "link",
+                        issue_key=outcome.issue_key,
+                        reason="issue found by JQL on the record id; linked",
+                    )
                 outcomes[bc_id] = outcome
                 if outcome.action == "error":
                     failures += 1
@@ -393,24 +440,41 @@ class Upserter:
             self._flush_links()
             self._audit(recs, drafts, outcomes)
         for o in outcomes.values():
-            name = {"create": "created", "update": "updated", "unchanged": "unchanged", "resolve": "resolved",
-                    "skipped": "skipped", "error": "failed", "link": "linked"}.get(o.action)
+            name = {
+                "create": "created",
+                "update": "updated",
+                "unchanged": "unchanged",
+                "resolve": "resolved",
+                "skipped": "skipped",
+                "error": "failed",
+                "link": "linked",
+            }.get(o.action)
             if name:
                 setattr(counts, name, getattr(counts, name) + 1)
         log.info("%s batch: %s", self.entity, counts.line())
         if failures:
-            raise SyncError(f"{self.entity}: {failures} of {len(recs)} record(s) failed ({counts.line()}); "
-                            "done records are kept, a retry handles only the rest")
+            raise SyncError(
+                f"{self.entity}: {failures} of {len(recs)} record(s) failed ({counts.line()}); "
+                "done records are kept, a retry handles only the rest"
+            )
         return counts
 
     # unlinked records: pending intents and JQL ----------------------------------------------------
-    def _resolve_unlinked(self, drafts: dict[str, IssueDraft], links: Mapping[str, Any],
-                          outcomes: dict[str, _Outcome]) -> tuple[set[str], dict[str, str]]:
+    def _resolve_unlinked(
+        self, drafts: dict[str, IssueDraft], links: Mapping[str, Any], outcomes: dict[str, _Outcome]
+    ) -> tuple[set[str], dict[str, str]]:
         """Returns (record ids to create, found record id -> hash to assume for its issue)."""
         pending = [b for b, lk in links.items() if lk.state == PENDING and b in drafts]
-        unknown = [b for b, d in drafts.items()
-                   if d.needs_human and (b not in links or links[b].state == FAILED or
-                                         (not links[b].issue_id and links[b].state != PENDING))]
+        unknown = [
+            b
+            for b, d in drafts.items()
+            if d.needs_human
+            and (
+                b not in links
+                or links[b].state == FAILED
+                or (not links[b].issue_id and links[b].state != PENDING)
+            )
+        ]
         to_create: set[str] = set()
         found_hashes: dict[str, str] = {}
 
@@ -418,8 +482,12 @@ class Upserter:
             youngest = max((parse_ts(links[b].updated_at) or self.clock()) for b in pending)
             wait = self.cfg.search_settle_seconds - (self.clock() - youngest).total_seconds()
             if wait > 0:
-                log.info("%s: %d create(s) with a lost answer; waiting %.1fs for Jira search to settle",
-                         self.entity, len(pending), wait)
+                log.info(
+                    "%s: %d create(s) with a lost answer; waiting %.1fs for Jira search to settle",
+                    self.entity,
+                    len(pending),
+                    wait,
+                )
                 self.sleep(wait)
             found = self._find(pending)
             for b in pending:
@@ -428,8 +496,12 @@ class Upserter:
                     # Jira committed the create we could not confirm: it holds what the intent carried.
                     self._link(drafts[b], issue, LINKED, links[b].content_hash or "")
                     found_hashes[b] = links[b].content_hash or ""
-                    log.info("%s: record %s was created as %s before the answer was lost", self.entity, b,
-                             issue["key"])
+                    log.info(
+                        "%s: record %s was created as %s before the answer was lost",
+                        self.entity,
+                        b,
+                        issue["key"],
+                    )
                 elif drafts[b].needs_human:
                     to_create.add(b)
                 else:
@@ -462,8 +534,13 @@ class Upserter:
                     prev = out.get(value)
                     if prev is None or int(issue["id"]) < int(prev["id"]):
                         if prev is not None:
-                            log.warning("%s: record %s has more than one issue (%s, %s); using the oldest",
-                                        self.entity, value, prev["key"], issue["key"])
+                            log.warning(
+                                "%s: record %s has more than one issue (%s, %s); using the oldest",
+                                self.entity,
+                                value,
+                                prev["key"],
+                                issue["key"],
+                            )
                         out[value] = {"id": str(issue["id"]), "key": issue["key"]}
         return out
 
@@ -481,8 +558,9 @@ class Upserter:
             except Exception as exc:  # noqa: BLE001 - every failure is audited; the task then fails and retries
                 failures += len(chunk)
                 for d, p in zip(chunk, payloads, strict=True):
-                    outcomes[d.bc_id] = _Outcome("error", reason="bulk create failed; intent kept as pending",
-                                                 sent=p, error=str(exc))
+                    outcomes[d.bc_id] = _Outcome(
+                        "error", reason="bulk create failed; intent kept as pending", sent=p, error=str(exc)
+                    )
                 continue
             failed = {f.index: f for f in answer.failed}
             created = dict(answer.created)
@@ -491,28 +569,43 @@ class Upserter:
                     failures += 1
                     self._save_link(d, None, None, FAILED, "")
                     outcomes[d.bc_id] = _Outcome(
-                        "error", reason="Jira refused the create", sent=p,
-                        response={"status": failed[i].status, "errors": failed[i].errors,
-                                  "messages": failed[i].messages},
-                        error=_short(str(failed[i])))
+                        "error",
+                        reason="Jira refused the create",
+                        sent=p,
+                        response={
+                            "status": failed[i].status,
+                            "errors": failed[i].errors,
+                            "messages": failed[i].messages,
+                        },
+                        error=_short(str(failed[i])),
+                    )
                     continue
                 issue = created.get(i)
                 if issue is None:
                     failures += 1
-                    outcomes[d.bc_id] = _Outcome("error", reason="no issue in the bulk answer", sent=p,
-                                                 error="missing from answer; intent kept as pending")
+                    outcomes[d.bc_id] = _Outcome(
+                        "error",
+                        reason="no issue in the bulk answer",
+                        sent=p,
+                        error="missing from answer; intent kept as pending",
+                    )
                     continue
                 _RECENT_CREATED[self.entity].append(int(issue["id"]))
                 state = LINKED if d.needs_human else RESOLVED
                 self._save_link(d, str(issue["id"]), issue["key"], state, d.content_hash)
-                outcomes[d.bc_id] = _Outcome("create", issue_key=issue["key"], sent=p,
-                                             response={"id": issue["id"], "key": issue["key"]})
+                outcomes[d.bc_id] = _Outcome(
+                    "create",
+                    issue_key=issue["key"],
+                    sent=p,
+                    response={"id": issue["id"], "key": issue["key"]},
+                )
             self._flush_links()
         return failures
 
     # update / resolve -----------------------------------------------------------------------------
-    def _update(self, draft: IssueDraft, record: Mapping[str, Any], link: Any,
-                assumed_hash: str | None) -> _Outcome:
+    def _update(
+        self, draft: IssueDraft, record: Mapping[str, Any], link: Any, assumed_hash: str | None
+    ) -> _Outcome:
         current_hash = link.content_hash if assumed_hash is None else assumed_hash
         key = link.issue_key or link.issue_id
         outcome = _Outcome("unchanged", issue_key=key)
@@ -534,15 +627,20 @@ class Upserter:
                     moved = self.jira.transition(link.issue_id, self.ecfg.resolved_transition)
                 reason = "no longer needs a human step in BC; commented"
                 if self.ecfg.resolved_transition:
-                    reason += (f", moved with {moved!r}" if moved else
-                               f", transition {self.ecfg.resolved_transition!r} not available")
-                outcome = _Outcome("resolve", issue_key=key, sent={"edit": outcome.sent, "comment": comment},
-                                   reason=reason)
+                    reason += (
+                        f", moved with {moved!r}"
+                        if moved
+                        else f", transition {self.ecfg.resolved_transition!r} not available"
+                    )
+                outcome = _Outcome(
+                    "resolve", issue_key=key, sent={"edit": outcome.sent, "comment": comment}, reason=reason
+                )
                 state = RESOLVED
         except Exception as exc:  # noqa: BLE001 - audited; the batch fails at the end and retries
             self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
-            return _Outcome("error", issue_key=key, sent=outcome.sent, error=str(exc),
-                            reason="Jira call failed")
+            return _Outcome(
+                "error", issue_key=key, sent=outcome.sent, error=str(exc), reason="Jira call failed"
+            )
         if current_hash != link.content_hash or state != link.state or assumed_hash is not None:
             self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
         return outcome
@@ -551,14 +649,23 @@ class Upserter:
     def _link(self, draft: IssueDraft, issue: Mapping[str, Any], state: str, content_hash: str) -> None:
         self._save_link(draft, str(issue["id"]), issue["key"], state, content_hash)
 
-    def _save_link(self, draft: IssueDraft, issue_id: str | None, issue_key: str | None, state: str,
-                   content_hash: str) -> None:
+    def _save_link(
+        self, draft: IssueDraft, issue_id: str | None, issue_key: str | None, state: str, content_hash: str
+    ) -> None:
         """Queue a link write; :meth:`_flush_links` writes the queue (in one transaction when it can)."""
-        self._links_out.append(self.link_cls(
-            entity=self.entity, bc_id=draft.bc_id, document_number=draft.document_number, issue_id=issue_id,
-            issue_key=issue_key, content_hash=content_hash, bc_last_modified=draft.last_modified, state=state,
-            updated_at=self.clock(),
-        ))
+        self._links_out.append(
+            self.link_cls(
+                entity=self.entity,
+                bc_id=draft.bc_id,
+                document_number=draft.document_number,
+                issue_id=issue_id,
+                issue_key=issue_key,
+                content_hash=content_hash,
+                bc_last_modified=draft.last_modified,
+                state=state,
+                updated_at=self.clock(),
+            )
+        )
 
     def _flush_links(self) -> None:
         queued, self._links_out = self._links_out, []
@@ -585,22 +692,36 @@ class Upserter:
                 out[key] = {**inner, "description": "<ADF from mapping.description(read)>"}
         return out
 
-    def _audit(self, recs: Mapping[str, Mapping[str, Any]], drafts: Mapping[str, IssueDraft],
-               outcomes: Mapping[str, _Outcome]) -> None:
+    def _audit(
+        self,
+        recs: Mapping[str, Mapping[str, Any]],
+        drafts: Mapping[str, IssueDraft],
+        outcomes: Mapping[str, _Outcome],
+    ) -> None:
         rows = []
         for bc_id, rec in recs.items():
             o = outcomes.get(bc_id) or _Outcome("error", error="not processed (batch aborted)")
-            rows.append(self.audit_cls(
-                entity=self.entity, bc_id=bc_id, action=o.action,
-                document_number=drafts[bc_id].document_number,
-                issue_key=o.issue_key, reason=o.reason, read=dict(rec), sent=self._audit_sent(o.sent),
-                response=o.response,
-                error=o.error, dag_id=self.run.dag_id, run_id=self.run.run_id, task_id=self.run.task_id,
-                map_index=self.run.map_index, try_number=self.run.try_number,
-            ))
+            rows.append(
+                self.audit_cls(
+                    entity=self.entity,
+                    bc_id=bc_id,
+                    action=o.action,
+                    document_number=drafts[bc_id].document_number,
+                    issue_key=o.issue_key,
+                    reason=o.reason,
+                    read=dict(rec),
+                    sent=self._audit_sent(o.sent),
+                    response=o.response,
+                    error=o.error,
+                    dag_id=self.run.dag_id,
+                    run_id=self.run.run_id,
+                    task_id=self.run.task_id,
+                    map_index=self.run.map_index,
+                    try_number=self.run.try_number,
+                )
+            )
         if rows:
             self.store.audit(rows)
-
 
 
 # -- finalize --------------------------------------------------------------------------------------
@@ -632,8 +753,9 @@ def _variable_json(key: str) -> dict[str, Any]:
     except ValueError:
         from bc_jira.config import ConfigError
 
-        raise ConfigError([f"(root): {key} is not valid JSON; run the bc_jira_connect DAG to rewrite it"],
-                          source=key) from None
+        raise ConfigError(
+            [f"(root): {key} is not valid JSON; run the bc_jira_connect DAG to rewrite it"], source=key
+        ) from None
     return value if isinstance(value, dict) else {}
 
 
@@ -667,8 +789,15 @@ def extract_task(entity: str) -> list[str]:
         from bc_jira.intake import bc_kind, bc_scan_since
 
         events_scan = bc_scan_since(store.pending_events(bc_kind(entity), limit=5000))
-    result = extract(entity, cfg=cfg, bc=BusinessCentralHook(), store=store, run=run,
-                     watermark=watermark, events_scan=events_scan)
+    result = extract(
+        entity,
+        cfg=cfg,
+        bc=BusinessCentralHook(),
+        store=store,
+        run=run,
+        watermark=watermark,
+        events_scan=events_scan,
+    )
     state = {k: result[k] for k in ("high_watermark", "watermark", "backfill", "read", "kept")}
     get_current_context()["ti"].xcom_push(key=SYNC_XCOM_KEY, value=state)
     return list(result["batch_ids"])
@@ -684,14 +813,22 @@ def upsert_task(entity: str, batch_id: str) -> dict[str, int]:
     ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
     store = StateStore.from_airflow()
     records = store.load_batch(batch_id)
-    upserter = Upserter(cfg=cfg, entity=entity, ids=ids, jira=JiraOps(JiraCloudHook()), store=store,
-                        run=_context_run(), users=_variable_json(USERS_VARIABLE_KEY))
+    upserter = Upserter(
+        cfg=cfg,
+        entity=entity,
+        ids=ids,
+        jira=JiraOps(JiraCloudHook()),
+        store=store,
+        run=_context_run(),
+        users=_variable_json(USERS_VARIABLE_KEY),
+    )
     log.info("%s: batch %s with %d record(s)", entity, batch_id, len(records))
     return upserter.upsert(records).as_dict()
 
 
-def finalize_task(entity: str, extracted: Mapping[str, Any] | None = None,
-                  extract_task_id: str = "extract") -> str | None:
+def finalize_task(
+    entity: str, extracted: Mapping[str, Any] | None = None, extract_task_id: str = "extract"
+) -> str | None:
     """Task (after every batch succeeded): advance the watermark; backfill runs leave it alone."""
     from airflow.sdk import Variable, get_current_context
 
@@ -715,8 +852,17 @@ def finalize_task(entity: str, extracted: Mapping[str, Any] | None = None,
         from bc_jira.intake import settle_bc_events
 
         run = _context_run()
-        settled = settle_bc_events(store, entity, new, run={
-            "dag_id": run.dag_id, "run_id": run.run_id, "task_id": run.task_id, "try_number": run.try_number})
+        settled = settle_bc_events(
+            store,
+            entity,
+            new,
+            run={
+                "dag_id": run.dag_id,
+                "run_id": run.run_id,
+                "task_id": run.task_id,
+                "try_number": run.try_number,
+            },
+        )
         log.info("%s: %d staged BC notification(s) settled by this sync", entity, settled)
     try:
         store.purge_batches(datetime.now(UTC) - timedelta(days=7))
@@ -806,15 +952,16 @@ class ConnectError(RuntimeError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"bc_jira_connect found {len(self.problems)} problem(s); nothing was saved:"
-                         f"\n{lines}")
+        super().__init__(
+            f"bc_jira_connect found {len(self.problems)} problem(s); nothing was saved:\n{lines}"
+        )
 
 
 @dataclass
 class ConnectReport:
     cloud_id: str | None = None
-    fields: dict[str, str] = field(default_factory=dict)   # configured field name -> customfield id
-    users: dict[str, str] = field(default_factory=dict)    # email -> accountId
+    fields: dict[str, str] = field(default_factory=dict)  # configured field name -> customfield id
+    users: dict[str, str] = field(default_factory=dict)  # email -> accountId
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -844,20 +991,26 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
     for key, name in cfg.fields.as_dict().items():
         matches = by_name.get(name.casefold(), [])
         if not matches:
-            add(f"fields.{key}: no Jira custom field named {name!r}; create it (type "
+            add(
+                f"fields.{key}: no Jira custom field named {name!r}; create it (type "
                 f"{_FIELD_TYPES.get(key, 'text')}, with a searcher) or change the name in "
-                "bc_jira_config")
+                "bc_jira_config"
+            )
         elif len(matches) > 1:
             ids = ", ".join(m["id"] for m in matches)
-            add(f"fields.{key}: {len(matches)} custom fields are named {name!r} ({ids}); "
-                "rename all but one in Jira")
+            add(
+                f"fields.{key}: {len(matches)} custom fields are named {name!r} ({ids}); "
+                "rename all but one in Jira"
+            )
         else:
             f = matches[0]
             want = _FIELD_TYPES.get(key, "string")
             got = (f.get("schema") or {}).get("type")
             if got and got != want:
-                add(f"fields.{key}: Jira field {name!r} ({f['id']}) has type {got!r}, needs "
-                    f"{want!r}; use a {'number' if want == 'number' else 'single-line text'} field")
+                add(
+                    f"fields.{key}: Jira field {name!r} ({f['id']}) has type {got!r}, needs "
+                    f"{want!r}; use a {'number' if want == 'number' else 'single-line text'} field"
+                )
             else:
                 rep.fields[name] = f["id"]
 
@@ -866,8 +1019,10 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
     try:
         project = client.get_json(f"project/{cfg.project_key}")
     except NotFoundError:
-        add(f"project_key: Jira project {cfg.project_key!r} not found or not visible to the "
-            "connection's user; fix project_key or grant Browse projects")
+        add(
+            f"project_key: Jira project {cfg.project_key!r} not found or not visible to the "
+            "connection's user; fix project_key or grant Browse projects"
+        )
     except ApiError as exc:
         add(f"project_key: cannot read project {cfg.project_key!r} ({exc})")
     enabled = [cfg.entity(e) for e in ENTITIES if cfg.entity(e).enabled]
@@ -876,8 +1031,10 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
         available = ", ".join(sorted(t.get("name") for t in project.get("issueTypes") or []))
         for ecfg in enabled:
             if ecfg.issue_type.casefold() not in types:
-                add(f"entities.{ecfg.name}.issue_type: {ecfg.issue_type!r} is not an issue type "
-                    f"of project {cfg.project_key}; available: {available}")
+                add(
+                    f"entities.{ecfg.name}.issue_type: {ecfg.issue_type!r} is not an issue type "
+                    f"of project {cfg.project_key}; available: {available}"
+                )
         try:
             statuses = client.get_json(f"project/{cfg.project_key}/statuses")
         except ApiError as exc:
@@ -891,15 +1048,19 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
             names = {(s.get("name") or "").casefold() for s in sts}
             done = [s["name"] for s in sts if ((s.get("statusCategory") or {}).get("key")) == "done"]
             if ecfg.done_action != "none" and not done:
-                add(f"entities.{ecfg.name}: the workflow of {ecfg.issue_type!r} has no status in "
+                add(
+                    f"entities.{ecfg.name}: the workflow of {ecfg.issue_type!r} has no status in "
                     f"the Done category, so done_action {ecfg.done_action!r} can never fire; add "
-                    "one or set done_action to none")
+                    "one or set done_action to none"
+                )
             elif done:
                 rep.notes.append(f"{ecfg.name}: done statuses {', '.join(done)}")
             if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
-                add(f"entities.{ecfg.name}.resolved_transition: no status "
+                add(
+                    f"entities.{ecfg.name}.resolved_transition: no status "
                     f"{ecfg.resolved_transition!r} in the workflow of {ecfg.issue_type!r}; use one "
-                    f"of {', '.join(sorted(s['name'] for s in sts))} or null")
+                    f"of {', '.join(sorted(s['name'] for s in sts))} or null"
+                )
 
     # users
     for i, rule in enumerate(cfg.assignees):
@@ -917,14 +1078,17 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
             if len(pick) == 1:
                 rep.users[email.casefold()] = pick[0]["accountId"]
             elif not users:
-                add(f"{path}.email: no Jira user found for {email!r}; check the address or use "
-                    "account_id (Jira user profile URL ends with it)")
+                add(
+                    f"{path}.email: no Jira user found for {email!r}; check the address or use "
+                    "account_id (Jira user profile URL ends with it)"
+                )
             else:
-                add(f"{path}.email: {len(users)} Jira users match {email!r} and none shows that "
-                    "email (hidden by privacy settings); use account_id instead")
+                add(
+                    f"{path}.email: {len(users)} Jira users match {email!r} and none shows that "
+                    "email (hidden by privacy settings); use account_id instead"
+                )
         except ApiError as exc:
-            add(f"{path}: user lookup failed ({exc}); the connection needs Browse users "
-                "and groups")
+            add(f"{path}: user lookup failed ({exc}); the connection needs Browse users and groups")
     return rep
 
 
@@ -957,8 +1121,12 @@ def connect_task() -> dict[str, Any]:
     Variable.set(USERS_VARIABLE_KEY, json.dumps(rep.users, sort_keys=True))
     for note in rep.notes:
         log.info("%s", note)
-    log.info("connected: cloudId %s, %d field id(s), %d user(s) resolved", cloud_id, len(rep.fields),
-             len(rep.users))
+    log.info(
+        "connected: cloudId %s, %d field id(s), %d user(s) resolved",
+        cloud_id,
+        len(rep.fields),
+        len(rep.users),
+    )
     return {"cloud_id": cloud_id, "fields": rep.fields, "users": len(rep.users)}
 
 

@@ -11,8 +11,14 @@ from typing import Any
 from bc_jira import __version__
 
 
-def _field(label: str, description: str, *, secret: bool = False, enum: list[str] | None = None,
-           default: str | None = None) -> dict[str, Any]:
+def _field(
+    label: str,
+    description: str,
+    *,
+    secret: bool = False,
+    enum: list[str] | None = None,
+    default: str | None = None,
+) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": ["string", "null"]}
     if secret:
         schema["format"] = "password"
@@ -34,13 +40,15 @@ BUSINESS_CENTRAL = {
     },
     "conn-fields": {
         "tenant_id": _field("Tenant ID", "Entra tenant (directory) id or domain of the BC tenant."),
-        "environment": _field("Environment", "BC environment name, e.g. production or sandbox.",
-                              default="production"),
+        "environment": _field(
+            "Environment", "BC environment name, e.g. production or sandbox.", default="production"
+        ),
         "company_id": _field("Company ID", "Id (GUID) of the BC company, from GET /companies."),
         "api_url": _field("API URL", "BC API root; default https://api.businesscentral.dynamics.com/v2.0"),
-        "authority_url": _field("Authority URL", "Entra authority; default https://login.microsoftonline.com"),
-        "client_state": _field("Client state", "Secret BC echoes in every change notification.",
-                               secret=True),
+        "authority_url": _field(
+            "Authority URL", "Entra authority; default https://login.microsoftonline.com"
+        ),
+        "client_state": _field("Client state", "Secret BC echoes in every change notification.", secret=True),
     },
 }
 
@@ -58,17 +66,27 @@ JIRA_CLOUD = {
         "placeholders": {"host": "https://acme.atlassian.net"},
     },
     "conn-fields": {
-        "auth": _field("Auth", "oauth2 (three-legged OAuth app, default) or basic (email + API token).",
-                       enum=["oauth2", "basic"], default="oauth2"),
+        "auth": _field(
+            "Auth",
+            "oauth2 (three-legged OAuth app, default) or basic (email + API token).",
+            enum=["oauth2", "basic"],
+            default="oauth2",
+        ),
         "site_url": _field("Site URL", "https://acme.atlassian.net: picks the cloudId (oauth2)."),
-        "redirect_uri": _field("Redirect URI", "OAuth callback: https://<airflow>/bc-jira/jira/oauth/callback"),
+        "redirect_uri": _field(
+            "Redirect URI", "OAuth callback: https://<airflow>/bc-jira/jira/oauth/callback"
+        ),
         "auth_url": _field("Auth URL", "Atlassian auth server; default https://auth.atlassian.com"),
         "api_url": _field("API URL", "Atlassian API gateway; default https://api.atlassian.com"),
-        "webhook_secret": _field("Webhook secret", "HMAC secret Jira signs webhook deliveries with.",
-                                 secret=True),
-        "refresh_token": _field("Bootstrap refresh token",
-                                "Optional: seeds the token store once; afterwards the rotating token "
-                                "lives encrypted in the state store.", secret=True),
+        "webhook_secret": _field(
+            "Webhook secret", "HMAC secret Jira signs webhook deliveries with.", secret=True
+        ),
+        "refresh_token": _field(
+            "Bootstrap refresh token",
+            "Optional: seeds the token store once; afterwards the rotating token "
+            "lives encrypted in the state store.",
+            secret=True,
+        ),
     },
 }
 
@@ -84,8 +102,10 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Jira Cloud", "tags": ["software"]},
         ],
         "hooks": [
-            {"integration-name": "Dynamics 365 Business Central",
-             "python-modules": ["bc_jira.hooks.business_central"]},
+            {
+                "integration-name": "Dynamics 365 Business Central",
+                "python-modules": ["bc_jira.hooks.business_central"],
+            },
             {"integration-name": "Jira Cloud", "python-modules": ["bc_jira.hooks.jira"]},
         ],
         "connection-types": [BUSINESS_CENTRAL, JIRA_CLOUD],

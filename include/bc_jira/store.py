@@ -28,13 +28,22 @@ log = logging.getLogger(__name__)
 DEFAULT_CONN_ID = "bc_jira_db"
 _MAX_ERROR = 4000
 _SCHEMA_LOCK_KEY = 0x6BC71A  # pg_advisory_xact_lock key: concurrent schema creators queue, not collide
-_PG_PARAMS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name",
-              "options", "target_session_attrs")
+_PG_PARAMS = (
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "connect_timeout",
+    "application_name",
+    "options",
+    "target_session_attrs",
+)
 
 metadata = sa.MetaData()
 
 events = sa.Table(
-    "bc_jira_events", metadata,
+    "bc_jira_events",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("source", sa.String(16), nullable=False),
     sa.Column("kind", sa.String(64), nullable=False),
@@ -49,7 +58,8 @@ events = sa.Table(
 )
 
 links = sa.Table(
-    "bc_jira_links", metadata,
+    "bc_jira_links",
+    metadata,
     sa.Column("entity", sa.String(32), primary_key=True),
     sa.Column("bc_id", sa.String(64), primary_key=True),
     sa.Column("document_number", sa.String(64)),
@@ -64,7 +74,8 @@ links = sa.Table(
 )
 
 batches = sa.Table(
-    "bc_jira_batches", metadata,
+    "bc_jira_batches",
+    metadata,
     sa.Column("batch_id", sa.String(200), primary_key=True),
     sa.Column("entity", sa.String(32), nullable=False),
     sa.Column("run_key", sa.String(250), nullable=False),
@@ -76,7 +87,8 @@ batches = sa.Table(
 )
 
 audit_log = sa.Table(
-    "bc_jira_audit", metadata,
+    "bc_jira_audit",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("entity", sa.String(32), nullable=False),
@@ -100,7 +112,8 @@ audit_log = sa.Table(
 )
 
 tokens = sa.Table(
-    "bc_jira_tokens", metadata,
+    "bc_jira_tokens",
+    metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("refresh_token_enc", sa.Text),
     sa.Column("access_token_enc", sa.Text),
@@ -110,21 +123,24 @@ tokens = sa.Table(
 )
 
 subscriptions = sa.Table(
-    "bc_jira_bc_subscriptions", metadata,
+    "bc_jira_bc_subscriptions",
+    metadata,
     sa.Column("resource", sa.String(500), primary_key=True),
     sa.Column("fields", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 webhooks = sa.Table(
-    "bc_jira_jira_webhooks", metadata,
+    "bc_jira_jira_webhooks",
+    metadata,
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("fields", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 oauth_states = sa.Table(
-    "bc_jira_oauth_states", metadata,
+    "bc_jira_oauth_states",
+    metadata,
     sa.Column("state", sa.String(200), primary_key=True),
     sa.Column("meta", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -210,8 +226,14 @@ class TokenRow:
 def _token_row(row: Any) -> TokenRow | None:
     if row is None or (row.refresh_token_enc is None and row.access_token_enc is None and not row.meta):
         return None  # a placeholder row created only to be locked
-    return TokenRow(row.name, row.refresh_token_enc, row.access_token_enc, row.expires_at,
-                    _loads(row.meta) or {}, _aware(row.updated_at))
+    return TokenRow(
+        row.name,
+        row.refresh_token_enc,
+        row.access_token_enc,
+        row.expires_at,
+        _loads(row.meta) or {},
+        _aware(row.updated_at),
+    )
 
 
 class TokenTxn:
@@ -222,13 +244,24 @@ class TokenTxn:
         self.name = name
         self.row = row
 
-    def save(self, refresh_token_enc: str | None, access_token_enc: str | None, expires_at: float | None,
-             meta: dict[str, Any] | None = None) -> None:
-        values = {"refresh_token_enc": refresh_token_enc, "access_token_enc": access_token_enc,
-                  "expires_at": expires_at, "meta": _dumps(meta or {}), "updated_at": _now()}
+    def save(
+        self,
+        refresh_token_enc: str | None,
+        access_token_enc: str | None,
+        expires_at: float | None,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        values = {
+            "refresh_token_enc": refresh_token_enc,
+            "access_token_enc": access_token_enc,
+            "expires_at": expires_at,
+            "meta": _dumps(meta or {}),
+            "updated_at": _now(),
+        }
         self._conn.execute(tokens.update().where(tokens.c.name == self.name).values(**values))
-        self.row = TokenRow(self.name, refresh_token_enc, access_token_enc, expires_at, dict(meta or {}),
-                            values["updated_at"])
+        self.row = TokenRow(
+            self.name, refresh_token_enc, access_token_enc, expires_at, dict(meta or {}), values["updated_at"]
+        )
 
 
 _ENGINES: dict[tuple[int, str], Engine] = {}
@@ -267,8 +300,12 @@ def _url_from_connection(conn: Any) -> str:
     if conn_type in ("postgres", "postgresql"):
         extra = getattr(conn, "extra_dejson", None) or {}
         user = sa.engine.URL.create(
-            "postgresql+psycopg2", username=conn.login or None, password=conn.password or None,
-            host=conn.host or "localhost", port=conn.port or None, database=conn.schema or None,
+            "postgresql+psycopg2",
+            username=conn.login or None,
+            password=conn.password or None,
+            host=conn.host or "localhost",
+            port=conn.port or None,
+            database=conn.schema or None,
             query={k: str(v) for k, v in extra.items() if k in _PG_PARAMS and v is not None},
         )
         return user.render_as_string(hide_password=False)
@@ -375,8 +412,16 @@ class StateStore:
     def stage_event(self, source: str, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
         """Stage one event durably; False when the same dedupe key was staged before."""
         now = _now()
-        values = {"source": source, "kind": kind, "dedupe_key": dedupe_key[:512], "payload": _dumps(payload),
-                  "status": "staged", "attempts": 0, "received_at": now, "updated_at": now}
+        values = {
+            "source": source,
+            "kind": kind,
+            "dedupe_key": dedupe_key[:512],
+            "payload": _dumps(payload),
+            "status": "staged",
+            "attempts": 0,
+            "received_at": now,
+            "updated_at": now,
+        }
         with self._tx() as conn:
             stmt = self._insert_ignore(events, values, ["dedupe_key"])
             return conn.execute(stmt).rowcount == 1
@@ -387,8 +432,20 @@ class StateStore:
             q = q.where(events.c.kind == kind)
         q = q.order_by(events.c.id).limit(limit)
         with self._tx() as conn:
-            return [Event(r.id, r.source, r.kind, r.dedupe_key, _loads(r.payload), r.status, r.attempts,
-                          r.error, _aware(r.received_at)) for r in conn.execute(q)]
+            return [
+                Event(
+                    r.id,
+                    r.source,
+                    r.kind,
+                    r.dedupe_key,
+                    _loads(r.payload),
+                    r.status,
+                    r.attempts,
+                    r.error,
+                    _aware(r.received_at),
+                )
+                for r in conn.execute(q)
+            ]
 
     def count_pending(self, kind: str | None = None) -> int:
         q = sa.select(sa.func.count()).select_from(events).where(events.c.status.in_(("staged", "failed")))
@@ -399,8 +456,16 @@ class StateStore:
 
     def mark_event_failed(self, event_id: int, error: str) -> None:
         with self._tx() as conn:
-            conn.execute(events.update().where(events.c.id == event_id).values(
-                status="failed", attempts=events.c.attempts + 1, error=error[:_MAX_ERROR], updated_at=_now()))
+            conn.execute(
+                events.update()
+                .where(events.c.id == event_id)
+                .values(
+                    status="failed",
+                    attempts=events.c.attempts + 1,
+                    error=error[:_MAX_ERROR],
+                    updated_at=_now(),
+                )
+            )
 
     def delete_event(self, event_id: int) -> None:
         with self._tx() as conn:
@@ -409,22 +474,32 @@ class StateStore:
     # -- links -------------------------------------------------------------------------------------
     @staticmethod
     def _link(r: Any) -> Link:
-        return Link(r.entity, r.bc_id, r.document_number, r.issue_id, r.issue_key, r.content_hash,
-                    r.bc_last_modified, r.state, _aware(r.updated_at))
+        return Link(
+            r.entity,
+            r.bc_id,
+            r.document_number,
+            r.issue_id,
+            r.issue_key,
+            r.content_hash,
+            r.bc_last_modified,
+            r.state,
+            _aware(r.updated_at),
+        )
 
     def get_links(self, entity: str, bc_ids: Iterable[str]) -> dict[str, Link]:
         ids = list(dict.fromkeys(bc_ids))
         out: dict[str, Link] = {}
         with self._tx() as conn:
             for i in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
-                chunk = ids[i:i + 500]
+                chunk = ids[i : i + 500]
                 q = sa.select(links).where(links.c.entity == entity, links.c.bc_id.in_(chunk))
                 out.update({r.bc_id: self._link(r) for r in conn.execute(q)})
         return out
 
     def get_link_by_issue(self, issue_id_or_key: str) -> Link | None:
-        q = sa.select(links).where(sa.or_(links.c.issue_id == str(issue_id_or_key),
-                                          links.c.issue_key == str(issue_id_or_key)))
+        q = sa.select(links).where(
+            sa.or_(links.c.issue_id == str(issue_id_or_key), links.c.issue_key == str(issue_id_or_key))
+        )
         q = q.order_by(links.c.updated_at.desc()).limit(1)
         with self._tx() as conn:
             row = conn.execute(q).first()
@@ -448,8 +523,9 @@ class StateStore:
             from sqlalchemy.dialects.sqlite import insert
         stmt = insert(links)
         keep = ("entity", "bc_id")
-        stmt = stmt.on_conflict_do_update(index_elements=list(keep),
-                                          set_={k: stmt.excluded[k] for k in rows[0] if k not in keep})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keep), set_={k: stmt.excluded[k] for k in rows[0] if k not in keep}
+        )
         with self._tx() as conn:
             conn.execute(stmt, rows)  # executemany: one statement, one transaction
 
@@ -459,8 +535,9 @@ class StateStore:
         digest = hashlib.sha1(f"{entity}|{run_key}".encode()).hexdigest()[:16]  # noqa: S324 - an id
         return f"{entity}:{digest}:{seq:05d}"
 
-    def save_batches(self, entity: str, run_key: str, records: Iterable[dict[str, Any]],
-                     batch_size: int) -> list[str]:
+    def save_batches(
+        self, entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int
+    ) -> list[str]:
         """Write a run's records once as numbered batches; a retry or clear gets the same ids back."""
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
@@ -473,9 +550,17 @@ class StateStore:
 
         def flush() -> None:
             seq = len(rows)
-            rows.append({"batch_id": self._batch_id(entity, run_key, seq), "entity": entity,
-                         "run_key": run_key, "seq": seq, "records": _dumps(chunk), "size": len(chunk),
-                         "created_at": now})
+            rows.append(
+                {
+                    "batch_id": self._batch_id(entity, run_key, seq),
+                    "entity": entity,
+                    "run_key": run_key,
+                    "seq": seq,
+                    "records": _dumps(chunk),
+                    "size": len(chunk),
+                    "created_at": now,
+                }
+            )
 
         for rec in records:
             chunk.append(rec)
@@ -496,8 +581,11 @@ class StateStore:
         return self.batch_ids(entity, run_key)
 
     def batch_ids(self, entity: str, run_key: str) -> list[str]:
-        q = (sa.select(batches.c.batch_id).where(batches.c.entity == entity, batches.c.run_key == run_key)
-             .order_by(batches.c.seq))
+        q = (
+            sa.select(batches.c.batch_id)
+            .where(batches.c.entity == entity, batches.c.run_key == run_key)
+            .order_by(batches.c.seq)
+        )
         with self._tx() as conn:
             return [r.batch_id for r in conn.execute(q)]
 
@@ -532,18 +620,43 @@ class StateStore:
 
     @staticmethod
     def _audit_row(r: Any) -> AuditRow:
-        return AuditRow(entity=r.entity, bc_id=r.bc_id, action=r.action, document_number=r.document_number,
-                        issue_key=r.issue_key, reason=r.reason, read=_loads(r.read), sent=_loads(r.sent),
-                        response=_loads(r.response), error=r.error, dag_id=r.dag_id, run_id=r.run_id,
-                        task_id=r.task_id, map_index=r.map_index, try_number=r.try_number, at=_aware(r.at),
-                        id=r.id)
+        return AuditRow(
+            entity=r.entity,
+            bc_id=r.bc_id,
+            action=r.action,
+            document_number=r.document_number,
+            issue_key=r.issue_key,
+            reason=r.reason,
+            read=_loads(r.read),
+            sent=_loads(r.sent),
+            response=_loads(r.response),
+            error=r.error,
+            dag_id=r.dag_id,
+            run_id=r.run_id,
+            task_id=r.task_id,
+            map_index=r.map_index,
+            try_number=r.try_number,
+            at=_aware(r.at),
+            id=r.id,
+        )
 
-    def query_audit(self, *, entity: str | None = None, bc_id: str | None = None,
-                    issue_key: str | None = None, action: str | None = None, errors_only: bool = False,
-                    limit: int = 200) -> list[AuditRow]:
+    def query_audit(
+        self,
+        *,
+        entity: str | None = None,
+        bc_id: str | None = None,
+        issue_key: str | None = None,
+        action: str | None = None,
+        errors_only: bool = False,
+        limit: int = 200,
+    ) -> list[AuditRow]:
         q = sa.select(audit_log)
-        for col, value in ((audit_log.c.entity, entity), (audit_log.c.bc_id, bc_id),
-                           (audit_log.c.issue_key, issue_key), (audit_log.c.action, action)):
+        for col, value in (
+            (audit_log.c.entity, entity),
+            (audit_log.c.bc_id, bc_id),
+            (audit_log.c.issue_key, issue_key),
+            (audit_log.c.action, action),
+        ):
             if value is not None:
                 q = q.where(col == value)
         if errors_only:
@@ -552,31 +665,60 @@ class StateStore:
         with self._tx() as conn:
             return [self._audit_row(r) for r in conn.execute(q)]
 
-    def latest_per_record(self, *, text_filter: str | None = None, errors_only: bool = False,
-                          limit: int = 500) -> list[dict[str, Any]]:
+    def latest_per_record(
+        self, *, text_filter: str | None = None, errors_only: bool = False, limit: int = 500
+    ) -> list[dict[str, Any]]:
         """The newest audit row of each record with its link (the audit view's table)."""
-        latest = (sa.select(sa.func.max(audit_log.c.id).label("id"))
-                  .group_by(audit_log.c.entity, audit_log.c.bc_id).subquery())
-        q = (sa.select(audit_log, links.c.issue_key.label("link_issue_key"), links.c.issue_id,
-                       links.c.state.label("link_state"), links.c.document_number.label("link_document"))
-             .join(latest, audit_log.c.id == latest.c.id)
-             .outerjoin(links, sa.and_(links.c.entity == audit_log.c.entity,
-                                       links.c.bc_id == audit_log.c.bc_id)))
+        latest = (
+            sa.select(sa.func.max(audit_log.c.id).label("id"))
+            .group_by(audit_log.c.entity, audit_log.c.bc_id)
+            .subquery()
+        )
+        q = (
+            sa.select(
+                audit_log,
+                links.c.issue_key.label("link_issue_key"),
+                links.c.issue_id,
+                links.c.state.label("link_state"),
+                links.c.document_number.label("link_document"),
+            )
+            .join(latest, audit_log.c.id == latest.c.id)
+            .outerjoin(
+                links, sa.and_(links.c.entity == audit_log.c.entity, links.c.bc_id == audit_log.c.bc_id)
+            )
+        )
         if errors_only:
             q = q.where(audit_log.c.error.is_not(None))
         needle = (text_filter or "").strip().lower()
         if needle:
-            q = q.where(sa.or_(*(sa.func.lower(c).contains(needle, autoescape=True) for c in (
-                audit_log.c.document_number, audit_log.c.issue_key, audit_log.c.bc_id, audit_log.c.error,
-                audit_log.c.entity, links.c.issue_key, links.c.document_number))))
+            q = q.where(
+                sa.or_(
+                    *(
+                        sa.func.lower(c).contains(needle, autoescape=True)
+                        for c in (
+                            audit_log.c.document_number,
+                            audit_log.c.issue_key,
+                            audit_log.c.bc_id,
+                            audit_log.c.error,
+                            audit_log.c.entity,
+                            links.c.issue_key,
+                            links.c.document_number,
+                        )
+                    )
+                )
+            )
         q = q.order_by(audit_log.c.id.desc()).limit(limit)
         out = []
         with self._tx() as conn:
             for r in conn.execute(q):
                 row = asdict(self._audit_row(r))
                 row.pop("read")
-                row.update(issue_key=r.issue_key or r.link_issue_key, issue_id=r.issue_id,
-                           link_state=r.link_state, document_number=r.document_number or r.link_document)
+                row.update(
+                    issue_key=r.issue_key or r.link_issue_key,
+                    issue_id=r.issue_id,
+                    link_state=r.link_state,
+                    document_number=r.document_number or r.link_document,
+                )
                 out.append(row)
         return out
 
@@ -592,8 +734,14 @@ class StateStore:
         PostgreSQL: ``SELECT … FOR UPDATE`` on a row inserted beforehand if missing. SQLite: ``BEGIN
         IMMEDIATE`` takes the database's write lock. Either way a waiter sees what its neighbour just saved.
         """
-        placeholder = {"name": name, "refresh_token_enc": None, "access_token_enc": None, "expires_at": None,
-                       "meta": None, "updated_at": _now()}
+        placeholder = {
+            "name": name,
+            "refresh_token_enc": None,
+            "access_token_enc": None,
+            "expires_at": None,
+            "meta": None,
+            "updated_at": _now(),
+        }
         if self.dialect == "postgresql":
             with self._tx() as conn:
                 conn.execute(self._insert_ignore(tokens, placeholder, ["name"]))
@@ -619,8 +767,11 @@ class StateStore:
         current.pop(key_col, None)
         current.update(values)
         with self._tx() as conn:
-            conn.execute(self._upsert(table, {key_col: key, "fields": _dumps(current), "updated_at": _now()},
-                                      [key_col]))
+            conn.execute(
+                self._upsert(
+                    table, {key_col: key, "fields": _dumps(current), "updated_at": _now()}, [key_col]
+                )
+            )
 
     def _list_fields(self, table: sa.Table, key_col: str) -> list[dict[str, Any]]:
         with self._tx() as conn:
@@ -665,8 +816,9 @@ class StateStore:
             if row is None:
                 return None
             conn.execute(oauth_states.delete().where(oauth_states.c.state == state))
-            conn.execute(oauth_states.delete().where(
-                oauth_states.c.created_at < _now() - timedelta(seconds=max_age_s)))
+            conn.execute(
+                oauth_states.delete().where(oauth_states.c.created_at < _now() - timedelta(seconds=max_age_s))
+            )
         if _aware(row.created_at) < _now() - timedelta(seconds=max_age_s):
             return None
         return _loads(row.meta)
@@ -701,8 +853,9 @@ class StateStore:
                     raise TimeoutError(f"no free call slot for {key!r} in {timeout:.0f}s")
                 _time.sleep(0.02)
 
-    def _slot_taker(self, key: str,
-                    stack: contextlib.ExitStack) -> Callable[[int], Callable[[], None] | None]:
+    def _slot_taker(
+        self, key: str, stack: contextlib.ExitStack
+    ) -> Callable[[int], Callable[[], None] | None]:
         """A non-blocking ``take(slot)`` returning its release, or None when the slot is busy."""
         digest = hashlib.sha1(key.encode()).hexdigest()  # noqa: S324 - a lock id, not a secret
         if self.dialect == "postgresql":
@@ -710,8 +863,9 @@ class StateStore:
             group = int(digest[:7], 16)
 
             def take_pg(slot: int) -> Callable[[], None] | None:
-                got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:g, :s)"),
-                                   {"g": group, "s": slot}).scalar()
+                got = conn.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:g, :s)"), {"g": group, "s": slot}
+                ).scalar()
                 conn.commit()
                 if not got:
                     return None
@@ -719,7 +873,9 @@ class StateStore:
                 def release() -> None:
                     conn.execute(sa.text("SELECT pg_advisory_unlock(:g, :s)"), {"g": group, "s": slot})
                     conn.commit()
+
                 return release
+
             return take_pg
 
         import fcntl
@@ -738,7 +894,9 @@ class StateStore:
             def release() -> None:
                 fcntl.flock(fh, fcntl.LOCK_UN)
                 fh.close()
+
             return release
+
         return take_file
 
     # -- diagnostics -------------------------------------------------------------------------------
@@ -769,5 +927,6 @@ class StateStore:
         else:
             from sqlalchemy.dialects.sqlite import insert
         stmt = insert(table).values(values)
-        return stmt.on_conflict_do_update(index_elements=keys,
-                                          set_={k: stmt.excluded[k] for k in values if k not in keys})
+        return stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: stmt.excluded[k] for k in values if k not in keys}
+        )

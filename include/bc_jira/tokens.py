@@ -36,7 +36,11 @@ DEFAULT_AUTH_URL = "https://auth.atlassian.com"
 DEFAULT_API_URL = "https://api.atlassian.com"
 # Classic scopes the connector needs (jira-api.md 1.5); offline_access is what yields a refresh token.
 DEFAULT_SCOPES: tuple[str, ...] = (
-    "read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook", "offline_access",
+    "read:jira-work",
+    "write:jira-work",
+    "read:jira-user",
+    "manage:jira-webhook",
+    "offline_access",
 )
 MIN_TTL_S = 60.0
 
@@ -81,7 +85,8 @@ class TokenCipher:
             raise TokenCryptoError(
                 "no encryption key for the Jira token store: set BC_JIRA_FERNET_KEYS (comma-separated Fernet "
                 "keys, first one encrypts) or Airflow's [core] fernet_key. Generate one with: python -c "
-                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
         fernets = []
         for i, key in enumerate(keys, start=1):
             try:
@@ -114,7 +119,8 @@ class TokenCipher:
             return self._fernet.rotate(ciphertext.encode()).decode()
         except InvalidToken:
             raise TokenCryptoError(
-                f"a stored token cannot be decrypted with the keys in {self.source}") from None
+                f"a stored token cannot be decrypted with the keys in {self.source}"
+            ) from None
 
 
 _cipher_cache: dict[tuple[str, ...], TokenCipher] = {}
@@ -146,8 +152,12 @@ class TokenSet:
     @classmethod
     def from_response(cls, body: dict[str, Any], now: float | None = None) -> TokenSet:
         now = time.time() if now is None else now
-        return cls(access_token=body["access_token"], refresh_token=body.get("refresh_token"),
-                   expires_at=now + float(body.get("expires_in") or 3600), scope=body.get("scope", ""))
+        return cls(
+            access_token=body["access_token"],
+            refresh_token=body.get("refresh_token"),
+            expires_at=now + float(body.get("expires_in") or 3600),
+            scope=body.get("scope", ""),
+        )
 
 
 class SiteNotAccessible(ApiError):
@@ -162,10 +172,19 @@ def _norm_site(url: str) -> str:
 class AtlassianOAuth:
     """Authorization URL, code exchange, refresh (rotating) and accessible-resources against Atlassian."""
 
-    def __init__(self, client_id: str, client_secret: str, *, auth_url: str = DEFAULT_AUTH_URL,
-                 api_url: str = DEFAULT_API_URL, redirect_uri: str | None = None,
-                 scopes: Sequence[str] = DEFAULT_SCOPES, session: requests.Session | None = None,
-                 retry: RetryPolicy | None = None, timeout: tuple[float, float] = (10.0, 30.0)) -> None:
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        auth_url: str = DEFAULT_AUTH_URL,
+        api_url: str = DEFAULT_API_URL,
+        redirect_uri: str | None = None,
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 30.0),
+    ) -> None:
         self.client_id = client_id
         self._client_secret = client_secret
         self.auth_url = auth_url.rstrip("/")
@@ -179,29 +198,46 @@ class AtlassianOAuth:
     def __repr__(self) -> str:
         return f"AtlassianOAuth(client_id={self.client_id!r}, auth_url={self.auth_url!r})"
 
-    def authorization_url(self, state: str, *, scopes: Sequence[str] | None = None,
-                          redirect_uri: str | None = None) -> str:
+    def authorization_url(
+        self, state: str, *, scopes: Sequence[str] | None = None, redirect_uri: str | None = None
+    ) -> str:
         """The consent URL: audience api.atlassian.com, offline_access always included, prompt=consent."""
         wanted = list(scopes or self.scopes)
         if "offline_access" not in wanted:
             wanted.append("offline_access")
         redirect = redirect_uri or self.redirect_uri
         if not redirect:
-            raise ValueError("redirect_uri is required for the authorization URL "
-                             "(connection extra redirect_uri)")
-        query = urlencode({
-            "audience": "api.atlassian.com", "client_id": self.client_id, "scope": " ".join(wanted),
-            "redirect_uri": redirect, "state": state, "response_type": "code", "prompt": "consent",
-        }, quote_via=quote)
+            raise ValueError(
+                "redirect_uri is required for the authorization URL (connection extra redirect_uri)"
+            )
+        query = urlencode(
+            {
+                "audience": "api.atlassian.com",
+                "client_id": self.client_id,
+                "scope": " ".join(wanted),
+                "redirect_uri": redirect,
+                "state": state,
+                "response_type": "code",
+                "prompt": "consent",
+            },
+            quote_via=quote,
+        )
         return f"{self.auth_url}/authorize?{query}"
 
     def _token(self, body: dict[str, Any]) -> TokenSet:
         # A token POST is not safe to repeat blindly (a refresh rotates the token): retry_unsafe stays False.
-        resp = self._auth.post_json("/oauth/token", json={
-            **body, "client_id": self.client_id, "client_secret": self._client_secret})
+        resp = self._auth.post_json(
+            "/oauth/token", json={**body, "client_id": self.client_id, "client_secret": self._client_secret}
+        )
         if not isinstance(resp, dict) or "access_token" not in resp:
-            raise ApiError("atlassian", "POST", f"{self.auth_url}/oauth/token", 200, "invalid_response",
-                           "token endpoint answered without an access_token")
+            raise ApiError(
+                "atlassian",
+                "POST",
+                f"{self.auth_url}/oauth/token",
+                200,
+                "invalid_response",
+                "token endpoint answered without an access_token",
+            )
         return TokenSet.from_response(resp)
 
     def exchange_code(self, code: str, redirect_uri: str | None = None) -> TokenSet:
@@ -213,8 +249,12 @@ class AtlassianOAuth:
         return self._token({"grant_type": "refresh_token", "refresh_token": refresh_token})
 
     def accessible_resources(self, access_token: str) -> list[dict[str, Any]]:
-        return self._api.get_json("/oauth/token/accessible-resources",
-                                  headers={"Authorization": f"Bearer {access_token}"}) or []
+        return (
+            self._api.get_json(
+                "/oauth/token/accessible-resources", headers={"Authorization": f"Bearer {access_token}"}
+            )
+            or []
+        )
 
     def resolve_cloud_id(self, access_token: str, site_url: str) -> str:
         """The cloudId of ``site_url``; never the first entry by accident (the list has no order)."""
@@ -225,10 +265,14 @@ class AtlassianOAuth:
                 return str(res["id"])
         available = ", ".join(sorted(str(r.get("url")) for r in resources)) or "none"
         raise SiteNotAccessible(
-            "atlassian", "GET", f"{self.api_url}/oauth/token/accessible-resources", 200,
+            "atlassian",
+            "GET",
+            f"{self.api_url}/oauth/token/accessible-resources",
+            200,
             "site_not_accessible",
             f"the OAuth grant has no access to {want}; sites available to it: {available}. Fix the "
-            "connection's site_url or consent again choosing that site")
+            "connection's site_url or consent again choosing that site",
+        )
 
 
 # -- the token provider --------------------------------------------------------------------------------------
@@ -267,9 +311,17 @@ class JiraTokenProvider:
     _process_locks: dict[tuple[str, str], threading.Lock] = {}
     _guard = threading.Lock()
 
-    def __init__(self, store: StateStore | Callable[[], StateStore], oauth: AtlassianOAuth, name: str, *,
-                 bootstrap_refresh_token: str | None = None, cipher: TokenCipher | None = None,
-                 min_ttl_s: float = MIN_TTL_S, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: StateStore | Callable[[], StateStore],
+        oauth: AtlassianOAuth,
+        name: str,
+        *,
+        bootstrap_refresh_token: str | None = None,
+        cipher: TokenCipher | None = None,
+        min_ttl_s: float = MIN_TTL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store_arg = store
         self.oauth = oauth
         self.name = name
@@ -295,8 +347,9 @@ class JiraTokenProvider:
 
     def _key(self) -> tuple[str, str]:
         store = self.store
-        ident = str(getattr(store, "url", None) or getattr(store, "engine", None) and store.engine.url
-                    or id(store))
+        ident = str(
+            getattr(store, "url", None) or getattr(store, "engine", None) and store.engine.url or id(store)
+        )
         return ident, self.name
 
     def _local_lock(self) -> threading.Lock:
@@ -326,8 +379,11 @@ class JiraTokenProvider:
         rejected = cached.access_token if (force_refresh and cached is not None) else None
         with self._local_lock():  # one thread per process queues on the cross-process lock
             cached = self._process_cache.get(key)  # another thread of this process may have refreshed
-            if cached is not None and self._fresh(cached.expires_at) and (
-                    not force_refresh or cached.access_token != rejected):
+            if (
+                cached is not None
+                and self._fresh(cached.expires_at)
+                and (not force_refresh or cached.access_token != rejected)
+            ):
                 return cached.access_token
             if not force_refresh:
                 got = self._from_row(self.store.get_token(self.name))
@@ -350,29 +406,45 @@ class JiraTokenProvider:
             # Resolve the cipher first: a refresh token spent at Atlassian that we then cannot save is lost,
             # and reusing its predecessor later revokes the whole grant.
             cipher = self.cipher
-            refresh_token = cipher.decrypt(row.refresh_token_enc) if row and row.refresh_token_enc \
-                else self._bootstrap
+            refresh_token = (
+                cipher.decrypt(row.refresh_token_enc) if row and row.refresh_token_enc else self._bootstrap
+            )
             if not refresh_token:
-                raise AuthError("atlassian", "POST", f"{self.oauth.auth_url}/oauth/token", None,
-                                "no_refresh_token",
-                                f"no refresh token stored under {self.name!r}: connect Jira once through "
-                                "/bc-jira/jira/oauth/start or set the connection extra refresh_token")
+                raise AuthError(
+                    "atlassian",
+                    "POST",
+                    f"{self.oauth.auth_url}/oauth/token",
+                    None,
+                    "no_refresh_token",
+                    f"no refresh token stored under {self.name!r}: connect Jira once through "
+                    "/bc-jira/jira/oauth/start or set the connection extra refresh_token",
+                )
             try:
                 tokens = self.oauth.refresh(refresh_token)
             except AuthError as exc:
                 if exc.code in ("invalid_grant", "unauthorized_client"):
-                    raise AuthError(exc.service, exc.method, exc.url, exc.status, exc.code,
-                                    f"{exc.message} — the stored Jira refresh token was revoked or expired; "
-                                    "consent again through /bc-jira/jira/oauth/start") from None
+                    raise AuthError(
+                        exc.service,
+                        exc.method,
+                        exc.url,
+                        exc.status,
+                        exc.code,
+                        f"{exc.message} — the stored Jira refresh token was revoked or expired; "
+                        "consent again through /bc-jira/jira/oauth/start",
+                    ) from None
                 raise
             self.refreshes += 1
             new_refresh = tokens.refresh_token or refresh_token
             meta = dict(row.meta) if row is not None and row.meta else {}
             meta["refreshed_at"] = self.clock()
-            txn.save(cipher.encrypt(new_refresh), cipher.encrypt(tokens.access_token),
-                     tokens.expires_at, meta)
-            log.info("jira token %s refreshed; valid until %s", self.name,
-                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at)))
+            txn.save(
+                cipher.encrypt(new_refresh), cipher.encrypt(tokens.access_token), tokens.expires_at, meta
+            )
+            log.info(
+                "jira token %s refreshed; valid until %s",
+                self.name,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at)),
+            )
             return _Cached(tokens.access_token, tokens.expires_at)
 
     # -- writes outside refresh ------------------------------------------------------------------------------
@@ -382,8 +454,12 @@ class JiraTokenProvider:
             raise ValueError("the token response has no refresh_token: add offline_access to the scopes")
         with self.store.token_lock(self.name) as txn:
             merged = {**(txn.row.meta if txn.row is not None and txn.row.meta else {}), **(meta or {})}
-            txn.save(self.cipher.encrypt(tokens.refresh_token), self.cipher.encrypt(tokens.access_token),
-                     tokens.expires_at, merged)
+            txn.save(
+                self.cipher.encrypt(tokens.refresh_token),
+                self.cipher.encrypt(tokens.access_token),
+                tokens.expires_at,
+                merged,
+            )
         self._process_cache[self._key()] = _Cached(tokens.access_token, tokens.expires_at)
 
     def get_meta(self) -> dict[str, Any]:
@@ -396,8 +472,9 @@ class JiraTokenProvider:
             row = txn.row
             if row is None:
                 return
-            txn.save(row.refresh_token_enc, row.access_token_enc, row.expires_at,
-                     {**(row.meta or {}), **values})
+            txn.save(
+                row.refresh_token_enc, row.access_token_enc, row.expires_at, {**(row.meta or {}), **values}
+            )
 
     def reencrypt(self) -> bool:
         """Re-encrypt the stored tokens with the newest key (key rotation); True when a row was rewritten."""
@@ -405,7 +482,10 @@ class JiraTokenProvider:
             row = txn.row
             if row is None:
                 return False
-            txn.save(self.cipher.rotate(row.refresh_token_enc) if row.refresh_token_enc else None,
-                     self.cipher.rotate(row.access_token_enc) if row.access_token_enc else None,
-                     row.expires_at, row.meta or {})
+            txn.save(
+                self.cipher.rotate(row.refresh_token_enc) if row.refresh_token_enc else None,
+                self.cipher.rotate(row.access_token_enc) if row.access_token_enc else None,
+                row.expires_at,
+                row.meta or {},
+            )
             return True

@@ -38,8 +38,13 @@ class StagedEventTrigger(BaseEventTrigger):
     ``store_url``: explicit state-store URL (tests); default ``StateStore.from_airflow(conn_id)``.
     """
 
-    def __init__(self, kinds: Sequence[str], poll_interval: float = DEFAULT_POLL_INTERVAL_S,
-                 conn_id: str = "bc_jira_db", store_url: str | None = None) -> None:
+    def __init__(
+        self,
+        kinds: Sequence[str],
+        poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+        conn_id: str = "bc_jira_db",
+        store_url: str | None = None,
+    ) -> None:
         super().__init__()
         self.kinds = sorted(set(kinds))
         self.poll_interval = float(poll_interval)
@@ -47,9 +52,15 @@ class StagedEventTrigger(BaseEventTrigger):
         self.store_url = store_url
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("bc_jira.triggers.StagedEventTrigger",
-                {"kinds": list(self.kinds), "poll_interval": self.poll_interval, "conn_id": self.conn_id,
-                 "store_url": self.store_url})
+        return (
+            "bc_jira.triggers.StagedEventTrigger",
+            {
+                "kinds": list(self.kinds),
+                "poll_interval": self.poll_interval,
+                "conn_id": self.conn_id,
+                "store_url": self.store_url,
+            },
+        )
 
     def _store(self) -> Any:
         from bc_jira.store import StateStore
@@ -77,8 +88,11 @@ class StagedEventTrigger(BaseEventTrigger):
             try:
                 count, seen = await asyncio.to_thread(self.snapshot)
             except Exception as exc:  # noqa: BLE001 - a store hiccup must not kill the watcher
-                log.warning("staged-event trigger %s: state store not readable (%s); retrying",
-                            self.kinds, type(exc).__name__)
+                log.warning(
+                    "staged-event trigger %s: state store not readable (%s); retrying",
+                    self.kinds,
+                    type(exc).__name__,
+                )
                 await asyncio.sleep(max(self.poll_interval, 5.0))
                 continue
             fresh = seen - announced
@@ -86,24 +100,34 @@ class StagedEventTrigger(BaseEventTrigger):
             if count and fresh:
                 newest = max(i for i, _ in fresh)
                 log.info("staged-event trigger %s: %d pending, %d new", self.kinds, count, len(fresh))
-                yield TriggerEvent({"kinds": self.kinds, "pending": count, "new": len(fresh),
-                                    "newest_event_id": newest})
+                yield TriggerEvent(
+                    {"kinds": self.kinds, "pending": count, "new": len(fresh), "newest_event_id": newest}
+                )
             await asyncio.sleep(self.poll_interval)
 
 
-def staged_events_asset(name: str, kinds: Sequence[str], poll_interval: float = DEFAULT_POLL_INTERVAL_S,
-                        store_url: str | None = None) -> Asset:
+def staged_events_asset(
+    name: str,
+    kinds: Sequence[str],
+    poll_interval: float = DEFAULT_POLL_INTERVAL_S,
+    store_url: str | None = None,
+) -> Asset:
     """An asset whose watcher fires on staged events of ``kinds`` (same args -> same trigger)."""
     trigger = StagedEventTrigger(kinds=kinds, poll_interval=poll_interval, store_url=store_url)
-    return Asset(name=name, uri=f"bc-jira://events/{name}", group="bc_jira",
-                 watchers=[AssetWatcher(name=f"{name}_watcher", trigger=trigger)])
+    return Asset(
+        name=name,
+        uri=f"bc-jira://events/{name}",
+        group="bc_jira",
+        watchers=[AssetWatcher(name=f"{name}_watcher", trigger=trigger)],
+    )
 
 
 def bc_change_asset(entity: str) -> Asset:
     """BC change notifications for ``purchase_invoices`` or ``vendors`` (outbound DAGs' event schedule)."""
     if entity not in BC_ENTITIES.values():
-        raise ValueError(f"BC sends change notifications only for {sorted(BC_ENTITIES.values())}, "
-                         f"not {entity!r}")
+        raise ValueError(
+            f"BC sends change notifications only for {sorted(BC_ENTITIES.values())}, not {entity!r}"
+        )
     return staged_events_asset(f"bc_jira_bc_{entity}_changes", [bc_kind(entity)])
 
 

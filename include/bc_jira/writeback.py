@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 
 WRITTEN_BACK = "written_back"  # link state; outbound treats it as done (no "no longer needed" comment)
 # Done-category statuses that mean "no" rather than "approved" (Jira has one done category for both).
-REJECT_STATUSES = frozenset({"rejected", "declined", "won't do", "wont do", "cancelled", "canceled",
-                             "not approved"})
+REJECT_STATUSES = frozenset(
+    {"rejected", "declined", "won't do", "wont do", "cancelled", "canceled", "not approved"}
+)
 POLL_LOOKBACK = "-2h"  # the cron safety net looks at issues done and updated this recently
 
 
@@ -70,11 +71,13 @@ class WriteBack:
             p = ev.payload or {}
             issue = str(p.get("issue_id") or p.get("issue_key") or "")
             try:
-                res = self.process_issue(issue, source=f"webhook {p.get('delivery_id')}",
-                                         actor=p.get("actor"))
+                res = self.process_issue(
+                    issue, source=f"webhook {p.get('delivery_id')}", actor=p.get("actor")
+                )
             except Exception as exc:  # noqa: BLE001 - recorded on the event and audited; next event goes on
-                res = Result(issue, "error", detail=f"{type(exc).__name__}: {exc}", done=False,
-                             transient=True)
+                res = Result(
+                    issue, "error", detail=f"{type(exc).__name__}: {exc}", done=False, transient=True
+                )
                 self._audit(res, error=res.detail)
             if res.done:
                 self.store.delete_event(ev.id)
@@ -89,10 +92,13 @@ class WriteBack:
             raise ValueError("the poll needs the 'BC Record Id' field id (run bc_jira_connect)")
         cf = self.record_id_field
         clause = f"cf[{cf.removeprefix('customfield_')}]" if cf.startswith("customfield_") else cf
-        jql = (f'project = "{self.cfg.project_key}" AND statusCategory = Done AND updated >= {lookback} '
-               f"AND {clause} IS NOT EMPTY ORDER BY updated ASC")
-        staged = {str((e.payload or {}).get("issue_id"))
-                  for e in self.store.pending_events(KIND_JIRA_TRANSITION)}
+        jql = (
+            f'project = "{self.cfg.project_key}" AND statusCategory = Done AND updated >= {lookback} '
+            f"AND {clause} IS NOT EMPTY ORDER BY updated ASC"
+        )
+        staged = {
+            str((e.payload or {}).get("issue_id")) for e in self.store.pending_events(KIND_JIRA_TRANSITION)
+        }
         results = []
         for issue in self.jira.search_all(jql, ["status", cf]):
             issue_id = str(issue["id"])
@@ -104,8 +110,13 @@ class WriteBack:
             try:
                 results.append(self.process_issue(issue_id, source="safety-net poll"))
             except Exception as exc:  # noqa: BLE001 - audited; the task reports it at the end
-                res = Result(issue.get("key") or issue_id, "error", detail=f"{type(exc).__name__}: {exc}",
-                             done=False, transient=True)
+                res = Result(
+                    issue.get("key") or issue_id,
+                    "error",
+                    detail=f"{type(exc).__name__}: {exc}",
+                    done=False,
+                    transient=True,
+                )
                 self._audit(res, error=res.detail)
                 results.append(res)
         return results
@@ -123,8 +134,11 @@ class WriteBack:
         f = issue.get("fields") or {}
         link = self.store.get_link_by_issue(str(issue.get("id"))) or self.store.get_link_by_issue(key)
         entity = link.entity if link else self._entity_of(f)
-        bc_id = link.bc_id if link else (str(f.get(self.record_id_field) or "").strip() or None
-                                         if self.record_id_field else None)
+        bc_id = (
+            link.bc_id
+            if link
+            else (str(f.get(self.record_id_field) or "").strip() or None if self.record_id_field else None)
+        )
         if not entity or not bc_id:
             res = Result(key, "ignored", detail="not an issue of this connector (no link, no BC record id)")
             log.info("%s: %s", key, res.detail)
@@ -132,14 +146,17 @@ class WriteBack:
         status = f.get("status") or {}
         category = str((status.get("statusCategory") or {}).get("key") or "")
         name = str(status.get("name") or "")
-        base = Result(key, "noop", entity=entity, bc_id=bc_id,
-                      document_number=link.document_number if link else None)
+        base = Result(
+            key, "noop", entity=entity, bc_id=bc_id, document_number=link.document_number if link else None
+        )
         if category != "done":
-            return self._finish(base, "noop", f"issue is in {name!r} now ({category}); nothing to do", link,
-                                comment=False)
+            return self._finish(
+                base, "noop", f"issue is in {name!r} now ({category}); nothing to do", link, comment=False
+            )
         if name.casefold() in REJECT_STATUSES:
-            return self._finish(base, "rejected", f"issue was moved to {name!r}: BC record left as it is",
-                                link, comment=True)
+            return self._finish(
+                base, "rejected", f"issue was moved to {name!r}: BC record left as it is", link, comment=True
+            )
         action = self.cfg.entity(entity).done_action
         if action == "none":
             return self._finish(base, "noop", f"done action for {entity} is 'none'", link, comment=False)
@@ -149,8 +166,15 @@ class WriteBack:
             if action == "unblock":
                 return self._unblock_vendor(base, link, name, source)
         except NotFoundError:
-            return self._finish(base, "error", f"the BC record {bc_id} no longer exists", link, comment=True,
-                                done=True, error=True)
+            return self._finish(
+                base,
+                "error",
+                f"the BC record {bc_id} no longer exists",
+                link,
+                comment=True,
+                done=True,
+                error=True,
+            )
         except TransportError as exc:
             return self._fail(base, f"BC not reachable: {exc}", transient=True)
         except ClientError as exc:  # BC refused (validation): a person must fix it in BC; keep for replay
@@ -172,10 +196,17 @@ class WriteBack:
         inv = self.bc.get_record(eset, base.bc_id)
         base.document_number = inv.get("number") or base.document_number
         if inv.get("status") != "Draft":
-            return self._finish(base, "noop", f"invoice {inv.get('number')} is already "
-                                f"{inv.get('status')} in BC (posted before); nothing to do", link,
-                                comment=not _ours(link), mark_done=True, read=inv,
-                                new_number=inv.get("number"))
+            return self._finish(
+                base,
+                "noop",
+                f"invoice {inv.get('number')} is already "
+                f"{inv.get('status')} in BC (posted before); nothing to do",
+                link,
+                comment=not _ours(link),
+                mark_done=True,
+                read=inv,
+                new_number=inv.get("number"),
+            )
         draft_no = inv.get("number")
         try:
             self.bc.post_purchase_invoice(base.bc_id)
@@ -184,45 +215,92 @@ class WriteBack:
             after = self.bc.get_record(eset, base.bc_id)
             if after.get("status") == "Draft":
                 raise
-            log.info("%s: post answered %s but the invoice is %s: treated as posted", base.issue,
-                     type(exc).__name__, after.get("status"))
+            log.info(
+                "%s: post answered %s but the invoice is %s: treated as posted",
+                base.issue,
+                type(exc).__name__,
+                after.get("status"),
+            )
         after = self.bc.get_record(eset, base.bc_id)
         new_no = after.get("number")
         base.new_number = new_no
-        return self._finish(base, "posted", f"draft invoice {draft_no} posted in BC as {new_no} "
-                                            f"({after.get('status')}) after {base.issue} moved to "
-                                            f"{status_name!r} ({source})",
-                            link, comment=True, mark_done=True, read=inv, response=_slim(after),
-                            new_number=new_no,
-                            draft_number=draft_no)
+        return self._finish(
+            base,
+            "posted",
+            f"draft invoice {draft_no} posted in BC as {new_no} "
+            f"({after.get('status')}) after {base.issue} moved to "
+            f"{status_name!r} ({source})",
+            link,
+            comment=True,
+            mark_done=True,
+            read=inv,
+            response=_slim(after),
+            new_number=new_no,
+            draft_number=draft_no,
+        )
 
     def _unblock_vendor(self, base: Result, link: Any, status_name: str, source: str) -> Result:
         eset = ENTITY_SETS["vendors"]
         ven = self.bc.get_record(eset, base.bc_id)
         base.document_number = ven.get("number") or base.document_number
         if not ven.get("blocked"):
-            return self._finish(base, "noop", f"vendor {ven.get('number')} is not blocked in BC; nothing to "
-                                "do", link, comment=not _ours(link), mark_done=True, read=ven)
+            return self._finish(
+                base,
+                "noop",
+                f"vendor {ven.get('number')} is not blocked in BC; nothing to do",
+                link,
+                comment=not _ours(link),
+                mark_done=True,
+                read=ven,
+            )
         first = ven
         try:
             after = self.bc.unblock_vendor(base.bc_id, ven["@odata.etag"])
         except PreconditionFailed:
             ven = self.bc.get_record(eset, base.bc_id)  # someone changed it: look again, retry once
             if not ven.get("blocked"):
-                return self._finish(base, "noop", f"vendor {ven.get('number')} was unblocked meanwhile",
-                                    link, comment=True, mark_done=True, read=ven)
+                return self._finish(
+                    base,
+                    "noop",
+                    f"vendor {ven.get('number')} was unblocked meanwhile",
+                    link,
+                    comment=True,
+                    mark_done=True,
+                    read=ven,
+                )
             after = self.bc.unblock_vendor(base.bc_id, ven["@odata.etag"])
-        return self._finish(base, "unblocked", f"vendor {ven.get('number')} unblocked in BC (was "
-                                               f"{first.get('blocked')!r}) after {base.issue} moved to "
-                                               f"{status_name!r} ({source})",
-                            link, comment=True, mark_done=True, read=first, sent={"blocked": ""},
-                            response=_slim(after))
+        return self._finish(
+            base,
+            "unblocked",
+            f"vendor {ven.get('number')} unblocked in BC (was "
+            f"{first.get('blocked')!r}) after {base.issue} moved to "
+            f"{status_name!r} ({source})",
+            link,
+            comment=True,
+            mark_done=True,
+            read=first,
+            sent={"blocked": ""},
+            response=_slim(after),
+        )
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
-    def _finish(self, res: Result, action: str, detail: str, link: Any, *, comment: bool,
-                done: bool = True, error: bool = False, mark_done: bool = False, read: Any = None,
-                sent: Any = None, response: Any = None, new_number: str | None = None,
-                draft_number: str | None = None) -> Result:
+    def _finish(
+        self,
+        res: Result,
+        action: str,
+        detail: str,
+        link: Any,
+        *,
+        comment: bool,
+        done: bool = True,
+        error: bool = False,
+        mark_done: bool = False,
+        read: Any = None,
+        sent: Any = None,
+        response: Any = None,
+        new_number: str | None = None,
+        draft_number: str | None = None,
+    ) -> Result:
         res.action, res.detail, res.done = action, detail, done
         if new_number:
             res.new_number = new_number
@@ -238,28 +316,53 @@ class WriteBack:
     def _fail(self, res: Result, detail: str, *, transient: bool, comment: bool = False) -> Result:
         res.action, res.detail, res.done, res.transient = "error", detail, False, transient
         self._audit(res, error=detail)
-        log.warning("%s: write-back failed (%s): %s", res.issue, "will retry" if transient else "kept",
-                    detail)
+        log.warning(
+            "%s: write-back failed (%s): %s", res.issue, "will retry" if transient else "kept", detail
+        )
         if comment:
             self._comment(res, None)
         return res
 
-    def _audit(self, res: Result, *, read: Any = None, sent: Any = None, response: Any = None,
-               error: str | None = None) -> None:
+    def _audit(
+        self,
+        res: Result,
+        *,
+        read: Any = None,
+        sent: Any = None,
+        response: Any = None,
+        error: str | None = None,
+    ) -> None:
         from bc_jira.store import AuditRow
 
-        run = {k: v for k, v in self.run.items() if k in ("dag_id", "run_id", "task_id", "map_index",
-                                                          "try_number")}
-        self.store.audit([AuditRow(entity=res.entity or "jira", bc_id=res.bc_id or res.issue,
-                                   action=f"writeback_{res.action}", document_number=res.document_number,
-                                   issue_key=res.issue, reason=res.detail, read=read, sent=sent,
-                                   response=response, error=error, **run)])
+        run = {
+            k: v
+            for k, v in self.run.items()
+            if k in ("dag_id", "run_id", "task_id", "map_index", "try_number")
+        }
+        self.store.audit(
+            [
+                AuditRow(
+                    entity=res.entity or "jira",
+                    bc_id=res.bc_id or res.issue,
+                    action=f"writeback_{res.action}",
+                    document_number=res.document_number,
+                    issue_key=res.issue,
+                    reason=res.detail,
+                    read=read,
+                    sent=sent,
+                    response=response,
+                    error=error,
+                    **run,
+                )
+            ]
+        )
 
     def _comment(self, res: Result, draft_number: str | None) -> None:
         """One comment per record and outcome text: a replayed event or a second delivery adds none."""
         text = _comment_text(res, draft_number)
-        previous = self.store.query_audit(entity=res.entity or "jira", bc_id=res.bc_id or res.issue,
-                                          action="writeback_comment", limit=50)
+        previous = self.store.query_audit(
+            entity=res.entity or "jira", bc_id=res.bc_id or res.issue, action="writeback_comment", limit=50
+        )
         if any(p.reason == text for p in previous):
             return
         body = adf.doc(adf.paragraph(adf.text("Business Central: ", strong=True), text, " (bc-jira)"))
@@ -275,8 +378,10 @@ class WriteBack:
 def _comment_text(res: Result, draft_number: str | None) -> str:
     doc = res.document_number or res.bc_id
     if res.action == "posted":
-        return (f"purchase invoice {draft_number or doc} was posted; the posted invoice number is "
-                f"{res.new_number}.")
+        return (
+            f"purchase invoice {draft_number or doc} was posted; the posted invoice number is "
+            f"{res.new_number}."
+        )
     if res.action == "unblocked":
         return f"vendor {doc} was unblocked."
     if res.action == "rejected":
@@ -300,8 +405,18 @@ def _noun(entity: str | None) -> str:
 def _slim(record: Any) -> Any:
     if not isinstance(record, Mapping):
         return record
-    keep = ("id", "number", "status", "blocked", "displayName", "vendorNumber", "totalAmountIncludingTax",
-            "currencyCode", "lastModifiedDateTime", "@odata.etag")
+    keep = (
+        "id",
+        "number",
+        "status",
+        "blocked",
+        "displayName",
+        "vendorNumber",
+        "totalAmountIncludingTax",
+        "currencyCode",
+        "lastModifiedDateTime",
+        "@odata.etag",
+    )
     return {k: record.get(k) for k in keep if k in record}
 
 
@@ -322,8 +437,14 @@ def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
     raw = Variable.get(FIELDS_VARIABLE_KEY, default=None)
     discovered = json.loads(raw) if raw else {}
     store = StateStore.from_airflow()
-    return WriteBack(cfg=cfg, bc=BusinessCentralHook(), jira=JiraCloudHook(store=store), store=store,
-                     record_id_field=discovered.get(cfg.fields.record_id), run=run or {})
+    return WriteBack(
+        cfg=cfg,
+        bc=BusinessCentralHook(),
+        jira=JiraCloudHook(store=store),
+        store=store,
+        record_id_field=discovered.get(cfg.fields.record_id),
+        run=run or {},
+    )
 
 
 def _run_context() -> dict[str, Any]:
@@ -340,8 +461,10 @@ def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
         counts[r.action] = counts.get(r.action, 0) + 1
     transient = [r for r in results if r.transient]
     if transient:
-        raise RuntimeError(f"{what}: {len(transient)} issue(s) failed and stay staged for replay: "
-                           + "; ".join(f"{r.issue}: {r.detail}" for r in transient[:10]))
+        raise RuntimeError(
+            f"{what}: {len(transient)} issue(s) failed and stay staged for replay: "
+            + "; ".join(f"{r.issue}: {r.detail}" for r in transient[:10])
+        )
     return {"counts": counts, "issues": [r.as_dict() for r in results[:100]]}
 
 
@@ -353,7 +476,8 @@ def process_staged_task() -> dict[str, Any]:
 def safety_net_task() -> dict[str, Any]:
     wb = _build(_run_context())
     if not wb.record_id_field:
-        log.warning("safety-net poll skipped: no field id for %r; run bc_jira_connect",
-                    wb.cfg.fields.record_id)
+        log.warning(
+            "safety-net poll skipped: no field id for %r; run bc_jira_connect", wb.cfg.fields.record_id
+        )
         return {"counts": {}, "skipped": True}
     return _summary(wb.poll_done_issues(), "safety-net poll")

@@ -25,24 +25,42 @@ def _serve(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     options = Options(
-        latency_ms=args.latency_ms, notify_delay_s=args.notify_delay_s, search_lag_s=args.search_lag_s,
-        seed=args.seed, data_file=args.data, seed_vendors=args.seed_vendors, seed_invoices=args.seed_invoices,
+        latency_ms=args.latency_ms,
+        notify_delay_s=args.notify_delay_s,
+        search_lag_s=args.search_lag_s,
+        seed=args.seed,
+        data_file=args.data,
+        seed_vendors=args.seed_vendors,
+        seed_invoices=args.seed_invoices,
         seed_orders=args.seed_orders,
     )
     sb = Sandbox(options)
     sb.base_url = f"http://{args.host}:{args.port}"
     app = create_app(sb)
     if args.data:
+
         def saver() -> None:
             while True:
                 time.sleep(1.0)
                 sb.save_if_dirty()
+
         threading.Thread(target=saver, name="sandbox-saver", daemon=True).start()
-    config = uvicorn.Config(app, host=args.host, port=args.port, http="h11", log_level=args.log_level,
-                            access_log=args.log_level == "debug", timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        http="h11",
+        log_level=args.log_level,
+        access_log=args.log_level == "debug",
+        timeout_keep_alive=30,
+    )
     server = uvicorn.Server(config)
-    log.warning("bc-jira sandbox on %s (counts %s) ready in %.2f s", sb.base_url, sb.bc.counts(),
-                time.monotonic() - started)
+    log.warning(
+        "bc-jira sandbox on %s (counts %s) ready in %.2f s",
+        sb.base_url,
+        sb.bc.counts(),
+        time.monotonic() - started,
+    )
     try:
         server.run()
     finally:
@@ -57,8 +75,11 @@ def airflow_env_lines(base_url: str, creds: dict[str, Any]) -> list[str]:
         "login": creds["bc_client_id"],
         "password": creds["bc_client_secret"],
         "extra": {
-            "tenant_id": creds["tenant_id"], "environment": creds["environment"],
-            "company_id": creds["company_id"], "api_url": f"{base_url}/v2.0", "authority_url": base_url,
+            "tenant_id": creds["tenant_id"],
+            "environment": creds["environment"],
+            "company_id": creds["company_id"],
+            "api_url": f"{base_url}/v2.0",
+            "authority_url": base_url,
             "client_state": creds["bc_client_state"],
         },
     }
@@ -67,8 +88,12 @@ def airflow_env_lines(base_url: str, creds: dict[str, Any]) -> list[str]:
         "login": creds["atlassian_client_id"],
         "password": creds["atlassian_client_secret"],
         "extra": {
-            "auth": "oauth2", "site_url": creds["site_url"], "redirect_uri": creds["redirect_uri"],
-            "auth_url": base_url, "api_url": base_url, "webhook_secret": creds["webhook_secret"],
+            "auth": "oauth2",
+            "site_url": creds["site_url"],
+            "redirect_uri": creds["redirect_uri"],
+            "auth_url": base_url,
+            "api_url": base_url,
+            "webhook_secret": creds["webhook_secret"],
             "refresh_token": creds["refresh_token"],
         },
     }
@@ -89,8 +114,11 @@ def _airflow_env(args: argparse.Namespace) -> int:
         resp = requests.get(f"{base_url}/_sandbox/credentials", timeout=5)
         resp.raise_for_status()
     except requests.RequestException as exc:
-        print(f"no sandbox answers on {base_url}: start one with "
-              f"`python -m bc_jira_sandbox serve --port {args.port}` ({type(exc).__name__})", file=sys.stderr)
+        print(
+            f"no sandbox answers on {base_url}: start one with "
+            f"`python -m bc_jira_sandbox serve --port {args.port}` ({type(exc).__name__})",
+            file=sys.stderr,
+        )
         return 1
     print("\n".join(airflow_env_lines(base_url, resp.json())))
     return 0
@@ -108,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--latency-ms", type=int, default=0, help="added to every API call")
     serve.add_argument("--notify-delay-s", type=float, default=30.0, help="BC notification batching delay")
     serve.add_argument("--search-lag-s", type=float, default=2.0, help="how long Jira search lags writes")
-    serve.add_argument("--seed", type=int, default=42,
-                       help="random seed: same seed, same data and credentials")
+    serve.add_argument(
+        "--seed", type=int, default=42, help="random seed: same seed, same data and credentials"
+    )
     serve.add_argument("--data", default=None, help="persist state to this file (default: in memory)")
     serve.add_argument("--log-level", default="warning")
     env = sub.add_parser("airflow-env", help="print export lines aiming Airflow at a running sandbox")

@@ -18,7 +18,8 @@ def control_router(sb: Sandbox) -> APIRouter:
             return {k: int(body[k]) for k in ("vendors", "invoices", "orders", "draft_invoices") if k in body}
         except (TypeError, ValueError) as exc:
             raise HTTPException(
-                400, "seed counts must be integers: vendors, invoices, orders, draft_invoices") from exc
+                400, "seed counts must be integers: vendors, invoices, orders, draft_invoices"
+            ) from exc
 
     @r.post("/reset")
     def reset(body: dict[str, Any] | None = Body(default=None)) -> dict[str, Any]:
@@ -76,8 +77,9 @@ def control_router(sb: Sandbox) -> APIRouter:
 def create_app(sb: Sandbox) -> Any:
     from bc_jira_sandbox import atlassian, bc, entra, jira
 
-    app = FastAPI(title="bc-jira sandbox",
-                  description="Local emulator of BC, Entra ID, Atlassian OAuth and Jira")
+    app = FastAPI(
+        title="bc-jira sandbox", description="Local emulator of BC, Entra ID, Atlassian OAuth and Jira"
+    )
     app.include_router(control_router(sb))
     for module in (entra, bc, atlassian, jira):
         app.include_router(module.router(sb))

@@ -24,8 +24,14 @@ if TYPE_CHECKING:
 ACCESS_TTL_S = 3600
 CODE_TTL_S = 600
 REUSE_LEEWAY_S = 600.0  # Atlassian: "The leeway interval is 10 minutes."
-GRANTED_SCOPES = ["read:jira-work", "write:jira-work", "read:jira-user", "manage:jira-webhook",
-                  "manage:jira-configuration", "offline_access"]
+GRANTED_SCOPES = [
+    "read:jira-work",
+    "write:jira-work",
+    "read:jira-user",
+    "manage:jira-webhook",
+    "manage:jira-configuration",
+    "offline_access",
+]
 
 
 def _b64(raw: bytes) -> str:
@@ -71,19 +77,29 @@ def _state(sb: Sandbox) -> AtlassianState:
 def _new_access_token(sb: Sandbox, grant_id: str, scopes: list[str]) -> tuple[str, int]:
     """A JWT-shaped opaque token (Atlassian's are JWTs); only the sandbox can tell whether it is valid."""
     header = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64(json.dumps({"sub": sb.creds["atlassian_client_id"], "grant": grant_id,
-                            "jti": secrets.token_hex(8)}).encode())
+    body = _b64(
+        json.dumps(
+            {"sub": sb.creds["atlassian_client_id"], "grant": grant_id, "jti": secrets.token_hex(8)}
+        ).encode()
+    )
     token = f"{header}.{body}.{_b64(secrets.token_bytes(32))}"
-    _state(sb).access_tokens[token] = {"grant": grant_id, "expires_at": _now(sb) + ACCESS_TTL_S,
-                                       "scopes": scopes}
+    _state(sb).access_tokens[token] = {
+        "grant": grant_id,
+        "expires_at": _now(sb) + ACCESS_TTL_S,
+        "scopes": scopes,
+    }
     return token, ACCESS_TTL_S
 
 
 def _token_response(sb: Sandbox, grant: dict[str, Any]) -> dict[str, Any]:
     st = _state(sb)
     access, ttl = _new_access_token(sb, grant["id"], grant["scopes"])
-    out: dict[str, Any] = {"access_token": access, "expires_in": ttl, "token_type": "Bearer",
-                           "scope": " ".join(grant["scopes"])}
+    out: dict[str, Any] = {
+        "access_token": access,
+        "expires_in": ttl,
+        "token_type": "Bearer",
+        "scope": " ".join(grant["scopes"]),
+    }
     if "offline_access" in grant["scopes"]:
         refresh = f"rt{st.next_id()}." + secrets.token_urlsafe(48)
         st.refresh_tokens[refresh] = {"grant": grant["id"], "issued": _now(sb), "superseded_at": None}
@@ -128,25 +144,38 @@ def router(sb: Sandbox) -> APIRouter:
     def authorize(request: Request) -> Response:
         q = request.query_params
         if q.get("client_id") != sb.creds["atlassian_client_id"]:
-            return Response("Invalid client_id: this app does not exist.", status_code=400,
-                            media_type="text/plain")
+            return Response(
+                "Invalid client_id: this app does not exist.", status_code=400, media_type="text/plain"
+            )
         redirect_uri = q.get("redirect_uri") or ""
         if not _redirect_allowed(sb, redirect_uri):
-            return Response("The redirect_uri does not match the app's callback URL.", status_code=400,
-                            media_type="text/plain")
+            return Response(
+                "The redirect_uri does not match the app's callback URL.",
+                status_code=400,
+                media_type="text/plain",
+            )
         if q.get("response_type") != "code" or not q.get("scope"):
-            return Response("response_type=code and scope are required.", status_code=400,
-                            media_type="text/plain")
+            return Response(
+                "response_type=code and scope are required.", status_code=400, media_type="text/plain"
+            )
         requested = q.get("scope", "").split()
         scopes = [s for s in requested if s in GRANTED_SCOPES]
         with sb.lock:
             st = _state(sb)
             grant_id = f"grant{st.next_id()}"
-            st.grants[grant_id] = {"id": grant_id, "revoked": False, "scopes": scopes, "created": _now(sb),
-                                   "audience": q.get("audience")}
+            st.grants[grant_id] = {
+                "id": grant_id,
+                "revoked": False,
+                "scopes": scopes,
+                "created": _now(sb),
+                "audience": q.get("audience"),
+            }
             code = secrets.token_urlsafe(24)
-            st.codes[code] = {"grant": grant_id, "redirect_uri": redirect_uri,
-                              "expires_at": _now(sb) + CODE_TTL_S}
+            st.codes[code] = {
+                "grant": grant_id,
+                "redirect_uri": redirect_uri,
+                "expires_at": _now(sb) + CODE_TTL_S,
+            }
             sb.mark_dirty()
         params = {"code": code}
         if q.get("state") is not None:
@@ -170,8 +199,10 @@ def router(sb: Sandbox) -> APIRouter:
             sb.stats.bump("atlassian.token.refresh")
         elif grant_type == "authorization_code":
             sb.stats.bump("atlassian.token.code")
-        if body.get("client_id") != sb.creds["atlassian_client_id"] or \
-                body.get("client_secret") != sb.creds["atlassian_client_secret"]:
+        if (
+            body.get("client_id") != sb.creds["atlassian_client_id"]
+            or body.get("client_secret") != sb.creds["atlassian_client_secret"]
+        ):
             return _oauth_error(401, "access_denied", "Unauthorized")
         with sb.lock:
             st = _state(sb)
@@ -212,11 +243,17 @@ def router(sb: Sandbox) -> APIRouter:
             rec = check_access_token(sb, request.headers.get("authorization"))
         if rec is None:
             return JSONResponse({"code": 401, "message": "Unauthorized"}, status_code=401)
-        return JSONResponse([{
-            "id": sb.creds["cloud_id"], "name": sb.creds.get("site_name", "sandbox"),
-            "url": sb.creds["site_url"], "scopes": [s for s in rec["scopes"] if s != "offline_access"],
-            "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png",
-        }])
+        return JSONResponse(
+            [
+                {
+                    "id": sb.creds["cloud_id"],
+                    "name": sb.creds.get("site_name", "sandbox"),
+                    "url": sb.creds["site_url"],
+                    "scopes": [s for s in rec["scopes"] if s != "offline_access"],
+                    "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png",
+                }
+            ]
+        )
 
     @r.post("/_sandbox/atlassian/options")
     def options(body: dict[str, Any]) -> dict[str, Any]:

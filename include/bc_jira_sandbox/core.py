@@ -239,8 +239,9 @@ class Sandbox:
         return self.now()
 
     # -- data --------------------------------------------------------------------------------------------
-    def reset(self, vendors: int | None = None, invoices: int | None = None,
-              orders: int | None = None) -> None:
+    def reset(
+        self, vendors: int | None = None, invoices: int | None = None, orders: int | None = None
+    ) -> None:
         with self.lock:
             self.rng.seed(self.options.seed)
             self.clock_offset_s = 0.0
@@ -265,8 +266,9 @@ class Sandbox:
     def schedule(self, delay_s: float, fn: Callable[[], None]) -> None:
         self._scheduler.schedule(delay_s, fn)
 
-    def post_json(self, url: str, body: bytes, headers: dict[str, str] | None = None,
-                  timeout: float = 10.0) -> requests.Response | None:
+    def post_json(
+        self, url: str, body: bytes, headers: dict[str, str] | None = None, timeout: float = 10.0
+    ) -> requests.Response | None:
         """Send an outbound webhook; errors are logged, never raised (a sender must not crash the sandbox)."""
         hdrs = {"Content-Type": "application/json", **(headers or {})}
         try:
@@ -288,10 +290,14 @@ class Sandbox:
         if not path:
             return
         with self.lock:
-            blob = pickle.dumps({
-                "creds": self.creds, "clock_offset_s": self.clock_offset_s,
-                "bc": self._state_of(self.bc), "jira": self._state_of(self.jira),
-            })
+            blob = pickle.dumps(
+                {
+                    "creds": self.creds,
+                    "clock_offset_s": self.clock_offset_s,
+                    "bc": self._state_of(self.bc),
+                    "jira": self._state_of(self.jira),
+                }
+            )
             self._dirty = False
         tmp = f"{path}.tmp"
         with open(tmp, "wb") as fh:
@@ -319,8 +325,11 @@ class Sandbox:
 
 
 def _error_body(path: str, status: int, kind: str) -> bytes:
-    text = {"429": "Rate limit exceeded.", "500": "Internal server error.",
-            "503": "Service unavailable."}.get(kind, kind)
+    text = {
+        "429": "Rate limit exceeded.",
+        "500": "Internal server error.",
+        "503": "Service unavailable.",
+    }.get(kind, kind)
     if path.startswith("/v2.0/"):
         codes = {"429": "Application_TooManyRequests", "503": "ServiceUnavailable"}
         code = codes.get(kind, "InternalServerError")
@@ -387,8 +396,13 @@ class SandboxMiddleware:
     @staticmethod
     async def _drop(send: Any) -> None:
         # Promise a body and close the connection before it arrives: the client sees a broken response.
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
         await send({"type": "http.response.body", "body": b"{", "more_body": True})
 
 

@@ -88,8 +88,13 @@ def answers(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, alive: Callable[[], None] | None = None,
-             interval: float = 1.0) -> Any:
+def wait_for(
+    what: str,
+    check: Callable[[], Any],
+    timeout: float,
+    alive: Callable[[], None] | None = None,
+    interval: float = 1.0,
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         if alive:
@@ -151,8 +156,14 @@ class Demo:
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / f"{name}.log", "ab") as out:
-            proc = subprocess.Popen(argv, env=self.env, cwd=self.repo, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                env=self.env,
+                cwd=self.repo,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs.append((name, proc))
         return proc
 
@@ -179,29 +190,63 @@ class Demo:
             return
         data = self.home / "sandbox.pickle"
         self.home.mkdir(parents=True, exist_ok=True)
-        self.say(f"starting the sandbox on {self.sandbox_url} "
-                 + ("(reusing its saved data)" if data.exists() else
-                    f"({SEED['invoices']} invoices, {SEED['vendors']} vendors, {SEED['orders']} orders)"))
-        self.spawn("sandbox", [sys.executable, "-m", "bc_jira_sandbox", "serve",
-                               "--port", str(self.args.sandbox_port),
-                               "--seed-invoices", str(SEED["invoices"]),
-                               "--seed-vendors", str(SEED["vendors"]),
-                               "--seed-orders", str(SEED["orders"]), "--notify-delay-s", "5",
-                               "--data", str(data)])
+        self.say(
+            f"starting the sandbox on {self.sandbox_url} "
+            + (
+                "(reusing its saved data)"
+                if data.exists()
+                else f"({SEED['invoices']} invoices, {SEED['vendors']} vendors, {SEED['orders']} orders)"
+            )
+        )
+        self.spawn(
+            "sandbox",
+            [
+                sys.executable,
+                "-m",
+                "bc_jira_sandbox",
+                "serve",
+                "--port",
+                str(self.args.sandbox_port),
+                "--seed-invoices",
+                str(SEED["invoices"]),
+                "--seed-vendors",
+                str(SEED["vendors"]),
+                "--seed-orders",
+                str(SEED["orders"]),
+                "--notify-delay-s",
+                "5",
+                "--data",
+                str(data),
+            ],
+        )
         wait_for("sandbox", lambda: answers(f"{self.sandbox_url}/_sandbox/health"), 60, self.alive, 0.3)
 
     def prepare_airflow(self) -> None:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_",
-                                                                          "AIRFLOW_VAR_"))}
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+        }
         base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
-        self.env = {**base, **airflow_env(self.repo, self.home, self.args.port),
-                    **sandbox_env(self.sandbox_url)}
+        self.env = {
+            **base,
+            **airflow_env(self.repo, self.home, self.args.port),
+            **sandbox_env(self.sandbox_url),
+        }
         if answers(f"{self.api}/api/v2/version"):
-            raise RuntimeError(f"something already answers on {self.api} (another `make run`?): "
-                               "stop it first, or pass --port")
+            raise RuntimeError(
+                f"something already answers on {self.api} (another `make run`?): "
+                "stop it first, or pass --port"
+            )
         self.say("airflow db migrate (.airflow/airflow.db)")
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=self.env, cwd=self.repo,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"],
+            env=self.env,
+            cwd=self.repo,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     def start_airflow(self) -> None:
         self.say(f"starting airflow standalone on {self.api} (log: .airflow/demo-logs/standalone.log)")
@@ -209,8 +254,10 @@ class Demo:
 
         def healthy() -> bool:
             h = requests.get(f"{self.api}/api/v2/monitor/health", timeout=5).json()
-            return all(h[c]["status"] == "healthy" for c in ("metadatabase", "scheduler", "triggerer",
-                                                               "dag_processor"))
+            return all(
+                h[c]["status"] == "healthy"
+                for c in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+            )
 
         wait_for("airflow standalone healthy", healthy, 180, self.alive)
         self.say("Airflow is healthy")
@@ -249,8 +296,10 @@ class Demo:
         self.unpause(CONNECT_DAG)
         state = self.wait_run(CONNECT_DAG, self.trigger(CONNECT_DAG), 180)
         if state != "success":
-            raise RuntimeError(f"{CONNECT_DAG} failed: open {self.api}/dags/{CONNECT_DAG} and read the "
-                               "task log (every problem is listed there with its fix)")
+            raise RuntimeError(
+                f"{CONNECT_DAG} failed: open {self.api}/dags/{CONNECT_DAG} and read the "
+                "task log (every problem is listed there with its fix)"
+            )
         self.say(f"{CONNECT_DAG} succeeded; unpausing the sync DAGs")
         for dag_id in ids:
             if dag_id != CONNECT_DAG:
@@ -259,20 +308,23 @@ class Demo:
         # the Jira webhook and the first syncs happen now rather than at their next cron tick.
         time.sleep(5)
         for dag_id in ids:
-            if dag_id != CONNECT_DAG and not self.rest(
-                    "GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1})["dag_runs"]:
+            if (
+                dag_id != CONNECT_DAG
+                and not self.rest("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1})["dag_runs"]
+            ):
                 self.trigger(dag_id)
         return ids
 
     def banner(self, ids: list[str]) -> None:
         sb = self.sandbox_url
         project = json.loads(self.env.get("AIRFLOW_VAR_BC_JIRA_CONFIG", "{}")).get("project_key", "FIN")
-        print(f"""
+        print(
+            f"""
 bc-jira demo is running (Ctrl-C stops everything this command started)
 
   Airflow UI      {self.api}            no login (local all-admins mode, bound to 127.0.0.1)
   audit page      {self.api}/plugin/bc-jira-audit   (Browse > bc-jira audit)
-  DAGs            {', '.join(ids)}
+  DAGs            {", ".join(ids)}
   sandbox         {sb}   (BC + Entra + Atlassian + Jira emulated; data in .airflow/sandbox.pickle)
   sandbox Jira    {sb}/_sandbox/jira/issues        every issue, no search lag
   sandbox stats   {sb}/_sandbox/stats
@@ -288,7 +340,9 @@ draft invoice in BC (or unblocks the vendor) and comments on the issue:
 Enter a new draft invoice in BC as a user would (a BC notification starts the sync; a new issue follows):
   curl -s -X POST {sb}/_sandbox/bc/change -H 'Content-Type: application/json' \\
        -d '{{"entity": "purchaseInvoices", "create": {{}}}}'
-""", flush=True)
+""",
+            flush=True,
+        )
 
     def progress(self) -> None:
         """One line whenever the run states or the issue count change; the first all-green moment is timed."""
@@ -312,8 +366,10 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
             outbound = {"bc_purchase_invoices_to_jira", "bc_vendors_to_jira", "bc_purchase_orders_to_jira"}
             if first_green is None and outbound <= synced and n_issues:
                 first_green = time.monotonic() - self.t0
-                self.say(f"first green runs of all three sync DAGs after {first_green:.0f} s "
-                         f"({n_issues} issues in the sandbox Jira)")
+                self.say(
+                    f"first green runs of all three sync DAGs after {first_green:.0f} s "
+                    f"({n_issues} issues in the sandbox Jira)"
+                )
                 if self.args.exit_when_green:
                     return
             time.sleep(5)
@@ -329,8 +385,11 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
         except KeyboardInterrupt:
             print("\nCtrl-C: stopping", flush=True)
         except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
-            detail = exc.stderr.decode(errors="replace")[-2000:] if isinstance(
-                exc, subprocess.CalledProcessError) and exc.stderr else ""
+            detail = (
+                exc.stderr.decode(errors="replace")[-2000:]
+                if isinstance(exc, subprocess.CalledProcessError) and exc.stderr
+                else ""
+            )
             print(f"\nmake run failed: {exc}\n{detail}\nlogs: {self.logs}", file=sys.stderr, flush=True)
             return 1
         finally:
@@ -346,8 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bc_jira_sandbox.demo", description=__doc__)
     parser.add_argument("--port", type=int, default=8080, help="Airflow api-server port")
     parser.add_argument("--sandbox-port", type=int, default=8990)
-    parser.add_argument("--exit-when-green", action="store_true",
-                        help="stop everything once the three sync DAGs had a green run (timing, CI)")
+    parser.add_argument(
+        "--exit-when-green",
+        action="store_true",
+        help="stop everything once the three sync DAGs had a green run (timing, CI)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     # Both explicitly: a shell starting us in the background leaves SIGINT ignored; Ctrl-C must still work.

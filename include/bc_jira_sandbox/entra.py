@@ -47,9 +47,15 @@ def resources(sb: Sandbox) -> set[str]:
 def issue_token(sb: Sandbox, audience: str, ttl_s: int = TOKEN_TTL_S) -> tuple[str, int]:
     now = int(sb.now().timestamp())
     claims = {
-        "aud": audience, "iss": f"https://sts.windows.net/{sb.creds['tenant_id']}/",
-        "iat": now, "nbf": now, "exp": now + ttl_s, "appid": sb.creds["bc_client_id"],
-        "tid": sb.creds["tenant_id"], "roles": ["API.ReadWrite.All"], "ver": "1.0",
+        "aud": audience,
+        "iss": f"https://sts.windows.net/{sb.creds['tenant_id']}/",
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_s,
+        "appid": sb.creds["bc_client_id"],
+        "tid": sb.creds["tenant_id"],
+        "roles": ["API.ReadWrite.All"],
+        "ver": "1.0",
         "oid": str(uuid.UUID(hashlib.md5(sb.creds["bc_client_id"].encode()).hexdigest())),  # noqa: S324
         "uti": _b64(uuid.uuid4().bytes),
     }
@@ -79,13 +85,22 @@ def verify_token(sb: Sandbox, token: str) -> tuple[dict[str, Any] | None, str]:
 def _error(sb: Sandbox, status: int, error: str, code: int, description: str) -> JSONResponse:
     now = sb.now()
     trace, corr = str(uuid.uuid4()), str(uuid.uuid4())
-    text = (f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\n"
-            f"Timestamp: {now.strftime('%Y-%m-%d %H:%M:%SZ')}")
-    return JSONResponse(status_code=status, content={
-        "error": error, "error_description": text, "error_codes": [code],
-        "timestamp": now.strftime("%Y-%m-%d %H:%M:%SZ"), "trace_id": trace, "correlation_id": corr,
-        "error_uri": f"{sb.base_url}/error?code={code}",
-    })
+    text = (
+        f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\n"
+        f"Timestamp: {now.strftime('%Y-%m-%d %H:%M:%SZ')}"
+    )
+    return JSONResponse(
+        status_code=status,
+        content={
+            "error": error,
+            "error_description": text,
+            "error_codes": [code],
+            "timestamp": now.strftime("%Y-%m-%d %H:%M:%SZ"),
+            "trace_id": trace,
+            "correlation_id": corr,
+            "error_uri": f"{sb.base_url}/error?code={code}",
+        },
+    )
 
 
 def _known_tenant(sb: Sandbox, tenant: str) -> bool:
@@ -93,10 +108,15 @@ def _known_tenant(sb: Sandbox, tenant: str) -> bool:
 
 
 def _tenant_not_found(sb: Sandbox, tenant: str) -> JSONResponse:
-    return _error(sb, 400, "invalid_request", 90002,
-                  f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are "
-                  "signing into the correct cloud. Check with your subscription administrator, this may "
-                  "happen if there are no active subscriptions for the tenant.")
+    return _error(
+        sb,
+        400,
+        "invalid_request",
+        90002,
+        f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are "
+        "signing into the correct cloud. Check with your subscription administrator, this may "
+        "happen if there are no active subscriptions for the tenant.",
+    )
 
 
 def router(sb: Sandbox) -> APIRouter:
@@ -105,9 +125,11 @@ def router(sb: Sandbox) -> APIRouter:
     @r.get("/common/discovery/instance")
     def instance_discovery(request: Request) -> dict[str, Any]:
         host = request.url.netloc
-        return {"tenant_discovery_endpoint": f"{sb.base_url}/common/v2.0/.well-known/openid-configuration",
-                "api-version": "1.1",
-                "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}]}
+        return {
+            "tenant_discovery_endpoint": f"{sb.base_url}/common/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+        }
 
     @r.get("/{tenant}/v2.0/.well-known/openid-configuration")
     def openid_configuration(tenant: str) -> Any:
@@ -117,8 +139,11 @@ def router(sb: Sandbox) -> APIRouter:
         root = f"{sb.base_url}/{tid}"
         return {
             "token_endpoint": f"{root}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
-                                                      "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
             "jwks_uri": f"{sb.base_url}/{tid}/discovery/v2.0/keys",
             "response_modes_supported": ["query", "fragment", "form_post"],
             "subject_types_supported": ["pairwise"],
@@ -153,9 +178,14 @@ def router(sb: Sandbox) -> APIRouter:
             return _tenant_not_found(sb, tenant)
         grant = form.get("grant_type")
         if grant != "client_credentials":
-            return _error(sb, 400, "unsupported_grant_type", 70003,
-                          "The app requested an unsupported grant type "
-                          f"'{grant}'. This sandbox supports client_credentials.")
+            return _error(
+                sb,
+                400,
+                "unsupported_grant_type",
+                70003,
+                "The app requested an unsupported grant type "
+                f"'{grant}'. This sandbox supports client_credentials.",
+            )
         client_id = str(form.get("client_id") or "")
         secret = str(form.get("client_secret") or "")
         auth = request.headers.get("authorization", "")
@@ -165,34 +195,64 @@ def router(sb: Sandbox) -> APIRouter:
             except ValueError:
                 client_id = ""
         if not client_id:
-            return _error(sb, 400, "invalid_request", 900144,
-                          "The request body must contain the following parameter: 'client_id'.")
+            return _error(
+                sb,
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.",
+            )
         if client_id != sb.creds["bc_client_id"]:
-            return _error(sb, 400, "unauthorized_client", 700016,
-                          f"Application with identifier '{client_id}' was not found in the directory "
-                          f"'{sb.creds['tenant_id']}'. This can happen if the application has not been "
-                          "installed by the administrator of the tenant or consented to by any user in "
-                          "the tenant.")
+            return _error(
+                sb,
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id}' was not found in the directory "
+                f"'{sb.creds['tenant_id']}'. This can happen if the application has not been "
+                "installed by the administrator of the tenant or consented to by any user in "
+                "the tenant.",
+            )
         if not secret:
-            return _error(sb, 401, "invalid_client", 7000216,
-                          "'client_assertion', 'client_secret' or 'request' is required for the "
-                          "'client_credentials' grant type.")
+            return _error(
+                sb,
+                401,
+                "invalid_client",
+                7000216,
+                "'client_assertion', 'client_secret' or 'request' is required for the "
+                "'client_credentials' grant type.",
+            )
         if not hmac.compare_digest(secret.encode(), sb.creds["bc_client_secret"].encode()):
-            return _error(sb, 401, "invalid_client", 7000215,
-                          "Invalid client secret provided. Ensure the secret being sent in the request is "
-                          f"the client secret value, not the client secret ID, for a secret added to app "
-                          f"'{client_id}'.")
+            return _error(
+                sb,
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is "
+                f"the client secret value, not the client secret ID, for a secret added to app "
+                f"'{client_id}'.",
+            )
         scopes = str(form.get("scope") or "").split()
         resource = next((s[: -len("/.default")] for s in scopes if s.endswith("/.default")), None)
         if resource is None:
-            return _error(sb, 400, "invalid_scope", 1002012,
-                          f"The provided value for scope {' '.join(scopes) or '(none)'} is not valid. Client "
-                          "credential flows must have a scope value with /.default suffixed to the resource "
-                          "identifier (application ID URI).")
+            return _error(
+                sb,
+                400,
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {' '.join(scopes) or '(none)'} is not valid. Client "
+                "credential flows must have a scope value with /.default suffixed to the resource "
+                "identifier (application ID URI).",
+            )
         if resource.rstrip("/") not in resources(sb):
-            return _error(sb, 400, "invalid_resource", 500011,
-                          f"The resource principal named {resource} was not found in the tenant named "
-                          f"{sb.creds['tenant_id']}.")
+            return _error(
+                sb,
+                400,
+                "invalid_resource",
+                500011,
+                f"The resource principal named {resource} was not found in the tenant named "
+                f"{sb.creds['tenant_id']}.",
+            )
         access, ttl = issue_token(sb, resource.rstrip("/"))
         sb.stats.bump("entra.token")
         return {"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": access}

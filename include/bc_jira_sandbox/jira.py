@@ -51,8 +51,12 @@ STATUSES = [  # id, name, category, transition id
 ]
 ISSUE_TYPES = [("10001", "Task"), ("10002", "Invoice"), ("10003", "Vendor"), ("10004", "Purchase Order")]
 CUSTOM_FIELDS = [  # name, kind
-    ("BC Record Id", "textfield"), ("BC Document No.", "textfield"), ("BC Vendor", "textfield"),
-    ("BC Amount", "float"), ("BC Currency", "textfield"), ("BC Status", "textfield"),
+    ("BC Record Id", "textfield"),
+    ("BC Document No.", "textfield"),
+    ("BC Vendor", "textfield"),
+    ("BC Amount", "float"),
+    ("BC Currency", "textfield"),
+    ("BC Status", "textfield"),
 ]
 SYSTEM_FIELDS = [  # id, name, schema, clause names
     ("summary", "Summary", {"type": "string", "system": "summary"}, ["summary"]),
@@ -60,8 +64,12 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
     ("issuetype", "Issue Type", {"type": "issuetype", "system": "issuetype"}, ["issuetype", "type"]),
     ("project", "Project", {"type": "project", "system": "project"}, ["project"]),
     ("status", "Status", {"type": "status", "system": "status"}, ["status"]),
-    ("statusCategory", "Status Category", {"type": "statusCategory", "system": "statusCategory"},
-     ["statusCategory"]),
+    (
+        "statusCategory",
+        "Status Category",
+        {"type": "statusCategory", "system": "statusCategory"},
+        ["statusCategory"],
+    ),
     ("labels", "Labels", {"type": "array", "items": "string", "system": "labels"}, ["labels"]),
     ("assignee", "Assignee", {"type": "user", "system": "assignee"}, ["assignee"]),
     ("reporter", "Reporter", {"type": "user", "system": "reporter"}, ["reporter"]),
@@ -69,8 +77,18 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
     ("updated", "Updated", {"type": "datetime", "system": "updated"}, ["updated", "updatedDate"]),
     ("issuekey", "Key", None, ["id", "issue", "issuekey", "key"]),
 ]
-NAVIGABLE = ["summary", "description", "issuetype", "project", "status", "labels", "assignee", "reporter",
-             "created", "updated"]
+NAVIGABLE = [
+    "summary",
+    "description",
+    "issuetype",
+    "project",
+    "status",
+    "labels",
+    "assignee",
+    "reporter",
+    "created",
+    "updated",
+]
 USERS = [  # display name, email, email visible
     ("BC Connector", None, True),  # the connector's own account (email from creds)
     ("Alice Approver", "alice.approver@example.com", True),
@@ -104,8 +122,19 @@ def jira_ts(dt: datetime) -> str:
 # -- Atlassian Document Format -------------------------------------------------------------------------------
 
 _BLOCK_CHILDREN: dict[str, set[str] | None] = {
-    "doc": {"paragraph", "heading", "bulletList", "orderedList", "table", "codeBlock", "blockquote", "rule",
-            "panel", "mediaSingle", "expand"},
+    "doc": {
+        "paragraph",
+        "heading",
+        "bulletList",
+        "orderedList",
+        "table",
+        "codeBlock",
+        "blockquote",
+        "rule",
+        "panel",
+        "mediaSingle",
+        "expand",
+    },
     "paragraph": {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status"},
     "heading": {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status"},
     "bulletList": {"listItem"},
@@ -119,8 +148,15 @@ _BLOCK_CHILDREN: dict[str, set[str] | None] = {
     "blockquote": {"paragraph", "bulletList", "orderedList", "codeBlock"},
     "panel": {"paragraph", "bulletList", "orderedList", "heading"},
     "expand": {"paragraph", "bulletList", "orderedList", "heading", "table", "codeBlock", "panel"},
-    "rule": None, "hardBreak": None, "text": None, "mention": None, "emoji": None, "inlineCard": None,
-    "date": None, "status": None, "mediaSingle": None,
+    "rule": None,
+    "hardBreak": None,
+    "text": None,
+    "mention": None,
+    "emoji": None,
+    "inlineCard": None,
+    "date": None,
+    "status": None,
+    "mediaSingle": None,
 }
 _MARKS = {"strong", "em", "code", "strike", "underline", "link", "subsup", "textColor"}
 
@@ -175,14 +211,34 @@ def validate_adf(doc: Any) -> str | None:
 
 # -- JQL (the subset the connector and its webhooks use) -----------------------------------------------------
 
-_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|!~|=|~|>|<|\(|\)|,)
-                    |(?P<word>[A-Za-z0-9_.\-\[\]:*/+]+))""", re.X)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|!~|=|~|>|<|\(|\)|,)
+                    |(?P<word>[A-Za-z0-9_.\-\[\]:*/+]+))""",
+    re.X,
+)
 _RELATIVE = re.compile(r"^([-+]?)(\d+)([wdhm])$")
 
 
-_SYSTEM_CLAUSES = {"project", "issuetype", "type", "status", "statuscategory", "key", "issuekey", "id",
-                   "issue", "assignee", "reporter", "labels", "updated", "created", "updateddate",
-                   "createddate", "summary", "text"}
+_SYSTEM_CLAUSES = {
+    "project",
+    "issuetype",
+    "type",
+    "status",
+    "statuscategory",
+    "key",
+    "issuekey",
+    "id",
+    "issue",
+    "assignee",
+    "reporter",
+    "labels",
+    "updated",
+    "created",
+    "updateddate",
+    "createddate",
+    "summary",
+    "text",
+}
 
 
 class JqlError(ValueError):
@@ -196,8 +252,10 @@ def _tokenize(jql: str) -> list[tuple[str, str]]:
     while pos < len(jql):
         m = _TOKEN.match(jql, pos)
         if not m or m.end() == pos:
-            raise JqlError(f"Error in the JQL Query: The character '{jql[pos]}' is a reserved JQL character. "
-                           f"(line 1, character {pos + 1})")
+            raise JqlError(
+                f"Error in the JQL Query: The character '{jql[pos]}' is a reserved JQL character. "
+                f"(line 1, character {pos + 1})"
+            )
         pos = m.end()
         if m.group("str") is not None:
             raw = m.group("str")[1:-1]
@@ -251,8 +309,9 @@ class _Parser:
                     continue
                 break
         if self.peek() is not None:
-            raise JqlError("Error in the JQL Query: Expecting either 'OR' or 'AND' but got "
-                           f"'{self.peek()[1]}'.")
+            raise JqlError(
+                f"Error in the JQL Query: Expecting either 'OR' or 'AND' but got '{self.peek()[1]}'."
+            )
         return where, order
 
     def or_expr(self) -> Any:
@@ -367,8 +426,16 @@ class JiraState:
         base = rng.randrange(10030, 10700)
         self.fields: list[dict[str, Any]] = []
         for fid, name, schema, clauses in SYSTEM_FIELDS:
-            fd: dict[str, Any] = {"id": fid, "key": fid, "name": name, "custom": False, "orderable": True,
-                                  "navigable": True, "searchable": True, "clauseNames": clauses}
+            fd: dict[str, Any] = {
+                "id": fid,
+                "key": fid,
+                "name": name,
+                "custom": False,
+                "orderable": True,
+                "navigable": True,
+                "searchable": True,
+                "clauseNames": clauses,
+            }
             if schema is not None:
                 fd["schema"] = schema
             self.fields.append(fd)
@@ -377,19 +444,36 @@ class JiraState:
             num += rng.randrange(1, 9)
             fid = f"customfield_{num}"
             ftype = "number" if kind == "float" else "string"
-            self.fields.append({
-                "id": fid, "key": fid, "name": name, "custom": True, "orderable": True, "navigable": True,
-                "searchable": True, "clauseNames": [f"cf[{num}]", name],
-                "schema": {"type": ftype,
-                           "custom": f"com.atlassian.jira.plugin.system.customfieldtypes:{kind}",
-                           "customId": num},
-            })
+            self.fields.append(
+                {
+                    "id": fid,
+                    "key": fid,
+                    "name": name,
+                    "custom": True,
+                    "orderable": True,
+                    "navigable": True,
+                    "searchable": True,
+                    "clauseNames": [f"cf[{num}]", name],
+                    "schema": {
+                        "type": ftype,
+                        "custom": f"com.atlassian.jira.plugin.system.customfieldtypes:{kind}",
+                        "customId": num,
+                    },
+                }
+            )
         self.users: list[dict[str, Any]] = []
         for i, (name, email, visible) in enumerate(USERS):
             account = f"{rng.randrange(10**5, 10**6)}:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
-            self.users.append({"accountId": account, "displayName": name,
-                               "email": sb.creds["jira_email"] if i == 0 else email,
-                               "emailVisible": visible, "accountType": "atlassian", "active": True})
+            self.users.append(
+                {
+                    "accountId": account,
+                    "displayName": name,
+                    "email": sb.creds["jira_email"] if i == 0 else email,
+                    "emailVisible": visible,
+                    "accountType": "atlassian",
+                    "active": True,
+                }
+            )
         self.issues: dict[str, dict[str, Any]] = {}  # id -> record
         self.keys: dict[str, str] = {}  # key -> id
         self.next_issue_id = 10000
@@ -456,11 +540,16 @@ class JiraState:
         if u is None:
             return None
         out: dict[str, Any] = {
-            "self": self.url(f"{API}/user?accountId={u['accountId']}"), "accountId": u["accountId"],
-            "accountType": u["accountType"], "displayName": u["displayName"], "active": u["active"],
+            "self": self.url(f"{API}/user?accountId={u['accountId']}"),
+            "accountId": u["accountId"],
+            "accountType": u["accountType"],
+            "displayName": u["displayName"],
+            "active": u["active"],
             "timeZone": "Etc/UTC",
-            "avatarUrls": {s: f"https://avatar-management.services.atlassian.com/{u['accountId'][:6]}/{s}"
-                           for s in ("16x16", "24x24", "32x32", "48x48")},
+            "avatarUrls": {
+                s: f"https://avatar-management.services.atlassian.com/{u['accountId'][:6]}/{s}"
+                for s in ("16x16", "24x24", "32x32", "48x48")
+            },
         }
         if u["emailVisible"] and u["email"]:
             out["emailAddress"] = u["email"]
@@ -470,40 +559,69 @@ class JiraState:
 
     def status_json(self, s: tuple[str, str, str, str]) -> dict[str, Any]:
         cat = CATEGORIES[s[2]]
-        return {"self": self.url(f"{API}/status/{s[0]}"), "description": "",
-                "iconUrl": self.url("/images/s.png"), "name": s[1], "id": s[0],
-                "statusCategory": {"self": self.url(f"{API}/statuscategory/{cat['id']}"), **cat}}
+        return {
+            "self": self.url(f"{API}/status/{s[0]}"),
+            "description": "",
+            "iconUrl": self.url("/images/s.png"),
+            "name": s[1],
+            "id": s[0],
+            "statusCategory": {"self": self.url(f"{API}/statuscategory/{cat['id']}"), **cat},
+        }
 
     def issue_type_json(self, t: tuple[str, str]) -> dict[str, Any]:
-        return {"self": self.url(f"{API}/issuetype/{t[0]}"), "id": t[0], "description": f"{t[1]} from BC",
-                "iconUrl": self.url(f"/images/issuetype-{t[0]}.png"), "name": t[1], "subtask": False,
-                "avatarId": 10300 + int(t[0]) % 100, "hierarchyLevel": 0}
+        return {
+            "self": self.url(f"{API}/issuetype/{t[0]}"),
+            "id": t[0],
+            "description": f"{t[1]} from BC",
+            "iconUrl": self.url(f"/images/issuetype-{t[0]}.png"),
+            "name": t[1],
+            "subtask": False,
+            "avatarId": 10300 + int(t[0]) % 100,
+            "hierarchyLevel": 0,
+        }
 
     def project_json(self, full: bool = False) -> dict[str, Any]:
         p = self.project
-        out: dict[str, Any] = {"self": self.url(f"{API}/project/{p['id']}"), "id": p["id"], "key": p["key"],
-                               "name": p["name"], "projectTypeKey": "business", "simplified": False,
-                               "avatarUrls": {s: self.url(f"/images/project-{s}.png")
-                                              for s in ("16x16", "24x24", "32x32", "48x48")}}
+        out: dict[str, Any] = {
+            "self": self.url(f"{API}/project/{p['id']}"),
+            "id": p["id"],
+            "key": p["key"],
+            "name": p["name"],
+            "projectTypeKey": "business",
+            "simplified": False,
+            "avatarUrls": {
+                s: self.url(f"/images/project-{s}.png") for s in ("16x16", "24x24", "32x32", "48x48")
+            },
+        }
         if full:
-            out.update({"description": "Business Central documents awaiting a human step",
-                        "lead": self.user_json(self.users[1]), "assigneeType": "UNASSIGNED",
-                        "issueTypes": [self.issue_type_json(t) for t in ISSUE_TYPES], "isPrivate": False,
-                        "style": "classic", "archived": False, "deleted": False})
+            out.update(
+                {
+                    "description": "Business Central documents awaiting a human step",
+                    "lead": self.user_json(self.users[1]),
+                    "assigneeType": "UNASSIGNED",
+                    "issueTypes": [self.issue_type_json(t) for t in ISSUE_TYPES],
+                    "isPrivate": False,
+                    "style": "classic",
+                    "archived": False,
+                    "deleted": False,
+                }
+            )
         return out
 
     def field_values(self, rec: dict[str, Any]) -> dict[str, Any]:
         """Every field of an issue as the API shows it."""
         f = rec["fields"]
         out: dict[str, Any] = {
-            "summary": f["summary"], "description": f.get("description"),
+            "summary": f["summary"],
+            "description": f.get("description"),
             "issuetype": self.issue_type_json(self.issue_type(f["issuetype"])),
             "project": self.project_json(),
             "status": self.status_json(self.status(f["status"])),
             "labels": list(f.get("labels", [])),
             "assignee": self.user_json(self.user(f["assignee"])) if f.get("assignee") else None,
             "reporter": self.user_json(self.user(f["reporter"])) if f.get("reporter") else None,
-            "created": jira_ts(rec["created"]), "updated": jira_ts(rec["updated"]),
+            "created": jira_ts(rec["created"]),
+            "updated": jira_ts(rec["updated"]),
         }
         out["statusCategory"] = out["status"]["statusCategory"]
         for fd in self.fields:
@@ -511,13 +629,17 @@ class JiraState:
                 out[fd["id"]] = f.get(fd["id"])
         return out
 
-    def issue_json(self, rec: dict[str, Any], fields: list[str] | str | None, *,
-                   snapshot: dict[str, Any] | None = None) -> dict[str, Any]:
+    def issue_json(
+        self, rec: dict[str, Any], fields: list[str] | str | None, *, snapshot: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         values = snapshot if snapshot is not None else self.field_values(rec)
         wanted = self.select_fields(fields, values)
-        out: dict[str, Any] = {"expand": "renderedFields,names,schema,operations,editmeta,changelog,"
-                               "versionedRepresentations", "id": rec["id"],
-                               "self": self.url(f"{API}/issue/{rec['id']}"), "key": rec["key"]}
+        out: dict[str, Any] = {
+            "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
+            "id": rec["id"],
+            "self": self.url(f"{API}/issue/{rec['id']}"),
+            "key": rec["key"],
+        }
         if wanted:
             out["fields"] = {k: values[k] for k in wanted}
         return out
@@ -548,21 +670,28 @@ class JiraState:
         return seen
 
     # -- writes ----------------------------------------------------------------------------------------------
-    def _check_fields(self, fields: dict[str, Any], *, creating: bool,
-                      errors: dict[str, str]) -> dict[str, Any]:
+    def _check_fields(
+        self, fields: dict[str, Any], *, creating: bool, errors: dict[str, str]
+    ) -> dict[str, Any]:
         """Validate and normalise ``fields`` of a create/edit; fills ``errors`` like Jira does."""
         out: dict[str, Any] = {}
         for fid, value in fields.items():
             if fid == "project":
-                ident = str((value or {}).get("id") or (value or {}).get("key") or "") \
-                    if isinstance(value, dict) else str(value)
+                ident = (
+                    str((value or {}).get("id") or (value or {}).get("key") or "")
+                    if isinstance(value, dict)
+                    else str(value)
+                )
                 if ident not in (self.project["id"], self.project["key"]):
                     errors["project"] = "Specify a valid project ID or key"
                 else:
                     out["project"] = self.project["id"]
             elif fid == "issuetype":
-                ident = str((value or {}).get("id") or (value or {}).get("name") or "") \
-                    if isinstance(value, dict) else ""
+                ident = (
+                    str((value or {}).get("id") or (value or {}).get("name") or "")
+                    if isinstance(value, dict)
+                    else ""
+                )
                 t = self.issue_type(ident) if ident else None
                 if t is None:
                     errors["issuetype"] = "Specify a valid issue type"
@@ -587,14 +716,18 @@ class JiraState:
                     else:
                         out["description"] = value
             elif fid == "labels":
-                if not isinstance(value, list) or not all(isinstance(x, str) and x and " " not in x
-                                                          for x in value):
+                if not isinstance(value, list) or not all(
+                    isinstance(x, str) and x and " " not in x for x in value
+                ):
                     errors["labels"] = "Labels must be a list of strings without spaces."
                 else:
                     out["labels"] = list(dict.fromkeys(value))
             elif fid in ("assignee", "reporter"):
-                acct = (value or {}).get("accountId") or (value or {}).get("id") if isinstance(value, dict) \
+                acct = (
+                    (value or {}).get("accountId") or (value or {}).get("id")
+                    if isinstance(value, dict)
                     else None
+                )
                 if value is None:
                     out[fid] = None
                 elif acct is None or self.user(str(acct)) is None:
@@ -604,8 +737,9 @@ class JiraState:
             else:
                 fd = self.field(fid) if fid.startswith("customfield_") else None
                 if fd is None or not fd["custom"]:
-                    errors[fid] = (f"Field '{fid}' cannot be set. It is not on the appropriate screen, "
-                                   "or unknown.")
+                    errors[fid] = (
+                        f"Field '{fid}' cannot be set. It is not on the appropriate screen, or unknown."
+                    )
                     continue
                 kind = fd["schema"]["custom"].rsplit(":", 1)[-1]
                 if value is None:
@@ -622,9 +756,11 @@ class JiraState:
                 else:
                     out[fid] = value
         if creating:
-            for req, msg in (("project", "Specify a valid project ID or key"),
-                             ("issuetype", "Specify an issue type"),
-                             ("summary", "You must specify a summary of the issue.")):
+            for req, msg in (
+                ("project", "Specify a valid project ID or key"),
+                ("issuetype", "Specify an issue type"),
+                ("summary", "You must specify a summary of the issue."),
+            ):
                 if req not in fields and req not in errors:
                     errors[req] = msg
         return out
@@ -650,11 +786,21 @@ class JiraState:
         clean.setdefault("labels", [])
         clean.setdefault("reporter", actor["accountId"])
         clean["status"] = STATUSES[0][0]
-        rec = {"id": iid, "key": key, "fields": clean, "created": now, "updated": now, "comments": [],
-               "properties": {p["key"]: p.get("value") for p in body.get("properties", []) or []
-                              if isinstance(p, dict) and "key" in p},
-               "search_visible_after": now.timestamp() + self.sb.options.search_lag_s,
-               "search_snapshot": None}
+        rec = {
+            "id": iid,
+            "key": key,
+            "fields": clean,
+            "created": now,
+            "updated": now,
+            "comments": [],
+            "properties": {
+                p["key"]: p.get("value")
+                for p in body.get("properties", []) or []
+                if isinstance(p, dict) and "key" in p
+            },
+            "search_visible_after": now.timestamp() + self.sb.options.search_lag_s,
+            "search_snapshot": None,
+        }
         self.issues[iid] = rec
         self.keys[key] = iid
         self._fire(rec, "jira:issue_created", "issue_created", actor, [])
@@ -674,15 +820,30 @@ class JiraState:
             if old == value:
                 continue
             fd = self.field(fid)
-            item: dict[str, Any] = {"field": fd["name"] if fd else fid, "fieldId": fid,
-                                    "fieldtype": "custom" if fid.startswith("customfield_") else "jira"}
+            item: dict[str, Any] = {
+                "field": fd["name"] if fd else fid,
+                "fieldId": fid,
+                "fieldtype": "custom" if fid.startswith("customfield_") else "jira",
+            }
             if fid == "status":
-                item.update({"field": "status", "from": old, "fromString": self.status(old)[1],
-                             "to": value, "toString": self.status(value)[1]})
+                item.update(
+                    {
+                        "field": "status",
+                        "from": old,
+                        "fromString": self.status(old)[1],
+                        "to": value,
+                        "toString": self.status(value)[1],
+                    }
+                )
             elif fid in ("assignee", "reporter"):
-                item.update({"from": old, "to": value,
-                             "fromString": (self.user(old) or {}).get("displayName") if old else None,
-                             "toString": (self.user(value) or {}).get("displayName") if value else None})
+                item.update(
+                    {
+                        "from": old,
+                        "to": value,
+                        "fromString": (self.user(old) or {}).get("displayName") if old else None,
+                        "toString": (self.user(value) or {}).get("displayName") if value else None,
+                    }
+                )
             elif fid == "description":
                 item.update({"from": None, "fromString": None, "to": None, "toString": "(ADF)"})
             else:
@@ -700,8 +861,14 @@ class JiraState:
             raise JiraError(400, [], {f: "Field cannot be set in both fields and update." for f in both})
         for locked in ("project", "issuetype", "status"):
             if locked in fields:
-                raise JiraError(400, [], {locked: f"Field '{locked}' cannot be set. It is not on the "
-                                                  "appropriate screen, or unknown."})
+                raise JiraError(
+                    400,
+                    [],
+                    {
+                        locked: f"Field '{locked}' cannot be set. It is not on the "
+                        "appropriate screen, or unknown."
+                    },
+                )
         errors: dict[str, str] = {}
         new = self._check_fields(fields, creating=False, errors=errors)
         comments: list[Any] = []
@@ -755,30 +922,50 @@ class JiraState:
 
     def comment_json(self, rec: dict[str, Any], c: dict[str, Any]) -> dict[str, Any]:
         author = self.user_json(self.user(c["author"]), details=True)
-        return {"self": self.url(f"{API}/issue/{rec['id']}/comment/{c['id']}"), "id": c["id"],
-                "author": author, "body": c["body"], "updateAuthor": author, "created": jira_ts(c["created"]),
-                "updated": jira_ts(c["created"]), "jsdPublic": True}
+        return {
+            "self": self.url(f"{API}/issue/{rec['id']}/comment/{c['id']}"),
+            "id": c["id"],
+            "author": author,
+            "body": c["body"],
+            "updateAuthor": author,
+            "created": jira_ts(c["created"]),
+            "updated": jira_ts(c["created"]),
+            "jsdPublic": True,
+        }
 
     def add_comment(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise JiraError(400, ["Comment body must be a JSON object."])
         why = validate_adf(body.get("body"))
         if why:
-            raise JiraError(400, [] if why.startswith("Operation") else ["INVALID_INPUT"],
-                            {"comment": why})
+            raise JiraError(400, [] if why.startswith("Operation") else ["INVALID_INPUT"], {"comment": why})
         self._touch(rec)
         c = self._add_comment(rec, body["body"], actor)
         return self.comment_json(rec, c)
 
     def transitions(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
-        return [{"id": tid, "name": name, "to": self.status_json((sid, name, cat, tid)), "hasScreen": False,
-                 "isGlobal": True, "isInitial": False, "isAvailable": True, "isConditional": False,
-                 "looped": False}
-                for sid, name, cat, tid in STATUSES if sid != rec["fields"]["status"]]
+        return [
+            {
+                "id": tid,
+                "name": name,
+                "to": self.status_json((sid, name, cat, tid)),
+                "hasScreen": False,
+                "isGlobal": True,
+                "isInitial": False,
+                "isAvailable": True,
+                "isConditional": False,
+                "looped": False,
+            }
+            for sid, name, cat, tid in STATUSES
+            if sid != rec["fields"]["status"]
+        ]
 
     def transition(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> None:
-        if not isinstance(body, dict) or not isinstance(body.get("transition"), dict) \
-                or not body["transition"].get("id"):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("transition"), dict)
+            or not body["transition"].get("id")
+        ):
             raise JiraError(400, ["Missing 'transition' identifier"])
         tid = str(body["transition"]["id"])
         target = next((s for s in STATUSES if s[3] == tid and s[0] != rec["fields"]["status"]), None)
@@ -786,8 +973,14 @@ class JiraState:
             raise JiraError(400, [f"Transition id '{tid}' is not valid for this issue."])
         fields = body.get("fields") or {}
         if fields:
-            raise JiraError(400, [], {f: f"Field '{f}' cannot be set. It is not on the appropriate screen, "
-                                         "or unknown." for f in fields})
+            raise JiraError(
+                400,
+                [],
+                {
+                    f: f"Field '{f}' cannot be set. It is not on the appropriate screen, or unknown."
+                    for f in fields
+                },
+            )
         comments = []
         for op in (body.get("update") or {}).get("comment", []) or []:
             value = op.get("add") if isinstance(op, dict) else None
@@ -797,8 +990,13 @@ class JiraState:
             comments.append(value["body"])
         self._move(rec, target, actor, comments)
 
-    def _move(self, rec: dict[str, Any], target: tuple[str, str, str, str], actor: dict[str, Any],
-              comments: list[Any] | None = None) -> None:
+    def _move(
+        self,
+        rec: dict[str, Any],
+        target: tuple[str, str, str, str],
+        actor: dict[str, Any],
+        comments: list[Any] | None = None,
+    ) -> None:
         items = self._change_items(rec, {"status": target[0]})
         self._touch(rec)
         rec["fields"]["status"] = target[0]
@@ -847,8 +1045,12 @@ class JiraState:
         fds = {id(self.field(leaf[1])): self.field(leaf[1]) for leaf in leaves}
         if leaves and len(fds) == 1:
             fd = next(iter(fds.values()))
-            ok = (fd is not None and fd["custom"] and fd["schema"]["type"] != "number"
-                  and all(leaf[2] in ("=", "in", "~") and leaf[3] is not None for leaf in leaves))
+            ok = (
+                fd is not None
+                and fd["custom"]
+                and fd["schema"]["type"] != "number"
+                and all(leaf[2] in ("=", "in", "~") and leaf[3] is not None for leaf in leaves)
+            )
             if ok:
                 exact: set[str] = set()
                 partial: list[str] = []
@@ -952,9 +1154,15 @@ class JiraState:
         except ValueError as exc:
             raise JqlError(f"'{vals[0]}' is not a valid number.") from exc
         checks: dict[str, Callable[[], bool]] = {
-            "=": lambda: raw in nums, "in": lambda: raw in nums, "!=": lambda: raw not in nums,
-            "not in": lambda: raw not in nums, ">": lambda: raw > nums[0], ">=": lambda: raw >= nums[0],
-            "<": lambda: raw < nums[0], "<=": lambda: raw <= nums[0]}
+            "=": lambda: raw in nums,
+            "in": lambda: raw in nums,
+            "!=": lambda: raw not in nums,
+            "not in": lambda: raw not in nums,
+            ">": lambda: raw > nums[0],
+            ">=": lambda: raw >= nums[0],
+            "<": lambda: raw < nums[0],
+            "<=": lambda: raw <= nums[0],
+        }
         if op not in checks:
             raise JqlError(f"The operator '{op}' is not supported by number fields.")
         return checks[op]()
@@ -963,8 +1171,13 @@ class JiraState:
         actual = datetime.strptime(actual_s, "%Y-%m-%dT%H:%M:%S.%f%z")
         target = self._jql_date(str(val))
         ops: dict[str, Callable[[], bool]] = {
-            ">": lambda: actual > target, ">=": lambda: actual >= target, "<": lambda: actual < target,
-            "<=": lambda: actual <= target, "=": lambda: actual == target, "!=": lambda: actual != target}
+            ">": lambda: actual > target,
+            ">=": lambda: actual >= target,
+            "<": lambda: actual < target,
+            "<=": lambda: actual <= target,
+            "=": lambda: actual == target,
+            "!=": lambda: actual != target,
+        }
         if op not in ops:
             raise JqlError(f"The operator '{op}' is not supported by date fields.")
         return ops[op]()
@@ -983,30 +1196,47 @@ class JiraState:
                 return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC)
             except ValueError:
                 continue
-        raise JqlError(f"Date value '{text}' for field 'updated' is invalid. Valid formats include: "
-                       "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period "
-                       "format e.g. '-5d', '4w 2d'.")
+        raise JqlError(
+            f"Date value '{text}' for field 'updated' is invalid. Valid formats include: "
+            "'yyyy/MM/dd HH:mm', 'yyyy-MM-dd HH:mm', 'yyyy/MM/dd', 'yyyy-MM-dd', or a period "
+            "format e.g. '-5d', '4w 2d'."
+        )
 
     def search(self, body: dict[str, Any]) -> dict[str, Any]:
         jql = body.get("jql")
         if not isinstance(jql, str) or not jql.strip():
-            raise JiraError(400, ["Unbounded JQL queries are not allowed here. Please add a search "
-                                  "restriction to your query."])
+            raise JiraError(
+                400,
+                [
+                    "Unbounded JQL queries are not allowed here. Please add a search "
+                    "restriction to your query."
+                ],
+            )
         try:
             where, order = parse_jql(jql)
         except JqlError as exc:
             raise JiraError(400, [str(exc)]) from None
         if where is None:
-            raise JiraError(400, ["Unbounded JQL queries are not allowed here. Please add a search "
-                                  "restriction to your query."])
+            raise JiraError(
+                400,
+                [
+                    "Unbounded JQL queries are not allowed here. Please add a search "
+                    "restriction to your query."
+                ],
+            )
         for fname, _ in jql_fields(where):
-            if fname.lower() not in _SYSTEM_CLAUSES and (self.field(fname) is None
-                                                         or not self.field(fname)["custom"]):
-                raise JiraError(400, [f"Field '{fname}' does not exist or you do not have permission to view "
-                                      "it."])
+            if fname.lower() not in _SYSTEM_CLAUSES and (
+                self.field(fname) is None or not self.field(fname)["custom"]
+            ):
+                raise JiraError(
+                    400, [f"Field '{fname}' does not exist or you do not have permission to view it."]
+                )
         reconcile = body.get("reconcileIssues") or []
-        if not isinstance(reconcile, list) or len(reconcile) > RECONCILE_LIMIT or \
-                not all(isinstance(x, int) and not isinstance(x, bool) for x in reconcile):
+        if (
+            not isinstance(reconcile, list)
+            or len(reconcile) > RECONCILE_LIMIT
+            or not all(isinstance(x, int) and not isinstance(x, bool) for x in reconcile)
+        ):
             raise JiraError(400, [f"reconcileIssues accepts at most {RECONCILE_LIMIT} numeric issue ids."])
         max_results = body.get("maxResults", 50)
         if not isinstance(max_results, int) or max_results < 1:
@@ -1046,7 +1276,7 @@ class JiraState:
                     raise ValueError
             except (ValueError, UnicodeDecodeError):
                 raise JiraError(400, ["The provided next page token is invalid or expired."]) from None
-        page = hits[start:start + max_results]
+        page = hits[start : start + max_results]
         fields = body.get("fields") or ["id"]
         out: dict[str, Any] = {"issues": [self.issue_json(rec, fields, snapshot=view) for rec, view in page]}
         end = start + len(page)
@@ -1067,8 +1297,12 @@ class JiraState:
         for u in self.users:
             words = u["displayName"].lower().split()
             email = (u["email"] or "").lower()
-            if any(w.startswith(q) for w in words) or u["displayName"].lower().startswith(q) \
-                    or (u["emailVisible"] and email.startswith(q)) or (email and email == q):
+            if (
+                any(w.startswith(q) for w in words)
+                or u["displayName"].lower().startswith(q)
+                or (u["emailVisible"] and email.startswith(q))
+                or (email and email == q)
+            ):
                 out.append(u)
         return out
 
@@ -1084,15 +1318,24 @@ class JiraState:
             return "The clause ORDER BY is unsupported"
         for fname, op in jql_fields(where):
             low = fname.lower()
-            if low not in self.WEBHOOK_FIELDS and not low.startswith("issue.property") and \
-                    not low.startswith("cf["):
+            if (
+                low not in self.WEBHOOK_FIELDS
+                and not low.startswith("issue.property")
+                and not low.startswith("cf[")
+            ):
                 return f"The clause {fname} is unsupported"
             if op not in ("=", "!=", "in", "not in"):
                 return f"The operator '{op}' is unsupported"
         return None
 
-    def _fire(self, rec: dict[str, Any], event: str, type_name: str, actor: dict[str, Any],
-              items: list[dict[str, Any]]) -> None:
+    def _fire(
+        self,
+        rec: dict[str, Any],
+        event: str,
+        type_name: str,
+        actor: dict[str, Any],
+        items: list[dict[str, Any]],
+    ) -> None:
         """Queue deliveries for the webhooks whose event, JQL and field filter match this change."""
         now_ms = int(self.sb.now().timestamp() * 1000)
         values = self.field_values(rec)
@@ -1112,9 +1355,12 @@ class JiraState:
         if not matched or not self.webhook_url:
             return
         payload: dict[str, Any] = {
-            "timestamp": now_ms, "webhookEvent": event, "issue_event_type_name": type_name,
+            "timestamp": now_ms,
+            "webhookEvent": event,
+            "issue_event_type_name": type_name,
             "user": self.user_json(actor, details=True),
-            "issue": self.issue_json(rec, "*all"), "matchedWebhookIds": matched,
+            "issue": self.issue_json(rec, "*all"),
+            "matchedWebhookIds": matched,
         }
         if items:
             self.next_change_id += 1
@@ -1128,8 +1374,12 @@ class JiraState:
 
         def send() -> None:
             sig = hmac.new(sb.creds["webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
-            headers = {"X-Hub-Signature": f"sha256={sig}", "X-Atlassian-Webhook-Identifier": ident,
-                       "X-Atlassian-Webhook-Flow": "Primary", "User-Agent": "Atlassian Webhook HTTP Client"}
+            headers = {
+                "X-Hub-Signature": f"sha256={sig}",
+                "X-Atlassian-Webhook-Identifier": ident,
+                "X-Atlassian-Webhook-Flow": "Primary",
+                "User-Agent": "Atlassian Webhook HTTP Client",
+            }
             if attempt:
                 headers["X-Atlassian-Webhook-Retry"] = str(attempt)
             resp = sb.post_json(url, body, headers)
@@ -1148,8 +1398,12 @@ class JiraState:
 
 # -- HTTP layer ----------------------------------------------------------------------------------------------
 
-_SCOPES = {"read": "read:jira-work", "write": "write:jira-work", "user": "read:jira-user",
-           "webhook": "manage:jira-webhook"}
+_SCOPES = {
+    "read": "read:jira-work",
+    "write": "write:jira-work",
+    "user": "read:jira-user",
+    "webhook": "manage:jira-webhook",
+}
 
 
 def router(sb: Sandbox) -> APIRouter:
@@ -1168,21 +1422,30 @@ def router(sb: Sandbox) -> APIRouter:
         header = request.headers.get("authorization")
         jira = st()
         if basic:
-            want = "Basic " + base64.b64encode(
-                f"{sb.creds['jira_email']}:{sb.creds['jira_api_token']}".encode()).decode()
+            want = (
+                "Basic "
+                + base64.b64encode(f"{sb.creds['jira_email']}:{sb.creds['jira_api_token']}".encode()).decode()
+            )
             if not header or not hmac.compare_digest(header, want):
-                return JSONResponse({"errorMessages": ["Client must be authenticated to access this "
-                                                       "resource."], "errors": {}}, status_code=401)
+                return JSONResponse(
+                    {
+                        "errorMessages": ["Client must be authenticated to access this resource."],
+                        "errors": {},
+                    },
+                    status_code=401,
+                )
             return jira.users[0]
         rec = atlassian.check_access_token(sb, header)
         if rec is None:
             return JSONResponse({"code": 401, "message": "Unauthorized"}, status_code=401)
         if cloud_id != sb.creds["cloud_id"]:
-            return JSONResponse({"code": 404, "message": "Site not found or not accessible with this token"},
-                                status_code=404)
+            return JSONResponse(
+                {"code": 404, "message": "Site not found or not accessible with this token"}, status_code=404
+            )
         if _SCOPES[scope] not in rec["scopes"]:
-            return JSONResponse({"code": 401, "message": "Unauthorized; scope does not match"},
-                                status_code=401)
+            return JSONResponse(
+                {"code": 401, "message": "Unauthorized; scope does not match"}, status_code=401
+            )
         return jira.users[0]
 
     async def body_of(request: Request) -> Any:
@@ -1200,11 +1463,16 @@ def router(sb: Sandbox) -> APIRouter:
     def endpoint(method: str, path: str, scope: str, handler: Callable[..., Any]) -> None:
         """Register ``handler(request, actor, body, **path_params)`` under the OAuth and basic-auth roots."""
         for prefix, basic in (("/ex/jira/{cloudId}", False), ("/site", True)):
-            r.add_api_route(prefix + path, make_route(method, path, scope, handler, basic), methods=[method],
-                            name=f"{method} {path} ({prefix})")
+            r.add_api_route(
+                prefix + path,
+                make_route(method, path, scope, handler, basic),
+                methods=[method],
+                name=f"{method} {path} ({prefix})",
+            )
 
-    def make_route(method: str, path: str, scope: str, handler: Callable[..., Any],
-                   basic: bool) -> Callable[[Request], Any]:
+    def make_route(
+        method: str, path: str, scope: str, handler: Callable[..., Any], basic: bool
+    ) -> Callable[[Request], Any]:
         async def route(request: Request) -> Response:
             params = dict(request.path_params)
             cloud_id = params.pop("cloudId", None)
@@ -1212,8 +1480,14 @@ def router(sb: Sandbox) -> APIRouter:
             if isinstance(actor, Response):
                 return actor
             if path.startswith(f"{API}/webhook") and basic:
-                return respond(request, 403, {"errorMessages": ["Only Connect and OAuth 2.0 apps can use "
-                                                                "this operation."], "errors": {}})
+                return respond(
+                    request,
+                    403,
+                    {
+                        "errorMessages": ["Only Connect and OAuth 2.0 apps can use this operation."],
+                        "errors": {},
+                    },
+                )
             try:
                 body = await body_of(request) if method in ("POST", "PUT", "DELETE") else None
                 with sb.lock:
@@ -1228,8 +1502,7 @@ def router(sb: Sandbox) -> APIRouter:
     # -- metadata --------------------------------------------------------------------------------------------
     endpoint("GET", f"{API}/field", "read", lambda rq, a, b: (200, st().fields))
     endpoint("GET", f"{API}/myself", "read", lambda rq, a, b: (200, st().user_json(a)))
-    endpoint("GET", f"{API}/status", "read",
-             lambda rq, a, b: (200, [st().status_json(s) for s in STATUSES]))
+    endpoint("GET", f"{API}/status", "read", lambda rq, a, b: (200, [st().status_json(s) for s in STATUSES]))
 
     def get_project(rq: Request, a: Any, b: Any, projectIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
         p = st().project
@@ -1242,8 +1515,16 @@ def router(sb: Sandbox) -> APIRouter:
     def project_statuses(rq: Request, a: Any, b: Any, projectIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
         get_project(rq, a, b, projectIdOrKey)
         j = st()
-        return 200, [{"self": j.url(f"{API}/issuetype/{t[0]}"), "id": t[0], "name": t[1], "subtask": False,
-                      "statuses": [j.status_json(s) for s in STATUSES]} for t in ISSUE_TYPES]
+        return 200, [
+            {
+                "self": j.url(f"{API}/issuetype/{t[0]}"),
+                "id": t[0],
+                "name": t[1],
+                "subtask": False,
+                "statuses": [j.status_json(s) for s in STATUSES],
+            }
+            for t in ISSUE_TYPES
+        ]
 
     endpoint("GET", f"{API}/project/{{projectIdOrKey}}/statuses", "read", project_statuses)
 
@@ -1266,10 +1547,21 @@ def router(sb: Sandbox) -> APIRouter:
         if not isinstance(updates, list) or not updates:
             raise JiraError(400, ["issueUpdates must be a non-empty list."])
         if len(updates) > BULK_LIMIT:
-            return 400, {"issues": [], "errors": [{
-                "status": 400, "failedElementNumber": BULK_LIMIT,
-                "elementErrors": {"errorMessages": [f"Bulk create supports at most {BULK_LIMIT} issues per "
-                                                    "request."], "errors": {}}}]}
+            return 400, {
+                "issues": [],
+                "errors": [
+                    {
+                        "status": 400,
+                        "failedElementNumber": BULK_LIMIT,
+                        "elementErrors": {
+                            "errorMessages": [
+                                f"Bulk create supports at most {BULK_LIMIT} issues per request."
+                            ],
+                            "errors": {},
+                        },
+                    }
+                ],
+            }
         created, errors = [], []
         for i, upd in enumerate(updates):
             try:
@@ -1342,11 +1634,12 @@ def router(sb: Sandbox) -> APIRouter:
         if q.get("query") and q.get("accountId"):
             raise JiraError(400, ["Only one of 'query' or 'accountId' can be provided."])
         if not q.get("query") and not q.get("accountId") and not q.get("property"):
-            raise JiraError(400, ["One of 'query', 'accountId' or 'property' query parameters must be "
-                                  "provided."])
+            raise JiraError(
+                400, ["One of 'query', 'accountId' or 'property' query parameters must be provided."]
+            )
         start, limit = int(q.get("startAt", 0)), int(q.get("maxResults", 50))
         users = st().find_users(q.get("query"), q.get("accountId"))
-        return 200, [st().user_json(u) for u in users[start:start + limit]]
+        return 200, [st().user_json(u) for u in users[start : start + limit]]
 
     endpoint("GET", f"{API}/user/search", "user", user_search)
 
@@ -1356,10 +1649,15 @@ def router(sb: Sandbox) -> APIRouter:
             raise JiraError(400, ["You must specify at least one accountId."])
         start, limit = int(rq.query_params.get("startAt", 0)), int(rq.query_params.get("maxResults", 10))
         users = [u for u in (st().user(i) for i in dict.fromkeys(ids)) if u is not None]
-        page = users[start:start + limit]
-        out: dict[str, Any] = {"self": str(rq.url), "maxResults": limit, "startAt": start,
-                               "total": len(users), "isLast": start + limit >= len(users),
-                               "values": [st().user_json(u) for u in page]}
+        page = users[start : start + limit]
+        out: dict[str, Any] = {
+            "self": str(rq.url),
+            "maxResults": limit,
+            "startAt": start,
+            "total": len(users),
+            "isLast": start + limit >= len(users),
+            "values": [st().user_json(u) for u in page],
+        }
         if not out["isLast"]:
             nxt = rq.url.include_query_params(startAt=start + limit)
             out["nextPage"] = str(nxt)
@@ -1370,11 +1668,17 @@ def router(sb: Sandbox) -> APIRouter:
     # -- webhooks --------------------------------------------------------------------------------------------
     def register_webhooks(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
         j = st()
-        if not isinstance(b, dict) or not isinstance(b.get("url"), str) \
-                or not isinstance(b.get("webhooks"), list):
+        if (
+            not isinstance(b, dict)
+            or not isinstance(b.get("url"), str)
+            or not isinstance(b.get("webhooks"), list)
+        ):
             raise JiraError(400, ["url and webhooks are required."])
-        if j.webhook_url and j.webhook_url != b["url"] and any(
-                w["expirationDate"] > int(sb.now().timestamp() * 1000) for w in j.webhooks.values()):
+        if (
+            j.webhook_url
+            and j.webhook_url != b["url"]
+            and any(w["expirationDate"] > int(sb.now().timestamp() * 1000) for w in j.webhooks.values())
+        ):
             raise JiraError(400, ["Only a single URL per app is allowed to be registered."])
         j.webhook_url = b["url"]
         results = []
@@ -1389,10 +1693,14 @@ def router(sb: Sandbox) -> APIRouter:
                 continue
             wid = j.next_webhook_id
             j.next_webhook_id += 1
-            j.webhooks[wid] = {"id": wid, "events": list(wh["events"]), "jqlFilter": wh["jqlFilter"],
-                               "expirationDate": expires, "url": b["url"],
-                               **({"fieldIdsFilter": list(wh["fieldIdsFilter"])} if wh.get("fieldIdsFilter")
-                                  else {})}
+            j.webhooks[wid] = {
+                "id": wid,
+                "events": list(wh["events"]),
+                "jqlFilter": wh["jqlFilter"],
+                "expirationDate": expires,
+                "url": b["url"],
+                **({"fieldIdsFilter": list(wh["fieldIdsFilter"])} if wh.get("fieldIdsFilter") else {}),
+            }
             results.append({"createdWebhookId": wid})
         return 200, {"webhookRegistrationResult": results}
 
@@ -1402,9 +1710,14 @@ def router(sb: Sandbox) -> APIRouter:
         start = int(rq.query_params.get("startAt", 0))
         limit = int(rq.query_params.get("maxResults", 100))
         values = [dict(w) for _, w in sorted(st().webhooks.items())]
-        page = values[start:start + limit]
-        return 200, {"startAt": start, "maxResults": limit, "total": len(values),
-                     "isLast": start + limit >= len(values), "values": page}
+        page = values[start : start + limit]
+        return 200, {
+            "startAt": start,
+            "maxResults": limit,
+            "total": len(values),
+            "isLast": start + limit >= len(values),
+            "values": page,
+        }
 
     endpoint("GET", f"{API}/webhook", "webhook", list_webhooks)
 
@@ -1440,8 +1753,10 @@ def router(sb: Sandbox) -> APIRouter:
                 return JSONResponse(exc.body, status_code=404)
             target = j.status(str(body.get("to", "")))
             if target is None:
-                return JSONResponse({"error": f"unknown status {body.get('to')!r}; one of "
-                                              f"{[s[1] for s in STATUSES]}"}, status_code=400)
+                return JSONResponse(
+                    {"error": f"unknown status {body.get('to')!r}; one of {[s[1] for s in STATUSES]}"},
+                    status_code=400,
+                )
             actor = j.user(body["user"]) if body.get("user") else j.users[1]
             if actor is None:
                 return JSONResponse({"error": "unknown user accountId"}, status_code=400)
@@ -1455,8 +1770,9 @@ def router(sb: Sandbox) -> APIRouter:
         """Every issue, current state, no search lag (tests and the demo)."""
         with sb.lock:
             j = st()
-            return [j.issue_json(rec, "*all") | {"comments": len(rec["comments"])}
-                    for rec in j.issues.values()]
+            return [
+                j.issue_json(rec, "*all") | {"comments": len(rec["comments"])} for rec in j.issues.values()
+            ]
 
     @r.get("/_sandbox/jira/deliveries")
     def control_deliveries() -> list[dict[str, Any]]:

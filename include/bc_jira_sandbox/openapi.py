@@ -85,8 +85,10 @@ class OpenApiValidator:
         responses = op.get("responses", {})
         resp = responses.get(str(status)) or responses.get("default")
         if resp is None:
-            raise SpecViolation(f"{method.upper()} {path}: status {status} is not a documented response "
-                                f"(documented: {', '.join(sorted(responses))})")
+            raise SpecViolation(
+                f"{method.upper()} {path}: status {status} is not a documented response "
+                f"(documented: {', '.join(sorted(responses))})"
+            )
         return resp.get("content", {}).get("application/json", {}).get("schema")
 
     # -- validation ------------------------------------------------------------------------------------------
@@ -100,11 +102,14 @@ class OpenApiValidator:
     def check(self, schema: dict[str, Any] | None, body: Any, what: str) -> None:
         if schema is None:
             return
-        errors = sorted(self._validator(schema).iter_errors(body),
-                        key=lambda e: [str(p) for p in e.absolute_path])
+        errors = sorted(
+            self._validator(schema).iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path]
+        )
         if errors:
-            lines = [f"  at {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}"
-                     for e in errors[:10]]
+            lines = [
+                f"  at {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:300]}"
+                for e in errors[:10]
+            ]
             raise SpecViolation(f"{what} does not match the Jira OpenAPI spec:\n" + "\n".join(lines))
 
     def validate_request(self, method: str, path: str, body: Any) -> None:

@@ -6,8 +6,10 @@ from bc_jira import adf
 
 
 def test_doc_paragraph_and_link_are_valid() -> None:
-    d = adf.doc(adf.paragraph("Hello ", adf.text("world", strong=True)),
-                adf.paragraph(adf.link("Open", "https://example.com/x?a=1")))
+    d = adf.doc(
+        adf.paragraph("Hello ", adf.text("world", strong=True)),
+        adf.paragraph(adf.link("Open", "https://example.com/x?a=1")),
+    )
     assert d["version"] == 1 and d["type"] == "doc"
     assert adf.validate(d) == []
     link = d["content"][1]["content"][0]

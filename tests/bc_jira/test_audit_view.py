@@ -73,17 +73,59 @@ def store(sqlite_url: str) -> StateStore:
     st.upsert_link(Link("purchase_invoices", "id-1", "PI-1001", "10001", "FIN-1", state="linked"))
     st.upsert_link(Link("purchase_invoices", "id-2", "PI-1002", "10002", "FIN-2", state="resolved"))
     st.upsert_link(Link("vendors", "v-9", "V-0009", None, None, state="failed"))
-    st.audit([
-        AuditRow("purchase_invoices", "id-1", "create", "PI-1001", "FIN-1", dag_id=INV,
-                 run_id=RUN, task_id="upsert", map_index=0, try_number=1),
-        AuditRow("purchase_invoices", "id-2", "create", "PI-1002", "FIN-2", dag_id=INV,
-                 run_id=RUN, task_id="upsert", map_index=1, try_number=1),
-        AuditRow("purchase_invoices", "id-2", "writeback_post", "PI-1002", "FIN-2", reason="issue done",
-                 dag_id="jira_transitions_to_bc", run_id="manual__x", task_id="write_back", try_number=2),
-        AuditRow("vendors", "v-9", "create_failed", "V-0009", None,
-                 error="Jira POST /issue/bulk -> 400: <script>alert(1)</script> field 'BC Vendor' unknown",
-                 dag_id="bc_vendors_to_jira", run_id=RUN, task_id="upsert", map_index=3, try_number=2),
-    ])
+    st.audit(
+        [
+            AuditRow(
+                "purchase_invoices",
+                "id-1",
+                "create",
+                "PI-1001",
+                "FIN-1",
+                dag_id=INV,
+                run_id=RUN,
+                task_id="upsert",
+                map_index=0,
+                try_number=1,
+            ),
+            AuditRow(
+                "purchase_invoices",
+                "id-2",
+                "create",
+                "PI-1002",
+                "FIN-2",
+                dag_id=INV,
+                run_id=RUN,
+                task_id="upsert",
+                map_index=1,
+                try_number=1,
+            ),
+            AuditRow(
+                "purchase_invoices",
+                "id-2",
+                "writeback_post",
+                "PI-1002",
+                "FIN-2",
+                reason="issue done",
+                dag_id="jira_transitions_to_bc",
+                run_id="manual__x",
+                task_id="write_back",
+                try_number=2,
+            ),
+            AuditRow(
+                "vendors",
+                "v-9",
+                "create_failed",
+                "V-0009",
+                None,
+                error="Jira POST /issue/bulk -> 400: <script>alert(1)</script> field 'BC Vendor' unknown",
+                dag_id="bc_vendors_to_jira",
+                run_id=RUN,
+                task_id="upsert",
+                map_index=3,
+                try_number=2,
+            ),
+        ]
+    )
     return st
 
 
@@ -128,8 +170,9 @@ def test_error_row_is_escaped_and_points_at_the_mapped_task_to_clear(client: Tes
     assert row[1] == "-" and row[3] == "error" and "field 'BC Vendor' unknown" in row[4]
     assert f"bc_vendors_to_jira / {RUN} / upsert [3]" in row[6] and "try 2" in row[6]
     link = next(a for a in page.links if "/tasks/upsert/mapped/3" in a["href"])
-    assert link["href"] == ("../dags/bc_vendors_to_jira/runs/scheduled__2026-11-24T10%3A00%3A00%2B00%3A00"
-                            "/tasks/upsert/mapped/3")
+    assert link["href"] == (
+        "../dags/bc_vendors_to_jira/runs/scheduled__2026-11-24T10%3A00%3A00%2B00%3A00/tasks/upsert/mapped/3"
+    )
     assert link["target"] == "_top"
 
 
@@ -166,12 +209,16 @@ def test_requires_an_airflow_user(store: StateStore) -> None:
 
 def test_site_url_from_the_jira_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     audit_view._SITE_CACHE.clear()
-    monkeypatch.setenv("AIRFLOW_CONN_JIRA_DEFAULT",
-                       '{"conn_type": "jira_cloud", "extra": {"auth": "oauth2", "site_url": "https://x.atlassian.net/"}}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_JIRA_DEFAULT",
+        '{"conn_type": "jira_cloud", "extra": {"auth": "oauth2", "site_url": "https://x.atlassian.net/"}}',
+    )
     assert audit_view.jira_site_url() == "https://x.atlassian.net"
     audit_view._SITE_CACHE.clear()
-    monkeypatch.setenv("AIRFLOW_CONN_JIRA_DEFAULT",
-                       '{"conn_type": "jira_cloud", "host": "y.atlassian.net", "extra": {"auth": "basic"}}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_JIRA_DEFAULT",
+        '{"conn_type": "jira_cloud", "host": "y.atlassian.net", "extra": {"auth": "basic"}}',
+    )
     assert audit_view.jira_site_url() == "https://y.atlassian.net"
     audit_view._SITE_CACHE.clear()
     monkeypatch.delenv("AIRFLOW_CONN_JIRA_DEFAULT")
@@ -218,34 +265,103 @@ def _seed_realistic(st: StateStore) -> None:
         doc, key = f"108{i:03d}", f"FIN-{101 + i}"
         state = "resolved" if i in (2, 7) else "linked"
         links.append(Link("purchase_invoices", bc_id, doc, str(10100 + i), key, state=state))
-        rows.append(AuditRow("purchase_invoices", bc_id, "create", doc, key,
-                             reason=f"draft invoice, {vendors[i % 5]}", dag_id=inv, run_id=run1,
-                             task_id="upsert", map_index=i // 5, try_number=1))
-    rows.append(AuditRow("purchase_invoices", links[4].bc_id, "edit", "108004", "FIN-105",
-                         reason="amount changed in BC", dag_id=inv, run_id=run2, task_id="upsert",
-                         map_index=0, try_number=1))
+        rows.append(
+            AuditRow(
+                "purchase_invoices",
+                bc_id,
+                "create",
+                doc,
+                key,
+                reason=f"draft invoice, {vendors[i % 5]}",
+                dag_id=inv,
+                run_id=run1,
+                task_id="upsert",
+                map_index=i // 5,
+                try_number=1,
+            )
+        )
+    rows.append(
+        AuditRow(
+            "purchase_invoices",
+            links[4].bc_id,
+            "edit",
+            "108004",
+            "FIN-105",
+            reason="amount changed in BC",
+            dag_id=inv,
+            run_id=run2,
+            task_id="upsert",
+            map_index=0,
+            try_number=1,
+        )
+    )
     for i in (2, 7):
-        rows.append(AuditRow("purchase_invoices", links[i].bc_id, "writeback_post", links[i].document_number,
-                             links[i].issue_key, reason="issue Done: invoice posted in BC",
-                             dag_id="jira_transitions_to_bc", run_id="asset_triggered__2026-11-24T10:03:12",
-                             task_id="write_back", try_number=1))
+        rows.append(
+            AuditRow(
+                "purchase_invoices",
+                links[i].bc_id,
+                "writeback_post",
+                links[i].document_number,
+                links[i].issue_key,
+                reason="issue Done: invoice posted in BC",
+                dag_id="jira_transitions_to_bc",
+                run_id="asset_triggered__2026-11-24T10:03:12",
+                task_id="write_back",
+                try_number=1,
+            )
+        )
     links.append(Link("vendors", "v-30000", "30000", None, None, state="failed"))
-    rows.append(AuditRow("vendors", "v-30000", "create_failed", "30000", None,
-                         error="Jira POST /rest/api/3/issue/bulk -> 400 INVALID_INPUT: Field "
-                               "'customfield_10042' cannot be set. It is not on the appropriate screen, "
-                               "or unknown.",
-                         dag_id=ven, run_id=run1, task_id="upsert", map_index=0, try_number=3))
+    rows.append(
+        AuditRow(
+            "vendors",
+            "v-30000",
+            "create_failed",
+            "30000",
+            None,
+            error="Jira POST /rest/api/3/issue/bulk -> 400 INVALID_INPUT: Field "
+            "'customfield_10042' cannot be set. It is not on the appropriate screen, "
+            "or unknown.",
+            dag_id=ven,
+            run_id=run1,
+            task_id="upsert",
+            map_index=0,
+            try_number=3,
+        )
+    )
     links.append(Link("vendors", "v-40000", "40000", "10200", "FIN-150", state="linked"))
-    rows.append(AuditRow("vendors", "v-40000", "create", "40000", "FIN-150", reason="blocked: Payment",
-                         dag_id=ven, run_id=run1, task_id="upsert", map_index=0, try_number=3))
+    rows.append(
+        AuditRow(
+            "vendors",
+            "v-40000",
+            "create",
+            "40000",
+            "FIN-150",
+            reason="blocked: Payment",
+            dag_id=ven,
+            run_id=run1,
+            task_id="upsert",
+            map_index=0,
+            try_number=3,
+        )
+    )
     st.upsert_links(links)
     st.audit(rows)
 
 
 def _chromium(*args: str, profile: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=timeout)
 
 
@@ -268,26 +384,38 @@ def test_audit_page_in_a_real_api_server_and_headless_chromium(tmp_path: Path) -
     _seed_realistic(StateStore.from_url(f"sqlite:///{state}"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-        "AIRFLOW__CORE__FERNET_KEY": os.environ["AIRFLOW__CORE__FERNET_KEY"],
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "audit-view-test-" + "x" * 64,
-        "AIRFLOW_CONN_BC_JIRA_DB": json.dumps({"conn_type": "sqlite", "host": str(state)}),
-        "AIRFLOW_CONN_JIRA_DEFAULT": json.dumps({"conn_type": "jira_cloud", "extra": {
-            "auth": "oauth2", "site_url": "https://contoso-finance.atlassian.net"}}),
-    })
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
+            "AIRFLOW__CORE__FERNET_KEY": os.environ["AIRFLOW__CORE__FERNET_KEY"],
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": "audit-view-test-" + "x" * 64,
+            "AIRFLOW_CONN_BC_JIRA_DB": json.dumps({"conn_type": "sqlite", "host": str(state)}),
+            "AIRFLOW_CONN_JIRA_DEFAULT": json.dumps(
+                {
+                    "conn_type": "jira_cloud",
+                    "extra": {"auth": "oauth2", "site_url": "https://contoso-finance.atlassian.net"},
+                }
+            ),
+        }
+    )
     bin_dir = Path(sys.executable).parent
-    subprocess.run([str(bin_dir / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True,
-                   timeout=120)
+    subprocess.run(
+        [str(bin_dir / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=120
+    )
     log = open(home / "api-server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([str(bin_dir / "airflow"), "api-server", "--port", str(port)], env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(bin_dir / "airflow"), "api-server", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -299,8 +427,11 @@ def test_audit_page_in_a_real_api_server_and_headless_chromium(tmp_path: Path) -
             assert time.monotonic() < deadline, "api-server did not answer in 60 s"
             time.sleep(0.3)
         # the external view is registered where the UI looks for nav entries
-        views = [v for p in requests.get(f"{base}/api/v2/plugins", timeout=10).json()["plugins"]
-                 for v in p["external_views"]]
+        views = [
+            v
+            for p in requests.get(f"{base}/api/v2/plugins", timeout=10).json()["plugins"]
+            for v in p["external_views"]
+        ]
         ours = [{k: v[k] for k in audit_view.EXTERNAL_VIEW if k in v} for v in views]
         assert audit_view.EXTERNAL_VIEW in ours, views
         # the browser sees the table the server rendered
@@ -316,13 +447,19 @@ def test_audit_page_in_a_real_api_server_and_headless_chromium(tmp_path: Path) -
         assert [r[3] for r in filtered.rows] == ["error"]
         # screenshots: the page itself, and the page inside the Airflow UI (nav entry -> iframe)
         shot = tmp_path / "audit-view.png"
-        res = _chromium(f"--screenshot={shot}", "--window-size=1400,820", f"{base}/bc-jira/audit",
-                        profile=profile)
+        res = _chromium(
+            f"--screenshot={shot}", "--window-size=1400,820", f"{base}/bc-jira/audit", profile=profile
+        )
         assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", res.stderr[-2000:]
         assert shot.stat().st_size > 30_000, "a table with data, not a blank page"
         in_ui = tmp_path / "audit-view-in-airflow-ui.png"
-        _chromium(f"--screenshot={in_ui}", "--window-size=1400,820", "--virtual-time-budget=15000",
-                  f"{base}/plugin/{audit_view.EXTERNAL_VIEW['url_route']}", profile=profile)
+        _chromium(
+            f"--screenshot={in_ui}",
+            "--window-size=1400,820",
+            "--virtual-time-budget=15000",
+            f"{base}/plugin/{audit_view.EXTERNAL_VIEW['url_route']}",
+            profile=profile,
+        )
         if os.environ.get("BC_JIRA_UPDATE_SCREENSHOTS") == "1":
             DOCS.mkdir(exist_ok=True)
             shutil.copy(shot, DOCS / shot.name)

@@ -32,15 +32,17 @@ def test_never_more_than_the_slots_at_once_across_processes(url, tmp_path):
     path.touch()
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(10)
-    procs = [ctx.Process(target=_worker, args=(url, "bc:tenant:client", 3, str(path), barrier))
-             for _ in range(10)]
+    procs = [
+        ctx.Process(target=_worker, args=(url, "bc:tenant:client", 3, str(path), barrier)) for _ in range(10)
+    ]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    events = sorted((float(t), 1 if s == "+" else -1) for s, t in
-                    (line.split() for line in path.read_text().splitlines()))
+    events = sorted(
+        (float(t), 1 if s == "+" else -1) for s, t in (line.split() for line in path.read_text().splitlines())
+    )
     # at a tie, count releases first (a slot freed and taken in the same instant is not an overlap)
     events.sort(key=lambda e: (e[0], e[1]))
     running = peak = 0

@@ -65,14 +65,25 @@ def test_every_problem_is_listed_with_key_and_fix() -> None:
         parse_config(bad)
     msg = str(exc.value)
     expected_paths = [
-        "project_key:", "batch_size:", "overlap_seconds:", "search_settle_seconds:", "bogus: unknown key",
+        "project_key:",
+        "batch_size:",
+        "overlap_seconds:",
+        "search_settle_seconds:",
+        "bogus: unknown key",
         "labels[0]:",
-        "fields.amount:", "fields.nope:", "bc_web_client_url:", "assignees[0]:", "assignees[1].email:",
-        "assignees[2]:", "entities.purchase_invoices.done_action:",
-        "entities.purchase_invoices.selection.status[0]: 'Drafts'", "entities.vendors.enabled:",
+        "fields.amount:",
+        "fields.nope:",
+        "bc_web_client_url:",
+        "assignees[0]:",
+        "assignees[1].email:",
+        "assignees[2]:",
+        "entities.purchase_invoices.done_action:",
+        "entities.purchase_invoices.selection.status[0]: 'Drafts'",
+        "entities.vendors.enabled:",
         "entities.vendors.summary_template: unknown placeholder {nope}",
         "entities.purchase_orders.issue_type:",
-        "entities.purchase_orders.selection:", "entities.customers: unknown entity",
+        "entities.purchase_orders.selection:",
+        "entities.customers: unknown entity",
     ]
     for path in expected_paths:
         assert path in msg, path
@@ -90,11 +101,16 @@ def test_unreadable_documents(raw) -> None:
 
 
 def test_selection_accepts_readable_and_encoded_enum_values() -> None:
-    cfg = parse_config({"project_key": "FIN", "entities": {
-        "purchase_orders": {"selection": {"status": ["In Review", "Draft"]}},
-        "vendors": {"selection": {"blocked": "All"}},
-        "purchase_invoices": {"selection": {"status": ["In_x0020_Review"]}},
-    }})
+    cfg = parse_config(
+        {
+            "project_key": "FIN",
+            "entities": {
+                "purchase_orders": {"selection": {"status": ["In Review", "Draft"]}},
+                "vendors": {"selection": {"blocked": "All"}},
+                "purchase_invoices": {"selection": {"status": ["In_x0020_Review"]}},
+            },
+        }
+    )
     sel = cfg.purchase_orders.selection
     assert sel.values == ("In_x0020_Review", "Draft")
     assert sel.matches({"status": "In_x0020_Review"})
@@ -116,10 +132,15 @@ def test_enum_codec() -> None:
 
 
 def test_assignee_rules() -> None:
-    cfg = parse_config({"project_key": "FIN", "assignees": [
-        {"vendor_number": "V0001", "account_id": "acc-1"},
-        {"purchaser": "ah", "email": "ap@example.com"},
-    ]})
+    cfg = parse_config(
+        {
+            "project_key": "FIN",
+            "assignees": [
+                {"vendor_number": "V0001", "account_id": "acc-1"},
+                {"purchaser": "ah", "email": "ap@example.com"},
+            ],
+        }
+    )
     r1, r2 = cfg.assignees
     assert r1.applies({"vendorNumber": "v0001"}, "purchase_invoices")
     assert r1.applies({"number": "V0001"}, "vendors")
@@ -135,9 +156,14 @@ def test_config_is_frozen() -> None:
 
 
 def test_done_action_and_transition() -> None:
-    cfg = parse_config({"project_key": "FIN", "entities": {
-        "purchase_invoices": {"done_action": "none", "resolved_transition": "Done", "enabled": False},
-    }})
+    cfg = parse_config(
+        {
+            "project_key": "FIN",
+            "entities": {
+                "purchase_invoices": {"done_action": "none", "resolved_transition": "Done", "enabled": False},
+            },
+        }
+    )
     assert cfg.purchase_invoices.done_action == "none"
     assert cfg.purchase_invoices.resolved_transition == "Done"
     assert cfg.purchase_invoices.enabled is False
@@ -148,9 +174,23 @@ def test_done_action_and_transition() -> None:
 def test_sandbox_airflow_env_config_is_valid() -> None:
     from bc_jira_sandbox.__main__ import airflow_env_lines
 
-    creds = {k: "x" for k in ("bc_client_id", "bc_client_secret", "tenant_id", "environment", "company_id",
-                              "bc_client_state", "atlassian_client_id", "atlassian_client_secret", "site_url",
-                              "redirect_uri", "webhook_secret", "refresh_token")}
+    creds = {
+        k: "x"
+        for k in (
+            "bc_client_id",
+            "bc_client_secret",
+            "tenant_id",
+            "environment",
+            "company_id",
+            "bc_client_state",
+            "atlassian_client_id",
+            "atlassian_client_secret",
+            "site_url",
+            "redirect_uri",
+            "webhook_secret",
+            "refresh_token",
+        )
+    }
     creds["project_key"] = "FIN"
     line = next(x for x in airflow_env_lines("http://127.0.0.1:1", creds) if "BC_JIRA_CONFIG" in x)
     import shlex

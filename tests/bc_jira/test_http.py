@@ -54,12 +54,18 @@ def client(waits: list[float], **kw) -> ApiClient:
 
 
 def test_retry_after_seconds_honoured(requests_mock: rm.Mocker, waits: list[float]) -> None:
-    requests_mock.get(f"{BASE}/x", [
-        {"status_code": 429, "headers": {"Retry-After": "7"},
-         "json": {"error": {"code": "TooMany", "message": "m"}}},
-        {"status_code": 503, "headers": {"Retry-After": "2"}},
-        {"status_code": 200, "json": {"ok": 1}},
-    ])
+    requests_mock.get(
+        f"{BASE}/x",
+        [
+            {
+                "status_code": 429,
+                "headers": {"Retry-After": "7"},
+                "json": {"error": {"code": "TooMany", "message": "m"}},
+            },
+            {"status_code": 503, "headers": {"Retry-After": "2"}},
+            {"status_code": 200, "json": {"ok": 1}},
+        ],
+    )
     assert client(waits).get_json("x") == {"ok": 1}
     assert waits == [7.0, 2.0]
     assert requests_mock.call_count == 3
@@ -67,8 +73,10 @@ def test_retry_after_seconds_honoured(requests_mock: rm.Mocker, waits: list[floa
 
 def test_retry_after_http_date_honoured(requests_mock: rm.Mocker, waits: list[float]) -> None:
     when = formatdate(time.time() + 30, usegmt=True)
-    requests_mock.get(f"{BASE}/x", [{"status_code": 429, "headers": {"Retry-After": when}},
-                                    {"status_code": 200, "json": {}}])
+    requests_mock.get(
+        f"{BASE}/x",
+        [{"status_code": 429, "headers": {"Retry-After": when}}, {"status_code": 200, "json": {}}],
+    )
     client(waits).get_json("x")
     assert len(waits) == 1 and 27.0 <= waits[0] <= 30.0
 
@@ -88,10 +96,12 @@ def test_retry_after_beyond_cap_raises_without_waiting(requests_mock: rm.Mocker,
     assert waits == [] and ei.value.retry_after == 600.0 and requests_mock.call_count == 1
 
 
-def test_5xx_retried_with_capped_exponential_backoff_then_server_error(requests_mock: rm.Mocker,
-                                                                      waits: list[float]) -> None:
-    requests_mock.get(f"{BASE}/x", status_code=500,
-                      json={"error": {"code": "Internal_ServerError", "message": "boom"}})
+def test_5xx_retried_with_capped_exponential_backoff_then_server_error(
+    requests_mock: rm.Mocker, waits: list[float]
+) -> None:
+    requests_mock.get(
+        f"{BASE}/x", status_code=500, json={"error": {"code": "Internal_ServerError", "message": "boom"}}
+    )
     pol = RetryPolicy(max_attempts=5, backoff_base=1.0, backoff_cap=5.0)
     with pytest.raises(ServerError) as ei:
         client(waits, retry=pol).get_json("x")
@@ -105,8 +115,9 @@ def test_5xx_retried_with_capped_exponential_backoff_then_server_error(requests_
 def test_full_jitter_below_bound(requests_mock: rm.Mocker) -> None:
     waits: list[float] = []
     requests_mock.get(f"{BASE}/x", [{"status_code": 502}, {"status_code": 200, "json": {}}])
-    ApiClient("bc", BASE, sleep=waits.append, rand=lambda: 0.25,
-              retry=RetryPolicy(backoff_base=2.0)).get_json("x")
+    ApiClient(
+        "bc", BASE, sleep=waits.append, rand=lambda: 0.25, retry=RetryPolicy(backoff_base=2.0)
+    ).get_json("x")
     assert waits == [0.5]
 
 
@@ -120,8 +131,11 @@ def test_401_forces_one_refresh_then_succeeds(requests_mock: rm.Mocker, waits: l
 
 def test_second_401_is_auth_error(requests_mock: rm.Mocker, waits: list[float]) -> None:
     auth = FakeAuth()
-    requests_mock.get(f"{BASE}/x", status_code=401,
-                      json={"error": {"code": "Authentication_InvalidCredentials", "message": "rejected"}})
+    requests_mock.get(
+        f"{BASE}/x",
+        status_code=401,
+        json={"error": {"code": "Authentication_InvalidCredentials", "message": "rejected"}},
+    )
     with pytest.raises(AuthError) as ei:
         client(waits, auth=auth).get_json("x")
     assert auth.calls.count(True) == 1 and requests_mock.call_count == 2
@@ -136,11 +150,14 @@ def test_403_no_refresh(requests_mock: rm.Mocker, waits: list[float]) -> None:
     assert True not in auth.calls
 
 
-@pytest.mark.parametrize(("status", "cls"), [(404, NotFoundError), (412, PreconditionFailed),
-                                             (409, PreconditionFailed), (400, ClientError)])
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [(404, NotFoundError), (412, PreconditionFailed), (409, PreconditionFailed), (400, ClientError)],
+)
 def test_typed_4xx(requests_mock: rm.Mocker, waits: list[float], status: int, cls: type) -> None:
-    requests_mock.patch(f"{BASE}/x", status_code=status,
-                        json={"errorMessages": ["bad"], "errors": {"summary": "required"}})
+    requests_mock.patch(
+        f"{BASE}/x", status_code=status, json={"errorMessages": ["bad"], "errors": {"summary": "required"}}
+    )
     with pytest.raises(cls) as ei:
         client(waits).patch_json("x", json={})
     assert ei.value.status == status and "summary: required" in ei.value.message
@@ -148,8 +165,11 @@ def test_typed_4xx(requests_mock: rm.Mocker, waits: list[float], status: int, cl
 
 
 def test_entra_error_shape(requests_mock: rm.Mocker, waits: list[float]) -> None:
-    requests_mock.post(f"{BASE}/token", status_code=400,
-                       json={"error": "invalid_client", "error_description": "AADSTS7000215: Invalid secret"})
+    requests_mock.post(
+        f"{BASE}/token",
+        status_code=400,
+        json={"error": "invalid_client", "error_description": "AADSTS7000215: Invalid secret"},
+    )
     with pytest.raises(ClientError) as ei:
         client(waits, auth=None).post_json("token", json={})
     assert ei.value.code == "invalid_client" and ei.value.message.startswith("AADSTS7000215")
@@ -174,15 +194,17 @@ def test_post_not_retried_on_500_but_on_503(requests_mock: rm.Mocker, waits: lis
     with pytest.raises(ServerError):
         client(waits).post_json("p500")
     assert requests_mock.call_count == 1
-    requests_mock.post(f"{BASE}/p503", [{"status_code": 503, "headers": {"Retry-After": "1"}},
-                                        {"status_code": 204}])
+    requests_mock.post(
+        f"{BASE}/p503", [{"status_code": 503, "headers": {"Retry-After": "1"}}, {"status_code": 204}]
+    )
     assert client(waits).post_json("p503") is None
     assert waits == [1.0]
 
 
 def test_post_retried_when_retry_unsafe(requests_mock: rm.Mocker, waits: list[float]) -> None:
-    requests_mock.post(f"{BASE}/search", [{"exc": requests.ReadTimeout},
-                                          {"status_code": 200, "json": {"r": 1}}])
+    requests_mock.post(
+        f"{BASE}/search", [{"exc": requests.ReadTimeout}, {"status_code": 200, "json": {"r": 1}}]
+    )
     assert client(waits).post_json("search", json={}, retry_unsafe=True) == {"r": 1}
     assert requests_mock.call_count == 2 and len(waits) == 1
 
@@ -195,11 +217,23 @@ def test_get_retried_on_timeout_then_transport_error(requests_mock: rm.Mocker, w
     assert ei.value.code == "ConnectTimeout"
 
 
-def test_redaction_in_errors_and_logs(requests_mock: rm.Mocker, waits: list[float],
-                                      caplog: pytest.LogCaptureFixture) -> None:
+def test_redaction_in_errors_and_logs(
+    requests_mock: rm.Mocker, waits: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
     url = f"{BASE}/cb?code=AUTHCODE123&client_secret={SECRET}&state=ok"
-    requests_mock.get(url, [{"status_code": 503}, {"status_code": 400, "json": {
-        "error": "invalid_grant", "error_description": f"bad Bearer {TOKEN} client_secret={SECRET}"}}])
+    requests_mock.get(
+        url,
+        [
+            {"status_code": 503},
+            {
+                "status_code": 400,
+                "json": {
+                    "error": "invalid_grant",
+                    "error_description": f"bad Bearer {TOKEN} client_secret={SECRET}",
+                },
+            },
+        ],
+    )
     caplog.set_level(logging.DEBUG, logger="bc_jira")
     with pytest.raises(ClientError) as ei:
         client(waits).get_json(url)
@@ -214,7 +248,9 @@ def test_redaction_in_errors_and_logs(requests_mock: rm.Mocker, waits: list[floa
 
 
 def test_redact_url_strips_userinfo() -> None:
-    assert redact_url("https://user:pw@h.test/p?access_token=abc&x=1") == "https://h.test/p?access_token=***&x=1"
+    assert (
+        redact_url("https://user:pw@h.test/p?access_token=abc&x=1") == "https://h.test/p?access_token=***&x=1"
+    )
 
 
 def test_auth_only_sent_to_own_origin(requests_mock: rm.Mocker, waits: list[float]) -> None:
@@ -249,8 +285,9 @@ def test_concurrency_cap(waits: list[float]) -> None:
             return r
 
     key = f"test:{time.time()}"
-    clients = [ApiClient("bc", BASE, max_concurrency=3, concurrency_key=key, session=SlowSession())
-               for _ in range(2)]
+    clients = [
+        ApiClient("bc", BASE, max_concurrency=3, concurrency_key=key, session=SlowSession()) for _ in range(2)
+    ]
     threads = [threading.Thread(target=clients[i % 2].get_json, args=("x",)) for i in range(12)]
     for t in threads:
         t.start()

@@ -27,17 +27,27 @@ def store(sqlite_url: str) -> StateStore:
     return st
 
 
-def bc_item(entity: str = "purchaseInvoices", rid: str = "AAAA0000-1111-2222-3333-444455556666",
-            change: str = "updated", when: str = "2026-03-01T10:00:00.123Z",
-            state: str = CS) -> dict[str, Any]:
-    return {"subscriptionId": "sub-1", "clientState": state, "expirationDateTime": "2026-03-04T10:00:00Z",
-            "resource": f"api/v2.0/companies({COMPANY})/{entity}({rid})", "changeType": change,
-            "lastModifiedDateTime": when}
+def bc_item(
+    entity: str = "purchaseInvoices",
+    rid: str = "AAAA0000-1111-2222-3333-444455556666",
+    change: str = "updated",
+    when: str = "2026-03-01T10:00:00.123Z",
+    state: str = CS,
+) -> dict[str, Any]:
+    return {
+        "subscriptionId": "sub-1",
+        "clientState": state,
+        "expirationDateTime": "2026-03-04T10:00:00Z",
+        "resource": f"api/v2.0/companies({COMPANY})/{entity}({rid})",
+        "changeType": change,
+        "lastModifiedDateTime": when,
+    }
 
 
 def bc_post(store: StateStore, items: list[Any], client_state: str | None = CS) -> intake.IntakeResult:
-    return intake.handle_bc_notification({}, json.dumps({"value": items}).encode(), client_state=client_state,
-                                         store=store)
+    return intake.handle_bc_notification(
+        {}, json.dumps({"value": items}).encode(), client_state=client_state, store=store
+    )
 
 
 def test_handshake_echoes_token_as_text(store: StateStore) -> None:
@@ -87,8 +97,10 @@ def test_unknown_entity_and_bad_items_dropped(store: StateStore) -> None:
 
 def test_collection_stages_a_window_scan(store: StateStore) -> None:
     item = bc_item()
-    item.update(changeType="collection",
-                resource=f"api/v2.0/companies({COMPANY})/vendors?$filter=lastModifiedDateTime%20gt%202026-03-01T09:59:59.95Z")
+    item.update(
+        changeType="collection",
+        resource=f"api/v2.0/companies({COMPANY})/vendors?$filter=lastModifiedDateTime%20gt%202026-03-01T09:59:59.95Z",
+    )
     bare = dict(item, resource=f"api/v2.0/companies({COMPANY})/purchaseInvoices", lastModifiedDateTime="x")
     assert bc_post(store, [item, bare]).staged == 2
     ev = store.pending_events("bc.vendors")[0]
@@ -110,17 +122,30 @@ def test_store_failure_becomes_503_not_4xx() -> None:
 # -- Jira ------------------------------------------------------------------------------------------------
 
 
-def jira_body(issue_id: str = "10001", changelog_id: str | None = "555", event: str = "jira:issue_updated",
-              field: str = "status") -> bytes:
+def jira_body(
+    issue_id: str = "10001",
+    changelog_id: str | None = "555",
+    event: str = "jira:issue_updated",
+    field: str = "status",
+) -> bytes:
     payload: dict[str, Any] = {
-        "timestamp": 1, "webhookEvent": event, "issue_event_type_name": "issue_generic",
+        "timestamp": 1,
+        "webhookEvent": event,
+        "issue_event_type_name": "issue_generic",
         "user": {"accountId": "acc-1"},
-        "issue": {"id": issue_id, "key": f"FIN-{issue_id[-1]}",
-                  "fields": {"status": {"name": "Done", "statusCategory": {"key": "done"}}}},
+        "issue": {
+            "id": issue_id,
+            "key": f"FIN-{issue_id[-1]}",
+            "fields": {"status": {"name": "Done", "statusCategory": {"key": "done"}}},
+        },
     }
     if changelog_id is not None:
-        payload["changelog"] = {"id": changelog_id, "items": [
-            {"field": field, "fieldId": field, "fromString": "To Do", "toString": "Done", "to": "10002"}]}
+        payload["changelog"] = {
+            "id": changelog_id,
+            "items": [
+                {"field": field, "fieldId": field, "fromString": "To Do", "toString": "Done", "to": "10002"}
+            ],
+        }
     return json.dumps(payload).encode()
 
 
@@ -129,8 +154,9 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 
 
 def jira_post(store: StateStore, body: bytes, headers: dict[str, str]) -> intake.IntakeResult:
-    return intake.handle_jira_webhook(headers, body, webhook_secret=SECRET, client_secret=CLIENT_SECRET,
-                                      store=store)
+    return intake.handle_jira_webhook(
+        headers, body, webhook_secret=SECRET, client_secret=CLIENT_SECRET, store=store
+    )
 
 
 def test_signed_delivery_staged_once(store: StateStore) -> None:
@@ -156,14 +182,17 @@ def test_headers_case_insensitive_and_identifier_dedupe_without_changelog_id(sto
     assert jira_post(store, body, h).staged == 1
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"X-Hub-Signature": "sha256=" + "0" * 64},
-    {"X-Hub-Signature": "sha1=abc"},
-    {"X-Hub-Signature": "garbage"},
-    {"Authorization": "Bearer not.a.jwt"},
-    {"Authorization": "Basic dXNlcjpwdw=="},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-Hub-Signature": "sha256=" + "0" * 64},
+        {"X-Hub-Signature": "sha1=abc"},
+        {"X-Hub-Signature": "garbage"},
+        {"Authorization": "Bearer not.a.jwt"},
+        {"Authorization": "Basic dXNlcjpwdw=="},
+    ],
+)
 def test_forged_or_unsigned_rejected_nothing_staged(store: StateStore, headers: dict[str, str]) -> None:
     res = jira_post(store, jira_body(), headers)
     assert res.status == 401 and store.count_pending() == 0
@@ -177,8 +206,9 @@ def test_signature_over_other_body_rejected(store: StateStore) -> None:
 
 def test_no_secret_configured_rejects_signed(store: StateStore) -> None:
     body = jira_body()
-    res = intake.handle_jira_webhook({"X-Hub-Signature": sign(body)}, body, webhook_secret=None,
-                                     client_secret=None, store=store)
+    res = intake.handle_jira_webhook(
+        {"X-Hub-Signature": sign(body)}, body, webhook_secret=None, client_secret=None, store=store
+    )
     assert res.status == 401
 
 
@@ -213,13 +243,16 @@ def test_app_jwt_accepted(store: StateStore) -> None:
     assert (res.status, res.staged, res.verified_by) == (202, 1, "jwt")
 
 
-@pytest.mark.parametrize("token", [
-    make_jwt({"exp": int(time.time()) - 3600}),                       # expired
-    make_jwt({"iat": int(time.time())}),                              # no exp
-    make_jwt({"exp": int(time.time()) + 60}, secret="other"),         # wrong key
-    make_jwt({"exp": int(time.time()) + 60}, alg="none"),             # alg none
-    make_jwt({"exp": int(time.time()) + 60, "nbf": int(time.time()) + 3600}),  # not yet valid
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        make_jwt({"exp": int(time.time()) - 3600}),  # expired
+        make_jwt({"iat": int(time.time())}),  # no exp
+        make_jwt({"exp": int(time.time()) + 60}, secret="other"),  # wrong key
+        make_jwt({"exp": int(time.time()) + 60}, alg="none"),  # alg none
+        make_jwt({"exp": int(time.time()) + 60, "nbf": int(time.time()) + 3600}),  # not yet valid
+    ],
+)
 def test_bad_jwt_rejected(store: StateStore, token: str) -> None:
     assert jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"}).status == 401
     assert store.count_pending() == 0
@@ -237,8 +270,13 @@ def test_jwt_claim_check_library_agrees() -> None:
 
 
 def test_settle_deletes_only_covered_events_and_audits(store: StateStore) -> None:
-    bc_post(store, [bc_item(when="2026-03-01T10:00:00Z"), bc_item(rid="DDDD0000-1111-2222-3333-444455556666",
-                                                                  when="2026-03-01T11:00:00Z")])
+    bc_post(
+        store,
+        [
+            bc_item(when="2026-03-01T10:00:00Z"),
+            bc_item(rid="DDDD0000-1111-2222-3333-444455556666", when="2026-03-01T11:00:00Z"),
+        ],
+    )
     n = intake.settle_bc_events(store, "purchase_invoices", "2026-03-01T10:30:00Z", run={"dag_id": "d"})
     assert n == 1
     left = store.pending_events("bc.purchase_invoices")
@@ -254,10 +292,13 @@ def test_secrets_repr_hides_values() -> None:
 
 
 def test_secrets_from_airflow_env_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_BC_T", json.dumps({"conn_type": "business_central",
-                                                        "extra": {"client_state": "cs1"}}))
-    monkeypatch.setenv("AIRFLOW_CONN_JIRA_T", json.dumps({"conn_type": "jira_cloud", "password": "cls",
-                                                          "extra": {"webhook_secret": "whs"}}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BC_T", json.dumps({"conn_type": "business_central", "extra": {"client_state": "cs1"}})
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_JIRA_T",
+        json.dumps({"conn_type": "jira_cloud", "password": "cls", "extra": {"webhook_secret": "whs"}}),
+    )
     intake.clear_secrets_cache()
     s = intake.secrets_from_airflow("bc_t", "jira_t")
     assert (s.client_state, s.webhook_secret, s.jira_client_secret) == ("cs1", "whs", "cls")

@@ -35,8 +35,9 @@ class PluginServer:
         from fastapi import FastAPI
 
         app = FastAPI()  # mounted like the api-server mounts plugin apps (app.mount(url_prefix, subapp))
-        app.mount("/bc-jira", load_plugin().create_app(store_factory=lambda: store,
-                                                       secrets_factory=lambda: secrets))
+        app.mount(
+            "/bc-jira", load_plugin().create_app(store_factory=lambda: store, secrets_factory=lambda: secrets)
+        )
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -53,8 +54,11 @@ class PluginServer:
 
 def sandbox_secrets(sandbox: Any) -> intake.Secrets:
     c = sandbox.creds
-    return intake.Secrets(client_state=c["bc_client_state"], webhook_secret=c["webhook_secret"],
-                          jira_client_secret=c["atlassian_client_secret"])
+    return intake.Secrets(
+        client_state=c["bc_client_state"],
+        webhook_secret=c["webhook_secret"],
+        jira_client_secret=c["atlassian_client_secret"],
+    )
 
 
 @pytest.fixture
@@ -65,8 +69,14 @@ def lc(sandbox: Any, airflow_conns: dict[str, str], sqlite_url: str) -> Iterator
     sandbox.reset(vendors=6, invoices=6, orders=0)
     store = StateStore.from_url(sqlite_url)
     server = PluginServer(store, sandbox_secrets(sandbox))
-    yield {"sandbox": sandbox, "store": store, "server": server, "bc": BusinessCentralHook(),
-           "jira": JiraCloudHook(store=store), "base": server.url}
+    yield {
+        "sandbox": sandbox,
+        "store": store,
+        "server": server,
+        "bc": BusinessCentralHook(),
+        "jira": JiraCloudHook(store=store),
+        "base": server.url,
+    }
     server.stop()
 
 
@@ -122,8 +132,11 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any]) -> None:
     assert all(s["last_error"] is None for s in store.list_subscriptions())
     # and notifications still flow through the plugin into the store
     vendor = next(iter(bc.iter_records("vendors", top=1, page_size=1)))
-    sb.control("POST", "/_sandbox/bc/change", {"entity": "vendors", "id": vendor["id"],
-                                               "set": {"phoneNumber": "+1 555 0199"}})
+    sb.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {"entity": "vendors", "id": vendor["id"], "set": {"phoneNumber": "+1 555 0199"}},
+    )
     wait_for(lambda: store.count_pending("bc.vendors"))
 
 
@@ -137,7 +150,9 @@ def test_client_state_rotation_pushed_on_renewal(lc: dict[str, Any]) -> None:
 
 
 def test_unreachable_url_fails_clearly(lc: dict[str, Any]) -> None:
-    out = lifecycle.ensure_bc_subscriptions(lc["bc"], lc["store"], "http://127.0.0.1:9/bc-jira/bc/notifications")
+    out = lifecycle.ensure_bc_subscriptions(
+        lc["bc"], lc["store"], "http://127.0.0.1:9/bc-jira/bc/notifications"
+    )
     assert [o.action for o in out] == ["failed", "failed"] and "validated" in out[0].detail
     assert lc["store"].list_subscriptions()[0]["last_error"]
 
@@ -193,8 +208,9 @@ def test_basic_auth_delivery_check_explains_admin_webhook(sqlite_url: str) -> No
 
 
 def test_jira_refusal_is_reported_with_the_jql(lc: dict[str, Any]) -> None:
-    out = lifecycle.ensure_jira_webhook(lc["jira"], lc["store"], lifecycle.jira_webhook_url(lc["base"]),
-                                        "project = FIN AND watchCount > 1")
+    out = lifecycle.ensure_jira_webhook(
+        lc["jira"], lc["store"], lifecycle.jira_webhook_url(lc["base"]), "project = FIN AND watchCount > 1"
+    )
     assert out.action == "failed" and "watchCount" in out.detail
     assert lc["store"].get_webhook(lifecycle.JIRA_WEBHOOK_NAME)["last_error"]
 

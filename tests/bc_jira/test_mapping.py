@@ -17,9 +17,12 @@ from bc_jira.mapping import (
 )
 
 DISCOVERED = {
-    "BC Record Id": "customfield_10001", "BC Document No.": "customfield_10002",
+    "BC Record Id": "customfield_10001",
+    "BC Document No.": "customfield_10002",
     "BC Vendor": "customfield_10003",
-    "BC Amount": "customfield_10004", "BC Currency": "customfield_10005", "BC Status": "customfield_10006",
+    "BC Amount": "customfield_10004",
+    "BC Currency": "customfield_10005",
+    "BC Status": "customfield_10006",
     "Story Points": "customfield_10099",
 }
 IDS = field_ids(FieldNames(), DISCOVERED)
@@ -41,13 +44,26 @@ INVOICE = {
     "status": "Draft",
     "lastModifiedDateTime": "2026-11-20T10:00:00Z",
 }
-VENDOR = {"id": "v-1", "number": "V0010", "displayName": "Fabrikam", "blocked": "Payment", "balance": 10,
-          "currencyCode": "", "lastModifiedDateTime": "2026-11-20T10:00:00Z"}
+VENDOR = {
+    "id": "v-1",
+    "number": "V0010",
+    "displayName": "Fabrikam",
+    "blocked": "Payment",
+    "balance": 10,
+    "currencyCode": "",
+    "lastModifiedDateTime": "2026-11-20T10:00:00Z",
+}
 
 
 def cfg(**extra):
-    return parse_config({"project_key": "FIN", "bc_web_client_url": "https://bc.example.com/t/production",
-                         "labels": ["bc-jira"], **extra})
+    return parse_config(
+        {
+            "project_key": "FIN",
+            "bc_web_client_url": "https://bc.example.com/t/production",
+            "labels": ["bc-jira"],
+            **extra,
+        }
+    )
 
 
 def test_field_ids_reports_every_missing_field() -> None:
@@ -126,8 +142,12 @@ def test_vendor_status_and_unblocked() -> None:
 
 
 def test_assignee_rules_account_and_email() -> None:
-    c = cfg(assignees=[{"purchaser": "AH", "email": "ap@example.com"},
-                       {"vendor_number": "V0010", "account_id": "acc-vendor"}])
+    c = cfg(
+        assignees=[
+            {"purchaser": "AH", "email": "ap@example.com"},
+            {"vendor_number": "V0010", "account_id": "acc-vendor"},
+        ]
+    )
     # email rule first but unresolved -> falls through to vendor rule
     assert map_record(c, "purchase_invoices", INVOICE, IDS).fields["assignee"] == {"accountId": "acc-vendor"}
     d = map_record(c, "purchase_invoices", INVOICE, IDS, users={"AP@example.com": "acc-ap"})

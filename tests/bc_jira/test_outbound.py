@@ -33,8 +33,17 @@ from bc_jira.outbound import (
 from bc_jira.store import AuditRow, Link
 
 RID, DOC, VEN, AMT, CUR, STS = (f"customfield_100{i}" for i in range(1, 7))
-IDS = field_ids(FieldNames(), {"BC Record Id": RID, "BC Document No.": DOC, "BC Vendor": VEN,
-                               "BC Amount": AMT, "BC Currency": CUR, "BC Status": STS})
+IDS = field_ids(
+    FieldNames(),
+    {
+        "BC Record Id": RID,
+        "BC Document No.": DOC,
+        "BC Vendor": VEN,
+        "BC Amount": AMT,
+        "BC Currency": CUR,
+        "BC Status": STS,
+    },
+)
 
 
 class Clock:
@@ -56,9 +65,9 @@ class FakeJira:
         self.clock, self.lag = clock, timedelta(seconds=lag_s)
         self.issues: dict[str, dict[str, Any]] = {}
         self.calls: dict[str, int] = {}
-        self.drop_next_create = False       # commit, then lose the answer
-        self.fail_next_create = False       # lose the request before Jira sees it
-        self.reject: set[str] = set()       # record ids whose create Jira refuses
+        self.drop_next_create = False  # commit, then lose the answer
+        self.fail_next_create = False  # lose the request before Jira sees it
+        self.reject: set[str] = set()  # record ids whose create Jira refuses
         self.comments: dict[str, list[Any]] = {}
         self.transitions: dict[str, list[str]] = {}
         self._n = 10000
@@ -89,8 +98,11 @@ class FakeJira:
                 continue
             self._n += 1
             iid = str(self._n)
-            self.issues[iid] = {"key": f"FIN-{self._n - 10000}", "fields": copy.deepcopy(u["fields"]),
-                                "created": self.clock()}
+            self.issues[iid] = {
+                "key": f"FIN-{self._n - 10000}",
+                "fields": copy.deepcopy(u["fields"]),
+                "created": self.clock(),
+            }
             res.created.append((i, {"id": iid, "key": self.issues[iid]["key"]}))
         if self.drop_next_create:
             self.drop_next_create = False
@@ -120,9 +132,16 @@ class FakeJira:
 
 
 def invoice(n: int, **over: Any) -> dict[str, Any]:
-    rec = {"id": f"00000000-0000-0000-0000-{n:012d}", "number": f"PI{1000 + n}", "vendorNumber": "V10",
-           "vendorName": "Fabrikam", "currencyCode": "EUR", "totalAmountIncludingTax": 100.0 + n,
-           "status": "Draft", "lastModifiedDateTime": f"2026-11-20T10:{n % 60:02d}:00Z"}
+    rec = {
+        "id": f"00000000-0000-0000-0000-{n:012d}",
+        "number": f"PI{1000 + n}",
+        "vendorNumber": "V10",
+        "vendorName": "Fabrikam",
+        "currencyCode": "EUR",
+        "totalAmountIncludingTax": 100.0 + n,
+        "status": "Draft",
+        "lastModifiedDateTime": f"2026-11-20T10:{n % 60:02d}:00Z",
+    }
     rec.update(over)
     return rec
 
@@ -152,8 +171,11 @@ class MemoryStore:
         self.rows.extend(rows)
 
     def query_audit(self, *, entity=None, bc_id=None, **_: Any):
-        return [r for r in self.rows
-                if (entity is None or r.entity == entity) and (bc_id is None or r.bc_id == bc_id)]
+        return [
+            r
+            for r in self.rows
+            if (entity is None or r.entity == entity) and (bc_id is None or r.bc_id == bc_id)
+        ]
 
     def save_batches(self, entity, run_key, records, batch_size):
         if (entity, run_key) in self.runs:
@@ -162,7 +184,7 @@ class MemoryStore:
         ids = []
         for i in range(0, len(recs), batch_size):
             bid = f"{entity}:{run_key}:{i // batch_size}"
-            self.batches[bid] = copy.deepcopy(recs[i:i + batch_size])
+            self.batches[bid] = copy.deepcopy(recs[i : i + batch_size])
             ids.append(bid)
         self.runs[(entity, run_key)] = ids
         return ids
@@ -202,13 +224,28 @@ def store(stores):
 def env(store, stores):
     clock = Clock()
     jira = FakeJira(clock)
-    cfg = parse_config({"project_key": "FIN", "search_settle_seconds": 30,
-                        "entities": {"purchase_invoices": {"resolved_transition": "Done"}}})
+    cfg = parse_config(
+        {
+            "project_key": "FIN",
+            "search_settle_seconds": 30,
+            "entities": {"purchase_invoices": {"resolved_transition": "Done"}},
+        }
+    )
 
     def upserter(**kw: Any) -> Upserter:
-        return Upserter(cfg=cfg, entity="purchase_invoices", ids=IDS, jira=jira, store=store,
-                        run=RunInfo(dag_id="d", run_id="r1", task_id="upsert", map_index=0, try_number=1),
-                        sleep=clock.sleep, clock=clock, link_cls=stores[1], audit_cls=stores[2], **kw)
+        return Upserter(
+            cfg=cfg,
+            entity="purchase_invoices",
+            ids=IDS,
+            jira=jira,
+            store=store,
+            run=RunInfo(dag_id="d", run_id="r1", task_id="upsert", map_index=0, try_number=1),
+            sleep=clock.sleep,
+            clock=clock,
+            link_cls=stores[1],
+            audit_cls=stores[2],
+            **kw,
+        )
 
     return clock, jira, upserter
 
@@ -358,8 +395,14 @@ def test_extract_dedupes_filters_and_replays(store) -> None:
     assert next(r for r in saved if r["id"] == invoice(1)["id"])["totalAmountIncludingTax"] == 5
     assert all("@odata.etag" not in r for r in saved)
     # clearing extract replays the same batches without reading BC again
-    again = extract("purchase_invoices", cfg=cfg, bc=FakeBC([invoice(9)]), store=store, run=run,
-                    watermark="2026-11-20T10:00:00Z")
+    again = extract(
+        "purchase_invoices",
+        cfg=cfg,
+        bc=FakeBC([invoice(9)]),
+        store=store,
+        run=run,
+        watermark="2026-11-20T10:00:00Z",
+    )
     assert again["batch_ids"] == out["batch_ids"]
 
 
@@ -367,11 +410,27 @@ def test_extract_keeps_linked_records_that_stopped_needing_a_human(store, stores
     Link = stores[1]
     cfg = parse_config({"project_key": "FIN"})
     posted = invoice(3, status="Open")
-    store.upsert_link(Link(entity="purchase_invoices", bc_id=posted["id"], document_number="PI1003",
-                           issue_id="10001", issue_key="FIN-1", content_hash="x", bc_last_modified=None,
-                           state=LINKED, updated_at=datetime.now(UTC)))
-    out = extract("purchase_invoices", cfg=cfg, bc=FakeBC([posted, invoice(4, status="Paid")]), store=store,
-                  run=RunInfo(run_id="r"), watermark="2026-11-20T10:00:00Z")
+    store.upsert_link(
+        Link(
+            entity="purchase_invoices",
+            bc_id=posted["id"],
+            document_number="PI1003",
+            issue_id="10001",
+            issue_key="FIN-1",
+            content_hash="x",
+            bc_last_modified=None,
+            state=LINKED,
+            updated_at=datetime.now(UTC),
+        )
+    )
+    out = extract(
+        "purchase_invoices",
+        cfg=cfg,
+        bc=FakeBC([posted, invoice(4, status="Paid")]),
+        store=store,
+        run=RunInfo(run_id="r"),
+        watermark="2026-11-20T10:00:00Z",
+    )
     assert out["kept"] == 1
 
 
@@ -385,16 +444,26 @@ def test_first_sync_lets_bc_filter_by_selection(store) -> None:
 def test_backfill_window_and_watermark() -> None:
     cfg = parse_config({"project_key": "FIN"})
     start, end = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)
-    w = sync_window(cfg, RunInfo(run_type="backfill", data_interval_start=start, data_interval_end=end),
-                    "2026-11-20T00:00:00Z")
+    w = sync_window(
+        cfg,
+        RunInfo(run_type="backfill", data_interval_start=start, data_interval_end=end),
+        "2026-11-20T00:00:00Z",
+    )
     assert (w.since, w.until) == (start, end)
     with pytest.raises(SyncError):
         sync_window(cfg, RunInfo(run_type="backfill"), None)
     assert next_watermark({"backfill": True, "high_watermark": "2026-12-01T00:00:00Z"}, "A") == "A"
-    assert next_watermark({"high_watermark": "2026-11-20T10:00:00Z", "watermark": "2026-11-20T10:01:00Z"},
-                          "2026-11-20T10:01:00Z") == "2026-11-20T10:01:00Z"  # overlap never rewinds
-    assert next_watermark({"high_watermark": "2026-11-21T00:00:00.5+00:00", "watermark": None}, None) == \
-        "2026-11-21T00:00:00.500000Z"
+    assert (
+        next_watermark(
+            {"high_watermark": "2026-11-20T10:00:00Z", "watermark": "2026-11-20T10:01:00Z"},
+            "2026-11-20T10:01:00Z",
+        )
+        == "2026-11-20T10:01:00Z"
+    )  # overlap never rewinds
+    assert (
+        next_watermark({"high_watermark": "2026-11-21T00:00:00.5+00:00", "watermark": None}, None)
+        == "2026-11-21T00:00:00.500000Z"
+    )
     assert next_watermark({"high_watermark": None, "watermark": None}, None) is None
 
 
@@ -409,8 +478,9 @@ def test_collection_notification_widens_the_window() -> None:
     wm = "2026-11-20T10:00:00Z"
     earlier = datetime(2026, 11, 19, tzinfo=UTC)
     assert sync_window(cfg, run, wm, (False, earlier)).since == earlier
-    assert sync_window(cfg, run, wm, (False, datetime(2026, 11, 21, tzinfo=UTC))).since == \
-        datetime(2026, 11, 20, 9, 58, tzinfo=UTC)
+    assert sync_window(cfg, run, wm, (False, datetime(2026, 11, 21, tzinfo=UTC))).since == datetime(
+        2026, 11, 20, 9, 58, tzinfo=UTC
+    )
     full = sync_window(cfg, run, wm, (True, None))
     assert (full.since, full.until, full.initial) == (None, None, False)
 
@@ -422,8 +492,14 @@ def test_batch_count_is_capped_for_small_xcom(store, monkeypatch) -> None:
 
     monkeypatch.setattr(ob, "MAX_BATCHES", 3)
     cfg = parse_config({"project_key": "FIN", "batch_size": 1})
-    out = extract("purchase_invoices", cfg=cfg, bc=FakeBC([invoice(i) for i in range(10)]), store=store,
-                  run=RunInfo(run_id="cap"), watermark=None)
+    out = extract(
+        "purchase_invoices",
+        cfg=cfg,
+        bc=FakeBC([invoice(i) for i in range(10)]),
+        store=store,
+        run=RunInfo(run_id="cap"),
+        watermark=None,
+    )
     assert len(out["batch_ids"]) == 3
     assert sum(len(store.load_batch(b)) for b in out["batch_ids"]) == 10
     assert len(_json.dumps(out["batch_ids"])) < 10_240

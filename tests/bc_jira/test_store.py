@@ -94,8 +94,12 @@ def test_stage_event_dedupes(store: StateStore) -> None:
     assert store.stage_event("jira", "jira_webhook", "wh-1", {"issue": {"key": "FIN-1"}}) is True
     assert store.stage_event("jira", "jira_webhook", "wh-1", {"issue": {"key": "other"}}) is False
     [ev] = store.pending_events()
-    assert (ev.source, ev.kind, ev.dedupe_key, ev.payload) == ("jira", "jira_webhook", "wh-1",
-                                                                 {"issue": {"key": "FIN-1"}})
+    assert (ev.source, ev.kind, ev.dedupe_key, ev.payload) == (
+        "jira",
+        "jira_webhook",
+        "wh-1",
+        {"issue": {"key": "FIN-1"}},
+    )
     assert ev.status == "staged" and ev.attempts == 0 and ev.error is None
     assert ev.received_at.tzinfo is not None
     assert abs(datetime.now(UTC) - ev.received_at) < timedelta(minutes=1)
@@ -132,8 +136,19 @@ def test_links_upsert_and_lookup(store: StateStore) -> None:
     assert list(got) == ["guid-1"] and got["guid-1"].state == "pending" and got["guid-1"].issue_key is None
     assert got["guid-1"].updated_at.tzinfo is not None
 
-    store.upsert_link(Link("purchase_invoices", "guid-1", "PI100", "10001", "FIN-1", "h1",
-                           "2026-11-20T10:05:00Z", "linked", datetime(2026, 11, 20, 11, 0, tzinfo=UTC)))
+    store.upsert_link(
+        Link(
+            "purchase_invoices",
+            "guid-1",
+            "PI100",
+            "10001",
+            "FIN-1",
+            "h1",
+            "2026-11-20T10:05:00Z",
+            "linked",
+            datetime(2026, 11, 20, 11, 0, tzinfo=UTC),
+        )
+    )
     store.upsert_link(Link("vendors", "guid-1", "V1", "10002", "FIN-2", None, None, "linked"))
     got = store.get_links("purchase_invoices", ["guid-1"])["guid-1"]
     assert (got.issue_id, got.issue_key, got.content_hash, got.state) == ("10001", "FIN-1", "h1", "linked")
@@ -155,8 +170,9 @@ def test_save_batches_is_idempotent_per_run(store: StateStore) -> None:
     assert len(ids) == 3 and len(set(ids)) == 3
     assert [store.load_batch(b) for b in ids] == [recs[0:2], recs[2:4], recs[4:5]]
 
-    again = store.save_batches("purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00",
-                               [{"id": "changed"}] * 7, 1)
+    again = store.save_batches(
+        "purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00", [{"id": "changed"}] * 7, 1
+    )
     assert again == ids
     assert [r for b in again for r in store.load_batch(b)] == recs  # not rewritten
     assert store.batch_ids("purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00") == ids
@@ -184,20 +200,38 @@ def _row(bc_id: str, action: str, **kw: Any) -> AuditRow:
 
 def test_audit_insert_and_query(store: StateStore) -> None:
     store.audit([])
-    store.audit([
-        _row("a", "created", document_number="PI1", issue_key="FIN-1", read={"id": "a", "n": 1},
-             sent={"fields": {"summary": "s"}}, response={"key": "FIN-1"}, dag_id="d", run_id="r",
-             task_id="t", map_index=0, try_number=1),
-        _row("b", "error", document_number="PI2", error="Jira 400 INVALID_INPUT: bad field"),
-        _row("a", "updated", issue_key="FIN-1", at=datetime(2030, 1, 1, tzinfo=UTC)),
-        _row("v", "created", entity="vendors", issue_key="FIN-9"),
-    ])
+    store.audit(
+        [
+            _row(
+                "a",
+                "created",
+                document_number="PI1",
+                issue_key="FIN-1",
+                read={"id": "a", "n": 1},
+                sent={"fields": {"summary": "s"}},
+                response={"key": "FIN-1"},
+                dag_id="d",
+                run_id="r",
+                task_id="t",
+                map_index=0,
+                try_number=1,
+            ),
+            _row("b", "error", document_number="PI2", error="Jira 400 INVALID_INPUT: bad field"),
+            _row("a", "updated", issue_key="FIN-1", at=datetime(2030, 1, 1, tzinfo=UTC)),
+            _row("v", "created", entity="vendors", issue_key="FIN-9"),
+        ]
+    )
     rows = store.query_audit(entity="purchase_invoices")
     assert [(r.bc_id, r.action) for r in rows] == [("a", "updated"), ("b", "error"), ("a", "created")]
     created = rows[2]
     assert created.read == {"id": "a", "n": 1} and created.sent == {"fields": {"summary": "s"}}
-    assert (created.dag_id, created.run_id, created.task_id, created.map_index, created.try_number) == \
-        ("d", "r", "t", 0, 1)
+    assert (created.dag_id, created.run_id, created.task_id, created.map_index, created.try_number) == (
+        "d",
+        "r",
+        "t",
+        0,
+        1,
+    )
     assert created.id is not None and created.at.tzinfo is not None
     assert rows[0].at == datetime(2030, 1, 1, tzinfo=UTC)
     assert [r.bc_id for r in store.query_audit(issue_key="FIN-1")] == ["a", "a"]
@@ -208,9 +242,13 @@ def test_audit_insert_and_query(store: StateStore) -> None:
 
 def test_latest_per_record(store: StateStore) -> None:
     store.upsert_link(Link("purchase_invoices", "a", "PI100", "10001", "FIN-1", "h", None, "linked"))
-    store.audit([_row("a", "created", document_number="PI100", issue_key="FIN-1"),
-                 _row("b", "error", document_number="PI_200", error="boom 100%"),
-                 _row("c", "created", document_number="PI300", issue_key="FIN-3")])
+    store.audit(
+        [
+            _row("a", "created", document_number="PI100", issue_key="FIN-1"),
+            _row("b", "error", document_number="PI_200", error="boom 100%"),
+            _row("c", "created", document_number="PI300", issue_key="FIN-3"),
+        ]
+    )
     store.audit([_row("a", "error", error="Jira 503"), _row("b", "created", issue_key="FIN-2")])
 
     latest = {r["bc_id"]: r for r in store.latest_per_record()}
@@ -245,8 +283,12 @@ def test_token_lock_roundtrip_and_rollback(store: StateStore) -> None:
     with store.token_lock("jira:x") as txn:
         txn.save("enc-rt", "enc-at", 1234.5, {"cloud_id": "c1"})
     row = store.get_token("jira:x")
-    assert (row.refresh_token_enc, row.access_token_enc, row.expires_at, row.meta) == \
-        ("enc-rt", "enc-at", 1234.5, {"cloud_id": "c1"})
+    assert (row.refresh_token_enc, row.access_token_enc, row.expires_at, row.meta) == (
+        "enc-rt",
+        "enc-at",
+        1234.5,
+        {"cloud_id": "c1"},
+    )
     with pytest.raises(RuntimeError), store.token_lock("jira:x") as txn:
         assert txn.row.refresh_token_enc == "enc-rt"
         txn.save("enc-rt-2", None, None, {})
@@ -324,8 +366,15 @@ def test_dump_text_covers_every_table(store: StateStore) -> None:
         txn.save("CIPHERTEXT-RT", "CIPHERTEXT-AT", 1.0, {"m": "meta-value"})
     store.put_webhook("w1", secret_hint="hook-value")
     dump = store.dump_text()
-    for needle in ("bc_jira_events", "payload-value", "jira:dump", "CIPHERTEXT-RT", "CIPHERTEXT-AT",
-                   "meta-value", "hook-value"):
+    for needle in (
+        "bc_jira_events",
+        "payload-value",
+        "jira:dump",
+        "CIPHERTEXT-RT",
+        "CIPHERTEXT-AT",
+        "meta-value",
+        "hook-value",
+    ):
         assert needle in dump
     assert len(dump.splitlines()) >= 3 and all(": " in line for line in dump.splitlines())
 
@@ -333,27 +382,43 @@ def test_dump_text_covers_every_table(store: StateStore) -> None:
 # -- connection resolution -------------------------------------------------------------------------------
 
 
-def test_from_airflow_default_is_sqlite_in_airflow_home(tmp_path: Any,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_from_airflow_default_is_sqlite_in_airflow_home(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("AIRFLOW_CONN_BC_JIRA_DB", raising=False)
     s = StateStore.from_airflow()
     assert s.dialect == "sqlite" and s.url == f"sqlite:///{tmp_path}/bc_jira_state.db"
     assert s.stage_event("bc", "k", "x", {}) and (tmp_path / "bc_jira_state.db").exists()
 
-    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB",
-                       json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "other.db")}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "other.db")})
+    )
     assert StateStore.from_airflow().url == f"sqlite:///{tmp_path}/other.db"
 
 
 def test_url_from_connection() -> None:
     from airflow.sdk import Connection
 
-    pgc = Connection(conn_id="x", conn_type="postgres", host="db", port=5433, login="u", password="p@ss/w",
-                     schema="state", extra=json.dumps({"sslmode": "require", "unrelated": "1"}))
+    pgc = Connection(
+        conn_id="x",
+        conn_type="postgres",
+        host="db",
+        port=5433,
+        login="u",
+        password="p@ss/w",
+        schema="state",
+        extra=json.dumps({"sslmode": "require", "unrelated": "1"}),
+    )
     url = sa.engine.make_url(store_mod._url_from_connection(pgc))
-    assert (url.drivername, url.host, url.port, url.username, url.password, url.database) == \
-        ("postgresql+psycopg2", "db", 5433, "u", "p@ss/w", "state")
+    assert (url.drivername, url.host, url.port, url.username, url.password, url.database) == (
+        "postgresql+psycopg2",
+        "db",
+        5433,
+        "u",
+        "p@ss/w",
+        "state",
+    )
     assert dict(url.query) == {"sslmode": "require"}
     with pytest.raises(ValueError, match="not supported"):
         store_mod._url_from_connection(Connection(conn_id="x", conn_type="mysql"))

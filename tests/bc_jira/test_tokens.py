@@ -484,14 +484,23 @@ def test_missing_key_fails_before_the_refresh_token_is_spent(sandbox, sqlite_url
     from bc_jira.store import StateStore
 
     monkeypatch.delenv("AIRFLOW__CORE__FERNET_KEY", raising=False)
-    monkeypatch.setattr(tokens_mod, "get_cipher", lambda: (_ for _ in ()).throw(
-        tokens_mod.TokenCryptoError("no encryption key for the Jira token store")))
+    monkeypatch.setattr(
+        tokens_mod,
+        "get_cipher",
+        lambda: (_ for _ in ()).throw(
+            tokens_mod.TokenCryptoError("no encryption key for the Jira token store")
+        ),
+    )
     c = sandbox.creds
-    oauth = tokens_mod.AtlassianOAuth(client_id=c["atlassian_client_id"],
-                                      client_secret=c["atlassian_client_secret"],
-                                      auth_url=sandbox.url, api_url=sandbox.url)
-    provider = tokens_mod.JiraTokenProvider(StateStore.from_url(sqlite_url), oauth, "jira:nokey",
-                                            bootstrap_refresh_token=c["refresh_token"])
+    oauth = tokens_mod.AtlassianOAuth(
+        client_id=c["atlassian_client_id"],
+        client_secret=c["atlassian_client_secret"],
+        auth_url=sandbox.url,
+        api_url=sandbox.url,
+    )
+    provider = tokens_mod.JiraTokenProvider(
+        StateStore.from_url(sqlite_url), oauth, "jira:nokey", bootstrap_refresh_token=c["refresh_token"]
+    )
     before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
     with pytest.raises(tokens_mod.TokenCryptoError):
         provider.access_token()

@@ -12,8 +12,10 @@ from bc_jira.intake import KIND_JIRA_TRANSITION
 from bc_jira.store import Link, StateStore
 from bc_jira.writeback import WRITTEN_BACK, WriteBack
 
-POST = ("POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
-        "/Microsoft.NAV.post")
+POST = (
+    "POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
+    "/Microsoft.NAV.post"
+)
 
 
 class Env:
@@ -29,8 +31,14 @@ class Env:
         self.cfg = parse_config({"project_key": sandbox.creds["project_key"]})
         self.fields = self.jira.field_ids_by_name()
         self.rid = self.fields["BC Record Id"]
-        self.wb = WriteBack(cfg=self.cfg, bc=self.bc, jira=self.jira, store=store, record_id_field=self.rid,
-                            run={"dag_id": "jira_transitions_to_bc", "run_id": "test", "task_id": "t"})
+        self.wb = WriteBack(
+            cfg=self.cfg,
+            bc=self.bc,
+            jira=self.jira,
+            store=store,
+            record_id_field=self.rid,
+            run={"dag_id": "jira_transitions_to_bc", "run_id": "test", "task_id": "t"},
+        )
         self._n = 0
 
     def records(self, entity_set: str) -> list[dict[str, Any]]:
@@ -41,12 +49,18 @@ class Env:
 
     def issue(self, entity: str, rec: dict[str, Any], link: bool = True) -> dict[str, Any]:
         itype = self.cfg.entity(entity).issue_type
-        created = self.jira.create_issue({
-            "project": {"key": self.cfg.project_key}, "issuetype": {"name": itype},
-            "summary": f"{itype} {rec['number']}", self.rid: rec["id"]})
+        created = self.jira.create_issue(
+            {
+                "project": {"key": self.cfg.project_key},
+                "issuetype": {"name": itype},
+                "summary": f"{itype} {rec['number']}",
+                self.rid: rec["id"],
+            }
+        )
         if link:
-            self.store.upsert_link(Link(entity, rec["id"], rec["number"], str(created["id"]), created["key"],
-                                        state="linked"))
+            self.store.upsert_link(
+                Link(entity, rec["id"], rec["number"], str(created["id"]), created["key"], state="linked")
+            )
         return created
 
     def move(self, issue: dict[str, Any], to: str = "Done") -> None:
@@ -54,13 +68,17 @@ class Env:
 
     def stage(self, issue: dict[str, Any]) -> None:
         self._n += 1
-        self.store.stage_event("jira", KIND_JIRA_TRANSITION, f"test:{self._n}",
-                               {"issue_id": str(issue["id"]), "issue_key": issue["key"],
-                                "delivery_id": str(self._n)})
+        self.store.stage_event(
+            "jira",
+            KIND_JIRA_TRANSITION,
+            f"test:{self._n}",
+            {"issue_id": str(issue["id"]), "issue_key": issue["key"], "delivery_id": str(self._n)},
+        )
 
     def comments(self, issue: dict[str, Any]) -> int:
-        return next(i for i in self.sandbox.control("GET", "/_sandbox/jira/issues")
-                    if i["key"] == issue["key"])["comments"]
+        return next(
+            i for i in self.sandbox.control("GET", "/_sandbox/jira/issues") if i["key"] == issue["key"]
+        )["comments"]
 
     def calls(self, key: str) -> int:
         return int(self.sandbox.stats()["calls"].get(key, 0))
@@ -119,8 +137,11 @@ def test_vendor_unblocked_with_stale_etag_retry(env: Env, monkeypatch: pytest.Mo
         rec = real_get(entity_set, rid, **kw)
         state["n"] += 1
         if state["n"] == 1:  # a BC user edits the vendor between our read and our PATCH
-            env.sandbox.control("POST", "/_sandbox/bc/change",
-                                {"entity": "vendors", "id": rid, "set": {"phoneNumber": "+1 555 0100"}})
+            env.sandbox.control(
+                "POST",
+                "/_sandbox/bc/change",
+                {"entity": "vendors", "id": rid, "set": {"phoneNumber": "+1 555 0100"}},
+            )
         return rec
 
     monkeypatch.setattr(env.bc, "get_record", get_then_someone_edits)
@@ -136,8 +157,9 @@ def test_lost_post_answer_is_not_reposted(env: Env) -> None:
     issue = env.issue("purchase_invoices", inv)
     env.move(issue)
     env.stage(issue)
-    env.sandbox.faults(rules=[{"kind": "drop_after_commit", "path": "Microsoft.NAV.post", "count": 1,
-                               "rate": 1.0}])
+    env.sandbox.faults(
+        rules=[{"kind": "drop_after_commit", "path": "Microsoft.NAV.post", "count": 1, "rate": 1.0}]
+    )
     res = env.wb.process_pending()
     assert [r.action for r in res] == ["posted"]
     assert env.calls(POST) == 1
@@ -178,8 +200,9 @@ def test_transient_failure_stays_staged_then_replays(env: Env) -> None:
 def test_unlinked_issue_found_by_record_id_field_and_foreign_issue_ignored(env: Env) -> None:
     inv = draft(env)
     issue = env.issue("purchase_invoices", inv, link=False)
-    foreign = env.jira.create_issue({"project": {"key": env.cfg.project_key}, "issuetype": {"name": "Task"},
-                                     "summary": "not ours"})
+    foreign = env.jira.create_issue(
+        {"project": {"key": env.cfg.project_key}, "issuetype": {"name": "Task"}, "summary": "not ours"}
+    )
     for i in (issue, foreign):
         env.move(i)
         env.stage(i)

@@ -20,8 +20,10 @@ from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook, clea
 from bc_jira.http import ClientError, PreconditionFailed, TransportError
 from tests.conftest import IN_CI, SHARED_SPECS
 
-SPEC_PATHS = [Path(__file__).resolve().parents[2] / "include/bc_jira_sandbox/bc-api-v2-entities.json",
-              SHARED_SPECS / "bc-api-v2-entities.json"]
+SPEC_PATHS = [
+    Path(__file__).resolve().parents[2] / "include/bc_jira_sandbox/bc-api-v2-entities.json",
+    SHARED_SPECS / "bc-api-v2-entities.json",
+]
 SPEC = json.loads(SPEC_PATHS[0].read_text())
 LINES = {"purchaseInvoices": "purchaseInvoiceLines", "purchaseOrders": "purchaseOrderLines"}
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -31,9 +33,16 @@ DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
 
 def settings_for(sandbox: Any, **over: str) -> BcSettings:
     c = sandbox.creds
-    base = dict(client_id=c["bc_client_id"], client_secret=c["bc_client_secret"], tenant_id=c["tenant_id"],
-                environment=c["environment"], company_id=c["company_id"], api_url=f"{sandbox.url}/v2.0",
-                authority_url=sandbox.url, client_state=c["bc_client_state"])
+    base = dict(
+        client_id=c["bc_client_id"],
+        client_secret=c["bc_client_secret"],
+        tenant_id=c["tenant_id"],
+        environment=c["environment"],
+        company_id=c["company_id"],
+        api_url=f"{sandbox.url}/v2.0",
+        authority_url=sandbox.url,
+        client_state=c["bc_client_state"],
+    )
     return BcSettings(**{**base, **over})
 
 
@@ -54,9 +63,12 @@ def validate(entity: str, record: dict[str, Any]) -> None:
             assert p.get("nullable", True), name
             continue
         jt = p["json_type"]
-        ok = {"string": isinstance(value, str), "boolean": isinstance(value, bool),
-              "integer": isinstance(value, int) and not isinstance(value, bool),
-              "number": isinstance(value, int | float) and not isinstance(value, bool)}[jt]
+        ok = {
+            "string": isinstance(value, str),
+            "boolean": isinstance(value, bool),
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+        }[jt]
         assert ok, f"{entity}.{name}={value!r} is not {jt}"
         fmt = p.get("format")
         if fmt == "uuid":
@@ -139,13 +151,26 @@ def events(sandbox: Any) -> dict[str, int]:
 
 def test_hook_reads_pages_with_msal(sandbox: Any, hook: BusinessCentralHook) -> None:
     sandbox.reset(vendors=20, invoices=45, orders=5)
-    recs = list(hook.iter_modified("purchaseInvoices", "2000-01-01T00:00:00Z", None, page_size=10,
-                                   select=["number", "status", "totalAmountIncludingTax"]))
+    recs = list(
+        hook.iter_modified(
+            "purchaseInvoices",
+            "2000-01-01T00:00:00Z",
+            None,
+            page_size=10,
+            select=["number", "status", "totalAmountIncludingTax"],
+        )
+    )
     assert len(recs) == 45 and len({r["id"] for r in recs}) == 45
     stamps = [datetime.fromisoformat(r["lastModifiedDateTime"].replace("Z", "+00:00")) for r in recs]
     assert stamps == sorted(stamps)
-    assert set(recs[0]) == {"@odata.etag", "id", "lastModifiedDateTime", "number", "status",
-                            "totalAmountIncludingTax"}
+    assert set(recs[0]) == {
+        "@odata.etag",
+        "id",
+        "lastModifiedDateTime",
+        "number",
+        "status",
+        "totalAmountIncludingTax",
+    }
     st = sandbox.stats()
     pages = st["calls"]["GET /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/{entity}"]
     assert pages == 5
@@ -207,8 +232,11 @@ def test_record_modified_mid_scan_is_not_lost(sandbox: Any, hook: BusinessCentra
     gen = hook.iter_modified("vendors", None, page_size=4)
     first = [next(gen) for _ in range(4)]
     # a user edits a record of page 1 while we read: it moves to the end (new lastModifiedDateTime)
-    sandbox.control("POST", "/_sandbox/bc/change",
-                    {"entity": "vendors", "id": first[0]["id"], "set": {"phoneNumber": "+45 1234"}})
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {"entity": "vendors", "id": first[0]["id"], "set": {"phoneNumber": "+45 1234"}},
+    )
     rest = list(gen)
     ids = [r["id"] for r in first + rest]
     assert len(set(ids)) == 12 and ids.count(first[0]["id"]) == 2
@@ -219,8 +247,11 @@ def test_record_modified_mid_scan_is_not_lost(sandbox: Any, hook: BusinessCentra
 
 def test_post_draft_invoice_keeps_id(sandbox: Any, hook: BusinessCentralHook) -> None:
     sandbox.reset(vendors=10, invoices=12, orders=0)
-    draft = next(r for r in hook.iter_records("purchaseInvoices", filter="status eq 'Draft'")
-                 if hook.get_record("vendors", r["vendorId"])["blocked"] != "All")
+    draft = next(
+        r
+        for r in hook.iter_records("purchaseInvoices", filter="status eq 'Draft'")
+        if hook.get_record("vendors", r["vendorId"])["blocked"] != "All"
+    )
     hook.post_purchase_invoice(draft["id"])
     posted = hook.get_record("purchaseInvoices", draft["id"])
     assert posted["id"] == draft["id"] and posted["status"] == "Open"
@@ -255,12 +286,16 @@ def test_unblock_vendor_with_if_match(sandbox: Any, hook: BusinessCentralHook) -
         hook.set_vendor_blocked(vendor["id"], "Payment", stale)
     assert ei.value.status == 412 and ei.value.code == "Request_EntityChanged"
     with pytest.raises(ClientError) as ei2:  # If-Match is required
-        hook.client.patch_json(f"companies({sandbox.creds['company_id']})/vendors({vendor['id']})",
-                               json={"blocked": "All"})
+        hook.client.patch_json(
+            f"companies({sandbox.creds['company_id']})/vendors({vendor['id']})", json={"blocked": "All"}
+        )
     assert ei2.value.code == "BadRequest_InvalidToken"
     with pytest.raises(ClientError):  # un-encoded blank is not an enum member
-        hook.client.patch_json(f"companies({sandbox.creds['company_id']})/vendors({vendor['id']})",
-                               json={"blocked": " "}, headers={"If-Match": "*"})
+        hook.client.patch_json(
+            f"companies({sandbox.creds['company_id']})/vendors({vendor['id']})",
+            json={"blocked": " "},
+            headers={"If-Match": "*"},
+        )
 
 
 def test_expired_token_refreshed_once(sandbox: Any, hook: BusinessCentralHook) -> None:
@@ -281,13 +316,16 @@ def test_test_connection_true_via_airflow_connection(sandbox: Any, airflow_conns
     assert "CRONUS" in msg
 
 
-@pytest.mark.parametrize(("over", "needle"), [
-    ({"client_secret": "wrong-secret-value"}, "AADSTS7000215"),
-    ({"tenant_id": "11111111-2222-4333-8444-555555555555"}, "AADSTS90002"),
-    ({"client_id": "11111111-2222-4333-8444-555555555555"}, "AADSTS700016"),
-    ({"environment": "sandbox"}, "Environment 'sandbox' not found"),
-    ({"company_id": "11111111-2222-4333-8444-555555555555"}, "Unknown company"),
-])
+@pytest.mark.parametrize(
+    ("over", "needle"),
+    [
+        ({"client_secret": "wrong-secret-value"}, "AADSTS7000215"),
+        ({"tenant_id": "11111111-2222-4333-8444-555555555555"}, "AADSTS90002"),
+        ({"client_id": "11111111-2222-4333-8444-555555555555"}, "AADSTS700016"),
+        ({"environment": "sandbox"}, "Environment 'sandbox' not found"),
+        ({"company_id": "11111111-2222-4333-8444-555555555555"}, "Unknown company"),
+    ],
+)
 def test_test_connection_false(sandbox: Any, over: dict[str, str], needle: str) -> None:
     clear_token_cache()
     ok, msg = BusinessCentralHook(settings=settings_for(sandbox, **over)).test_connection()
@@ -307,8 +345,9 @@ def test_missing_or_bad_bearer_is_401_in_bc_shape(sandbox: Any) -> None:
 # -- subscriptions and notifications -------------------------------------------------------------------------
 
 
-def test_subscription_handshake_notify_renew_delete(sandbox: Any, hook: BusinessCentralHook,
-                                                    receiver: Receiver) -> None:
+def test_subscription_handshake_notify_renew_delete(
+    sandbox: Any, hook: BusinessCentralHook, receiver: Receiver
+) -> None:
     sandbox.reset(vendors=10, invoices=5, orders=0)
     sub = hook.create_subscription(receiver.url, "vendors")
     assert len(receiver.handshakes) == 1
@@ -316,15 +355,27 @@ def test_subscription_handshake_notify_renew_delete(sandbox: Any, hook: Business
     assert sub["clientState"] == sandbox.creds["bc_client_state"]
     vendor = next(hook.iter_records("vendors"))
     for phone in ("+45 1", "+45 2"):  # two edits within the batching delay merge into one notification
-        sandbox.control("POST", "/_sandbox/bc/change",
-                        {"entity": "vendors", "id": vendor["id"], "set": {"phoneNumber": phone}})
-    sandbox.control("POST", "/_sandbox/bc/change",  # a null update is not notified
-                    {"entity": "vendors", "id": vendor["id"], "set": {"phoneNumber": "+45 2"}})
+        sandbox.control(
+            "POST",
+            "/_sandbox/bc/change",
+            {"entity": "vendors", "id": vendor["id"], "set": {"phoneNumber": phone}},
+        )
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",  # a null update is not notified
+        {"entity": "vendors", "id": vendor["id"], "set": {"phoneNumber": "+45 2"}},
+    )
     got = receiver.wait(1)
     assert len(got) == 1 and len(got[0]["value"]) == 1
     item = got[0]["value"][0]
-    assert set(item) == {"subscriptionId", "clientState", "expirationDateTime", "resource", "changeType",
-                         "lastModifiedDateTime"}
+    assert set(item) == {
+        "subscriptionId",
+        "clientState",
+        "expirationDateTime",
+        "resource",
+        "changeType",
+        "lastModifiedDateTime",
+    }
     assert item["subscriptionId"] == sub["subscriptionId"] and item["changeType"] == "updated"
     assert item["clientState"] == sandbox.creds["bc_client_state"]
     assert item["resource"] == f"api/v2.0/companies({sandbox.creds['company_id']})/vendors({vendor['id']})"
@@ -345,8 +396,9 @@ def test_subscription_handshake_notify_renew_delete(sandbox: Any, hook: Business
     assert len(receiver.notifications) == 1
 
 
-def test_subscription_create_fails_without_handshake(sandbox: Any, hook: BusinessCentralHook,
-                                                     receiver: Receiver) -> None:
+def test_subscription_create_fails_without_handshake(
+    sandbox: Any, hook: BusinessCentralHook, receiver: Receiver
+) -> None:
     receiver.mode = "wrong"
     with pytest.raises(ClientError) as ei:
         hook.create_subscription(receiver.url, "purchaseInvoices")
@@ -356,8 +408,9 @@ def test_subscription_create_fails_without_handshake(sandbox: Any, hook: Busines
         hook.create_subscription(receiver.url, "purchaseOrders")
 
 
-def test_subscription_deleted_on_plain_4xx(sandbox: Any, hook: BusinessCentralHook,
-                                           receiver: Receiver) -> None:
+def test_subscription_deleted_on_plain_4xx(
+    sandbox: Any, hook: BusinessCentralHook, receiver: Receiver
+) -> None:
     sandbox.reset(vendors=5, invoices=3, orders=0)
     hook.create_subscription(receiver.url, "purchaseInvoices")
     receiver.statuses = [400]
@@ -373,16 +426,18 @@ def test_notification_retried_after_503(sandbox: Any, hook: BusinessCentralHook,
     sandbox.reset(vendors=5, invoices=3, orders=0)
     hook.create_subscription(receiver.url, "purchaseInvoices")
     receiver.statuses = [503]
-    created = sandbox.control("POST", "/_sandbox/bc/change",
-                              {"entity": "purchaseInvoices", "create": {}})["records"][0]
+    created = sandbox.control("POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "create": {}})[
+        "records"
+    ][0]
     got = receiver.wait(2, timeout=15)  # retry delay: BC's 60 s scaled by notify_delay_s/30 (1 s in tests)
     assert len(got) == 2 and got[0] == got[1]
     assert got[1]["value"][0]["changeType"] == "created" and created["id"] in got[1]["value"][0]["resource"]
     assert len(hook.list_subscriptions()) == 1
 
 
-def test_collection_notification_over_1000_changes(sandbox: Any, hook: BusinessCentralHook,
-                                                   receiver: Receiver) -> None:
+def test_collection_notification_over_1000_changes(
+    sandbox: Any, hook: BusinessCentralHook, receiver: Receiver
+) -> None:
     sandbox.reset(vendors=1005, invoices=0, orders=0)
     hook.create_subscription(receiver.url, "vendors")
     sandbox.control("POST", "/_sandbox/bc/change", {"entity": "vendors", "touch": 1001})
@@ -462,8 +517,11 @@ def test_429_retry_after_honoured_and_dropped_post_not_repeated(sandbox: Any) ->
     sandbox.faults(rules=[{"kind": "429", "path": "/vendors$", "count": 2, "retry_after": 3}])
     assert len(list(h.iter_records("vendors"))) == 5
     assert waits == [3.0, 3.0]
-    draft = next(r for r in h.iter_records("purchaseInvoices", filter="status eq 'Draft'")
-                 if h.get_record("vendors", r["vendorId"])["blocked"] != "All")
+    draft = next(
+        r
+        for r in h.iter_records("purchaseInvoices", filter="status eq 'Draft'")
+        if h.get_record("vendors", r["vendorId"])["blocked"] != "All"
+    )
     sandbox.faults(rules=[{"kind": "drop_after_commit", "path": "Microsoft.NAV.post", "count": 1}])
     with pytest.raises(TransportError):
         h.post_purchase_invoice(draft["id"])

@@ -13,14 +13,26 @@ from tests.conftest import SandboxProcess
 
 def test_credentials_are_stable_and_complete(sandbox):
     creds = sandbox.control("GET", "/_sandbox/credentials")
-    for key in ("tenant_id", "company_id", "bc_client_id", "bc_client_secret", "bc_client_state",
-                "atlassian_client_id", "atlassian_client_secret", "cloud_id", "site_url", "refresh_token",
-                "webhook_secret", "project_key"):
+    for key in (
+        "tenant_id",
+        "company_id",
+        "bc_client_id",
+        "bc_client_secret",
+        "bc_client_state",
+        "atlassian_client_id",
+        "atlassian_client_secret",
+        "cloud_id",
+        "site_url",
+        "refresh_token",
+        "webhook_secret",
+        "project_key",
+    ):
         assert creds[key], key
     sandbox.reset()
     again = sandbox.control("GET", "/_sandbox/credentials")
-    assert {k: again[k] for k in ("tenant_id", "cloud_id", "bc_client_secret")} == \
-        {k: creds[k] for k in ("tenant_id", "cloud_id", "bc_client_secret")}
+    assert {k: again[k] for k in ("tenant_id", "cloud_id", "bc_client_secret")} == {
+        k: creds[k] for k in ("tenant_id", "cloud_id", "bc_client_secret")
+    }
 
 
 def test_airflow_env_prints_connections_for_this_sandbox(sandbox):
@@ -43,8 +55,11 @@ def test_airflow_env_without_sandbox_says_how_to_start_one():
     from tests.conftest import _free_port
 
     port = _free_port()
-    out = subprocess.run([sys.executable, "-m", "bc_jira_sandbox", "airflow-env", "--port", str(port)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "bc_jira_sandbox", "airflow-env", "--port", str(port)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 1
     assert f"serve --port {port}" in out.stderr and out.stdout == ""
 

@@ -17,8 +17,13 @@ from bc_jira_sandbox import demo
 from tests.conftest import REPO
 
 CONTRACT_DAGS = {
-    "bc_purchase_invoices_to_jira", "bc_vendors_to_jira", "bc_purchase_orders_to_jira",
-    "jira_transitions_to_bc", "bc_subscriptions_renewal", "jira_webhooks_refresh", "bc_jira_connect",
+    "bc_purchase_invoices_to_jira",
+    "bc_vendors_to_jira",
+    "bc_purchase_orders_to_jira",
+    "jira_transitions_to_bc",
+    "bc_subscriptions_renewal",
+    "jira_webhooks_refresh",
+    "bc_jira_connect",
 }
 
 
@@ -36,7 +41,7 @@ def test_airflow_env_uses_real_options_and_the_repo_folders(tmp_path) -> None:
     options = {(s, o) for s, body in conf.configuration_description.items() for o in body.get("options", {})}
     for key in env:
         if key.startswith("AIRFLOW__"):
-            section, _, option = key[len("AIRFLOW__"):].partition("__")
+            section, _, option = key[len("AIRFLOW__") :].partition("__")
             assert (section.lower(), option.lower()) in options, key
     assert env["AIRFLOW_HOME"] == str(tmp_path / ".airflow")
     assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "dags")

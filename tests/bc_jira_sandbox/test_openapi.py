@@ -17,16 +17,20 @@ def test_vendored_spec_is_the_official_one(v: OpenApiValidator) -> None:
     assert v.spec["info"]["version"].endswith("57a0ca5b4a0bb0ac5f3fee4764acb1c14e4d7e71")
 
 
-@pytest.mark.parametrize(("method", "path", "template"), [
-    ("POST", "/ex/jira/abc/rest/api/3/issue/bulk", "/rest/api/3/issue/bulk"),
-    ("PUT", "/site/rest/api/3/issue/FIN-1", "/rest/api/3/issue/{issueIdOrKey}"),
-    ("POST", "/rest/api/3/issue/FIN-1/transitions", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
-    ("POST", "/ex/jira/abc/rest/api/3/search/jql", "/rest/api/3/search/jql"),
-    ("PUT", "/rest/api/3/webhook/refresh", "/rest/api/3/webhook/refresh"),
-    ("GET", "/rest/api/3/project/FIN/statuses", "/rest/api/3/project/{projectIdOrKey}/statuses"),
-])
-def test_operation_lookup_prefers_literal_segments(v: OpenApiValidator, method: str, path: str,
-                                                   template: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "template"),
+    [
+        ("POST", "/ex/jira/abc/rest/api/3/issue/bulk", "/rest/api/3/issue/bulk"),
+        ("PUT", "/site/rest/api/3/issue/FIN-1", "/rest/api/3/issue/{issueIdOrKey}"),
+        ("POST", "/rest/api/3/issue/FIN-1/transitions", "/rest/api/3/issue/{issueIdOrKey}/transitions"),
+        ("POST", "/ex/jira/abc/rest/api/3/search/jql", "/rest/api/3/search/jql"),
+        ("PUT", "/rest/api/3/webhook/refresh", "/rest/api/3/webhook/refresh"),
+        ("GET", "/rest/api/3/project/FIN/statuses", "/rest/api/3/project/{projectIdOrKey}/statuses"),
+    ],
+)
+def test_operation_lookup_prefers_literal_segments(
+    v: OpenApiValidator, method: str, path: str, template: str
+) -> None:
     assert v.operation(method, path)[0] == template
 
 
@@ -36,38 +40,62 @@ def test_unknown_operation(v: OpenApiValidator) -> None:
 
 
 def test_response_schema_refs_are_resolved(v: OpenApiValidator) -> None:
-    ok = {"issues": [{"id": "1", "key": "FIN-1", "fields": {"status": {"statusCategory": {"id": 3}}}}],
-          "isLast": True}
+    ok = {
+        "issues": [{"id": "1", "key": "FIN-1", "fields": {"status": {"statusCategory": {"id": 3}}}}],
+        "isLast": True,
+    }
     v.validate_response("POST", "/rest/api/3/search/jql", 200, ok)
     with pytest.raises(SpecViolation) as err:
-        v.validate_response("POST", "/rest/api/3/search/jql", 200,
-                            {"issues": [{"id": 10000}], "total": 1, "nextPageToken": None})
+        v.validate_response(
+            "POST",
+            "/rest/api/3/search/jql",
+            200,
+            {"issues": [{"id": 10000}], "total": 1, "nextPageToken": None},
+        )
     text = str(err.value)
     assert "'total' was unexpected" in text and "issues/0/id" in text and "nextPageToken" in text
 
 
 def test_bulk_create_shapes(v: OpenApiValidator) -> None:
-    body = {"issues": [{"id": "1", "key": "FIN-1", "self": "x"}], "errors": [
-        {"status": 400, "failedElementNumber": 1,
-         "elementErrors": {"errorMessages": [], "errors": {"a": "b"}}}]}
+    body = {
+        "issues": [{"id": "1", "key": "FIN-1", "self": "x"}],
+        "errors": [
+            {
+                "status": 400,
+                "failedElementNumber": 1,
+                "elementErrors": {"errorMessages": [], "errors": {"a": "b"}},
+            }
+        ],
+    }
     v.validate_response("POST", "/rest/api/3/issue/bulk", 201, body)
     v.validate_response("POST", "/rest/api/3/issue/bulk", 400, {"issues": [], "errors": body["errors"]})
     with pytest.raises(SpecViolation, match="failedElementNumber"):
-        v.validate_response("POST", "/rest/api/3/issue/bulk", 201,
-                            {"errors": [{"failedElementNumber": "1"}]})
+        v.validate_response("POST", "/rest/api/3/issue/bulk", 201, {"errors": [{"failedElementNumber": "1"}]})
 
 
 def test_requests_are_checked(v: OpenApiValidator) -> None:
-    v.validate_request("POST", "/rest/api/3/webhook", {"url": "https://x", "webhooks": [
-        {"events": ["jira:issue_updated"], "jqlFilter": "project = FIN", "fieldIdsFilter": ["status"]}]})
+    v.validate_request(
+        "POST",
+        "/rest/api/3/webhook",
+        {
+            "url": "https://x",
+            "webhooks": [
+                {"events": ["jira:issue_updated"], "jqlFilter": "project = FIN", "fieldIdsFilter": ["status"]}
+            ],
+        },
+    )
     with pytest.raises(SpecViolation, match="'url' is a required property"):
         v.validate_request("POST", "/rest/api/3/webhook", {"webhooks": []})
     with pytest.raises(SpecViolation, match="is not one of"):
-        v.validate_request("POST", "/rest/api/3/webhook", {"url": "x", "webhooks": [
-            {"events": ["issue_moved"], "jqlFilter": "project = FIN"}]})
+        v.validate_request(
+            "POST",
+            "/rest/api/3/webhook",
+            {"url": "x", "webhooks": [{"events": ["issue_moved"], "jqlFilter": "project = FIN"}]},
+        )
     with pytest.raises(SpecViolation, match="reconcileIssues"):
-        v.validate_request("POST", "/rest/api/3/search/jql",
-                           {"jql": "project = FIN", "reconcileIssues": ["1"]})
+        v.validate_request(
+            "POST", "/rest/api/3/search/jql", {"jql": "project = FIN", "reconcileIssues": ["1"]}
+        )
 
 
 def test_nullable_and_bodyless_answers(v: OpenApiValidator) -> None:
@@ -80,12 +108,31 @@ def test_nullable_and_bodyless_answers(v: OpenApiValidator) -> None:
 
 
 def test_nullable_translation() -> None:
-    spec = {"paths": {"/rest/api/3/x": {"get": {"responses": {"200": {"content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/X"}}}}}}}},
-        "components": {"schemas": {"X": {"type": "object", "properties": {
-            "a": {"type": "string", "nullable": True},
-            "b": {"allOf": [{"$ref": "#/components/schemas/Y"}], "nullable": True}}},
-            "Y": {"type": "integer"}}}}
+    spec = {
+        "paths": {
+            "/rest/api/3/x": {
+                "get": {
+                    "responses": {
+                        "200": {
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/X"}}}
+                        }
+                    }
+                }
+            }
+        },
+        "components": {
+            "schemas": {
+                "X": {
+                    "type": "object",
+                    "properties": {
+                        "a": {"type": "string", "nullable": True},
+                        "b": {"allOf": [{"$ref": "#/components/schemas/Y"}], "nullable": True},
+                    },
+                },
+                "Y": {"type": "integer"},
+            }
+        },
+    }
     v = OpenApiValidator(spec)
     v.validate_response("GET", "/rest/api/3/x", 200, {"a": None, "b": None})
     v.validate_response("GET", "/rest/api/3/x", 200, {"a": "s", "b": 3})

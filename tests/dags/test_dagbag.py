@@ -37,7 +37,8 @@ def test_no_import_errors(dagbag_and_warnings):
 def test_no_deprecation_warnings_from_our_code(dagbag_and_warnings):
     _, caught = dagbag_and_warnings
     ours = [
-        w for w in caught
+        w
+        for w in caught
         if issubclass(w.category, DeprecationWarning | PendingDeprecationWarning)
         or "Deprecat" in w.category.__name__
     ]

@@ -24,8 +24,13 @@ def run_dag(dag_id: str, **kw: Any) -> Any:
 
 
 @pytest.fixture
-def inbound(sandbox: Any, airflow_conns: dict[str, str], airflow_db: Any, monkeypatch: pytest.MonkeyPatch,
-            tmp_path: Any) -> Any:
+def inbound(
+    sandbox: Any,
+    airflow_conns: dict[str, str],
+    airflow_db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> Any:
     from airflow.models.variable import Variable
 
     from bc_jira.hooks.jira import JiraCloudHook
@@ -54,23 +59,35 @@ def test_transitions_dag_posts_once_for_a_double_delivery(inbound: dict[str, Any
     from bc_jira.hooks.jira import JiraCloudHook
 
     sb, store = inbound["sandbox"], inbound["store"]
-    inv = next(r for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
-               if r["status"] == "Draft")
+    inv = next(
+        r
+        for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
+        if r["status"] == "Draft"
+    )
     jira = JiraCloudHook(store=store)
-    issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"},
-                               "summary": f"Invoice {inv['number']}",
-                               inbound["fields"]["BC Record Id"]: inv["id"]})
-    store.upsert_link(Link("purchase_invoices", inv["id"], inv["number"], str(issue["id"]), issue["key"],
-                           state="linked"))
+    issue = jira.create_issue(
+        {
+            "project": {"key": "FIN"},
+            "issuetype": {"name": "Invoice"},
+            "summary": f"Invoice {inv['number']}",
+            inbound["fields"]["BC Record Id"]: inv["id"],
+        }
+    )
+    store.upsert_link(
+        Link("purchase_invoices", inv["id"], inv["number"], str(issue["id"]), issue["key"], state="linked")
+    )
     sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
     for n in (1, 2):  # the same change staged twice (two deliveries that escaped dedupe)
         store.stage_event("jira", KIND_JIRA_TRANSITION, f"dup:{n}", {"issue_id": str(issue["id"])})
     _success(run_dag("jira_transitions_to_bc"))
-    posted = [r for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
-              if r["id"] == inv["id"]][0]
+    posted = [
+        r for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"] if r["id"] == inv["id"]
+    ][0]
     assert posted["status"] == "Open"
-    key = ("POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
-           "/Microsoft.NAV.post")
+    key = (
+        "POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
+        "/Microsoft.NAV.post"
+    )
     assert sb.stats()["calls"].get(key) == 1
     assert store.count_pending() == 0
     audit = store.query_audit(bc_id=inv["id"])
@@ -113,34 +130,41 @@ class Standalone:
         self.url = f"http://127.0.0.1:{self.port}"
         self.home = Path(home)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
-        env.update({
-            "AIRFLOW_HOME": str(self.home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-            "AIRFLOW__CORE__FERNET_KEY": os.environ["AIRFLOW__CORE__FERNET_KEY"],
-            # unpaused only once the api-server answers: task processes started before it is up hang
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__API__PORT": str(self.port),
-            "AIRFLOW__API__BASE_URL": self.url,
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "x" * 64,
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-            "BC_JIRA_RETRY_DELAY_SECONDS": "5",
-            "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
-            **env_extra,
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home}/airflow.db",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+                "AIRFLOW__CORE__FERNET_KEY": os.environ["AIRFLOW__CORE__FERNET_KEY"],
+                # unpaused only once the api-server answers: task processes started before it is up hang
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+                "AIRFLOW__API_AUTH__JWT_SECRET": "x" * 64,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+                "BC_JIRA_RETRY_DELAY_SECONDS": "5",
+                "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+                **env_extra,
+            }
+        )
         self.log_path = self.home / "standalone.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent / "airflow"), "standalone"], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=self.home,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), "standalone"],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self.home,
+            start_new_session=True,
+        )
 
     def api(self, method: str, path: str, **kw: Any) -> Any:
         import requests
@@ -157,8 +181,10 @@ class Standalone:
             assert self.proc.poll() is None, self.tail()
             try:
                 h = requests.get(f"{self.url}/api/v2/monitor/health", timeout=2).json()
-                if all((h.get(k) or {}).get("status") == "healthy"
-                       for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")):
+                if all(
+                    (h.get(k) or {}).get("status") == "healthy"
+                    for k in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                ):
                     return
             except (requests.RequestException, ValueError):
                 pass
@@ -229,8 +255,18 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
     from bc_jira.hooks.jira import JiraCloudHook
     from tests.conftest import SandboxProcess
 
-    sb = SandboxProcess("--notify-delay-s", "5", "--search-lag-s", "1", "--seed-invoices", "12",
-                        "--seed-vendors", "10", "--seed-orders", "2")
+    sb = SandboxProcess(
+        "--notify-delay-s",
+        "5",
+        "--search-lag-s",
+        "1",
+        "--seed-invoices",
+        "12",
+        "--seed-vendors",
+        "10",
+        "--seed-orders",
+        "2",
+    )
     af = None
     try:
         env = sb.env()
@@ -242,44 +278,72 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
         try:
-            fields = JiraCloudHook(store=StateStore.from_url(f"sqlite:///{tmp_path}/probe.db")).field_ids_by_name()
+            fields = JiraCloudHook(
+                store=StateStore.from_url(f"sqlite:///{tmp_path}/probe.db")
+            ).field_ids_by_name()
         finally:
             for k, v in saved.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-        env["AIRFLOW_VAR_BC_JIRA_JIRA_FIELDS"] = json.dumps({k: v for k, v in fields.items()
-                                                             if k.startswith("BC ")})
+        env["AIRFLOW_VAR_BC_JIRA_JIRA_FIELDS"] = json.dumps(
+            {k: v for k, v in fields.items() if k.startswith("BC ")}
+        )
         af = Standalone(tmp_path / "home", env)
         env_public = af.url
         af.wait_healthy()
-        af.unpause_all(["bc_subscriptions_renewal", "jira_webhooks_refresh", "bc_purchase_invoices_to_jira",
-                        "bc_vendors_to_jira", "jira_transitions_to_bc"])
+        af.unpause_all(
+            [
+                "bc_subscriptions_renewal",
+                "jira_webhooks_refresh",
+                "bc_purchase_invoices_to_jira",
+                "bc_vendors_to_jira",
+                "jira_transitions_to_bc",
+            ]
+        )
         store = StateStore.from_url(f"sqlite:///{store_path}")
         base = f"{env_public}/bc-jira"
 
         # -- Show 1: handshake, signed / forged / duplicate deliveries on the real api-server --------------
         r = requests.post(f"{base}/bc/notifications?validationToken=hello-bc", timeout=10)
         assert (r.status_code, r.text) == (200, "hello-bc")
-        body = json.dumps({"webhookEvent": "jira:issue_updated",
-                           "issue": {"id": "999001", "key": "FIN-999001", "fields": {"status": {
-                               "name": "Done", "statusCategory": {"key": "done"}}}},
-                           "changelog": {"id": "c-999001", "items": [{"field": "status", "fieldId": "status",
-                                                                      "toString": "Done"}]}}).encode()
+        body = json.dumps(
+            {
+                "webhookEvent": "jira:issue_updated",
+                "issue": {
+                    "id": "999001",
+                    "key": "FIN-999001",
+                    "fields": {"status": {"name": "Done", "statusCategory": {"key": "done"}}},
+                },
+                "changelog": {
+                    "id": "c-999001",
+                    "items": [{"field": "status", "fieldId": "status", "toString": "Done"}],
+                },
+            }
+        ).encode()
         sig = hmac.new(sb.creds["webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
-        signed = {"X-Hub-Signature": f"sha256={sig}", "X-Atlassian-Webhook-Identifier": "e2e-1",
-                  "Content-Type": "application/json"}
+        signed = {
+            "X-Hub-Signature": f"sha256={sig}",
+            "X-Atlassian-Webhook-Identifier": "e2e-1",
+            "Content-Type": "application/json",
+        }
         t_first = time.monotonic()
         first = requests.post(f"{base}/jira/webhook", data=body, headers=signed, timeout=90)
         print("first signed delivery answered in", round(time.monotonic() - t_first, 2), "s")
         assert first.status_code == 202 and first.json()["staged"] == 1
-        staged_or_handled = (store.count_pending("jira.transition") == 1
-                             or store.query_audit(issue_key="999001"))
+        staged_or_handled = store.count_pending("jira.transition") == 1 or store.query_audit(
+            issue_key="999001"
+        )
         assert staged_or_handled
         dup = requests.post(f"{base}/jira/webhook", data=body, headers=signed, timeout=10)
         assert dup.status_code == 202 and dup.json().get("duplicate") is True
-        forged = requests.post(f"{base}/jira/webhook", data=body, timeout=10,
-                               headers={**signed, "X-Hub-Signature": "sha256=" + "0" * 64})
-        unsigned = requests.post(f"{base}/jira/webhook", data=body, timeout=10,
-                                 headers={"Content-Type": "application/json"})
+        forged = requests.post(
+            f"{base}/jira/webhook",
+            data=body,
+            timeout=10,
+            headers={**signed, "X-Hub-Signature": "sha256=" + "0" * 64},
+        )
+        unsigned = requests.post(
+            f"{base}/jira/webhook", data=body, timeout=10, headers={"Content-Type": "application/json"}
+        )
         assert forged.status_code == 401 and unsigned.status_code == 401
         assert store.count_pending("jira.transition") <= 1
 
@@ -291,6 +355,7 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         # initial outbound sync creates the issues and links
         for dag_id in ("bc_purchase_invoices_to_jira", "bc_vendors_to_jira"):
             assert af.run_dag(dag_id) == "success", af.tail()
+
         # the watchers: registered (trigger rows) once the DAGs are unpaused; then the triggerer starts them
         def watched() -> bool:
             assets = af.api("GET", "/api/v2/assets", params={"limit": 100}).json().get("assets", [])
@@ -308,8 +373,9 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         vendors = sb.control("GET", "/_sandbox/bc/records/vendors")["value"]
         unblocked = {v["id"] for v in vendors if v["blocked"] in ("", "_x0020_")}
         # BC refuses to post an invoice of a blocked vendor (the sandbox too): pick one it can post
-        inv = next(r for r in invoices if r["status"] == "Draft" and r["id"] in links
-                   and r["vendorId"] in unblocked)
+        inv = next(
+            r for r in invoices if r["status"] == "Draft" and r["id"] in links and r["vendorId"] in unblocked
+        )
         ven = next(r for r in vendors if r["blocked"] not in ("", "_x0020_") and r["id"] in links)
 
         def issue_of(key: str) -> dict[str, Any]:
@@ -321,25 +387,48 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         comments0 = issue_of(key)["comments"]
         sb.control("POST", "/_sandbox/jira/transition", {"issue": key, "to": "Done"})
         latencies["jira_done_to_bc_invoice_posted_s"] = _wait(
-            lambda: next(r for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
-                         if r["id"] == inv["id"])["status"] == "Open", 60, "invoice posted")
-        latencies["jira_done_to_comment_s"] = _wait(lambda: issue_of(key)["comments"] > comments0, 30,
-                                                    "comment") + latencies["jira_done_to_bc_invoice_posted_s"]
+            lambda: (
+                next(
+                    r
+                    for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
+                    if r["id"] == inv["id"]
+                )["status"]
+                == "Open"
+            ),
+            60,
+            "invoice posted",
+        )
+        latencies["jira_done_to_comment_s"] = (
+            _wait(lambda: issue_of(key)["comments"] > comments0, 30, "comment")
+            + latencies["jira_done_to_bc_invoice_posted_s"]
+        )
         # -- vendor unblock likewise ----------------------------------------------------------------------
         vkey = links[ven["id"]].issue_key
         sb.control("POST", "/_sandbox/jira/transition", {"issue": vkey, "to": "Done"})
         latencies["jira_done_to_bc_vendor_unblocked_s"] = _wait(
-            lambda: next(r for r in sb.control("GET", "/_sandbox/bc/records/vendors")["value"]
-                         if r["id"] == ven["id"])["blocked"] in ("", "_x0020_"), 60, "vendor unblocked")
+            lambda: (
+                next(
+                    r
+                    for r in sb.control("GET", "/_sandbox/bc/records/vendors")["value"]
+                    if r["id"] == ven["id"]
+                )["blocked"]
+                in ("", "_x0020_")
+            ),
+            60,
+            "vendor unblocked",
+        )
         # -- Show 3: BC change -> Jira issue, through the BC subscription (notify delay 5 s) --------------
         rid_field = fields["BC Record Id"]
-        created = sb.control("POST", "/_sandbox/bc/change",
-                             {"entity": "purchaseInvoices", "create": {}})["records"][0]
+        created = sb.control("POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "create": {}})[
+            "records"
+        ][0]
         t0 = time.monotonic()
 
         def has_issue() -> bool:
-            return any((i.get("fields") or {}).get(rid_field) == created["id"]
-                       for i in sb.control("GET", "/_sandbox/jira/issues"))
+            return any(
+                (i.get("fields") or {}).get(rid_field) == created["id"]
+                for i in sb.control("GET", "/_sandbox/jira/issues")
+            )
 
         _wait(has_issue, 90, "issue for the new BC invoice", poll=0.5)
         latencies["bc_change_to_jira_issue_s"] = time.monotonic() - t0

@@ -14,10 +14,16 @@ import pytest
 
 from tests.conftest import REPO
 
-ENTITY_SETS = {"purchase_invoices": "purchaseInvoices", "vendors": "vendors",
-               "purchase_orders": "purchaseOrders"}
-DAG_IDS = {"purchase_invoices": "bc_purchase_invoices_to_jira", "vendors": "bc_vendors_to_jira",
-           "purchase_orders": "bc_purchase_orders_to_jira"}
+ENTITY_SETS = {
+    "purchase_invoices": "purchaseInvoices",
+    "vendors": "vendors",
+    "purchase_orders": "purchaseOrders",
+}
+DAG_IDS = {
+    "purchase_invoices": "bc_purchase_invoices_to_jira",
+    "vendors": "bc_vendors_to_jira",
+    "purchase_orders": "bc_purchase_orders_to_jira",
+}
 ISSUE_PUT = "PUT /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}"
 BULK = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulk"
 
@@ -42,8 +48,9 @@ def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
     cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
     cfg.update(batch_size=7, search_settle_seconds=3)
     monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite",
-                                                              "host": str(tmp_path / "state.db")}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "state.db")})
+    )
     # one store per test (if the store caches per process)
     monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
     monkeypatch.setitem(ob.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
@@ -109,7 +116,8 @@ def test_invoices_create_then_idle_then_edit_exactly_one(sandbox, outbound) -> N
     assert wm is not None
     assert datetime.fromisoformat(wm.replace("Z", "+00:00")) == max(
         datetime.fromisoformat(r["lastModifiedDateTime"].replace("Z", "+00:00"))
-        for r in bc_records(sandbox, "purchase_invoices"))
+        for r in bc_records(sandbox, "purchase_invoices")
+    )
 
     # second run: nothing created, nothing edited
     bulk0, put0, n0 = calls(sandbox, BULK), calls(sandbox, ISSUE_PUT), len(issues(sandbox))
@@ -118,8 +126,11 @@ def test_invoices_create_then_idle_then_edit_exactly_one(sandbox, outbound) -> N
 
     # a change in BC: exactly that issue is edited
     target = drafts[1]
-    sandbox.control("POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "id": target["id"],
-                                                    "set": {"totalAmountIncludingTax": 4321.5}})
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {"entity": "purchaseInvoices", "id": target["id"], "set": {"totalAmountIncludingTax": 4321.5}},
+    )
     assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
     assert calls(sandbox, ISSUE_PUT) == put0 + 1 and calls(sandbox, BULK) == bulk0
     assert by_record(sandbox, fields)[target["id"]][0]["fields"][fields["BC Amount"]] == 4321.5
@@ -158,16 +169,21 @@ def test_vendors_blocked_then_unblocked_gets_comment(sandbox, outbound) -> None:
     linked = by_record(sandbox, fields)
     assert {r["id"] for r in blocked} == {k for k in linked if k}
     v = blocked[0]
-    changed = sandbox.control("POST", "/_sandbox/bc/change",
-                              {"entity": "vendors", "id": v["id"], "set": {"blocked": ""}})
+    changed = sandbox.control(
+        "POST", "/_sandbox/bc/change", {"entity": "vendors", "id": v["id"], "set": {"blocked": ""}}
+    )
     # the BC notification the plugin would have staged for this change: settled by the sync, not before
     from bc_jira.intake import SOURCE_BC, bc_kind
     from bc_jira.store import StateStore
 
     store = StateStore.from_airflow()
     when = changed["records"][0]["lastModifiedDateTime"]
-    store.stage_event(SOURCE_BC, bc_kind("vendors"), f"vendors/{v['id']}/{when}",
-                      {"record_id": v["id"], "changeType": "updated", "lastModifiedDateTime": when})
+    store.stage_event(
+        SOURCE_BC,
+        bc_kind("vendors"),
+        f"vendors/{v['id']}/{when}",
+        {"record_id": v["id"], "changeType": "updated", "lastModifiedDateTime": when},
+    )
     assert store.count_pending(bc_kind("vendors")) == 1
     assert run_dag("bc_vendors_to_jira").state == DagRunState.SUCCESS
     assert store.count_pending(bc_kind("vendors")) == 0
@@ -200,8 +216,11 @@ def test_backfill_resyncs_window_and_keeps_watermark(sandbox, outbound, monkeypa
     assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
     wm = _metastore_var("bc_jira_watermark_purchase_invoices")
     draft = next(r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft")
-    changed = sandbox.control("POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "id": draft["id"],
-                                                              "set": {"totalAmountIncludingTax": 77.25}})
+    changed = sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {"entity": "purchaseInvoices", "id": draft["id"], "set": {"totalAmountIncludingTax": 77.25}},
+    )
     modified = datetime.fromisoformat(changed["records"][0]["lastModifiedDateTime"].replace("Z", "+00:00"))
     start, end = modified - timedelta(hours=1), modified + timedelta(minutes=10)
 
@@ -234,8 +253,14 @@ def test_connect_dag_writes_field_ids(sandbox, outbound) -> None:
     assert dr.state == DagRunState.SUCCESS
     stored = json.loads(_metastore_var("bc_jira_jira_fields"))
     assert stored == outbound["fields"]
-    assert set(stored) == {"BC Record Id", "BC Document No.", "BC Vendor", "BC Amount", "BC Currency",
-                           "BC Status"}
+    assert set(stored) == {
+        "BC Record Id",
+        "BC Document No.",
+        "BC Vendor",
+        "BC Amount",
+        "BC Currency",
+        "BC Status",
+    }
 
 
 def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
@@ -245,8 +270,10 @@ def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
 
     cfg = dict(outbound["cfg"])
     cfg["fields"] = {"vendor": "BC Supplier"}
-    cfg["entities"] = {"vendors": {"issue_type": "Blocked Vendor", "resolved_transition": "Closed"},
-                       "purchase_orders": {"resolved_transition": "Done"}}
+    cfg["entities"] = {
+        "vendors": {"issue_type": "Blocked Vendor", "resolved_transition": "Closed"},
+        "purchase_orders": {"resolved_transition": "Done"},
+    }
     cfg["assignees"] = [{"vendor_number": "V1", "email": "nobody-at-all@example.invalid"}]
     rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
     text = "\n".join(rep.problems)

@@ -49,8 +49,13 @@ def test_plugin_registers_fastapi_app_at_bc_jira() -> None:
     apps = mod.BcJiraPlugin.fastapi_apps
     assert apps[0]["url_prefix"] == "/bc-jira" and apps[0]["app"] is mod.app
     paths = {r.path for r in mod.app.routes}
-    assert {"/bc/notifications", "/jira/webhook", "/jira/oauth/start", "/jira/oauth/callback",
-            "/health"} <= paths
+    assert {
+        "/bc/notifications",
+        "/jira/webhook",
+        "/jira/oauth/start",
+        "/jira/oauth/callback",
+        "/health",
+    } <= paths
 
 
 def test_bc_handshake_echo(client: TestClient) -> None:
@@ -59,28 +64,43 @@ def test_bc_handshake_echo(client: TestClient) -> None:
 
 
 def test_bc_notification_staged_and_forged_dropped(client: TestClient, store: StateStore) -> None:
-    item = {"subscriptionId": "s1", "clientState": "cs-plugin", "changeType": "updated",
-            "resource": "api/v2.0/companies(c1)/vendors(v1)", "lastModifiedDateTime": "2026-03-01T10:00:00Z"}
+    item = {
+        "subscriptionId": "s1",
+        "clientState": "cs-plugin",
+        "changeType": "updated",
+        "resource": "api/v2.0/companies(c1)/vendors(v1)",
+        "lastModifiedDateTime": "2026-03-01T10:00:00Z",
+    }
     r = client.post("/bc/notifications", json={"value": [item]})
     assert r.status_code == 202 and store.count_pending("bc.vendors") == 1
-    r = client.post("/bc/notifications", json={"value": [dict(item, clientState="nope",
-                                                              lastModifiedDateTime="2026-03-02T00:00:00Z")]})
+    r = client.post(
+        "/bc/notifications",
+        json={"value": [dict(item, clientState="nope", lastModifiedDateTime="2026-03-02T00:00:00Z")]},
+    )
     assert r.status_code == 202 and store.count_pending("bc.vendors") == 1
     assert client.post("/bc/notifications", content=b"garbage").status_code == 400
 
 
 def _signed(body: bytes, ident: str) -> dict[str, str]:
     sig = hmac.new(b"wh-plugin", body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature": f"sha256={sig}", "X-Atlassian-Webhook-Identifier": ident,
-            "Content-Type": "application/json"}
+    return {
+        "X-Hub-Signature": f"sha256={sig}",
+        "X-Atlassian-Webhook-Identifier": ident,
+        "Content-Type": "application/json",
+    }
 
 
-BODY = json.dumps({
-    "webhookEvent": "jira:issue_updated",
-    "issue": {"id": "10001", "key": "FIN-1",
-              "fields": {"status": {"name": "Done", "statusCategory": {"key": "done"}}}},
-    "changelog": {"id": "77", "items": [{"field": "status", "fieldId": "status", "toString": "Done"}]},
-}).encode()
+BODY = json.dumps(
+    {
+        "webhookEvent": "jira:issue_updated",
+        "issue": {
+            "id": "10001",
+            "key": "FIN-1",
+            "fields": {"status": {"name": "Done", "statusCategory": {"key": "done"}}},
+        },
+        "changelog": {"id": "77", "items": [{"field": "status", "fieldId": "status", "toString": "Done"}]},
+    }
+).encode()
 
 
 def test_jira_signed_202_one_row_twice_still_one(client: TestClient, store: StateStore) -> None:
@@ -118,8 +138,12 @@ def test_store_down_is_503(store: StateStore) -> None:
 
 
 def test_health_reports_store_and_backlog(client: TestClient, store: StateStore) -> None:
-    store.put_subscription("/api/v2.0/companies(c)/vendors", entity="vendors", subscription_id="s",
-                           expiration="2000-01-01T00:00:00Z")
+    store.put_subscription(
+        "/api/v2.0/companies(c)/vendors",
+        entity="vendors",
+        subscription_id="s",
+        expiration="2000-01-01T00:00:00Z",
+    )
     body = client.get("/health").json()
     assert body["store"]["ok"] is True and body["ok"] is False
     assert any("vendors" in p for p in body["problems"])
@@ -138,9 +162,15 @@ def test_oauth_flow_against_sandbox(sandbox: Any, store: StateStore) -> None:
     from bc_jira.hooks.jira import JiraCloudHook, JiraSettings
 
     c = sandbox.creds
-    settings = JiraSettings(auth="oauth2", site_url=c["site_url"], client_id=c["atlassian_client_id"],
-                            client_secret=c["atlassian_client_secret"], redirect_uri=c["redirect_uri"],
-                            auth_url=sandbox.url, api_url=sandbox.url)
+    settings = JiraSettings(
+        auth="oauth2",
+        site_url=c["site_url"],
+        client_id=c["atlassian_client_id"],
+        client_secret=c["atlassian_client_secret"],
+        redirect_uri=c["redirect_uri"],
+        auth_url=sandbox.url,
+        api_url=sandbox.url,
+    )
     hooks: list[Any] = []
 
     def hook_factory(conn_id: str) -> Any:
@@ -151,8 +181,9 @@ def test_oauth_flow_against_sandbox(sandbox: Any, store: StateStore) -> None:
         def get_name(self) -> str:
             return "admin"
 
-    app = load_plugin().create_app(store_factory=lambda: store, secrets_factory=lambda: SECRETS,
-                                   hook_factory=hook_factory)
+    app = load_plugin().create_app(
+        store_factory=lambda: store, secrets_factory=lambda: SECRETS, hook_factory=hook_factory
+    )
     app.dependency_overrides[get_user] = lambda: User()
     tc = TestClient(app)
     start = tc.get("/jira/oauth/start", follow_redirects=False)

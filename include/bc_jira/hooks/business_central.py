@@ -118,8 +118,13 @@ def odata_literal(entity: str, field: str, value: Any) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def build_filter(entity: str, *, since: datetime | str | None = None, until: datetime | str | None = None,
-                 extra: str | Mapping[str, Any] | None = None) -> str | None:
+def build_filter(
+    entity: str,
+    *,
+    since: datetime | str | None = None,
+    until: datetime | str | None = None,
+    extra: str | Mapping[str, Any] | None = None,
+) -> str | None:
     """``lastModifiedDateTime gt <since> and lastModifiedDateTime le <until> and <extra>``."""
     parts: list[str] = []
     if since is not None:
@@ -155,9 +160,11 @@ class BcSettings:
     client_state: str | None = None
 
     def __repr__(self) -> str:  # never show the secret
-        return (f"BcSettings(client_id={self.client_id!r}, tenant_id={self.tenant_id!r}, "
-                f"environment={self.environment!r}, company_id={self.company_id!r}, "
-                f"api_url={self.api_url!r})")
+        return (
+            f"BcSettings(client_id={self.client_id!r}, tenant_id={self.tenant_id!r}, "
+            f"environment={self.environment!r}, company_id={self.company_id!r}, "
+            f"api_url={self.api_url!r})"
+        )
 
     @property
     def authority(self) -> str:
@@ -202,7 +209,7 @@ class _LoopbackHttpClient:
         self.timeout = timeout
 
     def _fix(self, url: str) -> str:
-        return self._http + url[len(self._https):] if url.startswith(self._https) else url
+        return self._http + url[len(self._https) :] if url.startswith(self._https) else url
 
     def get(self, url: str, params: Any = None, headers: Any = None, **kw: Any) -> requests.Response:
         kw.setdefault("timeout", self.timeout)
@@ -212,8 +219,9 @@ class _LoopbackHttpClient:
             resp._content = resp.content.replace(f'"{self._http}'.encode(), f'"{self._https}'.encode())
         return resp
 
-    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None,
-             **kw: Any) -> requests.Response:
+    def post(
+        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kw: Any
+    ) -> requests.Response:
         kw.setdefault("timeout", self.timeout)
         return self.session.post(self._fix(url), params=params, data=data, headers=headers, **kw)
 
@@ -225,8 +233,9 @@ _APPS: dict[tuple[str, str, str], Any] = {}
 _APPS_LOCK = threading.Lock()
 
 
-def _entra_error(settings: BcSettings, code: str | None, message: str, *,
-                 transport: bool = False) -> ApiError:
+def _entra_error(
+    settings: BcSettings, code: str | None, message: str, *, transport: bool = False
+) -> ApiError:
     cls = TransportError if transport else AuthError
     url = f"{settings.authority}/oauth2/v2.0/token"
     return cls("entra", "POST", url, None, code, redact_text(message, (settings.client_secret,)))
@@ -254,8 +263,11 @@ class MsalTokenProvider:
             authority = s.authority
             if parts.scheme == "http":
                 if not _is_loopback(parts.hostname):
-                    raise _entra_error(s, "insecure_authority",
-                                       "authority_url must be https (plain http only for a local emulator)")
+                    raise _entra_error(
+                        s,
+                        "insecure_authority",
+                        "authority_url must be https (plain http only for a local emulator)",
+                    )
                 kwargs["http_client"] = _LoopbackHttpClient(f"http://{parts.netloc}", self.timeout)
                 authority = "https://" + s.authority.split("://", 1)[1]
             from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
@@ -264,16 +276,21 @@ class MsalTokenProvider:
                 kwargs.update(validate_authority=False, instance_discovery=False)
             try:
                 app = msal.ConfidentialClientApplication(
-                    s.client_id, client_credential=s.client_secret, authority=authority,
-                    timeout=self.timeout, **kwargs)
+                    s.client_id,
+                    client_credential=s.client_secret,
+                    authority=authority,
+                    timeout=self.timeout,
+                    **kwargs,
+                )
             except ValueError as exc:  # tenant discovery failed (unknown tenant, bad authority)
                 text = f"{exc} {exc.__context__ or ''}"
                 m = re.search(r"AADSTS\d+[^\"]*", text)
                 code = "invalid_tenant" if m and m.group(0).startswith("AADSTS90002") else "invalid_authority"
                 raise _entra_error(s, code, m.group(0) if m else str(exc)) from None
             except requests.RequestException as exc:
-                raise _entra_error(s, type(exc).__name__, "cannot reach the Entra authority",
-                                   transport=True) from None
+                raise _entra_error(
+                    s, type(exc).__name__, "cannot reach the Entra authority", transport=True
+                ) from None
             _APPS[key] = app
             return app
 
@@ -286,8 +303,9 @@ class MsalTokenProvider:
         try:
             result = app.acquire_token_for_client(scopes=[self.settings.scope])
         except requests.RequestException as exc:
-            raise _entra_error(self.settings, type(exc).__name__, "cannot reach the Entra token endpoint",
-                               transport=True) from None
+            raise _entra_error(
+                self.settings, type(exc).__name__, "cannot reach the Entra token endpoint", transport=True
+            ) from None
         if "access_token" not in result:
             raise _entra_error(self.settings, result.get("error"), str(result.get("error_description", "")))
         return result["access_token"]
@@ -316,10 +334,18 @@ class BusinessCentralHook(BaseHook):
     conn_type = "business_central"
     hook_name = "Dynamics 365 Business Central"
 
-    def __init__(self, bc_conn_id: str = default_conn_name, *, settings: BcSettings | None = None,
-                 page_size: int = DEFAULT_PAGE_SIZE, timeout: tuple[float, float] = (10.0, 60.0),
-                 retry: RetryPolicy = RetryPolicy(), session: requests.Session | None = None,
-                 sleep: Callable[[float], None] = time.sleep, store: Any = None) -> None:
+    def __init__(
+        self,
+        bc_conn_id: str = default_conn_name,
+        *,
+        settings: BcSettings | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        retry: RetryPolicy = RetryPolicy(),
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        store: Any = None,
+    ) -> None:
         super().__init__()
         self.bc_conn_id = bc_conn_id
         self._store = store
@@ -337,15 +363,21 @@ class BusinessCentralHook(BaseHook):
             return self._settings
         conn = self.get_connection(self.bc_conn_id)
         extra = conn.extra_dejson or {}
-        required = (("login (client id)", conn.login), ("password (client secret)", conn.password),
-                    ("extra.tenant_id", extra.get("tenant_id")),
-                    ("extra.company_id", extra.get("company_id")))
+        required = (
+            ("login (client id)", conn.login),
+            ("password (client secret)", conn.password),
+            ("extra.tenant_id", extra.get("tenant_id")),
+            ("extra.company_id", extra.get("company_id")),
+        )
         missing = [name for name, value in required if not value]
         if missing:
             raise ValueError(f"connection {self.bc_conn_id!r} is missing {', '.join(missing)}")
         return BcSettings(
-            client_id=conn.login, client_secret=conn.password, tenant_id=extra["tenant_id"],
-            environment=extra.get("environment") or "production", company_id=extra["company_id"],
+            client_id=conn.login,
+            client_secret=conn.password,
+            tenant_id=extra["tenant_id"],
+            environment=extra.get("environment") or "production",
+            company_id=extra["company_id"],
             api_url=extra.get("api_url") or DEFAULT_API_URL,
             authority_url=extra.get("authority_url") or DEFAULT_AUTHORITY_URL,
             client_state=extra.get("client_state") or None,
@@ -360,9 +392,18 @@ class BusinessCentralHook(BaseHook):
         """ApiClient rooted at ``{api_url}/{tenant}/{environment}/api/v2.0`` (subscriptions live there)."""
         s = self.settings
         key = f"bc:{s.tenant_id}:{s.client_id}"
-        return ApiClient("bc", s.environment_url, self.token_provider, timeout=self._timeout,
-                         retry=self._retry, max_concurrency=MAX_CONCURRENCY, concurrency_key=key,
-                         session=self._session, sleep=self._sleep, shared_limit=self._shared_limit(key))
+        return ApiClient(
+            "bc",
+            s.environment_url,
+            self.token_provider,
+            timeout=self._timeout,
+            retry=self._retry,
+            max_concurrency=MAX_CONCURRENCY,
+            concurrency_key=key,
+            session=self._session,
+            sleep=self._sleep,
+            shared_limit=self._shared_limit(key),
+        )
 
     def _shared_limit(self, key: str) -> Any:
         """At most MAX_CONCURRENCY calls per principal across every worker, through the state store."""
@@ -390,12 +431,25 @@ class BusinessCentralHook(BaseHook):
         return "/".join([path, *rest])
 
     # -- reading ---------------------------------------------------------------------------------------------
-    def iter_pages(self, entity: str, *, filter: str | None = None, select: Iterable[str] | None = None,
-                   orderby: str | None = None, expand: str | None = None, top: int | None = None,
-                   page_size: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    def iter_pages(
+        self,
+        entity: str,
+        *,
+        filter: str | None = None,
+        select: Iterable[str] | None = None,
+        orderby: str | None = None,
+        expand: str | None = None,
+        top: int | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
         """Yield one decoded page at a time, following ``@odata.nextLink``; never holds more than a page."""
-        params: dict[str, Any] = {"$filter": filter, "$orderby": orderby, "$expand": expand, "$top": top,
-                                  "$select": ",".join(select) if select else None}
+        params: dict[str, Any] = {
+            "$filter": filter,
+            "$orderby": orderby,
+            "$expand": expand,
+            "$top": top,
+            "$select": ",".join(select) if select else None,
+        }
         headers = {"Prefer": f"odata.maxpagesize={page_size or self.page_size}"}
         url: str | None = self._path(entity)
         first = True
@@ -410,10 +464,16 @@ class BusinessCentralHook(BaseHook):
         for page in self.iter_pages(entity, **kw):
             yield from page
 
-    def iter_modified(self, entity: str, since: datetime | str | None, until: datetime | str | None = None,
-                      *, select: Iterable[str] | None = None,
-                      extra_filter: str | Mapping[str, Any] | None = None,
-                      page_size: int | None = None) -> Iterator[dict[str, Any]]:
+    def iter_modified(
+        self,
+        entity: str,
+        since: datetime | str | None,
+        until: datetime | str | None = None,
+        *,
+        select: Iterable[str] | None = None,
+        extra_filter: str | Mapping[str, Any] | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
         """Records with ``since < lastModifiedDateTime <= until``, oldest first.
 
         ``extra_filter``: raw OData (``"status eq 'Draft'"``) or ``{field: value}`` equalities
@@ -423,11 +483,13 @@ class BusinessCentralHook(BaseHook):
         if select is not None:
             select = list(dict.fromkeys(["id", "lastModifiedDateTime", *select]))
         flt = build_filter(entity, since=since, until=until, extra=extra_filter)
-        yield from self.iter_records(entity, filter=flt, select=select, orderby="lastModifiedDateTime asc",
-                                     page_size=page_size)
+        yield from self.iter_records(
+            entity, filter=flt, select=select, orderby="lastModifiedDateTime asc", page_size=page_size
+        )
 
-    def get_record(self, entity: str, record_id: str, *, select: Iterable[str] | None = None,
-                   expand: str | None = None) -> dict[str, Any]:
+    def get_record(
+        self, entity: str, record_id: str, *, select: Iterable[str] | None = None, expand: str | None = None
+    ) -> dict[str, Any]:
         """One record (decoded) including ``@odata.etag``; raises NotFoundError."""
         params = {"$select": ",".join(select) if select else None, "$expand": expand}
         return decode_record(entity, self.client.get_json(self._path(entity, record_id), params=params))
@@ -449,11 +511,15 @@ class BusinessCentralHook(BaseHook):
         return self.client.get_json("companies").get("value", [])
 
     # -- writing ---------------------------------------------------------------------------------------------
-    def patch_record(self, entity: str, record_id: str, changes: Mapping[str, Any],
-                     etag: str) -> dict[str, Any]:
+    def patch_record(
+        self, entity: str, record_id: str, changes: Mapping[str, Any], etag: str
+    ) -> dict[str, Any]:
         """PATCH with ``If-Match: etag`` (enums encoded); stale etag -> PreconditionFailed."""
-        body = self.client.patch_json(self._path(entity, record_id), json=encode_changes(entity, changes),
-                                      headers={"If-Match": etag, "Content-Type": "application/json"})
+        body = self.client.patch_json(
+            self._path(entity, record_id),
+            json=encode_changes(entity, changes),
+            headers={"If-Match": etag, "Content-Type": "application/json"},
+        )
         return decode_record(entity, body) if isinstance(body, dict) else self.get_record(entity, record_id)
 
     def set_vendor_blocked(self, vendor_id: str, blocked: str, etag: str) -> dict[str, Any]:
@@ -465,19 +531,26 @@ class BusinessCentralHook(BaseHook):
 
     def post_purchase_invoice(self, invoice_id: str) -> None:
         """Bound action ``Microsoft.NAV.post`` (204). Not retried on a lost answer: re-read the invoice."""
-        self.client.request("POST", self._path("purchaseInvoices", invoice_id, "Microsoft.NAV.post"),
-                            headers={"Content-Type": "application/json"})
+        self.client.request(
+            "POST",
+            self._path("purchaseInvoices", invoice_id, "Microsoft.NAV.post"),
+            headers={"Content-Type": "application/json"},
+        )
 
     # -- webhook subscriptions (environment level, not under a company) --------------------------------------
     def subscription_resource(self, entity: str) -> str:
         """The ``resource`` value for a company entity, as Microsoft documents it."""
         return f"/api/v2.0/{self.settings.company_path}/{entity}"
 
-    def create_subscription(self, notification_url: str, entity_or_resource: str,
-                            client_state: str | None = None) -> dict[str, Any]:
+    def create_subscription(
+        self, notification_url: str, entity_or_resource: str, client_state: str | None = None
+    ) -> dict[str, Any]:
         """POST subscriptions; BC first performs the validationToken handshake with notification_url."""
-        resource = (entity_or_resource if "/" in entity_or_resource
-                    else self.subscription_resource(entity_or_resource))
+        resource = (
+            entity_or_resource
+            if "/" in entity_or_resource
+            else self.subscription_resource(entity_or_resource)
+        )
         body = {"notificationUrl": notification_url, "resource": resource}
         state = client_state if client_state is not None else self.settings.client_state
         if state:
@@ -490,14 +563,17 @@ class BusinessCentralHook(BaseHook):
     def get_subscription(self, subscription_id: str) -> dict[str, Any]:
         return self.client.get_json(f"subscriptions({_quote_key(subscription_id)})")
 
-    def renew_subscription(self, subscription_id: str, etag: str | None = None,
-                           changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def renew_subscription(
+        self, subscription_id: str, etag: str | None = None, changes: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """PATCH with If-Match (fetched when not given): BC handshakes again and extends expiry by 3 days."""
         if etag is None:
             etag = self.get_subscription(subscription_id)["@odata.etag"]
-        return self.client.patch_json(f"subscriptions({_quote_key(subscription_id)})",
-                                      json=dict(changes or {}),
-                                      headers={"If-Match": etag, "Content-Type": "application/json"})
+        return self.client.patch_json(
+            f"subscriptions({_quote_key(subscription_id)})",
+            json=dict(changes or {}),
+            headers={"If-Match": etag, "Content-Type": "application/json"},
+        )
 
     def delete_subscription(self, subscription_id: str, etag: str | None = None) -> bool:
         """DELETE; True if deleted, False if it was already gone."""
@@ -523,23 +599,30 @@ class BusinessCentralHook(BaseHook):
         try:
             body = self.client.get_json("companies", params={"$select": "id,name,displayName"})
         except AuthError as exc:
-            return False, (f"Token accepted by Entra but BC refused access ({exc.status} {exc.code}): "
-                           f"register the client id {s.client_id} on BC's 'Microsoft Entra applications' "
-                           f"page with State Enabled and permission sets (purchase/vendor access), "
-                           f"and grant admin consent for API.ReadWrite.All")
+            return False, (
+                f"Token accepted by Entra but BC refused access ({exc.status} {exc.code}): "
+                f"register the client id {s.client_id} on BC's 'Microsoft Entra applications' "
+                f"page with State Enabled and permission sets (purchase/vendor access), "
+                f"and grant admin consent for API.ReadWrite.All"
+            )
         except NotFoundError as exc:
-            return False, (f"Environment {s.environment!r} not found for tenant {s.tenant_id} ({exc.code}): "
-                           f"check extra.environment (e.g. 'production', 'sandbox')")
+            return False, (
+                f"Environment {s.environment!r} not found for tenant {s.tenant_id} ({exc.code}): "
+                f"check extra.environment (e.g. 'production', 'sandbox')"
+            )
         except ApiError as exc:
             return False, f"BC API call failed: {exc}"
         companies = body.get("value", []) if isinstance(body, dict) else []
         match = next((c for c in companies if str(c.get("id", "")).lower() == s.company_id.lower()), None)
         if match is None:
             known = ", ".join(f"{c.get('name')} ({c.get('id')})" for c in companies[:10]) or "none"
-            return False, (f"Unknown company id {s.company_id!r} in environment {s.environment!r}; "
-                           f"available: {known}")
-        return True, (f"Connected to Business Central environment {s.environment!r}, company "
-                      f"{match.get('name')!r} ({match.get('id')})")
+            return False, (
+                f"Unknown company id {s.company_id!r} in environment {s.environment!r}; available: {known}"
+            )
+        return True, (
+            f"Connected to Business Central environment {s.environment!r}, company "
+            f"{match.get('name')!r} ({match.get('id')})"
+        )
 
 
 def _quote_key(key: str) -> str:
@@ -552,9 +635,11 @@ def _explain_entra(exc: ApiError, s: BcSettings) -> str:
     if isinstance(exc, TransportError):
         return f"Cannot reach the Entra authority {s.authority_url}: {exc.code}"
     if "AADSTS7000215" in text or "AADSTS7000222" in text:
-        return (f"Entra rejected the client secret for client id {s.client_id} "
-                f"({exc.message.split(':')[0]}): the connection password is wrong or expired; "
-                "create a new secret in the app registration")
+        return (
+            f"Entra rejected the client secret for client id {s.client_id} "
+            f"({exc.message.split(':')[0]}): the connection password is wrong or expired; "
+            "create a new secret in the app registration"
+        )
     if "AADSTS90002" in text or exc.code == "invalid_tenant":
         return f"Unknown tenant {s.tenant_id!r} (AADSTS90002): check extra.tenant_id (directory id or domain)"
     if "AADSTS700016" in text:

@@ -29,28 +29,40 @@ SECRET = "very-secret-client-value-123"
 @pytest.fixture
 def settings() -> BcSettings:
     clear_token_cache()
-    return BcSettings(client_id=str(uuid.uuid4()), client_secret=SECRET, tenant_id=str(uuid.uuid4()),
-                      environment="production", company_id=str(uuid.uuid4()))
+    return BcSettings(
+        client_id=str(uuid.uuid4()),
+        client_secret=SECRET,
+        tenant_id=str(uuid.uuid4()),
+        environment="production",
+        company_id=str(uuid.uuid4()),
+    )
 
 
-def mock_entra(m: rm.Mocker, s: BcSettings, tokens: list[str] | None = None, status: int = 200,
-               error: dict | None = None) -> rm.adapter._Matcher:
+def mock_entra(
+    m: rm.Mocker, s: BcSettings, tokens: list[str] | None = None, status: int = 200, error: dict | None = None
+) -> rm.adapter._Matcher:
     m.get(f"{LOGIN}/common/discovery/instance", json={"metadata": []})  # MSAL's alias lookup
-    m.get(f"{LOGIN}/{s.tenant_id}/v2.0/.well-known/openid-configuration", json={
-        "token_endpoint": f"{LOGIN}/{s.tenant_id}/oauth2/v2.0/token",
-        "authorization_endpoint": f"{LOGIN}/{s.tenant_id}/oauth2/v2.0/authorize",
-        "issuer": f"{LOGIN}/{s.tenant_id}/v2.0",
-    })
+    m.get(
+        f"{LOGIN}/{s.tenant_id}/v2.0/.well-known/openid-configuration",
+        json={
+            "token_endpoint": f"{LOGIN}/{s.tenant_id}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{LOGIN}/{s.tenant_id}/oauth2/v2.0/authorize",
+            "issuer": f"{LOGIN}/{s.tenant_id}/v2.0",
+        },
+    )
     if error:
         return m.post(f"{LOGIN}/{s.tenant_id}/oauth2/v2.0/token", status_code=status, json=error)
     tokens = tokens or ["tok-1"]
-    return m.post(f"{LOGIN}/{s.tenant_id}/oauth2/v2.0/token",
-                  [{"json": {"access_token": t, "token_type": "Bearer", "expires_in": 3599}} for t in tokens])
+    return m.post(
+        f"{LOGIN}/{s.tenant_id}/oauth2/v2.0/token",
+        [{"json": {"access_token": t, "token_type": "Bearer", "expires_in": 3599}} for t in tokens],
+    )
 
 
 def hook(s: BcSettings, waits: list[float] | None = None) -> BusinessCentralHook:
-    return BusinessCentralHook(settings=s, sleep=(waits if waits is not None else []).append,
-                               retry=RetryPolicy(max_attempts=3))
+    return BusinessCentralHook(
+        settings=s, sleep=(waits if waits is not None else []).append, retry=RetryPolicy(max_attempts=3)
+    )
 
 
 def base(s: BcSettings) -> str:
@@ -69,13 +81,21 @@ def test_odata_datetime_literal() -> None:
 
 
 def test_build_filter_and_literals() -> None:
-    f = build_filter("purchaseInvoices", since=datetime(2026, 11, 24, 10, tzinfo=UTC),
-                     until="2026-11-24T10:15:00Z", extra={"status": "Draft", "number": "O'Neil"})
-    assert f == ("lastModifiedDateTime gt 2026-11-24T10:00:00Z and "
-                 "lastModifiedDateTime le 2026-11-24T10:15:00Z and status eq 'Draft' and number eq 'O''Neil'")
+    f = build_filter(
+        "purchaseInvoices",
+        since=datetime(2026, 11, 24, 10, tzinfo=UTC),
+        until="2026-11-24T10:15:00Z",
+        extra={"status": "Draft", "number": "O'Neil"},
+    )
+    assert f == (
+        "lastModifiedDateTime gt 2026-11-24T10:00:00Z and "
+        "lastModifiedDateTime le 2026-11-24T10:15:00Z and status eq 'Draft' and number eq 'O''Neil'"
+    )
     assert build_filter("vendors", extra={"blocked": ""}) == "blocked eq '_x0020_'"
-    assert build_filter("purchaseOrders", extra="status eq 'Draft' or status eq 'Open'") == \
-        "(status eq 'Draft' or status eq 'Open')"
+    assert (
+        build_filter("purchaseOrders", extra="status eq 'Draft' or status eq 'Open'")
+        == "(status eq 'Draft' or status eq 'Open')"
+    )
     gid = str(uuid.uuid4())
     assert odata_literal("purchaseInvoices", "vendorId", gid) == gid
     assert odata_literal("purchaseInvoices", "pricesIncludeTax", True) == "true"
@@ -103,15 +123,28 @@ def test_iter_modified_pages_across_three_pages(requests_mock: rm.Mocker, settin
     b = base(settings)
     page2 = f"{b}/purchaseInvoices?$skiptoken=p2"
     page3 = f"{b}/purchaseInvoices?$skiptoken=p3"
-    first = requests_mock.get(f"{b}/purchaseInvoices", [
-        {"json": {"value": [{"id": "a", "status": "Draft"}, {"id": "b", "status": "In_x0020_Review"}],
-                  "@odata.nextLink": page2}}])
+    first = requests_mock.get(
+        f"{b}/purchaseInvoices",
+        [
+            {
+                "json": {
+                    "value": [{"id": "a", "status": "Draft"}, {"id": "b", "status": "In_x0020_Review"}],
+                    "@odata.nextLink": page2,
+                }
+            }
+        ],
+    )
     requests_mock.get(page2, json={"value": [{"id": "c", "status": "_x0020_"}], "@odata.nextLink": page3})
     requests_mock.get(page3, json={"value": [{"id": "d", "status": "Open"}]})
     h = hook(settings)
-    gen = h.iter_modified("purchaseInvoices", datetime(2026, 11, 24, 10, tzinfo=UTC),
-                          datetime(2026, 11, 24, 10, 15, tzinfo=UTC), select=["number", "status"],
-                          extra_filter={"status": "Draft"}, page_size=2)
+    gen = h.iter_modified(
+        "purchaseInvoices",
+        datetime(2026, 11, 24, 10, tzinfo=UTC),
+        datetime(2026, 11, 24, 10, 15, tzinfo=UTC),
+        select=["number", "status"],
+        extra_filter={"status": "Draft"},
+        page_size=2,
+    )
     assert next(gen)["id"] == "a"
     fetched = [r for r in requests_mock.request_history if "purchaseInvoices" in r.url]
     assert len(fetched) == 1  # nothing fetched ahead of the consumer
@@ -122,8 +155,10 @@ def test_iter_modified_pages_across_three_pages(requests_mock: rm.Mocker, settin
     raw_query = urlsplit(req.url).query
     assert "%20" in raw_query and "+" not in raw_query
     q = {k: v[0] for k, v in parse_qs(raw_query).items()}
-    assert q["$filter"] == ("lastModifiedDateTime gt 2026-11-24T10:00:00Z and "
-                            "lastModifiedDateTime le 2026-11-24T10:15:00Z and status eq 'Draft'")
+    assert q["$filter"] == (
+        "lastModifiedDateTime gt 2026-11-24T10:00:00Z and "
+        "lastModifiedDateTime le 2026-11-24T10:15:00Z and status eq 'Draft'"
+    )
     assert q["$orderby"] == "lastModifiedDateTime asc"
     assert q["$select"] == "id,lastModifiedDateTime,number,status"
     assert req.headers["Prefer"] == "odata.maxpagesize=2"
@@ -147,15 +182,22 @@ def test_401_forces_one_token_refresh(requests_mock: rm.Mocker, settings: BcSett
     token = mock_entra(requests_mock, settings, tokens=["old", "new"])
     vid = str(uuid.uuid4())
     url = f"{base(settings)}/vendors({vid})"
-    requests_mock.get(url, [
-        {"status_code": 401,
-         "json": {"error": {"code": "Authentication_InvalidCredentials", "message": "x"}}},
-        {"json": {"id": vid, "blocked": "_x0020_", "@odata.etag": 'W/"JzE7Jw=="'}}])
+    requests_mock.get(
+        url,
+        [
+            {
+                "status_code": 401,
+                "json": {"error": {"code": "Authentication_InvalidCredentials", "message": "x"}},
+            },
+            {"json": {"id": vid, "blocked": "_x0020_", "@odata.etag": 'W/"JzE7Jw=="'}},
+        ],
+    )
     rec = hook(settings).get_record("vendors", vid)
     assert rec["blocked"] == "" and rec["@odata.etag"] == 'W/"JzE7Jw=="'
     assert token.call_count == 2
-    assert [r.headers.get("Authorization") for r in requests_mock.request_history if r.url.startswith(url)] \
-        == ["Bearer old", "Bearer new"]
+    assert [
+        r.headers.get("Authorization") for r in requests_mock.request_history if r.url.startswith(url)
+    ] == ["Bearer old", "Bearer new"]
 
 
 def test_401_twice_is_auth_error(requests_mock: rm.Mocker, settings: BcSettings) -> None:
@@ -169,8 +211,10 @@ def test_401_twice_is_auth_error(requests_mock: rm.Mocker, settings: BcSettings)
 def test_patch_encodes_enum_and_sends_if_match(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     mock_entra(requests_mock, settings)
     vid = str(uuid.uuid4())
-    patch = requests_mock.patch(f"{base(settings)}/vendors({vid})",
-                                json={"id": vid, "blocked": "_x0020_", "@odata.etag": 'W/"JzI7Jw=="'})
+    patch = requests_mock.patch(
+        f"{base(settings)}/vendors({vid})",
+        json={"id": vid, "blocked": "_x0020_", "@odata.etag": 'W/"JzI7Jw=="'},
+    )
     rec = hook(settings).unblock_vendor(vid, 'W/"JzE7Jw=="')
     assert patch.last_request.json() == {"blocked": "_x0020_"}
     assert patch.last_request.headers["If-Match"] == 'W/"JzE7Jw=="'
@@ -180,9 +224,16 @@ def test_patch_encodes_enum_and_sends_if_match(requests_mock: rm.Mocker, setting
 def test_patch_stale_etag(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     mock_entra(requests_mock, settings)
     vid = str(uuid.uuid4())
-    requests_mock.patch(f"{base(settings)}/vendors({vid})", status_code=412, json={
-        "error": {"code": "Request_EntityChanged",
-                  "message": "Another user has already changed the record."}})
+    requests_mock.patch(
+        f"{base(settings)}/vendors({vid})",
+        status_code=412,
+        json={
+            "error": {
+                "code": "Request_EntityChanged",
+                "message": "Another user has already changed the record.",
+            }
+        },
+    )
     with pytest.raises(PreconditionFailed) as ei:
         hook(settings).set_vendor_blocked(vid, "All", 'W/"old"')
     assert ei.value.code == "Request_EntityChanged"
@@ -199,8 +250,9 @@ def test_post_invoice_bound_action(requests_mock: rm.Mocker, settings: BcSetting
 def test_subscriptions(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     mock_entra(requests_mock, settings)
     env = f"{API}/{settings.tenant_id}/production/api/v2.0"
-    create = requests_mock.post(f"{env}/subscriptions", status_code=201,
-                                json={"subscriptionId": "s1", "@odata.etag": 'W/"e1"'})
+    create = requests_mock.post(
+        f"{env}/subscriptions", status_code=201, json={"subscriptionId": "s1", "@odata.etag": 'W/"e1"'}
+    )
     requests_mock.get(f"{env}/subscriptions('s1')", json={"subscriptionId": "s1", "@odata.etag": 'W/"e2"'})
     renew = requests_mock.patch(f"{env}/subscriptions('s1')", json={"subscriptionId": "s1"})
     delete = requests_mock.delete(f"{env}/subscriptions('s1')", status_code=204)
@@ -208,7 +260,9 @@ def test_subscriptions(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     h.create_subscription("https://air.example/bc-jira/bc/notifications", "purchaseInvoices", "state-1")
     assert create.last_request.json() == {
         "notificationUrl": "https://air.example/bc-jira/bc/notifications",
-        "resource": f"/api/v2.0/companies({settings.company_id})/purchaseInvoices", "clientState": "state-1"}
+        "resource": f"/api/v2.0/companies({settings.company_id})/purchaseInvoices",
+        "clientState": "state-1",
+    }
     h.renew_subscription("s1")
     assert renew.last_request.headers["If-Match"] == 'W/"e2"'
     assert h.delete_subscription("s1", etag='W/"e3"') is True
@@ -216,8 +270,15 @@ def test_subscriptions(requests_mock: rm.Mocker, settings: BcSettings) -> None:
 
 
 def test_test_connection_bad_secret(requests_mock: rm.Mocker, settings: BcSettings) -> None:
-    mock_entra(requests_mock, settings, status=401, error={
-        "error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})
+    mock_entra(
+        requests_mock,
+        settings,
+        status=401,
+        error={
+            "error": "invalid_client",
+            "error_description": "AADSTS7000215: Invalid client secret provided.",
+        },
+    )
     ok, msg = hook(settings).test_connection()
     assert not ok and "AADSTS7000215" in msg and "secret" in msg and SECRET not in msg
 
@@ -235,8 +296,11 @@ def test_test_connection_ok_and_unknown_company(requests_mock: rm.Mocker, settin
 
 def test_test_connection_wrong_environment(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     mock_entra(requests_mock, settings)
-    requests_mock.get(f"{API}/{settings.tenant_id}/production/api/v2.0/companies", status_code=404,
-                      json={"error": {"code": "NoEnvironment", "message": "no such environment"}})
+    requests_mock.get(
+        f"{API}/{settings.tenant_id}/production/api/v2.0/companies",
+        status_code=404,
+        json={"error": {"code": "NoEnvironment", "message": "no such environment"}},
+    )
     ok, msg = hook(settings).test_connection()
     assert not ok and "Environment 'production' not found" in msg
 

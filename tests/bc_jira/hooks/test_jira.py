@@ -525,8 +525,9 @@ def test_hook_from_airflow_connection(airflow_conns: dict[str, str], sandbox: An
     assert ok, msg
 
 
-def test_sandbox_cloud_id_cached_in_real_store(sandbox: Any, sqlite_url: str, spec_session: requests.Session,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sandbox_cloud_id_cached_in_real_store(
+    sandbox: Any, sqlite_url: str, spec_session: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from cryptography.fernet import Fernet
 
     from bc_jira.store import StateStore
