@@ -269,13 +269,22 @@ def _int_header(value: str | None) -> int | None:
 
 
 def parse_rate_limit(headers: Mapping[str, str], now: float | None = None) -> RateLimitInfo:
-    """Read Jira's rate-limit headers (names are case-insensitive in requests' headers)."""
+    """Read Jira's rate-limit headers (names are case-insensitive in requests' headers).
+
+    The ``X-Beta-RateLimit-*`` names of the 2026 points quotas (seen in developers' logs, not documented)
+    stand in when the documented ones are absent.
+    """
+
+    def first(*names: str) -> str | None:
+        return next((headers[n] for n in names if headers.get(n)), None)
+
     return RateLimitInfo(
         limit=_int_header(headers.get("X-RateLimit-Limit")),
         remaining=_int_header(headers.get("X-RateLimit-Remaining")),
-        reset_in=parse_reset(headers.get("X-RateLimit-Reset"), now),
-        near_limit=str(headers.get("X-RateLimit-NearLimit", "")).strip().lower() == "true",
-        reason=(headers.get("RateLimit-Reason") or "").strip() or None,
+        reset_in=parse_reset(first("X-RateLimit-Reset", "X-Beta-RateLimit-Reset"), now),
+        near_limit=str(first("X-RateLimit-NearLimit", "X-Beta-RateLimit-NearLimit") or "").strip().lower()
+        == "true",
+        reason=(first("RateLimit-Reason", "X-Beta-RateLimit-Reason") or "").strip() or None,
     )
 
 

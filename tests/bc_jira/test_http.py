@@ -26,6 +26,7 @@ from bc_jira.http import (
     ServerError,
     TransportError,
     pacing_delay,
+    parse_rate_limit,
     parse_reset,
     parse_retry_after,
     redact_url,
@@ -458,3 +459,32 @@ def test_client_against_sandbox_budget_paces_instead_of_hitting_429(sandbox, air
         assert c.get_json("myself")["accountId"]
     assert sandbox.stats()["faults"].get("rate_limit", 0) == 0
     assert slept and all(0 < s <= 2.5 for s in slept)
+
+
+def test_parse_rate_limit_reads_documented_and_beta_names() -> None:
+    from requests.structures import CaseInsensitiveDict
+
+    now = datetime(2026, 3, 26, 15, 58, tzinfo=UTC).timestamp()
+    documented = CaseInsensitiveDict(
+        {
+            "x-ratelimit-limit": "350",
+            "x-ratelimit-remaining": "12",
+            "x-ratelimit-reset": "2026-03-26T16:00Z",
+            "ratelimit-reason": "jira-burst-based",
+        }
+    )
+    info = parse_rate_limit(documented, now)
+    assert (info.limit, info.remaining, info.reason) == (350, 12, "jira-burst-based")
+    assert info.reset_in == pytest.approx(120.0) and not info.near_limit
+    beta = CaseInsensitiveDict(
+        {
+            "X-Beta-Ratelimit-Reason": "jira-quota-tenant-based",
+            "X-Beta-Ratelimit-Nearlimit": "true",
+            "X-Beta-Ratelimit-Reset": "2026-03-26T16:00Z",
+        }
+    )
+    info = parse_rate_limit(beta, now)
+    assert (
+        info.near_limit and info.reason == "jira-quota-tenant-based" and info.reset_in == pytest.approx(120.0)
+    )
+    assert not parse_rate_limit(CaseInsensitiveDict({"X-RateLimit-Remaining": "n/a"}), now).present
