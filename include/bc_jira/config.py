@@ -95,6 +95,10 @@ DEFAULT_BATCH_SIZE = 200
 DEFAULT_OVERLAP_SECONDS = 120
 DEFAULT_SEARCH_SETTLE_SECONDS = 60
 DEFAULT_LABELS = ("bc-jira",)
+# Jira rate limits (rate_limit key): waits up to this are slept in process, longer ones defer the task ...
+DEFAULT_MAX_INLINE_WAIT_SECONDS = 120
+# ... for at most this long in total (points quotas are hourly: a reset is at most an hour away).
+DEFAULT_MAX_DEFER_SECONDS = 3900
 
 _PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{1,9}$")
 _LABEL_RE = re.compile(r"^\S{1,255}$")
@@ -189,6 +193,14 @@ class EntityConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """How long the connector waits when Jira answers 429 (``rate_limit`` key)."""
+
+    max_inline_wait_seconds: int = DEFAULT_MAX_INLINE_WAIT_SECONDS
+    max_defer_seconds: int = DEFAULT_MAX_DEFER_SECONDS
+
+
+@dataclass(frozen=True)
 class Config:
     project_key: str
     purchase_invoices: EntityConfig
@@ -202,6 +214,7 @@ class Config:
     overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
     # Jira search lags writes: a create whose answer was lost is looked up by JQL only after this long.
     search_settle_seconds: int = DEFAULT_SEARCH_SETTLE_SECONDS
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:
@@ -223,6 +236,7 @@ _TOP_KEYS = {
     "bc_web_client_url",
     "overlap_seconds",
     "search_settle_seconds",
+    "rate_limit",
 }
 _ENTITY_KEYS = {
     "enabled",
@@ -408,6 +422,31 @@ def _assignees(value: Any, problems: list[str]) -> tuple[AssigneeRule, ...]:
     return tuple(rules)
 
 
+def _rate_limit(value: Any, problems: list[str]) -> RateLimitConfig:
+    if value is None:
+        return RateLimitConfig()
+    if not isinstance(value, Mapping):
+        problems.append('rate_limit: must be an object such as {"max_inline_wait_seconds": 120}')
+        return RateLimitConfig()
+    for key in sorted(set(value) - {"max_inline_wait_seconds", "max_defer_seconds"}):
+        problems.append(f"rate_limit.{key}: unknown key; use max_inline_wait_seconds or max_defer_seconds")
+    inline = value.get("max_inline_wait_seconds", DEFAULT_MAX_INLINE_WAIT_SECONDS)
+    if not _is_int(inline) or not 0 <= inline <= 3600:
+        problems.append(
+            f"rate_limit.max_inline_wait_seconds: {inline!r} must be an integer from 0 to 3600 (default "
+            f"{DEFAULT_MAX_INLINE_WAIT_SECONDS}); longer waits Jira asks for defer the task"
+        )
+        inline = DEFAULT_MAX_INLINE_WAIT_SECONDS
+    defer = value.get("max_defer_seconds", DEFAULT_MAX_DEFER_SECONDS)
+    if not _is_int(defer) or not 0 <= defer <= 86400:
+        problems.append(
+            f"rate_limit.max_defer_seconds: {defer!r} must be an integer from 0 to 86400 (default "
+            f"{DEFAULT_MAX_DEFER_SECONDS}); 0 fails the task instead of deferring it"
+        )
+        defer = DEFAULT_MAX_DEFER_SECONDS
+    return RateLimitConfig(max_inline_wait_seconds=inline, max_defer_seconds=defer)
+
+
 def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     """Validate a config document (JSON text or dict) into :class:`Config`; raise one ConfigError."""
     problems: list[str] = []
@@ -507,6 +546,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
 
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
+    rate_limit = _rate_limit(doc.get("rate_limit"), problems)
 
     if problems:
         raise ConfigError(problems)
@@ -522,6 +562,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         bc_web_client_url=url.rstrip("/") if url else None,
         overlap_seconds=overlap,
         search_settle_seconds=settle,
+        rate_limit=rate_limit,
     )
 
 
@@ -532,6 +573,10 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
         "batch_size": DEFAULT_BATCH_SIZE,
         "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
         "search_settle_seconds": DEFAULT_SEARCH_SETTLE_SECONDS,
+        "rate_limit": {
+            "max_inline_wait_seconds": DEFAULT_MAX_INLINE_WAIT_SECONDS,
+            "max_defer_seconds": DEFAULT_MAX_DEFER_SECONDS,
+        },
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -33,11 +33,15 @@ __all__ = [
     "ClientError",
     "NotFoundError",
     "PreconditionFailed",
+    "RateLimitInfo",
     "RateLimited",
     "RetryPolicy",
     "ServerError",
     "TokenProvider",
     "TransportError",
+    "WaitRequest",
+    "pacing_delay",
+    "parse_rate_limit",
     "redact_text",
     "redact_url",
 ]
@@ -173,7 +177,10 @@ class RetryPolicy:
     max_attempts: int = 6
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    # Longest Retry-After slept in process; a longer one records a WaitRequest (the task defers).
     max_retry_after: float = 120.0
+    # Longest pause between two calls when the server says its budget is nearly spent.
+    max_pace_delay: float = 5.0
     retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
@@ -200,6 +207,129 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = when.replace(tzinfo=UTC)
     current = now if now is not None else time.time()
     return max(0.0, when.timestamp() - current)
+
+
+def parse_reset(value: str | None, now: float | None = None) -> float | None:
+    """X-RateLimit-Reset as seconds from now (>= 0); None when absent or unreadable.
+
+    Jira sends ISO 8601 ``yyyy-MM-ddTHH:mmZ`` (rate-limiting page, quoted in JRACLOUD-69262); seconds and
+    offsets are accepted too, and a bare number is read as epoch seconds (other APIs' convention).
+    """
+    if not value:
+        return None
+    value = value.strip()
+    current = now if now is not None else time.time()
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, number - current) if number > 1e9 else None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - current)
+
+
+@dataclass(frozen=True)
+class RateLimitInfo:
+    """What an answer says about the rate budget (Jira: X-RateLimit-*, RateLimit-Reason)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset_in: float | None = None  # seconds until the budget resets
+    near_limit: bool = False
+    reason: str | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.remaining is not None or self.near_limit or self.reason is not None
+
+    def describe(self) -> str:
+        parts = []
+        if self.reason:
+            parts.append(f"RateLimit-Reason {self.reason}")
+        if self.remaining is not None:
+            parts.append(f"remaining {self.remaining}/{self.limit if self.limit is not None else '?'}")
+        if self.near_limit:
+            parts.append("near limit")
+        if self.reset_in is not None:
+            parts.append(f"resets in {self.reset_in:.0f}s")
+        return ", ".join(parts) or "no rate-limit headers"
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def parse_rate_limit(headers: Mapping[str, str], now: float | None = None) -> RateLimitInfo:
+    """Read Jira's rate-limit headers (names are case-insensitive in requests' headers).
+
+    The ``X-Beta-RateLimit-*`` names of the 2026 points quotas (seen in developers' logs, not documented)
+    stand in when the documented ones are absent.
+    """
+
+    def first(*names: str) -> str | None:
+        return next((headers[n] for n in names if headers.get(n)), None)
+
+    return RateLimitInfo(
+        limit=_int_header(headers.get("X-RateLimit-Limit")),
+        remaining=_int_header(headers.get("X-RateLimit-Remaining")),
+        reset_in=parse_reset(first("X-RateLimit-Reset", "X-Beta-RateLimit-Reset"), now),
+        near_limit=str(first("X-RateLimit-NearLimit", "X-Beta-RateLimit-NearLimit") or "").strip().lower()
+        == "true",
+        reason=(first("RateLimit-Reason", "X-Beta-RateLimit-Reason") or "").strip() or None,
+    )
+
+
+NEAR_LIMIT_FRACTION = (
+    0.2  # Atlassian: X-RateLimit-NearLimit "indicates that less than 20% of any budget remains"
+)
+
+
+def pacing_delay(info: RateLimitInfo, policy: RetryPolicy) -> float:
+    """Seconds to pause before the next call so what is left of the budget lasts until it resets.
+
+    Zero while more than 20% is left. Near the limit: the time to the reset shared over the remaining
+    calls (one second per call when the reset is unknown), never more than ``policy.max_pace_delay``: a
+    soft slowdown; a 429 that still comes is handled by Retry-After.
+    """
+    low = info.near_limit or (
+        info.remaining is not None
+        and info.limit is not None
+        and info.limit > 0
+        and info.remaining < info.limit * NEAR_LIMIT_FRACTION
+    )
+    if not low:
+        return 0.0
+    if info.reset_in is None:
+        return min(policy.max_pace_delay, 1.0)
+    return min(policy.max_pace_delay, info.reset_in / max(1, info.remaining or 0))
+
+
+@dataclass(frozen=True)
+class WaitRequest:
+    """The server asked this client to wait longer than it may wait in process."""
+
+    service: str
+    method: str
+    path: str
+    status: int
+    seconds: float
+    until: datetime
+    info: RateLimitInfo = field(default_factory=RateLimitInfo)
+
+    def describe(self) -> str:
+        return (
+            f"{self.service} answered {self.status} to {self.method} {self.path} and asked to wait "
+            f"{self.seconds:.0f}s (until {self.until.isoformat(timespec='seconds')}; {self.info.describe()})"
+        )
 
 
 def _error_details(resp: requests.Response) -> tuple[str | None, str]:
@@ -289,6 +419,10 @@ class ApiClient:
         self._shared_limit = shared_limit
         origin = urlsplit(self.base_url)
         self._origin = (origin.scheme, origin.netloc)
+        # Set when the server asked to wait longer than the policy sleeps; no request is sent until then.
+        self.wait_request: WaitRequest | None = None
+        self._pace_until = 0.0  # monotonic time before which the next request waits (near the limit)
+        self.clock: Callable[[], float] = time.time
 
     # -- helpers -------------------------------------------------------------------------------------
     def url_for(self, path_or_url: str) -> str:
@@ -378,6 +512,7 @@ class ApiClient:
         refreshed = False
         policy = self.retry
         attempt = 0
+        self._hold_or_pace(method, url)
         while True:
             attempt += 1
             hdrs = {"Accept": "application/json"}
@@ -426,17 +561,21 @@ class ApiClient:
                 attempt -= 1  # the refresh retry does not consume a retry attempt
                 continue
             if status < 400:
+                self._note_budget(resp)
                 return resp
 
             retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            info = parse_rate_limit(resp.headers, self.clock()) if status in (429, 503) else RateLimitInfo()
+            if retry_after is None and status == 429:
+                retry_after = info.reset_in  # Jira: Reset = request time + Retry-After (not always both sent)
             # 429/503 were not processed by the server; other 5xx may have been (don't repeat a POST).
             retryable_status = status in policy.retry_statuses and (safe or status in (429, 503))
+            if retryable_status and retry_after is not None and retry_after > policy.max_retry_after:
+                raise self._asked_to_wait(method, url, resp, retry_after, info)
             if retryable_status and attempt < policy.max_attempts:
-                if retry_after is not None and retry_after > policy.max_retry_after:
-                    raise self._classify(method, url, resp, retry_after)
                 wait = retry_after if retry_after is not None else policy.backoff(attempt - 1, self.rand)
                 log.warning(
-                    "%s %s %s -> %s, retry %s/%s in %.2fs",
+                    "%s %s %s -> %s, retry %s/%s in %.2fs%s",
                     self.service,
                     method,
                     redact_url(url),
@@ -444,11 +583,64 @@ class ApiClient:
                     attempt,
                     policy.max_attempts - 1,
                     wait,
+                    f" ({info.describe()})" if info.present else "",
                 )
                 resp.close()
                 self.sleep(wait)
                 continue
             raise self._classify(method, url, resp, retry_after)
+
+    # -- rate limits ---------------------------------------------------------------------------------------
+    def _hold_or_pace(self, method: str, url: str) -> None:
+        """Refuse to send while a wait the server asked for runs; pause when its budget is nearly spent."""
+        held = self.wait_request
+        if held is not None:
+            left = held.until.timestamp() - self.clock()
+            if left > 0:
+                raise self._error(
+                    RateLimited,
+                    method,
+                    url,
+                    status=held.status,
+                    code="wait_requested",
+                    message=f"not sent: {held.describe()}",
+                    retry_after=left,
+                )
+            self.wait_request = None
+        pause = self._pace_until - time.monotonic()
+        if pause > 0:
+            self.sleep(pause)
+
+    def _note_budget(self, resp: requests.Response) -> None:
+        info = parse_rate_limit(resp.headers, self.clock())
+        if not info.present:
+            return
+        delay = pacing_delay(info, self.retry)
+        if delay > 0:
+            log.info(
+                "%s: rate budget nearly spent (%s); pacing calls %.2fs apart",
+                self.service,
+                info.describe(),
+                delay,
+            )
+        self._pace_until = time.monotonic() + delay
+
+    def _asked_to_wait(
+        self, method: str, url: str, resp: requests.Response, seconds: float, info: RateLimitInfo
+    ) -> ApiError:
+        """Record the wait (later calls are not sent before it ends) and return the error to raise."""
+        until = datetime.fromtimestamp(self.clock() + seconds, UTC)
+        wait = WaitRequest(
+            self.service, method, urlsplit(url).path or "/", resp.status_code, seconds, until, info
+        )
+        self.wait_request = wait
+        log.warning(
+            "%s: longer than the %.0fs this process waits", wait.describe(), self.retry.max_retry_after
+        )
+        err = self._classify(method, url, resp, seconds)
+        err.message = redact_text(f"{err.message} ({wait.describe()})")[:_MAX_MESSAGE]
+        err.args = (str(err),)
+        return err
 
     @staticmethod
     def _json(resp: requests.Response) -> Any:

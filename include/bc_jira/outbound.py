@@ -804,8 +804,13 @@ def extract_task(entity: str) -> list[str]:
 
 
 def upsert_task(entity: str, batch_id: str) -> dict[str, int]:
-    """Mapped task: upsert one stored batch. Clearing it replays exactly this batch."""
+    """Mapped task: upsert one stored batch. Clearing it replays exactly this batch.
+
+    When Jira asks to wait longer than ``rate_limit.max_inline_wait_seconds``, the task is rescheduled for
+    that time (``bc_jira.deferral``) and runs the batch again, done records being no-ops.
+    """
     from bc_jira.config import load_config
+    from bc_jira.deferral import retry_policy, waiting_out_rate_limits
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import StateStore
 
@@ -813,17 +818,19 @@ def upsert_task(entity: str, batch_id: str) -> dict[str, int]:
     ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
     store = StateStore.from_airflow()
     records = store.load_batch(batch_id)
+    hook = JiraCloudHook(retry=retry_policy(cfg))
     upserter = Upserter(
         cfg=cfg,
         entity=entity,
         ids=ids,
-        jira=JiraOps(JiraCloudHook()),
+        jira=JiraOps(hook),
         store=store,
         run=_context_run(),
         users=_variable_json(USERS_VARIABLE_KEY),
     )
     log.info("%s: batch %s with %d record(s)", entity, batch_id, len(records))
-    return upserter.upsert(records).as_dict()
+    with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} batch {batch_id}"):
+        return upserter.upsert(records).as_dict()
 
 
 def finalize_task(

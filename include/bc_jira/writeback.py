@@ -429,6 +429,7 @@ def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
     from airflow.sdk import Variable
 
     from bc_jira.config import FIELDS_VARIABLE_KEY, load_config
+    from bc_jira.deferral import retry_policy
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import StateStore
@@ -440,7 +441,7 @@ def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
     return WriteBack(
         cfg=cfg,
         bc=BusinessCentralHook(),
-        jira=JiraCloudHook(store=store),
+        jira=JiraCloudHook(store=store, retry=retry_policy(cfg)),
         store=store,
         record_id_field=discovered.get(cfg.fields.record_id),
         run=run or {},
@@ -469,15 +470,22 @@ def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
 
 
 def process_staged_task() -> dict[str, Any]:
+    from bc_jira.deferral import waiting_out_rate_limits
+
     wb = _build(_run_context())
-    return _summary(wb.process_pending(), "staged transitions")
+    # Jira (or BC) asked to wait longer than the process waits: rescheduled; failed events stay staged.
+    with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="staged transitions"):
+        return _summary(wb.process_pending(), "staged transitions")
 
 
 def safety_net_task() -> dict[str, Any]:
+    from bc_jira.deferral import waiting_out_rate_limits
+
     wb = _build(_run_context())
     if not wb.record_id_field:
         log.warning(
             "safety-net poll skipped: no field id for %r; run bc_jira_connect", wb.cfg.fields.record_id
         )
         return {"counts": {}, "skipped": True}
-    return _summary(wb.poll_done_issues(), "safety-net poll")
+    with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="safety-net poll"):
+        return _summary(wb.poll_done_issues(), "safety-net poll")

@@ -42,6 +42,14 @@ def control_router(sb: Sandbox) -> APIRouter:
         except (TypeError, ValueError) as exc:
             raise HTTPException(400, str(exc)) from exc
 
+    @r.post("/rate_limit")
+    def rate_limit(body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
+        """Jira's rate limiting: ``{"limit": 50, "window_s": 300, "reason": ..., "retry_after": true}``."""
+        try:
+            return {"budget": sb.rate_limits.configure(body)}
+        except (TypeError, ValueError) as exc:
+            raise HTTPException(400, str(exc)) from exc
+
     @r.get("/stats")
     def stats() -> dict[str, Any]:
         return sb.stats.snapshot()

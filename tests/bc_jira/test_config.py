@@ -198,3 +198,22 @@ def test_sandbox_airflow_env_config_is_valid() -> None:
     cfg = parse_config(shlex.split(line.partition("=")[2])[0])
     assert cfg.project_key == "FIN"
     assert cfg.bc_web_client_url == "http://127.0.0.1:1/bc-web"
+
+
+def test_rate_limit_settings_default_and_validated() -> None:
+    cfg = parse_config('{"project_key": "FIN"}')
+    assert (cfg.rate_limit.max_inline_wait_seconds, cfg.rate_limit.max_defer_seconds) == (120, 3900)
+    doc = {"project_key": "FIN", "rate_limit": {"max_inline_wait_seconds": 5, "max_defer_seconds": 0}}
+    assert parse_config(doc).rate_limit.max_defer_seconds == 0
+    bad = {
+        "project_key": "FIN",
+        "rate_limit": {"max_inline_wait_seconds": -1, "max_defer_seconds": "1h", "x": 1},
+    }
+    with pytest.raises(ConfigError) as ei:
+        parse_config(bad)
+    problems = ei.value.problems
+    assert any(p.startswith("rate_limit.max_inline_wait_seconds: -1") for p in problems)
+    assert any(p.startswith("rate_limit.max_defer_seconds: '1h'") for p in problems)
+    assert any(p.startswith("rate_limit.x: unknown key") for p in problems)
+    with pytest.raises(ConfigError, match="rate_limit: must be an object"):
+        parse_config({"project_key": "FIN", "rate_limit": 60})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import pickle
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from email.utils import formatdate
 
 import pytest
@@ -19,9 +21,13 @@ from bc_jira.http import (
     NotFoundError,
     PreconditionFailed,
     RateLimited,
+    RateLimitInfo,
     RetryPolicy,
     ServerError,
     TransportError,
+    pacing_delay,
+    parse_rate_limit,
+    parse_reset,
     parse_retry_after,
     redact_url,
 )
@@ -294,3 +300,191 @@ def test_concurrency_cap(waits: list[float]) -> None:
     for t in threads:
         t.join()
     assert peak == 3
+
+
+# -- Jira rate limits: long waits recorded, pacing near the limit ----------------------------------------
+JIRA = "https://api.example.test/ex/jira/c1/rest/api/3"
+
+
+def jira_client(waits: list[float], **kw) -> ApiClient:
+    return ApiClient("jira", JIRA, FakeAuth(), sleep=waits.append, rand=lambda: 1.0, **kw)
+
+
+def test_parse_reset_forms() -> None:
+    now = datetime(2026, 3, 26, 15, 58, 30, tzinfo=UTC).timestamp()
+    assert parse_reset("2026-03-26T16:00Z", now) == pytest.approx(90.0)  # Atlassian's yyyy-MM-ddTHH:mmZ
+    assert parse_reset("2026-03-26T16:00:10+00:00", now) == pytest.approx(100.0)
+    assert parse_reset("2026-03-26T15:00Z", now) == 0.0  # past: no wait
+    assert parse_reset(str(now + 40), now) == pytest.approx(40.0)  # epoch seconds
+    assert parse_reset("40", now) is None  # a small bare number is not a documented form
+    assert parse_reset("soon", now) is None and parse_reset(None, now) is None
+
+
+def test_long_retry_after_records_a_wait_and_holds_later_calls(
+    requests_mock: rm.Mocker, waits: list[float]
+) -> None:
+    requests_mock.post(
+        f"{JIRA}/issue/bulk",
+        status_code=429,
+        headers={
+            "Retry-After": "300",
+            "X-RateLimit-Reset": "2099-01-01T00:00Z",
+            "RateLimit-Reason": "jira-quota-tenant-based",
+        },
+        json={"errorMessages": ["Rate limit exceeded."]},
+    )
+    search = requests_mock.get(f"{JIRA}/search/jql", json={"issues": []})
+    c = jira_client(waits, retry=RetryPolicy(max_retry_after=60))
+    t0 = time.time()
+    with pytest.raises(RateLimited) as ei:
+        c.post_json("issue/bulk", {"issueUpdates": []})
+    assert waits == [] and requests_mock.call_count == 1  # no in-process sleep, no repeat
+    wait = c.wait_request
+    assert wait is not None and wait.status == 429 and wait.seconds == 300.0
+    assert wait.path == "/ex/jira/c1/rest/api/3/issue/bulk" and wait.info.reason == "jira-quota-tenant-based"
+    assert t0 + 299 <= wait.until.timestamp() <= time.time() + 301
+    assert "asked to wait 300s" in str(ei.value) and "jira-quota-tenant-based" in str(ei.value)
+    # Atlassian: a request sent before the period ends "will fail and return the same or longer Retry-After"
+    with pytest.raises(RateLimited) as held:
+        c.get_json("search/jql")
+    assert search.call_count == 0 and "not sent" in str(held.value) and held.value.retry_after > 290
+    # once the wait is over, calls go out again
+    c.clock = lambda: t0 + 400
+    assert c.get_json("search/jql") == {"issues": []} and c.wait_request is None
+
+
+def test_reset_without_retry_after_is_the_wait(requests_mock: rm.Mocker, waits: list[float]) -> None:
+    reset = (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%MZ")
+    requests_mock.get(f"{JIRA}/x", status_code=429, headers={"X-RateLimit-Reset": reset})
+    c = jira_client(waits)
+    with pytest.raises(RateLimited):
+        c.get_json("x")
+    assert c.wait_request is not None and 9 * 60 - 1 <= c.wait_request.seconds <= 10 * 60
+    assert waits == []
+
+
+def test_short_reset_without_retry_after_is_slept(requests_mock: rm.Mocker, waits: list[float]) -> None:
+    reset = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    requests_mock.get(
+        f"{JIRA}/x", [{"status_code": 429, "headers": {"X-RateLimit-Reset": reset}}, {"json": {"ok": 1}}]
+    )
+    c = jira_client(waits)
+    assert c.get_json("x") == {"ok": 1}
+    assert len(waits) == 1 and 28 <= waits[0] <= 30 and c.wait_request is None
+
+
+def test_long_503_retry_after_is_a_wait_too(requests_mock: rm.Mocker, waits: list[float]) -> None:
+    requests_mock.get(f"{JIRA}/x", status_code=503, headers={"Retry-After": "900"})
+    c = jira_client(waits)
+    with pytest.raises(ServerError):
+        c.get_json("x")
+    assert c.wait_request is not None and c.wait_request.status == 503 and waits == []
+
+
+def test_pacing_delay_rule() -> None:
+    p = RetryPolicy(max_pace_delay=5.0)
+    assert pacing_delay(RateLimitInfo(limit=100, remaining=50, reset_in=60), p) == 0.0
+    assert pacing_delay(RateLimitInfo(limit=100, remaining=20, reset_in=60), p) == 0.0  # 20% is not "< 20%"
+    assert pacing_delay(RateLimitInfo(limit=100, remaining=19, reset_in=38), p) == pytest.approx(2.0)
+    assert pacing_delay(RateLimitInfo(limit=100, remaining=2, reset_in=60), p) == 5.0  # capped
+    assert pacing_delay(RateLimitInfo(limit=100, remaining=0, reset_in=3), p) == pytest.approx(3.0)
+    assert pacing_delay(RateLimitInfo(near_limit=True), p) == 1.0  # NearLimit alone: one second apart
+    assert pacing_delay(RateLimitInfo(), p) == 0.0
+
+
+def test_near_limit_answers_pace_the_next_call(
+    requests_mock: rm.Mocker, waits: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    reset = (datetime.now(UTC) + timedelta(seconds=40)).isoformat()
+    requests_mock.get(
+        f"{JIRA}/x",
+        [
+            {"json": {}, "headers": {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "80"}},
+            {
+                "json": {},
+                "headers": {
+                    "X-RateLimit-Limit": "100",
+                    "X-RateLimit-Remaining": "10",
+                    "X-RateLimit-NearLimit": "true",
+                    "X-RateLimit-Reset": reset,
+                },
+            },
+            {"json": {}, "headers": {"X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99"}},
+            {"json": {}},
+        ],
+    )
+    c = jira_client(waits, retry=RetryPolicy(max_pace_delay=10.0))
+    caplog.set_level(logging.INFO, logger="bc_jira.http")
+    c.get_json("x")
+    c.get_json("x")
+    assert waits == []  # plenty left after the first answer: no pause
+    c.get_json("x")  # 10 left, ~40 s to the reset: ~4 s apart
+    assert len(waits) == 1 and 3.0 <= waits[0] <= 4.0
+    c.get_json("x")  # the budget was refilled: no pause any more
+    assert len(waits) == 1
+    assert any(
+        "nearly spent" in r.getMessage() and "remaining 10/100" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_retry_after_on_2xx_is_not_a_pause(requests_mock: rm.Mocker, waits: list[float]) -> None:
+    # Atlassian documents Retry-After only on 429 (and some 5xx) answers
+    requests_mock.get(f"{JIRA}/x", json={}, headers={"Retry-After": "30"})
+    c = jira_client(waits)
+    c.get_json("x")
+    c.get_json("x")
+    assert waits == []
+
+
+def test_client_against_sandbox_budget_paces_instead_of_hitting_429(sandbox, airflow_conns) -> None:
+    """Real HTTP: a budget of 10 per 2 s; 14 calls with pacing never see a 429 (without it: the 11th)."""
+    creds = sandbox.control("GET", "/_sandbox/credentials")
+
+    class Basic:
+        def auth_header(self, force_refresh: bool = False) -> dict[str, str]:
+            token = base64.b64encode(f"{creds['jira_email']}:{creds['jira_api_token']}".encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+
+    sandbox.control("POST", "/_sandbox/rate_limit", {"limit": 10, "window_s": 2})
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        time.sleep(s)
+
+    c = ApiClient(
+        "jira", f"{sandbox.url}/site/rest/api/3", Basic(), sleep=sleep, retry=RetryPolicy(max_pace_delay=2.5)
+    )
+    for _ in range(14):
+        assert c.get_json("myself")["accountId"]
+    assert sandbox.stats()["faults"].get("rate_limit", 0) == 0
+    assert slept and all(0 < s <= 2.5 for s in slept)
+
+
+def test_parse_rate_limit_reads_documented_and_beta_names() -> None:
+    from requests.structures import CaseInsensitiveDict
+
+    now = datetime(2026, 3, 26, 15, 58, tzinfo=UTC).timestamp()
+    documented = CaseInsensitiveDict(
+        {
+            "x-ratelimit-limit": "350",
+            "x-ratelimit-remaining": "12",
+            "x-ratelimit-reset": "2026-03-26T16:00Z",
+            "ratelimit-reason": "jira-burst-based",
+        }
+    )
+    info = parse_rate_limit(documented, now)
+    assert (info.limit, info.remaining, info.reason) == (350, 12, "jira-burst-based")
+    assert info.reset_in == pytest.approx(120.0) and not info.near_limit
+    beta = CaseInsensitiveDict(
+        {
+            "X-Beta-Ratelimit-Reason": "jira-quota-tenant-based",
+            "X-Beta-Ratelimit-Nearlimit": "true",
+            "X-Beta-Ratelimit-Reset": "2026-03-26T16:00Z",
+        }
+    )
+    info = parse_rate_limit(beta, now)
+    assert (
+        info.near_limit and info.reason == "jira-quota-tenant-based" and info.reset_in == pytest.approx(120.0)
+    )
+    assert not parse_rate_limit(CaseInsensitiveDict({"X-RateLimit-Remaining": "n/a"}), now).present

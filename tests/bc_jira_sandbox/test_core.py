@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -163,3 +165,84 @@ def test_seed_draft_invoices_adds_only_drafts(sandbox):
     records = sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices")
     items = records["value"] if isinstance(records, dict) else records
     assert {r["status"] for r in items} == {"Draft"}
+
+
+# -- Jira rate limiting (https://developer.atlassian.com/cloud/jira/platform/rate-limiting) -------------
+
+RESET_RE = r"^\d{4}-\d\d-\d\dT\d\d:\d\dZ$"  # yyyy-MM-ddTHH:mmZ, as Atlassian documents it
+
+
+def _reset_at(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC)
+
+
+def _myself(sandbox: SandboxProcess) -> requests.Response:
+    c = sandbox.control("GET", "/_sandbox/credentials")
+    return requests.get(
+        f"{sandbox.url}/site/rest/api/3/myself", auth=(c["jira_email"], c["jira_api_token"]), timeout=10
+    )
+
+
+def test_jira_429_fault_asks_to_wait_minutes_with_jira_headers(sandbox):
+    sandbox.faults(rules=[{"kind": "429", "path": "/rest/api/3/", "count": 1, "retry_after": 300}])
+    before = datetime.now(UTC)
+    resp = _myself(sandbox)
+    assert resp.status_code == 429
+    assert resp.headers["Retry-After"] == "300"
+    assert resp.headers["RateLimit-Reason"] == "jira-quota-tenant-based"
+    reset = resp.headers["X-RateLimit-Reset"]
+    assert re.match(RESET_RE, reset)
+    # request time + Retry-After, at minute precision, never earlier than asked
+    assert before + timedelta(seconds=300) - timedelta(minutes=1) < _reset_at(reset)
+    assert _reset_at(reset) <= before + timedelta(seconds=300 + 61)
+    assert resp.json()["errorMessages"]  # Jira's error shape
+    assert _myself(sandbox).status_code == 200  # count=1
+
+
+def test_throttling_fault_without_retry_after_sends_none(sandbox):
+    sandbox.faults(rules=[{"kind": "429", "path": "/rest/api/3/", "count": 1, "retry_after": None}])
+    resp = _myself(sandbox)
+    assert resp.status_code == 429 and "Retry-After" not in resp.headers
+
+
+def test_rate_budget_warns_near_the_limit_then_refuses_then_refills(sandbox):
+    sandbox.control(
+        "POST", "/_sandbox/rate_limit", {"limit": 10, "window_s": 3, "reason": "jira-burst-based"}
+    )
+    answers = [_myself(sandbox) for _ in range(11)]
+    assert [r.status_code for r in answers] == [200] * 10 + [429]
+    remaining = [int(r.headers["X-RateLimit-Remaining"]) for r in answers[:10]]
+    assert remaining == list(range(9, -1, -1))
+    assert all(r.headers["X-RateLimit-Limit"] == "10" for r in answers)
+    # "near the limit": successful answers once less than 20% of the budget is left
+    near = [r.headers.get("X-RateLimit-NearLimit") for r in answers[:10]]
+    assert near == [None] * 8 + ["true", "true"]
+    assert "X-RateLimit-Reset" not in answers[0].headers
+    assert re.match(RESET_RE, answers[9].headers["X-RateLimit-Reset"])
+    assert all("RateLimit-Reason" not in r.headers for r in answers[:10])
+    refused = answers[10]
+    assert refused.headers["RateLimit-Reason"] == "jira-burst-based"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 3
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert re.match(RESET_RE, refused.headers["X-RateLimit-Reset"])
+    assert sandbox.stats()["faults"] == {"rate_limit": 1}
+    # a BC call is not charged to Jira's budget
+    bc = requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=5)
+    assert bc.status_code != 429 and "X-RateLimit-Limit" not in bc.headers
+    time.sleep(int(refused.headers["Retry-After"]))
+    again = _myself(sandbox)
+    assert again.status_code == 200 and again.headers["X-RateLimit-Remaining"] == "9"
+    sandbox.control("POST", "/_sandbox/rate_limit", {})
+    assert "X-RateLimit-Limit" not in _myself(sandbox).headers
+
+
+def test_rate_budget_429_can_come_without_retry_after(sandbox):
+    sandbox.control("POST", "/_sandbox/rate_limit", {"limit": 0, "window_s": 60, "retry_after": False})
+    resp = _myself(sandbox)
+    assert resp.status_code == 429 and "Retry-After" not in resp.headers
+    assert re.match(RESET_RE, resp.headers["X-RateLimit-Reset"])
+
+
+def test_rate_budget_bad_settings_are_a_clear_400(sandbox):
+    resp = requests.post(f"{sandbox.url}/_sandbox/rate_limit", json={"limit": "x", "window_s": 1}, timeout=5)
+    assert resp.status_code == 400 and "limit" in resp.text

@@ -444,3 +444,57 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         if af is not None:
             af.stop()
         sb.stop()
+
+
+def test_transitions_dag_waits_out_a_long_retry_after(
+    inbound: dict[str, Any], airflow_conns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jira asks to wait longer than the in-process cap: the write-back task is rescheduled (same try)."""
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
+    cfg["rate_limit"] = {"max_inline_wait_seconds": 1, "max_defer_seconds": 60}
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+    sb, store = inbound["sandbox"], inbound["store"]
+    inv = next(
+        r
+        for r in sb.control("GET", "/_sandbox/bc/records/purchaseInvoices")["value"]
+        if r["status"] == "Draft"
+    )
+    issue = JiraCloudHook(store=store).create_issue(
+        {
+            "project": {"key": "FIN"},
+            "issuetype": {"name": "Invoice"},
+            "summary": f"Invoice {inv['number']}",
+            inbound["fields"]["BC Record Id"]: inv["id"],
+        }
+    )
+    store.upsert_link(
+        Link("purchase_invoices", inv["id"], inv["number"], str(issue["id"]), issue["key"], state="linked")
+    )
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
+    store.stage_event("jira", KIND_JIRA_TRANSITION, "rl:1", {"issue_id": str(issue["id"])})
+    sb.faults(
+        rules=[
+            {"kind": "429", "method": "GET", "path": f"/issue/{issue['id']}$", "count": 1, "retry_after": 3}
+        ]
+    )
+    dr = run_dag("jira_transitions_to_bc")
+    _success(dr)
+    assert sb.stats()["faults"] == {"429": 1}
+    staged = next(ti for ti in dr.get_task_instances() if ti.task_id == "process_staged_transitions")
+    assert staged.try_number == 1, "the wait must not spend a retry"
+    with create_session() as session:
+        rows = session.scalars(select(TaskReschedule).where(TaskReschedule.ti_id == staged.id)).all()
+        assert len(rows) == 1 and (rows[0].reschedule_date - rows[0].end_date).total_seconds() >= 3
+    key = (
+        "POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
+        "/Microsoft.NAV.post"
+    )
+    assert sb.stats()["calls"].get(key) == 1 and store.count_pending() == 0
+    comments = sb.control("GET", "/_sandbox/jira/issues")
+    assert next(i for i in comments if str(i["id"]) == str(issue["id"]))["comments"] == 1

@@ -6,6 +6,7 @@ Each test gets a freshly seeded sandbox, its own state-store file and no waterma
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -281,3 +282,102 @@ def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
     assert "entities.vendors.issue_type: 'Blocked Vendor'" in text
     assert "assignees[0].email" in text
     assert len(rep.problems) >= 3
+
+
+def _reschedules(dr) -> list[Any]:
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    ids = [ti.id for ti in dr.get_task_instances() if ti.task_id == "upsert"]
+    with create_session() as session:
+        rows = session.scalars(select(TaskReschedule).where(TaskReschedule.ti_id.in_(ids))).all()
+        session.expunge_all()
+    return list(rows)
+
+
+def test_long_retry_after_defers_the_batch_and_resumes_it_without_duplicates(
+    sandbox, outbound, monkeypatch, caplog
+) -> None:
+    """Jira asks to wait longer than the in-process cap: the upsert is rescheduled (same try), not failed."""
+    from airflow.utils.state import DagRunState
+
+    from bc_jira.store import StateStore
+
+    caplog.set_level(logging.WARNING, logger="bc_jira")
+    fields = outbound["fields"]
+    cfg = {**outbound["cfg"], "rate_limit": {"max_inline_wait_seconds": 1, "max_defer_seconds": 60}}
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+    drafts = [r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
+
+    # 1. the first bulk create is refused for 3 s (> the 1 s cap): that batch waits, then creates
+    sandbox.faults(rules=[{"kind": "429", "path": "/issue/bulk$", "count": 1, "retry_after": 3}])
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
+    assert sandbox.stats()["faults"] == {"429": 1}
+    upserts = [ti for ti in dr.get_task_instances() if ti.task_id == "upsert"]
+    assert upserts and {ti.try_number for ti in upserts} == {1}, "a deferral must not spend a retry"
+    rescheduled = _reschedules(dr)
+    assert len(rescheduled) == 1
+    row = rescheduled[0]
+    assert (row.reschedule_date - row.end_date).total_seconds() >= 3  # the time Jira asked (+ margin)
+    assert any("deferring the task until" in r.getMessage() for r in caplog.records)
+    assert any("asked to wait 3s" in r.getMessage() for r in caplog.records)
+    counts = Counter(i["fields"].get(fields["BC Record Id"]) for i in issues(sandbox))
+    assert {r["id"] for r in drafts} <= set(counts) and max(counts.values()) == 1
+    store = StateStore.from_airflow()
+    held = store.query_audit(entity="purchase_invoices", action="error", limit=1000)
+    assert held and all("asked to wait" in (r.error or "") for r in held)
+    assert {r.bc_id for r in held} <= {
+        r.bc_id for r in store.query_audit(entity="purchase_invoices", action="create")
+    }
+
+    # 2. mid-batch: A edited, B resolved (commented), then C's edit is refused; the resumed batch does C only
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps({**cfg, "batch_size": 100}))
+    a, b, c = drafts[:3]
+    for rec, change in (
+        (a, {"totalAmountIncludingTax": 111.5}),
+        (b, {"status": "Open"}),
+        (c, {"totalAmountIncludingTax": 333.5}),
+    ):
+        sandbox.control(
+            "POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "id": rec["id"], "set": change}
+        )
+    issue_c = by_record(sandbox, fields)[c["id"]][0]
+    sandbox.faults(
+        rules=[
+            {"kind": "429", "method": "PUT", "path": f"/issue/{issue_c['id']}$", "count": 1, "retry_after": 3}
+        ]
+    )
+    sandbox.control("POST", "/_sandbox/stats/reset")
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
+    assert {ti.try_number for ti in dr.get_task_instances() if ti.task_id == "upsert"} == {1}
+    assert len(_reschedules(dr)) == 1
+    comment_calls = sum(
+        v for k, v in sandbox.stats()["calls"].items() if k.startswith("POST") and k.endswith("/comment")
+    )
+    # A, B, C edited once each, plus the one refused PUT; B commented once; nothing created
+    assert calls(sandbox, ISSUE_PUT) == 4 and comment_calls == 1 and calls(sandbox, BULK) == 0
+    linked = by_record(sandbox, fields)
+    assert linked[a["id"]][0]["fields"][fields["BC Amount"]] == 111.5
+    assert linked[c["id"]][0]["fields"][fields["BC Amount"]] == 333.5
+    assert linked[b["id"]][0]["comments"] == 1
+    assert max(Counter(i["fields"].get(fields["BC Record Id"]) for i in issues(sandbox)).values()) == 1
+
+
+def test_wait_beyond_max_defer_fails_with_a_clear_message(sandbox, outbound, monkeypatch, caplog) -> None:
+    from airflow.utils.state import DagRunState
+
+    from bc_jira import outbound as ob
+
+    caplog.set_level(logging.ERROR, logger="bc_jira")
+    cfg = {**outbound["cfg"], "rate_limit": {"max_inline_wait_seconds": 1, "max_defer_seconds": 2}}
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+    monkeypatch.setitem(ob.DEFAULT_ARGS, "retries", 0)
+    sandbox.faults(rules=[{"kind": "429", "path": "/issue/bulk$", "count": 1, "retry_after": 600}])
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.FAILED
+    assert _reschedules(dr) == []
+    msgs = [r.getMessage() for r in caplog.records if "max_defer_seconds=2" in r.getMessage()]
+    assert msgs and "asked to wait 600s" in msgs[0] and "Failing" in msgs[0]
