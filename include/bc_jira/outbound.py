@@ -1027,15 +1027,17 @@ def create_screen_fields(cfg: Config, ecfg: EntityConfig, custom_ids: Mapping[st
 
 
 def screen_problems(
-    cfg: Config, ecfg: EntityConfig, on_screen: set[str], need: Mapping[str, str]
+    cfg: Config, ecfg: EntityConfig, on_screen: set[str], need: Mapping[str, str], screen: str = "create"
 ) -> list[str]:
-    """One problem per needed field missing from the create screen of the entity's issue type, with a fix."""
+    """One problem per needed field missing from the create (or edit) screen of the entity's issue type."""
+    what = "every create fails" if screen == "create" else "every update of its issues fails"
+    verb = "creates" if screen == "create" else "edits"
     return [
-        f"entities.{ecfg.name}: {label} is not on the create screen of issue type {ecfg.issue_type!r} in "
-        f'project {cfg.project_key}, so every create fails ("cannot be set. It is not on the appropriate '
-        f'screen"); add it to the screen that creates {ecfg.issue_type!r} issues (Project settings > Issue '
-        f"types > {ecfg.issue_type} > Create screen, or Jira settings > Issues > Screens), and make sure the "
-        f"field's context includes {cfg.project_key} and {ecfg.issue_type!r}"
+        f"entities.{ecfg.name}: {label} is not on the {screen} screen of issue type {ecfg.issue_type!r} in "
+        f"project {cfg.project_key}, so {what} ('cannot be set. It is not on the appropriate screen'); add "
+        f"it to the screen that {verb} {ecfg.issue_type!r} issues (Project settings > Issue types > "
+        f"{ecfg.issue_type} > {screen.capitalize()} screen, or Jira settings > Issues > Screens), and make "
+        f"sure the field's context includes {cfg.project_key} and {ecfg.issue_type!r}"
         for fid, label in need.items()
         if fid not in on_screen
     ]
@@ -1052,12 +1054,47 @@ def _createmeta_pages(client: Any, path: str, key: str) -> list[dict[str, Any]]:
             return items
 
 
-def create_screen_checks(cfg: Config, client: Any, custom_ids: Mapping[str, str]) -> list[str]:
-    """Through createmeta: are the fields the connector sets on each enabled issue type's create screen?
+def edit_screen_checks(
+    cfg: Config, client: Any, custom_ids: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """(problems, notes): the edit screen of each enabled issue type, through editmeta of its newest issue.
 
-    The edit screen is not checked: editmeta needs an existing issue, and the first connect runs before any
-    exists; an edit Jira refuses is audited per record with Jira's message.
+    editmeta needs an existing issue; before the first sync there is none, and the check says so in a note
+    (an edit Jira refuses later is audited per record with Jira's message).
     """
+    from bc_jira.http import ApiError
+
+    problems: list[str] = []
+    notes: list[str] = []
+    for ecfg in (cfg.entity(e) for e in ENTITIES):
+        if not ecfg.enabled:
+            continue
+        jql = (
+            f"project = {_jql_string(cfg.project_key)} AND issuetype = {_jql_string(ecfg.issue_type)} "
+            "ORDER BY created DESC"
+        )
+        try:
+            found = client.post_json("search/jql", {"jql": jql, "maxResults": 1, "fields": ["id"]})
+            issues = found.get("issues") or []
+            if not issues:
+                notes.append(
+                    f"{ecfg.name}: edit screen not checked yet (no {ecfg.issue_type!r} issue exists)"
+                )
+                continue
+            meta = client.get_json(f"issue/{issues[0]['id']}/editmeta")
+        except ApiError as exc:
+            problems.append(
+                f"entities.{ecfg.name}: cannot read the edit screen of {ecfg.issue_type!r} ({exc})"
+            )
+            continue
+        on_screen = set((meta.get("fields") or {}).keys())
+        need = create_screen_fields(cfg, ecfg, custom_ids)
+        problems += screen_problems(cfg, ecfg, on_screen, need, screen="edit")
+    return problems, notes
+
+
+def create_screen_checks(cfg: Config, client: Any, custom_ids: Mapping[str, str]) -> list[str]:
+    """Through createmeta: are the fields the connector sets on each enabled issue type's create screen?"""
     from bc_jira.http import ApiError
 
     base = f"issue/createmeta/{cfg.project_key}/issuetypes"
@@ -1175,6 +1212,9 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
                     f"of {', '.join(sorted(s['name'] for s in sts))} or null"
                 )
         rep.problems.extend(create_screen_checks(cfg, client, custom_ids))
+        edit_problems, edit_notes = edit_screen_checks(cfg, client, custom_ids)
+        rep.problems.extend(edit_problems)
+        rep.notes.extend(edit_notes)
 
     # users
     for i, rule in enumerate(cfg.assignees):

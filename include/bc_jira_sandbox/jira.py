@@ -1926,6 +1926,28 @@ def router(sb: Sandbox) -> APIRouter:
 
     endpoint("GET", f"{API}/issue/{{issueIdOrKey}}", "read", get_issue)
 
+    def get_editmeta(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        """Spec getEditIssueMeta: the fields an edit of this issue may set (those on its edit screen)."""
+        j = st()
+        rec = j.issue(issueIdOrKey)
+        screen = j.screen(rec["fields"]["issuetype"], "edit")
+        ops = {"labels": ["add", "set", "remove"]}
+        return 200, {
+            "fields": {
+                fd["id"]: {
+                    "key": fd["key"],
+                    "name": fd["name"],
+                    "required": fd["id"] == "summary",
+                    "operations": ops.get(fd["id"], ["set"]),
+                    "schema": dict(fd.get("schema") or {"type": "string"}),
+                }
+                for fd in j.fields
+                if fd["id"] in screen
+            }
+        }
+
+    endpoint("GET", f"{API}/issue/{{issueIdOrKey}}/editmeta", "read", get_editmeta)
+
     def edit_issue(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
         rec = st().issue(issueIdOrKey)
         st().edit(rec, b, a)

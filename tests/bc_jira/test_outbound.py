@@ -589,14 +589,19 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
     """Each way real Jira would refuse the creates or the search (field off a create screen, a Paragraph or
     text field where text or a number is needed, no searcher) is one problem naming the field and the fix."""
     from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.outbound import connect_checks
+    from bc_jira.outbound import JiraOps, connect_checks
 
     cfg = _sandbox_cfg(
         airflow_conns, assignees=[{"vendor_number": "V0001", "email": "alice.approver@example.com"}]
     )
     client = JiraCloudHook().client
-    assert connect_checks(cfg, client).problems == []  # the sandbox's default setup is green
+    green = connect_checks(cfg, client)
+    assert green.problems == []  # the sandbox's default setup is green
+    assert "purchase_invoices: edit screen not checked yet (no 'Invoice' issue exists)" in green.notes
     fields = {f["name"]: f["id"] for f in client.get_json("field")}
+    payload = {"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "s"}
+    sandbox_jira.options(search_lag_s=0)  # connect finds it by JQL: no waiting for the index here
+    assert JiraOps(JiraCloudHook()).bulk_create([{"fields": payload}]).created  # editmeta needs an issue
     ctl = sandbox_jira.control
     ctl(
         "POST",
@@ -609,9 +614,14 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
     ctl("POST", "/_sandbox/jira/field", {"field": "BC Amount", "type": "textfield"})
     ctl("POST", "/_sandbox/jira/field", {"field": "BC Status", "searcher": None})
 
+    ctl(
+        "POST",
+        "/_sandbox/jira/screen",
+        {"issue_type": "Invoice", "screen": "edit", "remove": ["BC Document No."]},
+    )
     rep = connect_checks(cfg, client)
     probs = rep.problems
-    assert len(probs) == 6, "\n".join(probs)
+    assert len(probs) == 7, "\n".join(probs)
 
     def one(*parts: str) -> str:
         hits = [p for p in probs if all(x in p for x in parts)]
@@ -623,6 +633,13 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
         f"'BC Vendor' ({fields['BC Vendor']}) is not on the create screen of issue type 'Invoice'",
         "Create screen",
     )
+    one(
+        "entities.purchase_invoices:",
+        f"'BC Document No.' ({fields['BC Document No.']}) is not on the edit screen of issue type 'Invoice'",
+        "every update of its issues fails",
+        "Edit screen",
+    )
+    assert not [n for n in rep.notes if n.startswith("purchase_invoices: edit screen")]
     one("entities.vendors:", "Labels is not on the create screen of issue type 'Vendor'")
     one("entities.purchase_orders:", "Assignee is not on the create screen of issue type 'Purchase Order'")
     one("fields.currency:", fields["BC Currency"], ":textarea", "Paragraph", "Short text (single line) field")
@@ -630,9 +647,6 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
     one("fields.status:", fields["BC Status"], "has no searcher", "Free Text Searcher")
     assert set(rep.fields) == {"BC Record Id", "BC Document No.", "BC Vendor"}
     # what Jira itself answers to such a create
-    from bc_jira.outbound import JiraOps
-
-    payload = {"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "s"}
     res = JiraOps(JiraCloudHook()).bulk_create([{"fields": {**payload, fields["BC Vendor"]: "x"}}])
     assert not res.created and "not on the appropriate screen" in res.failed[0].errors[fields["BC Vendor"]]
 

@@ -738,6 +738,8 @@ def test_field_off_a_screen_is_refused_like_jira(jira: Jira, sandbox: Any) -> No
     )
     edit = jira.call("PUT", f"issue/{made['key']}", {"update": {"labels": [{"add": "x"}]}})
     assert edit.status_code == 400 and edit.json()["errors"] == {"labels": OFF_SCREEN.format("labels")}
+    editmeta = jira.call("GET", f"issue/{made['key']}/editmeta").json()["fields"]  # spec getEditIssueMeta
+    assert "labels" not in editmeta and {vendor_f, "summary", "description"} <= set(editmeta)
     sandbox.control(
         "POST", "/_sandbox/jira/screen", {"issue_type": "Invoice", "add": ["BC Vendor", "labels"]}
     )
