@@ -516,6 +516,7 @@ def compile_text_query(query: str) -> TextQuery:
                 clause = ("prefix", (prefix,)) if prefix else None
             else:
                 toks = text_tokens(term)
+                toks = tuple(dict.fromkeys(toks))  # each word once: "all" asks only whether it is there
                 clause = ("all", toks) if toks else None
         negate_next = False
         if clause is not None:
@@ -1246,7 +1247,10 @@ class JiraState:
 
     def _or_group(
         self, node: Any
-    ) -> tuple[dict[str, Any], set[str], set[tuple[str, ...]], dict[str, list[TextClause]], list[Any]] | None:
+    ) -> (
+        tuple[dict[str, Any], set[str], set[tuple[str, ...]], dict[str, list[TextClause]], list[Any], int]
+        | None
+    ):
         """An OR chain of ``=``/``in``/``~`` clauses on one custom text field, as one set lookup.
 
         The connector asks for a batch of record ids in one JQL; evaluating 100 OR'ed clauses per issue made
@@ -1296,7 +1300,10 @@ class JiraState:
                             by_first.setdefault(clause[1][0], []).append(clause)
                         else:
                             slow.append(q)
-                group = (fd, exact, whole, by_first, slow)
+                # A value of at most ``fewest`` words can only match a phrase equal to it (a phrase needs as
+                # many words in that order; "all" needs its distinct words, in any order: one more than that).
+                fewest = min((len(c[1]) - (c[0] == "all") for cs in by_first.values() for c in cs), default=0)
+                group = (fd, exact, whole, by_first, slow, fewest)
         if len(cache) > 256:
             cache.clear()
         cache[id(node)] = (node, group)
@@ -1337,19 +1344,18 @@ class JiraState:
         if tag == "or":
             group = self._or_group(node)
             if group is not None:
-                fd, exact, whole, by_first, slow = group
+                fd, exact, whole, by_first, slow, fewest = group
                 raw = self._cf_value(values, fd)
                 if raw is None:
                     return False
                 actual_s, toks, tset = self._doc_tokens(raw)
-                if actual_s in exact:
+                if actual_s in exact or toks in whole:  # usually the phrase is the whole value
                     return True
-                if toks in whole:  # the usual case: the phrase is the whole value (one set lookup)
-                    return True
-                for t in tset:
-                    for clause in by_first.get(t, ()):
-                        if _clause_matches(clause, toks, tset):
-                            return True
+                if len(toks) > fewest:  # else no indexed clause fits in the value other than the whole of it
+                    for t in tset:
+                        for clause in by_first.get(t, ()):
+                            if _clause_matches(clause, toks, tset):
+                                return True
                 return any(text_query_matches(q, toks, tset) for q in slow)
             return self.matches(node[1], rec, values) or self.matches(node[2], rec, values)
         if tag == "not":
