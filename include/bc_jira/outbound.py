@@ -166,6 +166,14 @@ def _jql_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _text_phrase(value: str) -> str:
+    """``value`` as a Jira text-search phrase: ``~`` matches words, so without the inner quotes a GUID would
+    be any issue holding its five hyphen-separated words in any order (Atlassian, "Search syntax for text
+    fields": an exact phrase needs quote-marks, escaped inside JQL). Quotes inside the value cannot be part
+    of a phrase; they only separate words, so they become spaces."""
+    return _jql_string('"' + value.replace('"', " ") + '"')
+
+
 def _cf_clause(field_id: str) -> str:
     """``customfield_10042`` -> ``cf[10042]`` (names may contain dots or quotes; ids do not)."""
     return f"cf[{field_id.removeprefix('customfield_')}]" if field_id.startswith("customfield_") else field_id
@@ -524,7 +532,8 @@ class Upserter:
         out: dict[str, dict[str, Any]] = {}
         reconcile = list(_RECENT_CREATED[self.entity])
         for chunk in _chunks(list(bc_ids), JQL_IDS_PER_SEARCH):
-            ors = " OR ".join(f"{_cf_clause(fid)} ~ {_jql_string(b)}" for b in chunk)
+            # a phrase per id; a phrase also matches a longer value holding it, so only exact values count
+            ors = " OR ".join(f"{_cf_clause(fid)} ~ {_text_phrase(b)}" for b in chunk)
             jql = f"project = {_jql_string(self.cfg.project_key)} AND ({ors}) ORDER BY created ASC"
             issues = self.jira.search(jql, ["id", "key", fid], reconcile)
             wanted = set(chunk)
@@ -975,6 +984,150 @@ class ConnectReport:
 
 _FIELD_TYPES = {"amount": "number"}
 
+# What a real create/edit accepts (spec createIssue): single-line text fields take the plain strings the
+# connector sends, Paragraph (textarea) fields only ADF; the amount is a number. schema.custom tells them
+# apart (schema.type is "string" for textfield, textarea, url and read-only fields alike).
+CUSTOM_TYPE_PREFIX = "com.atlassian.jira.plugin.system.customfieldtypes:"
+_FIELD_CUSTOM = {"amount": "float"}
+_CUSTOM_HELP = {
+    "textfield": ("a Short text (single line) field", "Free Text Searcher"),
+    "float": ("a Number field", "Number Searcher"),
+}
+CREATEMETA_PAGE = 50  # the spec's default page size for createmeta (at most 200)
+
+
+def field_setup_problems(key: str, name: str, f: Mapping[str, Any]) -> list[str]:
+    """Why a discovered custom field would make creates or the record-id search fail (type, searcher)."""
+    want = _FIELD_CUSTOM.get(key, "textfield")
+    kind, searcher = _CUSTOM_HELP[want]
+    custom = str((f.get("schema") or {}).get("custom") or "")
+    out: list[str] = []
+    if custom != CUSTOM_TYPE_PREFIX + want:
+        why = (
+            " (a Paragraph field takes only Atlassian Document Format, not the plain text sent here)"
+            if custom.endswith(":textarea")
+            else ""
+        )
+        out.append(
+            f"fields.{key}: Jira field {name!r} ({f.get('id')}) is of type {custom or 'unknown'}{why}; the "
+            f"connector needs {kind} ({CUSTOM_TYPE_PREFIX}{want}). A field's type cannot be changed: create "
+            f"{kind} and put its name in bc_jira_config fields.{key}"
+        )
+    if not f.get("searchable"):
+        out.append(
+            f"fields.{key}: Jira field {name!r} ({f.get('id')}) has no searcher, so JQL cannot use it; in "
+            f"Jira settings > Issues > Custom fields, edit {name!r} and set its search template to {searcher}"
+        )
+    return out
+
+
+def create_screen_fields(cfg: Config, ecfg: EntityConfig, custom_ids: Mapping[str, str]) -> dict[str, str]:
+    """Field id -> how to name it in a message, for every field a create of this entity may set."""
+    names = cfg.fields.as_dict()
+    need = {"summary": "Summary", "description": "Description"}
+    need.update({fid: f"{names[key]!r} ({fid})" for key, fid in custom_ids.items()})
+    if cfg.labels or ecfg.labels:
+        need["labels"] = "Labels"
+    if cfg.assignees:
+        need["assignee"] = "Assignee"
+    return need
+
+
+def screen_problems(
+    cfg: Config, ecfg: EntityConfig, on_screen: set[str], need: Mapping[str, str], screen: str = "create"
+) -> list[str]:
+    """One problem per needed field missing from the create (or edit) screen of the entity's issue type."""
+    what = "every create fails" if screen == "create" else "every update of its issues fails"
+    verb = "creates" if screen == "create" else "edits"
+    return [
+        f"entities.{ecfg.name}: {label} is not on the {screen} screen of issue type {ecfg.issue_type!r} in "
+        f"project {cfg.project_key}, so {what} ('cannot be set. It is not on the appropriate screen'); add "
+        f"it to the screen that {verb} {ecfg.issue_type!r} issues (Project settings > Issue types > "
+        f"{ecfg.issue_type} > {screen.capitalize()} screen, or Jira settings > Issues > Screens), and make "
+        f"sure the field's context includes {cfg.project_key} and {ecfg.issue_type!r}"
+        for fid, label in need.items()
+        if fid not in on_screen
+    ]
+
+
+def _createmeta_pages(client: Any, path: str, key: str) -> list[dict[str, Any]]:
+    """Every item of a paged createmeta answer (startAt / maxResults / total)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.get_json(path, params={"startAt": len(items), "maxResults": CREATEMETA_PAGE})
+        got = page.get(key) or []
+        items.extend(got)
+        if not got or len(items) >= int(page.get("total") or 0):
+            return items
+
+
+def edit_screen_checks(
+    cfg: Config, client: Any, custom_ids: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """(problems, notes): the edit screen of each enabled issue type, through editmeta of its newest issue.
+
+    editmeta needs an existing issue; before the first sync there is none, and the check says so in a note
+    (an edit Jira refuses later is audited per record with Jira's message).
+    """
+    from bc_jira.http import ApiError
+
+    problems: list[str] = []
+    notes: list[str] = []
+    for ecfg in (cfg.entity(e) for e in ENTITIES):
+        if not ecfg.enabled:
+            continue
+        jql = (
+            f"project = {_jql_string(cfg.project_key)} AND issuetype = {_jql_string(ecfg.issue_type)} "
+            "ORDER BY created DESC"
+        )
+        try:
+            found = client.post_json("search/jql", {"jql": jql, "maxResults": 1, "fields": ["id"]})
+            issues = found.get("issues") or []
+            if not issues:
+                notes.append(
+                    f"{ecfg.name}: edit screen not checked yet (no {ecfg.issue_type!r} issue exists)"
+                )
+                continue
+            meta = client.get_json(f"issue/{issues[0]['id']}/editmeta")
+        except ApiError as exc:
+            problems.append(
+                f"entities.{ecfg.name}: cannot read the edit screen of {ecfg.issue_type!r} ({exc})"
+            )
+            continue
+        on_screen = set((meta.get("fields") or {}).keys())
+        need = create_screen_fields(cfg, ecfg, custom_ids)
+        problems += screen_problems(cfg, ecfg, on_screen, need, screen="edit")
+    return problems, notes
+
+
+def create_screen_checks(cfg: Config, client: Any, custom_ids: Mapping[str, str]) -> list[str]:
+    """Through createmeta: are the fields the connector sets on each enabled issue type's create screen?"""
+    from bc_jira.http import ApiError
+
+    base = f"issue/createmeta/{cfg.project_key}/issuetypes"
+    try:
+        types = {(t.get("name") or "").casefold(): t for t in _createmeta_pages(client, base, "issueTypes")}
+    except ApiError as exc:
+        return [
+            f"project_key: cannot read the create metadata of {cfg.project_key} ({exc}); the connection's "
+            "user needs the Create issues permission in that project"
+        ]
+    out: list[str] = []
+    for ecfg in (cfg.entity(e) for e in ENTITIES):
+        if not ecfg.enabled:
+            continue
+        t = types.get(ecfg.issue_type.casefold())
+        if t is None:
+            continue  # not an issue type of the project: reported with the project checks
+        try:
+            fields = _createmeta_pages(client, f"{base}/{t['id']}", "fields")
+        except ApiError as exc:
+            out.append(f"entities.{ecfg.name}: cannot read the create screen of {ecfg.issue_type!r} ({exc})")
+            continue
+        on_screen = {str(f.get("fieldId") or f.get("key")) for f in fields}
+        out += screen_problems(cfg, ecfg, on_screen, create_screen_fields(cfg, ecfg, custom_ids))
+    return out
+
 
 def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> ConnectReport:
     """Discover field ids, resolve users, check project / issue types / statuses; collect every problem.
@@ -992,6 +1145,7 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
         add(f"cannot list Jira fields ({exc}); check the jira_default connection and scopes")
         all_fields = []
     by_name: dict[str, list[dict[str, Any]]] = {}
+    custom_ids: dict[str, str] = {}  # config key -> the one custom field of that name
     for f in all_fields:
         if f.get("custom"):
             by_name.setdefault((f.get("name") or "").casefold(), []).append(f)
@@ -1011,14 +1165,10 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
             )
         else:
             f = matches[0]
-            want = _FIELD_TYPES.get(key, "string")
-            got = (f.get("schema") or {}).get("type")
-            if got and got != want:
-                add(
-                    f"fields.{key}: Jira field {name!r} ({f['id']}) has type {got!r}, needs "
-                    f"{want!r}; use a {'number' if want == 'number' else 'single-line text'} field"
-                )
-            else:
+            custom_ids[key] = f["id"]
+            setup = field_setup_problems(key, name, f)
+            rep.problems.extend(setup)
+            if not setup:
                 rep.fields[name] = f["id"]
 
     # project and issue types
@@ -1068,6 +1218,10 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
                     f"{ecfg.resolved_transition!r} in the workflow of {ecfg.issue_type!r}; use one "
                     f"of {', '.join(sorted(s['name'] for s in sts))} or null"
                 )
+        rep.problems.extend(create_screen_checks(cfg, client, custom_ids))
+        edit_problems, edit_notes = edit_screen_checks(cfg, client, custom_ids)
+        rep.problems.extend(edit_problems)
+        rep.notes.extend(edit_notes)
 
     # users
     for i, rule in enumerate(cfg.assignees):

@@ -12,6 +12,7 @@ the sandbox check it.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -77,6 +78,21 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
     ("updated", "Updated", {"type": "datetime", "system": "updated"}, ["updated", "updatedDate"]),
     ("issuekey", "Key", None, ["id", "issue", "issuekey", "key"]),
 ]
+# Custom field types the sandbox knows (``schema.custom`` = CUSTOM_TYPE_PREFIX + key) with their JSON type
+# and default searcher (spec ``POST /rest/api/3/field``: float -> exactnumber/numberrange, textfield and
+# textarea -> textsearcher, url -> exacttextsearcher; "If no searcher is provided, the field isn't
+# searchable").
+CUSTOM_TYPES = {
+    "textfield": ("string", "textsearcher"),
+    "textarea": ("string", "textsearcher"),
+    "url": ("string", "exacttextsearcher"),
+    "float": ("number", "exactnumber"),
+}
+CUSTOM_TYPE_PREFIX = "com.atlassian.jira.plugin.system.customfieldtypes:"
+# System fields a screen can hold (project and issue type are always part of a create, never of a screen).
+SCREEN_SYSTEM_FIELDS = ("summary", "description", "labels", "assignee", "reporter")
+CREATEMETA_MAX = 200
+OFF_SCREEN = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
 NAVIGABLE = [
     "summary",
     "description",
@@ -97,6 +113,9 @@ USERS = [  # display name, email, email visible
     ("Dan Payables", "dan.payables@example.com", False),
     ("Erin Auditor", "erin.auditor@example.com", True),
 ]
+
+
+_KEEP = object()  # set_field_type: leave the searcher as it is
 
 
 class JiraError(Exception):
@@ -404,6 +423,133 @@ def jql_fields(node: Any) -> list[tuple[str, str]]:
     return [(node[1], node[2])]
 
 
+# -- text search: the CONTAINS (~) operator --------------------------------------------------------------
+#
+# Jira's ``~`` is a full-text match on an index, not a substring test. Sources:
+# * https://support.atlassian.com/jira-software-cloud/docs/search-syntax-for-text-fields/ : a query is broken
+#   into terms and phrases, not case-sensitive; terms without an operator are joined with AND; an exact phrase
+#   needs quote-marks, escaped inside JQL (``text ~ "\"Jira Software\""``); ``*`` at the end of a word is a
+#   wildcard; a single-character ``?`` becomes a trailing ``*``; leading wildcards are not supported.
+# * https://confluence.atlassian.com/jiracorecloud/search-syntax-for-text-fields-765593720.html : Boolean
+#   operators AND, ``+``, OR, NOT and ``-`` (ALL CAPS), also ``&&``, ``||``, ``!``; the index is Lucene's.
+# * Lucene classic query parser (the syntax those pages derive from): ``-``/``+``/``!`` are operators only at
+#   the start of a term; a term is then analysed like the indexed text, so ``rec-6`` becomes the tokens
+#   ``rec`` and ``6``, each required under the AND default; a pure negative query matches nothing.
+# Modelled: Lucene's StandardTokenizer approximated as runs of word characters (everything else separates
+# words), lower-cased. Not modelled: stemming and stop words (they only widen matches), grouping parentheses
+# (ignored), proximity and boosting (Atlassian: ignored). How the current Cloud engine treats a hyphenated
+# GUID is not documented (shared/reference/vendor-behaviour-review.md §9): only the phrase form is certain.
+
+_TEXT_WORD = re.compile(r"\w+")
+_TEXT_LEX = re.compile(r'\s*(?:(?P<phrase>"[^"]*"?)|(?P<op>&&|\|\|)|(?P<paren>[()])|(?P<term>[^\s"()]+))')
+
+
+def _text_of(value: Any) -> str:
+    """The searchable text of a field value: a string as is, an ADF document's text nodes joined."""
+    if isinstance(value, dict):
+        parts: list[str] = []
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if isinstance(node.get("text"), str):
+                    parts.append(node["text"])
+                stack.extend(reversed(node.get("content") or []))
+        return " ".join(parts)
+    return str(value)
+
+
+def text_tokens(text: str) -> tuple[str, ...]:
+    """The words the index holds for a text value (lower-cased, split on every non-word character)."""
+    return tuple(_TEXT_WORD.findall(text.lower()))
+
+
+# A compiled text query: OR of groups; a group is (required clauses, prohibited clauses); a clause is
+# (kind, tokens) with kind "phrase" (adjacent, in order), "all" (each token anywhere) or "prefix" (one token
+# starting with tokens[0]).
+TextClause = tuple[str, tuple[str, ...]]
+TextQuery = tuple[tuple[tuple[TextClause, ...], tuple[TextClause, ...]], ...]
+
+
+@functools.lru_cache(maxsize=8192)
+def compile_text_query(query: str) -> TextQuery:
+    """Parse the value of a ``~`` clause the way Jira's text search reads it (see the sources above)."""
+    groups: list[tuple[list[TextClause], list[TextClause]]] = [([], [])]
+    negate_next = False
+    pos = 0
+    while pos < len(query):
+        m = _TEXT_LEX.match(query, pos)
+        if m is None or m.end() == pos:
+            break
+        pos = m.end()
+        if m.group("paren") is not None:
+            continue  # grouping is not modelled: parentheses only separate words
+        if m.group("op") is not None:
+            if m.group("op") == "||":
+                groups.append(([], []))
+            negate_next = False
+            continue
+        if m.group("phrase") is not None:
+            toks = text_tokens(m.group("phrase").strip('"'))
+            clause: TextClause | None = ("phrase", toks) if toks else None
+            prohibited = negate_next
+        else:
+            term = m.group("term")
+            if term == "OR":
+                groups.append(([], []))
+                negate_next = False
+                continue
+            if term == "AND":
+                continue
+            if term == "NOT":
+                negate_next = True
+                continue
+            prohibited = negate_next
+            if term[0] in "-!" and len(term) > 1:
+                prohibited, term = True, term[1:]
+            elif term[0] == "+" and len(term) > 1:
+                term = term[1:]
+            term = term.lstrip("*?")  # leading wildcards are not supported
+            cut = min((i for i in (term.find("*"), term.find("?")) if i >= 0), default=-1)
+            if cut >= 0:
+                prefix = term[:cut].lower()
+                clause = ("prefix", (prefix,)) if prefix else None
+            else:
+                toks = text_tokens(term)
+                toks = tuple(dict.fromkeys(toks))  # each word once: "all" asks only whether it is there
+                clause = ("all", toks) if toks else None
+        negate_next = False
+        if clause is not None:
+            groups[-1][1 if prohibited else 0].append(clause)
+    return tuple((tuple(req), tuple(pro)) for req, pro in groups if req or pro)
+
+
+def _clause_matches(clause: TextClause, toks: tuple[str, ...], tset: frozenset[str]) -> bool:
+    kind, want = clause
+    if kind == "prefix":
+        return any(t.startswith(want[0]) for t in toks)
+    if kind == "all" or len(want) == 1:
+        return all(w in tset for w in want)
+    n = len(want)
+    first = want[0]
+    for i in range(len(toks) - n + 1):
+        if toks[i] == first and toks[i : i + n] == want:
+            return True
+    return False
+
+
+def text_query_matches(query: TextQuery, toks: tuple[str, ...], tset: frozenset[str]) -> bool:
+    """A document matches when some group has all its required clauses and none of its prohibited ones."""
+    for required, prohibited in query:
+        if (
+            required
+            and all(_clause_matches(c, toks, tset) for c in required)
+            and not any(_clause_matches(c, toks, tset) for c in prohibited)
+        ):
+            return True
+    return False
+
+
 # -- state ---------------------------------------------------------------------------------------------------
 
 
@@ -421,6 +567,7 @@ class JiraState:
         rng = random.Random(f"jira-{sb.options.seed}")
         self._view_cache: dict[str, Any] = {}
         self._or_cache: dict[int, Any] = {}
+        self._token_memo: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {}
         self.oauth = atlassian.reset(sb)
         self.project = {"id": "10000", "key": sb.creds["project_key"], "name": "Finance Approvals"}
         base = rng.randrange(10030, 10700)
@@ -443,7 +590,7 @@ class JiraState:
         for name, kind in CUSTOM_FIELDS:
             num += rng.randrange(1, 9)
             fid = f"customfield_{num}"
-            ftype = "number" if kind == "float" else "string"
+            ftype = CUSTOM_TYPES[kind][0]
             self.fields.append(
                 {
                     "id": fid,
@@ -456,7 +603,7 @@ class JiraState:
                     "clauseNames": [f"cf[{num}]", name],
                     "schema": {
                         "type": ftype,
-                        "custom": f"com.atlassian.jira.plugin.system.customfieldtypes:{kind}",
+                        "custom": CUSTOM_TYPE_PREFIX + kind,
                         "customId": num,
                     },
                 }
@@ -485,6 +632,63 @@ class JiraState:
         self.next_webhook_id = 1000
         self.deliveries: list[dict[str, Any]] = []  # last deliveries (for tests / debugging)
         self.next_delivery = 1
+        # Screens per issue type (spec createIssue: "the same fields that appear on the issue's create
+        # screen"; editIssue: 400 for fields "not associated with the issue's edit screen"). Every field
+        # starts on every screen; /_sandbox/jira/screen takes fields off, as a Jira admin would.
+        everything = set(SCREEN_SYSTEM_FIELDS) | {f["id"] for f in self.fields if f["custom"]}
+        self.screens: dict[str, dict[str, set[str]]] = {
+            t[0]: {"create": set(everything), "edit": set(everything)} for t in ISSUE_TYPES
+        }
+
+    def screen(self, type_id: str, which: str) -> set[str]:
+        """Field ids on the create or edit screen of an issue type."""
+        screens = self.__dict__.get("screens")
+        if screens is None:  # state saved before screens existed: every field on every screen
+            return set(SCREEN_SYSTEM_FIELDS) | {f["id"] for f in self.fields if f["custom"]}
+        return screens[type_id][which]
+
+    def off_screen(self, type_id: str, keys: Any, which: str) -> dict[str, str]:
+        """Jira's error for every field of a create/edit that is not on that screen (400, in ``errors``)."""
+        screen = self.screen(type_id, which)
+        return {
+            k: OFF_SCREEN.format(k)
+            for k in keys
+            if k not in ("project", "issuetype", "comment") and k not in screen
+        }
+
+    def set_field_type(self, fd: dict[str, Any], kind: str | None, searcher: Any) -> None:
+        """Change a custom field's type and/or searcher (``searcher`` None: not searchable, no JQL clause)."""
+        if kind is not None:
+            fd["schema"]["type"] = CUSTOM_TYPES[kind][0]
+            fd["schema"]["custom"] = CUSTOM_TYPE_PREFIX + kind
+        if searcher is not _KEEP:
+            fd["searchable"] = searcher is not None
+            fd["clauseNames"] = [f"cf[{fd['schema']['customId']}]", fd["name"]] if searcher else []
+        self.__dict__.pop("_field_memo", None)  # clause names changed in place
+
+    def create_meta_fields(self, type_id: str) -> list[dict[str, Any]]:
+        """``FieldCreateMetadata`` of an issue type's create screen (GET createmeta/{p}/issuetypes/{id})."""
+        screen = self.screen(type_id, "create")
+        out: list[dict[str, Any]] = []
+        ops = {"labels": ["add", "set", "remove"], "issuetype": []}
+        required = {"summary", "project", "issuetype"}
+        for fd in self.fields:
+            fid = fd["id"]
+            if fid not in ("issuetype", "project") and fid not in screen:
+                continue
+            out.append(
+                {
+                    "fieldId": fid,
+                    "key": fd["key"],
+                    "name": fd["name"],
+                    "required": fid in required,
+                    "hasDefaultValue": fid == "reporter",
+                    "operations": ops.get(fid, ["set"]),
+                    "schema": dict(fd.get("schema") or {"type": "string"}),
+                }
+            )
+        out.sort(key=lambda m: m["fieldId"] not in ("issuetype", "project"))  # stable: then field order
+        return out
 
     def seed(self) -> None:
         """Jira starts empty of issues: the connector creates them."""
@@ -630,7 +834,12 @@ class JiraState:
         return out
 
     def issue_json(
-        self, rec: dict[str, Any], fields: list[str] | str | None, *, snapshot: dict[str, Any] | None = None
+        self,
+        rec: dict[str, Any],
+        fields: list[str] | str | None,
+        *,
+        snapshot: dict[str, Any] | None = None,
+        properties: list[str] | None = None,
     ) -> dict[str, Any]:
         values = snapshot if snapshot is not None else self.field_values(rec)
         wanted = self.select_fields(fields, values)
@@ -642,6 +851,10 @@ class JiraState:
         }
         if wanted:
             out["fields"] = {k: values[k] for k in wanted}
+        if properties:
+            props = rec.get("properties") or {}
+            keys = list(props) if "*all" in properties else [p for p in properties if p in props]
+            out["properties"] = {k: props[k] for k in keys}
         return out
 
     def select_fields(self, fields: list[str] | str | None, values: dict[str, Any]) -> list[str]:
@@ -744,6 +957,15 @@ class JiraState:
                 kind = fd["schema"]["custom"].rsplit(":", 1)[-1]
                 if value is None:
                     out[fid] = None
+                elif kind == "textarea":
+                    # Spec createIssue: "any textarea type custom fields (multi-line text fields) take
+                    # Atlassian Document Format content. Single line custom fields (textfield) accept a
+                    # string".
+                    why = validate_adf(value)
+                    if why:
+                        errors[fid] = why
+                    else:
+                        out[fid] = value
                 elif kind == "float":
                     if isinstance(value, bool) or not isinstance(value, int | float):
                         errors[fid] = f"Operation value must be a number ({fd['name']})"
@@ -776,6 +998,8 @@ class JiraState:
             raise JiraError(400, [], {f: "Field cannot be set in both fields and update." for f in both})
         errors: dict[str, str] = {}
         clean = self._check_fields(fields, creating=True, errors=errors)
+        if "issuetype" in clean:
+            errors.update(self.off_screen(clean["issuetype"], [*fields, *update], "create"))
         if errors:
             raise JiraError(400, [], errors)
         now = self.sb.now()
@@ -900,6 +1124,7 @@ class JiraState:
                     new.update(self._check_fields({fid: value}, creating=False, errors=errors))
                 else:
                     errors[fid] = f"Operation '{verb}' is not supported for field '{fid}'."
+        errors.update(self.off_screen(rec["fields"]["issuetype"], [*fields, *update], "edit"))
         if errors:
             raise JiraError(400, [], errors)
         items = self._change_items(rec, new)
@@ -1020,11 +1245,18 @@ class JiraState:
             return values
         return rec["search_snapshot"]
 
-    def _or_group(self, node: Any) -> tuple[dict[str, Any], set[str], list[str]] | None:
+    def _or_group(
+        self, node: Any
+    ) -> (
+        tuple[dict[str, Any], set[str], set[tuple[str, ...]], dict[str, list[TextClause]], list[Any], int]
+        | None
+    ):
         """An OR chain of ``=``/``in``/``~`` clauses on one custom text field, as one set lookup.
 
         The connector asks for a batch of record ids in one JQL; evaluating 100 OR'ed clauses per issue made
-        the sandbox, not the connector, the bottleneck. Same answers: ``~`` keeps its substring meaning.
+        the sandbox, not the connector, the bottleneck. Same answers as clause by clause: ``=`` values go in a
+        set, simple ``~`` queries (one phrase or one group of words) are indexed by their first word, the rest
+        are evaluated one by one.
         """
         cache = self.__dict__.setdefault("_or_cache", {})
         hit = cache.get(id(node))
@@ -1053,19 +1285,52 @@ class JiraState:
             )
             if ok:
                 exact: set[str] = set()
-                partial: list[str] = []
+                whole: set[tuple[str, ...]] = set()
+                by_first: dict[str, list[TextClause]] = {}
+                slow: list[Any] = []
                 for _, _, op, val in leaves:
                     for v in val if isinstance(val, list) else [val]:
-                        w = str(v).lower()
-                        if op == "~":
-                            w = w.strip("*")
-                            partial.append(w)
-                        exact.add(w)
-                group = (fd, exact, sorted(set(partial), key=len))
+                        if op != "~":
+                            exact.add(str(v).lower())
+                            continue
+                        q = self._text_query(str(v), fd)
+                        if len(q) == 1 and len(q[0][0]) == 1 and not q[0][1] and q[0][0][0][0] != "prefix":
+                            clause = q[0][0][0]
+                            whole.add(clause[1])
+                            by_first.setdefault(clause[1][0], []).append(clause)
+                        else:
+                            slow.append(q)
+                # A value of at most ``fewest`` words can only match a phrase equal to it (a phrase needs as
+                # many words in that order; "all" needs its distinct words, in any order: one more than that).
+                fewest = min((len(c[1]) - (c[0] == "all") for cs in by_first.values() for c in cs), default=0)
+                group = (fd, exact, whole, by_first, slow, fewest)
         if len(cache) > 256:
             cache.clear()
         cache[id(node)] = (node, group)
         return group
+
+    def _text_query(self, value: str, fd: dict[str, Any]) -> TextQuery:
+        q = compile_text_query(value)
+        if not q:
+            raise JqlError(
+                f"The value '{value}' of the '{fd['name']}' field has no words to search for; "
+                "text search needs at least one word."
+            )
+        return q
+
+    def _doc_tokens(self, raw: Any) -> tuple[str, tuple[str, ...], frozenset[str]]:
+        """(lower-cased text, indexed words, their set) of a field value; memoised (values repeat)."""
+        memo = self.__dict__.setdefault("_token_memo", {})
+        hit = memo.get(raw) if isinstance(raw, str) else None
+        if hit is None:
+            low = _text_of(raw).lower()
+            toks = text_tokens(low)
+            hit = (low, toks, frozenset(toks))
+            if isinstance(raw, str):
+                if len(memo) > 200_000:
+                    memo.clear()
+                memo[raw] = hit
+        return hit
 
     def _cf_value(self, values: dict[str, Any], fd: dict[str, Any]) -> Any:
         return values.get(fd["id"])
@@ -1079,19 +1344,19 @@ class JiraState:
         if tag == "or":
             group = self._or_group(node)
             if group is not None:
-                fd, exact, partial = group
+                fd, exact, whole, by_first, slow, fewest = group
                 raw = self._cf_value(values, fd)
                 if raw is None:
                     return False
-                actual_s = str(raw).lower()
-                if actual_s in exact:
+                actual_s, toks, tset = self._doc_tokens(raw)
+                if actual_s in exact or toks in whole:  # usually the phrase is the whole value
                     return True
-                for w in partial:  # shortest first: a longer pattern cannot be inside the value
-                    if len(w) >= len(actual_s):
-                        break
-                    if w in actual_s:
-                        return True
-                return False
+                if len(toks) > fewest:  # else no indexed clause fits in the value other than the whole of it
+                    for t in tset:
+                        for clause in by_first.get(t, ()):
+                            if _clause_matches(clause, toks, tset):
+                                return True
+                return any(text_query_matches(q, toks, tset) for q in slow)
             return self.matches(node[1], rec, values) or self.matches(node[2], rec, values)
         if tag == "not":
             return not self.matches(node[1], rec, values)
@@ -1125,16 +1390,20 @@ class JiraState:
             raw = self._cf_value(values, fd)
             if fd["schema"]["type"] == "number":
                 return self._num_cmp(raw, op, vals)
-            actual = [] if raw is None else [str(raw).lower()]
+            actual = [] if raw is None else [self._doc_tokens(raw)[0]]
         want = [str(v).lower() for v in vals] if val is not None else []
         if op in ("=", "in"):
             return any(w in actual for w in want)
         if op in ("!=", "not in"):
             return bool(actual) and not any(w in actual for w in want)
-        if op == "~":
-            return any(w.strip("*") in a for w in want for a in actual)
-        if op == "!~":
-            return not any(w.strip("*") in a for w in want for a in actual)
+        if op in ("~", "!~"):
+            fd = self.field(fname) or {"name": fname}
+            found = any(
+                text_query_matches(self._text_query(str(v), fd), *self._doc_tokens(a)[1:])
+                for v in vals  # not lower-cased: the Boolean operators are ALL CAPS
+                for a in actual
+            )
+            return found if op == "~" else not found
         if op == "is empty":
             return not actual
         if op == "is not empty":
@@ -1225,8 +1494,11 @@ class JiraState:
                 ],
             )
         for fname, _ in jql_fields(where):
+            fd = self.field(fname)
+            # A custom field without a searcher has no JQL clause (spec POST /field: "If no searcher is
+            # provided, the field isn't searchable"): Jira cannot resolve its name or cf[N].
             if fname.lower() not in _SYSTEM_CLAUSES and (
-                self.field(fname) is None or not self.field(fname)["custom"]
+                fd is None or not fd["custom"] or not fd.get("searchable", True)
             ):
                 raise JiraError(
                     400, [f"Field '{fname}' does not exist or you do not have permission to view it."]
@@ -1278,7 +1550,12 @@ class JiraState:
                 raise JiraError(400, ["The provided next page token is invalid or expired."]) from None
         page = hits[start : start + max_results]
         fields = body.get("fields") or ["id"]
-        out: dict[str, Any] = {"issues": [self.issue_json(rec, fields, snapshot=view) for rec, view in page]}
+        props = body.get("properties") or None
+        if props is not None and (not isinstance(props, list) or len(props) > 5):
+            raise JiraError(400, ["properties accepts a list of at most 5 issue property keys."])
+        out: dict[str, Any] = {
+            "issues": [self.issue_json(rec, fields, snapshot=view, properties=props) for rec, view in page]
+        }
         end = start + len(page)
         if end < len(hits):
             out["nextPageToken"] = base64.urlsafe_b64encode(f"{end}:{digest}".encode()).decode()
@@ -1404,6 +1681,36 @@ _SCOPES = {
     "user": "read:jira-user",
     "webhook": "manage:jira-webhook",
 }
+
+
+def query_list(rq: Request, name: str) -> list[str] | None:
+    """An array query parameter as Jira reads it: repeated (``fields=summary&fields=status``, OpenAPI's form
+    style) or comma-separated (the spec: "This parameter accepts a comma-separated list"), or both mixed."""
+    raw = rq.query_params.getlist(name)
+    if not raw:
+        return None
+    return [x.strip() for v in raw for x in v.split(",") if x.strip()]
+
+
+def query_int(rq: Request, name: str, default: int) -> int:
+    """An integer query parameter; a 400 (never a 500) when it is not a number."""
+    raw = rq.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise JiraError(400, [f"The '{name}' parameter must be a number, got '{raw[:50]}'."]) from None
+
+
+def query_ints(rq: Request, name: str) -> list[int] | None:
+    vals = query_list(rq, name)
+    if vals is None:
+        return None
+    try:
+        return [int(v) for v in vals]
+    except ValueError:
+        raise JiraError(400, [f"The '{name}' parameter must be a list of numbers."]) from None
 
 
 def router(sb: Sandbox) -> APIRouter:
@@ -1536,6 +1843,52 @@ def router(sb: Sandbox) -> APIRouter:
 
     endpoint("GET", f"{API}/issuetype/project", "read", issuetypes_for_project)
 
+    def meta_page(rq: Request, items: list[Any], key: str) -> tuple[int, Any]:
+        """A createmeta page (spec: startAt, maxResults default 50, at most 200, total)."""
+        start, limit = query_int(rq, "startAt", 0), query_int(rq, "maxResults", 50)
+        if limit > CREATEMETA_MAX:
+            raise JiraError(400, [f"Parameter 'maxResults' must not exceed the limit '{CREATEMETA_MAX}'"])
+        if start < 0 or limit < 0:
+            raise JiraError(400, ["Parameters 'startAt' and 'maxResults' must not be negative"])
+        return 200, {
+            key: items[start : start + limit],
+            "maxResults": limit,
+            "startAt": start,
+            "total": len(items),
+        }
+
+    def createmeta_project(projectIdOrKey: str) -> None:  # noqa: N803
+        p = st().project
+        if projectIdOrKey not in (p["id"], p["key"]):
+            # the spec documents only 200/400/401 for createmeta
+            raise JiraError(400, [f"No project could be found with key '{projectIdOrKey}'."])
+
+    def createmeta_types(rq: Request, a: Any, b: Any, projectIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        createmeta_project(projectIdOrKey)
+        return meta_page(rq, [st().issue_type_json(t) for t in ISSUE_TYPES], "issueTypes")
+
+    endpoint("GET", f"{API}/issue/createmeta/{{projectIdOrKey}}/issuetypes", "read", createmeta_types)
+
+    def createmeta_fields(
+        rq: Request,
+        a: Any,
+        b: Any,
+        projectIdOrKey: str,  # noqa: N803
+        issueTypeId: str,  # noqa: N803
+    ) -> tuple[int, Any]:
+        createmeta_project(projectIdOrKey)
+        t = next((t for t in ISSUE_TYPES if t[0] == issueTypeId), None)
+        if t is None:
+            raise JiraError(400, [f"The issue type with id '{issueTypeId}' does not exist in this project."])
+        return meta_page(rq, st().create_meta_fields(t[0]), "fields")
+
+    endpoint(
+        "GET",
+        f"{API}/issue/createmeta/{{projectIdOrKey}}/issuetypes/{{issueTypeId}}",
+        "read",
+        createmeta_fields,
+    )
+
     # -- issues ----------------------------------------------------------------------------------------------
     def create_issue(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
         return 201, st().create(b, a)
@@ -1574,10 +1927,32 @@ def router(sb: Sandbox) -> APIRouter:
 
     def get_issue(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
         rec = st().issue(issueIdOrKey)
-        fields = rq.query_params.get("fields")
-        return 200, st().issue_json(rec, fields if fields else "*all")
+        fields = query_list(rq, "fields")
+        return 200, st().issue_json(rec, fields or "*all", properties=query_list(rq, "properties"))
 
     endpoint("GET", f"{API}/issue/{{issueIdOrKey}}", "read", get_issue)
+
+    def get_editmeta(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        """Spec getEditIssueMeta: the fields an edit of this issue may set (those on its edit screen)."""
+        j = st()
+        rec = j.issue(issueIdOrKey)
+        screen = j.screen(rec["fields"]["issuetype"], "edit")
+        ops = {"labels": ["add", "set", "remove"]}
+        return 200, {
+            "fields": {
+                fd["id"]: {
+                    "key": fd["key"],
+                    "name": fd["name"],
+                    "required": fd["id"] == "summary",
+                    "operations": ops.get(fd["id"], ["set"]),
+                    "schema": dict(fd.get("schema") or {"type": "string"}),
+                }
+                for fd in j.fields
+                if fd["id"] in screen
+            }
+        }
+
+    endpoint("GET", f"{API}/issue/{{issueIdOrKey}}/editmeta", "read", get_editmeta)
 
     def edit_issue(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
         rec = st().issue(issueIdOrKey)
@@ -1619,11 +1994,15 @@ def router(sb: Sandbox) -> APIRouter:
         q = rq.query_params
         body: dict[str, Any] = {"jql": q.get("jql"), "nextPageToken": q.get("nextPageToken")}
         if q.get("maxResults"):
-            body["maxResults"] = int(q["maxResults"])
-        if q.get("fields"):
-            body["fields"] = q["fields"].split(",")
-        if q.get("reconcileIssues"):
-            body["reconcileIssues"] = [int(x) for x in q["reconcileIssues"].split(",")]
+            body["maxResults"] = query_int(rq, "maxResults", 50)
+        for name, parse in (
+            ("fields", query_list),
+            ("properties", query_list),
+            ("reconcileIssues", query_ints),
+        ):
+            vals = parse(rq, name)
+            if vals:
+                body[name] = vals
         return 200, st().search(body)
 
     endpoint("GET", f"{API}/search/jql", "read", search_get)
@@ -1644,10 +2023,10 @@ def router(sb: Sandbox) -> APIRouter:
     endpoint("GET", f"{API}/user/search", "user", user_search)
 
     def user_bulk(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
-        ids = rq.query_params.getlist("accountId")
+        ids = query_list(rq, "accountId")
         if not ids:
             raise JiraError(400, ["You must specify at least one accountId."])
-        start, limit = int(rq.query_params.get("startAt", 0)), int(rq.query_params.get("maxResults", 10))
+        start, limit = query_int(rq, "startAt", 0), query_int(rq, "maxResults", 10)
         users = [u for u in (st().user(i) for i in dict.fromkeys(ids)) if u is not None]
         page = users[start : start + limit]
         out: dict[str, Any] = {
@@ -1778,6 +2157,62 @@ def router(sb: Sandbox) -> APIRouter:
     def control_deliveries() -> list[dict[str, Any]]:
         with sb.lock:
             return list(st().deliveries)
+
+    @r.post("/_sandbox/jira/screen")
+    def control_screen(body: dict[str, Any]) -> JSONResponse:
+        """Take fields off (``remove``) or put them on (``add``) the ``create``/``edit`` screen (default both)
+        of an issue type (``issue_type``, name or id; default every type), as a Jira admin would."""
+        with sb.lock:
+            j = st()
+            types = [j.issue_type(str(body["issue_type"]))] if body.get("issue_type") else list(ISSUE_TYPES)
+            if None in types:
+                return JSONResponse(
+                    {"error": f"unknown issue type {body.get('issue_type')!r}"}, status_code=400
+                )
+            which = body.get("screen", "both")
+            if which not in ("create", "edit", "both"):
+                return JSONResponse({"error": "screen must be create, edit or both"}, status_code=400)
+            ids: dict[str, list[str]] = {}
+            for verb in ("remove", "add"):
+                ids[verb] = []
+                for ident in body.get(verb) or []:
+                    fd = j.field(str(ident))
+                    if fd is None or not (fd["custom"] or fd["id"] in SCREEN_SYSTEM_FIELDS):
+                        return JSONResponse({"error": f"no screen field {ident!r}"}, status_code=400)
+                    ids[verb].append(fd["id"])
+            if "summary" in ids["remove"]:
+                return JSONResponse({"error": "Summary is required on every screen"}, status_code=400)
+            j.__dict__.setdefault(
+                "screens",
+                {
+                    t[0]: {"create": j.screen(t[0], "create"), "edit": j.screen(t[0], "edit")}
+                    for t in ISSUE_TYPES
+                },
+            )
+            for t in types:
+                for w in ("create", "edit") if which == "both" else (which,):
+                    j.screens[t[0]][w] -= set(ids["remove"])
+                    j.screens[t[0]][w] |= set(ids["add"])
+            sb.mark_dirty()
+            return JSONResponse(
+                {t[1]: {w: sorted(j.screens[t[0]][w]) for w in ("create", "edit")} for t in ISSUE_TYPES}
+            )
+
+    @r.post("/_sandbox/jira/field")
+    def control_field(body: dict[str, Any]) -> JSONResponse:
+        """Change a custom field's ``type`` (textfield, textarea, url, float) and/or ``searcher`` (a searcher
+        key, or null for none: the field is then not searchable), as a Jira admin would."""
+        with sb.lock:
+            j = st()
+            fd = j.field(str(body.get("field", "")))
+            if fd is None or not fd["custom"]:
+                return JSONResponse({"error": f"no custom field {body.get('field')!r}"}, status_code=400)
+            kind = body.get("type")
+            if kind is not None and kind not in CUSTOM_TYPES:
+                return JSONResponse({"error": f"type must be one of {sorted(CUSTOM_TYPES)}"}, status_code=400)
+            j.set_field_type(fd, kind, body["searcher"] if "searcher" in body else _KEEP)
+            sb.mark_dirty()
+            return JSONResponse(fd)
 
     @r.post("/_sandbox/jira/options")
     def control_options(body: dict[str, Any]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ The in-memory Jira commits a bulk create and then loses the answer on demand, li
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ class FakeJira:
         out = []
         for iid, issue in sorted(self.issues.items(), key=lambda kv: int(kv[0])):
             visible = self.clock() >= issue["created"] + self.lag or int(iid) in set(reconcile)
-            if visible and f'"{issue["fields"][RID]}"' in jql:
+            # looser than Jira on purpose (any id written in the JQL): the upsert compares the field exactly
+            if visible and issue["fields"][RID] in jql:
                 out.append({"id": iid, "key": issue["key"], "fields": {RID: issue["fields"][RID]}})
         return out
 
@@ -503,3 +505,161 @@ def test_batch_count_is_capped_for_small_xcom(store, monkeypatch) -> None:
     assert len(out["batch_ids"]) == 3
     assert sum(len(store.load_batch(b)) for b in out["batch_ids"]) == 10
     assert len(_json.dumps(out["batch_ids"])) < 10_240
+
+
+# -- against the sandbox: the record-id lookup and bc_jira_connect's field checks (issue 10.2, 10.5) ---------
+
+
+@pytest.fixture
+def sandbox_jira(sandbox, airflow_conns) -> Iterator[Any]:
+    """The freshly reset sandbox with the Jira connection aimed at it and no access token cached in-process
+    (a reset sandbox issues a new grant)."""
+    from bc_jira.tokens import JiraTokenProvider
+
+    JiraTokenProvider._process_cache.clear()
+    yield sandbox
+    JiraTokenProvider._process_cache.clear()
+
+
+def _sandbox_cfg(airflow_conns: dict[str, str], **over: Any) -> Any:
+    import json
+
+    doc = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
+    doc.update(over)
+    return parse_config(doc)
+
+
+def test_record_id_lookup_finds_the_exact_issue_by_phrase(sandbox_jira, airflow_conns) -> None:
+    """Jira's ``~`` matches words (the sandbox tokenises like it): the lookup asks for the GUID as a phrase
+    and keeps only an exact field value: neither a look-alike GUID nor a value merely holding it is taken."""
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.outbound import JiraOps, _text_phrase
+
+    sandbox_jira.options(search_lag_s=0)
+    cfg = _sandbox_cfg(airflow_conns)
+    hook = JiraCloudHook()
+    jira = JiraOps(hook)
+    ids = field_ids(cfg.fields, {f["name"]: f["id"] for f in hook.client.get_json("field") if f["custom"]})
+    rid = ids.record_id
+    g = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    values = {
+        "look-alike": g[:-1] + "2",  # a different GUID sharing four of its five words
+        "prefix": g[:23],  # the GUID's first words: a phrase of them matches g itself too
+        "holder": f"copy of {g} (old)",  # holds the whole phrase: Jira finds it, exact comparison drops it
+        "glued": "x" + g,  # a substring match would find it; Jira's words do not
+        "target": g,
+    }
+    made = {}
+    for label, value in values.items():
+        res = jira.bulk_create(
+            [
+                {
+                    "fields": {
+                        "project": {"key": cfg.project_key},
+                        "issuetype": {"name": "Invoice"},
+                        "summary": label,
+                        rid: value,
+                    }
+                }
+            ]
+        )
+        made[label] = res.created[0][1]["key"]
+    up = Upserter(cfg=cfg, entity="purchase_invoices", ids=ids, jira=jira, store=None)
+
+    raw = jira.search(
+        f'project = "{cfg.project_key}" AND cf[{rid.split("_")[1]}] ~ {_text_phrase(g)}', ["key"]
+    )
+    assert {i["key"] for i in raw} == {made["target"], made["holder"]}  # what Jira answers to the phrase
+    assert up._find([g]) == {g: {"id": hook_issue_id(jira, made["target"]), "key": made["target"]}}
+    prefix = up._find([g[:23]])  # Jira answers prefix, holder and target; only the exact value counts
+    assert [v["key"] for v in prefix.values()] == [made["prefix"]]
+    assert up._find(["3f2504e0"]) == {}
+    both = up._find([g, values["look-alike"]])
+    assert {k: v["key"] for k, v in both.items()} == {
+        g: made["target"],
+        values["look-alike"]: made["look-alike"],
+    }
+
+
+def hook_issue_id(jira: Any, key: str) -> str:
+    return str(jira.hook.client.get_json(f"issue/{key}", params={"fields": "summary"})["id"])
+
+
+def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airflow_conns) -> None:
+    """Each way real Jira would refuse the creates or the search (field off a create screen, a Paragraph or
+    text field where text or a number is needed, no searcher) is one problem naming the field and the fix."""
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.outbound import JiraOps, connect_checks
+
+    cfg = _sandbox_cfg(
+        airflow_conns, assignees=[{"vendor_number": "V0001", "email": "alice.approver@example.com"}]
+    )
+    client = JiraCloudHook().client
+    green = connect_checks(cfg, client)
+    assert green.problems == []  # the sandbox's default setup is green
+    assert "purchase_invoices: edit screen not checked yet (no 'Invoice' issue exists)" in green.notes
+    fields = {f["name"]: f["id"] for f in client.get_json("field")}
+    payload = {"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "s"}
+    sandbox_jira.options(search_lag_s=0)  # connect finds it by JQL: no waiting for the index here
+    assert JiraOps(JiraCloudHook()).bulk_create([{"fields": payload}]).created  # editmeta needs an issue
+    ctl = sandbox_jira.control
+    ctl(
+        "POST",
+        "/_sandbox/jira/screen",
+        {"issue_type": "Invoice", "screen": "create", "remove": ["BC Vendor"]},
+    )
+    ctl("POST", "/_sandbox/jira/screen", {"issue_type": "Vendor", "screen": "create", "remove": ["labels"]})
+    ctl("POST", "/_sandbox/jira/screen", {"issue_type": "Purchase Order", "remove": ["assignee"]})
+    ctl("POST", "/_sandbox/jira/field", {"field": "BC Currency", "type": "textarea"})
+    ctl("POST", "/_sandbox/jira/field", {"field": "BC Amount", "type": "textfield"})
+    ctl("POST", "/_sandbox/jira/field", {"field": "BC Status", "searcher": None})
+
+    ctl(
+        "POST",
+        "/_sandbox/jira/screen",
+        {"issue_type": "Invoice", "screen": "edit", "remove": ["BC Document No."]},
+    )
+    rep = connect_checks(cfg, client)
+    probs = rep.problems
+    assert len(probs) == 7, "\n".join(probs)
+
+    def one(*parts: str) -> str:
+        hits = [p for p in probs if all(x in p for x in parts)]
+        assert len(hits) == 1, (parts, probs)
+        return hits[0]
+
+    one(
+        "entities.purchase_invoices:",
+        f"'BC Vendor' ({fields['BC Vendor']}) is not on the create screen of issue type 'Invoice'",
+        "Create screen",
+    )
+    one(
+        "entities.purchase_invoices:",
+        f"'BC Document No.' ({fields['BC Document No.']}) is not on the edit screen of issue type 'Invoice'",
+        "every update of its issues fails",
+        "Edit screen",
+    )
+    assert not [n for n in rep.notes if n.startswith("purchase_invoices: edit screen")]
+    one("entities.vendors:", "Labels is not on the create screen of issue type 'Vendor'")
+    one("entities.purchase_orders:", "Assignee is not on the create screen of issue type 'Purchase Order'")
+    one("fields.currency:", fields["BC Currency"], ":textarea", "Paragraph", "Short text (single line) field")
+    one("fields.amount:", fields["BC Amount"], ":textfield", "needs a Number field")
+    one("fields.status:", fields["BC Status"], "has no searcher", "Free Text Searcher")
+    assert set(rep.fields) == {"BC Record Id", "BC Document No.", "BC Vendor"}
+    # what Jira itself answers to such a create
+    res = JiraOps(JiraCloudHook()).bulk_create([{"fields": {**payload, fields["BC Vendor"]: "x"}}])
+    assert not res.created and "not on the appropriate screen" in res.failed[0].errors[fields["BC Vendor"]]
+
+
+def test_connect_reads_every_createmeta_page(sandbox_jira, airflow_conns, monkeypatch) -> None:
+    """createmeta is paged (startAt/maxResults/total): a field on a later page still counts as on screen."""
+    from bc_jira import outbound as ob
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    monkeypatch.setattr(ob, "CREATEMETA_PAGE", 2)
+    before = sandbox_jira.stats()["calls"]
+    key = "GET /ex/jira/{cloudId}/rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/{issueTypeId}"
+    rep = ob.connect_checks(_sandbox_cfg(airflow_conns), JiraCloudHook().client)
+    assert rep.problems == []
+    pages = int(sandbox_jira.stats()["calls"].get(key, 0)) - int(before.get(key, 0))
+    assert pages >= 3 * 6  # three issue types, a dozen fields or more each, two per page

@@ -85,6 +85,9 @@ class Jira:
         assert resp.status_code == 201, resp.text
         return resp.json()
 
+    def fields_custom(self) -> set[str]:
+        return {fid for name, fid in self.fields.items() if fid.startswith("customfield_")}
+
     def search(self, jql: str, **body: Any) -> requests.Response:
         return self.call("POST", "search/jql", {"jql": jql, **body})
 
@@ -582,3 +585,206 @@ def test_sandbox_self_validation_reports_no_violation(jira: Jira, sandbox: Any) 
     bad = requests.post(f"{jira.base}/webhook", headers=jira.headers, json={"url": "x"}, timeout=10)
     assert bad.status_code == 400
     assert sandbox.stats()["events"].get("jira.spec_violations", 0) == 0
+
+
+# -- array query parameters (issue 10.4) ---------------------------------------------------------------------
+
+
+def test_array_query_params_repeated_and_comma_separated(jira: Jira, sandbox: Any) -> None:
+    """Jira reads an array query parameter repeated (OpenAPI form style, ``ids=1&ids=2``)
+    or comma-separated (spec: "This parameter accepts a comma-separated list"). A widely used client repeats
+    it, and found 1 of the 3 issues it had just created when only one value was read."""
+    sandbox.options(search_lag_s=60)  # nothing is searchable unless reconciled
+    made = [jira.create(n, labels=[f"l{n}"]) for n in range(3)]
+    ids = [m["id"] for m in made]
+
+    def search(params: list[tuple[str, str]]) -> dict[str, Any]:
+        resp = jira.call("GET", "search/jql", params=[("jql", "project = FIN ORDER BY key ASC"), *params])
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    repeated = search([*(("reconcileIssues", i) for i in ids), ("fields", "summary"), ("fields", "labels")])
+    assert [i["id"] for i in repeated["issues"]] == ids
+    assert all(set(i["fields"]) == {"summary", "labels"} for i in repeated["issues"])
+    mixed = search(
+        [("reconcileIssues", f"{ids[0]},{ids[1]}"), ("reconcileIssues", ids[2]), ("fields", "summary,labels")]
+    )
+    assert mixed["issues"] == repeated["issues"]
+    assert search([("reconcileIssues", ids[1])])["issues"] == [
+        {
+            "expand": repeated["issues"][1]["expand"],
+            "id": ids[1],
+            "self": repeated["issues"][1]["self"],
+            "key": made[1]["key"],
+        }
+    ]
+    bad = jira.call("GET", "search/jql", params=[("jql", "project = FIN"), ("reconcileIssues", "ten")])
+    assert bad.status_code == 400 and "reconcileIssues" in bad.json()["errorMessages"][0]
+
+    one = jira.call("GET", f"issue/{made[0]['key']}", params=[("fields", "summary"), ("fields", "labels")])
+    assert set(one.json()["fields"]) == {"summary", "labels"}
+    comma = jira.call("GET", f"issue/{made[0]['key']}", params={"fields": "summary,labels"})
+    assert comma.json()["fields"] == one.json()["fields"]
+
+    users = [
+        jira.call("GET", "user/search", params={"query": q}).json()[0]["accountId"]
+        for q in ("al", "bo", "ca")
+    ]
+    assert len(set(users)) == 3
+    rep = jira.call("GET", "user/bulk", params=[("accountId", u) for u in users]).json()
+    csv = jira.call("GET", "user/bulk", params={"accountId": ",".join(users)}).json()
+    assert [u["accountId"] for u in rep["values"]] == [u["accountId"] for u in csv["values"]] == users
+
+
+# -- text search (issue 10.5) --------------------------------------------------------------------------------
+
+
+def test_contains_is_a_tokenised_text_match_not_a_substring(jira: Jira, sandbox: Any) -> None:
+    """``~`` per https://support.atlassian.com/jira-software-cloud/docs/search-syntax-for-text-fields/ (terms
+    AND-joined, phrases in escaped quotes, trailing ``*``) and the Jira Core Cloud variant of that page
+    (``-``/NOT/OR operators): words of the indexed value, never a substring."""
+    sandbox.options(search_lag_s=0)
+    g1 = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
+    g2 = "3f2504e0-4f89-11d3-9a0c-0305e82c3302"  # shares four of five words with g1
+    values = [g1, g2, "Jira Software", "Jira is the best software", "alpha-beta gamma"]
+    made = {v: jira.create(n, **{jira.fields["BC Record Id"]: v}) for n, v in enumerate(values)}
+    cf = jira.fields["BC Record Id"].split("_")[1]
+
+    def found(text: str) -> set[str]:
+        jql = f"project = FIN AND cf[{cf}] ~ " + '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        resp = jira.search(jql, fields=["key"], maxResults=100)
+        assert resp.status_code == 200, resp.text
+        keys = {i["key"] for i in resp.json()["issues"]}
+        return {v for v, m in made.items() if m["key"] in keys}
+
+    assert found(f'"{g1}"') == {g1}  # the phrase of the whole GUID: only that issue
+    assert found(f'"{g1[:23]}"') == {g1, g2}  # a phrase of its first words matches both: compare exactly
+    assert found(g1[:6]) == set()  # inside a word: a substring test would have found g1 and g2
+    assert found("ware") == set()
+    assert found("Jira Software") == {"Jira Software", "Jira is the best software"}  # AND, any order
+    assert found('"Jira Software"') == {"Jira Software"}
+    assert found('"software jira"') == set()  # a phrase keeps its order
+    assert found("soft*") == {"Jira Software", "Jira is the best software"}
+    assert found("Jira -best") == {"Jira Software"}
+    assert found("Jira NOT best") == {"Jira Software"}
+    assert found("best OR gamma") == {"Jira is the best software", "alpha-beta gamma"}
+    assert found("beta-alpha") == {"alpha-beta gamma"}  # in-word hyphen: two words, both required
+    assert found("alpha beta delta") == set()
+    not_contains = jira.search(f'project = FIN AND cf[{cf}] !~ "jira"', fields=["key"]).json()["issues"]
+    assert {i["key"] for i in not_contains} == {made[v]["key"] for v in (g1, g2, "alpha-beta gamma")}
+    empty = jira.search(f'project = FIN AND cf[{cf}] ~ "*"')
+    assert empty.status_code == 400 and empty.json()["errorMessages"]
+
+
+# -- screens, field types, searchers (issue 10.2) ------------------------------------------------------------
+
+OFF_SCREEN = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
+
+
+def test_createmeta_pages_issue_types_and_create_screen_fields(jira: Jira) -> None:
+    """Spec ``getCreateIssueMetaIssueTypes`` / ``getCreateIssueMetaIssueTypeId``: pages with startAt,
+    maxResults (default 50, at most 200) and total; the fields are those of the create screen."""
+    first = jira.call("GET", "issue/createmeta/FIN/issuetypes", params={"maxResults": 2}).json()
+    rest = jira.call("GET", "issue/createmeta/FIN/issuetypes", params={"startAt": 2}).json()
+    assert first["total"] == rest["total"] == 4 and len(first["issueTypes"]) == 2
+    names = [t["name"] for t in first["issueTypes"] + rest["issueTypes"]]
+    assert names == ["Task", "Invoice", "Vendor", "Purchase Order"]
+    too_big = jira.call("GET", "issue/createmeta/FIN/issuetypes", params={"maxResults": 201})
+    assert too_big.status_code == 400
+    assert jira.call("GET", "issue/createmeta/NOPE/issuetypes").status_code == 400
+    invoice = next(t["id"] for t in first["issueTypes"] + rest["issueTypes"] if t["name"] == "Invoice")
+    whole = jira.call("GET", f"issue/createmeta/FIN/issuetypes/{invoice}").json()
+    ids = [f["fieldId"] for f in whole["fields"]]
+    assert whole["total"] == len(ids) and ids[:2] == ["issuetype", "project"]
+    assert {"summary", "description", "labels", "assignee", *jira.fields_custom()} <= set(ids)
+    assert next(f for f in whole["fields"] if f["fieldId"] == "summary")["required"] is True
+    paged: list[str] = []
+    while len(paged) < whole["total"]:
+        page = jira.call(
+            "GET",
+            f"issue/createmeta/FIN/issuetypes/{invoice}",
+            params={"startAt": len(paged), "maxResults": 3},
+        ).json()
+        assert page["maxResults"] == 3 and page["fields"]
+        paged += [f["fieldId"] for f in page["fields"]]
+    assert paged == ids
+    assert jira.call("GET", "issue/createmeta/FIN/issuetypes/99999").status_code == 400
+
+
+def test_field_off_a_screen_is_refused_like_jira(jira: Jira, sandbox: Any) -> None:
+    """Spec createIssue: the settable fields "are the same fields that appear on the issue's create screen";
+    editIssue: 400 for fields "not associated with the issue's edit screen". Jira's message for both."""
+    vendor_f = jira.fields["BC Vendor"]
+    sandbox.control(
+        "POST",
+        "/_sandbox/jira/screen",
+        {"issue_type": "Invoice", "screen": "create", "remove": ["BC Vendor"]},
+    )
+    meta = jira.call("GET", "issue/createmeta/FIN/issuetypes/10002").json()
+    assert vendor_f not in {f["fieldId"] for f in meta["fields"]}
+    base = {"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "s", vendor_f: "Acme"}
+    refused = jira.call("POST", "issue", {"fields": base})
+    assert refused.status_code == 400
+    assert refused.json()["errors"] == {vendor_f: OFF_SCREEN.format(vendor_f)}
+    bulk = jira.call("POST", "issue/bulk", {"issueUpdates": [{"fields": base}]})
+    assert bulk.status_code == 400
+    assert bulk.json()["errors"][0]["elementErrors"]["errors"] == {vendor_f: OFF_SCREEN.format(vendor_f)}
+    other_type = jira.call("POST", "issue", {"fields": {**base, "issuetype": {"name": "Vendor"}}})
+    assert other_type.status_code == 201  # screens are per issue type
+    made = jira.create(1)  # without the field: fine; and the edit screen still has it
+    assert jira.call("PUT", f"issue/{made['key']}", {"fields": {vendor_f: "Acme"}}).status_code == 204
+    sandbox.control(
+        "POST", "/_sandbox/jira/screen", {"issue_type": "Invoice", "screen": "edit", "remove": ["labels"]}
+    )
+    edit = jira.call("PUT", f"issue/{made['key']}", {"update": {"labels": [{"add": "x"}]}})
+    assert edit.status_code == 400 and edit.json()["errors"] == {"labels": OFF_SCREEN.format("labels")}
+    editmeta = jira.call("GET", f"issue/{made['key']}/editmeta").json()["fields"]  # spec getEditIssueMeta
+    assert "labels" not in editmeta and {vendor_f, "summary", "description"} <= set(editmeta)
+    sandbox.control(
+        "POST", "/_sandbox/jira/screen", {"issue_type": "Invoice", "add": ["BC Vendor", "labels"]}
+    )
+    assert jira.call("POST", "issue", {"fields": base}).status_code == 201
+
+
+def test_field_types_and_searchers_like_jira(jira: Jira, sandbox: Any) -> None:
+    """Spec createIssue: textarea custom fields "take Atlassian Document Format content", textfield a string;
+    spec POST /field: "If no searcher is provided, the field isn't searchable"."""
+    sandbox.options(search_lag_s=0)
+    vendor_f = jira.fields["BC Vendor"]
+    changed = sandbox.control("POST", "/_sandbox/jira/field", {"field": "BC Vendor", "type": "textarea"})
+    assert changed["schema"]["custom"] == "com.atlassian.jira.plugin.system.customfieldtypes:textarea"
+    listed = next(f for f in jira.call("GET", "field").json() if f["id"] == vendor_f)
+    assert listed["schema"] == changed["schema"] and listed["searchable"] is True
+    plain = jira.call(
+        "POST",
+        "issue",
+        {
+            "fields": {
+                "project": {"key": "FIN"},
+                "issuetype": {"name": "Invoice"},
+                "summary": "s",
+                vendor_f: "x",
+            }
+        },
+    )
+    assert plain.status_code == 400 and "Atlassian Document" in plain.json()["errors"][vendor_f]
+    adf_doc = {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": "Acme Supplies"}]}],
+    }
+    made = jira.create(1, **{vendor_f: adf_doc})
+    hit = jira.search('project = FIN AND "BC Vendor" ~ "acme"', fields=["key"]).json()["issues"]
+    assert [i["key"] for i in hit] == [made["key"]]  # a textarea is searched by its text
+
+    status_f = jira.fields["BC Status"]
+    cf = status_f.split("_")[1]
+    assert jira.search(f'project = FIN AND cf[{cf}] ~ "open"').status_code == 200
+    sandbox.control("POST", "/_sandbox/jira/field", {"field": status_f, "searcher": None})
+    listed = next(f for f in jira.call("GET", "field").json() if f["id"] == status_f)
+    assert listed["searchable"] is False and listed["clauseNames"] == []
+    for jql in (f'project = FIN AND cf[{cf}] ~ "open"', 'project = FIN AND "BC Status" ~ "open"'):
+        resp = jira.search(jql)
+        assert resp.status_code == 400 and "does not exist" in resp.json()["errorMessages"][0], jql
+    sandbox.control("POST", "/_sandbox/jira/field", {"field": status_f, "searcher": "textsearcher"})
+    assert jira.search(f'project = FIN AND cf[{cf}] ~ "open"').status_code == 200
