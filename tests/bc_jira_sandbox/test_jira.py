@@ -170,6 +170,51 @@ def test_refresh_rotation_leeway_then_revocation(jira: Jira, sandbox: Any) -> No
     assert wrong.status_code == 401 and wrong.json()["error"] == "access_denied"
 
 
+def test_refresh_token_unused_for_90_days_expires(jira: Jira, sandbox: Any) -> None:
+    """Atlassian (community t/54172): "Rotating refresh tokens expire after 90 days of user inactivity. Each
+    time a new rotating refresh token is used, the inactive expiry time is reset to 90 days." """
+    for _ in range(2):  # used every 89 days: each use resets the 90 days
+        sandbox.control("POST", "/_sandbox/clock", {"advance_s": 89 * 86400})
+        jira.refresh()
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 90 * 86400})
+    late = jira.token("refresh_token", refresh_token=jira.refresh_token)
+    assert late.status_code == 403
+    assert late.json() == {
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    }
+    assert sandbox.stats()["events"]["atlassian.token.expired_idle"] == 1
+
+
+def test_grant_expires_365_days_after_consent_however_often_refreshed(jira: Jira, sandbox: Any) -> None:
+    """Atlassian (t/54172): "All tokens have an absolute expiry time of 365 days ... The absolute expiry time
+    persists between token refreshes"; staff (t/60806/2): "even if it keeps getting refreshed"."""
+    for _ in range(12):  # refreshed every 30 days: never idle, 360 days after the consent
+        sandbox.control("POST", "/_sandbox/clock", {"advance_s": 30 * 86400})
+        jira.refresh()
+    assert jira.call("GET", "myself").status_code == 200
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5 * 86400})  # day 365
+    late = jira.token("refresh_token", refresh_token=jira.refresh_token)
+    assert late.status_code == 403 and late.json()["error"] == "invalid_grant"
+    assert sandbox.stats()["events"]["atlassian.token.expired_absolute"] == 1
+    # Consenting again starts a new year.
+    c = sandbox.creds
+    params = {
+        "audience": "api.atlassian.com",
+        "client_id": c["atlassian_client_id"],
+        "scope": "read:jira-work offline_access",
+        "redirect_uri": c["redirect_uri"],
+        "response_type": "code",
+        "prompt": "consent",
+    }
+    loc = requests.get(f"{sandbox.url}/authorize", params=params, allow_redirects=False, timeout=10)
+    code = parse_qs(urlsplit(loc.headers["location"]).query)["code"][0]
+    fresh = jira.token("authorization_code", code=code, redirect_uri=c["redirect_uri"])
+    assert fresh.status_code == 200
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 30 * 86400})
+    assert jira.token("refresh_token", refresh_token=fresh.json()["refresh_token"]).status_code == 200
+
+
 def test_access_token_expires_after_an_hour(jira: Jira, sandbox: Any) -> None:
     assert jira.call("GET", "myself").status_code == 200
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3601})
