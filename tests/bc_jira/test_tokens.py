@@ -619,3 +619,47 @@ def test_refused_refresh_is_committed_in_the_real_store(
     row = store.get_token("jira:real")
     assert row.meta["last_refresh_error"]["code"] == "invalid_grant" and row.refresh_token_enc
     assert store.list_tokens("other:") == []
+
+
+def test_a_year_on_the_sandbox_clock(
+    sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refreshed every 30 days (never idle), the grant still ends 365 days after the consent: the task log
+    warns from day 335 and the refusal after the end says to consent again."""
+    from datetime import datetime
+
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+
+    def sandbox_clock() -> float:
+        now = sandbox.control("POST", "/_sandbox/clock", {"advance_s": 0})["now"]
+        return datetime.fromisoformat(now).timestamp()
+
+    store = _store(sqlite_url)
+    creds = sandbox.creds
+
+    def provider() -> JiraTokenProvider:
+        JiraTokenProvider._process_cache.clear()
+        return JiraTokenProvider(
+            store,
+            _creds_oauth(creds, sandbox.url),
+            "jira:year",
+            bootstrap_refresh_token=creds["refresh_token"],
+            clock=sandbox_clock,
+        )
+
+    caplog.set_level(logging.WARNING, logger="bc_jira.tokens")
+    provider().access_token()  # day 0: the bootstrap is exchanged (the sandbox grant was consented now)
+    warned_on = []
+    for day in range(30, 365, 30):
+        sandbox.control("POST", "/_sandbox/clock", {"advance_s": 30 * DAY})
+        caplog.clear()
+        provider().access_token()  # expired on the sandbox clock: refreshed
+        if any("consent expires on" in r.getMessage() for r in caplog.records):
+            warned_on.append(day)
+    assert warned_on == [360]  # the only step inside the last 30 days
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 6 * DAY})  # day 366
+    with pytest.raises(AuthError) as err:
+        provider().access_token()
+    assert "consent expired on" in str(err.value) and "/bc-jira/jira/oauth/start" in str(err.value)
+    assert sandbox.stats()["events"]["atlassian.token.expired_absolute"] == 1
+    assert store.get_token("jira:year").meta["last_refresh_error"]["code"] == "invalid_grant"
