@@ -301,10 +301,13 @@ def ensure_jira_webhook(
 ) -> Outcome:
     """One dynamic webhook (status changes matching ``jql``) at ``url``; refresh before expiry; no duplicates.
 
-    ``jira`` is a JiraCloudHook with OAuth 2.0 (REST webhooks exist only for apps). Remote truth first:
+    ``jira`` is a JiraCloudHook with OAuth 2.0 (REST webhooks exist only for apps). ``expirationDate`` is
+    read in both documented forms (epoch ms or ``2019-06-01T12:42:30.000+0000``). Remote truth first:
     the app's webhooks with our events and JQL are ours; extras are deleted; others with a different JQL
     that we registered (id in the store) are deleted too (config change). Jira allows one URL per app.
     """
+    from bc_jira.hooks.jira import expiration_ms
+
     hooks = jira.list_webhooks()
     known = store.get_webhook(name) or {}
     events = set(JIRA_WEBHOOK_EVENTS)
@@ -317,7 +320,7 @@ def ensure_jira_webhook(
         )
 
     ours = [w for w in hooks if matches(w)]
-    ours.sort(key=lambda w: int(w.get("expirationDate") or 0), reverse=True)
+    ours.sort(key=lambda w: expiration_ms(w.get("expirationDate")) or 0, reverse=True)
     stale = [w for w in hooks if not matches(w) and int(w.get("id", -1)) in set(known.get("ids") or [])]
     dupes = ours[1:]
     if stale or dupes:

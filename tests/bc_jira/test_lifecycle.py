@@ -157,8 +157,14 @@ def test_unreachable_url_fails_clearly(lc: dict[str, Any]) -> None:
     assert lc["store"].list_subscriptions()[0]["last_error"]
 
 
-def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any]) -> None:
+@pytest.mark.parametrize("form", ["epoch_ms", "iso"])
+def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any], form: str) -> None:
+    """40 days, one run a day, with ``expirationDate`` in either documented form (int64 schema, or the
+    spec examples' "2019-06-01T12:42:30.000+0000")."""
+    from bc_jira.hooks.jira import expiration_ms
+
     sb, jira, store = lc["sandbox"], lc["jira"], lc["store"]
+    sb.control("POST", "/_sandbox/jira/options", {"expiration_date_format": form})
     url = lifecycle.jira_webhook_url(lc["base"])
     jql = lifecycle.transitions_jql("FIN", ["Invoice", "Vendor"])
     now = lambda: sandbox_now(sb)  # noqa: E731
@@ -173,7 +179,10 @@ def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any]) -> None:
         hooks = jira.list_webhooks()
         t_ms = sandbox_now(sb).timestamp() * 1000
         assert len(hooks) == 1, (day, hooks)
-        assert hooks[0]["expirationDate"] - t_ms > 7 * 86400 * 1000, day
+        assert isinstance(hooks[0]["expirationDate"], str if form == "iso" else int)
+        assert expiration_ms(hooks[0]["expirationDate"]) - t_ms > 7 * 86400 * 1000, day
+        recorded = lifecycle._ts(store.get_webhook(lifecycle.JIRA_WEBHOOK_NAME)["expiration"])
+        assert abs(recorded.timestamp() * 1000 - expiration_ms(hooks[0]["expirationDate"])) < 1000
     assert actions["refreshed"] >= 2 and actions.get("registered", 0) == 0
     # a status change is delivered (signed), verified by the plugin and staged once
     issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "x"})

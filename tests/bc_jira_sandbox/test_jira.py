@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -589,6 +591,45 @@ def test_webhook_expiry_refresh_list_delete(jira: Jira, sandbox: Any, receiver: 
     receiver.wait(1)
     assert jira.call("DELETE", "webhook", {"webhookIds": [wid]}).status_code == 202
     assert jira.call("GET", "webhook").json()["values"] == []
+
+
+def test_webhook_expiration_date_in_the_spec_examples_form(jira: Jira, sandbox: Any) -> None:
+    """The spec's schema says int64 epoch ms; its examples (and Atlassian's reference page) show
+    "2019-06-01T12:42:30.000+0000". The sandbox answers either; the ISO form is validated as exactly that."""
+    from bc_jira_sandbox.openapi import SpecViolation
+
+    assert sandbox.control("POST", "/_sandbox/jira/options", {"expiration_date_format": "iso"}) == {
+        "validate": True,
+        "expiration_date_format": "iso",
+    }
+    wid = jira.call(
+        "POST",
+        "webhook",
+        {
+            "url": "http://127.0.0.1:1/h",
+            "webhooks": [{"events": ["jira:issue_updated"], "jqlFilter": "project = FIN"}],
+        },
+    ).json()["webhookRegistrationResult"][0]["createdWebhookId"]
+    listed = requests.get(f"{jira.base}/webhook", headers=jira.headers, timeout=10).json()
+    refreshed = requests.put(
+        f"{jira.base}/webhook/refresh", json={"webhookIds": [wid]}, headers=jira.headers, timeout=10
+    ).json()
+    stamp = datetime.now(UTC) + timedelta(days=30)
+    for value in (listed["values"][0]["expirationDate"], refreshed["expirationDate"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", value), value
+        assert abs((datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z") - stamp).total_seconds()) < 120
+    strict, examples = get_validator(), get_validator(example_forms=True)
+    with pytest.raises(SpecViolation, match="expirationDate"):
+        strict.validate_response("GET", "/rest/api/3/webhook", 200, listed)
+    examples.validate_response("GET", "/rest/api/3/webhook", 200, listed)
+    examples.validate_response("PUT", "/rest/api/3/webhook/refresh", 200, refreshed)
+    assert sandbox.spec_violations() == 0  # the sandbox's own check knows the setting
+    sandbox.control("POST", "/_sandbox/jira/options", {"expiration_date_format": "epoch_ms"})
+    assert isinstance(jira.call("GET", "webhook").json()["values"][0]["expirationDate"], int)
+    bad = requests.post(
+        f"{sandbox.url}/_sandbox/jira/options", json={"expiration_date_format": "x"}, timeout=10
+    )
+    assert bad.status_code == 400
 
 
 def test_basic_auth_cannot_register_webhooks(sandbox: Any) -> None:

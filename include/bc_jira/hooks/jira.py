@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -41,6 +42,26 @@ BULK_CREATE_MAX = 50
 RECONCILE_MAX = 50
 SEARCH_PAGE_MAX = 5000
 USER_BULK_CHUNK = 50
+
+
+def expiration_ms(value: Any) -> int | None:
+    """A webhook ``expirationDate`` as epoch ms, in either form Jira documents; None when absent/unreadable.
+
+    The spec's schema says int64 epoch ms, its examples (and Atlassian's reference page) show
+    ``"2019-06-01T12:42:30.000+0000"`` (vendor-behaviour-review.md #4): read both wherever it is read.
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -528,9 +549,9 @@ class JiraCloudHook(BaseHook):
                 return out
 
     def refresh_webhooks(self, webhook_ids: Sequence[int]) -> int:
-        """``PUT /webhook/refresh``: extends the 30-day life; returns the new expiry (epoch ms)."""
+        """``PUT /webhook/refresh``: extends the 30-day life; returns the new expiry (epoch ms, 0 if none)."""
         body = self.client.put_json("webhook/refresh", json={"webhookIds": [int(i) for i in webhook_ids]})
-        return int((body or {}).get("expirationDate") or 0)
+        return expiration_ms((body or {}).get("expirationDate")) or 0
 
     def delete_webhooks(self, webhook_ids: Sequence[int]) -> None:
         self.client.request("DELETE", "webhook", json={"webhookIds": [int(i) for i in webhook_ids]})

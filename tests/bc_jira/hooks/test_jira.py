@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bc_jira.hooks.jira import JiraCloudHook, JiraSettings
+from bc_jira.hooks.jira import JiraCloudHook, JiraSettings, expiration_ms
 from bc_jira.http import AuthError, ClientError, RetryPolicy
 from bc_jira.tokens import JiraTokenProvider, get_cipher
 from bc_jira_sandbox.openapi import SpecViolation, get_validator
@@ -323,6 +323,28 @@ def test_edit_comment_transition_users_webhooks_requests(
     hook.bulk_get_users(["a", "b", "a"])
     assert parse_qs(urlsplit(bulk_users.last_request.url).query)["accountId"] == ["a", "b"]
     assert len(spec_session.spec_check.checked) >= 5  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [
+        (1559392950000, 1559392950000),
+        ("2019-06-01T12:42:30.000+0000", 1559392950000),  # the spec's example form
+        ("2019-06-01T14:42:30.500+0200", 1559392950500),
+        ("1559392950000", 1559392950000),
+        (None, None),
+        ("", None),
+        ("soon", None),
+    ],
+)
+def test_expiration_date_read_in_both_documented_forms(value: Any, ms: int | None) -> None:
+    assert expiration_ms(value) == ms
+
+
+def test_refresh_webhooks_reads_the_iso_form(requests_mock: Any) -> None:
+    _mock_oauth(requests_mock)
+    requests_mock.put(f"{BASE}/webhook/refresh", json={"expirationDate": "2019-06-01T12:42:30.000+0000"})
+    assert oauth_hook(requests.Session()).refresh_webhooks([10000]) == 1559392950000
 
 
 # -- against the sandbox over real HTTP ----------------------------------------------------------------------
