@@ -185,7 +185,7 @@ def ensure_bc_subscriptions(
                     try:
                         changes = {"clientState": state} if stale_state else None
                         current = bc.renew_subscription(
-                            current["subscriptionId"], current.get("@odata.etag"), changes
+                            current["subscriptionId"], current.get("@odata.etag"), changes, current=current
                         )
                         action = "renewed"
                     except (NotFoundError, PreconditionFailed):

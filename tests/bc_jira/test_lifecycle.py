@@ -98,8 +98,12 @@ def wait_for(pred: Any, timeout: float = 15.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-def test_bc_subscriptions_ten_days(lc: dict[str, Any]) -> None:
+@pytest.mark.parametrize("handshake", ["POST", "GET"])
+def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
+    """10 days in 6-hour steps; BC handshakes on create and on every renewal, with either method (Microsoft
+    does not document it), and accepts a renewal only with the documented body."""
     sb, bc, store = lc["sandbox"], lc["bc"], lc["store"]
+    sb.control("POST", "/_sandbox/bc/options", {"handshake_method": handshake})
     url = lifecycle.notification_url(lc["base"])
     now = lambda: sandbox_now(sb)  # noqa: E731
     first = lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)
@@ -130,6 +134,11 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any]) -> None:
     assert actions["renewed"] >= 16 and actions["failed"] == 0
     assert actions["recreated"] == 1 and actions["deleted-duplicate"] == 1
     assert all(s["last_error"] is None for s in store.list_subscriptions())
+    events = sb.stats()["events"]
+    other = {"POST": "GET", "GET": "POST"}[handshake]
+    # creates (2 + 1 recreated + 1 duplicate) and every renewal handshook the plugin with that method
+    assert events[f"bc.handshake.{handshake.lower()}"] == 4 + actions["renewed"]
+    assert events.get(f"bc.handshake.{other.lower()}", 0) == 0
     # and notifications still flow through the plugin into the store
     vendor = next(iter(bc.iter_records("vendors", top=1, page_size=1)))
     sb.control(

@@ -59,9 +59,17 @@ def test_plugin_registers_fastapi_app_at_bc_jira() -> None:
     } <= paths
 
 
-def test_bc_handshake_echo(client: TestClient) -> None:
-    r = client.post("/bc/notifications?validationToken=tok-123", content=b"")
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_bc_handshake_echo(client: TestClient, method: str) -> None:
+    """Learn states the validationToken query parameter and the 200 echo, not the method: answer both."""
+    r = client.request(method, "/bc/notifications?validationToken=tok-123")
     assert r.status_code == 200 and r.text == "tok-123" and r.headers["content-type"].startswith("text/plain")
+
+
+def test_bc_get_without_token_stages_nothing(client: TestClient, store: StateStore) -> None:
+    r = client.get("/bc/notifications")
+    assert r.status_code == 400 and "handshake" in r.text
+    assert store.count_pending() == 0
 
 
 def test_bc_notification_staged_and_forged_dropped(client: TestClient, store: StateStore) -> None:
