@@ -2,7 +2,8 @@
 
 Behaves like auth.atlassian.com as described in shared/reference/jira-api.md section 1: auto-consent, rotating
 refresh tokens (every refresh returns a new one; the old one keeps working for a reuse leeway, then reusing it
-revokes the whole grant, like Auth0), a refresh token unused for 90 days expires, every grant expires 365 days
+revokes the whole grant, like Auth0; the access token issued with a rotated refresh token is revoked after
+the same leeway), a refresh token unused for 90 days expires, every grant expires 365 days
 after the consent however often it is refreshed (both on the sandbox clock), 1-hour access tokens,
 accessible-resources listing the one sandbox site.
 Its state lives in ``sb.jira.oauth`` (an ``AtlassianState``) so ``--data`` persistence keeps it.
@@ -117,7 +118,12 @@ def _token_response(sb: Sandbox, grant: dict[str, Any]) -> dict[str, Any]:
     }
     if "offline_access" in grant["scopes"]:
         refresh = f"rt{st.next_id()}." + secrets.token_urlsafe(48)
-        st.refresh_tokens[refresh] = {"grant": grant["id"], "issued": _now(sb), "superseded_at": None}
+        st.refresh_tokens[refresh] = {
+            "grant": grant["id"],
+            "issued": _now(sb),
+            "superseded_at": None,
+            "access_token": access,  # its companion: revoked after the leeway once this one is rotated
+        }
         out["refresh_token"] = refresh
     return out
 
@@ -259,6 +265,11 @@ def router(sb: Sandbox) -> APIRouter:
                     return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
                 if rec["superseded_at"] is None:
                     rec["superseded_at"] = now
+                    # Atlassian staff (community t/83103): on a refresh "the old access and refresh tokens
+                    # will enter a 10-minutes grace period ... before they are marked as revoked".
+                    companion = st.access_tokens.get(rec.get("access_token") or "")
+                    if companion is not None:
+                        companion["expires_at"] = min(companion["expires_at"], now + st.reuse_leeway_s)
                 else:
                     sb.stats.bump("atlassian.token.reuse_in_leeway")
                 sb.mark_dirty()

@@ -172,6 +172,17 @@ def test_refresh_rotation_leeway_then_revocation(jira: Jira, sandbox: Any) -> No
     assert wrong.status_code == 401 and wrong.json()["error"] == "access_denied"
 
 
+def test_access_token_of_a_rotated_refresh_token_dies_after_the_leeway(jira: Jira, sandbox: Any) -> None:
+    """Atlassian staff (community t/83103): on a refresh "the old access and refresh tokens will enter a
+    10-minutes grace period ... before they are marked as revoked"."""
+    old_headers = dict(jira.headers)
+    jira.refresh()  # rotates the refresh token that came with old_headers' access token
+    assert requests.get(f"{jira.base}/myself", headers=old_headers, timeout=10).status_code == 200
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 601})
+    assert requests.get(f"{jira.base}/myself", headers=old_headers, timeout=10).status_code == 401
+    assert jira.call("GET", "myself").status_code == 200  # the new access token lives its hour
+
+
 def test_refresh_token_unused_for_90_days_expires(jira: Jira, sandbox: Any) -> None:
     """Atlassian (community t/54172): "Rotating refresh tokens expire after 90 days of user inactivity. Each
     time a new rotating refresh token is used, the inactive expiry time is reset to 90 days." """
