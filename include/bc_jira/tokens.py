@@ -27,7 +27,7 @@ from bc_jira.http import ApiClient, ApiError, AuthError, RetryPolicy
 if TYPE_CHECKING:
     import requests
 
-    from bc_jira.store import StateStore
+    from bc_jira.store import StateStore, TokenTxn
 
 log = logging.getLogger(__name__)
 
@@ -465,7 +465,7 @@ class JiraTokenProvider:
             raise got from None
         return got
 
-    def _refresh_in(self, txn: Any, rejected: str | None, force: bool) -> _Cached | AuthError:
+    def _refresh_in(self, txn: TokenTxn, rejected: str | None, force: bool) -> _Cached | AuthError:
         """Inside the lock: a neighbour's token, else one refresh; a refusal is saved and returned."""
         row = txn.row
         current = self._from_row(row)

@@ -654,6 +654,12 @@ def choose_test_grant(
     own = by_name.get(own_name)
     if own is not None and (own.refresh_token_enc or own.access_token_enc):
         return own_name, ""
+    failure = (own.meta or {}).get("last_refresh_error") if own is not None else None
+    if failure:
+        return None, (
+            f"The last Jira token refresh was refused ({failure.get('code')}: {failure.get('message')}): "
+            f"an Airflow user must consent again through {CONSENT_ROUTE}"
+        )
     site = site_url.rstrip("/").lower()
     same = [
         r.name

@@ -15,8 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bc_jira.hooks.jira import JiraCloudHook, JiraSettings, expiration_ms
+from bc_jira.hooks.jira import JiraCloudHook, JiraSettings, choose_test_grant, expiration_ms
 from bc_jira.http import AuthError, ClientError, RetryPolicy
+from bc_jira.store import TokenRow
 from bc_jira.tokens import JiraTokenProvider, get_cipher
 from bc_jira_sandbox.openapi import SpecViolation, get_validator
 from tests.bc_jira.test_tokens import FakeStore
@@ -339,6 +340,37 @@ def test_edit_comment_transition_users_webhooks_requests(
 )
 def test_expiration_date_read_in_both_documented_forms(value: Any, ms: int | None) -> None:
     assert expiration_ms(value) == ms
+
+
+def _row(name: str, refresh: str | None = "rt-enc", **meta: Any) -> TokenRow:
+    return TokenRow(name, refresh, None, None, dict(meta))
+
+
+def test_choose_test_grant_never_picks_an_unrelated_or_ambiguous_row() -> None:
+    own = "jira:tmpid"
+    ours = _row("jira:jira_default", site_url=SITE + "/", client_id="cid")
+    assert choose_test_grant(own, [_row(own, site_url="x")], "cid", SITE, has_bootstrap=True) == (own, "")
+    assert choose_test_grant(own, [ours], "cid", SITE, has_bootstrap=True) == ("jira:jira_default", "")
+    legacy = _row("jira:jira_default", site_url=SITE)  # a row saved before client_id was recorded
+    assert choose_test_grant(own, [legacy], "cid", SITE, has_bootstrap=True)[0] == "jira:jira_default"
+    for rows in (
+        [_row("jira:a", site_url=SITE, client_id="other-app")],  # another OAuth app
+        [_row("jira:a", site_url="https://other.atlassian.net", client_id="cid")],  # another site
+        [_row("jira:a", refresh=None, site_url=SITE, client_id="cid")],  # no grant in it
+        [],
+    ):
+        name, why = choose_test_grant(own, rows, "cid", SITE, has_bootstrap=True)
+        assert name is None and "Not tested" in why and "bc_jira_connect" in why
+    name, why = choose_test_grant(own, [], "cid", SITE, has_bootstrap=False)
+    assert name is None and "/bc-jira/jira/oauth/start" in why
+    two = [_row("jira:a", site_url=SITE, client_id="cid"), _row("jira:b", site_url=SITE, client_id="cid")]
+    name, why = choose_test_grant(own, two, "cid", SITE, has_bootstrap=True)
+    assert name is None and "jira:a, jira:b" in why
+    failed = _row(
+        own, refresh=None, last_refresh_error={"code": "invalid_grant", "message": "Unknown token."}
+    )
+    name, why = choose_test_grant(own, [failed], "cid", SITE, has_bootstrap=True)
+    assert name is None and "invalid_grant" in why and "consent again" in why
 
 
 def test_refresh_webhooks_reads_the_iso_form(requests_mock: Any) -> None:
