@@ -86,6 +86,17 @@ def create_app(
 
         return JiraCloudHook(conn_id, store=store_factory())
 
+    @app.get("/bc/notifications")
+    def bc_handshake_get(request: Request) -> Response:
+        """BC's validationToken handshake sent as GET: Microsoft documents the token, not the method."""
+        query = dict(request.query_params)
+        if "validationToken" not in query:
+            return PlainTextResponse(
+                "GET only answers the Business Central validationToken handshake; notifications are POSTed",
+                status_code=400,
+            )
+        return _result_response(intake.handle_bc_notification(query, b"", client_state=None, store=None))  # type: ignore[arg-type]
+
     @app.post("/bc/notifications")
     async def bc_notifications(request: Request) -> Response:
         query = dict(request.query_params)

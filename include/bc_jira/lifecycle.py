@@ -185,7 +185,7 @@ def ensure_bc_subscriptions(
                     try:
                         changes = {"clientState": state} if stale_state else None
                         current = bc.renew_subscription(
-                            current["subscriptionId"], current.get("@odata.etag"), changes
+                            current["subscriptionId"], current.get("@odata.etag"), changes, current=current
                         )
                         action = "renewed"
                     except (NotFoundError, PreconditionFailed):
@@ -301,10 +301,13 @@ def ensure_jira_webhook(
 ) -> Outcome:
     """One dynamic webhook (status changes matching ``jql``) at ``url``; refresh before expiry; no duplicates.
 
-    ``jira`` is a JiraCloudHook with OAuth 2.0 (REST webhooks exist only for apps). Remote truth first:
+    ``jira`` is a JiraCloudHook with OAuth 2.0 (REST webhooks exist only for apps). ``expirationDate`` is
+    read in both documented forms (epoch ms or ``2019-06-01T12:42:30.000+0000``). Remote truth first:
     the app's webhooks with our events and JQL are ours; extras are deleted; others with a different JQL
     that we registered (id in the store) are deleted too (config change). Jira allows one URL per app.
     """
+    from bc_jira.hooks.jira import expiration_ms
+
     hooks = jira.list_webhooks()
     known = store.get_webhook(name) or {}
     events = set(JIRA_WEBHOOK_EVENTS)
@@ -317,7 +320,7 @@ def ensure_jira_webhook(
         )
 
     ours = [w for w in hooks if matches(w)]
-    ours.sort(key=lambda w: int(w.get("expirationDate") or 0), reverse=True)
+    ours.sort(key=lambda w: expiration_ms(w.get("expirationDate")) or 0, reverse=True)
     stale = [w for w in hooks if not matches(w) and int(w.get("id", -1)) in set(known.get("ids") or [])]
     dupes = ours[1:]
     if stale or dupes:
@@ -430,6 +433,46 @@ def note_delivery(store: Any, verified_by: str) -> None:
 # -- health ---------------------------------------------------------------------------------------------
 
 
+def jira_token_health(token: Any, t: datetime) -> tuple[dict[str, Any], list[str]]:
+    """The health route's Jira token section and its problems (pure: decides from the stored row only).
+
+    Problems: a refresh Atlassian refused (revoked grant, expired token, wrong client secret), the 365-day
+    consent ending within 30 days or over, and a refresh token idle for 75 of its 90 days.
+    """
+    from bc_jira.tokens import CONSENT_ROUTE, consent_expires_at, consent_problem
+
+    if token is None:
+        return {"present": False}, []
+    meta = token.meta or {}
+    refreshed = token.updated_at
+    ends = consent_expires_at(meta)
+    failure = meta.get("last_refresh_error") or None
+    section = {
+        "present": True,
+        "has_refresh_token": bool(token.refresh_token_enc),
+        "access_token_valid_s": int(token.expires_at - time.time()) if token.expires_at else None,
+        "last_saved": _iso(refreshed),
+        "cloud_id": meta.get("cloud_id"),
+        "consent_expires_at": _iso(datetime.fromtimestamp(ends, UTC)) if ends is not None else None,
+        "consent_estimated": bool(meta.get("consent_estimated")),
+        "last_refresh_error": failure,
+    }
+    problems = []
+    if failure:
+        at = _iso(datetime.fromtimestamp(float(failure.get("at") or 0), UTC))
+        problems.append(
+            f"Jira token refresh refused at {at} ({failure.get('status')} {failure.get('code')}: "
+            f"{failure.get('message')}): every Jira call fails until an Airflow user consents again through "
+            f"{CONSENT_ROUTE} (or fixes the client secret when the code is access_denied/invalid_client)"
+        )
+    consent = consent_problem(meta, t.timestamp())
+    if consent:
+        problems.append(consent[0].upper() + consent[1:])
+    if refreshed and t - refreshed > REFRESH_TOKEN_WARN_AGE:
+        problems.append(f"Jira refresh token unused since {_iso(refreshed)} (expires after 90 days idle)")
+    return section, problems
+
+
 def health_report(
     store: Any, *, now: Callable[[], datetime] = _now, jira_token_name: str = "jira:jira_default"
 ) -> dict[str, Any]:
@@ -445,19 +488,8 @@ def health_report(
         return report
     t = now()
     token = store.get_token(jira_token_name)
-    if token is None:
-        report["jira_token"] = {"present": False}
-    else:
-        refreshed = token.updated_at
-        report["jira_token"] = {
-            "present": True,
-            "has_refresh_token": bool(token.refresh_token_enc),
-            "access_token_valid_s": int(token.expires_at - time.time()) if token.expires_at else None,
-            "last_saved": _iso(refreshed),
-            "cloud_id": (token.meta or {}).get("cloud_id"),
-        }
-        if refreshed and t - refreshed > REFRESH_TOKEN_WARN_AGE:
-            problems.append(f"Jira refresh token unused since {_iso(refreshed)} (expires after 90 days idle)")
+    report["jira_token"], token_problems = jira_token_health(token, t)
+    problems.extend(token_problems)
     subs = []
     for s in store.list_subscriptions():
         exp = _ts(s.get("expiration"))

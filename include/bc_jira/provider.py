@@ -83,8 +83,9 @@ JIRA_CLOUD = {
         ),
         "refresh_token": _field(
             "Bootstrap refresh token",
-            "Optional: seeds the token store once; afterwards the rotating token "
-            "lives encrypted in the state store.",
+            "Optional, used once: the first task exchanges it (Atlassian rotates it) and from then on only "
+            "the rotating token in the state store is used; editing this field later changes nothing. To "
+            "connect again, consent through /bc-jira/jira/oauth/start. Test does not spend it.",
             secret=True,
         ),
     },

@@ -727,6 +727,16 @@ class StateStore:
         with self._tx() as conn:
             return _token_row(conn.execute(sa.select(tokens).where(tokens.c.name == name)).first())
 
+    def list_tokens(self, prefix: str = "") -> list[TokenRow]:
+        """Every token row whose name starts with ``prefix`` (placeholders left out), by name."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(tokens)
+                .where(tokens.c.name.startswith(prefix, autoescape=True))
+                .order_by(tokens.c.name)
+            ).all()
+        return [t for t in (_token_row(r) for r in rows) if t is not None]
+
     @contextmanager
     def token_lock(self, name: str) -> Iterator[TokenTxn]:
         """Hold the token row exclusively across processes; the row is read after the lock is taken.

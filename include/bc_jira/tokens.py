@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -27,7 +27,7 @@ from bc_jira.http import ApiClient, ApiError, AuthError, RetryPolicy
 if TYPE_CHECKING:
     import requests
 
-    from bc_jira.store import StateStore
+    from bc_jira.store import StateStore, TokenTxn
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,52 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "offline_access",
 )
 MIN_TTL_S = 60.0
+# Atlassian ends every grant 365 days after the consent, however often it is refreshed, and a refresh token
+# unused for 90 days (jira-api.md 1.3, community t/54172 and t/60806/2). Warn 30 days ahead.
+CONSENT_TTL_S = 365 * 86400.0
+CONSENT_WARN_S = 30 * 86400.0
+CONSENT_ROUTE = "/bc-jira/jira/oauth/start"
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def consent_expires_at(meta: Mapping[str, Any] | None) -> float | None:
+    """When Atlassian ends the grant: ``connected_at`` (the consent) + 365 days; None when unknown.
+
+    ``connected_at`` is set by the OAuth callback; for a grant bootstrapped from the connection's
+    ``refresh_token`` extra it is the first exchange (``consent_estimated``: the real consent was earlier).
+    """
+    at = (meta or {}).get("connected_at")
+    try:
+        return float(at) + CONSENT_TTL_S if at is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def consent_problem(meta: Mapping[str, Any] | None, now: float) -> str | None:
+    """A sentence for logs and health when the consent ends within 30 days (or ended); else None."""
+    ends = consent_expires_at(meta)
+    if ends is None or ends - now > CONSENT_WARN_S:
+        return None
+    how = f"an Airflow user must consent again through {CONSENT_ROUTE}"
+    estimated = (
+        " (estimated from the first use of the bootstrap token)"
+        if (meta or {}).get("consent_estimated")
+        else ""
+    )
+    if ends <= now:
+        return f"the Jira consent expired on {_utc(ends)}{estimated}: Atlassian's 365-day limit; {how}"
+    return (
+        f"the Jira consent expires on {_utc(ends)}{estimated} (Atlassian ends every grant 365 days after the "
+        f"consent, however often it is refreshed): {how} before then"
+    )
+
+
+def refresh_failure(exc: ApiError, now: float) -> dict[str, Any]:
+    """What the store records about a refused refresh (health shows it); the message never holds a token."""
+    return {"at": now, "status": exc.status, "code": exc.code, "message": exc.message[:300]}
 
 
 # -- encryption ----------------------------------------------------------------------------------------------
@@ -292,11 +338,13 @@ class BasicAuth:
 
 
 class _Cached:
-    __slots__ = ("access_token", "expires_at")
+    __slots__ = ("access_token", "consent_expires_at", "expires_at", "meta")
 
-    def __init__(self, access_token: str, expires_at: float) -> None:
+    def __init__(self, access_token: str, expires_at: float, meta: Mapping[str, Any] | None = None) -> None:
         self.access_token = access_token
         self.expires_at = expires_at
+        self.meta = dict(meta or {})
+        self.consent_expires_at = consent_expires_at(self.meta)
 
 
 class JiraTokenProvider:
@@ -330,6 +378,7 @@ class JiraTokenProvider:
         self.min_ttl_s = min_ttl_s
         self.clock = clock
         self.refreshes = 0  # refreshes done by this instance (tests, logs)
+        self._consent_warned = False
 
     def __repr__(self) -> str:
         return f"JiraTokenProvider(name={self.name!r})"
@@ -362,7 +411,7 @@ class JiraTokenProvider:
     def _from_row(self, row: Any) -> _Cached | None:
         if row is None or not row.access_token_enc or not self._fresh(row.expires_at):
             return None
-        return _Cached(self.cipher.decrypt(row.access_token_enc), float(row.expires_at))
+        return _Cached(self.cipher.decrypt(row.access_token_enc), float(row.expires_at), row.meta)
 
     def clear_cache(self) -> None:
         self._process_cache.pop(self._key(), None)
@@ -372,10 +421,24 @@ class JiraTokenProvider:
         return {"Authorization": f"Bearer {self.access_token(force_refresh=force_refresh)}"}
 
     def access_token(self, force_refresh: bool = False) -> str:
+        got = self._token(force_refresh)
+        self._warn_consent(got)
+        return got.access_token
+
+    def _warn_consent(self, got: _Cached) -> None:
+        """Once per provider (i.e. per task): warn in the task log in the 30 days before the consent ends."""
+        if self._consent_warned or got.consent_expires_at is None:
+            return
+        problem = consent_problem(got.meta, self.clock())
+        if problem:
+            self._consent_warned = True
+            log.warning("jira token %s: %s", self.name, problem)
+
+    def _token(self, force_refresh: bool) -> _Cached:
         key = self._key()
         cached = self._process_cache.get(key)
         if not force_refresh and cached is not None and self._fresh(cached.expires_at):
-            return cached.access_token
+            return cached
         rejected = cached.access_token if (force_refresh and cached is not None) else None
         with self._local_lock():  # one thread per process queues on the cross-process lock
             cached = self._process_cache.get(key)  # another thread of this process may have refreshed
@@ -384,68 +447,97 @@ class JiraTokenProvider:
                 and self._fresh(cached.expires_at)
                 and (not force_refresh or cached.access_token != rejected)
             ):
-                return cached.access_token
+                return cached
             if not force_refresh:
                 got = self._from_row(self.store.get_token(self.name))
                 if got is not None:
                     self._process_cache[key] = got
-                    return got.access_token
+                    return got
             got = self._refresh_locked(rejected, force_refresh)
             self._process_cache[key] = got
-            return got.access_token
+            return got
 
     def _refresh_locked(self, rejected: str | None, force: bool) -> _Cached:
         with self.store.token_lock(self.name) as txn:
-            row = txn.row
-            current = self._from_row(row)
-            # A neighbour refreshed while we waited (or, when forced, the store holds a different token
-            # than the one the API just rejected): use theirs, never rotate twice.
-            if current is not None and (not force or current.access_token != rejected):
-                log.debug("jira token %s: using the token a neighbour refreshed", self.name)
-                return current
-            # Resolve the cipher first: a refresh token spent at Atlassian that we then cannot save is lost,
-            # and reusing its predecessor later revokes the whole grant.
-            cipher = self.cipher
-            refresh_token = (
-                cipher.decrypt(row.refresh_token_enc) if row and row.refresh_token_enc else self._bootstrap
+            got = self._refresh_in(txn, rejected, force)
+        # A refused refresh was recorded in the row (committed above, so health sees it): now raise.
+        if isinstance(got, AuthError):
+            raise got from None
+        return got
+
+    def _refresh_in(self, txn: TokenTxn, rejected: str | None, force: bool) -> _Cached | AuthError:
+        """Inside the lock: a neighbour's token, else one refresh; a refusal is saved and returned."""
+        row = txn.row
+        current = self._from_row(row)
+        # A neighbour refreshed while we waited (or, when forced, the store holds a different token
+        # than the one the API just rejected): use theirs, never rotate twice.
+        if current is not None and (not force or current.access_token != rejected):
+            log.debug("jira token %s: using the token a neighbour refreshed", self.name)
+            return current
+        # Resolve the cipher first: a refresh token spent at Atlassian that we then cannot save is lost,
+        # and reusing its predecessor later revokes the whole grant.
+        cipher = self.cipher
+        stored = cipher.decrypt(row.refresh_token_enc) if row and row.refresh_token_enc else None
+        # Once the store holds a refresh token it is the only one used: the connection extra is a one-time
+        # bootstrap, rotated away by its first exchange (reusing it later would revoke the grant).
+        refresh_token = stored or self._bootstrap
+        if not refresh_token:
+            raise AuthError(
+                "atlassian",
+                "POST",
+                f"{self.oauth.auth_url}/oauth/token",
+                None,
+                "no_refresh_token",
+                f"no refresh token stored under {self.name!r}: connect Jira once through "
+                f"{CONSENT_ROUTE} or set the connection extra refresh_token",
             )
-            if not refresh_token:
-                raise AuthError(
-                    "atlassian",
-                    "POST",
-                    f"{self.oauth.auth_url}/oauth/token",
-                    None,
-                    "no_refresh_token",
-                    f"no refresh token stored under {self.name!r}: connect Jira once through "
-                    "/bc-jira/jira/oauth/start or set the connection extra refresh_token",
-                )
-            try:
-                tokens = self.oauth.refresh(refresh_token)
-            except AuthError as exc:
-                if exc.code in ("invalid_grant", "unauthorized_client"):
-                    raise AuthError(
-                        exc.service,
-                        exc.method,
-                        exc.url,
-                        exc.status,
-                        exc.code,
-                        f"{exc.message} — the stored Jira refresh token was revoked or expired; "
-                        "consent again through /bc-jira/jira/oauth/start",
-                    ) from None
-                raise
-            self.refreshes += 1
-            new_refresh = tokens.refresh_token or refresh_token
-            meta = dict(row.meta) if row is not None and row.meta else {}
-            meta["refreshed_at"] = self.clock()
+        meta = dict(row.meta) if row is not None and row.meta else {}
+        try:
+            tokens = self.oauth.refresh(refresh_token)
+        except AuthError as exc:
+            meta["last_refresh_error"] = refresh_failure(exc, self.clock())
             txn.save(
-                cipher.encrypt(new_refresh), cipher.encrypt(tokens.access_token), tokens.expires_at, meta
+                row.refresh_token_enc if row else None,
+                row.access_token_enc if row else None,
+                row.expires_at if row else None,
+                meta,
             )
+            log.error("jira token %s: refresh refused (%s %s)", self.name, exc.status, exc.code)
+            if exc.code in ("invalid_grant", "unauthorized_client"):
+                ended = consent_problem(meta, self.clock()) if self._consent_over(meta) else None
+                return AuthError(
+                    exc.service,
+                    exc.method,
+                    exc.url,
+                    exc.status,
+                    exc.code,
+                    f"{exc.message} — "
+                    + (ended or "the stored Jira refresh token was revoked or expired")
+                    + f"; consent again through {CONSENT_ROUTE}",
+                )
+            return exc
+        self.refreshes += 1
+        new_refresh = tokens.refresh_token or refresh_token
+        now = self.clock()
+        meta["refreshed_at"] = now
+        meta["client_id"] = self.oauth.client_id
+        meta.pop("last_refresh_error", None)
+        if stored is None:
             log.info(
-                "jira token %s refreshed; valid until %s",
+                "jira token %s: the connection's bootstrap refresh token was exchanged; from now on only "
+                "the state store's rotating token is used",
                 self.name,
-                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tokens.expires_at)),
             )
-            return _Cached(tokens.access_token, tokens.expires_at)
+            if "connected_at" not in meta:  # the consent happened earlier; this is the best we know
+                meta["connected_at"] = now
+                meta["consent_estimated"] = True
+        txn.save(cipher.encrypt(new_refresh), cipher.encrypt(tokens.access_token), tokens.expires_at, meta)
+        log.info("jira token %s refreshed; valid until %s", self.name, _utc(tokens.expires_at))
+        return _Cached(tokens.access_token, tokens.expires_at, meta)
+
+    def _consent_over(self, meta: Mapping[str, Any]) -> bool:
+        ends = consent_expires_at(meta)
+        return ends is not None and ends <= self.clock()
 
     # -- writes outside refresh ------------------------------------------------------------------------------
     def store_tokens(self, tokens: TokenSet, meta: dict[str, Any] | None = None) -> None:
@@ -454,13 +546,18 @@ class JiraTokenProvider:
             raise ValueError("the token response has no refresh_token: add offline_access to the scopes")
         with self.store.token_lock(self.name) as txn:
             merged = {**(txn.row.meta if txn.row is not None and txn.row.meta else {}), **(meta or {})}
+            # A consent starts a new 365-day grant and clears the record of an earlier refused refresh.
+            merged["connected_at"] = (meta or {}).get("connected_at") or self.clock()
+            merged["client_id"] = self.oauth.client_id
+            for stale in ("consent_estimated", "last_refresh_error"):
+                merged.pop(stale, None)
             txn.save(
                 self.cipher.encrypt(tokens.refresh_token),
                 self.cipher.encrypt(tokens.access_token),
                 tokens.expires_at,
                 merged,
             )
-        self._process_cache[self._key()] = _Cached(tokens.access_token, tokens.expires_at)
+        self._process_cache[self._key()] = _Cached(tokens.access_token, tokens.expires_at, merged)
 
     def get_meta(self) -> dict[str, Any]:
         row = self.store.get_token(self.name)

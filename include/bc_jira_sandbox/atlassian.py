@@ -2,7 +2,10 @@
 
 Behaves like auth.atlassian.com as described in shared/reference/jira-api.md section 1: auto-consent, rotating
 refresh tokens (every refresh returns a new one; the old one keeps working for a reuse leeway, then reusing it
-revokes the whole grant, like Auth0), 1-hour access tokens, accessible-resources listing the one sandbox site.
+revokes the whole grant, like Auth0; the access token issued with a rotated refresh token is revoked after
+the same leeway), a refresh token unused for 90 days expires, every grant expires 365 days
+after the consent however often it is refreshed (both on the sandbox clock), 1-hour access tokens,
+accessible-resources listing the one sandbox site.
 Its state lives in ``sb.jira.oauth`` (an ``AtlassianState``) so ``--data`` persistence keeps it.
 """
 
@@ -24,6 +27,17 @@ if TYPE_CHECKING:
 ACCESS_TTL_S = 3600
 CODE_TTL_S = 600
 REUSE_LEEWAY_S = 600.0  # Atlassian: "The leeway interval is 10 minutes."
+# Atlassian, "Updated: 31 January 2022 - Action required - Deprecating persistent refresh tokens"
+# (https://community.developer.atlassian.com/t/updated-31-january-2022-action-required-deprecating-persistent-refresh-tokens/54172):
+# "Rotating refresh tokens expire after 90 days of user inactivity. Each time a new rotating refresh token is
+# used, the inactive expiry time is reset to 90 days." and "All tokens have an absolute expiry time of 365
+# days. After a year, users must re-consent ... The absolute expiry time persists between token refreshes and
+# cannot be reduced, or removed." Staff confirmation: .../t/refresh-token-expire-after-36000-seconds/60806/2.
+IDLE_EXPIRY_S = 90 * 86400.0
+ABSOLUTE_EXPIRY_S = 365 * 86400.0
+# The answer to an expired or revoked token (jira-api.md 1.2, from
+# https://nango.dev/blog/jira-oauth-refresh-token-invalid-grant).
+EXPIRED_OR_REVOKED = "Token has been expired or revoked."
 GRANTED_SCOPES = [
     "read:jira-work",
     "write:jira-work",
@@ -47,6 +61,8 @@ class AtlassianState:
         self.access_tokens: dict[str, dict[str, Any]] = {}  # token -> {grant, expires_at, scopes}
         self.codes: dict[str, dict[str, Any]] = {}
         self.reuse_leeway_s = REUSE_LEEWAY_S
+        self.idle_expiry_s = IDLE_EXPIRY_S
+        self.absolute_expiry_s = ABSOLUTE_EXPIRY_S
         self._n = 0
 
     def next_id(self) -> int:
@@ -102,9 +118,23 @@ def _token_response(sb: Sandbox, grant: dict[str, Any]) -> dict[str, Any]:
     }
     if "offline_access" in grant["scopes"]:
         refresh = f"rt{st.next_id()}." + secrets.token_urlsafe(48)
-        st.refresh_tokens[refresh] = {"grant": grant["id"], "issued": _now(sb), "superseded_at": None}
+        st.refresh_tokens[refresh] = {
+            "grant": grant["id"],
+            "issued": _now(sb),
+            "superseded_at": None,
+            "access_token": access,  # its companion: revoked after the leeway once this one is rotated
+        }
         out["refresh_token"] = refresh
     return out
+
+
+def _expired(st: AtlassianState, grant: dict[str, Any], rec: dict[str, Any], now: float) -> str | None:
+    """``"absolute"`` (365 days since the consent), ``"idle"`` (this token unused for 90 days) or None."""
+    if now - float(grant["created"]) >= getattr(st, "absolute_expiry_s", ABSOLUTE_EXPIRY_S):
+        return "absolute"
+    if now - float(rec["issued"]) >= getattr(st, "idle_expiry_s", IDLE_EXPIRY_S):
+        return "idle"
+    return None
 
 
 def _revoke(sb: Sandbox, grant_id: str) -> None:
@@ -222,7 +252,11 @@ def router(sb: Sandbox) -> APIRouter:
                     return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
                 grant = st.grants[rec["grant"]]
                 if grant["revoked"]:
-                    return _oauth_error(403, "invalid_grant", "Token has been expired or revoked.")
+                    return _oauth_error(403, "invalid_grant", EXPIRED_OR_REVOKED)
+                why = _expired(st, grant, rec, now)
+                if why:
+                    sb.stats.bump(f"atlassian.token.expired_{why}")
+                    return _oauth_error(403, "invalid_grant", EXPIRED_OR_REVOKED)
                 if rec["superseded_at"] is not None and now - rec["superseded_at"] > st.reuse_leeway_s:
                     # Reuse of a rotated token outside the leeway: the whole family dies (re-consent needed).
                     _revoke(sb, grant["id"])
@@ -231,6 +265,11 @@ def router(sb: Sandbox) -> APIRouter:
                     return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
                 if rec["superseded_at"] is None:
                     rec["superseded_at"] = now
+                    # Atlassian staff (community t/83103): on a refresh "the old access and refresh tokens
+                    # will enter a 10-minutes grace period ... before they are marked as revoked".
+                    companion = st.access_tokens.get(rec.get("access_token") or "")
+                    if companion is not None:
+                        companion["expires_at"] = min(companion["expires_at"], now + st.reuse_leeway_s)
                 else:
                     sb.stats.bump("atlassian.token.reuse_in_leeway")
                 sb.mark_dirty()
@@ -257,11 +296,14 @@ def router(sb: Sandbox) -> APIRouter:
 
     @r.post("/_sandbox/atlassian/options")
     def options(body: dict[str, Any]) -> dict[str, Any]:
-        """Test knob: ``{"reuse_leeway_s": N}`` (default 600 like Atlassian)."""
+        """Test knobs: ``reuse_leeway_s`` (600), ``idle_expiry_s`` (90 d), ``absolute_expiry_s`` (365 d)."""
+        keys = ("reuse_leeway_s", "idle_expiry_s", "absolute_expiry_s")
         with sb.lock:
-            if "reuse_leeway_s" in body:
-                _state(sb).reuse_leeway_s = float(body["reuse_leeway_s"])
-            return {"reuse_leeway_s": _state(sb).reuse_leeway_s}
+            st = _state(sb)
+            for key in keys:
+                if key in body:
+                    setattr(st, key, float(body[key]))
+            return {key: getattr(st, key, None) for key in keys}
 
     @r.post("/_sandbox/atlassian/revoke")
     def revoke() -> dict[str, Any]:

@@ -10,7 +10,9 @@ Fidelity notes (sources in shared/reference/bc-api.md):
 - ``@odata.etag`` per record; PATCH needs ``If-Match`` (missing -> 400 BadRequest_InvalidToken, stale -> 412
   Request_EntityChanged). ``Microsoft.NAV.post`` posts drafts only, keeps the id, assigns a posted number,
   status Open; BC's dialog errors for non-drafts, blocked vendors, missing vendor invoice no., no lines.
-- Subscriptions: handshake on create and renew, 3-day expiry, notifications batched per notificationUrl after
+- Subscriptions: handshake on create and renew (POST, or GET with ``/_sandbox/bc/options``: Microsoft does not
+  document the method), renewal only with the documented body (the subscription's own ``notificationUrl`` and
+  ``resource``, optional ``clientState``), 3-day expiry, notifications batched per notificationUrl after
   ``notify_delay_s``, ``updated`` merged per record, null updates dropped, ``collection`` over 1,000 changes,
   retries on no answer/408/429/5xx with BC's per-attempt delays (scaled by notify_delay_s / 30 s),
   deletion after 5 failed attempts or on any other answer (e.g. a plain 4xx).
@@ -65,6 +67,9 @@ MAX_SUBSCRIPTIONS = 200
 COLLECTION_THRESHOLD = 1000
 MAX_ATTEMPTS = 5
 HANDSHAKE_TIMEOUT_S = 5.0
+# Learn: "BC issues a request to the notificationUrl, passing a validationToken parameter on the query string"
+# (dev-itpro/api-reference/v2.0/dynamics-subscriptions.md); the HTTP method is not stated (review #6).
+HANDSHAKE_METHODS = ("POST", "GET")
 RETRY_DELAYS_S = {0: 60, 1: 60, 2: 60, 3: 600, 4: 6000}  # BC GetDelayTimeForAttempt; 5+ -> 60000 s
 LOCAL_CURRENCY = "DKK"
 
@@ -261,6 +266,7 @@ class BcState:
     # -- lifecycle ------------------------------------------------------------------------------------------
     def reset(self) -> None:
         now = self.sb.now()
+        self.handshake_method = "POST"
         self.company: dict[str, Any] = {
             "id": self.sb.creds["company_id"],
             "systemVersion": "26.0.30643.32481",
@@ -1273,12 +1279,12 @@ def router(sb: Sandbox) -> APIRouter:
             return "notificationUrl must be an absolute http(s) URL"
         token = uuid.uuid4().hex + uuid.uuid4().hex
         sep = "&" if "?" in url else "?"
-        resp = sb.post_json(
-            f"{url}{sep}validationToken={token}",
-            b"",
-            {"clientRequestId": str(uuid.uuid4())},
-            timeout=HANDSHAKE_TIMEOUT_S,
-        )
+        target, headers = f"{url}{sep}validationToken={token}", {"clientRequestId": str(uuid.uuid4())}
+        if getattr(st(), "handshake_method", "POST") == "GET":
+            resp = sb.get(target, headers, timeout=HANDSHAKE_TIMEOUT_S)
+        else:
+            resp = sb.post_json(target, b"", headers, timeout=HANDSHAKE_TIMEOUT_S)
+        sb.stats.bump(f"bc.handshake.{getattr(st(), 'handshake_method', 'POST').lower()}")
         if resp is None:
             return "no answer within the handshake timeout"
         text = resp.text.strip()
@@ -1415,7 +1421,10 @@ def router(sb: Sandbox) -> APIRouter:
                     "BadRequest_PropertyNotFound",
                     f"The property '{sorted(unknown)[0]}' cannot be changed.",
                 )
-            url = body.get("notificationUrl") or sub["notificationUrl"]
+            why = renewal_mismatch(st(), sub, body)
+            if why:
+                raise _bad(why)
+            url = body["notificationUrl"]
         why = handshake(url)
         if why:
             raise _bad(
@@ -1465,6 +1474,18 @@ def router(sb: Sandbox) -> APIRouter:
             sb.mark_dirty()
         return {"ok": True, "records": out}
 
+    @r.post("/_sandbox/bc/options")
+    @_bc
+    def options(body: Any = Body(default_factory=dict)) -> Any:
+        """``{"handshake_method": "POST" | "GET"}``: how the handshake request is sent (create and renew)."""
+        with sb.lock:
+            if "handshake_method" in body:
+                method = str(body["handshake_method"]).upper()
+                if method not in HANDSHAKE_METHODS:
+                    raise _bad(f"handshake_method must be one of {', '.join(HANDSHAKE_METHODS)}")
+                st().handshake_method = method
+            return {"handshake_method": getattr(st(), "handshake_method", "POST")}
+
     @r.get("/_sandbox/bc/records/{entity}")
     @_bc
     def dump(entity: str) -> Any:
@@ -1474,6 +1495,31 @@ def router(sb: Sandbox) -> APIRouter:
             return {"value": [st().public(entity, r) for r in st().records[entity].values()]}
 
     return r
+
+
+def renewal_mismatch(state: BcState, sub: dict[str, Any], body: dict[str, Any]) -> str | None:
+    """Why a renewal PATCH body is refused, or None.
+
+    Learn (api-reference/v2.0/api/dynamics_subscriptions_update) documents renewal as ``PATCH
+    subscriptions({'id'})`` with If-Match and the body ``{notificationUrl, resource, clientState}``: "A
+    subscription is valid for 3 days unless it is updated. PATCH requests will perform a handshake." Whether
+    an empty body renews is not documented (vendor-behaviour-review.md #5), and nothing documents moving a
+    subscription to another resource, so the sandbox holds clients to the documented form [inference]:
+    ``notificationUrl`` and ``resource`` present, the resource the subscription's own. A new notificationUrl
+    is handshaken like on create; ``clientState`` is optional ("can be provided in the POST and PATCH").
+    """
+    missing = [k for k in ("notificationUrl", "resource") if not body.get(k)]
+    if missing:
+        return (
+            f"The subscription was not renewed: the PATCH body must carry the subscription's "
+            f"{' and '.join(missing)} (notificationUrl, resource and optionally clientState)."
+        )
+    if state.subscription_entity(str(body["resource"])) != (sub["_company"], sub["_entity"]):
+        return (
+            f"The resource '{body['resource']}' does not match the subscription's resource "
+            f"'{sub['resource']}': a subscription cannot be moved to another resource."
+        )
+    return None
 
 
 def _expand(entity: str, text: str | None) -> list[str]:

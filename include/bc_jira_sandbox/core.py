@@ -399,6 +399,16 @@ class Sandbox:
             log.warning("sandbox webhook to %s failed: %s", url, type(exc).__name__)
             return None
 
+    def get(
+        self, url: str, headers: dict[str, str] | None = None, timeout: float = 10.0
+    ) -> requests.Response | None:
+        """An outbound GET (e.g. a handshake sent with GET); errors are logged, never raised."""
+        try:
+            return self._http.get(url, headers=headers or {}, timeout=timeout)
+        except requests.RequestException as exc:
+            log.warning("sandbox request to %s failed: %s", url, type(exc).__name__)
+            return None
+
     # -- persistence (--data FILE) --------------------------------------------------------------------------
     def mark_dirty(self) -> None:
         self._dirty = True

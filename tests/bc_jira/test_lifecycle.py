@@ -98,8 +98,12 @@ def wait_for(pred: Any, timeout: float = 15.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
-def test_bc_subscriptions_ten_days(lc: dict[str, Any]) -> None:
+@pytest.mark.parametrize("handshake", ["POST", "GET"])
+def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
+    """10 days in 6-hour steps; BC handshakes on create and on every renewal, with either method (Microsoft
+    does not document it), and accepts a renewal only with the documented body."""
     sb, bc, store = lc["sandbox"], lc["bc"], lc["store"]
+    sb.control("POST", "/_sandbox/bc/options", {"handshake_method": handshake})
     url = lifecycle.notification_url(lc["base"])
     now = lambda: sandbox_now(sb)  # noqa: E731
     first = lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)
@@ -130,6 +134,11 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any]) -> None:
     assert actions["renewed"] >= 16 and actions["failed"] == 0
     assert actions["recreated"] == 1 and actions["deleted-duplicate"] == 1
     assert all(s["last_error"] is None for s in store.list_subscriptions())
+    events = sb.stats()["events"]
+    other = {"POST": "GET", "GET": "POST"}[handshake]
+    # creates (2 + 1 recreated + 1 duplicate) and every renewal handshook the plugin with that method
+    assert events[f"bc.handshake.{handshake.lower()}"] == 4 + actions["renewed"]
+    assert events.get(f"bc.handshake.{other.lower()}", 0) == 0
     # and notifications still flow through the plugin into the store
     vendor = next(iter(bc.iter_records("vendors", top=1, page_size=1)))
     sb.control(
@@ -157,8 +166,14 @@ def test_unreachable_url_fails_clearly(lc: dict[str, Any]) -> None:
     assert lc["store"].list_subscriptions()[0]["last_error"]
 
 
-def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any]) -> None:
+@pytest.mark.parametrize("form", ["epoch_ms", "iso"])
+def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any], form: str) -> None:
+    """40 days, one run a day, with ``expirationDate`` in either documented form (int64 schema, or the
+    spec examples' "2019-06-01T12:42:30.000+0000")."""
+    from bc_jira.hooks.jira import expiration_ms
+
     sb, jira, store = lc["sandbox"], lc["jira"], lc["store"]
+    sb.control("POST", "/_sandbox/jira/options", {"expiration_date_format": form})
     url = lifecycle.jira_webhook_url(lc["base"])
     jql = lifecycle.transitions_jql("FIN", ["Invoice", "Vendor"])
     now = lambda: sandbox_now(sb)  # noqa: E731
@@ -173,7 +188,10 @@ def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any]) -> None:
         hooks = jira.list_webhooks()
         t_ms = sandbox_now(sb).timestamp() * 1000
         assert len(hooks) == 1, (day, hooks)
-        assert hooks[0]["expirationDate"] - t_ms > 7 * 86400 * 1000, day
+        assert isinstance(hooks[0]["expirationDate"], str if form == "iso" else int)
+        assert expiration_ms(hooks[0]["expirationDate"]) - t_ms > 7 * 86400 * 1000, day
+        recorded = lifecycle._ts(store.get_webhook(lifecycle.JIRA_WEBHOOK_NAME)["expiration"])
+        assert abs(recorded.timestamp() * 1000 - expiration_ms(hooks[0]["expirationDate"])) < 1000
     assert actions["refreshed"] >= 2 and actions.get("registered", 0) == 0
     # a status change is delivered (signed), verified by the plugin and staged once
     issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "x"})
@@ -190,6 +208,32 @@ def test_health_after_ensure(lc: dict[str, Any]) -> None:
     body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
     assert body["ok"] is True and len(body["bc_subscriptions"]) == 2
     assert all(s["left_s"] > 2 * 86400 for s in body["bc_subscriptions"])
+
+
+def test_revoked_grant_turns_health_red(lc: dict[str, Any], tmp_path: Any) -> None:
+    """The reported case: the grant was revoked (a rotated refresh token was reused), write-back failed three
+    times, and /bc-jira/health still said ok. Now the refused refresh is recorded and health names it."""
+    import requests
+
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.http import AuthError
+    from bc_jira.tokens import JiraTokenProvider
+
+    sb, store = lc["sandbox"], lc["store"]
+    assert lc["jira"].myself()["accountId"]  # a task exchanged the bootstrap token into the store
+    assert requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()["ok"] is True
+    sb.control("POST", "/_sandbox/clock", {"advance_s": 3600})
+    # An old deployment (its own store) still holds the rotated-away bootstrap token and uses it.
+    with pytest.raises(AuthError):
+        JiraCloudHook(store=StateStore.from_url(f"sqlite:///{tmp_path}/other.db")).myself()
+    assert sb.stats()["events"]["atlassian.grant.revoked"] == 1
+    for _ in range(3):  # the write-back task's three tries
+        JiraTokenProvider._process_cache.clear()
+        with pytest.raises(AuthError, match="consent again"):
+            JiraCloudHook(store=store).myself()
+    body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
+    assert body["ok"] is False and body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
+    assert any("refused" in p and "/bc-jira/jira/oauth/start" in p for p in body["problems"])
 
 
 def test_basic_auth_delivery_check_explains_admin_webhook(sqlite_url: str) -> None:

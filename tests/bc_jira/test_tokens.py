@@ -77,6 +77,9 @@ class FakeStore:
     def get_token(self, name: str) -> Row | None:
         return self.rows.get(name)
 
+    def list_tokens(self, prefix: str = "") -> list[Row]:
+        return [row for name, row in sorted(self.rows.items()) if name.startswith(prefix)]
+
     @contextlib.contextmanager
     def token_lock(self, name: str) -> Iterator[Txn]:
         if self.before_lock:
@@ -336,9 +339,100 @@ def test_store_tokens_and_meta(cipher: TokenCipher) -> None:
     p = _provider(store, cipher)
     p.store_tokens(TokenSet("at-c", "rt-c", time.time() + 3600), {"site_url": "https://a"})
     p.update_meta(cloud_id="cid-1")
-    assert p.get_meta() == {"site_url": "https://a", "cloud_id": "cid-1"}
+    meta = p.get_meta()
+    assert meta.pop("connected_at") == pytest.approx(time.time(), abs=5)  # a consent starts the 365 days
+    assert meta == {"site_url": "https://a", "cloud_id": "cid-1", "client_id": "cid"}
     assert cipher.decrypt(store.rows["jira:test"].refresh_token_enc) == "rt-c"
     assert p.access_token() == "at-c"
+
+
+# -- consent expiry (365 days) and refused refreshes ---------------------------------------------------------
+
+DAY = 86400.0
+
+
+def test_bootstrap_exchange_marks_the_consent_date_estimated(requests_mock: Any, cipher: TokenCipher) -> None:
+    requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("at-1", "rt-2"))
+    store = FakeStore()
+    _provider(store, cipher).access_token()
+    meta = store.rows["jira:test"].meta
+    assert meta["consent_estimated"] is True and meta["connected_at"] == pytest.approx(time.time(), abs=5)
+    assert tokens.consent_expires_at(meta) == pytest.approx(meta["connected_at"] + 365 * DAY)
+    # A real consent (the OAuth callback) replaces the estimate and starts a new year.
+    p = _provider(store, cipher)
+    p.store_tokens(TokenSet("at-c", "rt-c", time.time() + 3600), {"connected_at": 1_000.0})
+    assert "consent_estimated" not in store.rows["jira:test"].meta
+    assert tokens.consent_expires_at(store.rows["jira:test"].meta) == 1_000.0 + 365 * DAY
+
+
+@pytest.mark.parametrize(("age_days", "warns"), [(300, False), (336, True), (364, True)])
+def test_task_log_warns_in_the_30_days_before_the_consent_ends(
+    age_days: int, warns: bool, cipher: TokenCipher, caplog: pytest.LogCaptureFixture
+) -> None:
+    consent = time.time() - age_days * DAY
+    store = FakeStore()
+    store.rows["jira:test"] = Row(
+        "jira:test",
+        cipher.encrypt("rt"),
+        cipher.encrypt("at-live"),
+        time.time() + 3600,
+        {"connected_at": consent},
+    )
+    caplog.set_level(logging.WARNING, logger="bc_jira.tokens")
+    p = _provider(store, cipher)
+    for _ in range(3):
+        assert p.access_token() == "at-live"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if not warns:
+        assert warnings == []
+        return
+    assert len(warnings) == 1  # once per task, not per call
+    assert "365 days" in warnings[0] and "/bc-jira/jira/oauth/start" in warnings[0]
+    assert tokens._utc(consent + 365 * DAY) in warnings[0]
+
+
+def test_refused_refresh_is_recorded_then_cleared(requests_mock: Any, cipher: TokenCipher) -> None:
+    answers = iter(
+        [
+            {
+                "status_code": 403,
+                "json": {"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."},
+            },
+            {"json": _token_answer("at-2", "rt-3")},
+        ]
+    )
+    requests_mock.post(f"{AUTH}/oauth/token", [next(answers), next(answers)])
+    store = FakeStore()
+    store.rows["jira:test"] = Row("jira:test", cipher.encrypt("rt-dead"), None, None, {"cloud_id": "c1"})
+    with pytest.raises(AuthError, match="consent again through /bc-jira/jira/oauth/start"):
+        _provider(store, cipher).access_token()
+    row = store.rows["jira:test"]
+    failure = row.meta["last_refresh_error"]
+    assert failure["code"] == "invalid_grant" and failure["status"] == 403
+    assert "Unknown or invalid refresh token" in failure["message"] and failure["at"] <= time.time()
+    assert cipher.decrypt(row.refresh_token_enc) == "rt-dead" and row.meta["cloud_id"] == "c1"  # kept
+    assert _provider(store, cipher).access_token() == "at-2"  # e.g. after a fix: the record is cleared
+    assert "last_refresh_error" not in store.rows["jira:test"].meta
+
+
+def test_expired_consent_error_names_the_365_day_limit(requests_mock: Any, cipher: TokenCipher) -> None:
+    requests_mock.post(
+        f"{AUTH}/oauth/token",
+        status_code=403,
+        json={"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+    )
+    store = FakeStore()
+    store.rows["jira:test"] = Row(
+        "jira:test", cipher.encrypt("rt"), None, None, {"connected_at": time.time() - 366 * DAY}
+    )
+    with pytest.raises(AuthError) as err:
+        _provider(store, cipher).access_token()
+    msg = str(err.value)
+    assert (
+        "consent expired on" in msg
+        and "365-day" in msg
+        and "consent again through /bc-jira/jira/oauth/start" in msg
+    )
 
 
 # -- cross-process: the real StateStore over PostgreSQL and SQLite, the sandbox over HTTP --------------------
@@ -505,3 +599,67 @@ def test_missing_key_fails_before_the_refresh_token_is_spent(sandbox, sqlite_url
     with pytest.raises(tokens_mod.TokenCryptoError):
         provider.access_token()
     assert sandbox.stats()["events"].get("atlassian.token.refresh", 0) == before
+
+
+def test_refused_refresh_is_committed_in_the_real_store(
+    sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal is written in the lock's transaction and survives the exception (no rollback)."""
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    store = _store(sqlite_url)
+    creds = sandbox.creds
+    provider = JiraTokenProvider(
+        store, _creds_oauth(creds, sandbox.url), "jira:real", bootstrap_refresh_token=creds["refresh_token"]
+    )
+    assert provider.access_token()
+    assert [r.name for r in store.list_tokens("jira:")] == ["jira:real"]
+    sandbox.control("POST", "/_sandbox/atlassian/revoke")  # the user removed the app
+    with pytest.raises(AuthError, match="consent again"):
+        provider.access_token(force_refresh=True)
+    row = store.get_token("jira:real")
+    assert row.meta["last_refresh_error"]["code"] == "invalid_grant" and row.refresh_token_enc
+    assert store.list_tokens("other:") == []
+
+
+def test_a_year_on_the_sandbox_clock(
+    sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refreshed every 30 days (never idle), the grant still ends 365 days after the consent: the task log
+    warns from day 335 and the refusal after the end says to consent again."""
+    from datetime import datetime
+
+    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+
+    def sandbox_clock() -> float:
+        now = sandbox.control("POST", "/_sandbox/clock", {"advance_s": 0})["now"]
+        return datetime.fromisoformat(now).timestamp()
+
+    store = _store(sqlite_url)
+    creds = sandbox.creds
+
+    def provider() -> JiraTokenProvider:
+        JiraTokenProvider._process_cache.clear()
+        return JiraTokenProvider(
+            store,
+            _creds_oauth(creds, sandbox.url),
+            "jira:year",
+            bootstrap_refresh_token=creds["refresh_token"],
+            clock=sandbox_clock,
+        )
+
+    caplog.set_level(logging.WARNING, logger="bc_jira.tokens")
+    provider().access_token()  # day 0: the bootstrap is exchanged (the sandbox grant was consented now)
+    warned_on = []
+    for day in range(30, 365, 30):
+        sandbox.control("POST", "/_sandbox/clock", {"advance_s": 30 * DAY})
+        caplog.clear()
+        provider().access_token()  # expired on the sandbox clock: refreshed
+        if any("consent expires on" in r.getMessage() for r in caplog.records):
+            warned_on.append(day)
+    assert warned_on == [360]  # the only step inside the last 30 days
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 6 * DAY})  # day 366
+    with pytest.raises(AuthError) as err:
+        provider().access_token()
+    assert "consent expired on" in str(err.value) and "/bc-jira/jira/oauth/start" in str(err.value)
+    assert sandbox.stats()["events"]["atlassian.token.expired_absolute"] == 1
+    assert store.get_token("jira:year").meta["last_refresh_error"]["code"] == "invalid_grant"

@@ -91,16 +91,28 @@ class Receiver:
         self.notifications: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.mode = "echo"  # echo | wrong
+        self.methods: list[str] = []  # the HTTP method of each handshake
+        self.answer_get = True  # False: a receiver that routes only POST (405 to a GET handshake)
         self.statuses: list[int] = []  # answers for the next notifications (default 202)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                token = parse_qs(urlsplit(self.path).query).get("validationToken", [None])[0]
+                if token is None or not outer.answer_get:
+                    self._send(405, b"", "text/plain")
+                    return
+                outer.handshakes.append(token)
+                outer.methods.append("GET")
+                self._send(200, (token if outer.mode == "echo" else "nope").encode(), "text/plain")
+
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 token = parse_qs(urlsplit(self.path).query).get("validationToken", [None])[0]
                 if token is not None:
                     outer.handshakes.append(token)
+                    outer.methods.append("POST")
                     answer = token if outer.mode == "echo" else "nope"
                     self._send(200, answer.encode(), "text/plain")
                     return
@@ -406,6 +418,61 @@ def test_subscription_create_fails_without_handshake(
     assert hook.list_subscriptions() == []
     with pytest.raises(ClientError):  # BC sends no webhooks for purchase orders
         hook.create_subscription(receiver.url, "purchaseOrders")
+
+
+def test_renewal_needs_the_documented_body_and_handshakes(
+    sandbox: Any, hook: BusinessCentralHook, receiver: Receiver
+) -> None:
+    """Learn (dynamics_subscriptions_update): PATCH with If-Match and the body {notificationUrl, resource,
+    clientState}; "PATCH requests will perform a handshake". An empty body or another resource is refused."""
+    sub = hook.create_subscription(receiver.url, "vendors")
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 86400})
+    path = f"subscriptions('{sub['subscriptionId']}')"
+    headers = {"If-Match": sub["@odata.etag"]}
+    with pytest.raises(ClientError) as empty:
+        hook.client.request("PATCH", path, json={}, headers=headers)
+    assert empty.value.status == 400 and "notificationUrl and resource" in empty.value.message
+    moved = {**hook_body(sub), "resource": sub["resource"].replace("/vendors", "/purchaseInvoices")}
+    with pytest.raises(ClientError) as other:
+        hook.client.request("PATCH", path, json=moved, headers=headers)
+    assert other.value.status == 400 and "does not match" in other.value.message
+    assert len(receiver.handshakes) == 1  # refused before any handshake; nothing changed
+    assert hook.get_subscription(sub["subscriptionId"])["expirationDateTime"] == sub["expirationDateTime"]
+    renewed = hook.renew_subscription(sub["subscriptionId"])  # the documented body
+    assert len(receiver.handshakes) == 2
+    left = datetime.fromisoformat(
+        renewed["expirationDateTime"].replace("Z", "+00:00")
+    ) - datetime.fromisoformat(sub["expirationDateTime"].replace("Z", "+00:00"))
+    assert 86000 < left.total_seconds() < 86800  # three days from now, one day later than before
+    receiver.mode = "wrong"  # BC validates the endpoint on renewal too
+    with pytest.raises(ClientError, match="validat"):
+        hook.renew_subscription(sub["subscriptionId"])
+
+
+def hook_body(sub: dict[str, Any]) -> dict[str, Any]:
+    return {k: sub[k] for k in ("notificationUrl", "resource", "clientState")}
+
+
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_handshake_method_is_a_setting(
+    method: str, sandbox: Any, hook: BusinessCentralHook, receiver: Receiver
+) -> None:
+    """Learn documents the validationToken query parameter, not the HTTP method: the sandbox can send both."""
+    assert sandbox.control("POST", "/_sandbox/bc/options", {"handshake_method": method}) == {
+        "handshake_method": method
+    }
+    sub = hook.create_subscription(receiver.url, "purchaseInvoices")
+    hook.renew_subscription(sub["subscriptionId"])
+    assert receiver.methods == [method, method]
+    hook.delete_subscription(sub["subscriptionId"])
+    receiver.answer_get = False  # a receiver that routes only POST
+    if method == "GET":
+        with pytest.raises(ClientError, match="validated"):
+            hook.create_subscription(receiver.url, "purchaseInvoices")
+    else:
+        assert hook.create_subscription(receiver.url, "purchaseInvoices")["subscriptionId"]
+    bad = requests.post(f"{sandbox.url}/_sandbox/bc/options", json={"handshake_method": "PUT"}, timeout=10)
+    assert bad.status_code == 400
 
 
 def test_subscription_deleted_on_plain_4xx(

@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -171,6 +173,62 @@ def test_refresh_rotation_leeway_then_revocation(jira: Jira, sandbox: Any) -> No
         },
     )
     assert wrong.status_code == 401 and wrong.json()["error"] == "access_denied"
+
+
+def test_access_token_of_a_rotated_refresh_token_dies_after_the_leeway(jira: Jira, sandbox: Any) -> None:
+    """Atlassian staff (community t/83103): on a refresh "the old access and refresh tokens will enter a
+    10-minutes grace period ... before they are marked as revoked"."""
+    old_headers = dict(jira.headers)
+    jira.refresh()  # rotates the refresh token that came with old_headers' access token
+    assert requests.get(f"{jira.base}/myself", headers=old_headers, timeout=10).status_code == 200
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 601})
+    assert requests.get(f"{jira.base}/myself", headers=old_headers, timeout=10).status_code == 401
+    assert jira.call("GET", "myself").status_code == 200  # the new access token lives its hour
+
+
+def test_refresh_token_unused_for_90_days_expires(jira: Jira, sandbox: Any) -> None:
+    """Atlassian (community t/54172): "Rotating refresh tokens expire after 90 days of user inactivity. Each
+    time a new rotating refresh token is used, the inactive expiry time is reset to 90 days." """
+    for _ in range(2):  # used every 89 days: each use resets the 90 days
+        sandbox.control("POST", "/_sandbox/clock", {"advance_s": 89 * 86400})
+        jira.refresh()
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 90 * 86400})
+    late = jira.token("refresh_token", refresh_token=jira.refresh_token)
+    assert late.status_code == 403
+    assert late.json() == {
+        "error": "invalid_grant",
+        "error_description": "Token has been expired or revoked.",
+    }
+    assert sandbox.stats()["events"]["atlassian.token.expired_idle"] == 1
+
+
+def test_grant_expires_365_days_after_consent_however_often_refreshed(jira: Jira, sandbox: Any) -> None:
+    """Atlassian (t/54172): "All tokens have an absolute expiry time of 365 days ... The absolute expiry time
+    persists between token refreshes"; staff (t/60806/2): "even if it keeps getting refreshed"."""
+    for _ in range(12):  # refreshed every 30 days: never idle, 360 days after the consent
+        sandbox.control("POST", "/_sandbox/clock", {"advance_s": 30 * 86400})
+        jira.refresh()
+    assert jira.call("GET", "myself").status_code == 200
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5 * 86400})  # day 365
+    late = jira.token("refresh_token", refresh_token=jira.refresh_token)
+    assert late.status_code == 403 and late.json()["error"] == "invalid_grant"
+    assert sandbox.stats()["events"]["atlassian.token.expired_absolute"] == 1
+    # Consenting again starts a new year.
+    c = sandbox.creds
+    params = {
+        "audience": "api.atlassian.com",
+        "client_id": c["atlassian_client_id"],
+        "scope": "read:jira-work offline_access",
+        "redirect_uri": c["redirect_uri"],
+        "response_type": "code",
+        "prompt": "consent",
+    }
+    loc = requests.get(f"{sandbox.url}/authorize", params=params, allow_redirects=False, timeout=10)
+    code = parse_qs(urlsplit(loc.headers["location"]).query)["code"][0]
+    fresh = jira.token("authorization_code", code=code, redirect_uri=c["redirect_uri"])
+    assert fresh.status_code == 200
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 30 * 86400})
+    assert jira.token("refresh_token", refresh_token=fresh.json()["refresh_token"]).status_code == 200
 
 
 def test_access_token_expires_after_an_hour(jira: Jira, sandbox: Any) -> None:
@@ -547,6 +605,45 @@ def test_webhook_expiry_refresh_list_delete(jira: Jira, sandbox: Any, receiver: 
     receiver.wait(1)
     assert jira.call("DELETE", "webhook", {"webhookIds": [wid]}).status_code == 202
     assert jira.call("GET", "webhook").json()["values"] == []
+
+
+def test_webhook_expiration_date_in_the_spec_examples_form(jira: Jira, sandbox: Any) -> None:
+    """The spec's schema says int64 epoch ms; its examples (and Atlassian's reference page) show
+    "2019-06-01T12:42:30.000+0000". The sandbox answers either; the ISO form is validated as exactly that."""
+    from bc_jira_sandbox.openapi import SpecViolation
+
+    assert sandbox.control("POST", "/_sandbox/jira/options", {"expiration_date_format": "iso"}) == {
+        "validate": True,
+        "expiration_date_format": "iso",
+    }
+    wid = jira.call(
+        "POST",
+        "webhook",
+        {
+            "url": "http://127.0.0.1:1/h",
+            "webhooks": [{"events": ["jira:issue_updated"], "jqlFilter": "project = FIN"}],
+        },
+    ).json()["webhookRegistrationResult"][0]["createdWebhookId"]
+    listed = requests.get(f"{jira.base}/webhook", headers=jira.headers, timeout=10).json()
+    refreshed = requests.put(
+        f"{jira.base}/webhook/refresh", json={"webhookIds": [wid]}, headers=jira.headers, timeout=10
+    ).json()
+    stamp = datetime.now(UTC) + timedelta(days=30)
+    for value in (listed["values"][0]["expirationDate"], refreshed["expirationDate"]):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", value), value
+        assert abs((datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z") - stamp).total_seconds()) < 120
+    strict, examples = get_validator(), get_validator(example_forms=True)
+    with pytest.raises(SpecViolation, match="expirationDate"):
+        strict.validate_response("GET", "/rest/api/3/webhook", 200, listed)
+    examples.validate_response("GET", "/rest/api/3/webhook", 200, listed)
+    examples.validate_response("PUT", "/rest/api/3/webhook/refresh", 200, refreshed)
+    assert sandbox.spec_violations() == 0  # the sandbox's own check knows the setting
+    sandbox.control("POST", "/_sandbox/jira/options", {"expiration_date_format": "epoch_ms"})
+    assert isinstance(jira.call("GET", "webhook").json()["values"][0]["expirationDate"], int)
+    bad = requests.post(
+        f"{sandbox.url}/_sandbox/jira/options", json={"expiration_date_format": "x"}, timeout=10
+    )
+    assert bad.status_code == 400
 
 
 def test_basic_auth_cannot_register_webhooks(sandbox: Any) -> None:

@@ -155,3 +155,31 @@ def test_vendored_jira_spec_is_the_official_document() -> None:
     vendored = Path(REPO / "include/bc_jira_sandbox/jira-platform-openapi-v3.json")
     digest = hashlib.sha256
     assert digest(vendored.read_bytes()).hexdigest() == digest(official.read_bytes()).hexdigest()
+
+
+def test_example_forms_are_the_specs_own_examples_and_nothing_looser() -> None:
+    """The spec's examples of GET /webhook and PUT /webhook/refresh contradict its int64 schema; the
+    ``example_forms`` validator accepts exactly their form, the default one does not."""
+    import json
+    import re
+
+    from bc_jira_sandbox.openapi import EXAMPLE_FORMS
+
+    strict, examples = get_validator(), get_validator(example_forms=True)
+    spec = strict.spec
+    for path, method in (("/rest/api/3/webhook", "get"), ("/rest/api/3/webhook/refresh", "put")):
+        example = json.loads(
+            spec["paths"][path][method]["responses"]["200"]["content"]["application/json"]["example"]
+        )
+        with pytest.raises(SpecViolation, match="expirationDate"):
+            strict.validate_response(method, path, 200, example)
+        examples.validate_response(method, path, 200, example)
+        stamps = [w["expirationDate"] for w in example.get("values", [example])]
+        assert stamps and all(
+            re.fullmatch(EXAMPLE_FORMS[("Webhook", "expirationDate")]["pattern"], x) for x in stamps
+        )
+    for ok in (1559392950000, "2019-06-01T12:42:30.000+0000"):
+        examples.validate_response("PUT", "/rest/api/3/webhook/refresh", 200, {"expirationDate": ok})
+    for bad in ("2019-06-01", "tomorrow", "2019-06-01T12:42:30Z", 1.5, None):
+        with pytest.raises(SpecViolation):
+            examples.validate_response("PUT", "/rest/api/3/webhook/refresh", 200, {"expirationDate": bad})

@@ -7,6 +7,7 @@ import hmac
 import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -58,9 +59,17 @@ def test_plugin_registers_fastapi_app_at_bc_jira() -> None:
     } <= paths
 
 
-def test_bc_handshake_echo(client: TestClient) -> None:
-    r = client.post("/bc/notifications?validationToken=tok-123", content=b"")
+@pytest.mark.parametrize("method", ["POST", "GET"])
+def test_bc_handshake_echo(client: TestClient, method: str) -> None:
+    """Learn states the validationToken query parameter and the 200 echo, not the method: answer both."""
+    r = client.request(method, "/bc/notifications?validationToken=tok-123")
     assert r.status_code == 200 and r.text == "tok-123" and r.headers["content-type"].startswith("text/plain")
+
+
+def test_bc_get_without_token_stages_nothing(client: TestClient, store: StateStore) -> None:
+    r = client.get("/bc/notifications")
+    assert r.status_code == 400 and "handshake" in r.text
+    assert store.count_pending() == 0
 
 
 def test_bc_notification_staged_and_forged_dropped(client: TestClient, store: StateStore) -> None:
@@ -150,6 +159,33 @@ def test_health_reports_store_and_backlog(client: TestClient, store: StateStore)
     assert body["pending_events"]["jira.transition"] == 0
 
 
+def test_health_shows_consent_expiry_and_refused_refresh(client: TestClient, store: StateStore) -> None:
+    """Atlassian ends a grant 365 days after the consent (jira-api.md 1.3): a problem 30 days before."""
+    day = 86400.0
+    consent = time.time() - 340 * day
+    with store.token_lock("jira:jira_default") as txn:
+        txn.save("rt-ciphertext", "at-ciphertext", time.time() + 3000, {"connected_at": consent})
+    body = client.get("/health").json()
+    expires = body["jira_token"]["consent_expires_at"]
+    assert expires == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(consent + 365 * day)) + expires[19:]
+    assert body["ok"] is False and body["jira_token"]["consent_estimated"] is False
+    assert [p for p in body["problems"] if "consent" in p and "/bc-jira/jira/oauth/start" in p]
+    with store.token_lock("jira:jira_default") as txn:  # a fresh consent: no problem
+        txn.save("rt-ciphertext", "at-ciphertext", time.time() + 3000, {"connected_at": time.time()})
+    assert client.get("/health").json()["ok"] is True
+    failure = {
+        "at": time.time(),
+        "status": 403,
+        "code": "invalid_grant",
+        "message": "Unknown or invalid refresh token.",
+    }
+    with store.token_lock("jira:jira_default") as txn:
+        txn.save("rt-ciphertext", None, None, {"connected_at": time.time(), "last_refresh_error": failure})
+    body = client.get("/health").json()
+    assert body["ok"] is False and body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
+    assert any("refused" in p and "invalid_grant" in p for p in body["problems"])
+
+
 def test_oauth_start_requires_airflow_user(client: TestClient) -> None:
     r = client.get("/jira/oauth/start", follow_redirects=False)
     assert r.status_code == 401 and "location" not in r.headers
@@ -199,6 +235,11 @@ def test_oauth_flow_against_sandbox(sandbox: Any, store: StateStore) -> None:
     row = store.get_token("jira:jira_default")
     assert row is not None and row.refresh_token_enc and row.meta["cloud_id"] == c["cloud_id"]
     assert "connected_by" in row.meta
+    token_health = TestClient(app).get("/health").json()["jira_token"]
+    assert token_health["consent_estimated"] is False and token_health["last_refresh_error"] is None
+    assert token_health["consent_expires_at"][:10] == time.strftime(
+        "%Y-%m-%d", time.gmtime(row.meta["connected_at"] + 365 * 86400)
+    )
     dump = store.dump_text()
     assert c["refresh_token"] not in dump
     # the stored grant works: a fresh hook calls Jira with it

@@ -564,14 +564,25 @@ class BusinessCentralHook(BaseHook):
         return self.client.get_json(f"subscriptions({_quote_key(subscription_id)})")
 
     def renew_subscription(
-        self, subscription_id: str, etag: str | None = None, changes: Mapping[str, Any] | None = None
+        self,
+        subscription_id: str,
+        etag: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        *,
+        current: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """PATCH with If-Match (fetched when not given): BC handshakes again and extends expiry by 3 days."""
-        if etag is None:
-            etag = self.get_subscription(subscription_id)["@odata.etag"]
+        """PATCH with If-Match and the subscription's body: BC handshakes again and extends expiry by 3 days.
+
+        Learn documents the renewal body as ``notificationUrl``, ``resource`` and ``clientState``
+        (dynamics_subscriptions_update), so that is what is sent (``changes`` applied on top), never ``{}``.
+        ``current`` is the subscription as listed; without it (or without ``etag``) it is read first.
+        """
+        if etag is None or current is None:
+            current = self.get_subscription(subscription_id)
+            etag = etag or current["@odata.etag"]
         return self.client.patch_json(
             f"subscriptions({_quote_key(subscription_id)})",
-            json=dict(changes or {}),
+            json=renewal_body(current, changes),
             headers={"If-Match": etag, "Content-Type": "application/json"},
         )
 
@@ -623,6 +634,15 @@ class BusinessCentralHook(BaseHook):
             f"Connected to Business Central environment {s.environment!r}, company "
             f"{match.get('name')!r} ({match.get('id')})"
         )
+
+
+def renewal_body(subscription: Mapping[str, Any], changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The documented renewal body: the subscription's ``notificationUrl``, ``resource``, ``clientState``."""
+    body = {k: subscription[k] for k in ("notificationUrl", "resource") if subscription.get(k)}
+    if subscription.get("clientState"):
+        body["clientState"] = subscription["clientState"]
+    body.update(changes or {})
+    return body
 
 
 def _quote_key(key: str) -> str:

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -22,6 +23,7 @@ from airflow.sdk import BaseHook
 
 from bc_jira.http import ApiClient, ApiError, AuthError, NotFoundError, RetryPolicy, TransportError
 from bc_jira.tokens import (
+    CONSENT_ROUTE,
     DEFAULT_API_URL,
     DEFAULT_AUTH_URL,
     AtlassianOAuth,
@@ -32,7 +34,7 @@ from bc_jira.tokens import (
 )
 
 if TYPE_CHECKING:
-    from bc_jira.store import StateStore
+    from bc_jira.store import StateStore, TokenRow
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,26 @@ BULK_CREATE_MAX = 50
 RECONCILE_MAX = 50
 SEARCH_PAGE_MAX = 5000
 USER_BULK_CHUNK = 50
+
+
+def expiration_ms(value: Any) -> int | None:
+    """A webhook ``expirationDate`` as epoch ms, in either form Jira documents; None when absent/unreadable.
+
+    The spec's schema says int64 epoch ms, its examples (and Atlassian's reference page) show
+    ``"2019-06-01T12:42:30.000+0000"`` (vendor-behaviour-review.md #4): read both wherever it is read.
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 @dataclass(frozen=True)
@@ -527,22 +549,29 @@ class JiraCloudHook(BaseHook):
                 return out
 
     def refresh_webhooks(self, webhook_ids: Sequence[int]) -> int:
-        """``PUT /webhook/refresh``: extends the 30-day life; returns the new expiry (epoch ms)."""
+        """``PUT /webhook/refresh``: extends the 30-day life; returns the new expiry (epoch ms, 0 if none)."""
         body = self.client.put_json("webhook/refresh", json={"webhookIds": [int(i) for i in webhook_ids]})
-        return int((body or {}).get("expirationDate") or 0)
+        return expiration_ms((body or {}).get("expirationDate")) or 0
 
     def delete_webhooks(self, webhook_ids: Sequence[int]) -> None:
         self.client.request("DELETE", "webhook", json={"webhookIds": [int(i) for i in webhook_ids]})
 
     # -- diagnostics -----------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
-        """(True, msg) or (False, the cause: client secret, revoked token, site access, API token)."""
+        """(True, msg) or (False, the cause: client secret, revoked token, site access, API token).
+
+        OAuth: only a grant already in the state store is used, under its single-refresher lock; the
+        connection's bootstrap refresh token is never spent here (see ``choose_test_grant``).
+        """
         try:
             s = self.settings
         except Exception as exc:
             return False, f"Connection {self.jira_conn_id!r} is incomplete: {exc}"
         try:
             if s.auth == "oauth2":
+                refusal = self._use_stored_grant()
+                if refusal:
+                    return False, refusal
                 self.token_provider.auth_header()
                 _ = self.cloud_id
             me = self.myself()
@@ -561,6 +590,22 @@ class JiraCloudHook(BaseHook):
         how = "OAuth 2.0" if s.auth == "oauth2" else "basic auth (email + API token)"
         where = f"{s.site_url} (cloudId {self.cloud_id})" if s.auth == "oauth2" else s.site_url
         return True, f"Connected to Jira {where} as {me.get('displayName')!r} via {how}"
+
+    def _use_stored_grant(self) -> str | None:
+        """Point this hook at the stored grant a test may use; the reason when there is none."""
+        s = self.settings
+        try:
+            rows = self.store.list_tokens("jira:")
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the test button
+            return f"The connector's state store is not reachable ({type(exc).__name__}): check bc_jira_db"
+        name, why = choose_test_grant(
+            self.token_name, rows, s.client_id, s.site_url, has_bootstrap=bool(s.refresh_token)
+        )
+        if name is None:
+            return why
+        # No bootstrap token: a test refreshes only from the store's rotating token, under that row's lock.
+        self.__dict__["token_provider"] = JiraTokenProvider(lambda: self.store, self.oauth, name)
+        return None
 
     def _explain_auth(self, exc: AuthError) -> str:
         s = self.settings
@@ -587,6 +632,57 @@ class JiraCloudHook(BaseHook):
             f"Jira refused the OAuth access token ({exc.status} {exc.code}: {exc.message}): check the app's "
             "scopes (read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access)"
         )
+
+
+def choose_test_grant(
+    own_name: str,
+    rows: Sequence[TokenRow],
+    client_id: str | None,
+    site_url: str,
+    *,
+    has_bootstrap: bool,
+) -> tuple[str | None, str]:
+    """Which stored token row a connection test may use: ``(name, "")``, or ``(None, why not)``.
+
+    Airflow's Test button runs ``test_connection`` on a copy of the connection under a random id, so the
+    hook's own row (``jira:<conn_id>``) is usually not the DAGs' row. Spending the bootstrap refresh token
+    there would rotate it away from the DAGs, and Atlassian revokes the whole grant when a rotated token is
+    used again (jira-api.md 1.3). So: the own row if it holds a grant, else the one stored grant of the same
+    OAuth client and site, else nothing (the test refuses, and says what to do).
+    """
+    by_name = {r.name: r for r in rows}
+    own = by_name.get(own_name)
+    if own is not None and (own.refresh_token_enc or own.access_token_enc):
+        return own_name, ""
+    failure = (own.meta or {}).get("last_refresh_error") if own is not None else None
+    if failure:
+        return None, (
+            f"The last Jira token refresh was refused ({failure.get('code')}: {failure.get('message')}): "
+            f"an Airflow user must consent again through {CONSENT_ROUTE}"
+        )
+    site = site_url.rstrip("/").lower()
+    same = [
+        r.name
+        for r in rows
+        if r.refresh_token_enc
+        and str((r.meta or {}).get("site_url", "")).rstrip("/").lower() == site
+        and (r.meta or {}).get("client_id") in (None, client_id)
+    ]
+    if len(same) == 1:
+        return same[0], ""
+    if len(same) > 1:
+        return None, (
+            f"Not tested: several stored Jira grants match {site_url} ({', '.join(same)}); test from a task "
+            "that uses the connection (e.g. run bc_jira_connect)"
+        )
+    if not has_bootstrap:
+        return None, f"No Jira grant is stored yet: an Airflow user must consent once through {CONSENT_ROUTE}"
+    return None, (
+        "Not tested: no Jira grant is stored yet. The connection's refresh_token is a one-time bootstrap "
+        "that the first task exchanges under the connector's single-refresher lock; a test does not spend "
+        "it, because Atlassian rotates it on use and revokes the grant when the old one is used again. Run "
+        f"the bc_jira_connect DAG (or consent through {CONSENT_ROUTE}), then test again"
+    )
 
 
 def _bulk_error_body(exc: ApiError) -> dict[str, Any] | None:

@@ -253,7 +253,15 @@ def test_subscriptions(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     create = requests_mock.post(
         f"{env}/subscriptions", status_code=201, json={"subscriptionId": "s1", "@odata.etag": 'W/"e1"'}
     )
-    requests_mock.get(f"{env}/subscriptions('s1')", json={"subscriptionId": "s1", "@odata.etag": 'W/"e2"'})
+    listed = {
+        "subscriptionId": "s1",
+        "@odata.etag": 'W/"e2"',
+        "notificationUrl": "https://air.example/bc-jira/bc/notifications",
+        "resource": f"/api/v2.0/companies({settings.company_id})/purchaseInvoices",
+        "clientState": "state-1",
+        "expirationDateTime": "2026-03-04T10:00:00Z",
+    }
+    requests_mock.get(f"{env}/subscriptions('s1')", json=listed)
     renew = requests_mock.patch(f"{env}/subscriptions('s1')", json={"subscriptionId": "s1"})
     delete = requests_mock.delete(f"{env}/subscriptions('s1')", status_code=204)
     h = hook(settings)
@@ -265,6 +273,16 @@ def test_subscriptions(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     }
     h.renew_subscription("s1")
     assert renew.last_request.headers["If-Match"] == 'W/"e2"'
+    # Learn's documented renewal body (dynamics_subscriptions_update), not {}
+    assert renew.last_request.json() == {
+        "notificationUrl": "https://air.example/bc-jira/bc/notifications",
+        "resource": f"/api/v2.0/companies({settings.company_id})/purchaseInvoices",
+        "clientState": "state-1",
+    }
+    gets = requests_mock.call_count
+    h.renew_subscription("s1", 'W/"e9"', {"clientState": "state-2"}, current=listed)  # no extra GET
+    assert requests_mock.call_count == gets + 1 and renew.last_request.headers["If-Match"] == 'W/"e9"'
+    assert renew.last_request.json()["clientState"] == "state-2"
     assert h.delete_subscription("s1", etag='W/"e3"') is True
     assert delete.last_request.headers["If-Match"] == 'W/"e3"'
 

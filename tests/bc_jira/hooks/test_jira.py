@@ -15,9 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bc_jira.hooks.jira import JiraCloudHook, JiraSettings
+from bc_jira.hooks.jira import JiraCloudHook, JiraSettings, choose_test_grant, expiration_ms
 from bc_jira.http import AuthError, ClientError, RetryPolicy
-from bc_jira.tokens import JiraTokenProvider
+from bc_jira.store import TokenRow
+from bc_jira.tokens import JiraTokenProvider, get_cipher
 from bc_jira_sandbox.openapi import SpecViolation, get_validator
 from tests.bc_jira.test_tokens import FakeStore
 
@@ -325,6 +326,59 @@ def test_edit_comment_transition_users_webhooks_requests(
     assert len(spec_session.spec_check.checked) >= 5  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    ("value", "ms"),
+    [
+        (1559392950000, 1559392950000),
+        ("2019-06-01T12:42:30.000+0000", 1559392950000),  # the spec's example form
+        ("2019-06-01T14:42:30.500+0200", 1559392950500),
+        ("1559392950000", 1559392950000),
+        (None, None),
+        ("", None),
+        ("soon", None),
+    ],
+)
+def test_expiration_date_read_in_both_documented_forms(value: Any, ms: int | None) -> None:
+    assert expiration_ms(value) == ms
+
+
+def _row(name: str, refresh: str | None = "rt-enc", **meta: Any) -> TokenRow:
+    return TokenRow(name, refresh, None, None, dict(meta))
+
+
+def test_choose_test_grant_never_picks_an_unrelated_or_ambiguous_row() -> None:
+    own = "jira:tmpid"
+    ours = _row("jira:jira_default", site_url=SITE + "/", client_id="cid")
+    assert choose_test_grant(own, [_row(own, site_url="x")], "cid", SITE, has_bootstrap=True) == (own, "")
+    assert choose_test_grant(own, [ours], "cid", SITE, has_bootstrap=True) == ("jira:jira_default", "")
+    legacy = _row("jira:jira_default", site_url=SITE)  # a row saved before client_id was recorded
+    assert choose_test_grant(own, [legacy], "cid", SITE, has_bootstrap=True)[0] == "jira:jira_default"
+    for rows in (
+        [_row("jira:a", site_url=SITE, client_id="other-app")],  # another OAuth app
+        [_row("jira:a", site_url="https://other.atlassian.net", client_id="cid")],  # another site
+        [_row("jira:a", refresh=None, site_url=SITE, client_id="cid")],  # no grant in it
+        [],
+    ):
+        name, why = choose_test_grant(own, rows, "cid", SITE, has_bootstrap=True)
+        assert name is None and "Not tested" in why and "bc_jira_connect" in why
+    name, why = choose_test_grant(own, [], "cid", SITE, has_bootstrap=False)
+    assert name is None and "/bc-jira/jira/oauth/start" in why
+    two = [_row("jira:a", site_url=SITE, client_id="cid"), _row("jira:b", site_url=SITE, client_id="cid")]
+    name, why = choose_test_grant(own, two, "cid", SITE, has_bootstrap=True)
+    assert name is None and "jira:a, jira:b" in why
+    failed = _row(
+        own, refresh=None, last_refresh_error={"code": "invalid_grant", "message": "Unknown token."}
+    )
+    name, why = choose_test_grant(own, [failed], "cid", SITE, has_bootstrap=True)
+    assert name is None and "invalid_grant" in why and "consent again" in why
+
+
+def test_refresh_webhooks_reads_the_iso_form(requests_mock: Any) -> None:
+    _mock_oauth(requests_mock)
+    requests_mock.put(f"{BASE}/webhook/refresh", json={"expirationDate": "2019-06-01T12:42:30.000+0000"})
+    assert oauth_hook(requests.Session()).refresh_webhooks([10000]) == 1559392950000
+
+
 # -- against the sandbox over real HTTP ----------------------------------------------------------------------
 
 
@@ -368,10 +422,27 @@ def _refreshes(sandbox: Any) -> int:
     return sandbox.stats()["events"].get("atlassian.token.refresh", 0)
 
 
+def seeded_store(sandbox: Any, name: str = "jira:jira_default") -> FakeStore:
+    """A store holding the sandbox grant's refresh token with an expired access token (a task ran before)."""
+    store = FakeStore()
+    cipher = get_cipher()
+    with store.token_lock(name) as txn:
+        txn.save(
+            cipher.encrypt(sandbox.creds["refresh_token"]), cipher.encrypt("expired"), time.time() - 10, {}
+        )
+    return store
+
+
 def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) -> None:
     sandbox.control("POST", "/_sandbox/jira/options", {"validate": True})
     store = FakeStore()
     hook = sandbox_oauth_hook(sandbox, spec_session, store)
+    before = _refreshes(sandbox)
+    ok, msg = hook.test_connection()  # nothing stored yet: the one-time bootstrap token is not spent
+    assert not ok and "Not tested" in msg and "bc_jira_connect" in msg and "/bc-jira/jira/oauth/start" in msg
+    assert _refreshes(sandbox) == before and store.rows == {}
+    hook = sandbox_oauth_hook(sandbox, spec_session, store)
+    assert hook.myself()["accountId"]  # a task exchanges it, under the lock
     ok, msg = hook.test_connection()
     assert ok, msg
     assert sandbox.creds["cloud_id"] in msg and "BC Connector" in msg
@@ -463,14 +534,20 @@ def test_sandbox_refresh_rotation(sandbox: Any, spec_session: requests.Session) 
     hook2.myself()
     assert _refreshes(sandbox) == before + 2
     assert store.rows[hook.token_name].refresh_token_enc != first_rt  # the rotated token was saved
-    # The connection's bootstrap token was rotated away long ago: reusing it now revokes the grant.
-    stale = sandbox_oauth_hook(sandbox, spec_session, FakeStore())
-    ok, msg = stale.test_connection()
-    assert not ok and "revoked" in msg and "consent again" in msg
+    # The connection's bootstrap token was rotated away long ago. Testing the connection from elsewhere
+    # (another store, another id) does not spend it...
+    before_test = _refreshes(sandbox)
+    ok, msg = sandbox_oauth_hook(sandbox, spec_session, FakeStore()).test_connection()
+    assert not ok and "Not tested" in msg and _refreshes(sandbox) == before_test
+    # ...but a process that does reuse it (a second deployment with its own store) revokes the grant.
+    with pytest.raises(AuthError) as err:
+        sandbox_oauth_hook(sandbox, spec_session, FakeStore()).myself()
+    assert "revoked" in str(err.value) and "consent again" in str(err.value)
     JiraTokenProvider._process_cache.clear()
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})
     ok, msg = sandbox_oauth_hook(sandbox, spec_session, store).test_connection()
     assert not ok and "invalid_grant" in msg  # the whole family died, like Atlassian
+    assert store.rows[hook.token_name].meta["last_refresh_error"]["code"] == "invalid_grant"  # health sees it
 
 
 def test_sandbox_basic_auth(sandbox: Any, spec_session: requests.Session) -> None:
@@ -488,16 +565,18 @@ def test_sandbox_basic_auth(sandbox: Any, spec_session: requests.Session) -> Non
 
 @pytest.mark.parametrize("case", ["bad_secret", "revoked", "site", "bad_api_token"])
 def test_sandbox_test_connection_false(case: str, sandbox: Any, spec_session: requests.Session) -> None:
+    store = seeded_store(sandbox)
     if case == "bad_secret":
-        ok, msg = sandbox_oauth_hook(sandbox, spec_session, client_secret="BAD-SECRET-1").test_connection()
+        hook = sandbox_oauth_hook(sandbox, spec_session, store, client_secret="BAD-SECRET-1")
+        ok, msg = hook.test_connection()
         assert "client id/secret" in msg
     elif case == "revoked":
         sandbox.control("POST", "/_sandbox/atlassian/revoke")
-        ok, msg = sandbox_oauth_hook(sandbox, spec_session).test_connection()
+        ok, msg = sandbox_oauth_hook(sandbox, spec_session, store).test_connection()
         assert "revoked" in msg and "consent again" in msg
     elif case == "site":
         ok, msg = sandbox_oauth_hook(
-            sandbox, spec_session, site_url="https://elsewhere.atlassian.net"
+            sandbox, spec_session, store, site_url="https://elsewhere.atlassian.net"
         ).test_connection()
         assert "No access to the Jira site" in msg and sandbox.creds["site_url"] in msg
     else:
@@ -516,13 +595,39 @@ def test_sandbox_test_connection_false(case: str, sandbox: Any, spec_session: re
 
 def test_hook_from_airflow_connection(airflow_conns: dict[str, str], sandbox: Any) -> None:
     """The connection printed by ``airflow-env`` (oauth2 flavour) works as is."""
-    hook = JiraCloudHook(store=FakeStore())
+    hook = JiraCloudHook(store=seeded_store(sandbox))
     assert hook.settings.auth == "oauth2" and hook.settings.site_url == sandbox.creds["site_url"]
     assert "password" not in repr(hook.settings) and sandbox.creds["atlassian_client_secret"] not in repr(
         hook.settings
     )
     ok, msg = hook.test_connection()
     assert ok, msg
+
+
+def test_ui_test_under_a_transient_id_uses_the_dags_grant(
+    airflow_conns: dict[str, str], sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reported failure: Airflow's Test button (a copy of the connection under a random id) spent the
+    rotated-away bootstrap token and Atlassian revoked the grant. Now it uses the DAGs' row, under its
+    lock."""
+    from airflow.models.connection import Connection
+
+    dag_hook = JiraCloudHook()  # the default state store, as tasks use it
+    assert dag_hook.myself()["accountId"]  # a task exchanged the bootstrap token
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})  # far outside the 10-minute leeway
+    JiraTokenProvider._process_cache.clear()
+    transient = "qzxwvkrt"  # what the api-server's test route does: env var under a random id, then test
+    monkeypatch.setenv(f"AIRFLOW_CONN_{transient.upper()}", airflow_conns["AIRFLOW_CONN_JIRA_DEFAULT"])
+    ok, msg = Connection.get_connection_from_secrets(transient).test_connection()
+    assert ok, msg
+    events = sandbox.stats()["events"]
+    assert (
+        events.get("atlassian.grant.revoked", 0) == 0
+        and events.get("atlassian.token.reuse_in_leeway", 0) == 0
+    )
+    assert dag_hook.store.get_token(f"jira:{transient}") is None  # nothing stored under the copy's id
+    JiraTokenProvider._process_cache.clear()
+    assert JiraCloudHook().myself()["accountId"]  # the DAGs' grant is alive
 
 
 def test_sandbox_cloud_id_cached_in_real_store(
@@ -535,10 +640,12 @@ def test_sandbox_cloud_id_cached_in_real_store(
     monkeypatch.setenv("BC_JIRA_FERNET_KEYS", Fernet.generate_key().decode())
     store = StateStore.from_url(sqlite_url)
     hook = sandbox_oauth_hook(sandbox, spec_session, store)
+    assert hook.myself()["accountId"]
     assert hook.test_connection()[0]
     row = store.get_token(hook.token_name)
     assert row.meta["cloud_id"] == sandbox.creds["cloud_id"]
     assert row.meta["site_url"] == sandbox.creds["site_url"]
+    assert row.meta["client_id"] == sandbox.creds["atlassian_client_id"] and row.meta["consent_estimated"]
     before = sandbox.stats()["calls"].get("GET /oauth/token/accessible-resources", 0)
     JiraTokenProvider._process_cache.clear()
     again = sandbox_oauth_hook(sandbox, spec_session, StateStore.from_url(sqlite_url))
