@@ -383,7 +383,7 @@ def test_dump_text_covers_every_table(store: StateStore) -> None:
 
 
 def test_from_airflow_default_is_sqlite_in_airflow_home(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Any
 ) -> None:
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("AIRFLOW_CONN_BC_JIRA_DB", raising=False)
