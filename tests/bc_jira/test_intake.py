@@ -469,7 +469,7 @@ def test_probe_tells_not_defined_from_unreadable() -> None:
 def test_secrets_backend_down_fails_closed(
     monkeypatch: pytest.MonkeyPatch, store: StateStore, airflow_db: Any
 ) -> None:
-    """Airflow reports a failing backend as "not defined"; the intake must answer 503, not stage unverified."""
+    """Airflow reports a failing backend as "not defined"; the intake answers 503 and stages nothing."""
     from bc_jira import airflow_conn
 
     real = airflow_conn._backends
