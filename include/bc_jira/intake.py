@@ -110,18 +110,27 @@ class PoisonBody(ValueError):
     """A body no genuine sender produces (too deeply nested); answered 400, never retried."""
 
 
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_JSON_BRACKET = re.compile(r"[\[\]{}]")
+_JSON_TOKEN = re.compile(r'["\[\]{}]')
+# The rest of a string after its opening quote, anchored and possessive (no backtracking): linear time even
+# for hostile input such as a megabyte of ``\"`` pairs.
+_JSON_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)
 
 
 def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
     """True when ``text`` nests arrays/objects deeper than ``limit`` (brackets inside strings ignored).
 
-    Checked before parsing so a hostile body never reaches the recursive decoder.
+    Checked before parsing so a hostile body never reaches the recursive decoder. One pass; an unterminated
+    string ends the scan (the text is not JSON, and the parser says so).
     """
-    depth = 0
-    for m in _JSON_BRACKET.finditer(_JSON_STRING.sub("", text)):
-        if m.group() in "[{":
+    depth, pos = 0, 0
+    while (m := _JSON_TOKEN.search(text, pos)) is not None:
+        char, pos = m.group(), m.end()
+        if char == '"':
+            rest = _JSON_STRING_REST.match(text, pos)
+            if rest is None:
+                return False
+            pos = rest.end()
+        elif char in "[{":
             depth += 1
             if depth > limit:
                 return True

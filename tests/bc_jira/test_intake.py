@@ -490,3 +490,19 @@ def test_secrets_backend_down_fails_closed(
     monkeypatch.setattr(airflow_conn, "_backends", real)
     assert airflow_conn.get_connection("bc_jira_never_defined") is None  # all answered: truly undefined
     intake.clear_secrets_cache()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '\\"' * 1_000_000,  # a megabyte of escaped quotes: quadratic for a backtracking string regex
+        '"' + "\\" * 2_000_000 + '"',
+        '"' + "a" * 2_000_000,  # unterminated string
+        "[" * 1_000_000,
+    ],
+    ids=["escaped-quotes", "backslashes", "unterminated", "open-brackets"],
+)
+def test_depth_scan_is_linear_on_hostile_text(hostile: str) -> None:
+    started = time.perf_counter()
+    intake.json_too_deep(hostile)
+    assert time.perf_counter() - started < 0.5
