@@ -10,6 +10,10 @@ found" is confirmed here by asking each backend of this process's chain directly
 
 The hooks keep ``BaseHook.get_connection`` (the standard path): for them a missing connection is an error
 anyway, so there is nothing to fail open.
+
+Limit: inside a task, Airflow's Execution-API backend itself answers None for "not found" and for a transient
+error alike (it does not raise), so there this check can only catch the other backends (a custom secrets
+backend, which is where it matters most). The api-server (the webhook intake) has no such blind spot.
 """
 
 from __future__ import annotations

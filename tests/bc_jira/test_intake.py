@@ -444,54 +444,6 @@ def test_depth_scan_ignores_brackets_in_strings_and_allows_real_payloads() -> No
         intake.parse_json("{" + '"a":[' * 200 + "1" + "]" * 200 + "}")
 
 
-# -- fail closed: connections that cannot be read ----------------------------------------------------------
-
-
-class _Backend:
-    def __init__(self, conn: Any = None, fail: bool = False) -> None:
-        self.conn, self.fail = conn, fail
-
-    def get_connection(self, conn_id: str) -> Any:
-        if self.fail:
-            raise ConnectionError("vault unreachable")
-        return self.conn
-
-
-def test_probe_tells_not_defined_from_unreadable() -> None:
-    from bc_jira import airflow_conn
-
-    assert airflow_conn.probe_backends("x", [_Backend(), _Backend()]) == (None, [])
-    conn, failed = airflow_conn.probe_backends("x", [_Backend(fail=True), _Backend()])
-    assert conn is None and failed == ["_Backend (ConnectionError)"]
-    assert airflow_conn.probe_backends("x", [_Backend(fail=True), _Backend("c")]) == ("c", [])
-
-
-def test_secrets_backend_down_fails_closed(
-    monkeypatch: pytest.MonkeyPatch, store: StateStore, airflow_db: Any
-) -> None:
-    """Airflow reports a failing backend as "not defined"; the intake answers 503 and stages nothing."""
-    from bc_jira import airflow_conn
-
-    real = airflow_conn._backends
-    monkeypatch.setattr(airflow_conn, "_backends", lambda: [_Backend(fail=True), *real()])
-    intake.clear_secrets_cache()
-    with pytest.raises(airflow_conn.ConnectionUnavailable, match="_Backend \\(ConnectionError\\)"):
-        airflow_conn.get_connection("bc_jira_never_defined")
-    res = intake.safely(
-        lambda: intake.handle_bc_notification(
-            {},
-            json.dumps({"value": [bc_item()]}).encode(),
-            client_state=intake.secrets_from_airflow().client_state,
-            store=store,
-        ),
-        "test",
-    )
-    assert res.status == 503 and res.reason == "connection unavailable" and store.count_pending() == 0
-    monkeypatch.setattr(airflow_conn, "_backends", real)
-    assert airflow_conn.get_connection("bc_jira_never_defined") is None  # all answered: truly undefined
-    intake.clear_secrets_cache()
-
-
 @pytest.mark.parametrize(
     "hostile",
     [
