@@ -272,3 +272,34 @@ def test_refresh_task_logs_when_no_delivery_arrived_for_a_day(
     assert run() == ""
     store.put_webhook(lifecycle.APP_DELIVERIES, last_delivery_at=day_ago)
     assert "the last one arrived" in run()
+
+
+def test_admin_webhook_deliveries_verified_by_hmac(lc: dict[str, Any]) -> None:
+    """An admin webhook (created as a Jira admin would, with the connection's webhook_secret) is accepted
+    through X-Hub-Signature; one created with another secret is refused (401) and stages nothing."""
+    sb, jira, store = lc["sandbox"], lc["jira"], lc["store"]
+    url = lifecycle.jira_webhook_url(lc["base"])
+    sb.control(
+        "POST",
+        "/_sandbox/jira/admin-webhooks",
+        {"url": url, "jqlFilter": "project = FIN", "secret": sb.creds["webhook_secret"]},
+    )
+    issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "a"})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
+    wait_for(lambda: store.count_pending("jira.transition"))
+    (ev,) = store.pending_events("jira.transition")
+    assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "hmac"
+    assert store.get_webhook("admin_deliveries")["last_delivery_at"]
+    wrong = sb.control(
+        "POST",
+        "/_sandbox/jira/admin-webhooks",
+        {"url": url, "jqlFilter": "project = FIN", "secret": "not-ours"},
+    )
+    sb.control("DELETE", f"/_sandbox/jira/admin-webhooks/{wrong['id'] - 1}")
+    other = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "b"})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": other["key"], "to": "Done"})
+    refused = wait_for(
+        lambda: [d for d in sb.control("GET", "/_sandbox/jira/deliveries") if d["status"] == 401]
+    )
+    assert refused[0]["auth"] == "hmac" and refused[0]["attempt"] == 0
+    assert store.count_pending("jira.transition") == 1  # Jira does not retry a 401; nothing staged
