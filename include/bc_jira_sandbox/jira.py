@@ -489,10 +489,10 @@ class JiraState:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.webhook_url: str | None = None
         self.next_webhook_id = 1000
-        self.deliveries: list[dict[str, Any]] = []  # last deliveries (for tests / debugging)
-        self.next_delivery = 1
         self.admin_webhooks: dict[int, dict[str, Any]] = {}  # id -> {url, events, jqlFilter, secret}
         self.next_admin_webhook_id = 1
+        self.deliveries: list[dict[str, Any]] = []  # last deliveries (for tests / debugging)
+        self.next_delivery = 1
 
     def seed(self) -> None:
         """Jira starts empty of issues: the connector creates them."""
