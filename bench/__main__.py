@@ -96,6 +96,11 @@ class Sandbox:
         self.log.close()
 
 
+def _sqlite_conn(home: Path) -> str:
+    """``bc_jira_db`` as the SQLite file the connector would default to in that Airflow home."""
+    return json.dumps({"conn_type": "sqlite", "host": str(home / "bc_jira_state.db")})
+
+
 def _run_step(env: dict[str, str], *args: str) -> tuple[dict[str, Any], float, float]:
     """Run one step process; return (its JSON answer, wall seconds, peak RSS MB)."""
     start = time.monotonic()
@@ -128,6 +133,9 @@ def run_size(
             "AIRFLOW_HOME": str(workdir / f"home-{n}"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            # named explicitly: these processes have no Airflow metadata DB, and the connector's connection
+            # lookup fails closed when a backend it must ask (the metadata DB) cannot answer
+            "AIRFLOW_CONN_BC_JIRA_DB": _sqlite_conn(workdir / f"home-{n}"),
         }
         cfg = json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"])
         cfg["batch_size"] = batch_size
@@ -152,7 +160,12 @@ def run_size(
         sb.control("POST", "/_sandbox/reset", {"vendors": 60, "invoices": 0, "orders": 0})
         sb.control("POST", "/_sandbox/seed", {"draft_invoices": baseline_sample})
         # A reset sandbox has a new OAuth grant: the baseline gets its own Airflow home and token store.
-        base_env = {**env, **sb.env(), "AIRFLOW_HOME": str(workdir / f"home-{n}-baseline")}
+        base_env = {
+            **env,
+            **sb.env(),
+            "AIRFLOW_HOME": str(workdir / f"home-{n}-baseline"),
+            "AIRFLOW_CONN_BC_JIRA_DB": _sqlite_conn(workdir / f"home-{n}-baseline"),
+        }
         Path(base_env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         base, base_wall, _ = _run_step(base_env, "baseline", str(baseline_sample))
     finally:

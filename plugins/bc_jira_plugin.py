@@ -112,12 +112,15 @@ def create_app(
             )
 
         res = await run_in_threadpool(intake.safely, work, "bc notification")
-        log.info(
-            "bc notification: %s staged=%d duplicates=%d dropped=%d",
+        # One line per delivery (a poison body included): warning when refused.
+        log.log(
+            logging.WARNING if res.status >= 400 else logging.INFO,
+            "bc notification: %s staged=%d duplicates=%d dropped=%d %s",
             res.status,
             res.staged,
             res.duplicates,
             res.dropped,
+            res.reason,
         )
         return _result_response(res)
 
@@ -145,7 +148,8 @@ def create_app(
             return res
 
         res = await run_in_threadpool(intake.safely, work, "jira webhook")
-        log.info(
+        log.log(
+            logging.WARNING if res.status >= 400 else logging.INFO,
             "jira webhook %s: %s staged=%d duplicates=%d %s",
             headers.get("x-atlassian-webhook-identifier", "?"),
             res.status,

@@ -169,8 +169,14 @@ def sandbox(sandbox_server: SandboxProcess) -> Iterator[SandboxProcess]:
 
 
 @pytest.fixture
-def airflow_conns(sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Aim ``bc_default``, ``jira_default`` and ``bc_jira_config`` at the sandbox through env vars."""
+def airflow_conns(
+    sandbox: SandboxProcess, monkeypatch: pytest.MonkeyPatch, airflow_db: Path
+) -> dict[str, str]:
+    """Aim ``bc_default``, ``jira_default`` and ``bc_jira_config`` at the sandbox through env vars.
+
+    With a metadata DB: the connector's connection lookup fails closed when a secrets backend (the metadata
+    DB included) cannot answer, so "``bc_jira_db`` not defined" needs a database that can say so.
+    """
     env = sandbox.env()
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -67,11 +67,12 @@ def jira_site_url() -> str | None:
         return hit[1]
     site: str | None = None
     try:
-        from airflow.sdk import BaseHook
+        from bc_jira.airflow_conn import get_connection
 
-        conn = BaseHook.get_connection(JIRA_CONN_ID)
-        extra = conn.extra_dejson or {}
-        site = extra.get("site_url") or (conn.host if (extra.get("auth") or "oauth2") == "basic" else None)
+        conn = get_connection(JIRA_CONN_ID)
+        extra = (conn.extra_dejson or {}) if conn is not None else {}
+        basic = (extra.get("auth") or "oauth2") == "basic"
+        site = extra.get("site_url") or (conn.host if conn is not None and basic else None)
         if site and not site.startswith(("http://", "https://")):
             site = f"https://{site}"
     except Exception as exc:  # any failure just means "no links"; never the connection's content

@@ -9,12 +9,19 @@ Status-code policy (why each answer is what it is):
   bc-api.md 5.5). So to anything that *could* be a genuine BC call we answer 2xx, or 503 when our own store
   is down (BC retries 5xx for 36 h). A wrong ``clientState`` is logged and dropped with 202: the caller is
   either a forger (who learns nothing) or a stale subscription we no longer know the secret of (which
-  lifecycle recreates). A 400/413 is given only to bodies BC never sends: not JSON, no ``value`` list, or
-  larger than BC's 1,000-notification batches can be. A ``validationToken`` query parameter is the
+  lifecycle recreates). A 400/413 is given only to bodies BC never sends: not JSON, no ``value`` list,
+  nested deeper than ``MAX_JSON_DEPTH`` (BC's body is three levels deep), or larger than BC's
+  1,000-notification batches can be. A ``validationToken`` query parameter is the
   handshake: echoed as ``text/plain`` with 200, nothing else is looked at.
 * **Jira** retries 408/409/425/429/5xx and nothing else (jira-api.md 3d). Invalid or missing credentials
-  -> 401 and nothing staged; a verified but unparsable body -> 400 (retrying would not help); store down
-  -> 503 so Jira retries; everything else 202.
+  -> 401 and nothing staged; a verified but unparsable or too deeply nested body -> 400 (retrying would not
+  help); store down or a connection unreadable -> 503 so Jira retries; everything else 202.
+
+Deliveries are staged once per delivery: Jira's ``X-Atlassian-Webhook-Identifier`` (unchanged across
+retries), BC's item identity. A tombstone per delivery outlives the staged event for
+``BC_JIRA_DELIVERY_TOMBSTONE_HOURS`` (default 24) so a late retry after the event was processed and deleted
+is a duplicate, not a new event; a reused Jira identifier with a different body is audited as
+``duplicate_conflict`` and not staged.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import unquote
 
@@ -44,7 +51,12 @@ KIND_JIRA_TRANSITION = "jira.transition"
 MAX_BC_BODY = 4 * 1024 * 1024  # 1,000 notifications of ~400 bytes is far below this
 MAX_JIRA_BODY = 2 * 1024 * 1024  # an issue with all fields and a long description fits easily
 MAX_VALIDATION_TOKEN = 4096
+# Deeper than any genuine payload (BC: 3 levels; a Jira issue with ADF fields: a few dozen), far below the
+# depth at which json.loads raises RecursionError (which used to surface as 503: "retry this poison body").
+MAX_JSON_DEPTH = 128
 JWT_LEEWAY_S = 60
+TOMBSTONE_HOURS_ENV = "BC_JIRA_DELIVERY_TOMBSTONE_HOURS"
+DEFAULT_TOMBSTONE_HOURS = 24.0
 
 
 def bc_kind(entity: str) -> str:
@@ -53,7 +65,96 @@ def bc_kind(entity: str) -> str:
 
 
 class EventStore(Protocol):
-    def stage_event(self, source: str, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool: ...
+    def stage_delivery(
+        self,
+        source: str,
+        kind: str,
+        dedupe_key: str,
+        payload: dict[str, Any],
+        *,
+        delivery_key: str,
+        body_sha256: str,
+        ttl: timedelta,
+    ) -> str: ...
+
+    def audit(self, rows: Any) -> None: ...
+
+
+def tombstone_ttl(environ: Mapping[str, str] | None = None) -> timedelta:
+    """How long a processed delivery is remembered: ``$BC_JIRA_DELIVERY_TOMBSTONE_HOURS`` (default 24 h).
+
+    Must exceed the senders' retry windows (Jira: about 30 minutes). A bad value falls back to the default
+    with a warning rather than failing every delivery.
+    """
+    import os
+
+    raw = (environ if environ is not None else os.environ).get(TOMBSTONE_HOURS_ENV, "")
+    if not raw.strip():
+        return timedelta(hours=DEFAULT_TOMBSTONE_HOURS)
+    try:
+        hours = float(raw)
+        if hours <= 0:
+            raise ValueError(raw)
+    except ValueError:
+        log.warning(
+            "%s=%r is not a positive number of hours; using %s",
+            TOMBSTONE_HOURS_ENV,
+            raw,
+            DEFAULT_TOMBSTONE_HOURS,
+        )
+        return timedelta(hours=DEFAULT_TOMBSTONE_HOURS)
+    return timedelta(hours=hours)
+
+
+class PoisonBody(ValueError):
+    """A body no genuine sender produces (too deeply nested); answered 400, never retried."""
+
+
+_JSON_TOKEN = re.compile(r'["\[\]{}]')
+# The rest of a string after its opening quote, anchored and possessive (no backtracking): linear time even
+# for hostile input such as a megabyte of ``\"`` pairs.
+_JSON_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)
+
+
+def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """True when ``text`` nests arrays/objects deeper than ``limit`` (brackets inside strings ignored).
+
+    Checked before parsing so a hostile body never reaches the recursive decoder. One pass; an unterminated
+    string ends the scan (the text is not JSON, and the parser says so).
+    """
+    depth, pos = 0, 0
+    while (m := _JSON_TOKEN.search(text, pos)) is not None:
+        char, pos = m.group(), m.end()
+        if char == '"':
+            rest = _JSON_STRING_REST.match(text, pos)
+            if rest is None:
+                return False
+            pos = rest.end()
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+def parse_json(text: str, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` with a depth limit: :class:`PoisonBody` when too deep, ``ValueError`` when not JSON."""
+    if json_too_deep(text, limit):
+        raise PoisonBody(f"body nests JSON deeper than {limit} levels")
+    try:
+        return json.loads(text)
+    except RecursionError:  # belt and braces: the scan above should make this unreachable
+        raise PoisonBody(f"body nests JSON deeper than {limit} levels") from None
+
+
+def _poison(max_body: int, exc: PoisonBody) -> IntakeResult:
+    return IntakeResult(
+        400,
+        {"error": f"{exc}; limits: depth {MAX_JSON_DEPTH}, size {max_body} bytes. Not retryable."},
+        reason="too deep",
+    )
 
 
 @dataclass
@@ -128,7 +229,11 @@ def handle_bc_notification(
     if len(body) > MAX_BC_BODY:
         return IntakeResult(413, {"error": f"body larger than {MAX_BC_BODY} bytes"}, reason="too large")
     try:
-        doc = json.loads(body.decode("utf-8-sig"))
+        # A body nested deeper than MAX_JSON_DEPTH cannot be a genuine BC call (BC's is three levels deep),
+        # so the "never a plain 4xx to BC" rule does not protect it: 400, not a 503 that invites retries.
+        doc = parse_json(body.decode("utf-8-sig"))
+    except PoisonBody as exc:
+        return _poison(MAX_BC_BODY, exc)
     except (UnicodeDecodeError, ValueError):
         return IntakeResult(400, {"error": 'body is not JSON; BC sends {"value": [...]}'}, reason="not json")
     if not isinstance(doc, dict) or not isinstance(doc.get("value"), list):
@@ -136,6 +241,7 @@ def handle_bc_notification(
             400, {"error": "body has no 'value' list; BC sends {\"value\": [...]}"}, reason="no value list"
         )
     result = IntakeResult(202, {"status": "accepted"})
+    ttl = tombstone_ttl()
     if not client_state:
         log.warning(
             "bc notification: connection has no extra.client_state; items are accepted unverified "
@@ -186,7 +292,17 @@ def handle_bc_notification(
             "scan": {"since": parsed["since"]} if change == "collection" else None,
         }
         key = _dedupe_key("bc", sub_id, resource, change, modified)
-        if store.stage_event(SOURCE_BC, bc_kind(entity), key, payload):
+        # The item's identity is its content: a repeat is always the same delivery (no conflicts for BC).
+        outcome = store.stage_delivery(
+            SOURCE_BC,
+            bc_kind(entity),
+            key,
+            payload,
+            delivery_key=key,
+            body_sha256=hashlib.sha256(key.encode()).hexdigest(),
+            ttl=ttl,
+        )
+        if outcome == "staged":
             result.staged += 1
         else:
             result.duplicates += 1
@@ -225,9 +341,10 @@ def verify_jwt_hs256(
 ) -> dict[str, Any] | None:
     """Claims of an HS256 JWT signed with ``secret`` (Jira's bearer token for app webhooks), else None.
 
-    Signature, ``alg`` (HS256 only: never ``none``), ``exp`` (required) and ``nbf`` are checked; no ``qsh``
-    (Jira's context JWTs for OAuth 2.0 apps carry none). Claims beyond that are not pinned down by a source
-    (jira-api.md 3b), so they are returned for logging, not enforced.
+    Signature, ``alg`` (HS256 only: never ``none``), ``exp`` (required), and ``nbf`` / ``iat`` when present
+    (not in the future beyond ``leeway``) are checked; no ``qsh``, ``iss`` or ``aud`` (Atlassian documents no
+    claim set for OAuth 2.0 app webhooks, jira-api.md 3b), so other claims are returned for logging, not
+    enforced.
     """
     if not token or not secret:
         return None
@@ -251,6 +368,9 @@ def verify_jwt_hs256(
         return None
     nbf = claims.get("nbf")
     if isinstance(nbf, int | float) and now + leeway < float(nbf):
+        return None
+    iat = claims.get("iat")  # optional; when present, a token issued in the future is not Jira's
+    if iat is not None and (not isinstance(iat, int | float) or now + leeway < float(iat)):
         return None
     return claims
 
@@ -296,7 +416,9 @@ def handle_jira_webhook(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        payload = json.loads(body.decode("utf-8"))
+        payload = parse_json(body.decode("utf-8"))
+    except PoisonBody as exc:
+        return _poison(MAX_JIRA_BODY, exc)
     except (UnicodeDecodeError, ValueError):
         return IntakeResult(400, {"error": "body is not JSON"}, reason="not json")
     if not isinstance(payload, dict):
@@ -328,24 +450,74 @@ def handle_jira_webhook(
         "verified_by": how,
         "actor": (payload.get("user") or {}).get("accountId"),
     }
-    # The changelog id names the change itself: the same transition seen by two webhooks (or redelivered
-    # with a new identifier) is staged once. Fall back to the delivery identifier.
+    # Once per delivery identifier (a tombstone outlives the event); and the changelog id names the change
+    # itself: the same transition seen by two webhooks (or redelivered with a new identifier) is staged once.
     key = (
         _dedupe_key("jira", "change", issue["id"], changelog_id)
         if changelog_id
         else _dedupe_key("jira", "delivery", ident)
     )
-    if store.stage_event(SOURCE_JIRA, KIND_JIRA_TRANSITION, key, staged):
+    body_sha = hashlib.sha256(body).hexdigest()
+    outcome = store.stage_delivery(
+        SOURCE_JIRA,
+        KIND_JIRA_TRANSITION,
+        key,
+        staged,
+        delivery_key=_dedupe_key("jira", "delivery", ident),
+        body_sha256=body_sha,
+        ttl=tombstone_ttl(),
+    )
+    if outcome == "staged":
         return IntakeResult(202, {"status": "accepted", "staged": 1}, staged=1, verified_by=how)
+    if outcome == "conflict":
+        store.audit([conflict_audit_row(ident, staged, body_sha)])
+        return IntakeResult(
+            202,
+            {"status": "accepted", "staged": 0, "duplicate": True, "conflict": True},
+            duplicates=1,
+            reason="conflicting duplicate",
+            verified_by=how,
+        )
     return IntakeResult(
         202, {"status": "accepted", "staged": 0, "duplicate": True}, duplicates=1, verified_by=how
     )
 
 
+def conflict_audit_row(ident: str, staged: Mapping[str, Any], body_sha: str) -> Any:
+    """Audit row for a reused delivery identifier with a different, validly signed body (not staged)."""
+    from bc_jira.store import AuditRow
+
+    return AuditRow(
+        entity="jira_webhook",
+        bc_id="*",
+        action="duplicate_conflict",
+        issue_key=staged.get("issue_key") or staged.get("issue_id"),
+        reason=f"delivery {ident} was already staged with a different body; this body was not staged",
+        read={
+            "delivery_id": ident,
+            "issue_id": staged.get("issue_id"),
+            "changelog_id": staged.get("changelog_id"),
+            "to_status": staged.get("to_status"),
+            "body_sha256": body_sha,
+            "verified_by": staged.get("verified_by"),
+        },
+    )
+
+
 def safely(handler: Callable[[], IntakeResult], what: str) -> IntakeResult:
     """Run a handler; a store failure becomes 503 (both senders retry it), never a 4xx."""
+    from bc_jira.airflow_conn import ConnectionUnavailable
+
     try:
         return handler()
+    except ConnectionUnavailable as exc:  # fail closed: nothing is staged unverified
+        log.error("%s: answering 503, nothing staged: %s", what, exc)
+        return IntakeResult(
+            503,
+            {"error": "temporarily unavailable"},
+            reason="connection unavailable",
+            headers={"Retry-After": "30"},
+        )
     except Exception as exc:  # noqa: BLE001 - any storage error must turn into a retryable answer
         log.error("%s: staging failed, answering 503 so the sender retries: %s", what, type(exc).__name__)
         log.debug("%s staging failure", what, exc_info=True)
@@ -375,19 +547,11 @@ SECRETS_TTL_S = 30.0
 
 
 def _get_connection(conn_id: str) -> Any | None:
-    try:
-        from airflow.sdk import BaseHook
+    """None only when the connection is not defined; unreadable -> ``ConnectionUnavailable`` (fail closed:
+    the route answers 503 and stages nothing unverified)."""
+    from bc_jira.airflow_conn import get_connection
 
-        return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # noqa: BLE001 - "not found" differs per context
-        log.debug("connection %s via airflow.sdk: %s", conn_id, type(exc).__name__)
-    try:
-        from airflow.models.connection import Connection
-
-        return Connection.get_connection_from_secrets(conn_id)
-    except Exception as exc:  # noqa: BLE001
-        log.debug("connection %s via the metadata DB: %s", conn_id, type(exc).__name__)
-    return None
+    return get_connection(conn_id)
 
 
 def secrets_from_airflow(bc_conn_id: str = "bc_default", jira_conn_id: str = "jira_default") -> Secrets:

@@ -421,13 +421,56 @@ def jira_webhook_task(url: str | None = None) -> dict[str, Any]:
     log.info("jira webhook: %s (expires %s) %s", outcome.action, outcome.expires, outcome.detail)
     if outcome.action == "failed":
         raise RuntimeError(outcome.detail)
+    watch = store.get_webhook(APP_DELIVERIES) or {}
+    if not watch.get("last_delivery_at") and not watch.get("watch_since"):
+        store.put_webhook(APP_DELIVERIES, watch_since=_iso(_now()))
+    notice = app_delivery_notice(store.get_webhook(JIRA_WEBHOOK_NAME), watch, _now())
+    if notice:
+        log.warning("jira webhook: %s", notice)
     return outcome.as_dict()
 
 
+APP_DELIVERIES = "app_deliveries"  # store row: last JWT-verified delivery of the app's REST webhook
+APP_QUIET_AFTER = timedelta(days=1)
+
+
 def note_delivery(store: Any, verified_by: str) -> None:
-    """Remember the last verified delivery (the basic-auth check reads it). Cheap: one row upsert."""
+    """Remember the last verified delivery per kind (admin webhook: HMAC; the app's REST webhook: JWT), so
+    the refresh task can say when deliveries stopped arriving. Cheap: one row upsert."""
     if verified_by == "hmac":
         store.put_webhook("admin_deliveries", last_delivery_at=_iso(_now()))
+    elif verified_by == "jwt":
+        store.put_webhook(APP_DELIVERIES, last_delivery_at=_iso(_now()))
+
+
+def app_delivery_notice(
+    webhook: Mapping[str, Any] | None,
+    deliveries: Mapping[str, Any] | None,
+    now: datetime,
+    quiet_after: timedelta = APP_QUIET_AFTER,
+) -> str | None:
+    """The warning to log when our REST webhook exists but no delivery arrived for ``quiet_after``; else None.
+
+    ``deliveries`` is the ``app_deliveries`` row: ``last_delivery_at``, or ``watch_since`` (when the task
+    first saw the webhook without any delivery).
+    The usual cause is Atlassian's rule for non-public OAuth apps.
+    """
+    if not webhook or not webhook.get("ids"):
+        return None
+    row = deliveries or {}
+    last = _ts(row.get("last_delivery_at"))
+    since = last or _ts(row.get("watch_since"))
+    if since is None or now - since < quiet_after:
+        return None
+    seen = f"the last one arrived {_iso(last)}" if last else f"none since {_iso(since)}"
+    return (
+        f"Jira webhook {webhook.get('ids')} exists but no delivery arrived for "
+        f"{int((now - since).total_seconds() // 3600)} h ({seen}). If issues moved in that time: for a "
+        "non-public OAuth app Jira delivers dynamic webhooks only when the user who registered them (the one "
+        "who consented at /bc-jira/jira/oauth/start) is the app's owner; consent as the app owner, or enable "
+        "Sharing for the app in the Atlassian developer console. Until then transitions are picked up by the "
+        "30-minute safety-net poll only."
+    )
 
 
 # -- health ---------------------------------------------------------------------------------------------
@@ -511,6 +554,9 @@ def health_report(
     for w in store.list_webhooks():
         if w.get("name") == "admin_deliveries":
             report["jira_admin_webhook"] = {"last_delivery_at": w.get("last_delivery_at")}
+            continue
+        if w.get("name") == APP_DELIVERIES:
+            report["jira_app_webhook"] = {"last_delivery_at": w.get("last_delivery_at")}
             continue
         exp = _ts(w.get("expiration"))
         left = (exp - t).total_seconds() if exp else None

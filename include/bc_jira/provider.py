@@ -79,7 +79,9 @@ JIRA_CLOUD = {
         "auth_url": _field("Auth URL", "Atlassian auth server; default https://auth.atlassian.com"),
         "api_url": _field("API URL", "Atlassian API gateway; default https://api.atlassian.com"),
         "webhook_secret": _field(
-            "Webhook secret", "HMAC secret Jira signs webhook deliveries with.", secret=True
+            "Webhook secret",
+            "Secret of an admin webhook (X-Hub-Signature); OAuth app webhooks use the client secret.",
+            secret=True,
         ),
         "refresh_token": _field(
             "Bootstrap refresh token",

@@ -57,6 +57,21 @@ events = sa.Table(
     sa.Index("ix_bc_jira_events_kind_status", "kind", "status"),
 )
 
+# One row per delivery that reached staging (Jira: per X-Atlassian-Webhook-Identifier; BC: per notification
+# item). It outlives the staged event: a late retry after the event was processed and deleted is still
+# recognised as a duplicate (Jira retries for up to ~30 min). Purged after ``expires_at``.
+deliveries = sa.Table(
+    "bc_jira_deliveries",
+    metadata,
+    sa.Column("delivery_key", sa.String(512), primary_key=True),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("body_sha256", sa.String(64), nullable=False),
+    sa.Column("event_key", sa.String(512), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_bc_jira_deliveries_expires", "expires_at"),
+)
+
 links = sa.Table(
     "bc_jira_links",
     metadata,
@@ -317,32 +332,16 @@ def _url_from_connection(conn: Any) -> str:
     raise ValueError(f"bc_jira_db: conn_type {conn_type!r} is not supported; use postgres or sqlite")
 
 
-def _not_found(exc: BaseException) -> bool:
-    return any(c.__name__ == "AirflowNotFoundException" for c in type(exc).__mro__)
-
-
 def _airflow_connection(conn_id: str) -> Any | None:
     """The Airflow connection if defined (task, server or script context), else None.
 
-    Only "not found" means undefined: a failing secrets backend must not silently switch a worker to a
-    local SQLite file (its links would be invisible to the other workers -> duplicate issues).
+    Only "not found" means undefined (``bc_jira.airflow_conn``): a failing secrets backend must not silently
+    switch a worker to a local SQLite file (its links would be invisible to the other workers -> duplicate
+    issues).
     """
-    try:
-        from airflow.sdk import BaseHook
+    from bc_jira.airflow_conn import get_connection
 
-        return BaseHook.get_connection(conn_id)
-    except Exception as exc:  # outside a task the SDK may have no supervisor to ask
-        if _not_found(exc):
-            return None
-        log.debug("bc_jira_db via airflow.sdk: %s; trying the secrets backends", type(exc).__name__)
-    from airflow.models.connection import Connection as DbConnection
-
-    try:
-        return DbConnection.get_connection_from_secrets(conn_id)
-    except Exception as exc:
-        if _not_found(exc):
-            return None
-        raise
+    return get_connection(conn_id)
 
 
 class StateStore:
@@ -425,6 +424,61 @@ class StateStore:
         with self._tx() as conn:
             stmt = self._insert_ignore(events, values, ["dedupe_key"])
             return conn.execute(stmt).rowcount == 1
+
+    def stage_delivery(
+        self,
+        source: str,
+        kind: str,
+        dedupe_key: str,
+        payload: dict[str, Any],
+        *,
+        delivery_key: str,
+        body_sha256: str,
+        ttl: timedelta,
+    ) -> str:
+        """Stage the event of one delivery, once per delivery key; the delivery's tombstone lives ``ttl``.
+
+        Returns ``"staged"``; ``"duplicate"`` (the delivery was seen with the same body, even if its event
+        is long processed and deleted, or another delivery staged the same change); ``"conflict"`` (the
+        delivery key was seen with a different body: nothing staged). One transaction; expired tombstones
+        are purged on the way.
+        """
+        now = _now()
+        key = delivery_key[:512]
+        with self._tx(immediate=True) as conn:
+            conn.execute(deliveries.delete().where(deliveries.c.expires_at < now))
+            seen_q = sa.select(deliveries.c.body_sha256).where(deliveries.c.delivery_key == key)
+            seen = conn.execute(seen_q).scalar()
+            if seen is None:
+                tomb = {
+                    "delivery_key": key,
+                    "source": source,
+                    "body_sha256": body_sha256,
+                    "event_key": dedupe_key[:512],
+                    "received_at": now,
+                    "expires_at": now + ttl,
+                }
+                if conn.execute(self._insert_ignore(deliveries, tomb, ["delivery_key"])).rowcount != 1:
+                    seen = conn.execute(seen_q).scalar()  # a concurrent twin committed first
+            if seen is not None:
+                return "duplicate" if seen == body_sha256 else "conflict"
+            values = {
+                "source": source,
+                "kind": kind,
+                "dedupe_key": dedupe_key[:512],
+                "payload": _dumps(payload),
+                "status": "staged",
+                "attempts": 0,
+                "received_at": now,
+                "updated_at": now,
+            }
+            staged = conn.execute(self._insert_ignore(events, values, ["dedupe_key"])).rowcount == 1
+            return "staged" if staged else "duplicate"
+
+    def count_deliveries(self) -> int:
+        """Tombstones kept (tests and the health route)."""
+        with self._tx() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one())
 
     def pending_events(self, kind: str | None = None, limit: int = 500) -> list[Event]:
         q = sa.select(events).where(events.c.status.in_(("staged", "failed")))

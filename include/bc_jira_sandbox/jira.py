@@ -4,7 +4,11 @@ comments, users and dynamic webhooks, under ``/ex/jira/{cloudId}`` (OAuth bearer
 Fidelity notes (shared/reference/jira-api.md): search lags writes by ``options.search_lag_s`` unless
 ``reconcileIssues`` names the issue; ``nextPageToken`` paging with no ``total``; ``fields`` defaults to
 ``id``; bulk create answers 201 with per-element ``errors`` (400 only when all fail); ADF is validated; some
-users hide their email; webhooks expire after 30 days and are delivered signed with ``X-Hub-Signature``.
+users hide their email; REST (dynamic) webhooks expire after 30 days. Delivery authentication follows the
+kind of webhook (jira-api.md 3b): a webhook the OAuth 2.0 app registered through ``POST /rest/api/3/webhook``
+is delivered with only ``Authorization: Bearer <JWT>`` (HS256, the app's client secret); an admin webhook
+(``POST /_sandbox/jira/admin-webhooks``, as an admin creates one in Settings > System > WebHooks) carries
+only ``X-Hub-Signature: sha256=<hex>`` when created with a secret, nothing otherwise.
 Every body matches the official OpenAPI document; ``POST /_sandbox/jira/options {"validate": true}`` makes
 the sandbox check it.
 """
@@ -19,6 +23,7 @@ import json
 import logging
 import random
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -55,6 +60,7 @@ def expiration_date_out(ms: int, form: str) -> int | str:
 BULK_LIMIT = 50
 RECONCILE_LIMIT = 50
 WEBHOOK_RETRY_DELAYS_S = (1.0, 3.0, 10.0)
+DELIVERY_JWT_TTL_S = 180  # "a short exp": the exact lifetime is not documented
 CATEGORIES = {
     "new": {"id": 2, "key": "new", "colorName": "blue-gray", "name": "To Do"},
     "indeterminate": {"id": 4, "key": "indeterminate", "colorName": "yellow", "name": "In Progress"},
@@ -647,6 +653,8 @@ class JiraState:
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.webhook_url: str | None = None
         self.next_webhook_id = 1000
+        self.admin_webhooks: dict[int, dict[str, Any]] = {}  # id -> {url, events, jqlFilter, secret}
+        self.next_admin_webhook_id = 1
         self.deliveries: list[dict[str, Any]] = []  # last deliveries (for tests / debugging)
         self.next_delivery = 1
         # Screens per issue type (spec createIssue: "the same fields that appear on the issue's create
@@ -1646,7 +1654,12 @@ class JiraState:
             except JqlError:
                 continue
             matched.append(wid)
-        if not matched or not self.webhook_url:
+        admins = [
+            wh
+            for _, wh in sorted(self.admin_webhooks.items())
+            if event in wh["events"] and self._admin_match(wh, rec, values)
+        ]
+        if (not matched or not self.webhook_url) and not admins:
             return
         payload: dict[str, Any] = {
             "timestamp": now_ms,
@@ -1654,38 +1667,95 @@ class JiraState:
             "issue_event_type_name": type_name,
             "user": self.user_json(actor, details=True),
             "issue": self.issue_json(rec, "*all"),
-            "matchedWebhookIds": matched,
         }
         if items:
             self.next_change_id += 1
             payload["changelog"] = {"id": str(self.next_change_id), "items": items}
+        if matched and self.webhook_url:
+            # matchedWebhookIds: only on REST-registered webhooks (jira-api.md 3c)
+            body = json.dumps({**payload, "matchedWebhookIds": matched}).encode()
+            self._schedule_delivery(self.webhook_url, body, self._next_ident(), 0, auth=("jwt", None))
+        for wh in admins:
+            body = json.dumps(payload).encode()
+            self._schedule_delivery(wh["url"], body, self._next_ident(), 0, auth=("hmac", wh.get("secret")))
+
+    def _next_ident(self) -> str:
         ident = str(self.next_delivery)
         self.next_delivery += 1
-        self._schedule_delivery(self.webhook_url, json.dumps(payload).encode(), ident, 0)
+        return ident
 
-    def _schedule_delivery(self, url: str, body: bytes, ident: str, attempt: int, delay: float = 0.0) -> None:
+    def _admin_match(self, wh: dict[str, Any], rec: dict[str, Any], values: dict[str, Any]) -> bool:
+        if not wh.get("jqlFilter"):
+            return True
+        try:
+            return bool(self.matches(parse_jql(wh["jqlFilter"])[0], rec, values))
+        except JqlError:
+            return False
+
+    def delivery_jwt(self) -> str:
+        """The bearer token Jira sends with a dynamic (OAuth 2.0 app) webhook: HS256 with the app's client
+        secret, ``iat`` and a short ``exp``. Atlassian documents no claim set beyond that (jira-api.md 3b;
+        https://nango.dev/docs/api-integrations/jira/webhooks: "Jira signs dynamic webhook requests
+        (/rest/api/3/webhook) with a bearer JWT in the Authorization header, using your app's client
+        secret"), so no other claim is invented here. Wall-clock time: the token is about the HTTP exchange,
+        not the sandbox's simulated clock.
+        """
+        now = int(time.time())
+
+        def seg(obj: dict[str, Any]) -> str:
+            return (
+                base64.urlsafe_b64encode(json.dumps(obj, separators=(",", ":")).encode())
+                .rstrip(b"=")
+                .decode()
+            )
+
+        signing = (
+            f"{seg({'alg': 'HS256', 'typ': 'JWT'})}.{seg({'iat': now, 'exp': now + DELIVERY_JWT_TTL_S})}"
+        )
+        sig = hmac.new(self.sb.creds["atlassian_client_secret"].encode(), signing.encode(), hashlib.sha256)
+        return f"{signing}.{base64.urlsafe_b64encode(sig.digest()).rstrip(b'=').decode()}"
+
+    def _schedule_delivery(
+        self,
+        url: str,
+        body: bytes,
+        ident: str,
+        attempt: int,
+        delay: float = 0.0,
+        *,
+        auth: tuple[str, str | None],
+    ) -> None:
         sb = self.sb
 
         def send() -> None:
-            sig = hmac.new(sb.creds["webhook_secret"].encode(), body, hashlib.sha256).hexdigest()
             headers = {
-                "X-Hub-Signature": f"sha256={sig}",
                 "X-Atlassian-Webhook-Identifier": ident,
                 "X-Atlassian-Webhook-Flow": "Primary",
                 "User-Agent": "Atlassian Webhook HTTP Client",
+                "Content-Type": "application/json",
             }
+            kind, secret = auth
+            if kind == "jwt":  # a fresh token per attempt (its exp is short)
+                headers["Authorization"] = f"Bearer {self.delivery_jwt()}"
+            elif secret:  # admin webhook created with a secret; without one Jira sends no signature
+                sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+                headers["X-Hub-Signature"] = f"sha256={sig}"
             if attempt:
                 headers["X-Atlassian-Webhook-Retry"] = str(attempt)
             resp = sb.post_json(url, body, headers)
             sb.stats.bump("jira.webhooks.sent")
             status = resp.status_code if resp is not None else None
             with sb.lock:
-                self.deliveries.append({"id": ident, "url": url, "attempt": attempt, "status": status})
+                self.deliveries.append(
+                    {"id": ident, "url": url, "attempt": attempt, "status": status, "auth": auth[0]}
+                )
                 del self.deliveries[:-200]
             retry = status is None or status in (408, 409, 425, 429) or status >= 500
             if retry and attempt < len(WEBHOOK_RETRY_DELAYS_S):
                 sb.stats.bump("jira.webhooks.retried")
-                self._schedule_delivery(url, body, ident, attempt + 1, WEBHOOK_RETRY_DELAYS_S[attempt])
+                self._schedule_delivery(
+                    url, body, ident, attempt + 1, WEBHOOK_RETRY_DELAYS_S[attempt], auth=auth
+                )
 
         sb.schedule(delay, send)
 
@@ -2175,6 +2245,45 @@ def router(sb: Sandbox) -> APIRouter:
             return [
                 j.issue_json(rec, "*all") | {"comments": len(rec["comments"])} for rec in j.issues.values()
             ]
+
+    @r.post("/_sandbox/jira/admin-webhooks")
+    def control_admin_webhook(body: dict[str, Any]) -> JSONResponse:
+        """Create an admin webhook as a Jira admin would (Settings > System > WebHooks, or
+        ``POST /rest/webhooks/1.0/webhook``): ``{"url", "events"?, "jqlFilter"?, "secret"?}``. With a
+        secret its deliveries carry ``X-Hub-Signature: sha256=<hex HMAC of the body>``
+        (https://developer.atlassian.com/cloud/jira/platform/webhooks, "Secure admin webhooks"); admin
+        webhooks do not expire. The secret is never shown again (like Jira)."""
+        url = body.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return JSONResponse({"error": "url (http or https) is required"}, status_code=400)
+        events = body.get("events") or ["jira:issue_updated"]
+        jql = body.get("jqlFilter") or ""
+        with sb.lock:
+            j = st()
+            if jql:
+                why = j.webhook_jql_error(jql)
+                if why:
+                    return JSONResponse({"error": why}, status_code=400)
+            wid = j.next_admin_webhook_id
+            j.next_admin_webhook_id += 1
+            j.admin_webhooks[wid] = {
+                "id": wid,
+                "url": url,
+                "events": list(events),
+                "jqlFilter": jql,
+                "secret": body.get("secret") or None,
+            }
+            sb.mark_dirty()
+        return JSONResponse(
+            {"id": wid, "url": url, "events": list(events), "jqlFilter": jql}, status_code=201
+        )
+
+    @r.delete("/_sandbox/jira/admin-webhooks/{wid}")
+    def control_admin_webhook_delete(wid: int) -> Response:
+        with sb.lock:
+            st().admin_webhooks.pop(int(wid), None)
+            sb.mark_dirty()
+        return Response(status_code=204)
 
     @r.get("/_sandbox/jira/deliveries")
     def control_deliveries() -> list[dict[str, Any]]:

@@ -112,7 +112,7 @@ def test_collection_stages_a_window_scan(store: StateStore) -> None:
 
 def test_store_failure_becomes_503_not_4xx() -> None:
     class Broken:
-        def stage_event(self, *a: Any) -> bool:
+        def stage_delivery(self, *a: Any, **kw: Any) -> str:
             raise RuntimeError("db down")
 
     res = intake.safely(lambda: bc_post(Broken(), [bc_item()]), "test")  # type: ignore[arg-type]
@@ -250,7 +250,11 @@ def test_app_jwt_accepted(store: StateStore) -> None:
         make_jwt({"iat": int(time.time())}),  # no exp
         make_jwt({"exp": int(time.time()) + 60}, secret="other"),  # wrong key
         make_jwt({"exp": int(time.time()) + 60}, alg="none"),  # alg none
+        make_jwt({"exp": int(time.time()) + 60}, alg="HS512"),  # another alg (signed HS256 anyway)
         make_jwt({"exp": int(time.time()) + 60, "nbf": int(time.time()) + 3600}),  # not yet valid
+        make_jwt({"exp": int(time.time()) + 7200, "iat": int(time.time()) + 3600}),  # issued in the future
+        make_jwt({"exp": int(time.time()) + 60, "iat": "yesterday"}),  # iat not a number
+        make_jwt({"exp": str(int(time.time()) + 60)}),  # exp not a number
     ],
 )
 def test_bad_jwt_rejected(store: StateStore, token: str) -> None:
@@ -303,3 +307,154 @@ def test_secrets_from_airflow_env_connections(monkeypatch: pytest.MonkeyPatch) -
     s = intake.secrets_from_airflow("bc_t", "jira_t")
     assert (s.client_state, s.webhook_secret, s.jira_client_secret) == ("cs1", "whs", "cls")
     intake.clear_secrets_cache()
+
+
+def test_unsigned_alg_none_token_rejected(store: StateStore) -> None:
+    """``alg: none`` with an empty signature (the classic bypass), not only a mislabelled HS256 token."""
+    head = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    claims = b64(json.dumps({"exp": int(time.time()) + 60}).encode())
+    res = jira_post(store, jira_body(), {"Authorization": f"Bearer {head}.{claims}."})
+    assert res.status == 401 and store.count_pending() == 0
+
+
+def test_small_clock_skew_on_iat_is_tolerated(store: StateStore) -> None:
+    now = int(time.time())
+    token = make_jwt({"iat": now + 20, "exp": now + 200})
+    assert jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"}).staged == 1
+
+
+def test_jwt_claim_names_logged_at_debug_never_values(
+    store: StateStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = make_jwt({"exp": int(time.time()) + 60, "iat": int(time.time()), "sub": "value-not-to-log"})
+    with caplog.at_level("DEBUG", logger="bc_jira.intake"):
+        assert jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"}).status == 202
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "['exp', 'iat', 'sub']" in text and "value-not-to-log" not in text and token not in text
+
+
+# -- late retries, reused identifiers, tombstones --------------------------------------------------------
+
+
+def test_late_retry_after_processing_is_a_duplicate_not_staged_again(store: StateStore) -> None:
+    body = jira_body()
+    h = {"X-Hub-Signature": sign(body), "X-Atlassian-Webhook-Identifier": "late-1"}
+    assert jira_post(store, body, h).staged == 1
+    # the DAG processed the event and deleted it (promise 2: deleted only after its effect is done)
+    for ev in store.pending_events("jira.transition"):
+        store.delete_event(ev.id)
+    late = jira_post(store, body, {**h, "X-Atlassian-Webhook-Retry": "5"})
+    assert (late.status, late.staged, late.duplicates) == (202, 0, 1)
+    assert store.count_pending() == 0 and store.count_deliveries() == 1
+
+
+def test_bc_notification_repeated_after_processing_is_a_duplicate(store: StateStore) -> None:
+    assert bc_post(store, [bc_item()]).staged == 1
+    for ev in store.pending_events("bc.purchase_invoices"):
+        store.delete_event(ev.id)
+    again = bc_post(store, [bc_item()])
+    assert (again.status, again.staged, again.duplicates) == (202, 0, 1)
+    assert store.count_pending() == 0
+
+
+def test_reused_identifier_with_other_body_is_a_conflicting_duplicate(store: StateStore) -> None:
+    first, second = jira_body(changelog_id="700"), jira_body(issue_id="10009", changelog_id="701")
+    h = {"X-Atlassian-Webhook-Identifier": "same-id"}
+    assert jira_post(store, first, {**h, "X-Hub-Signature": sign(first)}).staged == 1
+    res = jira_post(store, second, {**h, "X-Hub-Signature": sign(second)})
+    assert (res.status, res.staged, res.duplicates, res.reason) == (202, 0, 1, "conflicting duplicate")
+    assert res.body["conflict"] is True
+    evs = store.pending_events("jira.transition")
+    assert [e.payload["changelog_id"] for e in evs] == ["700"]
+    rows = store.query_audit(action="duplicate_conflict")
+    assert len(rows) == 1 and rows[0].issue_key == "FIN-9" and "same-id" in rows[0].reason
+    assert rows[0].read["body_sha256"] == hashlib.sha256(second).hexdigest()
+
+
+def test_tombstones_purged_after_their_ttl(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datetime as dt
+
+    from bc_jira import store as store_mod
+
+    body = jira_body()
+    h = {"X-Hub-Signature": sign(body), "X-Atlassian-Webhook-Identifier": "ttl-1"}
+    monkeypatch.setenv(intake.TOMBSTONE_HOURS_ENV, "0.5")
+    assert jira_post(store, body, h).staged == 1
+    for ev in store.pending_events():
+        store.delete_event(ev.id)
+    real_now = store_mod._now
+    monkeypatch.setattr(store_mod, "_now", lambda: real_now() + dt.timedelta(minutes=29))
+    assert jira_post(store, body, h).duplicates == 1  # inside the TTL: still remembered
+    assert store.count_deliveries() == 1
+    monkeypatch.setattr(store_mod, "_now", lambda: real_now() + dt.timedelta(minutes=31))
+    other = jira_body(issue_id="10003", changelog_id="900")
+    jira_post(store, other, {"X-Hub-Signature": sign(other), "X-Atlassian-Webhook-Identifier": "ttl-2"})
+    assert store.count_deliveries() == 1  # ttl-1 purged, ttl-2 kept
+
+
+def test_tombstone_ttl_setting() -> None:
+    assert intake.tombstone_ttl({}).total_seconds() == 24 * 3600
+    assert intake.tombstone_ttl({intake.TOMBSTONE_HOURS_ENV: "48"}).total_seconds() == 48 * 3600
+    assert intake.tombstone_ttl({intake.TOMBSTONE_HOURS_ENV: "-1"}).total_seconds() == 24 * 3600
+    assert intake.tombstone_ttl({intake.TOMBSTONE_HOURS_ENV: "soon"}).total_seconds() == 24 * 3600
+
+
+def test_concurrent_twins_stage_once(store: StateStore) -> None:
+    """The same delivery arriving twice at the same moment (two api-server workers): one staging."""
+    import threading
+
+    body = jira_body(changelog_id="42")
+    h = {"X-Hub-Signature": sign(body), "X-Atlassian-Webhook-Identifier": "twin"}
+    out: list[intake.IntakeResult] = []
+    threads = [threading.Thread(target=lambda: out.append(jira_post(store, body, h))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.staged for r in out) == [0, 0, 0, 1] and store.count_pending() == 1
+
+
+# -- poison input ------------------------------------------------------------------------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_deeply_nested_jira_body_is_400_not_503(store: StateStore) -> None:
+    res = intake.safely(lambda: jira_post(store, DEEP, {"X-Hub-Signature": sign(DEEP)}), "test")
+    assert res.status == 400 and "depth 128" in res.body["error"] and "size" in res.body["error"]
+    assert store.count_pending() == 0 and store.count_deliveries() == 0
+
+
+def test_deeply_nested_bc_body_is_400(store: StateStore) -> None:
+    deep = b'{"value": ' + DEEP + b"}"
+    res = intake.safely(lambda: intake.handle_bc_notification({}, deep, client_state=CS, store=store), "test")
+    assert res.status == 400 and "deeper than 128" in res.body["error"]
+    assert store.count_pending() == 0
+
+
+def test_depth_scan_ignores_brackets_in_strings_and_allows_real_payloads() -> None:
+    assert not intake.json_too_deep(json.dumps({"a": "[[[[[[" * 1000, "b": ['"\\\\[', {"c": [1]}]}))
+    assert intake.json_too_deep("[" * 129 + "]" * 129)
+    assert not intake.json_too_deep("[" * 128 + "]" * 128)
+    nested: Any = "leaf"
+    for _ in range(60):
+        nested = {"content": [nested]}
+    assert intake.parse_json(json.dumps(nested))["content"][0]["content"]
+    with pytest.raises(intake.PoisonBody):
+        intake.parse_json("{" + '"a":[' * 200 + "1" + "]" * 200 + "}")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '\\"' * 1_000_000,  # a megabyte of escaped quotes: quadratic for a backtracking string regex
+        '"' + "\\" * 2_000_000 + '"',
+        '"' + "a" * 2_000_000,  # unterminated string
+        "[" * 1_000_000,
+    ],
+    ids=["escaped-quotes", "backslashes", "unterminated", "open-brackets"],
+)
+def test_depth_scan_is_linear_on_hostile_text(hostile: str) -> None:
+    started = time.perf_counter()
+    intake.json_too_deep(hostile)
+    assert time.perf_counter() - started < 0.5

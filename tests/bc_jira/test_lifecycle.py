@@ -193,12 +193,15 @@ def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any], form: st
         recorded = lifecycle._ts(store.get_webhook(lifecycle.JIRA_WEBHOOK_NAME)["expiration"])
         assert abs(recorded.timestamp() * 1000 - expiration_ms(hooks[0]["expirationDate"])) < 1000
     assert actions["refreshed"] >= 2 and actions.get("registered", 0) == 0
-    # a status change is delivered (signed), verified by the plugin and staged once
+    # a status change is delivered with the app's bearer JWT (a REST webhook is never HMAC-signed),
+    # verified by the plugin with the client secret and staged once
     issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "x"})
     sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
     wait_for(lambda: store.count_pending("jira.transition"))
     ev = store.pending_events("jira.transition")[0]
-    assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "hmac"
+    assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "jwt"
+    assert store.get_webhook(lifecycle.APP_DELIVERIES)["last_delivery_at"]
+    assert [d["auth"] for d in sb.control("GET", "/_sandbox/jira/deliveries")] == ["jwt"]
 
 
 def test_health_after_ensure(lc: dict[str, Any]) -> None:
@@ -264,3 +267,83 @@ def test_public_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lifecycle.notification_url() == "https://af.example.com/bc-jira/bc/notifications"
     monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_PUBLIC_URL", "https://hooks.example.com")
     assert lifecycle.jira_webhook_url() == "https://hooks.example.com/bc-jira/jira/webhook"
+
+
+def test_app_delivery_notice_decides_from_rows() -> None:
+    now = datetime.fromisoformat("2026-12-01T12:00:00+00:00")
+    hook = {"ids": [1000]}
+    assert lifecycle.app_delivery_notice(None, None, now) is None  # no webhook: nothing to expect
+    assert lifecycle.app_delivery_notice({"ids": []}, {"watch_since": "2026-11-01T00:00:00Z"}, now) is None
+    assert lifecycle.app_delivery_notice(hook, {}, now) is None  # not watched yet
+    assert lifecycle.app_delivery_notice(hook, {"watch_since": "2026-12-01T00:00:00Z"}, now) is None
+    quiet = lifecycle.app_delivery_notice(hook, {"watch_since": "2026-11-30T11:00:00Z"}, now)
+    assert quiet and "25 h" in quiet and "none since 2026-11-30T11:00:00" in quiet
+    assert "app's owner" in quiet and "Sharing" in quiet
+    recent = {"watch_since": "2026-11-01T00:00:00Z", "last_delivery_at": "2026-12-01T08:00:00Z"}
+    assert lifecycle.app_delivery_notice(hook, recent, now) is None
+    old = {"last_delivery_at": "2026-11-29T12:00:00Z"}
+    assert "the last one arrived 2026-11-29T12:00:00" in (lifecycle.app_delivery_notice(hook, old, now) or "")
+
+
+def test_refresh_task_logs_when_no_delivery_arrived_for_a_day(
+    sandbox: Any,
+    airflow_conns: dict[str, str],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import json
+
+    path = tmp_path / "state.db"
+    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(path)}))
+    store = StateStore.from_url(f"sqlite:///{path}")
+    url = "https://af.example.com/bc-jira/jira/webhook"
+
+    def run() -> str:
+        caplog.clear()
+        with caplog.at_level("INFO", logger="bc_jira.lifecycle"):
+            lifecycle.jira_webhook_task(url)
+        return "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+    assert run() == ""  # just registered: watching starts now
+    assert store.get_webhook(lifecycle.APP_DELIVERIES)["watch_since"]
+    day_ago = (datetime.now().astimezone() - timedelta(hours=25)).isoformat()
+    store.put_webhook(lifecycle.APP_DELIVERIES, watch_since=day_ago)
+    text = run()
+    assert "exists but no delivery arrived for 25 h" in text
+    assert "the user who registered them" in text and "app's owner" in text and "Sharing" in text
+    lifecycle.note_delivery(store, "jwt")
+    assert run() == ""
+    store.put_webhook(lifecycle.APP_DELIVERIES, last_delivery_at=day_ago)
+    assert "the last one arrived" in run()
+
+
+def test_admin_webhook_deliveries_verified_by_hmac(lc: dict[str, Any]) -> None:
+    """An admin webhook (created as a Jira admin would, with the connection's webhook_secret) is accepted
+    through X-Hub-Signature; one created with another secret is refused (401) and stages nothing."""
+    sb, jira, store = lc["sandbox"], lc["jira"], lc["store"]
+    url = lifecycle.jira_webhook_url(lc["base"])
+    sb.control(
+        "POST",
+        "/_sandbox/jira/admin-webhooks",
+        {"url": url, "jqlFilter": "project = FIN", "secret": sb.creds["webhook_secret"]},
+    )
+    issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "a"})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
+    wait_for(lambda: store.count_pending("jira.transition"))
+    (ev,) = store.pending_events("jira.transition")
+    assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "hmac"
+    assert store.get_webhook("admin_deliveries")["last_delivery_at"]
+    wrong = sb.control(
+        "POST",
+        "/_sandbox/jira/admin-webhooks",
+        {"url": url, "jqlFilter": "project = FIN", "secret": "not-ours"},
+    )
+    sb.control("DELETE", f"/_sandbox/jira/admin-webhooks/{wrong['id'] - 1}")
+    other = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "b"})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": other["key"], "to": "Done"})
+    refused = wait_for(
+        lambda: [d for d in sb.control("GET", "/_sandbox/jira/deliveries") if d["status"] == 401]
+    )
+    assert refused[0]["auth"] == "hmac" and refused[0]["attempt"] == 0
+    assert store.count_pending("jira.transition") == 1  # Jira does not retry a 401; nothing staged

@@ -383,7 +383,7 @@ def test_dump_text_covers_every_table(store: StateStore) -> None:
 
 
 def test_from_airflow_default_is_sqlite_in_airflow_home(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Any
 ) -> None:
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("AIRFLOW_CONN_BC_JIRA_DB", raising=False)
@@ -422,3 +422,55 @@ def test_url_from_connection() -> None:
     assert dict(url.query) == {"sslmode": "require"}
     with pytest.raises(ValueError, match="not supported"):
         store_mod._url_from_connection(Connection(conn_id="x", conn_type="mysql"))
+
+
+# -- delivery tombstones ---------------------------------------------------------------------------------
+
+
+def test_stage_delivery_once_per_delivery_key_with_tombstones(store: StateStore) -> None:
+    from datetime import timedelta
+
+    ttl = timedelta(hours=24)
+
+    def stage(delivery: str, body: str, event_key: str) -> str:
+        return store.stage_delivery(
+            "jira",
+            "jira.transition",
+            event_key,
+            {"b": body},
+            delivery_key=delivery,
+            body_sha256=body,
+            ttl=ttl,
+        )
+
+    assert stage("d1", "h1", "e1") == "staged"
+    assert stage("d1", "h1", "e1") == "duplicate"  # a retry
+    assert stage("d1", "h2", "e2") == "conflict"  # the identifier reused for another body
+    assert stage("d2", "h3", "e1") == "duplicate"  # the same change through another delivery
+    assert store.count_pending() == 1 and store.count_deliveries() == 2
+    (ev,) = store.pending_events()
+    store.delete_event(ev.id)
+    assert stage("d1", "h1", "e1") == "duplicate"  # late retry after processing: the tombstone remains
+    assert store.count_pending() == 0
+    store.stage_delivery("bc", "k", "e9", {}, delivery_key="d9", body_sha256="x", ttl=timedelta(seconds=-1))
+    assert store.count_deliveries() == 3
+    assert stage("d3", "h4", "e3") == "staged"  # purges the expired d9 on the way
+    assert store.count_deliveries() == 3 and "d9" not in store.dump_text()
+
+
+def test_tombstone_table_added_to_a_database_created_without_it(url: str) -> None:
+    """A store created by the previous code (no bc_jira_deliveries) gets the table on first use."""
+    import sqlalchemy as sa
+
+    from bc_jira import store as store_mod
+
+    engine = sa.create_engine(url)
+    old = [t for t in store_mod.metadata.sorted_tables if t.name != "bc_jira_deliveries"]
+    store_mod.metadata.create_all(engine, tables=old)
+    assert "bc_jira_deliveries" not in sa.inspect(engine).get_table_names()
+    engine.dispose()
+    st = StateStore.from_url(url)
+    from datetime import timedelta
+
+    out = st.stage_delivery("bc", "k", "e", {}, delivery_key="d", body_sha256="h", ttl=timedelta(hours=1))
+    assert out == "staged" and st.count_deliveries() == 1

@@ -1,5 +1,6 @@
 """The Atlassian OAuth and Jira REST v3 sandbox over real HTTP: rotation, search lag, JQL, bulk limits, ADF,
-users, signed webhook deliveries with retries and expiry, and spec-valid answers."""
+users, webhook deliveries (REST webhooks with a bearer JWT, admin webhooks with X-Hub-Signature) with retries
+and expiry, and spec-valid answers."""
 
 from __future__ import annotations
 
@@ -542,8 +543,13 @@ def test_webhook_delivery_signed_filtered_retried(jira: Jira, sandbox: Any, rece
     (h1, raw1), (h2, raw2) = receiver.got[:2]
     assert raw1 == raw2 and h1["x-atlassian-webhook-identifier"] == h2["x-atlassian-webhook-identifier"]
     assert "x-atlassian-webhook-retry" not in h1 and h2["x-atlassian-webhook-retry"] == "1"
-    expected = hmac.new(sandbox.creds["webhook_secret"].encode(), raw2, hashlib.sha256).hexdigest()
-    assert h2["x-hub-signature"] == f"sha256={expected}"
+    # A REST-registered (OAuth app) webhook: only a bearer JWT, HS256 with the app's client secret; no
+    # X-Hub-Signature (its registration body has no place for a secret).
+    for h in (h1, h2):
+        assert "x-hub-signature" not in h
+        claims = check_delivery_jwt(h, sandbox.creds["atlassian_client_secret"])
+        assert set(claims) == {"iat", "exp"} and 0 < claims["exp"] - claims["iat"] <= 300
+        assert abs(claims["iat"] - time.time()) < 60
     payload = json.loads(raw2)
     assert payload["webhookEvent"] == "jira:issue_updated" and payload["matchedWebhookIds"] == [wid]
     item = payload["changelog"]["items"][0]
@@ -568,6 +574,59 @@ def test_webhook_delivery_signed_filtered_retried(jira: Jira, sandbox: Any, rece
     )
     time.sleep(0.5)
     assert len(receiver.got) == 2
+
+
+def check_delivery_jwt(headers: dict[str, str], secret: str) -> dict[str, Any]:
+    """Verify the delivery's bearer token independently of the connector (PyJWT)."""
+    import jwt as pyjwt
+
+    auth = headers["authorization"]
+    assert auth.startswith("Bearer ")
+    token = auth.removeprefix("Bearer ")
+    assert pyjwt.get_unverified_header(token)["alg"] == "HS256"
+    with pytest.raises(pyjwt.InvalidSignatureError):
+        pyjwt.decode(token, secret + "x", algorithms=["HS256"])
+    return pyjwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "iat"]})
+
+
+def test_admin_webhooks_sign_with_their_secret_only(jira: Jira, sandbox: Any, receiver: Receiver) -> None:
+    """Admin webhooks (Settings > System > WebHooks): X-Hub-Signature with the secret they were created with,
+    none without one; never a JWT. They do not expire and do not need the OAuth app."""
+    signed = requests.post(
+        f"{sandbox.url}/_sandbox/jira/admin-webhooks",
+        json={"url": receiver.url, "jqlFilter": "project = FIN", "secret": "admin-secret-1"},
+        timeout=10,
+    )
+    assert signed.status_code == 201 and "secret" not in signed.json()
+    plain_url = receiver.url.replace("/jira/webhook", "/jira/plain")
+    assert (
+        requests.post(
+            f"{sandbox.url}/_sandbox/jira/admin-webhooks", json={"url": plain_url}, timeout=10
+        ).status_code
+        == 201
+    )
+    bad = requests.post(
+        f"{sandbox.url}/_sandbox/jira/admin-webhooks",
+        json={"url": receiver.url, "jqlFilter": "updated > -1d"},
+        timeout=10,
+    )
+    assert bad.status_code == 400 and "unsupported" in bad.text
+    a = jira.create(1)
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 40 * 86400})  # admin webhooks do not expire
+    requests.post(
+        f"{sandbox.url}/_sandbox/jira/transition", json={"issue": a["key"], "to": "Done"}, timeout=10
+    )
+    receiver.wait(2, timeout=15)
+    by_path = {h.get("x-atlassian-webhook-identifier"): (h, raw) for h, raw in receiver.got}
+    assert len(by_path) == 2  # one delivery per admin webhook, each with its own identifier
+    with_sig = [(h, raw) for h, raw in receiver.got if "x-hub-signature" in h]
+    without = [(h, raw) for h, raw in receiver.got if "x-hub-signature" not in h]
+    assert len(with_sig) == 1 and len(without) == 1
+    h, raw = with_sig[0]
+    assert h["x-hub-signature"] == "sha256=" + hmac.new(b"admin-secret-1", raw, hashlib.sha256).hexdigest()
+    assert all("authorization" not in h for h, _ in receiver.got)
+    payload = json.loads(raw)
+    assert payload["issue"]["key"] == a["key"] and "matchedWebhookIds" not in payload
 
 
 def test_webhook_expiry_refresh_list_delete(jira: Jira, sandbox: Any, receiver: Receiver) -> None:

@@ -440,6 +440,10 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         # health of the running plugin
         health = requests.get(f"{base}/health", timeout=10).json()
         assert health["store"]["ok"] and len(health["bc_subscriptions"]) == 2
+        # the REST webhook's deliveries carried only the app's bearer JWT, and the plugin accepted them
+        sent = sb.control("GET", "/_sandbox/jira/deliveries")
+        assert sent and {d["auth"] for d in sent} == {"jwt"} and {d["status"] for d in sent} == {202}, sent
+        assert health["jira_app_webhook"]["last_delivery_at"]
     finally:
         if af is not None:
             af.stop()
