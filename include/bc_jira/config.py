@@ -202,6 +202,9 @@ class Config:
     overlap_seconds: int = DEFAULT_OVERLAP_SECONDS
     # Jira search lags writes: a create whose answer was lost is looked up by JQL only after this long.
     search_settle_seconds: int = DEFAULT_SEARCH_SETTLE_SECONDS
+    # A second issue found for one record is linked to the kept one as a Duplicate, commented, and moved with
+    # this transition (name of a transition or of its target status, e.g. "Done") when set.
+    duplicate_transition: str | None = None
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:
@@ -223,6 +226,7 @@ _TOP_KEYS = {
     "bc_web_client_url",
     "overlap_seconds",
     "search_settle_seconds",
+    "duplicate_transition",
 }
 _ENTITY_KEYS = {
     "enabled",
@@ -497,6 +501,16 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         )
         settle = DEFAULT_SEARCH_SETTLE_SECONDS
 
+    duplicate_transition = doc.get("duplicate_transition")
+    if duplicate_transition is not None and (
+        not isinstance(duplicate_transition, str) or not duplicate_transition.strip()
+    ):
+        problems.append(
+            'duplicate_transition: must be a Jira transition or status name (e.g. "Done") or null '
+            "(duplicates are then linked and commented but left in their status)"
+        )
+        duplicate_transition = None
+
     url = doc.get("bc_web_client_url")
     if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^\s]+$", url)):
         problems.append(
@@ -522,6 +536,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         bc_web_client_url=url.rstrip("/") if url else None,
         overlap_seconds=overlap,
         search_settle_seconds=settle,
+        duplicate_transition=duplicate_transition.strip() if duplicate_transition else None,
     )
 
 
@@ -532,6 +547,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
         "batch_size": DEFAULT_BATCH_SIZE,
         "overlap_seconds": DEFAULT_OVERLAP_SECONDS,
         "search_settle_seconds": DEFAULT_SEARCH_SETTLE_SECONDS,
+        "duplicate_transition": None,
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

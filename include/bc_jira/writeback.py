@@ -205,6 +205,19 @@ class WriteBack:
             res = Result(key, "ignored", detail="not an issue of this connector (no link, no BC record id)")
             log.info("%s: %s", key, res.detail)
             return res
+        if link is None:
+            owner = self.store.get_links(entity, [bc_id]).get(bc_id)
+            if owner is not None and owner.issue_id and owner.issue_id != str(issue.get("id")):
+                # a duplicate issue of the record (healed by the outbound, maybe moved to done by it)
+                res = Result(
+                    key,
+                    "ignored",
+                    entity=entity,
+                    bc_id=bc_id,
+                    detail=f"a duplicate: the issue of this record is {owner.issue_key or owner.issue_id}",
+                )
+                log.info("%s: %s", key, res.detail)
+                return res
         status = f.get("status") or {}
         category = str((status.get("statusCategory") or {}).get("key") or "")
         name = str(status.get("name") or "")

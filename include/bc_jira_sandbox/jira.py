@@ -443,6 +443,7 @@ class JiraState:
     def reset(self) -> None:
         sb = self.sb
         rng = random.Random(f"jira-{sb.options.seed}")
+        self.issue_linking = True  # a Jira admin can turn issue linking off: its endpoints then answer 404
         self._view_cache: dict[str, Any] = {}
         self._or_cache: dict[int, Any] = {}
         self.oauth = atlassian.reset(sb)
@@ -1781,21 +1782,29 @@ def router(sb: Sandbox) -> APIRouter:
     endpoint("GET", f"{API}/issue/{{issueIdOrKey}}/comment", "read", get_comments)
 
     # -- issue links -----------------------------------------------------------------------------------------
-    endpoint(
-        "GET",
-        f"{API}/issueLinkType",
-        "read",
-        lambda rq, a, b: (200, {"issueLinkTypes": [st().link_type_json(t) for t in LINK_TYPES]}),
-    )
+    def linking_on() -> None:
+        """The spec answers 404 on every issue-link operation "if issue linking is disabled"."""
+        if not st().__dict__.get("issue_linking", True):
+            raise JiraError(404, ["Issue linking is currently disabled."])
+
+    def link_types(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        linking_on()
+        return 200, {"issueLinkTypes": [st().link_type_json(t) for t in LINK_TYPES]}
+
+    endpoint("GET", f"{API}/issueLinkType", "read", link_types)
 
     def create_link(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        linking_on()
         st().create_link(b, a)
         return 201, None  # "This resource returns nothing on the creation of an issue link."
 
     endpoint("POST", f"{API}/issueLink", "write", create_link)
-    endpoint(
-        "GET", f"{API}/issueLink/{{linkId}}", "read", lambda rq, a, b, linkId: (200, st().link_json(linkId))
-    )
+
+    def get_link(rq: Request, a: Any, b: Any, linkId: str) -> tuple[int, Any]:  # noqa: N803
+        linking_on()
+        return 200, st().link_json(linkId)
+
+    endpoint("GET", f"{API}/issueLink/{{linkId}}", "read", get_link)
 
     # -- search ----------------------------------------------------------------------------------------------
     endpoint("POST", f"{API}/search/jql", "read", lambda rq, a, b: (200, st().search(b or {})))
@@ -1966,11 +1975,14 @@ def router(sb: Sandbox) -> APIRouter:
 
     @r.post("/_sandbox/jira/options")
     def control_options(body: dict[str, Any]) -> dict[str, Any]:
-        """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec."""
+        """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec;
+        ``{"issue_linking": false}``: issue linking turned off by an admin (its endpoints answer 404)."""
         with sb.lock:
             if "validate" in body:
                 st().validate = bool(body["validate"])
-            return {"validate": st().validate}
+            if "issue_linking" in body:
+                st().issue_linking = bool(body["issue_linking"])
+            return {"validate": st().validate, "issue_linking": st().__dict__.get("issue_linking", True)}
 
     return r
 

@@ -198,3 +198,13 @@ def test_sandbox_airflow_env_config_is_valid() -> None:
     cfg = parse_config(shlex.split(line.partition("=")[2])[0])
     assert cfg.project_key == "FIN"
     assert cfg.bc_web_client_url == "http://127.0.0.1:1/bc-web"
+
+
+def test_duplicate_transition() -> None:
+    assert parse_config({"project_key": "FIN"}).duplicate_transition is None
+    assert (
+        parse_config({"project_key": "FIN", "duplicate_transition": " Done "}).duplicate_transition == "Done"
+    )
+    for bad in ("", "  ", 3, ["Done"]):
+        with pytest.raises(ConfigError, match=r"duplicate_transition: must be a Jira transition"):
+            parse_config({"project_key": "FIN", "duplicate_transition": bad})

@@ -652,3 +652,19 @@ def test_status_category_changed_date_moves_only_between_categories(jira: Jira, 
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 60})
     sandbox.control("POST", "/_sandbox/jira/transition", {"issue": a["key"], "to": "To Do"})
     assert changed() > done_at
+
+
+def test_issue_linking_disabled_answers_404(jira: Jira, sandbox: Any) -> None:
+    a, b = jira.create(1), jira.create(2)
+    sandbox.control("POST", "/_sandbox/jira/options", {"issue_linking": False})
+    try:
+        assert jira.call("GET", "issueLinkType").status_code == 404
+        body = {
+            "type": {"name": "Duplicate"},
+            "inwardIssue": {"key": b["key"]},
+            "outwardIssue": {"key": a["key"]},
+        }
+        assert jira.call("POST", "issueLink", body).status_code == 404
+    finally:
+        sandbox.control("POST", "/_sandbox/jira/options", {"issue_linking": True})
+    assert jira.call("GET", "issueLinkType").status_code == 200
