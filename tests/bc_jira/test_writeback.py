@@ -221,3 +221,139 @@ def test_safety_net_poll_catches_missed_delivery(env: Env) -> None:
     assert sorted(r.action for r in res) == ["posted", "unblocked"]
     assert env.wb.poll_done_issues() == []  # written back: skipped without touching BC
     assert env.calls(POST) == 1
+
+
+COMMENT_POST = "POST /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}/comment"
+
+
+def outcome_comments(env: Env, issue: dict[str, Any]) -> list[str]:
+    """The texts of the connector's outcome comments on the issue (read back from Jira)."""
+    out = []
+    for c in env.jira.iter_comments(issue["key"], newest_first=False):
+        text = "".join(
+            n.get("text", "")
+            for p in c["body"]["content"]
+            for n in p.get("content", [])
+            if n["type"] == "text"
+        )
+        if text.startswith("Business Central:"):
+            out.append(text)
+    return out
+
+
+def test_failed_outcome_comment_is_owed_and_made_once_on_the_next_run(env: Env) -> None:
+    inv = draft(env)
+    issue = env.issue("purchase_invoices", inv)
+    env.move(issue)
+    env.stage(issue)
+    # Jira overloaded for the whole retry budget (503 is never processed: certainly not made)
+    env.sandbox.faults(rules=[{"kind": "503", "path": "/comment$", "method": "POST", "retry_after": 0}])
+    assert [r.action for r in env.wb.process_pending()] == ["posted"]
+    assert env.comments(issue) == 0 and env.store.count_pending() == 0  # BC effect done: the event went
+    failed = env.store.query_audit(bc_id=inv["id"], action="writeback_comment_failed")
+    assert len(failed) == 1 and "a later run makes it" in failed[0].reason
+    owed = env.store.pending_effects("writeback_comment")
+    assert len(owed) == 1 and owed[0].attempts == 1
+    # next run: a 500 (may or may not have been stored: the connector cannot know) -> unconfirmed
+    env.sandbox.faults(rules=[{"kind": "500", "path": "/comment$", "method": "POST", "count": 1}])
+    assert env.wb.process_pending() == []
+    assert env.comments(issue) == 0
+    assert len(env.store.query_audit(bc_id=inv["id"], action="writeback_comment_unconfirmed")) == 1
+    # the run after: looks for it (not there), posts it once
+    env.sandbox.faults()
+    assert env.wb.process_pending() == []
+    texts = outcome_comments(env, issue)
+    assert len(texts) == 1 and "was posted" in texts[0]
+    assert len(env.store.query_audit(bc_id=inv["id"], action="writeback_comment")) == 1
+    assert env.store.pending_effects("writeback_comment") == []
+    posts = env.calls(COMMENT_POST)
+    env.wb.process_pending()
+    assert env.comments(issue) == 1 and env.calls(COMMENT_POST) == posts
+
+
+def test_lost_comment_answer_is_found_not_reposted(env: Env) -> None:
+    ven = blocked_vendor(env)
+    issue = env.issue("vendors", ven)
+    env.move(issue)
+    env.stage(issue)
+    env.sandbox.faults(
+        rules=[{"kind": "drop_after_commit", "path": "/comment$", "method": "POST", "count": 1}]
+    )
+    assert [r.action for r in env.wb.process_pending()] == ["unblocked"]
+    assert env.comments(issue) == 1  # Jira committed it; the answer never arrived
+    unconfirmed = env.store.query_audit(bc_id=ven["id"], action="writeback_comment_unconfirmed")
+    assert len(unconfirmed) == 1 and not env.store.query_audit(
+        bc_id=ven["id"], action="writeback_comment_failed"
+    )
+    posts = env.calls(COMMENT_POST)
+    env.wb.process_pending()
+    assert env.comments(issue) == 1 and env.calls(COMMENT_POST) == posts  # found by its marker, not posted
+    done = env.store.query_audit(bc_id=ven["id"], action="writeback_comment")
+    assert len(done) == 1 and "found on the issue" in done[0].reason
+    assert "(bc-jira ref " in outcome_comments(env, issue)[0]
+
+
+def test_replayed_done_never_undoes_a_newer_block(env: Env) -> None:
+    ven = blocked_vendor(env)
+    issue = env.issue("vendors", ven)
+    env.sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5})
+    env.move(issue)
+    env.stage(issue)
+    assert [r.action for r in env.wb.process_pending()] == ["unblocked"]
+    env.sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5})
+    env.sandbox.control(
+        "POST", "/_sandbox/bc/change", {"entity": "vendors", "id": ven["id"], "set": {"blocked": "Payment"}}
+    )
+    # the outbound sync sees the vendor blocked again: the link needs a human again
+    link = env.store.get_link_by_issue(issue["key"])
+    env.store.upsert_link(
+        Link("vendors", ven["id"], ven["number"], link.issue_id, link.issue_key, state="linked")
+    )
+    # the old "Done" arrives again (a late retry of the delivery), twice, and the safety net sees it in Done
+    env.stage(issue)
+    env.stage(issue)
+    res = env.wb.process_pending()
+    assert [r.action for r in res] == ["stale", "stale"]
+    assert env.record("vendors", ven["id"])["blocked"] == "Payment"
+    env.sandbox.options(search_lag_s=0)
+    assert [r.action for r in env.wb.poll_done_issues()] == ["stale"]
+    assert env.record("vendors", ven["id"])["blocked"] == "Payment"
+    stale = env.store.query_audit(bc_id=ven["id"], action="writeback_stale")
+    assert len(stale) == 3 and "older state" in stale[0].reason
+    texts = outcome_comments(env, issue)
+    assert len(texts) == 2 and "was unblocked" in texts[0] and "move the issue out of done" in texts[1]
+    # a person decides again on the current record: out of done and back -> unblocked, commented again
+    env.sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5})
+    env.move(issue, "In Progress")
+    env.move(issue, "Done")
+    env.stage(issue)
+    assert [r.action for r in env.wb.process_pending()] == ["unblocked"]
+    assert env.record("vendors", ven["id"])["blocked"] in ("", "_x0020_")
+    texts = outcome_comments(env, issue)
+    assert len(texts) == 3 and "was unblocked" in texts[2]
+
+
+def test_invoice_edited_after_approval_is_not_posted(env: Env) -> None:
+    inv = draft(env)
+    issue = env.issue("purchase_invoices", inv)
+    env.move(issue)
+    env.sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5})
+    env.sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {"entity": "purchaseInvoices", "id": inv["id"], "set": {"totalAmountIncludingTax": 9999.0}},
+    )
+    env.stage(issue)
+    assert [r.action for r in env.wb.process_pending()] == ["stale"]
+    assert env.record("purchaseInvoices", inv["id"])["status"] == "Draft" and env.calls(POST) == 0
+
+
+def test_duplicate_issue_moved_to_done_is_ignored(env: Env) -> None:
+    inv = draft(env)
+    kept = env.issue("purchase_invoices", inv)
+    dup = env.issue("purchase_invoices", inv, link=False)  # a second issue carrying the same record id
+    env.move(dup)
+    env.stage(dup)
+    res = env.wb.process_pending()
+    assert [r.action for r in res] == ["ignored"] and kept["key"] in res[0].detail
+    assert env.record("purchaseInvoices", inv["id"])["status"] == "Draft" and env.calls(POST) == 0
