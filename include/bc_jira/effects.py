@@ -151,8 +151,12 @@ class CommentEffects:
             Effect(key, kind, entity, bc_id, issue_id=issue, issue_key=issue_key, payload=payload)
         )
 
-    def make(self, effect: Any) -> CommentResult:
-        """Make the planned comment unless it exists; never twice, even after a lost answer."""
+    def make(self, effect: Any, *, look_first: bool = False) -> CommentResult:
+        """Make the planned comment unless it exists; never twice, even after a lost answer.
+
+        ``look_first``: read the comments even before the first attempt (for rare comments whose key does not
+        depend on the state store, so a restored or second store still finds what an earlier one made).
+        """
         if effect.state == DONE:
             return CommentResult("already", (effect.result or {}).get("comment_id"))
         if effect.state == FAILED:
@@ -160,7 +164,7 @@ class CommentEffects:
         body = effect.payload["body"]
         issue = effect.issue_id or effect.issue_key
         what = str(effect.payload.get("text") or "comment")
-        if effect.attempts > 0:
+        if effect.attempts > 0 or look_first:
             try:
                 found = self._find(issue, effect)
             except ApiError as exc:
@@ -180,7 +184,12 @@ class CommentEffects:
                 self.audit(
                     "comment",
                     effect,
-                    f"{what} (found on the issue: an earlier answer was lost)",
+                    f"{what} (found on the issue: "
+                    + (
+                        "an earlier answer was lost)"
+                        if effect.attempts
+                        else "made before, by another state store)"
+                    ),
                     None,
                     {"id": cid},
                     None,

@@ -694,7 +694,7 @@ class Upserter:
                 body=adf.doc(adf.paragraph(text, " (bc-jira)")),
                 context={"text": text, "document_number": p.get("document_number")},
             )
-            made = comments.make(ceff)
+            made = comments.make(ceff, look_first=True)
             if not made.exists:
                 raise _NotConfirmed(f"duplicate comment not confirmed ({made.state}: {made.error})")
             steps.append("commented")
