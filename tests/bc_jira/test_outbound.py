@@ -22,6 +22,7 @@ from bc_jira.outbound import (
     LINKED,
     PENDING,
     RESOLVED,
+    RESOLVING,
     Counts,
     RunInfo,
     SyncError,
@@ -70,6 +71,8 @@ class FakeJira:
         self.reject: set[str] = set()  # record ids whose create Jira refuses
         self.comments: dict[str, list[Any]] = {}
         self.transitions: dict[str, list[str]] = {}
+        self.drop_next_comment = False
+        self.fail_next_transition = False
         self._n = 10000
 
     def _count(self, name: str) -> None:
@@ -120,10 +123,23 @@ class FakeJira:
     def comment(self, issue_id: str, adf: dict[str, Any]) -> dict[str, Any]:
         self._count("comment")
         self.comments.setdefault(issue_id, []).append(adf)
-        return {"id": "1"}
+        if self.drop_next_comment:  # stored, then the answer is lost
+            self.drop_next_comment = False
+            raise TransportError("jira", "POST", "http://x/comment", message="response dropped")
+        return {"id": str(len(self.comments[issue_id]))}
+
+    def list_comments(self, issue_id: str) -> list[dict[str, Any]]:
+        self._count("list_comments")
+        return [
+            {"id": str(i + 1), "body": b}
+            for i, b in reversed(list(enumerate(self.comments.get(issue_id, []))))
+        ]
 
     def transition(self, issue_id: str, name: str) -> str | None:
         self._count("transition")
+        if self.fail_next_transition:
+            self.fail_next_transition = False
+            raise TransportError("jira", "POST", "http://x/transitions", message="connection reset")
         self.transitions.setdefault(issue_id, []).append(name)
         return name
 
@@ -503,3 +519,36 @@ def test_batch_count_is_capped_for_small_xcom(store, monkeypatch) -> None:
     assert len(out["batch_ids"]) == 3
     assert sum(len(store.load_batch(b)) for b in out["batch_ids"]) == 10
     assert len(_json.dumps(out["batch_ids"])) < 10_240
+
+
+def test_lost_resolve_comment_answer_and_failed_transition_never_comment_twice(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(1)]
+    up().upsert(recs)
+    posted = dict(recs[0], status="Open", number="PPI108001", lastModifiedDateTime="2026-11-20T11:30:00Z")
+    issue_id = store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].issue_id
+    jira.drop_next_comment = True
+    with pytest.raises(SyncError):
+        up().upsert([posted])
+    assert len(jira.comments[issue_id]) == 1  # Jira stored it; the answer was lost
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LINKED
+    actions = [r.action for r in store.query_audit(bc_id=posted["id"])]
+    assert "resolve_comment_unconfirmed" in actions and "resolve_comment_failed" not in actions
+    jira.fail_next_transition = True  # the retry finds the comment, then the transition fails
+    with pytest.raises(SyncError):
+        up().upsert([posted])
+    assert len(jira.comments[issue_id]) == 1 and jira.calls["list_comments"] == 1
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVING
+    counts = up().upsert([posted])  # the next retry only moves it
+    assert counts.resolved == 1 and jira.transitions[issue_id] == ["Done"]
+    assert len(jira.comments[issue_id]) == 1 and jira.calls["comment"] == 1
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    made = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
+    assert len(made) == 1 and "found on the issue" in made[0].reason
+    # blocked/needed again, then resolved again: a new episode gets its own (single) comment
+    again = dict(posted, status="Draft", lastModifiedDateTime="2026-11-20T12:00:00Z")
+    up().upsert([again])
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LINKED
+    up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
+    up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
+    assert len(jira.comments[issue_id]) == 2
