@@ -464,3 +464,21 @@ def test_resolve_comment_exactly_once_under_comment_faults(sandbox, outbound, mo
     assert all(
         len([t for t in _comment_texts(links[b].issue_key) if "no longer" in t]) == 1 for b in resolved
     )
+
+
+def test_connect_checks_duplicate_link_type_and_transition(sandbox, outbound) -> None:
+    from bc_jira import outbound as ob
+    from bc_jira.config import parse_config
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    good = ob.connect_checks(
+        parse_config(dict(outbound["cfg"], duplicate_transition="Rejected")), JiraCloudHook().client
+    )
+    assert good.problems == [] and any("'Duplicate' issue link type" in n for n in good.notes)
+    sandbox.control("POST", "/_sandbox/jira/options", {"issue_linking": False})
+    rep = ob.connect_checks(
+        parse_config(dict(outbound["cfg"], duplicate_transition="Closed")), JiraCloudHook().client
+    )
+    text = "\n".join(rep.problems)
+    assert "issue linking is disabled in Jira" in text
+    assert "duplicate_transition: no status 'Closed' in the workflow of 'Invoice'" in text
