@@ -112,6 +112,12 @@ class CommentResult:
     state: str  # made | found | already | unconfirmed | failed
     comment_id: str | None = None
     error: str | None = None
+    terminal: bool = False  # failed for good (Jira refused it: 4xx): retrying cannot help
+
+    @property
+    def settled(self) -> bool:
+        """Nothing more will happen to this comment: it exists, or Jira refused it for good."""
+        return self.exists or self.terminal
 
     @property
     def exists(self) -> bool:
@@ -160,7 +166,7 @@ class CommentEffects:
         if effect.state == DONE:
             return CommentResult("already", (effect.result or {}).get("comment_id"))
         if effect.state == FAILED:
-            return CommentResult("failed", error=effect.error)
+            return CommentResult("failed", error=effect.error, terminal=True)
         body = effect.payload["body"]
         issue = effect.issue_id or effect.issue_key
         what = str(effect.payload.get("text") or "comment")
@@ -212,7 +218,7 @@ class CommentEffects:
                     str(exc),
                 )
                 log.warning("%s: comment not made (%s): %s", issue, why, exc)
-                return CommentResult("failed", error=str(exc))
+                return CommentResult("failed", error=str(exc), terminal=terminal)
             self.store.finish_effect(effect.effect_key, PENDING, error=str(exc))
             self.audit(
                 "comment_unconfirmed",

@@ -695,9 +695,9 @@ class Upserter:
                 context={"text": text, "document_number": p.get("document_number")},
             )
             made = comments.make(ceff, look_first=True)
-            if not made.exists:
+            if not made.settled:
                 raise _NotConfirmed(f"duplicate comment not confirmed ({made.state}: {made.error})")
-            steps.append("commented")
+            steps.append("commented" if made.exists else f"Jira refused the comment ({made.error})")
             category = ((f.get("status") or {}).get("statusCategory") or {}).get("key")
             name = self.cfg.duplicate_transition
             if name and category != "done":
@@ -836,15 +836,19 @@ class Upserter:
                     state = LINKED  # needs a human again (e.g. vendor blocked again)
             elif state not in DONE_STATES:
                 comment = resolved_comment(self.entity, record)
+                refused = None
                 if state != RESOLVING:
                     made = self._resolve_comment(draft, link, comment)
-                    if not made.exists:
+                    if not made.settled:
                         raise _NotConfirmed(f"resolve comment not confirmed ({made.state}: {made.error})")
+                    refused = None if made.exists else made.error
                     state = RESOLVING  # a failing transition below is retried without a second comment
                 moved = None
                 if self.ecfg.resolved_transition:
                     moved = self.jira.transition(link.issue_id, self.ecfg.resolved_transition)
-                reason = "no longer needs a human step in BC; commented"
+                reason = "no longer needs a human step in BC; " + (
+                    f"Jira refused the comment ({refused})" if refused else "commented"
+                )
                 if self.ecfg.resolved_transition:
                     reason += (
                         f", moved with {moved!r}"
@@ -868,7 +872,10 @@ class Upserter:
         self, draft: IssueDraft, link: Any, comment: dict[str, Any]
     ) -> effects.CommentResult:
         """The "no longer needs a human step" comment, once per episode (see the module docstring)."""
-        episode = self.store.count_effects(RESOLVE_COMMENT_KIND, self.entity, draft.bc_id)
+        episode = sum(
+            self.store.count_effects(RESOLVE_COMMENT_KIND, self.entity, draft.bc_id, state)
+            for state in (effects.DONE, effects.FAILED)
+        )
         key = effects.effect_key(RESOLVE_COMMENT_KIND, self.entity, draft.bc_id, link.issue_id, episode)
         comments = self._comment_effects()
         eff = comments.plan(

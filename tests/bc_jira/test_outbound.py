@@ -15,7 +15,7 @@ import pytest
 
 from bc_jira.config import FieldNames, parse_config
 from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
-from bc_jira.http import TransportError
+from bc_jira.http import ClientError, TransportError
 from bc_jira.mapping import field_ids
 from bc_jira.outbound import (
     FAILED,
@@ -72,6 +72,7 @@ class FakeJira:
         self.comments: dict[str, list[Any]] = {}
         self.transitions: dict[str, list[str]] = {}
         self.drop_next_comment = False
+        self.refuse_next_comment = False
         self.fail_next_transition = False
         self._n = 10000
 
@@ -123,6 +124,10 @@ class FakeJira:
     def comment(self, issue_id: str, adf: dict[str, Any]) -> dict[str, Any]:
         self._count("comment")
         self.comments.setdefault(issue_id, []).append(adf)
+        if self.refuse_next_comment:
+            self.refuse_next_comment = False
+            self.comments[issue_id].pop()
+            raise ClientError("jira", "POST", "http://x/comment", 400, None, "comment: INVALID_INPUT")
         if self.drop_next_comment:  # stored, then the answer is lost
             self.drop_next_comment = False
             raise TransportError("jira", "POST", "http://x/comment", message="response dropped")
@@ -552,3 +557,18 @@ def test_lost_resolve_comment_answer_and_failed_transition_never_comment_twice(e
     up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
     up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
     assert len(jira.comments[issue_id]) == 2
+
+
+def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_record(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(1)]
+    up().upsert(recs)
+    posted = dict(recs[0], status="Open", number="PPI108001", lastModifiedDateTime="2026-11-20T11:30:00Z")
+    issue_id = store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].issue_id
+    jira.refuse_next_comment = True
+    counts = up().upsert([posted])
+    assert counts.resolved == 1 and jira.comments.get(issue_id) == []
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    failed = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment_failed"]
+    assert len(failed) == 1 and "refused" in failed[0].reason
+    assert not [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
