@@ -1982,7 +1982,7 @@ def router(sb: Sandbox) -> APIRouter:
                 st().validate = bool(body["validate"])
             if "issue_linking" in body:
                 st().issue_linking = bool(body["issue_linking"])
-            return {"validate": st().validate, "issue_linking": st().__dict__.get("issue_linking", True)}
+            return {"validate": st().validate}
 
     return r
 
