@@ -428,3 +428,17 @@ def test_100_done_invoices_with_comment_faults_get_exactly_one_outcome_comment(
     assert min(counts) == max(counts) == 1
     assert min(audit_made) == max(audit_made) == 1  # the audit says "comment" exactly where one exists
     assert lost > 0 and found > 0  # lost answers really happened and were settled by looking, not re-posting
+
+
+def test_replay_verdict_rule() -> None:
+    from datetime import UTC, datetime
+
+    from bc_jira.writeback import _ts, replay_verdict
+
+    done = _ts("2026-12-01T10:00:00.000+0000")
+    assert done == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    assert replay_verdict(done, _ts("2026-12-01T09:59:59.9Z")) is None  # decided on the current record
+    assert replay_verdict(done, _ts("2026-12-01T10:00:00Z")) is None  # same instant: acts
+    why = replay_verdict(done, _ts("2026-12-01T10:00:00.001Z"))
+    assert why and "older state" in why  # the record changed after the decision
+    assert replay_verdict(None, _ts("2026-12-01T10:00:00Z")) is None  # unknown: not checked (warned)
