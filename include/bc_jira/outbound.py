@@ -663,7 +663,7 @@ class Upserter:
 
     def _heal_one(self, eff: Any) -> bool:
         """Link, comment and (optionally) move one duplicate; each step skipped when already there."""
-        from bc_jira.http import ApiError
+        from bc_jira.http import ApiError, NotFoundError
 
         p = eff.payload
         original_id, original_key, dup = p["original_id"], p["original_key"], eff.issue_id
@@ -703,6 +703,13 @@ class Upserter:
             if name and category != "done":
                 moved = self.jira.transition(dup, name)
                 steps.append(f"moved with {moved!r}" if moved else f"transition {name!r} not available")
+        except (
+            NotFoundError
+        ) as exc:  # the duplicate (or the kept issue) was deleted meanwhile: nothing to heal
+            self.store.finish_effect(eff.effect_key, effects.FAILED, error=str(exc))
+            self._audit_effect("duplicate_failed", eff, "issue no longer exists; not healed", error=str(exc))
+            log.warning("%s: duplicate %s of %s no longer exists", self.entity, eff.issue_key, original_key)
+            return True
         except (ApiError, SyncError, _NotConfirmed) as exc:
             self.store.finish_effect(eff.effect_key, effects.PENDING, error=str(exc))
             self._audit_effect("duplicate_failed", eff, "; ".join(steps) or "not healed yet", error=str(exc))

@@ -15,7 +15,7 @@ import pytest
 
 from bc_jira.config import FieldNames, parse_config
 from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
-from bc_jira.http import ClientError, TransportError
+from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
 from bc_jira.outbound import (
     FAILED,
@@ -73,6 +73,8 @@ class FakeJira:
         self.transitions: dict[str, list[str]] = {}
         self.drop_next_comment = False
         self.refuse_next_comment = False
+        self.links: list[tuple[str, str, str]] = []
+        self.gone: set[str] = set()
         self.fail_next_transition = False
         self._n = 10000
 
@@ -147,6 +149,35 @@ class FakeJira:
             raise TransportError("jira", "POST", "http://x/transitions", message="connection reset")
         self.transitions.setdefault(issue_id, []).append(name)
         return name
+
+    def get_issue(self, issue_id: str, fields) -> dict[str, Any]:
+        self._count("get_issue")
+        if issue_id in self.gone or issue_id not in self.issues:
+            raise NotFoundError(
+                "jira", "GET", f"http://x/issue/{issue_id}", 404, None, "Issue does not exist"
+            )
+        links = [{"type": {"name": t}, "outwardIssue": {"id": o}} for t, i, o in self.links if i == issue_id]
+        done = bool(self.transitions.get(issue_id))
+        return {
+            "id": issue_id,
+            "fields": {"issuelinks": links, "status": {"statusCategory": {"key": "done" if done else "new"}}},
+        }
+
+    def link_types(self) -> list[dict[str, Any]]:
+        self._count("link_types")
+        return [{"name": "Blocks", "outward": "blocks"}, {"name": "Duplicate", "outward": "duplicates"}]
+
+    def link(self, type_name: str, inward: str, outward: str) -> None:
+        self._count("link")
+        if (type_name, inward, outward) not in self.links:
+            self.links.append((type_name, inward, outward))
+
+    def plant(self, bc_id: str) -> str:
+        """An issue made outside this state store (an earlier version, a person) for the record."""
+        self._n += 1
+        iid = str(self._n)
+        self.issues[iid] = {"key": f"FIN-{self._n - 10000}", "fields": {RID: bc_id}, "created": self.clock()}
+        return iid
 
     def by_record(self, bc_id: str) -> list[dict[str, Any]]:
         return [i for i in self.issues.values() if i["fields"][RID] == bc_id]
@@ -572,3 +603,26 @@ def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_recor
     failed = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment_failed"]
     assert len(failed) == 1 and "refused" in failed[0].reason
     assert not [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
+
+
+def test_planted_duplicates_healed_once_and_a_deleted_one_does_not_wedge_the_batch(env, store) -> None:
+    from bc_jira import outbound as ob
+
+    clock, jira, up = env
+    ob._LINK_TYPE.clear()
+    rec = invoice(1)
+    keep, dup, deleted = (jira.plant(rec["id"]) for _ in range(3))
+    jira.gone.add(deleted)  # found by the search, deleted before it is healed
+    clock.now += timedelta(seconds=60)  # past the search lag
+    counts = up().upsert([rec])
+    assert counts.created == 0 and counts.updated == 1  # found by JQL; owned fields written once
+    assert store.get_links("purchase_invoices", [rec["id"]])[rec["id"]].issue_id == keep
+    assert jira.links == [("Duplicate", dup, keep)]
+    assert len(jira.comments[dup]) == 1 and "duplicates FIN-" in str(jira.comments[dup][0])
+    assert keep not in jira.comments and jira.transitions == {}  # no duplicate_transition configured
+    rows = {r.action: r for r in store.query_audit(bc_id=rec["id"])}
+    assert "duplicate" in rows and "issue no longer exists" in rows["duplicate_failed"].reason
+    assert store.pending_effects("duplicate") == []
+    before = dict(jira.calls)
+    up().upsert([rec])  # the retry / the next run: the link table knows the record, nothing is owed
+    assert jira.calls.get("link") == before.get("link") and len(jira.comments[dup]) == 1
