@@ -703,9 +703,8 @@ class Upserter:
             if name and category != "done":
                 moved = self.jira.transition(dup, name)
                 steps.append(f"moved with {moved!r}" if moved else f"transition {name!r} not available")
-        except (
-            NotFoundError
-        ) as exc:  # the duplicate (or the kept issue) was deleted meanwhile: nothing to heal
+        except NotFoundError as exc:
+            # the duplicate (or the kept issue) was deleted meanwhile: nothing left to heal
             self.store.finish_effect(eff.effect_key, effects.FAILED, error=str(exc))
             self._audit_effect("duplicate_failed", eff, "issue no longer exists; not healed", error=str(exc))
             log.warning("%s: duplicate %s of %s no longer exists", self.entity, eff.issue_key, original_key)
