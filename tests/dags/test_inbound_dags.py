@@ -447,8 +447,9 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
 
 
 def test_replayed_done_does_not_unblock_a_vendor_blocked_again(inbound: dict[str, Any]) -> None:
-    """Unblocked by the DAG, blocked again in BC, then the old Done comes back (a late retry of the delivery,
-    and the safety-net poll finding the issue still in Done): the vendor stays blocked."""
+    """Unblocked by the DAG, blocked again in BC, then the old Done comes back (the first run cleared and
+    re-run, a late retry of the delivery, the safety-net poll finding the issue still in Done): the vendor
+    stays blocked."""
     import time
 
     from bc_jira.hooks.jira import JiraCloudHook
@@ -475,7 +476,11 @@ def test_replayed_done_does_not_unblock_a_vendor_blocked_again(inbound: dict[str
     sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
     delivery = {"issue_id": str(issue["id"]), "issue_key": issue["key"], "delivery_id": "d-1"}
     store.stage_event("jira", KIND_JIRA_TRANSITION, "d-1", delivery)
-    _success(run_dag("jira_transitions_to_bc"))
+    from datetime import UTC, datetime
+
+    first_date = datetime.now(UTC).replace(microsecond=0)
+    first = run_dag("jira_transitions_to_bc", logical_date=first_date, run_after=first_date)
+    _success(first)
 
     def vendor() -> dict[str, Any]:
         return next(
@@ -493,8 +498,11 @@ def test_replayed_done_does_not_unblock_a_vendor_blocked_again(inbound: dict[str
     )
     store.stage_event("jira", KIND_JIRA_TRANSITION, "d-1-late-retry", delivery)
     time.sleep(1.2)  # past the search lag: the safety-net poll sees the issue in Done
-    _success(run_dag("jira_transitions_to_bc"))
-    _success(run_dag("jira_transitions_to_bc"))  # and again: the poll keeps finding it
+    # dag.test with the same dates deletes that run's state and runs it again, under the same run id
+    replay = run_dag("jira_transitions_to_bc", logical_date=first_date, run_after=first_date)
+    _success(replay)
+    assert replay.run_id == first.run_id
+    _success(run_dag("jira_transitions_to_bc"))  # and a new run: the poll keeps finding the issue in Done
     assert vendor()["blocked"] == "All"
     stale = store.query_audit(bc_id=ven["id"], action="writeback_stale")
     assert len(stale) >= 2 and {r.task_id for r in stale} >= {"process_staged_transitions", "safety_net_poll"}
