@@ -172,7 +172,8 @@ class CommentEffects:
         what = str(effect.payload.get("text") or "comment")
         if effect.attempts > 0 or look_first:
             try:
-                found = self._find(issue, effect)
+                # a first look (another store may have made it at any time before) reads every comment
+                found = self._find(issue, effect, whole_history=not effect.attempts)
             except ApiError as exc:
                 self.store.finish_effect(effect.effect_key, PENDING, error=str(exc))
                 self.audit(
@@ -235,8 +236,8 @@ class CommentEffects:
         self.audit("comment", effect, what, body, {"id": cid}, None)
         return CommentResult("made", cid)
 
-    def _find(self, issue: str, effect: Any) -> Mapping[str, Any] | None:
-        since = (effect.created_at - LOOKUP_SKEW) if effect.created_at else None
+    def _find(self, issue: str, effect: Any, *, whole_history: bool = False) -> Mapping[str, Any] | None:
+        since = (effect.created_at - LOOKUP_SKEW) if effect.created_at and not whole_history else None
         for c in self.comments(issue):
             if has_marker(c.get("body"), effect.effect_key):
                 return c

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from bc_jira import adf
-from bc_jira.effects import certainly_not_made, effect_key, has_marker, marker, with_marker
+from bc_jira.effects import (
+    CommentEffects,
+    certainly_not_made,
+    effect_key,
+    has_marker,
+    marker,
+    with_marker,
+)
 from bc_jira.http import ClientError, NotFoundError, RateLimited, ServerError, TransportError
 
 
@@ -39,3 +50,59 @@ def test_which_failures_certainly_did_not_make_the_comment() -> None:
     assert certainly_not_made(err(RateLimited, 429)) and certainly_not_made(err(ServerError, 503))
     assert not certainly_not_made(err(ServerError, 500))  # may have been stored before the error
     assert not certainly_not_made(err(TransportError, None))  # lost answer: may exist
+
+
+class _Store:
+    """Just enough of the state store for one effect row."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Any] = {}
+
+    def put_effect(self, eff: Any) -> Any:
+        self.rows.setdefault(eff.effect_key, dataclasses.replace(eff, created_at=datetime.now(UTC)))
+        return self.rows[eff.effect_key]
+
+    def effect_attempt(self, key: str) -> None:
+        self.rows[key].attempts += 1
+
+    def finish_effect(self, key: str, state: str, *, result: Any = None, error: str | None = None) -> None:
+        self.rows[key].state, self.rows[key].result, self.rows[key].error = state, result, error
+
+
+def test_a_first_look_reads_the_whole_history_a_retry_only_since_the_intent() -> None:
+    """A store restored days later still finds a comment made by the old one; a retry stops early."""
+    key = effect_key("duplicate_comment", "vendors", "v1", "10009")
+    old = {
+        "id": "1",
+        "created": (datetime.now(UTC) - timedelta(days=9)).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+        "body": with_marker(adf.doc(adf.paragraph("dup", " (bc-jira)")), key),
+    }
+    posted: list[Any] = []
+    audits: list[str] = []
+    fx = CommentEffects(
+        store=_Store(),
+        post=lambda issue, body: posted.append(body) or {"id": "2"},
+        comments=lambda issue: [old],
+        audit=lambda suffix, *rest: audits.append(suffix),
+    )
+    eff = fx.plan(
+        key,
+        kind="duplicate_comment",
+        entity="vendors",
+        bc_id="v1",
+        issue="10009",
+        issue_key="FIN-9",
+        body=adf.doc(adf.paragraph("dup", " (bc-jira)")),
+    )
+    assert fx.make(eff, look_first=True).state == "found" and posted == [] and audits == ["comment"]
+    other = fx.plan(
+        effect_key("x"),
+        kind="resolve_comment",
+        entity="vendors",
+        bc_id="v1",
+        issue="10009",
+        issue_key="FIN-9",
+        body=adf.doc(adf.paragraph("resolved", " (bc-jira)")),
+    )
+    other.attempts = 1  # an earlier attempt lost its answer: look only since the intent, then post
+    assert fx.make(other).state == "made" and len(posted) == 1
