@@ -215,6 +215,9 @@ class Config:
     # Jira search lags writes: a create whose answer was lost is looked up by JQL only after this long.
     search_settle_seconds: int = DEFAULT_SEARCH_SETTLE_SECONDS
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    # A second issue found for one record is linked to the kept one as a Duplicate, commented, and moved with
+    # this transition (name of a transition or of its target status, e.g. "Done") when set.
+    duplicate_transition: str | None = None
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:
@@ -237,6 +240,7 @@ _TOP_KEYS = {
     "overlap_seconds",
     "search_settle_seconds",
     "rate_limit",
+    "duplicate_transition",
 }
 _ENTITY_KEYS = {
     "enabled",
@@ -536,6 +540,16 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         )
         settle = DEFAULT_SEARCH_SETTLE_SECONDS
 
+    duplicate_transition = doc.get("duplicate_transition")
+    if duplicate_transition is not None and (
+        not isinstance(duplicate_transition, str) or not duplicate_transition.strip()
+    ):
+        problems.append(
+            'duplicate_transition: must be a Jira transition or status name (e.g. "Done") or null '
+            "(duplicates are then linked and commented but left in their status)"
+        )
+        duplicate_transition = None
+
     url = doc.get("bc_web_client_url")
     if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^\s]+$", url)):
         problems.append(
@@ -563,6 +577,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         overlap_seconds=overlap,
         search_settle_seconds=settle,
         rate_limit=rate_limit,
+        duplicate_transition=duplicate_transition.strip() if duplicate_transition else None,
     )
 
 
@@ -577,6 +592,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
             "max_inline_wait_seconds": DEFAULT_MAX_INLINE_WAIT_SECONDS,
             "max_defer_seconds": DEFAULT_MAX_DEFER_SECONDS,
         },
+        "duplicate_transition": None,
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

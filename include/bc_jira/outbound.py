@@ -11,6 +11,19 @@ Where duplicates could come from, and what stops them:
   intents and looks them up by JQL once ``search_settle_seconds`` have passed since the intent (Jira search
   lags writes; ``reconcileIssues`` only helps for ids one knows, and a lost answer is exactly the case where
   one does not). Found -> linked, not found -> created. Task retries wait longer than the settle time.
+
+Duplicates that exist anyway (an earlier version, a restored state store, a second deployment, a person) are
+healed when the record-id lookup finds several issues for one record: the oldest stays the record's issue;
+each other one is linked to it with Jira's *Duplicate* link type ("FIN-9 duplicates FIN-2"), commented, and
+moved with ``duplicate_transition`` when configured. Healing is an effect with an intent (``bc_jira_effects``,
+kind ``duplicate``): planned once per duplicate issue, retried by the next attempt over the same records until
+done; the link is looked up on the issue before it is made (and Jira never stores a repeated link twice),
+the comment is made exactly once (``bc_jira.effects``), the transition only when the issue is not done yet.
+
+The "no longer needs a human step" comment is made exactly once per episode (a record can need a human step
+again, e.g. a vendor blocked again): an effect keyed by record, issue and the number of resolve comments
+made before. The link becomes ``resolved`` only once the comment exists; a lost answer fails the batch, and
+the retry finds the comment by its marker instead of posting a second one.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bc_jira import adf, effects
 from bc_jira.config import (
     ENTITIES,
     FIELDS_VARIABLE_KEY,
@@ -48,6 +62,7 @@ log = logging.getLogger(__name__)
 PENDING = "pending"  # a create was attempted; whether Jira committed it is unknown
 LINKED = "linked"  # issue exists, record needs a human step
 RESOLVED = "resolved"  # record no longer needs a human step; comment (+ transition) done
+RESOLVING = "resolving"  # the resolve comment exists; the resolved_transition is still to be made
 FAILED = "failed"  # Jira refused the create (known not to exist)
 # States set by the write-back (jira_transitions_to_bc) after it acted: no "no longer needed" comment.
 DONE_STATES = frozenset({RESOLVED, "written_back", "done"})
@@ -67,6 +82,46 @@ _RECENT_CREATED: dict[str, deque[int]] = {e: deque(maxlen=RECONCILE_MAX) for e i
 
 class SyncError(RuntimeError):
     """Some records of a batch failed; the batch is safe to retry (done records are skipped by hash)."""
+
+
+class _NotConfirmed(RuntimeError):
+    """An owed comment is not known to exist yet (failed, or its answer was lost); the retry settles it."""
+
+
+# bc_jira_effects kinds of the outbound side
+RESOLVE_COMMENT_KIND = "resolve_comment"
+DUPLICATE_KIND = "duplicate"
+DUPLICATE_COMMENT_KIND = "duplicate_comment"
+_LINK_TYPE: dict[str, str] = {}  # the site's Duplicate link type name, once per process
+
+
+def duplicate_link_type(types: Iterable[Mapping[str, Any]]) -> str | None:
+    """The Duplicate link type's name among GET /issueLinkType's (by name, else by outward "duplicates")."""
+    types = list(types)
+    for t in types:
+        if str(t.get("name") or "").casefold() == "duplicate":
+            return str(t["name"])
+    for t in types:
+        if str(t.get("outward") or "").casefold() == "duplicates":
+            return str(t["name"])
+    return None
+
+
+def _has_duplicate_link(issuelinks: Iterable[Mapping[str, Any]], type_name: str, original_id: str) -> bool:
+    """True when the issue already reads "duplicates <original>" (its entry carries ``outwardIssue``)."""
+    return any(
+        str((lk.get("type") or {}).get("name") or "").casefold() == type_name.casefold()
+        and str((lk.get("outwardIssue") or {}).get("id") or "") == str(original_id)
+        for lk in issuelinks
+    )
+
+
+def _noun(entity: str) -> str:
+    return {
+        "purchase_invoices": "purchase invoice",
+        "vendors": "vendor",
+        "purchase_orders": "purchase order",
+    }[entity]
 
 
 # -- run context ---------------------------------------------------------------------------------------------
@@ -213,6 +268,20 @@ class JiraOps:
     def transition(self, issue_id: str, name: str) -> str | None:
         """Apply the transition named ``name`` (or leading to a status of that name); None if unavailable."""
         return self.hook.transition_to(issue_id, name)
+
+    def list_comments(self, issue_id: str) -> Iterable[dict[str, Any]]:
+        """The issue's comments, newest first (to find one whose answer was lost)."""
+        return self.hook.iter_comments(issue_id, newest_first=True)
+
+    def get_issue(self, issue_id: str, fields: Sequence[str]) -> dict[str, Any]:
+        return self.hook.get_issue(issue_id, fields=list(fields))
+
+    def link_types(self) -> list[dict[str, Any]]:
+        return self.hook.get_issue_link_types()
+
+    def link(self, type_name: str, inward_issue: str, outward_issue: str) -> None:
+        """Make "<inward_issue> <type.outward> <outward_issue>" (e.g. duplicate "duplicates" original)."""
+        self.hook.link_issues(type_name, inward_issue, outward_issue)
 
 
 # -- extract -------------------------------------------------------------------------------------------------
@@ -409,6 +478,7 @@ class Upserter:
 
             self.link_cls, self.audit_cls = self.link_cls or Link, self.audit_cls or AuditRow
         self._links_out: list[Any] = []
+        self._dups: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         recs = {str(r["id"]): dict(r) for r in records}
         counts = Counts(read=len(recs))
         outcomes: dict[str, _Outcome] = {}
@@ -444,6 +514,7 @@ class Upserter:
                 outcomes[bc_id] = outcome
                 if outcome.action == "error":
                     failures += 1
+            failures += self._heal(drafts)
         finally:
             self._flush_links()
             self._audit(recs, drafts, outcomes)
@@ -537,21 +608,171 @@ class Upserter:
             jql = f"project = {_jql_string(self.cfg.project_key)} AND ({ors}) ORDER BY created ASC"
             issues = self.jira.search(jql, ["id", "key", fid], reconcile)
             wanted = set(chunk)
+            every: dict[str, list[dict[str, Any]]] = {}
             for issue in issues:
                 value = (issue.get("fields") or {}).get(fid)
                 if value in wanted:
-                    prev = out.get(value)
-                    if prev is None or int(issue["id"]) < int(prev["id"]):
-                        if prev is not None:
-                            log.warning(
-                                "%s: record %s has more than one issue (%s, %s); using the oldest",
-                                self.entity,
-                                value,
-                                prev["key"],
-                                issue["key"],
-                            )
-                        out[value] = {"id": str(issue["id"]), "key": issue["key"]}
+                    every.setdefault(value, []).append({"id": str(issue["id"]), "key": issue["key"]})
+            for value, found in every.items():
+                found = sorted({i["id"]: i for i in found}.values(), key=lambda i: int(i["id"]))
+                out[value] = found[0]
+                if len(found) > 1:
+                    log.warning(
+                        "%s: record %s has %d issues (%s); keeping the oldest, healing the others",
+                        self.entity,
+                        value,
+                        len(found),
+                        ", ".join(i["key"] for i in found),
+                    )
+                    self._dups[value] = (found[0], found[1:])
         return out
+
+    # duplicates ---------------------------------------------------------------------------------------------
+    def _heal(self, drafts: Mapping[str, IssueDraft]) -> int:
+        """Plan a healing effect per duplicate found, then run every pending one of these records.
+
+        Returns the number that failed (the batch then fails and its retry heals them).
+        """
+        from bc_jira.store import Effect
+
+        for bc_id, (original, others) in getattr(self, "_dups", {}).items():
+            for dup in others:
+                key = effects.effect_key(DUPLICATE_KIND, self.entity, bc_id, dup["id"])
+                self.store.put_effect(
+                    Effect(
+                        key,
+                        DUPLICATE_KIND,
+                        self.entity,
+                        bc_id,
+                        issue_id=dup["id"],
+                        issue_key=dup["key"],
+                        payload={
+                            "original_id": original["id"],
+                            "original_key": original["key"],
+                            "document_number": drafts[bc_id].document_number if bc_id in drafts else None,
+                        },
+                    )
+                )
+        pending = self.store.pending_effects(DUPLICATE_KIND, entity=self.entity, bc_ids=list(drafts))
+        return sum(0 if self._heal_one(eff) else 1 for eff in pending)
+
+    def _duplicate_link_type(self) -> str:
+        """The site's Duplicate link type name (GET /issueLinkType; bc_jira_connect checks it exists)."""
+        cached = _LINK_TYPE.get("name")
+        if cached:
+            return cached
+        name = duplicate_link_type(self.jira.link_types())
+        if name is None:
+            raise SyncError(
+                "Jira has no issue link type named 'Duplicate' (or with outward 'duplicates'); "
+                "add it in Jira settings > Issues > Issue linking, then run bc_jira_connect"
+            )
+        _LINK_TYPE["name"] = name
+        return name
+
+    def _heal_one(self, eff: Any) -> bool:
+        """Link, comment and (optionally) move one duplicate; each step skipped when already there."""
+        from bc_jira.http import ApiError, NotFoundError
+
+        p = eff.payload
+        original_id, original_key, dup = p["original_id"], p["original_key"], eff.issue_id
+        steps: list[str] = []
+        try:
+            link_type = self._duplicate_link_type()
+            issue = self.jira.get_issue(dup, ["issuelinks", "status"])
+            f = issue.get("fields") or {}
+            if not _has_duplicate_link(f.get("issuelinks") or [], link_type, original_id):
+                self.jira.link(link_type, dup, original_id)
+                steps.append(f"linked as {link_type} of {original_key}")
+            else:
+                steps.append(f"{link_type} link to {original_key} already there")
+            text = (
+                f"This issue duplicates {original_key}, the issue of {_noun(self.entity)} "
+                f"{p.get('document_number') or eff.bc_id} (BC record id {eff.bc_id}). bc-jira keeps "
+                f"{original_key} up to date and no longer updates this one."
+            )
+            comments = self._comment_effects()
+            ckey = effects.effect_key(DUPLICATE_COMMENT_KIND, self.entity, eff.bc_id, dup)
+            ceff = comments.plan(
+                ckey,
+                kind=DUPLICATE_COMMENT_KIND,
+                entity=self.entity,
+                bc_id=eff.bc_id,
+                issue=dup,
+                issue_key=eff.issue_key,
+                body=adf.doc(adf.paragraph(text, " (bc-jira)")),
+                context={"text": text, "document_number": p.get("document_number")},
+            )
+            made = comments.make(ceff, look_first=True)
+            if not made.settled:
+                raise _NotConfirmed(f"duplicate comment not confirmed ({made.state}: {made.error})")
+            steps.append("commented" if made.exists else f"Jira refused the comment ({made.error})")
+            category = ((f.get("status") or {}).get("statusCategory") or {}).get("key")
+            name = self.cfg.duplicate_transition
+            if name and category != "done":
+                moved = self.jira.transition(dup, name)
+                steps.append(f"moved with {moved!r}" if moved else f"transition {name!r} not available")
+        except NotFoundError as exc:
+            # the duplicate (or the kept issue) was deleted meanwhile: nothing left to heal
+            self.store.finish_effect(eff.effect_key, effects.FAILED, error=str(exc))
+            self._audit_effect("duplicate_failed", eff, "issue no longer exists; not healed", error=str(exc))
+            log.warning("%s: duplicate %s of %s no longer exists", self.entity, eff.issue_key, original_key)
+            return True
+        except (ApiError, SyncError, _NotConfirmed) as exc:
+            self.store.finish_effect(eff.effect_key, effects.PENDING, error=str(exc))
+            self._audit_effect("duplicate_failed", eff, "; ".join(steps) or "not healed yet", error=str(exc))
+            log.warning(
+                "%s: duplicate %s of %s not healed yet: %s", self.entity, eff.issue_key, original_key, exc
+            )
+            return False
+        self.store.finish_effect(eff.effect_key, effects.DONE, result={"steps": steps})
+        self._audit_effect(
+            "duplicate", eff, f"{eff.issue_key} duplicates {original_key}: " + "; ".join(steps)
+        )
+        log.info(
+            "%s: duplicate %s of %s healed: %s", self.entity, eff.issue_key, original_key, "; ".join(steps)
+        )
+        return True
+
+    def _comment_effects(self) -> effects.CommentEffects:
+        return effects.CommentEffects(
+            store=self.store,
+            post=self.jira.comment,
+            comments=lambda issue: self.jira.list_comments(issue),
+            audit=lambda suffix, eff, reason, sent, response, error: self._audit_effect(
+                f"{eff.kind.removesuffix('_comment')}_{suffix}", eff, reason, sent, response, error
+            ),
+        )
+
+    def _audit_effect(
+        self,
+        action: str,
+        eff: Any,
+        reason: str,
+        sent: Any = None,
+        response: Any = None,
+        error: str | None = None,
+    ) -> None:
+        self.store.audit(
+            [
+                self.audit_cls(
+                    entity=self.entity,
+                    bc_id=eff.bc_id,
+                    action=action,
+                    document_number=(eff.payload or {}).get("document_number"),
+                    issue_key=eff.issue_key,
+                    reason=reason,
+                    sent=sent,
+                    response=response,
+                    error=error,
+                    dag_id=self.run.dag_id,
+                    run_id=self.run.run_id,
+                    task_id=self.run.task_id,
+                    map_index=self.run.map_index,
+                    try_number=self.run.try_number,
+                )
+            ]
+        )
 
     # create ------------------------------------------------------------------------------------------------
     def _create(self, drafts: list[IssueDraft], outcomes: dict[str, _Outcome]) -> int:
@@ -626,15 +847,23 @@ class Upserter:
                 outcome = _Outcome("update", issue_key=key, sent=body, reason="owned fields changed")
                 current_hash = draft.content_hash
             if draft.needs_human:
-                if state in DONE_STATES:
+                if state in DONE_STATES or state == RESOLVING:
                     state = LINKED  # needs a human again (e.g. vendor blocked again)
             elif state not in DONE_STATES:
                 comment = resolved_comment(self.entity, record)
-                self.jira.comment(link.issue_id, comment)
+                refused = None
+                if state != RESOLVING:
+                    made = self._resolve_comment(draft, link, comment)
+                    if not made.settled:
+                        raise _NotConfirmed(f"resolve comment not confirmed ({made.state}: {made.error})")
+                    refused = None if made.exists else made.error
+                    state = RESOLVING  # a failing transition below is retried without a second comment
                 moved = None
                 if self.ecfg.resolved_transition:
                     moved = self.jira.transition(link.issue_id, self.ecfg.resolved_transition)
-                reason = "no longer needs a human step in BC; commented"
+                reason = "no longer needs a human step in BC; " + (
+                    f"Jira refused the comment ({refused})" if refused else "commented"
+                )
                 if self.ecfg.resolved_transition:
                     reason += (
                         f", moved with {moved!r}"
@@ -653,6 +882,28 @@ class Upserter:
         if current_hash != link.content_hash or state != link.state or assumed_hash is not None:
             self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
         return outcome
+
+    def _resolve_comment(
+        self, draft: IssueDraft, link: Any, comment: dict[str, Any]
+    ) -> effects.CommentResult:
+        """The "no longer needs a human step" comment, once per episode (see the module docstring)."""
+        episode = sum(
+            self.store.count_effects(RESOLVE_COMMENT_KIND, self.entity, draft.bc_id, state)
+            for state in (effects.DONE, effects.FAILED)
+        )
+        key = effects.effect_key(RESOLVE_COMMENT_KIND, self.entity, draft.bc_id, link.issue_id, episode)
+        comments = self._comment_effects()
+        eff = comments.plan(
+            key,
+            kind=RESOLVE_COMMENT_KIND,
+            entity=self.entity,
+            bc_id=draft.bc_id,
+            issue=str(link.issue_id),
+            issue_key=link.issue_key,
+            body=comment,
+            context={"text": "no longer needs a human step", "document_number": draft.document_number},
+        )
+        return comments.make(eff)
 
     # store ----------------------------------------------------------------------------------------
     def _link(self, draft: IssueDraft, issue: Mapping[str, Any], state: str, content_hash: str) -> None:
@@ -1212,6 +1463,12 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
                 )
             elif done:
                 rep.notes.append(f"{ecfg.name}: done statuses {', '.join(done)}")
+            dup_to = cfg.duplicate_transition
+            if dup_to and dup_to.casefold() not in names:
+                add(
+                    f"duplicate_transition: no status {dup_to!r} in the workflow of {ecfg.issue_type!r}; use "
+                    f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
+                )
             if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
                 add(
                     f"entities.{ecfg.name}.resolved_transition: no status "
@@ -1222,6 +1479,27 @@ def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> Con
         edit_problems, edit_notes = edit_screen_checks(cfg, client, custom_ids)
         rep.problems.extend(edit_problems)
         rep.notes.extend(edit_notes)
+
+    # issue linking: a second issue found for one record is linked to the kept one as a Duplicate
+    try:
+        types = (client.get_json("issueLinkType") or {}).get("issueLinkTypes") or []
+        name = duplicate_link_type(types)
+        if name is None:
+            add(
+                "issue linking: Jira has no link type named 'Duplicate' (nor one whose outward description "
+                "is 'duplicates'); add it in Jira settings > Issues > Issue linking, so duplicate issues of "
+                "one record can be linked to the record's issue"
+            )
+        else:
+            rep.notes.append(f"duplicates are linked with the {name!r} issue link type")
+    except NotFoundError:
+        add(
+            "issue linking is disabled in Jira (GET issueLinkType answered 404); turn it on in Jira "
+            "settings > Issues > Issue linking, so duplicate issues of one record can be linked to the "
+            "record's issue"
+        )
+    except ApiError as exc:
+        add(f"issue linking: cannot list the issue link types ({exc})")
 
     # users
     for i, rule in enumerate(cfg.assignees):

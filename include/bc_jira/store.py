@@ -162,6 +162,30 @@ oauth_states = sa.Table(
 )
 
 
+effects = sa.Table(
+    "bc_jira_effects",
+    metadata,
+    # An effect the connector owes in Jira that Jira cannot make idempotent (a comment, the healing
+    # of a duplicate issue): the intent is written before the call, the outcome after it. attempts > 0 while
+    # pending means an earlier call may have reached Jira: look for the effect before making it again.
+    sa.Column("effect_key", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("entity", sa.String(32), nullable=False),
+    sa.Column("bc_id", sa.String(64), nullable=False),
+    sa.Column("issue_id", sa.String(32)),
+    sa.Column("issue_key", sa.String(64)),
+    sa.Column("payload", sa.Text),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | done | failed
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("result", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_bc_jira_effects_state", "kind", "state", "entity"),
+    sa.Index("ix_bc_jira_effects_record", "kind", "entity", "bc_id"),
+)
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -204,6 +228,25 @@ class Link:
     content_hash: str | None = None
     bc_last_modified: str | None = None
     state: str = "open"
+    updated_at: datetime | None = None
+
+
+@dataclass
+class Effect:
+    """One row of ``bc_jira_effects`` (see the table's comment)."""
+
+    effect_key: str
+    kind: str
+    entity: str
+    bc_id: str
+    issue_id: str | None = None
+    issue_key: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    state: str = "pending"
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    created_at: datetime | None = None
     updated_at: datetime | None = None
 
 
@@ -582,6 +625,111 @@ class StateStore:
         )
         with self._tx() as conn:
             conn.execute(stmt, rows)  # executemany: one statement, one transaction
+
+    # -- effects (comments and duplicate healing made exactly once) ---------------------------------
+    @staticmethod
+    def _effect(r: Any) -> Effect:
+        return Effect(
+            r.effect_key,
+            r.kind,
+            r.entity,
+            r.bc_id,
+            r.issue_id,
+            r.issue_key,
+            _loads(r.payload) or {},
+            r.state,
+            r.attempts,
+            _loads(r.result),
+            r.error,
+            _aware(r.created_at),
+            _aware(r.updated_at),
+        )
+
+    def put_effect(self, effect: Effect) -> Effect:
+        """Record the intent once (insert-or-ignore on the key); returns the stored row, old or new."""
+        now = _now()
+        values = {
+            "effect_key": effect.effect_key,
+            "kind": effect.kind,
+            "entity": effect.entity,
+            "bc_id": effect.bc_id,
+            "issue_id": effect.issue_id,
+            "issue_key": effect.issue_key,
+            "payload": _dumps(effect.payload or {}),
+            "state": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        with self._tx() as conn:
+            conn.execute(self._insert_ignore(effects, values, ["effect_key"]))
+            row = conn.execute(sa.select(effects).where(effects.c.effect_key == effect.effect_key)).first()
+        return self._effect(row)
+
+    def get_effect(self, effect_key: str) -> Effect | None:
+        with self._tx() as conn:
+            row = conn.execute(sa.select(effects).where(effects.c.effect_key == effect_key)).first()
+        return self._effect(row) if row is not None else None
+
+    def effect_attempt(self, effect_key: str) -> None:
+        """Written right before the call: from now on a lost answer means "look before making it again"."""
+        with self._tx() as conn:
+            conn.execute(
+                effects.update()
+                .where(effects.c.effect_key == effect_key)
+                .values(attempts=effects.c.attempts + 1, updated_at=_now())
+            )
+
+    def finish_effect(
+        self, effect_key: str, state: str, *, result: Any = None, error: str | None = None
+    ) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                effects.update()
+                .where(effects.c.effect_key == effect_key)
+                .values(
+                    state=state,
+                    result=_dumps(result),
+                    error=error[:_MAX_ERROR] if error else None,
+                    updated_at=_now(),
+                )
+            )
+
+    def pending_effects(
+        self,
+        kind: str,
+        *,
+        entity: str | None = None,
+        bc_ids: Iterable[str] | None = None,
+        limit: int = 500,
+    ) -> list[Effect]:
+        q = sa.select(effects).where(effects.c.kind == kind, effects.c.state == "pending")
+        if entity is not None:
+            q = q.where(effects.c.entity == entity)
+        out: list[Effect] = []
+        with self._tx() as conn:
+            if bc_ids is None:
+                out = [self._effect(r) for r in conn.execute(q.order_by(effects.c.created_at).limit(limit))]
+            else:
+                ids = list(dict.fromkeys(bc_ids))
+                for i in range(0, len(ids), 500):
+                    chunk = q.where(effects.c.bc_id.in_(ids[i : i + 500])).order_by(effects.c.created_at)
+                    out += [self._effect(r) for r in conn.execute(chunk)]
+        return out[:limit]
+
+    def count_effects(self, kind: str, entity: str, bc_id: str, state: str = "done") -> int:
+        q = (
+            sa.select(sa.func.count())
+            .select_from(effects)
+            .where(
+                effects.c.kind == kind,
+                effects.c.entity == entity,
+                effects.c.bc_id == bc_id,
+                effects.c.state == state,
+            )
+        )
+        with self._tx() as conn:
+            return int(conn.execute(q).scalar_one())
 
     # -- batches -----------------------------------------------------------------------------------
     @staticmethod

@@ -4,9 +4,29 @@ Idempotent by construction (promise 3): the webhook is only a hint, so every act
 the Jira issue (is it really done now?) and the BC record (is it still a draft / still blocked?). An
 invoice that is no longer a draft or a vendor that is no longer blocked is an audited no-op. ``post`` is not
 retried blindly after a lost answer: the invoice is re-read to learn whether BC committed it. A vendor PATCH
-with a stale ETag re-reads and retries once. The outcome is commented on the issue (ADF) once per record
-and outcome. A staged event is deleted only after its effect is done and audited; a failure leaves it
-staged (status failed, with its error) for the next run.
+with a stale ETag re-reads and retries once. A staged event is deleted only after its effect is done and
+audited; a failure leaves it staged (status failed, with its error) for the next run.
+
+**A replay never undoes a newer state.** A done status is a person's decision about the record *as it was
+then*. The write-back acts only when
+
+1. the issue is in a done status now (re-read, not taken from the event), and
+2. the BC record needs the action now (still a draft / still blocked), and
+3. the issue reached the done category *after* the record last changed in BC: Jira's
+   ``statuscategorychangedate`` is later than the record's ``lastModifiedDateTime``.
+
+So a vendor unblocked, blocked again in BC, and then an old "Done" replayed (a cleared
+``jira_transitions_to_bc`` run, a late staged delivery, the safety-net poll seeing the issue still in Done)
+is left blocked: audited ``writeback_stale`` with both times, and commented once, asking to move the issue
+out of Done and back to apply it to the current record. Moving it out of the done category and back gives
+it a new ``statuscategorychangedate`` and the action runs. The same holds for an invoice edited in BC after
+its issue was approved. The check is made on the record read before acting; an edit that races our own
+PATCH (412) is re-read and only its ``blocked`` value decides. Without ``statuscategorychangedate`` (not
+returned by this Jira) rule 3 cannot be checked and is skipped with a warning.
+
+**Outcome comments are made exactly once** per record, issue, outcome and done episode: they are effects
+with an intent (``bc_jira.effects``). A comment that failed or whose answer was lost stays pending and is
+made, after looking for it on the issue, at the start of the next run.
 """
 
 from __future__ import annotations
@@ -18,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bc_jira import adf
+from bc_jira import adf, effects
 from bc_jira.config import ENTITY_SETS
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
 from bc_jira.intake import KIND_JIRA_TRANSITION
@@ -31,6 +51,34 @@ REJECT_STATUSES = frozenset(
     {"rejected", "declined", "won't do", "wont do", "cancelled", "canceled", "not approved"}
 )
 POLL_LOOKBACK = "-2h"  # the cron safety net looks at issues done and updated this recently
+DONE_AT_FIELD = "statuscategorychangedate"  # when the issue last changed status category (Jira Cloud)
+COMMENT_KIND = "writeback_comment"  # bc_jira_effects.kind of outcome comments
+
+
+def _ts(value: Any) -> datetime | None:
+    """A Jira (``…00.000+0000``) or BC (``…00Z``) timestamp, timezone-aware; None when absent."""
+    if not value:
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]  # +0000 -> +00:00
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def replay_verdict(done_at: datetime | None, record_modified: datetime | None) -> str | None:
+    """None when the done decision may act on the record; otherwise why not (rule 3 of the module doc)."""
+    if done_at is None or record_modified is None:
+        return None
+    if record_modified > done_at:
+        return (
+            f"the issue reached its done status at {done_at.isoformat()}, before the record last changed in "
+            f"BC at {record_modified.isoformat()}: that decision was about an older state"
+        )
+    return None
 
 
 @dataclass
@@ -46,6 +94,7 @@ class Result:
     detail: str = ""
     done: bool = True  # False -> keep the event staged (failed) for replay
     transient: bool = False
+    done_at: str | None = None  # the issue's statuscategorychangedate: which done decision this is about
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,8 +113,19 @@ class WriteBack:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # -- entry points --------------------------------------------------------------------------------------
+    def retry_comments(self, limit: int = 200) -> dict[str, int]:
+        """Outcome comments still owed from earlier runs (failed, or answer lost): made now, exactly once."""
+        counts: dict[str, int] = {}
+        for eff in self.store.pending_effects(COMMENT_KIND, limit=limit):
+            state = self._comments().make(eff).state
+            counts[state] = counts.get(state, 0) + 1
+        if counts:
+            log.info("owed outcome comments: %s", counts)
+        return counts
+
     def process_pending(self, limit: int = 200) -> list[Result]:
         """Every staged transition event, oldest first; each deleted only once its effect is audited."""
+        self.retry_comments()
         results = []
         for ev in self.store.pending_events(KIND_JIRA_TRANSITION, limit=limit):
             p = ev.payload or {}
@@ -123,7 +183,9 @@ class WriteBack:
 
     # -- one issue ------------------------------------------------------------------------------------------
     def process_issue(self, issue_id_or_key: str, *, source: str = "", actor: str | None = None) -> Result:
-        fields = ["status", "issuetype"] + ([self.record_id_field] if self.record_id_field else [])
+        fields = ["status", "issuetype", DONE_AT_FIELD] + (
+            [self.record_id_field] if self.record_id_field else []
+        )
         try:
             issue = self.jira.get_issue(issue_id_or_key, fields=fields)
         except NotFoundError:
@@ -143,11 +205,29 @@ class WriteBack:
             res = Result(key, "ignored", detail="not an issue of this connector (no link, no BC record id)")
             log.info("%s: %s", key, res.detail)
             return res
+        if link is None:
+            owner = self.store.get_links(entity, [bc_id]).get(bc_id)
+            if owner is not None and owner.issue_id and owner.issue_id != str(issue.get("id")):
+                # a duplicate issue of the record (healed by the outbound, maybe moved to done by it)
+                res = Result(
+                    key,
+                    "ignored",
+                    entity=entity,
+                    bc_id=bc_id,
+                    detail=f"a duplicate: the issue of this record is {owner.issue_key or owner.issue_id}",
+                )
+                log.info("%s: %s", key, res.detail)
+                return res
         status = f.get("status") or {}
         category = str((status.get("statusCategory") or {}).get("key") or "")
         name = str(status.get("name") or "")
         base = Result(
-            key, "noop", entity=entity, bc_id=bc_id, document_number=link.document_number if link else None
+            key,
+            "noop",
+            entity=entity,
+            bc_id=bc_id,
+            document_number=link.document_number if link else None,
+            done_at=str(f.get(DONE_AT_FIELD) or "") or None,
         )
         if category != "done":
             return self._finish(
@@ -207,6 +287,16 @@ class WriteBack:
                 read=inv,
                 new_number=inv.get("number"),
             )
+        stale = self._stale(base, inv)
+        if stale:
+            return self._finish(
+                base,
+                "stale",
+                f"invoice {inv.get('number')} left as it is: {stale}",
+                link,
+                comment=True,
+                read=inv,
+            )
         draft_no = inv.get("number")
         try:
             self.bc.post_purchase_invoice(base.bc_id)
@@ -253,6 +343,16 @@ class WriteBack:
                 mark_done=True,
                 read=ven,
             )
+        stale = self._stale(base, ven)
+        if stale:
+            return self._finish(
+                base,
+                "stale",
+                f"vendor {ven.get('number')} left blocked: {stale}",
+                link,
+                comment=True,
+                read=ven,
+            )
         first = ven
         try:
             after = self.bc.unblock_vendor(base.bc_id, ven["@odata.etag"])
@@ -282,6 +382,16 @@ class WriteBack:
             sent={"blocked": ""},
             response=_slim(after),
         )
+
+    def _stale(self, base: Result, record: Mapping[str, Any]) -> str | None:
+        if base.done_at is None:
+            log.warning(
+                "%s: Jira returned no %s; cannot tell whether the done status is older than the BC record",
+                base.issue,
+                DONE_AT_FIELD,
+            )
+            return None
+        return replay_verdict(_ts(base.done_at), _ts(record.get("lastModifiedDateTime")))
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
     def _finish(
@@ -357,22 +467,50 @@ class WriteBack:
             ]
         )
 
-    def _comment(self, res: Result, draft_number: str | None) -> None:
-        """One comment per record and outcome text: a replayed event or a second delivery adds none."""
-        text = _comment_text(res, draft_number)
-        previous = self.store.query_audit(
-            entity=res.entity or "jira", bc_id=res.bc_id or res.issue, action="writeback_comment", limit=50
+    def _comments(self) -> effects.CommentEffects:
+        return effects.CommentEffects(
+            store=self.store,
+            post=self.jira.add_comment,
+            comments=lambda issue: self.jira.iter_comments(issue, newest_first=True),
+            audit=self._audit_comment,
         )
-        if any(p.reason == text for p in previous):
-            return
+
+    def _audit_comment(
+        self, suffix: str, eff: Any, reason: str, sent: Any, response: Any, error: str | None
+    ) -> None:
+        self._audit(
+            Result(
+                eff.issue_key or eff.issue_id or "",
+                suffix,
+                entity=eff.entity,
+                bc_id=eff.bc_id,
+                document_number=eff.payload.get("document_number"),
+                detail=reason,
+            ),
+            sent=sent,
+            response=response,
+            error=error,
+        )
+
+    def _comment(self, res: Result, draft_number: str | None) -> None:
+        """One comment per record, issue, outcome and done episode: a replay or second delivery adds none,
+        and one that failed or lost its answer is made later (after looking for it), never twice."""
+        text = _comment_text(res, draft_number)
         body = adf.doc(adf.paragraph(adf.text("Business Central: ", strong=True), text, " (bc-jira)"))
-        try:
-            self.jira.add_comment(res.issue, body)
-        except ApiError as exc:  # the BC effect is done and audited; a missing comment is not worth a retry
-            log.warning("%s: could not comment the outcome: %s", res.issue, exc)
-            self._audit(dataclasses.replace(res, action="comment_failed", detail=text), error=str(exc))
-            return
-        self._audit(dataclasses.replace(res, action="comment", detail=text), sent=body)
+        entity, bc_id = res.entity or "jira", res.bc_id or res.issue
+        key = effects.effect_key(COMMENT_KIND, entity, bc_id, res.issue, res.done_at, text)
+        comments = self._comments()
+        eff = comments.plan(
+            key,
+            kind=COMMENT_KIND,
+            entity=entity,
+            bc_id=bc_id,
+            issue=res.issue,
+            issue_key=res.issue,
+            body=body,
+            context={"text": text, "document_number": res.document_number},
+        )
+        comments.make(eff)
 
 
 def _comment_text(res: Result, draft_number: str | None) -> str:
@@ -386,6 +524,12 @@ def _comment_text(res: Result, draft_number: str | None) -> str:
         return f"vendor {doc} was unblocked."
     if res.action == "rejected":
         return f"the issue was rejected; {_noun(res.entity)} {doc} was left unchanged."
+    if res.action == "stale":
+        return (
+            f"{_noun(res.entity)} {doc} changed in Business Central after this issue was moved to done, so "
+            "it was left as it is. To apply the decision to the current record, move the issue out of done "
+            "and back."
+        )
     if res.action == "noop" and res.entity == "purchase_invoices":
         return f"purchase invoice {res.new_number or doc} was already posted; nothing to do."
     if res.action == "noop":

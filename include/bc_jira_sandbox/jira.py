@@ -99,6 +99,20 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
     ("created", "Created", {"type": "datetime", "system": "created"}, ["created", "createdDate"]),
     ("updated", "Updated", {"type": "datetime", "system": "updated"}, ["updated", "updatedDate"]),
     ("issuekey", "Key", None, ["id", "issue", "issuekey", "key"]),
+    # Jira Cloud system fields (GET /field lists them on every site): links to other issues, and when the
+    # issue last changed status category (JQL statusCategoryChangedDate).
+    (
+        "issuelinks",
+        "Linked Issues",
+        {"type": "array", "items": "issuelinks", "system": "issuelinks"},
+        ["issueLink"],
+    ),
+    (
+        "statuscategorychangedate",
+        "Status Category Changed",
+        {"type": "datetime", "system": "statuscategorychangedate"},
+        ["statusCategoryChangedDate"],
+    ),
 ]
 # Custom field types the sandbox knows (``schema.custom`` = CUSTOM_TYPE_PREFIX + key) with their JSON type
 # and default searcher (spec ``POST /rest/api/3/field``: float -> exactnumber/numberrange, textfield and
@@ -126,7 +140,17 @@ NAVIGABLE = [
     "reporter",
     "created",
     "updated",
+    "issuelinks",
+    "statuscategorychangedate",
 ]
+# Jira Cloud default issue link types (GET /rest/api/3/issueLinkType on a new site): id, name, inward, outward
+LINK_TYPES = [
+    ("10000", "Blocks", "is blocked by", "blocks"),
+    ("10001", "Cloners", "is cloned by", "clones"),
+    ("10002", "Duplicate", "is duplicated by", "duplicates"),
+    ("10003", "Relates", "relates to", "relates to"),
+]
+COMMENT_PAGE_MAX = 5000
 USERS = [  # display name, email, email visible
     ("BC Connector", None, True),  # the connector's own account (email from creds)
     ("Alice Approver", "alice.approver@example.com", True),
@@ -588,6 +612,7 @@ class JiraState:
         sb = self.sb
         rng = random.Random(f"jira-{sb.options.seed}")
         self.expiration_date_format = "epoch_ms"
+        self.issue_linking = True  # a Jira admin can turn issue linking off: its endpoints then answer 404
         self._view_cache: dict[str, Any] = {}
         self._or_cache: dict[int, Any] = {}
         self._token_memo: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {}
@@ -650,6 +675,8 @@ class JiraState:
         self.next_issue_num = 1
         self.next_comment_id = 10000
         self.next_change_id = 10000
+        self.issue_links: dict[str, dict[str, str]] = {}  # link id -> {type, inward, outward} (issue ids)
+        self.next_link_id = 10000
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.webhook_url: str | None = None
         self.next_webhook_id = 1000
@@ -851,12 +878,140 @@ class JiraState:
             "reporter": self.user_json(self.user(f["reporter"])) if f.get("reporter") else None,
             "created": jira_ts(rec["created"]),
             "updated": jira_ts(rec["updated"]),
+            "issuelinks": self.issuelinks_json(rec),
+            # set when the status category changes (To Do -> Done, Done -> In Progress), not within a category
+            "statuscategorychangedate": jira_ts(rec.get("category_changed") or rec["created"]),
         }
         out["statusCategory"] = out["status"]["statusCategory"]
         for fd in self.fields:
             if fd["custom"]:
                 out[fd["id"]] = f.get(fd["id"])
         return out
+
+    # -- issue links -----------------------------------------------------------------------------------------
+    # How links read (https://developer.atlassian.com/cloud/jira/platform/issue-linking-model/): on issue X,
+    # an entry with ``outwardIssue: Y`` reads "X <type.outward> Y", one with ``inwardIssue: Y`` reads
+    # "X <type.inward> Y". POST /issueLink {inwardIssue: X, outwardIssue: Y, type: Blocks} makes "X blocks Y"
+    # (observed on Jira Cloud, against the intuition of the names: mozilla/jira-bugzilla-integration#1285,
+    # atlassian/atlassian-mcp-server#112).
+    def _links(self) -> dict[str, dict[str, str]]:
+        if "issue_links" not in self.__dict__:  # state saved by an older sandbox
+            self.__dict__["issue_links"], self.__dict__["next_link_id"] = {}, 10000
+        return self.issue_links
+
+    def link_type(self, ident: Any) -> tuple[str, str, str, str] | None:
+        if not isinstance(ident, dict):
+            return None
+        for t in LINK_TYPES:
+            if (
+                str(ident.get("id") or "") == t[0]
+                or str(ident.get("name") or "").casefold() == t[1].casefold()
+            ):
+                return t
+        return None
+
+    def link_type_json(self, t: tuple[str, str, str, str]) -> dict[str, Any]:
+        return {
+            "id": t[0],
+            "name": t[1],
+            "inward": t[2],
+            "outward": t[3],
+            "self": self.url(f"{API}/issueLinkType/{t[0]}"),
+        }
+
+    def linked_issue_json(self, rec: dict[str, Any]) -> dict[str, Any]:
+        f = rec["fields"]
+        return {
+            "id": rec["id"],
+            "key": rec["key"],
+            "self": self.url(f"{API}/issue/{rec['id']}"),
+            "fields": {
+                "summary": f["summary"],
+                "status": self.status_json(self.status(f["status"])),
+                "issuetype": self.issue_type_json(self.issue_type(f["issuetype"])),
+            },
+        }
+
+    def issuelinks_json(self, rec: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        for lid, lk in sorted(self._links().items()):
+            if rec["id"] not in (lk["inward"], lk["outward"]):
+                continue
+            other_id, side = (
+                (lk["outward"], "outwardIssue")
+                if lk["inward"] == rec["id"]
+                else (lk["inward"], "inwardIssue")
+            )
+            other = self.issues.get(other_id)
+            if other is None:
+                continue
+            t = next(t for t in LINK_TYPES if t[0] == lk["type"])
+            out.append(
+                {
+                    "id": lid,
+                    "self": self.url(f"{API}/issueLink/{lid}"),
+                    "type": self.link_type_json(t),
+                    side: self.linked_issue_json(other),
+                }
+            )
+        return out
+
+    def link_json(self, lid: str) -> dict[str, Any]:
+        lk = self._links().get(lid)
+        if lk is None or lk["inward"] not in self.issues or lk["outward"] not in self.issues:
+            raise JiraError(404, ["No issue link with id '" + lid + "' exists."])
+        t = next(t for t in LINK_TYPES if t[0] == lk["type"])
+        return {
+            "id": lid,
+            "self": self.url(f"{API}/issueLink/{lid}"),
+            "type": self.link_type_json(t),
+            "inwardIssue": self.linked_issue_json(self.issues[lk["inward"]]),
+            "outwardIssue": self.linked_issue_json(self.issues[lk["outward"]]),
+        }
+
+    def create_link(self, body: Any, actor: dict[str, Any]) -> None:
+        """POST /issueLink. The spec: "If the link request duplicates a link, the response indicates that the
+        issue link was created. If the request included a comment, the comment is added." (to the outward
+        issue: "optionally add a comment to the from (outward) issue")."""
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), dict) for k in ("inwardIssue", "outwardIssue", "type")
+        ):
+            raise JiraError(400, ["inwardIssue, outwardIssue and type are required."])
+        t = self.link_type(body["type"])
+        if t is None:
+            name = body["type"].get("name") or body["type"].get("id")
+            raise JiraError(404, [f"No issue link type with name '{name}' found."])
+        ends = []
+        for side in ("inwardIssue", "outwardIssue"):
+            ident = str(body[side].get("id") or body[side].get("key") or "")
+            try:
+                ends.append(self.issue(ident))
+            except JiraError:
+                raise JiraError(
+                    404, [f"Issue '{ident}' does not exist or you do not have permission to see it."]
+                ) from None
+        inward, outward = ends
+        if inward["id"] == outward["id"]:
+            raise JiraError(400, ["You cannot link an issue to itself."])
+        comment = body.get("comment")
+        if comment is not None:
+            why = validate_adf(comment.get("body") if isinstance(comment, dict) else None)
+            if why:
+                raise JiraError(400, [], {"comment": why})
+        links = self._links()
+        exists = any(
+            lk["type"] == t[0] and lk["inward"] == inward["id"] and lk["outward"] == outward["id"]
+            for lk in links.values()
+        )
+        if not exists:
+            lid = str(self.next_link_id)
+            self.next_link_id += 1
+            links[lid] = {"type": t[0], "inward": inward["id"], "outward": outward["id"]}
+            for rec in (inward, outward):
+                self._touch(rec)
+        if comment is not None:
+            self._touch(outward)
+            self._add_comment(outward, comment["body"], actor)
 
     def issue_json(
         self,
@@ -1249,6 +1404,8 @@ class JiraState:
     ) -> None:
         items = self._change_items(rec, {"status": target[0]})
         self._touch(rec)
+        if self.status(rec["fields"]["status"])[2] != target[2]:
+            rec["category_changed"] = self.sb.now()
         rec["fields"]["status"] = target[0]
         for c in comments or []:
             self._add_comment(rec, c, actor)
@@ -2068,11 +2225,48 @@ def router(sb: Sandbox) -> APIRouter:
     endpoint("POST", f"{API}/issue/{{issueIdOrKey}}/comment", "write", add_comment)
 
     def get_comments(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
+        """Paged like Jira: ``startAt``, ``maxResults`` (default 100), ``orderBy`` created / -created (400
+        otherwise), per the spec of GET /rest/api/3/issue/{issueIdOrKey}/comment."""
         rec = st().issue(issueIdOrKey)
-        comments = [st().comment_json(rec, c) for c in rec["comments"]]
-        return 200, {"startAt": 0, "maxResults": 5000, "total": len(comments), "comments": comments}
+        q = rq.query_params
+        order = q.get("orderBy")
+        if order is not None and order not in ("created", "+created", "-created"):
+            raise JiraError(400, [f"The orderBy value '{order}' is not supported; use created or -created."])
+        try:
+            start = max(0, int(q.get("startAt", 0)))
+            limit = min(COMMENT_PAGE_MAX, max(1, int(q.get("maxResults", 100))))
+        except ValueError:
+            raise JiraError(400, ["startAt and maxResults must be integers."]) from None
+        ordered = list(reversed(rec["comments"])) if order == "-created" else list(rec["comments"])
+        page = [st().comment_json(rec, c) for c in ordered[start : start + limit]]
+        return 200, {"startAt": start, "maxResults": limit, "total": len(ordered), "comments": page}
 
     endpoint("GET", f"{API}/issue/{{issueIdOrKey}}/comment", "read", get_comments)
+
+    # -- issue links -----------------------------------------------------------------------------------------
+    def linking_on() -> None:
+        """The spec answers 404 on every issue-link operation "if issue linking is disabled"."""
+        if not st().__dict__.get("issue_linking", True):
+            raise JiraError(404, ["Issue linking is currently disabled."])
+
+    def link_types(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        linking_on()
+        return 200, {"issueLinkTypes": [st().link_type_json(t) for t in LINK_TYPES]}
+
+    endpoint("GET", f"{API}/issueLinkType", "read", link_types)
+
+    def create_link(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        linking_on()
+        st().create_link(b, a)
+        return 201, None  # "This resource returns nothing on the creation of an issue link."
+
+    endpoint("POST", f"{API}/issueLink", "write", create_link)
+
+    def get_link(rq: Request, a: Any, b: Any, linkId: str) -> tuple[int, Any]:  # noqa: N803
+        linking_on()
+        return 200, st().link_json(linkId)
+
+    endpoint("GET", f"{API}/issueLink/{{linkId}}", "read", get_link)
 
     # -- search ----------------------------------------------------------------------------------------------
     endpoint("POST", f"{API}/search/jql", "read", lambda rq, a, b: (200, st().search(b or {})))
@@ -2349,7 +2543,8 @@ def router(sb: Sandbox) -> APIRouter:
     @r.post("/_sandbox/jira/options")
     def control_options(body: dict[str, Any]) -> dict[str, Any]:
         """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec;
-        ``{"expiration_date_format": "epoch_ms" | "iso"}``: how webhook ``expirationDate`` is answered."""
+        ``{"expiration_date_format": "epoch_ms" | "iso"}``: how webhook ``expirationDate`` is answered;
+        ``{"issue_linking": false}``: issue linking turned off by an admin (its endpoints answer 404)."""
         with sb.lock:
             if "validate" in body:
                 st().validate = bool(body["validate"])
@@ -2360,6 +2555,8 @@ def router(sb: Sandbox) -> APIRouter:
                         400, f"expiration_date_format must be one of {EXPIRATION_DATE_FORMATS}"
                     )
                 st().expiration_date_format = form
+            if "issue_linking" in body:
+                st().issue_linking = bool(body["issue_linking"])
             return {
                 "validate": st().validate,
                 "expiration_date_format": getattr(st(), "expiration_date_format", "epoch_ms"),

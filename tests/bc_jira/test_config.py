@@ -217,3 +217,13 @@ def test_rate_limit_settings_default_and_validated() -> None:
     assert any(p.startswith("rate_limit.x: unknown key") for p in problems)
     with pytest.raises(ConfigError, match="rate_limit: must be an object"):
         parse_config({"project_key": "FIN", "rate_limit": 60})
+
+
+def test_duplicate_transition() -> None:
+    assert parse_config({"project_key": "FIN"}).duplicate_transition is None
+    assert (
+        parse_config({"project_key": "FIN", "duplicate_transition": " Done "}).duplicate_transition == "Done"
+    )
+    for bad in ("", "  ", 3, ["Done"]):
+        with pytest.raises(ConfigError, match=r"duplicate_transition: must be a Jira transition"):
+            parse_config({"project_key": "FIN", "duplicate_transition": bad})

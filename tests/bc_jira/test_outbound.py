@@ -16,13 +16,14 @@ import pytest
 
 from bc_jira.config import FieldNames, parse_config
 from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
-from bc_jira.http import TransportError
+from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
 from bc_jira.outbound import (
     FAILED,
     LINKED,
     PENDING,
     RESOLVED,
+    RESOLVING,
     Counts,
     RunInfo,
     SyncError,
@@ -71,6 +72,11 @@ class FakeJira:
         self.reject: set[str] = set()  # record ids whose create Jira refuses
         self.comments: dict[str, list[Any]] = {}
         self.transitions: dict[str, list[str]] = {}
+        self.drop_next_comment = False
+        self.refuse_next_comment = False
+        self.links: list[tuple[str, str, str]] = []
+        self.gone: set[str] = set()
+        self.fail_next_transition = False
         self._n = 10000
 
     def _count(self, name: str) -> None:
@@ -122,12 +128,58 @@ class FakeJira:
     def comment(self, issue_id: str, adf: dict[str, Any]) -> dict[str, Any]:
         self._count("comment")
         self.comments.setdefault(issue_id, []).append(adf)
-        return {"id": "1"}
+        if self.refuse_next_comment:
+            self.refuse_next_comment = False
+            self.comments[issue_id].pop()
+            raise ClientError("jira", "POST", "http://x/comment", 400, None, "comment: INVALID_INPUT")
+        if self.drop_next_comment:  # stored, then the answer is lost
+            self.drop_next_comment = False
+            raise TransportError("jira", "POST", "http://x/comment", message="response dropped")
+        return {"id": str(len(self.comments[issue_id]))}
+
+    def list_comments(self, issue_id: str) -> list[dict[str, Any]]:
+        self._count("list_comments")
+        return [
+            {"id": str(i + 1), "body": b}
+            for i, b in reversed(list(enumerate(self.comments.get(issue_id, []))))
+        ]
 
     def transition(self, issue_id: str, name: str) -> str | None:
         self._count("transition")
+        if self.fail_next_transition:
+            self.fail_next_transition = False
+            raise TransportError("jira", "POST", "http://x/transitions", message="connection reset")
         self.transitions.setdefault(issue_id, []).append(name)
         return name
+
+    def get_issue(self, issue_id: str, fields) -> dict[str, Any]:
+        self._count("get_issue")
+        if issue_id in self.gone or issue_id not in self.issues:
+            raise NotFoundError(
+                "jira", "GET", f"http://x/issue/{issue_id}", 404, None, "Issue does not exist"
+            )
+        links = [{"type": {"name": t}, "outwardIssue": {"id": o}} for t, i, o in self.links if i == issue_id]
+        done = bool(self.transitions.get(issue_id))
+        return {
+            "id": issue_id,
+            "fields": {"issuelinks": links, "status": {"statusCategory": {"key": "done" if done else "new"}}},
+        }
+
+    def link_types(self) -> list[dict[str, Any]]:
+        self._count("link_types")
+        return [{"name": "Blocks", "outward": "blocks"}, {"name": "Duplicate", "outward": "duplicates"}]
+
+    def link(self, type_name: str, inward: str, outward: str) -> None:
+        self._count("link")
+        if (type_name, inward, outward) not in self.links:
+            self.links.append((type_name, inward, outward))
+
+    def plant(self, bc_id: str) -> str:
+        """An issue made outside this state store (an earlier version, a person) for the record."""
+        self._n += 1
+        iid = str(self._n)
+        self.issues[iid] = {"key": f"FIN-{self._n - 10000}", "fields": {RID: bc_id}, "created": self.clock()}
+        return iid
 
     def by_record(self, bc_id: str) -> list[dict[str, Any]]:
         return [i for i in self.issues.values() if i["fields"][RID] == bc_id]
@@ -663,3 +715,74 @@ def test_connect_reads_every_createmeta_page(sandbox_jira, airflow_conns, monkey
     assert rep.problems == []
     pages = int(sandbox_jira.stats()["calls"].get(key, 0)) - int(before.get(key, 0))
     assert pages >= 3 * 6  # three issue types, a dozen fields or more each, two per page
+
+
+def test_lost_resolve_comment_answer_and_failed_transition_never_comment_twice(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(1)]
+    up().upsert(recs)
+    posted = dict(recs[0], status="Open", number="PPI108001", lastModifiedDateTime="2026-11-20T11:30:00Z")
+    issue_id = store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].issue_id
+    jira.drop_next_comment = True
+    with pytest.raises(SyncError):
+        up().upsert([posted])
+    assert len(jira.comments[issue_id]) == 1  # Jira stored it; the answer was lost
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LINKED
+    actions = [r.action for r in store.query_audit(bc_id=posted["id"])]
+    assert "resolve_comment_unconfirmed" in actions and "resolve_comment_failed" not in actions
+    jira.fail_next_transition = True  # the retry finds the comment, then the transition fails
+    with pytest.raises(SyncError):
+        up().upsert([posted])
+    assert len(jira.comments[issue_id]) == 1 and jira.calls["list_comments"] == 1
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVING
+    counts = up().upsert([posted])  # the next retry only moves it
+    assert counts.resolved == 1 and jira.transitions[issue_id] == ["Done"]
+    assert len(jira.comments[issue_id]) == 1 and jira.calls["comment"] == 1
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    made = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
+    assert len(made) == 1 and "found on the issue" in made[0].reason
+    # blocked/needed again, then resolved again: a new episode gets its own (single) comment
+    again = dict(posted, status="Draft", lastModifiedDateTime="2026-11-20T12:00:00Z")
+    up().upsert([again])
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LINKED
+    up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
+    up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
+    assert len(jira.comments[issue_id]) == 2
+
+
+def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_record(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(1)]
+    up().upsert(recs)
+    posted = dict(recs[0], status="Open", number="PPI108001", lastModifiedDateTime="2026-11-20T11:30:00Z")
+    issue_id = store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].issue_id
+    jira.refuse_next_comment = True
+    counts = up().upsert([posted])
+    assert counts.resolved == 1 and jira.comments.get(issue_id) == []
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    failed = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment_failed"]
+    assert len(failed) == 1 and "refused" in failed[0].reason
+    assert not [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
+
+
+def test_planted_duplicates_healed_once_and_a_deleted_one_does_not_wedge_the_batch(env, store) -> None:
+    from bc_jira import outbound as ob
+
+    clock, jira, up = env
+    ob._LINK_TYPE.clear()
+    rec = invoice(1)
+    keep, dup, deleted = (jira.plant(rec["id"]) for _ in range(3))
+    jira.gone.add(deleted)  # found by the search, deleted before it is healed
+    clock.now += timedelta(seconds=60)  # past the search lag
+    counts = up().upsert([rec])
+    assert counts.created == 0 and counts.updated == 1  # found by JQL; owned fields written once
+    assert store.get_links("purchase_invoices", [rec["id"]])[rec["id"]].issue_id == keep
+    assert jira.links == [("Duplicate", dup, keep)]
+    assert len(jira.comments[dup]) == 1 and "duplicates FIN-" in str(jira.comments[dup][0])
+    assert keep not in jira.comments and jira.transitions == {}  # no duplicate_transition configured
+    rows = {r.action: r for r in store.query_audit(bc_id=rec["id"])}
+    assert "duplicate" in rows and "issue no longer exists" in rows["duplicate_failed"].reason
+    assert store.pending_effects("duplicate") == []
+    before = dict(jira.calls)
+    up().upsert([rec])  # the retry / the next run: the link table knows the record, nothing is owed
+    assert jira.calls.get("link") == before.get("link") and len(jira.comments[dup]) == 1

@@ -944,3 +944,89 @@ def test_field_types_and_searchers_like_jira(jira: Jira, sandbox: Any) -> None:
         assert resp.status_code == 400 and "does not exist" in resp.json()["errorMessages"][0], jql
     sandbox.control("POST", "/_sandbox/jira/field", {"field": status_f, "searcher": "textsearcher"})
     assert jira.search(f'project = FIN AND cf[{cf}] ~ "open"').status_code == 200
+
+
+def test_issue_link_types_and_duplicate_links_on_both_issues(jira: Jira) -> None:
+    types = jira.call("GET", "issueLinkType").json()["issueLinkTypes"]
+    dup = next(t for t in types if t["name"] == "Duplicate")
+    assert (dup["inward"], dup["outward"]) == ("is duplicated by", "duplicates")
+    original, copy = jira.create(1), jira.create(2)
+    body = {
+        "type": {"name": "Duplicate"},
+        "inwardIssue": {"key": copy["key"]},
+        "outwardIssue": {"id": original["id"]},
+    }
+    resp = jira.call("POST", "issueLink", body)
+    assert resp.status_code == 201 and not resp.content
+    # the same link again: answered as created, not stored twice (spec of POST /issueLink)
+    assert jira.call("POST", "issueLink", body).status_code == 201
+    c_links = jira.call("GET", f"issue/{copy['key']}?fields=issuelinks").json()["fields"]["issuelinks"]
+    o_links = jira.call("GET", f"issue/{original['key']}?fields=issuelinks").json()["fields"]["issuelinks"]
+    assert len(c_links) == len(o_links) == 1
+    # the copy reads "duplicates <original>", the original "is duplicated by <copy>"
+    assert c_links[0]["outwardIssue"]["key"] == original["key"] and "inwardIssue" not in c_links[0]
+    assert o_links[0]["inwardIssue"]["key"] == copy["key"] and o_links[0]["type"]["name"] == "Duplicate"
+    link = jira.call("GET", f"issueLink/{c_links[0]['id']}").json()
+    assert (link["inwardIssue"]["key"], link["outwardIssue"]["key"]) == (copy["key"], original["key"])
+    bad_type = dict(body, type={"name": "Nope"})
+    assert jira.call("POST", "issueLink", bad_type).status_code == 404
+    missing = dict(body, outwardIssue={"key": "FIN-9999"})
+    assert jira.call("POST", "issueLink", missing).status_code == 404
+    assert jira.call("GET", "issueLink/424242").status_code == 404
+
+
+def test_comment_list_pages_and_orders(jira: Jira) -> None:
+    a = jira.create(1)
+    for i in range(5):
+        doc = {
+            "type": "doc",
+            "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": f"c{i}"}]}],
+        }
+        assert jira.call("POST", f"issue/{a['key']}/comment", {"body": doc}).status_code == 201
+
+    def texts(page: dict[str, Any]) -> list[str]:
+        return [c["body"]["content"][0]["content"][0]["text"] for c in page["comments"]]
+
+    first = jira.call("GET", f"issue/{a['key']}/comment?maxResults=2").json()
+    assert texts(first) == ["c0", "c1"] and first["total"] == 5 and first["maxResults"] == 2
+    newest = jira.call("GET", f"issue/{a['key']}/comment?orderBy=-created&maxResults=2&startAt=1").json()
+    assert texts(newest) == ["c3", "c2"] and newest["startAt"] == 1
+    assert jira.call("GET", f"issue/{a['key']}/comment?orderBy=summary").status_code == 400
+
+
+def test_status_category_changed_date_moves_only_between_categories(jira: Jira, sandbox: Any) -> None:
+    a = jira.create(1)
+
+    def changed() -> str:
+        return jira.call("GET", f"issue/{a['key']}?fields=statuscategorychangedate").json()["fields"][
+            "statuscategorychangedate"
+        ]
+
+    created = changed()
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 60})
+    sandbox.control("POST", "/_sandbox/jira/transition", {"issue": a["key"], "to": "Done"})
+    done_at = changed()
+    assert done_at > created
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 60})
+    sandbox.control("POST", "/_sandbox/jira/transition", {"issue": a["key"], "to": "Rejected"})
+    assert changed() == done_at  # Done -> Rejected stays in the done category
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 60})
+    sandbox.control("POST", "/_sandbox/jira/transition", {"issue": a["key"], "to": "To Do"})
+    assert changed() > done_at
+
+
+def test_issue_linking_disabled_answers_404(jira: Jira, sandbox: Any) -> None:
+    a, b = jira.create(1), jira.create(2)
+    sandbox.control("POST", "/_sandbox/jira/options", {"issue_linking": False})
+    try:
+        assert jira.call("GET", "issueLinkType").status_code == 404
+        body = {
+            "type": {"name": "Duplicate"},
+            "inwardIssue": {"key": b["key"]},
+            "outwardIssue": {"key": a["key"]},
+        }
+        assert jira.call("POST", "issueLink", body).status_code == 404
+    finally:
+        sandbox.control("POST", "/_sandbox/jira/options", {"issue_linking": True})
+    assert jira.call("GET", "issueLinkType").status_code == 200

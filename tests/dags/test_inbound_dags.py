@@ -502,3 +502,78 @@ def test_transitions_dag_waits_out_a_long_retry_after(
     assert sb.stats()["calls"].get(key) == 1 and store.count_pending() == 0
     comments = sb.control("GET", "/_sandbox/jira/issues")
     assert next(i for i in comments if str(i["id"]) == str(issue["id"]))["comments"] == 1
+
+
+def test_replayed_done_does_not_unblock_a_vendor_blocked_again(inbound: dict[str, Any]) -> None:
+    """Unblocked by the DAG, blocked again in BC, then the old Done comes back (the first run cleared and
+    re-run, a late retry of the delivery, the safety-net poll finding the issue still in Done): the vendor
+    stays blocked."""
+    import time
+
+    from bc_jira.hooks.jira import JiraCloudHook
+
+    sb, store = inbound["sandbox"], inbound["store"]
+    ven = next(
+        v
+        for v in sb.control("GET", "/_sandbox/bc/records/vendors")["value"]
+        if v["blocked"] in ("Payment", "All")
+    )
+    jira = JiraCloudHook(store=store)
+    issue = jira.create_issue(
+        {
+            "project": {"key": "FIN"},
+            "issuetype": {"name": "Vendor"},
+            "summary": f"Vendor {ven['number']} blocked",
+            inbound["fields"]["BC Record Id"]: ven["id"],
+        }
+    )
+    store.upsert_link(
+        Link("vendors", ven["id"], ven["number"], str(issue["id"]), issue["key"], state="linked")
+    )
+    sb.control("POST", "/_sandbox/clock", {"advance_s": 2})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
+    delivery = {"issue_id": str(issue["id"]), "issue_key": issue["key"], "delivery_id": "d-1"}
+    store.stage_event("jira", KIND_JIRA_TRANSITION, "d-1", delivery)
+    from datetime import UTC, datetime
+
+    first_date = datetime.now(UTC).replace(microsecond=0)
+    first = run_dag("jira_transitions_to_bc", logical_date=first_date, run_after=first_date)
+    _success(first)
+
+    def vendor() -> dict[str, Any]:
+        return next(
+            v for v in sb.control("GET", "/_sandbox/bc/records/vendors")["value"] if v["id"] == ven["id"]
+        )
+
+    assert vendor()["blocked"] in ("", "_x0020_")
+    sb.control("POST", "/_sandbox/clock", {"advance_s": 2})
+    sb.control(
+        "POST", "/_sandbox/bc/change", {"entity": "vendors", "id": ven["id"], "set": {"blocked": "All"}}
+    )
+    # the outbound sync marks the link as needing a human again (as bc_vendors_to_jira does on its next run)
+    store.upsert_link(
+        Link("vendors", ven["id"], ven["number"], str(issue["id"]), issue["key"], state="linked")
+    )
+    store.stage_event("jira", KIND_JIRA_TRANSITION, "d-1-late-retry", delivery)
+    time.sleep(1.2)  # past the search lag: the safety-net poll sees the issue in Done
+    # dag.test with the same dates deletes that run's state and runs it again, under the same run id
+    replay = run_dag("jira_transitions_to_bc", logical_date=first_date, run_after=first_date)
+    _success(replay)
+    assert replay.run_id == first.run_id
+    _success(run_dag("jira_transitions_to_bc"))  # and a new run: the poll keeps finding the issue in Done
+    assert vendor()["blocked"] == "All"
+    stale = store.query_audit(bc_id=ven["id"], action="writeback_stale")
+    assert len(stale) >= 2 and {r.task_id for r in stale} >= {"process_staged_transitions", "safety_net_poll"}
+    made = store.query_audit(bc_id=ven["id"], action="writeback_comment")
+    assert len(made) == 2  # "unblocked" once, "changed after the decision" once, whatever the replays
+    assert (
+        next(i for i in sb.control("GET", "/_sandbox/jira/issues") if i["key"] == issue["key"])["comments"]
+        == 2
+    )
+    # a person decides again: out of done and back -> the current block is lifted
+    sb.control("POST", "/_sandbox/clock", {"advance_s": 2})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "In Progress"})
+    sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
+    store.stage_event("jira", KIND_JIRA_TRANSITION, "d-2", delivery)
+    _success(run_dag("jira_transitions_to_bc"))
+    assert vendor()["blocked"] in ("", "_x0020_")

@@ -506,6 +506,42 @@ class JiraCloudHook(BaseHook):
             f"issue/{quote(issue_id_or_key, safe='')}/comment", json={"body": dict(body_adf)}
         )
 
+    def iter_comments(
+        self, issue_id_or_key: str, *, newest_first: bool = True, page_size: int = 100
+    ) -> Iterator[dict[str, Any]]:
+        """``GET /issue/{key}/comment`` page by page (``orderBy=-created``: the newest first)."""
+        start = 0
+        while True:
+            params: dict[str, Any] = {"startAt": start, "maxResults": page_size}
+            if newest_first:
+                params["orderBy"] = "-created"
+            page = (
+                self.client.get_json(f"issue/{quote(issue_id_or_key, safe='')}/comment", params=params) or {}
+            )
+            comments = list(page.get("comments") or [])
+            yield from comments
+            start += len(comments)
+            if not comments or start >= int(page.get("total") or 0):
+                return
+
+    # -- issue links -----------------------------------------------------------------------------------------
+    def get_issue_link_types(self) -> list[dict[str, Any]]:
+        return list((self.client.get_json("issueLinkType") or {}).get("issueLinkTypes") or [])
+
+    def link_issues(self, type_name: str, inward_issue: str, outward_issue: str) -> None:
+        """``POST /issueLink``: reads "<inward_issue> <type.outward> <outward_issue>" (e.g. "FIN-9 duplicates
+        FIN-2"). Retried after a lost answer: Jira answers a repeated link as created without a second one."""
+        self.client.request(
+            "POST",
+            "issueLink",
+            json={
+                "type": {"name": type_name},
+                "inwardIssue": {"id": str(inward_issue)},
+                "outwardIssue": {"id": str(outward_issue)},
+            },
+            retry_unsafe=True,
+        )
+
     # -- users -----------------------------------------------------------------------------------------------
     def search_users(self, query: str, max_results: int = 50) -> list[dict[str, Any]]:
         """``GET /user/search``: prefix match on name / visible email (hidden emails need an exact match)."""

@@ -379,6 +379,45 @@ def test_refresh_webhooks_reads_the_iso_form(requests_mock: Any) -> None:
     assert oauth_hook(requests.Session()).refresh_webhooks([10000]) == 1559392950000
 
 
+def test_comment_pages_and_issue_links_requests(requests_mock: Any, spec_session: requests.Session) -> None:
+    b = f"{SITE}/rest/api/3"
+
+    def page(start: int, n: int) -> dict[str, Any]:
+        return {
+            "startAt": start,
+            "maxResults": 2,
+            "total": 3,
+            "comments": [{"id": str(start + i), "body": ADF} for i in range(n)],
+        }
+
+    pages = requests_mock.get(f"{b}/issue/FIN-1/comment", [{"json": page(0, 2)}, {"json": page(2, 1)}])
+    hook = basic_hook(spec_session)
+    assert [c["id"] for c in hook.iter_comments("FIN-1", page_size=2)] == ["0", "1", "2"]
+    assert [parse_qs(urlsplit(r.url).query) for r in pages.request_history] == [
+        {"startAt": ["0"], "maxResults": ["2"], "orderBy": ["-created"]},
+        {"startAt": ["2"], "maxResults": ["2"], "orderBy": ["-created"]},
+    ]
+    requests_mock.get(
+        f"{b}/issueLinkType",
+        json={
+            "issueLinkTypes": [
+                {"id": "10002", "name": "Duplicate", "inward": "is duplicated by", "outward": "duplicates"}
+            ]
+        },
+    )
+    assert hook.get_issue_link_types()[0]["name"] == "Duplicate"
+    link = requests_mock.post(
+        f"{b}/issueLink", [{"exc": requests.ConnectionError("reset")}, {"status_code": 201}]
+    )
+    hook.link_issues("Duplicate", "10009", "10002")  # retried after a lost answer: Jira stores a link once
+    assert link.call_count == 2
+    assert link.last_request.json() == {
+        "type": {"name": "Duplicate"},
+        "inwardIssue": {"id": "10009"},
+        "outwardIssue": {"id": "10002"},
+    }
+
+
 # -- against the sandbox over real HTTP ----------------------------------------------------------------------
 
 
