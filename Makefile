@@ -33,6 +33,7 @@ services:
 	  else echo "no chromium: the audit-view browser test will skip (it fails when CI=true)"; fi; }
 
 lint: install
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
 test: install services lint
