@@ -281,3 +281,84 @@ def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
     assert "entities.vendors.issue_type: 'Blocked Vendor'" in text
     assert "assignees[0].email" in text
     assert len(rep.problems) >= 3
+
+
+# -- replay never moves data backwards (issue 9, point 1) ---------------------------------------------------
+
+COMMENT = "POST /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}/comment"
+
+
+def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) -> None:
+    """Sync, change records in BC, sync again, then clear the FIRST run's upsert with downstream (so
+    advance_watermark re-runs too), as an operator does in the UI: Jira keeps the newest BC values, nothing
+    is sent, and the watermark stays where the second run put it."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.state import DagRunState
+
+    from tests.support.airflow_runs import clear_tasks, run_cleared
+
+    fields = outbound["fields"]
+    dag_id, key = "bc_purchase_invoices_to_jira", "bc_jira_watermark_purchase_invoices"
+    now = datetime.now(UTC).replace(microsecond=0)
+    first_date = now - timedelta(hours=2)
+    first = run_dag(dag_id, logical_date=first_date)
+    assert first.state == DagRunState.SUCCESS
+    w1 = _metastore_var(key)
+    drafts = [r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
+    posted, edited = drafts[0], drafts[1]
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {
+            "changes": [
+                {"entity": "purchaseInvoices", "id": posted["id"], "action": "post"},
+                {
+                    "entity": "purchaseInvoices",
+                    "id": edited["id"],
+                    "set": {"totalAmountIncludingTax": 4321.5},
+                },
+            ]
+        },
+    )
+    assert run_dag(dag_id, logical_date=now - timedelta(hours=1)).state == DagRunState.SUCCESS
+    w2 = _metastore_var(key)
+    assert w1 is not None and w2 is not None and w2 > w1
+    newest = {r["id"]: r for r in bc_records(sandbox, "purchase_invoices")}
+    assert newest[posted["id"]]["number"] != posted["number"] and newest[posted["id"]]["status"] == "Open"
+
+    def assert_newest() -> None:
+        linked = by_record(sandbox, fields)
+        p, e = linked[posted["id"]], linked[edited["id"]]
+        assert len(p) == 1 and len(e) == 1
+        assert p[0]["fields"][fields["BC Document No."]] == newest[posted["id"]]["number"]
+        assert p[0]["fields"][fields["BC Status"]] == "Open"
+        assert e[0]["fields"][fields["BC Amount"]] == 4321.5
+
+    assert_newest()
+    sent = (calls(sandbox, ISSUE_PUT), calls(sandbox, BULK), calls(sandbox, COMMENT), len(issues(sandbox)))
+
+    clear_tasks(dag_id, "upsert", first_date, downstream=True)
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags[dag_id]
+    replay = run_cleared(dag, first.run_id)
+    assert replay.state == DagRunState.SUCCESS
+    tis = {(t.task_id, t.map_index): t for t in replay.get_task_instances()}
+    assert tis[("advance_watermark", -1)].try_number == 2  # it really re-ran (downstream of the clear)
+    assert all(t.try_number == 2 for (tid, _), t in tis.items() if tid == "upsert")
+
+    assert_newest()
+    assert (
+        calls(sandbox, ISSUE_PUT),
+        calls(sandbox, BULK),
+        calls(sandbox, COMMENT),
+        len(issues(sandbox)),
+    ) == sent  # the replayed batches sent nothing
+    assert _metastore_var(key) == w2  # the watermark did not move back to the first run's
+    from bc_jira.store import StateStore
+
+    store = StateStore.from_airflow()
+    for rec in (posted, edited):
+        rows = store.query_audit(bc_id=rec["id"], action="stale")
+        assert (
+            rows and rows[0].run_id == first.run_id and "older than the one already synced" in rows[0].reason
+        )
+    print(f"WATERMARK first run {w1}, second run {w2}, after replaying the first run {_metastore_var(key)}")
