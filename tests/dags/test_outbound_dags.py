@@ -362,3 +362,30 @@ def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) ->
             rows and rows[0].run_id == first.run_id and "older than the one already synced" in rows[0].reason
         )
     print(f"WATERMARK first run {w1}, second run {w2}, after replaying the first run {_metastore_var(key)}")
+
+
+# -- created issues are linked by value (issue 9, point 6) --------------------------------------------------
+
+FETCH = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulkfetch"
+
+
+def test_reordered_bulk_answers_still_link_each_record_to_its_own_issue(sandbox, outbound) -> None:
+    """Atlassian does not document the order of issues[] in a bulk-create answer: the sandbox shuffles it,
+    and every link must still point at the issue that carries its record id."""
+    from airflow.utils.state import DagRunState
+
+    from bc_jira.store import StateStore
+
+    fields = outbound["fields"]
+    rid = fields["BC Record Id"]
+    sandbox.options(bulk_create_order="shuffled")
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    by_id = {i["id"]: i for i in issues(sandbox)}
+    drafts = [r["id"] for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
+    links = StateStore.from_airflow().get_links("purchase_invoices", drafts)
+    assert len(links) == len(drafts) >= 5
+    for bc_id, link in links.items():
+        assert by_id[link.issue_id]["fields"][rid] == bc_id
+        assert by_id[link.issue_id]["key"] == link.issue_key
+    # batches of 7 -> one bulk create and one read-back per batch
+    assert calls(sandbox, FETCH) == calls(sandbox, BULK)

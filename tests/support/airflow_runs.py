@@ -68,3 +68,24 @@ def run_cleared(dag: Any, run_id: str, timeout: float = 300.0) -> Any:
             _run_task(ti=ti, task=dag.task_dict[ti.task_id])
     session.close()
     return dr
+
+
+def sync_dags() -> None:
+    """Write the dags-folder bundle and its DAGs to the metadata DB once, as ``dag.test()`` does first.
+
+    Two processes calling ``dag.test()`` on a metadata DB that has never seen the bundle both try to insert
+    the bundle row (``UNIQUE constraint failed: dag_bundle.name``): a harness race of two first-ever runs,
+    not of the DAG. Done once by the parent, the processes find it there.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    for bundle in manager.get_all_dag_bundles():
+        if not bundle.is_initialized:
+            bundle.initialize()
+        bag = BundleDagBag(dag_folder=bundle.path, bundle_path=bundle.path, bundle_name=bundle.name)
+        sync_bag_to_db(bag, bundle.name, bundle.version)
