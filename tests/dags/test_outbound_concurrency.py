@@ -33,7 +33,10 @@ pytestmark = pytest.mark.slow
 
 DAG_ID = "bc_purchase_invoices_to_jira"
 REPS = int(os.environ.get("BC_JIRA_CONCURRENCY_REPS", "1"))
-BATCH = {150: 50, 1000: 100}  # several batches per run, so the two runs interleave batch by batch
+BATCH = {150: 50, 1000: 100}
+LATENCY_MS = int(
+    os.environ.get("BC_JIRA_CONCURRENCY_LATENCY_MS", "150")
+)  # several batches per run, so the two runs interleave batch by batch
 
 
 def _state_conn(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -101,9 +104,16 @@ class Pair:
         sync_dags()
         self.sandbox.reset(vendors=5, invoices=0, orders=0, draft_invoices=self.n)
         wipe_default_store()  # a reset sandbox has a new OAuth grant: no token kept from the last pair
+        # Real Jira answers in 100-500 ms; without latency the window between one run's link lookup and its
+        # pending intents is too short for the other run to fall into it, and the test would prove nothing
+        # (measured: 0 duplicates in 6 pairs with claims switched off and no latency).
+        self.sandbox.options(latency_ms=LATENCY_MS)
         JiraTokenProvider._process_cache.clear()
         Variable.delete("bc_jira_watermark_purchase_invoices")
-        rep = ob.connect_checks(parse_config(self.cfg), JiraCloudHook().client)
+        # The Jira access token is fetched once into the pair's state store, as a running deployment has it:
+        # otherwise the first process refreshes under the token lock and the second waits, which staggers
+        # the two runs and hides the race this test is about.
+        rep = ob.connect_checks(parse_config(self.cfg), JiraCloudHook(store=self.store()).client)
         assert rep.problems == []
         Variable.set("bc_jira_jira_fields", json.dumps(rep.fields))
         self.rid = rep.fields["BC Record Id"]
@@ -170,7 +180,8 @@ class Pair:
         )
         return Counter({b: found.get(b, 0) for b in wanted})
 
-    def claimed_audits(self) -> int:
+    def store(self) -> Any:
+        """The state store both processes use (the pair's ``bc_jira_db`` connection)."""
         from bc_jira.store import StateStore, _url_from_connection
 
         class _Conn:  # the same connection the processes used
@@ -182,8 +193,10 @@ class Pair:
             schema = self.state.get("schema")
             extra_dejson = self.state.get("extra") or {}
 
-        store = StateStore.from_url(_url_from_connection(_Conn()))
-        return len(store.query_audit(entity="purchase_invoices", action="claimed", limit=100_000))
+        return StateStore.from_url(_url_from_connection(_Conn()))
+
+    def claimed_audits(self) -> int:
+        return len(self.store().query_audit(entity="purchase_invoices", action="claimed", limit=100_000))
 
 
 def _report(figures: dict[str, Any]) -> None:
