@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bc_jira import airflow_conn, intake
+from bc_jira import airflow_conn
+from bc_jira.edges import intake
 from bc_jira.store import StateStore
 
 CS = "client-state-secret-123"

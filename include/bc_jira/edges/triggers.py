@@ -10,7 +10,7 @@ idempotent).
 Use in a DAG (cron OR event)::
 
     from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
-    from bc_jira.triggers import bc_change_asset
+    from bc_jira.edges.triggers import bc_change_asset
     schedule = AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
                                    assets=bc_change_asset("purchase_invoices"))
 """
@@ -25,7 +25,7 @@ from typing import Any
 from airflow.sdk import Asset, AssetWatcher
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from bc_jira.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
+from bc_jira.edges.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class StagedEventTrigger(BaseEventTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            "bc_jira.triggers.StagedEventTrigger",
+            "bc_jira.edges.triggers.StagedEventTrigger",
             {
                 "kinds": list(self.kinds),
                 "poll_interval": self.poll_interval,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bc_jira.edges.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
 from bc_jira.http import ApiError, NotFoundError, PreconditionFailed
-from bc_jira.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def settle_covered_events_task() -> dict[str, int]:
     from airflow.sdk import Variable
 
     from bc_jira.config import WATERMARK_PREFIX
-    from bc_jira.intake import settle_bc_events
+    from bc_jira.edges.intake import settle_bc_events
     from bc_jira.store import StateStore
 
     store = StateStore.from_airflow()

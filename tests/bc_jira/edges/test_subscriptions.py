@@ -7,8 +7,6 @@ never create one.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,48 +15,9 @@ from typing import Any
 
 import pytest
 
-from bc_jira import intake, lifecycle
+from bc_jira.edges import subscriptions
 from bc_jira.store import StateStore
-from tests.plugins.test_bc_jira_plugin import load_plugin
-
-
-class PluginServer:
-    """The plugin's FastAPI app under uvicorn on a free port (what BC and Jira call back)."""
-
-    def __init__(self, store: StateStore, secrets: intake.Secrets) -> None:
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        from fastapi import FastAPI
-
-        app = FastAPI()  # mounted like the api-server mounts plugin apps (app.mount(url_prefix, subapp))
-        app.mount(
-            "/bc-jira", load_plugin().create_app(store_factory=lambda: store, secrets_factory=lambda: secrets)
-        )
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline, "plugin server did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=5)
-
-
-def sandbox_secrets(sandbox: Any) -> intake.Secrets:
-    c = sandbox.creds
-    return intake.Secrets(
-        client_state=c["bc_client_state"],
-        webhook_secret=c["webhook_secret"],
-        jira_client_secret=c["atlassian_client_secret"],
-    )
+from tests.support.plugin_server import PluginServer, sandbox_secrets
 
 
 @pytest.fixture
@@ -85,7 +44,7 @@ def sandbox_now(sandbox: Any) -> datetime:
 
 
 def per_resource(bc: Any) -> Counter:
-    return Counter(lifecycle._norm_resource(s["resource"]) for s in bc.list_subscriptions())
+    return Counter(subscriptions._norm_resource(s["resource"]) for s in bc.list_subscriptions())
 
 
 def wait_for(pred: Any, timeout: float = 15.0) -> Any:
@@ -104,12 +63,12 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
     does not document it), and accepts a renewal only with the documented body."""
     sb, bc, store = lc["sandbox"], lc["bc"], lc["store"]
     sb.control("POST", "/_sandbox/bc/options", {"handshake_method": handshake})
-    url = lifecycle.notification_url(lc["base"])
+    url = subscriptions.notification_url(lc["base"])
     now = lambda: sandbox_now(sb)  # noqa: E731
-    first = lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)
+    first = subscriptions.ensure_bc_subscriptions(bc, store, url, now=now)
     assert sorted(o.action for o in first) == ["created", "created"]
     assert set(per_resource(bc).values()) == {1} and len(per_resource(bc)) == 2
-    assert [o.action for o in lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)] == ["ok", "ok"]
+    assert [o.action for o in subscriptions.ensure_bc_subscriptions(bc, store, url, now=now)] == ["ok", "ok"]
     actions: Counter = Counter()
     for step in range(1, 41):  # 40 x 6 h = 10 days
         sb.control("POST", "/_sandbox/clock", {"advance_s": 6 * 3600})
@@ -119,7 +78,7 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
         if step == 25:  # someone (a second scheduler, a retried create) made a duplicate
             bc.create_subscription(url, "purchaseInvoices")
             assert per_resource(bc)[max(per_resource(bc), key=per_resource(bc).get)] == 2
-        outcomes = lifecycle.ensure_bc_subscriptions(bc, store, url, now=now)
+        outcomes = subscriptions.ensure_bc_subscriptions(bc, store, url, now=now)
         actions.update(o.action for o in outcomes)
         t = sandbox_now(sb)
         subs = bc.list_subscriptions()
@@ -151,15 +110,15 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
 
 def test_client_state_rotation_pushed_on_renewal(lc: dict[str, Any]) -> None:
     sb, bc, store = lc["sandbox"], lc["bc"], lc["store"]
-    url = lifecycle.notification_url(lc["base"])
-    lifecycle.ensure_bc_subscriptions(bc, store, url, client_state="old-state")
-    out = lifecycle.ensure_bc_subscriptions(bc, store, url)  # connection's client_state differs
+    url = subscriptions.notification_url(lc["base"])
+    subscriptions.ensure_bc_subscriptions(bc, store, url, client_state="old-state")
+    out = subscriptions.ensure_bc_subscriptions(bc, store, url)  # connection's client_state differs
     assert [o.action for o in out] == ["renewed", "renewed"]
     assert {s["clientState"] for s in bc.list_subscriptions()} == {sb.creds["bc_client_state"]}
 
 
 def test_unreachable_url_fails_clearly(lc: dict[str, Any]) -> None:
-    out = lifecycle.ensure_bc_subscriptions(
+    out = subscriptions.ensure_bc_subscriptions(
         lc["bc"], lc["store"], "http://127.0.0.1:9/bc-jira/bc/notifications"
     )
     assert [o.action for o in out] == ["failed", "failed"] and "validated" in out[0].detail
@@ -174,23 +133,23 @@ def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any], form: st
 
     sb, jira, store = lc["sandbox"], lc["jira"], lc["store"]
     sb.control("POST", "/_sandbox/jira/options", {"expiration_date_format": form})
-    url = lifecycle.jira_webhook_url(lc["base"])
-    jql = lifecycle.transitions_jql("FIN", ["Invoice", "Vendor"])
+    url = subscriptions.jira_webhook_url(lc["base"])
+    jql = subscriptions.transitions_jql("FIN", ["Invoice", "Vendor"])
     now = lambda: sandbox_now(sb)  # noqa: E731
-    assert lifecycle.ensure_jira_webhook(jira, store, url, jql, now=now).action == "registered"
+    assert subscriptions.ensure_jira_webhook(jira, store, url, jql, now=now).action == "registered"
     actions: Counter = Counter()
     for day in range(1, 41):
         sb.control("POST", "/_sandbox/clock", {"advance_s": 86400})
         if day == 5:  # a duplicate registration (the bug other tools have) is cleaned up
             jira.register_webhooks(url, [{"events": ["jira:issue_updated"], "jqlFilter": jql}])
-        out = lifecycle.ensure_jira_webhook(jira, store, url, jql, now=now)
+        out = subscriptions.ensure_jira_webhook(jira, store, url, jql, now=now)
         actions[out.action] += 1
         hooks = jira.list_webhooks()
         t_ms = sandbox_now(sb).timestamp() * 1000
         assert len(hooks) == 1, (day, hooks)
         assert isinstance(hooks[0]["expirationDate"], str if form == "iso" else int)
         assert expiration_ms(hooks[0]["expirationDate"]) - t_ms > 7 * 86400 * 1000, day
-        recorded = lifecycle._ts(store.get_webhook(lifecycle.JIRA_WEBHOOK_NAME)["expiration"])
+        recorded = subscriptions._ts(store.get_webhook(subscriptions.JIRA_WEBHOOK_NAME)["expiration"])
         assert abs(recorded.timestamp() * 1000 - expiration_ms(hooks[0]["expirationDate"])) < 1000
     assert actions["refreshed"] >= 2 and actions.get("registered", 0) == 0
     # a status change is delivered with the app's bearer JWT (a REST webhook is never HMAC-signed),
@@ -200,14 +159,14 @@ def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any], form: st
     wait_for(lambda: store.count_pending("jira.transition"))
     ev = store.pending_events("jira.transition")[0]
     assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "jwt"
-    assert store.get_webhook(lifecycle.APP_DELIVERIES)["last_delivery_at"]
+    assert store.get_webhook(subscriptions.APP_DELIVERIES)["last_delivery_at"]
     assert [d["auth"] for d in sb.control("GET", "/_sandbox/jira/deliveries")] == ["jwt"]
 
 
 def test_health_after_ensure(lc: dict[str, Any]) -> None:
     import requests
 
-    lifecycle.ensure_bc_subscriptions(lc["bc"], lc["store"], lifecycle.notification_url(lc["base"]))
+    subscriptions.ensure_bc_subscriptions(lc["bc"], lc["store"], subscriptions.notification_url(lc["base"]))
     body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
     assert body["ok"] is True and len(body["bc_subscriptions"]) == 2
     assert all(s["left_s"] > 2 * 86400 for s in body["bc_subscriptions"])
@@ -241,48 +200,55 @@ def test_revoked_grant_turns_health_red(lc: dict[str, Any], tmp_path: Any) -> No
 
 def test_basic_auth_delivery_check_explains_admin_webhook(sqlite_url: str) -> None:
     store = StateStore.from_url(sqlite_url)
-    out = lifecycle.check_basic_deliveries(store)
+    out = subscriptions.check_basic_deliveries(store)
     text = out.detail.format(url="https://af.example.com/bc-jira/jira/webhook", jql="project = FIN")
     assert out.action == "no-deliveries"
     assert "System > WebHooks" in text and "webhook_secret" in text and "X-Hub-Signature" in text
     assert "https://af.example.com/bc-jira/jira/webhook" in text and "project = FIN" in text
-    lifecycle.note_delivery(store, "hmac")
-    assert lifecycle.check_basic_deliveries(store).action == "ok"
+    subscriptions.note_delivery(store, "hmac")
+    assert subscriptions.check_basic_deliveries(store).action == "ok"
     later = lambda: datetime.now().astimezone() + timedelta(days=4)  # noqa: E731
-    assert lifecycle.check_basic_deliveries(store, now=later).action == "quiet"
-    lifecycle.note_delivery(store, "jwt")  # app JWT deliveries are not admin webhooks: no change
+    assert subscriptions.check_basic_deliveries(store, now=later).action == "quiet"
+    subscriptions.note_delivery(store, "jwt")  # app JWT deliveries are not admin webhooks: no change
     assert store.get_webhook("admin_deliveries")["last_delivery_at"]
 
 
 def test_jira_refusal_is_reported_with_the_jql(lc: dict[str, Any]) -> None:
-    out = lifecycle.ensure_jira_webhook(
-        lc["jira"], lc["store"], lifecycle.jira_webhook_url(lc["base"]), "project = FIN AND watchCount > 1"
+    out = subscriptions.ensure_jira_webhook(
+        lc["jira"],
+        lc["store"],
+        subscriptions.jira_webhook_url(lc["base"]),
+        "project = FIN AND watchCount > 1",
     )
     assert out.action == "failed" and "watchCount" in out.detail
-    assert lc["store"].get_webhook(lifecycle.JIRA_WEBHOOK_NAME)["last_error"]
+    assert lc["store"].get_webhook(subscriptions.JIRA_WEBHOOK_NAME)["last_error"]
 
 
 def test_public_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BC_JIRA_PUBLIC_URL", "https://af.example.com/")
-    assert lifecycle.notification_url() == "https://af.example.com/bc-jira/bc/notifications"
+    assert subscriptions.notification_url() == "https://af.example.com/bc-jira/bc/notifications"
     monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_PUBLIC_URL", "https://hooks.example.com")
-    assert lifecycle.jira_webhook_url() == "https://hooks.example.com/bc-jira/jira/webhook"
+    assert subscriptions.jira_webhook_url() == "https://hooks.example.com/bc-jira/jira/webhook"
 
 
 def test_app_delivery_notice_decides_from_rows() -> None:
     now = datetime.fromisoformat("2026-12-01T12:00:00+00:00")
     hook = {"ids": [1000]}
-    assert lifecycle.app_delivery_notice(None, None, now) is None  # no webhook: nothing to expect
-    assert lifecycle.app_delivery_notice({"ids": []}, {"watch_since": "2026-11-01T00:00:00Z"}, now) is None
-    assert lifecycle.app_delivery_notice(hook, {}, now) is None  # not watched yet
-    assert lifecycle.app_delivery_notice(hook, {"watch_since": "2026-12-01T00:00:00Z"}, now) is None
-    quiet = lifecycle.app_delivery_notice(hook, {"watch_since": "2026-11-30T11:00:00Z"}, now)
+    assert subscriptions.app_delivery_notice(None, None, now) is None  # no webhook: nothing to expect
+    assert (
+        subscriptions.app_delivery_notice({"ids": []}, {"watch_since": "2026-11-01T00:00:00Z"}, now) is None
+    )
+    assert subscriptions.app_delivery_notice(hook, {}, now) is None  # not watched yet
+    assert subscriptions.app_delivery_notice(hook, {"watch_since": "2026-12-01T00:00:00Z"}, now) is None
+    quiet = subscriptions.app_delivery_notice(hook, {"watch_since": "2026-11-30T11:00:00Z"}, now)
     assert quiet and "25 h" in quiet and "none since 2026-11-30T11:00:00" in quiet
     assert "app's owner" in quiet and "Sharing" in quiet
     recent = {"watch_since": "2026-11-01T00:00:00Z", "last_delivery_at": "2026-12-01T08:00:00Z"}
-    assert lifecycle.app_delivery_notice(hook, recent, now) is None
+    assert subscriptions.app_delivery_notice(hook, recent, now) is None
     old = {"last_delivery_at": "2026-11-29T12:00:00Z"}
-    assert "the last one arrived 2026-11-29T12:00:00" in (lifecycle.app_delivery_notice(hook, old, now) or "")
+    assert "the last one arrived 2026-11-29T12:00:00" in (
+        subscriptions.app_delivery_notice(hook, old, now) or ""
+    )
 
 
 def test_refresh_task_logs_when_no_delivery_arrived_for_a_day(
@@ -301,20 +267,20 @@ def test_refresh_task_logs_when_no_delivery_arrived_for_a_day(
 
     def run() -> str:
         caplog.clear()
-        with caplog.at_level("INFO", logger="bc_jira.lifecycle"):
-            lifecycle.jira_webhook_task(url)
+        with caplog.at_level("INFO", logger="bc_jira.edges.subscriptions"):
+            subscriptions.jira_webhook_task(url)
         return "\n".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
     assert run() == ""  # just registered: watching starts now
-    assert store.get_webhook(lifecycle.APP_DELIVERIES)["watch_since"]
+    assert store.get_webhook(subscriptions.APP_DELIVERIES)["watch_since"]
     day_ago = (datetime.now().astimezone() - timedelta(hours=25)).isoformat()
-    store.put_webhook(lifecycle.APP_DELIVERIES, watch_since=day_ago)
+    store.put_webhook(subscriptions.APP_DELIVERIES, watch_since=day_ago)
     text = run()
     assert "exists but no delivery arrived for 25 h" in text
     assert "the user who registered them" in text and "app's owner" in text and "Sharing" in text
-    lifecycle.note_delivery(store, "jwt")
+    subscriptions.note_delivery(store, "jwt")
     assert run() == ""
-    store.put_webhook(lifecycle.APP_DELIVERIES, last_delivery_at=day_ago)
+    store.put_webhook(subscriptions.APP_DELIVERIES, last_delivery_at=day_ago)
     assert "the last one arrived" in run()
 
 
@@ -322,7 +288,7 @@ def test_admin_webhook_deliveries_verified_by_hmac(lc: dict[str, Any]) -> None:
     """An admin webhook (created as a Jira admin would, with the connection's webhook_secret) is accepted
     through X-Hub-Signature; one created with another secret is refused (401) and stages nothing."""
     sb, jira, store = lc["sandbox"], lc["jira"], lc["store"]
-    url = lifecycle.jira_webhook_url(lc["base"])
+    url = subscriptions.jira_webhook_url(lc["base"])
     sb.control(
         "POST",
         "/_sandbox/jira/admin-webhooks",

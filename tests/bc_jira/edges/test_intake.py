@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bc_jira import intake
+from bc_jira.edges import intake
 from bc_jira.store import StateStore
 
 CS = "client-state-secret-123"
@@ -327,7 +327,7 @@ def test_jwt_claim_names_logged_at_debug_never_values(
     store: StateStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = make_jwt({"exp": int(time.time()) + 60, "iat": int(time.time()), "sub": "value-not-to-log"})
-    with caplog.at_level("DEBUG", logger="bc_jira.intake"):
+    with caplog.at_level("DEBUG", logger="bc_jira.edges.intake"):
         assert jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"}).status == 202
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "['exp', 'iat', 'sub']" in text and "value-not-to-log" not in text and token not in text
