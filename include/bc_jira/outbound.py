@@ -1046,7 +1046,8 @@ def extract_task(entity: str) -> list[str]:
     store = StateStore.from_airflow()
     events_scan: tuple[bool, datetime | None] = (False, None)
     if entity in EVENT_ENTITIES and not run.is_backfill:
-        from bc_jira.edges.intake import bc_kind, bc_scan_since
+        from bc_jira.edges.intake import bc_kind
+        from bc_jira.edges.settle import bc_scan_since
 
         events_scan = bc_scan_since(store.pending_events(bc_kind(entity), limit=5000))
     result = extract(
@@ -1116,7 +1117,7 @@ def finalize_task(
 
     store = StateStore.from_airflow()
     if entity in EVENT_ENTITIES and not extracted.get("backfill") and new:
-        from bc_jira.edges.intake import settle_bc_events
+        from bc_jira.edges.settle import settle_bc_events
 
         run = _context_run()
         settled = settle_bc_events(

@@ -5,9 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from bc_jira.edges import intake
+from bc_jira.edges.subscriptions import _norm_resource
 from bc_jira.store import StateStore
 from bc_jira.web.app import create_app
 
@@ -47,3 +50,21 @@ def sandbox_secrets(sandbox: Any) -> intake.Secrets:
         webhook_secret=c["webhook_secret"],
         jira_client_secret=c["atlassian_client_secret"],
     )
+
+
+def sandbox_now(sandbox: Any) -> datetime:
+    return datetime.fromisoformat(sandbox.control("POST", "/_sandbox/clock", {"advance_s": 0})["now"])
+
+
+def per_resource(bc: Any) -> Counter:
+    return Counter(_norm_resource(s["resource"]) for s in bc.list_subscriptions())
+
+
+def wait_for(pred: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")

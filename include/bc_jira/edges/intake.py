@@ -26,19 +26,25 @@ is a duplicate, not a new event; a reused Jira identifier with a different body 
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 from urllib.parse import unquote
+
+from bc_jira.edges.verify import (
+    MAX_JSON_DEPTH,
+    PoisonBody,
+    parse_json,
+    verify_hub_signature,
+    verify_jwt_hs256,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +57,6 @@ KIND_JIRA_TRANSITION = "jira.transition"
 MAX_BC_BODY = 4 * 1024 * 1024  # 1,000 notifications of ~400 bytes is far below this
 MAX_JIRA_BODY = 2 * 1024 * 1024  # an issue with all fields and a long description fits easily
 MAX_VALIDATION_TOKEN = 4096
-# Deeper than any genuine payload (BC: 3 levels; a Jira issue with ADF fields: a few dozen), far below the
-# depth at which json.loads raises RecursionError (which used to surface as 503: "retry this poison body").
-MAX_JSON_DEPTH = 128
-JWT_LEEWAY_S = 60
 TOMBSTONE_HOURS_ENV = "BC_JIRA_DELIVERY_TOMBSTONE_HOURS"
 DEFAULT_TOMBSTONE_HOURS = 24.0
 
@@ -104,49 +106,6 @@ def tombstone_ttl(environ: Mapping[str, str] | None = None) -> timedelta:
         )
         return timedelta(hours=DEFAULT_TOMBSTONE_HOURS)
     return timedelta(hours=hours)
-
-
-class PoisonBody(ValueError):
-    """A body no genuine sender produces (too deeply nested); answered 400, never retried."""
-
-
-_JSON_TOKEN = re.compile(r'["\[\]{}]')
-# The rest of a string after its opening quote, anchored and possessive (no backtracking): linear time even
-# for hostile input such as a megabyte of ``\"`` pairs.
-_JSON_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)
-
-
-def json_too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
-    """True when ``text`` nests arrays/objects deeper than ``limit`` (brackets inside strings ignored).
-
-    Checked before parsing so a hostile body never reaches the recursive decoder. One pass; an unterminated
-    string ends the scan (the text is not JSON, and the parser says so).
-    """
-    depth, pos = 0, 0
-    while (m := _JSON_TOKEN.search(text, pos)) is not None:
-        char, pos = m.group(), m.end()
-        if char == '"':
-            rest = _JSON_STRING_REST.match(text, pos)
-            if rest is None:
-                return False
-            pos = rest.end()
-        elif char in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-    return False
-
-
-def parse_json(text: str, limit: int = MAX_JSON_DEPTH) -> Any:
-    """``json.loads`` with a depth limit: :class:`PoisonBody` when too deep, ``ValueError`` when not JSON."""
-    if json_too_deep(text, limit):
-        raise PoisonBody(f"body nests JSON deeper than {limit} levels")
-    try:
-        return json.loads(text)
-    except RecursionError:  # belt and braces: the scan above should make this unreachable
-        raise PoisonBody(f"body nests JSON deeper than {limit} levels") from None
 
 
 def _poison(max_body: int, exc: PoisonBody) -> IntakeResult:
@@ -319,60 +278,6 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if k.lower() == low:
             return v
     return None
-
-
-def verify_hub_signature(body: bytes, header: str | None, secret: str | None) -> bool:
-    """``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``, compared in constant time."""
-    if not header or not secret:
-        return False
-    method, _, digest = header.strip().partition("=")
-    if method.strip().lower() != "sha256" or not digest:
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), digest.strip().lower().encode())
-
-
-def _b64url(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
-def verify_jwt_hs256(
-    token: str | None, secret: str | None, *, now: float | None = None, leeway: float = JWT_LEEWAY_S
-) -> dict[str, Any] | None:
-    """Claims of an HS256 JWT signed with ``secret`` (Jira's bearer token for app webhooks), else None.
-
-    Signature, ``alg`` (HS256 only: never ``none``), ``exp`` (required), and ``nbf`` / ``iat`` when present
-    (not in the future beyond ``leeway``) are checked; no ``qsh``, ``iss`` or ``aud`` (Atlassian documents no
-    claim set for OAuth 2.0 app webhooks, jira-api.md 3b), so other claims are returned for logging, not
-    enforced.
-    """
-    if not token or not secret:
-        return None
-    parts = token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        header = json.loads(_b64url(parts[0]))
-        claims = json.loads(_b64url(parts[1]))
-        signature = _b64url(parts[2])
-    except (ValueError, TypeError):
-        return None
-    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
-        return None
-    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
-    if not hmac.compare_digest(expected, signature):
-        return None
-    now = time.time() if now is None else now
-    exp = claims.get("exp")
-    if not isinstance(exp, int | float) or now > float(exp) + leeway:
-        return None
-    nbf = claims.get("nbf")
-    if isinstance(nbf, int | float) and now + leeway < float(nbf):
-        return None
-    iat = claims.get("iat")  # optional; when present, a token issued in the future is not Jira's
-    if iat is not None and (not isinstance(iat, int | float) or now + leeway < float(iat)):
-        return None
-    return claims
 
 
 def _status_change(payload: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -583,77 +488,3 @@ def secrets_from_airflow(bc_conn_id: str = "bc_default", jira_conn_id: str = "ji
 def clear_secrets_cache() -> None:
     with _secrets_lock:
         _secrets_cache.clear()
-
-
-# -- settling BC events (called by the outbound DAGs after a successful sync) --------------------------------
-
-
-def _ts(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def bc_scan_since(events: list[Any]) -> tuple[bool, datetime | None]:
-    """For staged BC events of one entity: ``(full_scan, earliest_since)``.
-
-    A ``collection`` item means BC merged more than 1,000 changes: the consumer must read the window from
-    its ``since`` (earlier than its watermark, if so) or, without a filter, everything.
-    """
-    full, earliest = False, None
-    for ev in events:
-        scan = (ev.payload or {}).get("scan")
-        if not scan:
-            continue
-        since = _ts(scan.get("since"))
-        if since is None:
-            full = True
-        elif earliest is None or since < earliest:
-            earliest = since
-    return full, earliest
-
-
-def settle_bc_events(
-    store: Any, entity: str, watermark: str | datetime | None, *, run: Mapping[str, Any] | None = None
-) -> int:
-    """Delete staged BC events of ``entity`` whose change is covered by ``watermark``; audited. Returns count.
-
-    Promise 2: an event goes only after its effect is done. For a BC notification the effect is "the record
-    was synced", which holds once a sync advanced the watermark to or past the notification's change time.
-    """
-    from bc_jira.store import AuditRow
-
-    mark = watermark if isinstance(watermark, datetime) else _ts(watermark)
-    if mark is None:
-        return 0
-    rows, done = [], []
-    for ev in store.pending_events(bc_kind(entity), limit=5000):
-        changed = _ts((ev.payload or {}).get("lastModifiedDateTime"))
-        if changed is None or changed > mark:
-            continue
-        done.append(ev.id)
-        rows.append(
-            AuditRow(
-                entity=entity,
-                bc_id=str((ev.payload or {}).get("record_id") or "*"),
-                action="event_settled",
-                reason=f"{ev.payload.get('changeType')} at "
-                f"{ev.payload.get('lastModifiedDateTime')} covered by watermark "
-                f"{mark.isoformat()}",
-                read={"event_id": ev.id, "dedupe_key": ev.dedupe_key},
-                **{
-                    k: v
-                    for k, v in (run or {}).items()
-                    if k in ("dag_id", "run_id", "task_id", "map_index", "try_number")
-                },
-            )
-        )
-    if rows:
-        store.audit(rows)
-        for event_id in done:
-            store.delete_event(event_id)
-    return len(done)

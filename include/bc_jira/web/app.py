@@ -1,7 +1,7 @@
 """The connector's web app (mounted by the plugin under ``/bc-jira``): webhook intake, Jira OAuth, health.
 
 Thin on purpose: verification and staging live in ``bc_jira.edges.intake``, token handling in
-``bc_jira.tokens``, health in ``bc_jira.edges.subscriptions``. Airflow applies no auth to plugin apps, so the
+``bc_jira.tokens``, health in ``bc_jira.edges.health``. Airflow applies no auth to plugin apps, so the
 webhook routes check their own shared secrets (BC ``clientState``, Jira HMAC / app JWT) and the OAuth start
 route requires a logged-in Airflow user (cookie or bearer token). Blocking work (state store, connections)
 runs in the threadpool.
@@ -142,7 +142,7 @@ def create_app(
                 store=store,
             )
             if res.verified_by:
-                from bc_jira.edges.subscriptions import note_delivery
+                from bc_jira.edges.webhooks import note_delivery
 
                 note_delivery(store, res.verified_by)
             return res
@@ -226,7 +226,7 @@ def create_app(
 
     @app.get("/health")
     def health() -> Response:
-        from bc_jira.edges.subscriptions import health_report
+        from bc_jira.edges.health import health_report
 
         try:
             store = store_factory()
