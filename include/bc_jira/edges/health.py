@@ -1,43 +1,37 @@
-"""The health route's report: state store reachable, Jira token freshness, edge expiry, event backlog."""
+"""The health route's report: state store reachable, Jira token freshness, edge expiry, event backlog.
+
+Pure apart from reading the store: each section is decided by a small function from the stored rows.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bc_jira import timeutil
 from bc_jira.edges.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
-from bc_jira.edges.webhooks import APP_DELIVERIES
+from bc_jira.edges.webhooks import ADMIN_DELIVERIES, APP_DELIVERIES
+
+if TYPE_CHECKING:
+    from bc_jira.edges.protocols import HealthStore, StoredToken
 
 BC_WARN_LEFT = timedelta(hours=24)
 JIRA_WARN_LEFT = timedelta(days=7)
 REFRESH_TOKEN_WARN_AGE = timedelta(days=75)  # Atlassian expires a refresh token unused for 90 days
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _ts(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, int | float):  # epoch ms (Jira)
-        return datetime.fromtimestamp(float(value) / 1000.0, UTC)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
 def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+    return timeutil.iso(dt) if dt else None
 
 
-def jira_token_health(token: Any, t: datetime) -> tuple[dict[str, Any], list[str]]:
+def _left(expiration: Any, t: datetime) -> tuple[datetime | None, float | None]:
+    exp = timeutil.try_parse_ts(expiration)
+    return exp, ((exp - t).total_seconds() if exp else None)
+
+
+def jira_token_health(token: StoredToken | None, t: datetime) -> tuple[dict[str, Any], list[str]]:
     """The health route's Jira token section and its problems (pure: decides from the stored row only).
 
     Problems: a refresh Atlassian refused (revoked grant, expired token, wrong client secret), the 365-day
@@ -61,7 +55,7 @@ def jira_token_health(token: Any, t: datetime) -> tuple[dict[str, Any], list[str
         "consent_estimated": bool(meta.get("consent_estimated")),
         "last_refresh_error": failure,
     }
-    problems = []
+    problems: list[str] = []
     if failure:
         at = _iso(datetime.fromtimestamp(float(failure.get("at") or 0), UTC))
         problems.append(
@@ -77,27 +71,13 @@ def jira_token_health(token: Any, t: datetime) -> tuple[dict[str, Any], list[str
     return section, problems
 
 
-def health_report(
-    store: Any, *, now: Callable[[], datetime] = _now, jira_token_name: str = "jira:jira_default"
-) -> dict[str, Any]:
-    """State store reachable, Jira token freshness, subscription/webhook expiry, event backlog."""
-    report: dict[str, Any] = {"ok": True, "problems": []}
-    problems: list[str] = report["problems"]
-    try:
-        store.ping()
-        report["store"] = {"ok": True, "where": store.describe() if hasattr(store, "describe") else None}
-    except Exception as exc:  # noqa: BLE001
-        report.update(ok=False, store={"ok": False, "error": type(exc).__name__})
-        problems.append("state store unreachable")
-        return report
-    t = now()
-    token = store.get_token(jira_token_name)
-    report["jira_token"], token_problems = jira_token_health(token, t)
-    problems.extend(token_problems)
-    subs = []
-    for s in store.list_subscriptions():
-        exp = _ts(s.get("expiration"))
-        left = (exp - t).total_seconds() if exp else None
+def subscriptions_health(
+    rows: Iterable[Mapping[str, Any]], t: datetime
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """The BC subscriptions section: expiry per entity; a problem when under a day (or unknown)."""
+    subs, problems = [], []
+    for s in rows:
+        exp, left = _left(s.get("expiration"), t)
         subs.append(
             {
                 "entity": s.get("entity"),
@@ -110,17 +90,21 @@ def health_report(
         )
         if left is None or left < BC_WARN_LEFT.total_seconds():
             problems.append(f"BC subscription for {s.get('entity')} expires {_iso(exp) or 'unknown'}")
-    report["bc_subscriptions"] = subs
-    hooks = []
-    for w in store.list_webhooks():
-        if w.get("name") == "admin_deliveries":
+    return subs, problems
+
+
+def webhooks_health(rows: Iterable[Mapping[str, Any]], t: datetime) -> tuple[dict[str, Any], list[str]]:
+    """The Jira webhook sections: REST webhooks' expiry (a problem under a week), deliveries per kind."""
+    report: dict[str, Any] = {}
+    hooks, problems = [], []
+    for w in rows:
+        if w.get("name") == ADMIN_DELIVERIES:
             report["jira_admin_webhook"] = {"last_delivery_at": w.get("last_delivery_at")}
             continue
         if w.get("name") == APP_DELIVERIES:
             report["jira_app_webhook"] = {"last_delivery_at": w.get("last_delivery_at")}
             continue
-        exp = _ts(w.get("expiration"))
-        left = (exp - t).total_seconds() if exp else None
+        exp, left = _left(w.get("expiration"), t)
         hooks.append(
             {
                 "name": w.get("name"),
@@ -133,6 +117,31 @@ def health_report(
         if left is None or left < JIRA_WARN_LEFT.total_seconds():
             problems.append(f"Jira webhook {w.get('name')} expires {_iso(exp) or 'unknown'}")
     report["jira_webhooks"] = hooks
+    return report, problems
+
+
+def health_report(
+    store: HealthStore,
+    *,
+    now: Callable[[], datetime] = timeutil.now,
+    jira_token_name: str = "jira:jira_default",
+) -> dict[str, Any]:
+    """State store reachable, Jira token freshness, subscription/webhook expiry, event backlog."""
+    report: dict[str, Any] = {"ok": True, "problems": []}
+    problems: list[str] = report["problems"]
+    try:
+        store.ping()
+        report["store"] = {"ok": True, "where": store.describe() if hasattr(store, "describe") else None}
+    except Exception as exc:  # noqa: BLE001 - any failure of the store is the report, not a crash
+        report.update(ok=False, store={"ok": False, "error": type(exc).__name__})
+        problems.append("state store unreachable")
+        return report
+    t = now()
+    report["jira_token"], token_problems = jira_token_health(store.get_token(jira_token_name), t)
+    report["bc_subscriptions"], sub_problems = subscriptions_health(store.list_subscriptions(), t)
+    hooks, hook_problems = webhooks_health(store.list_webhooks(), t)
+    report.update(hooks)
+    problems.extend(token_problems + sub_problems + hook_problems)
     kinds = [KIND_JIRA_TRANSITION, *(bc_kind(e) for e in BC_ENTITIES.values())]
     report["pending_events"] = {k: store.count_pending(k) for k in kinds}
     report["ok"] = not problems

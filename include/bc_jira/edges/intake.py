@@ -5,17 +5,19 @@ out, so every decision below is unit-testable without a web server.
 
 Status-code policy (why each answer is what it is):
 
-* **BC** deletes a subscription when a notification gets any plain 4xx (only 408/429/5xx are retried,
-  bc-api.md 5.5). So to anything that *could* be a genuine BC call we answer 2xx, or 503 when our own store
-  is down (BC retries 5xx for 36 h). A wrong ``clientState`` is logged and dropped with 202: the caller is
-  either a forger (who learns nothing) or a stale subscription we no longer know the secret of (which
-  lifecycle recreates). A 400/413 is given only to bodies BC never sends: not JSON, no ``value`` list,
-  nested deeper than ``MAX_JSON_DEPTH`` (BC's body is three levels deep), or larger than BC's
-  1,000-notification batches can be. A ``validationToken`` query parameter is the
+* **BC** deletes a subscription when a notification gets any plain 4xx (only 408/429/5xx are retried:
+  https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-reference/v2.0/dynamics-subscriptions
+  "Notes for subscribers"). So to anything that *could* be a genuine BC call we answer 2xx, or 503 when our
+  own store is down (BC retries 5xx for 36 h). A wrong ``clientState`` is logged and dropped with 202: the
+  caller is either a forger (who learns nothing) or a stale subscription we no longer know the secret of
+  (which ``bc_subscriptions_renewal`` recreates). A 400/413 is given only to bodies BC never sends: not
+  JSON, no ``value`` list, nested deeper than ``MAX_JSON_DEPTH`` (BC's body is three levels deep), or
+  larger than BC's 1,000-notification batches can be. A ``validationToken`` query parameter is the
   handshake: echoed as ``text/plain`` with 200, nothing else is looked at.
-* **Jira** retries 408/409/425/429/5xx and nothing else (jira-api.md 3d). Invalid or missing credentials
-  -> 401 and nothing staged; a verified but unparsable or too deeply nested body -> 400 (retrying would not
-  help); store down or a connection unreadable -> 503 so Jira retries; everything else 202.
+* **Jira** retries 408/409/425/429/5xx and nothing else (https://developer.atlassian.com/cloud/jira/platform/webhooks,
+  "Retry policy"). Invalid or missing credentials -> 401 and nothing staged; a verified but unparsable or
+  too deeply nested body -> 400 (retrying would not help); store down or a connection unreadable -> 503 so
+  Jira retries; everything else 202.
 
 Deliveries are staged once per delivery: Jira's ``X-Atlassian-Webhook-Identifier`` (unchanged across
 retries), BC's item identity. A tombstone per delivery outlives the staged event for
@@ -35,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from bc_jira.edges.verify import (
@@ -45,6 +47,9 @@ from bc_jira.edges.verify import (
     verify_hub_signature,
     verify_jwt_hs256,
 )
+
+if TYPE_CHECKING:
+    from bc_jira.edges.protocols import DeliveryStore
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +69,6 @@ DEFAULT_TOMBSTONE_HOURS = 24.0
 def bc_kind(entity: str) -> str:
     """Staged event kind for a connector entity (``purchase_invoices`` -> ``bc.purchase_invoices``)."""
     return f"{SOURCE_BC}.{entity}"
-
-
-class EventStore(Protocol):
-    def stage_delivery(
-        self,
-        source: str,
-        kind: str,
-        dedupe_key: str,
-        payload: dict[str, Any],
-        *,
-        delivery_key: str,
-        body_sha256: str,
-        ttl: timedelta,
-    ) -> str: ...
-
-    def audit(self, rows: Any) -> None: ...
 
 
 def tombstone_ttl(environ: Mapping[str, str] | None = None) -> timedelta:
@@ -170,21 +159,20 @@ def parse_bc_resource(resource: str) -> dict[str, Any] | None:
     }
 
 
-def handle_bc_notification(
-    query: Mapping[str, str], body: bytes, *, client_state: str | None, store: EventStore
-) -> IntakeResult:
-    """The BC notification endpoint: handshake echo, or verify ``clientState`` and stage every item."""
-    token = query.get("validationToken")
-    if token is not None:
-        # Handshake (create and renew). Nothing else matters; answer within BC's ~5 s.
-        if len(token) > MAX_VALIDATION_TOKEN:
-            return IntakeResult(400, {"error": "validationToken too long"}, reason="handshake token too long")
-        return IntakeResult(
-            200,
-            token,
-            reason="handshake",
-            headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
-        )
+def _bc_handshake(token: str) -> IntakeResult:
+    """Handshake (create and renew). Nothing else matters; answer within BC's ~5 s."""
+    if len(token) > MAX_VALIDATION_TOKEN:
+        return IntakeResult(400, {"error": "validationToken too long"}, reason="handshake token too long")
+    return IntakeResult(
+        200,
+        token,
+        reason="handshake",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"},
+    )
+
+
+def _bc_items(body: bytes) -> list[Any] | IntakeResult:
+    """The ``value`` list of a BC body, or the 4xx for a body BC never sends."""
     if len(body) > MAX_BC_BODY:
         return IntakeResult(413, {"error": f"body larger than {MAX_BC_BODY} bytes"}, reason="too large")
     try:
@@ -199,6 +187,71 @@ def handle_bc_notification(
         return IntakeResult(
             400, {"error": "body has no 'value' list; BC sends {\"value\": [...]}"}, reason="no value list"
         )
+    return doc["value"]
+
+
+def _client_state_ok(item: Mapping[str, Any], client_state: str | None) -> bool:
+    """Constant-time ``clientState`` check; without a configured one every item passes (warned once)."""
+    if not client_state:
+        return True
+    if hmac.compare_digest(str(item.get("clientState") or "").encode(), client_state.encode()):
+        return True
+    log.warning(
+        "bc notification for subscription %s dropped: clientState does not match the "
+        "connection's client_state",
+        str(item.get("subscriptionId") or "") or "?",
+    )
+    return False
+
+
+def bc_item_payload(item: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(dedupe key, staged payload)`` for one notification item, None (logged) when not ours."""
+    sub_id = str(item.get("subscriptionId") or "")
+    resource = str(item.get("resource") or "")
+    change = str(item.get("changeType") or "")
+    parsed = parse_bc_resource(resource)
+    entity = BC_ENTITIES.get(parsed["entity_set"]) if parsed else None
+    if parsed is None or entity is None or not change:
+        log.warning(
+            "bc notification for subscription %s dropped: resource %r / changeType %r is not one "
+            "the connector subscribes to",
+            sub_id or "?",
+            resource[:200],
+            change,
+        )
+        return None
+    modified = str(item.get("lastModifiedDateTime") or "")
+    payload = {
+        "subscriptionId": sub_id,
+        "resource": resource,
+        "changeType": change,
+        "lastModifiedDateTime": modified,
+        "expirationDateTime": item.get("expirationDateTime"),
+        "entity": entity,
+        "entity_set": parsed["entity_set"],
+        "company_id": parsed["company"],
+        "record_id": parsed["record_id"],
+        # collection: BC merged >1000 changes; the consumer scans the window (since None -> everything)
+        "scan": {"since": parsed["since"]} if change == "collection" else None,
+    }
+    return _dedupe_key("bc", sub_id, resource, change, modified), payload
+
+
+def handle_bc_notification(
+    query: Mapping[str, str], body: bytes, *, client_state: str | None, store: DeliveryStore | None
+) -> IntakeResult:
+    """The BC notification endpoint: handshake echo, or verify ``clientState`` and stage every item.
+
+    ``store`` may be None only for the handshake (nothing is staged then).
+    """
+    token = query.get("validationToken")
+    if token is not None:
+        return _bc_handshake(token)
+    items = _bc_items(body)
+    if isinstance(items, IntakeResult):
+        return items
+    if store is None:
+        raise ValueError("a state store is needed to stage BC notifications")
     result = IntakeResult(202, {"status": "accepted"})
     ttl = tombstone_ttl()
     if not client_state:
@@ -206,55 +259,18 @@ def handle_bc_notification(
             "bc notification: connection has no extra.client_state; items are accepted unverified "
             "(set client_state on bc_default and let bc_subscriptions_renewal recreate them)"
         )
-    for item in doc["value"]:
-        if not isinstance(item, dict):
+    for item in items:
+        staged = (
+            bc_item_payload(item) if isinstance(item, dict) and _client_state_ok(item, client_state) else None
+        )
+        if staged is None:
             result.dropped += 1
             continue
-        sub_id = str(item.get("subscriptionId") or "")
-        if client_state and not hmac.compare_digest(
-            str(item.get("clientState") or "").encode(), client_state.encode()
-        ):
-            log.warning(
-                "bc notification for subscription %s dropped: clientState does not match the "
-                "connection's client_state",
-                sub_id or "?",
-            )
-            result.dropped += 1
-            continue
-        resource = str(item.get("resource") or "")
-        change = str(item.get("changeType") or "")
-        parsed = parse_bc_resource(resource)
-        entity = BC_ENTITIES.get(parsed["entity_set"]) if parsed else None
-        if entity is None or not change:
-            log.warning(
-                "bc notification for subscription %s dropped: resource %r / changeType %r is not one "
-                "the connector subscribes to",
-                sub_id or "?",
-                resource[:200],
-                change,
-            )
-            result.dropped += 1
-            continue
-        assert parsed is not None
-        modified = str(item.get("lastModifiedDateTime") or "")
-        payload = {
-            "subscriptionId": sub_id,
-            "resource": resource,
-            "changeType": change,
-            "lastModifiedDateTime": modified,
-            "expirationDateTime": item.get("expirationDateTime"),
-            "entity": entity,
-            "entity_set": parsed["entity_set"],
-            "company_id": parsed["company"],
-            "record_id": parsed["record_id"],
-            # collection: BC merged >1000 changes; the consumer scans the window (since None -> everything)
-            "scan": {"since": parsed["since"]} if change == "collection" else None,
-        }
-        key = _dedupe_key("bc", sub_id, resource, change, modified)
+        key, payload = staged
         # The item's identity is its content: a repeat is always the same delivery (no conflicts for BC).
         outcome = store.stage_delivery(
             SOURCE_BC,
-            bc_kind(entity),
+            bc_kind(payload["entity"]),
             key,
             payload,
             delivery_key=key,
@@ -287,39 +303,31 @@ def _status_change(payload: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def handle_jira_webhook(
+def _verify_jira(
     headers: Mapping[str, str],
     body: bytes,
-    *,
     webhook_secret: str | None,
     client_secret: str | None,
-    store: EventStore,
-    now: float | None = None,
-) -> IntakeResult:
-    """Verify a Jira delivery (HMAC or app JWT), then stage a status change once."""
-    if len(body) > MAX_JIRA_BODY:
-        return IntakeResult(413, {"error": f"body larger than {MAX_JIRA_BODY} bytes"}, reason="too large")
+    now: float | None,
+) -> tuple[bool, str]:
+    """``(verified, how)``: the admin webhook's HMAC (``X-Hub-Signature``) or the app's bearer JWT."""
     signature = _header(headers, "X-Hub-Signature")
     auth = _header(headers, "Authorization") or ""
     if signature is not None:
-        ok, how = verify_hub_signature(body, signature, webhook_secret), "hmac"
+        ok = verify_hub_signature(body, signature, webhook_secret)
         if not ok and not webhook_secret:
             log.warning("jira webhook: signed delivery but jira_default has no extra.webhook_secret")
-    elif auth[:7].lower() == "bearer ":
+        return ok, "hmac"
+    if auth[:7].lower() == "bearer ":
         claims = verify_jwt_hs256(auth[7:].strip(), client_secret, now=now)
-        ok, how = claims is not None, "jwt"
-        if ok:
-            log.debug("jira webhook JWT claims: %s", sorted(claims or {}))
-    else:
-        ok, how = False, "none"
-    if not ok:
-        log.warning("jira webhook rejected (401): %s credential missing or invalid", how)
-        return IntakeResult(
-            401,
-            {"error": "invalid or missing webhook signature"},
-            reason=f"bad {how}",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        if claims is not None:
+            log.debug("jira webhook JWT claims: %s", sorted(claims))
+        return claims is not None, "jwt"
+    return False, "none"
+
+
+def _jira_payload(body: bytes) -> dict[str, Any] | IntakeResult:
+    """The verified body as a JSON object, or the 400 (retrying would not help)."""
     try:
         payload = parse_json(body.decode("utf-8"))
     except PoisonBody as exc:
@@ -328,18 +336,22 @@ def handle_jira_webhook(
         return IntakeResult(400, {"error": "body is not JSON"}, reason="not json")
     if not isinstance(payload, dict):
         return IntakeResult(400, {"error": "body is not a JSON object"}, reason="not an object")
-    ident = _header(headers, "X-Atlassian-Webhook-Identifier") or hashlib.sha256(body).hexdigest()
+    return payload
+
+
+def transition_of(
+    payload: Mapping[str, Any], headers: Mapping[str, str], ident: str, how: str
+) -> dict[str, Any] | None:
+    """The staged row for a status change (``jira:issue_updated`` with a status changelog item), else None."""
     event = str(payload.get("webhookEvent") or "")
     change = _status_change(payload) if event == "jira:issue_updated" else None
-    issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
+    raw_issue = payload.get("issue")
+    issue: Mapping[str, Any] = raw_issue if isinstance(raw_issue, dict) else {}
     if change is None or not issue.get("id"):
-        return IntakeResult(
-            202, {"status": "ignored", "reason": "not a status change"}, reason="ignored", verified_by=how
-        )
+        return None
     fields = issue.get("fields") or {}
     status = fields.get("status") or {}
-    changelog_id = (payload.get("changelog") or {}).get("id")
-    staged = {
+    return {
         "issue_id": str(issue["id"]),
         "issue_key": issue.get("key"),
         "webhook_event": event,
@@ -349,16 +361,25 @@ def handle_jira_webhook(
         "to_status": change.get("toString") or status.get("name"),
         "to_status_id": change.get("to"),
         "to_category": (status.get("statusCategory") or {}).get("key"),
-        "changelog_id": changelog_id,
+        "changelog_id": (payload.get("changelog") or {}).get("id"),
         "delivery_id": ident,
         "retry": _header(headers, "X-Atlassian-Webhook-Retry"),
         "verified_by": how,
         "actor": (payload.get("user") or {}).get("accountId"),
     }
-    # Once per delivery identifier (a tombstone outlives the event); and the changelog id names the change
-    # itself: the same transition seen by two webhooks (or redelivered with a new identifier) is staged once.
+
+
+def _stage_transition(
+    store: DeliveryStore, staged: dict[str, Any], ident: str, body: bytes, how: str
+) -> IntakeResult:
+    """Stage once per delivery identifier (a tombstone outlives the event).
+
+    The changelog id names the change itself: the same transition seen by two webhooks (or redelivered with
+    a new identifier) is staged once.
+    """
+    changelog_id = staged["changelog_id"]
     key = (
-        _dedupe_key("jira", "change", issue["id"], changelog_id)
+        _dedupe_key("jira", "change", staged["issue_id"], changelog_id)
         if changelog_id
         else _dedupe_key("jira", "delivery", ident)
     )
@@ -386,6 +407,39 @@ def handle_jira_webhook(
     return IntakeResult(
         202, {"status": "accepted", "staged": 0, "duplicate": True}, duplicates=1, verified_by=how
     )
+
+
+def handle_jira_webhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    webhook_secret: str | None,
+    client_secret: str | None,
+    store: DeliveryStore,
+    now: float | None = None,
+) -> IntakeResult:
+    """Verify a Jira delivery (HMAC or app JWT), then stage a status change once."""
+    if len(body) > MAX_JIRA_BODY:
+        return IntakeResult(413, {"error": f"body larger than {MAX_JIRA_BODY} bytes"}, reason="too large")
+    ok, how = _verify_jira(headers, body, webhook_secret, client_secret, now)
+    if not ok:
+        log.warning("jira webhook rejected (401): %s credential missing or invalid", how)
+        return IntakeResult(
+            401,
+            {"error": "invalid or missing webhook signature"},
+            reason=f"bad {how}",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    payload = _jira_payload(body)
+    if isinstance(payload, IntakeResult):
+        return payload
+    ident = _header(headers, "X-Atlassian-Webhook-Identifier") or hashlib.sha256(body).hexdigest()
+    staged = transition_of(payload, headers, ident, how)
+    if staged is None:
+        return IntakeResult(
+            202, {"status": "ignored", "reason": "not a status change"}, reason="ignored", verified_by=how
+        )
+    return _stage_transition(store, staged, ident, body, how)
 
 
 def conflict_audit_row(ident: str, staged: Mapping[str, Any], body_sha: str) -> Any:

@@ -6,24 +6,18 @@ which holds once a sync advanced the watermark to or past the notification's cha
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from bc_jira import timeutil
 from bc_jira.edges.intake import bc_kind
 
-
-def _ts(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+if TYPE_CHECKING:
+    from bc_jira.edges.protocols import EventStore, StagedEvent
 
 
-def bc_scan_since(events: list[Any]) -> tuple[bool, datetime | None]:
+def bc_scan_since(events: Sequence[StagedEvent]) -> tuple[bool, datetime | None]:
     """For staged BC events of one entity: ``(full_scan, earliest_since)``.
 
     A ``collection`` item means BC merged more than 1,000 changes: the consumer must read the window from
@@ -34,7 +28,7 @@ def bc_scan_since(events: list[Any]) -> tuple[bool, datetime | None]:
         scan = (ev.payload or {}).get("scan")
         if not scan:
             continue
-        since = _ts(scan.get("since"))
+        since = timeutil.try_parse_ts(scan.get("since"))
         if since is None:
             full = True
         elif earliest is None or since < earliest:
@@ -43,21 +37,23 @@ def bc_scan_since(events: list[Any]) -> tuple[bool, datetime | None]:
 
 
 def settle_bc_events(
-    store: Any, entity: str, watermark: str | datetime | None, *, run: Mapping[str, Any] | None = None
+    store: EventStore, entity: str, watermark: str | datetime | None, *, run: Mapping[str, Any] | None = None
 ) -> int:
     """Delete staged BC events of ``entity`` whose change is covered by ``watermark``; audited. Returns count.
 
-    Promise 2: an event goes only after its effect is done. For a BC notification the effect is "the record
-    was synced", which holds once a sync advanced the watermark to or past the notification's change time.
+    An event goes only after its effect is done (README, "Replay and backfill"). For a BC notification the
+    effect is "the record was synced", which holds once a sync advanced the watermark to or past the
+    notification's change time.
     """
     from bc_jira.store import AuditRow
 
-    mark = watermark if isinstance(watermark, datetime) else _ts(watermark)
+    mark = watermark if isinstance(watermark, datetime) else timeutil.try_parse_ts(watermark)
     if mark is None:
         return 0
-    rows, done = [], []
+    rows: list[AuditRow] = []
+    done: list[int] = []
     for ev in store.pending_events(bc_kind(entity), limit=5000):
-        changed = _ts((ev.payload or {}).get("lastModifiedDateTime"))
+        changed = timeutil.try_parse_ts((ev.payload or {}).get("lastModifiedDateTime"))
         if changed is None or changed > mark:
             continue
         done.append(ev.id)

@@ -3,7 +3,7 @@
 The plugin writes webhook deliveries to the state store; :class:`StagedEventTrigger` (run by the triggerer
 through an ``AssetWatcher``) polls that table and fires an asset event when new rows appear, so the DAG runs
 within seconds instead of at its next cron tick. It never consumes rows: the DAG deletes an event only after
-its effect is done and audited (promise 2), so the trigger remembers in memory which pending rows it has
+its effect is done and audited, so the trigger remembers in memory which pending rows it has
 announced. After a triggerer restart it announces still-pending events once more (a replay; the DAGs are
 idempotent).
 
@@ -76,7 +76,7 @@ class StagedEventTrigger(BaseEventTrigger):
         look "already announced" for a brand-new event.
         """
         store = self._store()
-        count, seen = 0, set()
+        count, seen = 0, set[tuple[int, str]]()
         for kind in self.kinds:
             count += store.count_pending(kind)
             seen.update((e.id, e.received_at.isoformat()) for e in store.pending_events(kind, limit=500))

@@ -83,9 +83,9 @@ def verify_jwt_hs256(
     """Claims of an HS256 JWT signed with ``secret`` (Jira's bearer token for app webhooks), else None.
 
     Signature, ``alg`` (HS256 only: never ``none``), ``exp`` (required), and ``nbf`` / ``iat`` when present
-    (not in the future beyond ``leeway``) are checked; no ``qsh``, ``iss`` or ``aud`` (Atlassian documents no
-    claim set for OAuth 2.0 app webhooks, jira-api.md 3b), so other claims are returned for logging, not
-    enforced.
+    (not in the future beyond ``leeway``) are checked; no ``qsh``, ``iss`` or ``aud``: Atlassian documents no
+    claim set for OAuth 2.0 app webhooks (https://developer.atlassian.com/cloud/jira/platform/webhooks), so
+    other claims are returned for logging, not enforced.
     """
     if not token or not secret:
         return None
