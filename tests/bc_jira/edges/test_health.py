@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bc_jira import tasks
-from bc_jira.edges import subscriptions
+from bc_jira.edges import health, subscriptions
 from bc_jira.store import StateStore
 
 
@@ -44,3 +45,35 @@ def test_revoked_grant_turns_health_red(lc: dict[str, Any], tmp_path: Any) -> No
     body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
     assert body["ok"] is False and body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
     assert any("refused" in p and "/bc-jira/jira/oauth/start" in p for p in body["problems"])
+
+
+# -- the sections (pure) ------------------------------------------------------------------------------------
+
+T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_subscriptions_section_flags_under_a_day_and_unknown_expiry() -> None:
+    rows = [
+        {"entity": "vendors", "expiration": "2026-03-03T12:00:00Z", "subscription_id": "a"},
+        {"entity": "purchase_invoices", "expiration": "2026-03-02T06:00:00Z"},
+        {"entity": "broken", "expiration": "not a time"},
+    ]
+    subs, problems = health.subscriptions_health(rows, T)
+    assert [s["left_s"] for s in subs] == [2 * 86400, 18 * 3600, None]
+    assert problems == [
+        "BC subscription for purchase_invoices expires 2026-03-02T06:00:00Z",
+        "BC subscription for broken expires unknown",
+    ]
+
+
+def test_webhooks_section_separates_delivery_rows_and_flags_under_a_week() -> None:
+    rows = [
+        {"name": "admin_deliveries", "last_delivery_at": "2026-03-01T11:00:00Z"},
+        {"name": "app_deliveries", "last_delivery_at": None},
+        {"name": "jira_transitions", "ids": [5], "expiration": "2026-03-07T12:00:00Z"},
+    ]
+    report, problems = health.webhooks_health(rows, T)
+    assert report["jira_admin_webhook"] == {"last_delivery_at": "2026-03-01T11:00:00Z"}
+    assert report["jira_app_webhook"] == {"last_delivery_at": None}
+    assert [(h["name"], h["left_s"]) for h in report["jira_webhooks"]] == [("jira_transitions", 6 * 86400)]
+    assert problems == ["Jira webhook jira_transitions expires 2026-03-07T12:00:00Z"]

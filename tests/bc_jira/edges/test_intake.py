@@ -378,3 +378,33 @@ def test_deeply_nested_bc_body_is_400(store: StateStore) -> None:
     res = intake.safely(lambda: intake.handle_bc_notification({}, deep, client_state=CS, store=store), "test")
     assert res.status == 400 and "deeper than 128" in res.body["error"]
     assert store.count_pending() == 0
+
+
+# -- the parsing steps (pure) -------------------------------------------------------------------------------
+
+
+def test_bc_item_payload_names_entity_record_and_scan_window() -> None:
+    key, payload = intake.bc_item_payload(bc_item(entity="vendors", rid="V1")) or ("", {})
+    assert key.startswith("bc:sub-1|") and payload["entity"] == "vendors" and payload["record_id"] == "v1"
+    assert payload["scan"] is None and payload["company_id"] == COMPANY
+    collection = {
+        **bc_item(),
+        "changeType": "collection",
+        "resource": f"api/v2.0/companies({COMPANY})/vendors",
+    }
+    staged = intake.bc_item_payload(collection)
+    assert staged is not None and staged[1]["scan"] == {"since": None}
+    assert intake.bc_item_payload(bc_item(entity="items")) is None  # not an entity we subscribe to
+
+
+def test_transition_of_reads_only_status_changes() -> None:
+    payload = json.loads(jira_body())
+    row = intake.transition_of(payload, {"X-Atlassian-Webhook-Retry": "1"}, "d-1", "hmac")
+    assert (
+        row is not None
+        and row["delivery_id"] == "d-1"
+        and row["retry"] == "1"
+        and row["verified_by"] == "hmac"
+    )
+    assert intake.transition_of({**payload, "webhookEvent": "jira:issue_created"}, {}, "d-2", "jwt") is None
+    assert intake.transition_of({**payload, "changelog": {"items": []}}, {}, "d-3", "jwt") is None

@@ -7,7 +7,7 @@ lapse, a subscription BC deleted is recreated, duplicates are removed and renewa
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -83,3 +83,79 @@ def test_unreachable_url_fails_clearly(lc: dict[str, Any]) -> None:
     )
     assert [o.action for o in out] == ["failed", "failed"] and "validated" in out[0].detail
     assert lc["store"].list_subscriptions()[0]["last_error"]
+
+
+# -- plan_subscriptions (pure) ------------------------------------------------------------------------------
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+URL = "https://airflow.example.com/bc-jira/bc/notifications"
+RES = "/api/v2.0/companies(c1)/vendors"
+
+
+def remote_sub(
+    sid: str, *, left: timedelta | None = timedelta(days=3), url: str = URL, state: str | None = "cs"
+) -> dict[str, Any]:
+    exp = (NOW + left).isoformat().replace("+00:00", "Z") if left is not None else None
+    return {
+        "subscriptionId": sid,
+        "resource": "api/v2.0/companies('c1')/vendors",
+        "notificationUrl": url,
+        "expirationDateTime": exp,
+        "clientState": state,
+    }
+
+
+def plan(remote: list[dict[str, Any]], known_id: str | None = None, **kw: Any) -> list[tuple[str, str]]:
+    known = [subscriptions.Known("vendors", RES, known_id)]
+    actions = subscriptions.plan_subscriptions(remote, known, URL, NOW, client_state="cs", **kw)
+    return [(a.kind, str((a.subscription or {}).get("subscriptionId"))) for a in actions]
+
+
+def test_plan_creates_when_bc_has_none_and_marks_a_recreate() -> None:
+    assert plan([]) == [("create", "None")]
+    known = [subscriptions.Known("vendors", RES, "gone")]
+    (action,) = subscriptions.plan_subscriptions([], known, URL, NOW)
+    assert action.kind == "create" and action.recreate
+
+
+def test_plan_keeps_a_fresh_one_and_renews_an_expiring_one() -> None:
+    assert plan([remote_sub("s1")]) == [("keep", "s1")]
+    assert plan([remote_sub("s1", left=timedelta(hours=47))]) == [("renew", "s1")]
+    assert plan([remote_sub("s1", left=None)]) == [("renew", "s1")]  # unknown expiry: renew to be sure
+
+
+def test_plan_keeps_the_longest_living_and_deletes_the_other_duplicates() -> None:
+    remote = [
+        remote_sub("short", left=timedelta(days=1)),
+        remote_sub("long"),
+        remote_sub("mid", left=timedelta(days=2)),
+    ]
+    assert plan(remote) == [("delete-duplicate", "mid"), ("delete-duplicate", "short"), ("keep", "long")]
+
+
+def test_plan_deletes_only_our_own_subscription_at_an_old_url() -> None:
+    remote = [
+        remote_sub("ours-old", url="https://old.example.com/x"),
+        remote_sub("foreign", url="https://else/x"),
+    ]
+    assert plan(remote, known_id="ours-old") == [
+        ("delete-old-url", "ours-old"),
+        ("leave-foreign", "foreign"),
+        ("create", "None"),
+    ]
+
+
+def test_plan_pushes_a_rotated_client_state_on_renewal() -> None:
+    (action,) = subscriptions.plan_subscriptions(
+        [remote_sub("s1", state="old")], [subscriptions.Known("vendors", RES)], URL, NOW, client_state="new"
+    )
+    assert action.kind == "renew" and action.changes == {"clientState": "new"}
+    (kept,) = subscriptions.plan_subscriptions(
+        [remote_sub("s1", state=None)], [subscriptions.Known("vendors", RES)], URL, NOW, client_state="new"
+    )
+    assert kept.kind == "keep"  # no clientState on the row: nothing to compare, nothing to push
+
+
+def test_plan_ignores_other_resources() -> None:
+    other = {**remote_sub("inv"), "resource": "api/v2.0/companies(c1)/purchaseInvoices"}
+    assert plan([other]) == [("create", "None")]

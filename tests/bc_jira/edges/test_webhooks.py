@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -124,3 +124,50 @@ def test_admin_webhook_deliveries_verified_by_hmac(lc: dict[str, Any]) -> None:
     )
     assert refused[0]["auth"] == "hmac" and refused[0]["attempt"] == 0
     assert store.count_pending("jira.transition") == 1  # Jira does not retry a 401; nothing staged
+
+
+# -- plan_webhook (pure) ------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+URL = "https://airflow.example.com/bc-jira/jira/webhook"
+JQL = 'project = FIN AND issuetype IN ("Invoice")'
+
+
+def hook_row(
+    wid: int, *, left: timedelta = timedelta(days=30), jql: str = JQL, form: str = "ms"
+) -> dict[str, Any]:
+    exp = NOW + left
+    expiration: Any = (
+        int(exp.timestamp() * 1000) if form == "ms" else exp.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    )
+    return {"id": wid, "jqlFilter": jql, "events": ["jira:issue_updated"], "expirationDate": expiration}
+
+
+def test_plan_webhook_registers_when_none_and_marks_a_recreate() -> None:
+    assert webhooks.plan_webhook([], [], URL, JQL, NOW) == webhooks.WebhookPlan("register")
+    assert webhooks.plan_webhook([], [7], URL, JQL, NOW).recreate
+
+
+@pytest.mark.parametrize("form", ["ms", "iso"])
+def test_plan_webhook_keeps_or_refreshes_by_what_is_left(form: str) -> None:
+    assert webhooks.plan_webhook([hook_row(1, form=form)], [1], URL, JQL, NOW).kind == "keep"
+    assert webhooks.plan_webhook(
+        [hook_row(1, left=timedelta(days=19), form=form)], [1], URL, JQL, NOW
+    ).kind == ("refresh")
+
+
+def test_plan_webhook_deletes_duplicates_and_our_stale_jql_but_not_others() -> None:
+    remote = [
+        hook_row(1, left=timedelta(days=10)),
+        hook_row(2),
+        hook_row(3, jql="project = OLD"),  # ours (id known) with an old JQL
+        hook_row(4, jql="project = SOMEONE"),  # not ours
+    ]
+    p = webhooks.plan_webhook(remote, [1, 3], URL, JQL, NOW)
+    assert p.kind == "keep" and p.current is not None and p.current["id"] == 2
+    assert sorted(p.delete_ids) == [1, 3]
+
+
+def test_plan_webhook_other_url_is_not_ours() -> None:
+    elsewhere = {**hook_row(1), "url": "https://other.example.com/hook"}
+    assert webhooks.plan_webhook([elsewhere], [], URL, JQL, NOW).kind == "register"
