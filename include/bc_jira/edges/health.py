@@ -6,7 +6,6 @@ Pure apart from reading the store: each section is decided by a small function f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,8 @@ from bc_jira.edges.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
 from bc_jira.edges.webhooks import ADMIN_DELIVERIES, APP_DELIVERIES
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
     from bc_jira.edges.protocols import HealthStore, StoredToken
 
 BC_WARN_LEFT = timedelta(hours=24)

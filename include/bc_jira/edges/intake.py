@@ -34,7 +34,6 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -49,7 +48,10 @@ from bc_jira.edges.verify import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from bc_jira.edges.protocols import DeliveryStore
+    from bc_jira.store import AuditRow
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +444,7 @@ def handle_jira_webhook(
     return _stage_transition(store, staged, ident, body, how)
 
 
-def conflict_audit_row(ident: str, staged: Mapping[str, Any], body_sha: str) -> Any:
+def conflict_audit_row(ident: str, staged: Mapping[str, Any], body_sha: str) -> AuditRow:
     """Audit row for a reused delivery identifier with a different, validly signed body (not staged)."""
     from bc_jira.store import AuditRow
 
@@ -477,7 +479,7 @@ def safely(handler: Callable[[], IntakeResult], what: str) -> IntakeResult:
             reason="connection unavailable",
             headers={"Retry-After": "30"},
         )
-    except Exception as exc:  # noqa: BLE001 - any storage error must turn into a retryable answer
+    except Exception as exc:
         log.error("%s: staging failed, answering 503 so the sender retries: %s", what, type(exc).__name__)
         log.debug("%s staging failure", what, exc_info=True)
         return IntakeResult(
@@ -505,14 +507,6 @@ _secrets_lock = threading.Lock()
 SECRETS_TTL_S = 30.0
 
 
-def _get_connection(conn_id: str) -> Any | None:
-    """None only when the connection is not defined; unreadable -> ``ConnectionUnavailable`` (fail closed:
-    the route answers 503 and stages nothing unverified)."""
-    from bc_jira.airflow_conn import get_connection
-
-    return get_connection(conn_id)
-
-
 def secrets_from_airflow(bc_conn_id: str = "bc_default", jira_conn_id: str = "jira_default") -> Secrets:
     """client_state (bc_default extra), webhook_secret and the OAuth client secret (jira_default).
 
@@ -524,8 +518,12 @@ def secrets_from_airflow(bc_conn_id: str = "bc_default", jira_conn_id: str = "ji
         hit = _secrets_cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < SECRETS_TTL_S:
             return hit[1]
-    bc = _get_connection(bc_conn_id)
-    jira = _get_connection(jira_conn_id)
+    # None only when not defined; unreadable -> ConnectionUnavailable (fail closed: the route answers 503
+    # and stages nothing unverified)
+    from bc_jira.airflow_conn import get_connection
+
+    bc = get_connection(bc_conn_id)
+    jira = get_connection(jira_conn_id)
     bc_extra = (bc.extra_dejson or {}) if bc is not None else {}
     jira_extra = (jira.extra_dejson or {}) if jira is not None else {}
     oauth = (jira_extra.get("auth") or "oauth2").lower() == "oauth2"

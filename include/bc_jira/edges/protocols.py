@@ -6,11 +6,12 @@ in a small fake; the real ``StateStore``, ``BusinessCentralHook`` and ``JiraClou
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime, timedelta
+
     from bc_jira.store import AuditRow
 
 

@@ -6,7 +6,6 @@ which holds once a sync advanced the watermark to or past the notification's cha
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,8 @@ from bc_jira import timeutil
 from bc_jira.edges.intake import bc_kind
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from bc_jira.edges.protocols import EventStore, StagedEvent
 
 

@@ -10,7 +10,6 @@ carries the plan out, idempotent and safe to run as often as wanted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,8 @@ from bc_jira.edges.intake import BC_ENTITIES
 from bc_jira.http import ApiError, NotFoundError, PreconditionFailed
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     from bc_jira.edges.protocols import BcSubscriptions, SubscriptionStore
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetWatcher
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from bc_jira.edges.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from bc_jira.edges.protocols import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ class StagedEventTrigger(BaseEventTrigger):
             },
         )
 
-    def _store(self) -> Any:
+    def _store(self) -> EventStore:
         from bc_jira.store import StateStore
 
         if self.store_url:

@@ -9,7 +9,6 @@ there are no REST webhooks: the admin webhook's deliveries are watched instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,8 @@ from bc_jira import timeutil
 from bc_jira.edges import Outcome
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Mapping, Sequence
+
     from bc_jira.edges.protocols import JiraWebhooks, WebhookStore
 
 log = logging.getLogger(__name__)

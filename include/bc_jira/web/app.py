@@ -19,7 +19,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -34,6 +34,7 @@ from bc_jira.web import audit_view
 
 if TYPE_CHECKING:
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ def get_jira_hook_factory(stores: StoreFactory = Depends(get_store_factory)) -> 
     def make(conn_id: str) -> JiraCloudHook:
         from bc_jira.hooks.jira import JiraCloudHook
 
-        return JiraCloudHook(conn_id, store=stores())
+        # the hook keeps its tokens in the real state store (tests hand theirs in through the factory)
+        return JiraCloudHook(conn_id, store=cast("StateStore", stores()))
 
     return make
 
