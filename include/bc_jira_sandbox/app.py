@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException
 
-from bc_jira_sandbox.core import Sandbox, SandboxMiddleware
+from bc_jira_sandbox.core import BULK_CREATE_ORDERS, Sandbox, SandboxMiddleware
 
 
 def control_router(sb: Sandbox) -> APIRouter:
@@ -73,6 +73,10 @@ def control_router(sb: Sandbox) -> APIRouter:
         for key in ("latency_ms", "notify_delay_s", "search_lag_s"):
             if key in body:
                 setattr(sb.options, key, type(getattr(sb.options, key))(body[key]))
+        if "bulk_create_order" in body:
+            if body["bulk_create_order"] not in BULK_CREATE_ORDERS:
+                raise HTTPException(400, f"bulk_create_order must be one of {', '.join(BULK_CREATE_ORDERS)}")
+            sb.options.bulk_create_order = body["bulk_create_order"]
         return sb.public_options()
 
     @r.get("/health")

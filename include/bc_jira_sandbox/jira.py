@@ -59,6 +59,7 @@ def expiration_date_out(ms: int, form: str) -> int | str:
 
 BULK_LIMIT = 50
 RECONCILE_LIMIT = 50
+BULK_FETCH_LIMIT = 100  # POST /issue/bulkfetch: "You can request up to 100 issues."
 WEBHOOK_RETRY_DELAYS_S = (1.0, 3.0, 10.0)
 DELIVERY_JWT_TTL_S = 180  # "a short exp": the exact lifetime is not documented
 CATEGORIES = {
@@ -2165,9 +2166,36 @@ def router(sb: Sandbox) -> APIRouter:
                 created.append(st().create(upd, a))
             except JiraError as exc:
                 errors.append({"status": exc.status, "elementErrors": exc.body, "failedElementNumber": i})
+        if sb.options.bulk_create_order == "shuffled" and len(created) > 1:
+            # Atlassian documents no order for issues[] (only failedElementNumber ties an error to its
+            # element): a shuffled answer is as valid as an ordered one. Never the identity permutation.
+            order = list(range(len(created)))
+            while order == sorted(order):
+                sb.rng.shuffle(order)
+            created = [created[i] for i in order]
         return (201 if created else 400), {"issues": created, "errors": errors}
 
     endpoint("POST", f"{API}/issue/bulk", "write", bulk_create)
+
+    def bulk_fetch(rq: Request, a: Any, b: Any) -> tuple[int, Any]:
+        """``POST /issue/bulkfetch`` (operationId bulkFetchIssues): up to 100 ids or keys, answered in
+        ascending id order; ids that do not exist are left out, not errors. It reads the issues themselves,
+        not the search index, so it does not lag writes the way JQL search does."""
+        wanted = (b or {}).get("issueIdsOrKeys") if isinstance(b, dict) else None
+        if not isinstance(wanted, list) or not wanted or len(wanted) > BULK_FETCH_LIMIT:
+            raise JiraError(400, [f"issueIdsOrKeys must list 1 to {BULK_FETCH_LIMIT} issue ids or keys."])
+        fields = (b or {}).get("fields") or ["*navigable"]
+        found: dict[str, dict[str, Any]] = {}
+        for ident in wanted:
+            try:
+                rec = st().issue(str(ident))
+            except JiraError:
+                continue
+            found[rec["id"]] = rec
+        issues = [st().issue_json(found[i], fields) for i in sorted(found, key=int)]
+        return 200, {"issues": issues, "issueErrors": []}
+
+    endpoint("POST", f"{API}/issue/bulkfetch", "read", bulk_fetch)
 
     def get_issue(rq: Request, a: Any, b: Any, issueIdOrKey: str) -> tuple[int, Any]:  # noqa: N803
         rec = st().issue(issueIdOrKey)
