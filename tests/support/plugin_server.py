@@ -9,7 +9,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from bc_jira.edges import intake
+from bc_jira.edges import shared_secrets
 from bc_jira.edges.subscriptions import _norm_resource
 from bc_jira.store import StateStore
 from bc_jira.web.app import create_app
@@ -18,7 +18,7 @@ from bc_jira.web.app import create_app
 class PluginServer:
     """The plugin's FastAPI app under uvicorn on a free port (what BC and Jira call back)."""
 
-    def __init__(self, store: StateStore, secrets: intake.Secrets) -> None:
+    def __init__(self, store: StateStore, secrets: shared_secrets.Secrets) -> None:
         import uvicorn
 
         with socket.socket() as s:
@@ -43,9 +43,9 @@ class PluginServer:
         self.thread.join(timeout=5)
 
 
-def sandbox_secrets(sandbox: Any) -> intake.Secrets:
+def sandbox_secrets(sandbox: Any) -> shared_secrets.Secrets:
     c = sandbox.creds
-    return intake.Secrets(
+    return shared_secrets.Secrets(
         client_state=c["bc_client_state"],
         webhook_secret=c["webhook_secret"],
         jira_client_secret=c["atlassian_client_secret"],

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
-from bc_jira.edges import intake
+from bc_jira.edges import intake, shared_secrets
 from bc_jira.edges.health import health_report
 from bc_jira.edges.protocols import DeliveryStore, HealthStore, WebhookStore
 from bc_jira.edges.webhooks import note_delivery
@@ -51,7 +51,7 @@ class WebStore(DeliveryStore, HealthStore, WebhookStore, Protocol):
 
 
 StoreFactory = Callable[[], WebStore]
-SecretsFactory = Callable[[], intake.Secrets]
+SecretsFactory = Callable[[], shared_secrets.Secrets]
 JiraHookFactory = Callable[[str], "JiraCloudHook"]
 
 
@@ -71,7 +71,7 @@ def get_store_factory() -> StoreFactory:
 
 def get_secrets_factory() -> SecretsFactory:
     """The shared secrets from ``bc_default`` / ``jira_default`` (cached briefly, fail closed)."""
-    return lambda: intake.secrets_from_airflow(BC_CONN_ID, JIRA_CONN_ID)
+    return lambda: shared_secrets.secrets_from_airflow(BC_CONN_ID, JIRA_CONN_ID)
 
 
 def get_jira_hook_factory(stores: StoreFactory = Depends(get_store_factory)) -> JiraHookFactory:

@@ -238,25 +238,6 @@ def test_bad_jwt_rejected(store: StateStore, token: str) -> None:
     assert store.count_pending() == 0
 
 
-def test_secrets_repr_hides_values() -> None:
-    s = intake.Secrets(client_state="a-secret", webhook_secret="b-secret", jira_client_secret="c-secret")
-    assert "secret'" not in repr(s) and "a-secret" not in repr(s)
-
-
-def test_secrets_from_airflow_env_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BC_T", json.dumps({"conn_type": "business_central", "extra": {"client_state": "cs1"}})
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_JIRA_T",
-        json.dumps({"conn_type": "jira_cloud", "password": "cls", "extra": {"webhook_secret": "whs"}}),
-    )
-    intake.clear_secrets_cache()
-    s = intake.secrets_from_airflow("bc_t", "jira_t")
-    assert (s.client_state, s.webhook_secret, s.jira_client_secret) == ("cs1", "whs", "cls")
-    intake.clear_secrets_cache()
-
-
 def test_unsigned_alg_none_token_rejected(store: StateStore) -> None:
     """``alg: none`` with an empty signature (the classic bypass), not only a mislabelled HS256 token."""
     head = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())

@@ -13,11 +13,13 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from bc_jira.edges import intake
+from bc_jira.edges import intake, shared_secrets
 from bc_jira.store import StateStore
 from bc_jira.web.app import create_app
 
-SECRETS = intake.Secrets(client_state="cs-plugin", webhook_secret="wh-plugin", jira_client_secret="cl-plugin")
+SECRETS = shared_secrets.Secrets(
+    client_state="cs-plugin", webhook_secret="wh-plugin", jira_client_secret="cl-plugin"
+)
 
 
 @pytest.fixture
