@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
-
-import pytest
+from typing import TYPE_CHECKING, Any
 
 from bc_jira import tasks
 from bc_jira.edges import webhooks
 from bc_jira.store import StateStore
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def test_public_url_resolution(monkeypatch: pytest.MonkeyPatch) -> None:

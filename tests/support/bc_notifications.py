@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira.edges import intake
-from bc_jira.store import StateStore
+
+if TYPE_CHECKING:
+    from bc_jira.store import StateStore
 
 CS = "client-state-secret-123"
 COMPANY = "6f1c7b9a-0000-4000-8000-000000000001"

@@ -7,12 +7,14 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira.edges import shared_secrets
 from bc_jira.edges.subscriptions import _norm_resource
-from bc_jira.store import StateStore
 from bc_jira.web.app import create_app
+
+if TYPE_CHECKING:
+    from bc_jira.store import StateStore
 
 
 class PluginServer:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-
-import pytest
+from typing import TYPE_CHECKING
 
 from bc_jira.edges import shared_secrets
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def test_secrets_repr_hides_values() -> None:
