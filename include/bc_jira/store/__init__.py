@@ -124,6 +124,14 @@ audit_log = sa.Table(
     sa.Index("ix_bc_jira_audit_record", "entity", "bc_id", "id"),
     sa.Index("ix_bc_jira_audit_issue", "issue_key"),
     sa.Index("ix_bc_jira_audit_at", "at"),
+    # the audit page's keyset pages: per entity, and the failed rows only (partial index)
+    sa.Index("ix_bc_jira_audit_entity_id", "entity", "id"),
+    sa.Index(
+        "ix_bc_jira_audit_errors",
+        "id",
+        postgresql_where=sa.text("error IS NOT NULL"),
+        sqlite_where=sa.text("error IS NOT NULL"),
+    ),
 )
 
 tokens = sa.Table(
@@ -335,6 +343,10 @@ class TokenTxn:
 _ENGINES: dict[tuple[int, str], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 _SCHEMA_READY: set[tuple[int, str]] = set()
+# Indexes added to tables that older databases already have (ensure_schema creates them if missing).
+_LATER_INDEXES = tuple(
+    ix for ix in audit_log.indexes if ix.name in ("ix_bc_jira_audit_entity_id", "ix_bc_jira_audit_errors")
+)
 
 
 def _engine(url: str) -> Engine:
@@ -444,6 +456,9 @@ class StateStore:
                         if self.dialect == "postgresql":
                             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
                         metadata.create_all(conn, checkfirst=True)
+                        # indexes added after a table existed: create_all skips them on an old database
+                        for index in _LATER_INDEXES:
+                            index.create(conn, checkfirst=True)
                 break
             except sa.exc.DatabaseError as exc:  # a creator outside our lock won the race: look again
                 if attempt == 2:
@@ -948,9 +963,13 @@ class StateStore:
         issue_key: str | None = None,
         action: str | None = None,
         errors_only: bool = False,
+        before_id: int | None = None,
         limit: int = 200,
     ) -> list[AuditRow]:
+        """Audit rows, newest first; ``before_id`` pages on (keyset on the primary key)."""
         q = sa.select(audit_log)
+        if before_id is not None:
+            q = q.where(audit_log.c.id < before_id)
         for col, value in (
             (audit_log.c.entity, entity),
             (audit_log.c.bc_id, bc_id),
@@ -966,14 +985,21 @@ class StateStore:
             return [self._audit_row(r) for r in conn.execute(q)]
 
     def latest_per_record(
-        self, *, text_filter: str | None = None, errors_only: bool = False, limit: int = 500
+        self,
+        *,
+        text_filter: str | None = None,
+        errors_only: bool = False,
+        entity: str | None = None,
+        before_id: int | None = None,
+        limit: int = 500,
     ) -> list[dict[str, Any]]:
-        """The newest audit row of each record with its link (the audit view's table)."""
-        latest = (
-            sa.select(sa.func.max(audit_log.c.id).label("id"))
-            .group_by(audit_log.c.entity, audit_log.c.bc_id)
-            .subquery()
-        )
+        """The newest audit row of each record with its link (the audit view's table), newest first.
+
+        Keyset-paged: ``before_id`` is the last row's ``id`` of the previous page. Walks the primary key
+        backwards and keeps a row when no newer row of its record exists (one probe of
+        ``ix_bc_jira_audit_record`` per row), so a page costs about ``limit`` rows, not a scan of the table.
+        """
+        newer = sa.alias(audit_log, "newer")
         q = (
             sa.select(
                 audit_log,
@@ -982,11 +1008,21 @@ class StateStore:
                 links.c.state.label("link_state"),
                 links.c.document_number.label("link_document"),
             )
-            .join(latest, audit_log.c.id == latest.c.id)
+            .where(
+                ~sa.exists().where(
+                    newer.c.entity == audit_log.c.entity,
+                    newer.c.bc_id == audit_log.c.bc_id,
+                    newer.c.id > audit_log.c.id,
+                )
+            )
             .outerjoin(
                 links, sa.and_(links.c.entity == audit_log.c.entity, links.c.bc_id == audit_log.c.bc_id)
             )
         )
+        if entity is not None:
+            q = q.where(audit_log.c.entity == entity)
+        if before_id is not None:
+            q = q.where(audit_log.c.id < before_id)
         if errors_only:
             q = q.where(audit_log.c.error.is_not(None))
         needle = (text_filter or "").strip().lower()
