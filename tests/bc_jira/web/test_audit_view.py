@@ -143,7 +143,8 @@ def get(client: TestClient, **params: Any) -> _Table:
     resp = client.get("/audit", params=params)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/html")
-    assert "<script" not in resp.text.lower(), "no JavaScript, and stored text is escaped"
+    scripts = re.findall(r"<script[^>]*>", resp.text, flags=re.IGNORECASE)
+    assert scripts == ['<script src="audit.js" defer>'], "only the link script; stored text is escaped"
     return parse(resp.text)
 
 
@@ -185,6 +186,57 @@ def test_text_filter_and_errors_only(client: TestClient) -> None:
     # the form keeps the filter the user typed (escaped)
     text = client.get("/audit", params={"q": '"><b>x', "errors": "true"}).text
     assert 'value="&quot;&gt;&lt;b&gt;x"' in text and re.search(r'name="errors" value="true" checked', text)
+
+
+def test_entity_filter(client: TestClient) -> None:
+    assert [r[0][:6] for r in get(client, entity="vendors").rows] == ["V-0009"]
+    assert sorted(r[0][:7] for r in get(client, entity="purchase_invoices").rows) == ["PI-1001", "PI-1002"]
+    assert "No synced records match" in get(client, entity="purchase_orders").rows[0][0]
+    assert client.get("/audit", params={"entity": "customers"}).status_code == 422
+    text = client.get("/audit", params={"entity": "vendors"}).text
+    assert '<option value="vendors" selected>' in text
+
+
+def test_pages_past_the_first_page_with_the_older_link(store: StateStore, client: TestClient) -> None:
+    store.audit([AuditRow("purchase_orders", f"po-{i}", "create", f"PO{i:04d}", None) for i in range(1203)])
+    seen: list[str] = []
+    params: dict[str, Any] = {}
+    pages = 0
+    while True:
+        resp = client.get("/audit", params=params)
+        page = parse(resp.text)
+        pages += 1
+        seen += [r[0].split("Purchase")[0] for r in page.rows]
+        older = [a["href"] for a in page.links if a.get("class") == "older"]
+        if not older:
+            break
+        assert len(page.rows) == 500 and "(a page of 500; older ones below)" in resp.text
+        params = dict(p.split("=", 1) for p in older[0].lstrip("?").split("&"))
+        assert any(a.get("class") == "newest" for a in parse(client.get("/audit", params=params).text).links)
+    assert pages == 3 and len(seen) == 1206 == len(set(seen))  # 1203 orders + the 3 fixture records
+    assert seen[0] == "PO1202" and seen[-1] == "PI-1001"  # newest first, down to the oldest
+
+
+def test_record_history_lists_every_attempt(client: TestClient) -> None:
+    page = get(client)
+    hist = next(a["href"] for a in page.links if a.get("class") == "hist" and "id-2" in a["href"])
+    assert hist == "?entity=purchase_invoices&record=id-2"
+    resp = client.get("/audit" + hist)
+    assert "History of Purchase invoice <code>id-2</code>" in resp.text
+    rows = parse(resp.text).rows
+    assert [r[2].split("issue")[0] for r in rows] == ["writeback_post", "create"]  # newest first
+    assert "jira_transitions_to_bc / manual__x / write_back" in rows[0][6] and "try 2" in rows[0][6]
+    assert f"{INV} / {RUN} / upsert [1]" in rows[1][6]
+    assert [r[3] for r in rows] == ["ok", "ok"]
+    failed = parse(client.get("/audit", params={"entity": "vendors", "record": "v-9"}).text).rows
+    assert [r[3] for r in failed] == ["error"] and "field 'BC Vendor' unknown" in failed[0][4]
+    assert client.get("/audit", params={"record": "id-2"}).status_code == 422  # the entity is needed
+
+
+def test_link_script_is_served(client: TestClient) -> None:
+    resp = client.get("/audit.js")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/javascript")
+    assert "window.top.document" in resp.text and 'proxy.target = a.target === "_blank"' in resp.text
 
 
 def test_limit_is_bounded(client: TestClient) -> None:
