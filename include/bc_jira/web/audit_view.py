@@ -62,7 +62,7 @@ EXTERNAL_VIEW: dict[str, Any] = {
 }
 
 
-ENTITY_PATTERN = "^(" + "|".join(ENTITY_LABELS) + ")$"
+ENTITY_PATTERN = "^(|" + "|".join(ENTITY_LABELS) + ")$"  # "": the form's "all entities"
 
 
 class AuditRecords(Protocol):
