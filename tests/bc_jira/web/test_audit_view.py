@@ -519,12 +519,21 @@ def test_audit_page_links_clicked_inside_the_airflow_ui(tmp_path: Path) -> None:
         browser.frame(None)
         want = f"{server.url}/dags/{INV}/runs/{quote(run_id, safe='')}/tasks/upsert/mapped/0"
         browser.wait(lambda: browser.url == want, what=f"top page at {want} (now {browser.url})")
-        text = browser.wait(
-            lambda: (t := browser.run("return document.body.innerText")) and "Clear" in t and t,
-            timeout=40,
-            what="the task instance page with its Clear button",
-        )
-        assert "upsert" in text and not browser.run("return document.querySelector('iframe')")
+        try:
+            clear = browser.wait(
+                lambda: browser.run(
+                    "return [...document.querySelectorAll('button')].filter("
+                    "b => /clear/i.test(b.innerText + ' ' + (b.getAttribute('aria-label') || ''))).length"
+                ),
+                timeout=40,
+                what="the task instance page with its Clear button",
+            )
+        except AssertionError:
+            browser.screenshot(tmp_path / "ti-page.png")
+            (tmp_path / "ti-page.txt").write_text(browser.run("return document.body.innerHTML"))
+            raise
+        assert clear and "upsert" in browser.run("return document.body.innerText")
+        assert not browser.run("return document.querySelector('iframe')")  # the UI's own page, not embedded
     finally:
         if browser is not None:
             browser.close()
