@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bc_jira.http import ApiError, AuthError, TransportError, redact_text
+from bc_jira.http import ApiError, AuthError, TransportError
+from bc_jira.redact import redact_text
 
 
 class ClientCredentials(Protocol):

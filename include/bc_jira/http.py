@@ -2,17 +2,16 @@
 
 Why one module: BC and Jira both throttle (429/503 with Retry-After), both answer 401 when a cached token
 went stale, and both must never see a secret leak into an exception or a log line. Keeping that in one
-place means the hooks only describe API calls.
+place means the hooks only describe API calls. What the rate-limit headers mean is ``bc_jira.http_ratelimit``;
+secret scrubbing is ``bc_jira.redact``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import json as jsonlib
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,9 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
+
+from bc_jira.http_ratelimit import RateLimitInfo, pacing_delay, parse_rate_limit, parse_retry_after
+from bc_jira.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -33,60 +35,16 @@ __all__ = [
     "ClientError",
     "NotFoundError",
     "PreconditionFailed",
-    "RateLimitInfo",
     "RateLimited",
     "RetryPolicy",
     "ServerError",
     "TokenProvider",
     "TransportError",
     "WaitRequest",
-    "pacing_delay",
-    "parse_rate_limit",
-    "redact_text",
-    "redact_url",
 ]
 
-# Query parameter names whose values must never be shown (OAuth codes, tokens, secrets, signatures).
-_SECRET_PARAM = re.compile(r"token|secret|code|password|passwd|signature|sig$|assertion|api[_-]?key", re.I)
-# Things that look like credentials inside free text (server messages may echo them).
-_SECRET_TEXT = [
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}(\.[A-Za-z0-9_-]*)?"), "***jwt***"),
-    (
-        re.compile(
-            r"(?i)((?:client_secret|refresh_token|access_token|password|code|validationToken)=)[^&\s\"']+"
-        ),
-        r"\1***",
-    ),
-    (re.compile(r"(?i)(\"(?:client_secret|refresh_token|access_token|password)\"\s*:\s*\")[^\"]*"), r"\1***"),
-]
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _MAX_MESSAGE = 500
-
-
-def redact_url(url: str) -> str:
-    """Return the URL with secret-looking query values replaced by ``***`` and no userinfo."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if not parts.query:
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    safe = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs]
-    query = urlencode(safe, quote_via=quote, safe="$'(),:*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def redact_text(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
-    """Scrub bearer tokens, JWTs and ``secret=value`` fragments (plus any known secret values) from text."""
-    for secret in extra_secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern, repl in _SECRET_TEXT:
-        text = pattern.sub(repl, text)
-    return text
 
 
 class ApiError(Exception):
@@ -186,131 +144,6 @@ class RetryPolicy:
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
         return rand() * min(self.backoff_cap, self.backoff_base * (2**attempt))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now if now is not None else time.time()
-    return max(0.0, when.timestamp() - current)
-
-
-def parse_reset(value: str | None, now: float | None = None) -> float | None:
-    """X-RateLimit-Reset as seconds from now (>= 0); None when absent or unreadable.
-
-    Jira sends ISO 8601 ``yyyy-MM-ddTHH:mmZ`` (rate-limiting page, quoted in JRACLOUD-69262); seconds and
-    offsets are accepted too, and a bare number is read as epoch seconds (other APIs' convention).
-    """
-    if not value:
-        return None
-    value = value.strip()
-    current = now if now is not None else time.time()
-    try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, number - current) if number > 1e9 else None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - current)
-
-
-@dataclass(frozen=True)
-class RateLimitInfo:
-    """What an answer says about the rate budget (Jira: X-RateLimit-*, RateLimit-Reason)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_in: float | None = None  # seconds until the budget resets
-    near_limit: bool = False
-    reason: str | None = None
-
-    @property
-    def present(self) -> bool:
-        return self.remaining is not None or self.near_limit or self.reason is not None
-
-    def describe(self) -> str:
-        parts = []
-        if self.reason:
-            parts.append(f"RateLimit-Reason {self.reason}")
-        if self.remaining is not None:
-            parts.append(f"remaining {self.remaining}/{self.limit if self.limit is not None else '?'}")
-        if self.near_limit:
-            parts.append("near limit")
-        if self.reset_in is not None:
-            parts.append(f"resets in {self.reset_in:.0f}s")
-        return ", ".join(parts) or "no rate-limit headers"
-
-
-def _int_header(value: str | None) -> int | None:
-    try:
-        return int(float(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def parse_rate_limit(headers: Mapping[str, str], now: float | None = None) -> RateLimitInfo:
-    """Read Jira's rate-limit headers (names are case-insensitive in requests' headers).
-
-    The ``X-Beta-RateLimit-*`` names of the 2026 points quotas (seen in developers' logs, not documented)
-    stand in when the documented ones are absent.
-    """
-
-    def first(*names: str) -> str | None:
-        return next((headers[n] for n in names if headers.get(n)), None)
-
-    return RateLimitInfo(
-        limit=_int_header(headers.get("X-RateLimit-Limit")),
-        remaining=_int_header(headers.get("X-RateLimit-Remaining")),
-        reset_in=parse_reset(first("X-RateLimit-Reset", "X-Beta-RateLimit-Reset"), now),
-        near_limit=str(first("X-RateLimit-NearLimit", "X-Beta-RateLimit-NearLimit") or "").strip().lower()
-        == "true",
-        reason=(first("RateLimit-Reason", "X-Beta-RateLimit-Reason") or "").strip() or None,
-    )
-
-
-NEAR_LIMIT_FRACTION = (
-    0.2  # Atlassian: X-RateLimit-NearLimit "indicates that less than 20% of any budget remains"
-)
-
-
-def pacing_delay(info: RateLimitInfo, policy: RetryPolicy) -> float:
-    """Seconds to pause before the next call so what is left of the budget lasts until it resets.
-
-    Zero while more than 20% is left. Near the limit: the time to the reset shared over the remaining
-    calls (one second per call when the reset is unknown), never more than ``policy.max_pace_delay``: a
-    soft slowdown; a 429 that still comes is handled by Retry-After.
-    """
-    low = info.near_limit or (
-        info.remaining is not None
-        and info.limit is not None
-        and info.limit > 0
-        and info.remaining < info.limit * NEAR_LIMIT_FRACTION
-    )
-    if not low:
-        return 0.0
-    if info.reset_in is None:
-        return min(policy.max_pace_delay, 1.0)
-    return min(policy.max_pace_delay, info.reset_in / max(1, info.remaining or 0))
 
 
 @dataclass(frozen=True)
