@@ -22,6 +22,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from bc_jira.http import ApiClient, ApiError, AuthError, NotFoundError, RetryPolicy, TransportError
+from bc_jira.token_cipher import TokenCryptoError
 from bc_jira.tokens import (
     CONSENT_ROUTE,
     DEFAULT_API_URL,
@@ -30,7 +31,6 @@ from bc_jira.tokens import (
     BasicAuth,
     JiraTokenProvider,
     SiteNotAccessible,
-    TokenCryptoError,
 )
 
 if TYPE_CHECKING:
