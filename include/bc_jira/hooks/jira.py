@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -21,10 +20,11 @@ from urllib.parse import quote, urlencode
 import requests
 from airflow.sdk import BaseHook
 
+from bc_jira.hooks.jira_bulk import BulkCreateResult, BulkFailure, bulk_error_body
+from bc_jira.hooks.jira_connection import JiraSettings, choose_test_grant
 from bc_jira.http import ApiClient, ApiError, AuthError, NotFoundError, RetryPolicy, TransportError
 from bc_jira.token_cipher import TokenCryptoError
 from bc_jira.tokens import (
-    CONSENT_ROUTE,
     DEFAULT_API_URL,
     DEFAULT_AUTH_URL,
     AtlassianOAuth,
@@ -34,11 +34,11 @@ from bc_jira.tokens import (
 )
 
 if TYPE_CHECKING:
-    from bc_jira.store import StateStore, TokenRow
+    from bc_jira.store import StateStore
 
 log = logging.getLogger(__name__)
 
-BULK_CREATE_MAX = 50
+BULK_CREATE_MAX = 50  # POST /issue/bulk: "Creates upto **50** issues"
 RECONCILE_MAX = 50
 BULK_FETCH_MAX = 100  # POST /issue/bulkfetch: "You can request up to 100 issues."
 SEARCH_PAGE_MAX = 5000
@@ -63,49 +63,6 @@ def expiration_ms(value: Any) -> int | None:
     except ValueError:
         return None
     return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
-
-
-@dataclass(frozen=True)
-class JiraSettings:
-    """What the connection says; ``repr`` never shows a secret."""
-
-    auth: str  # "oauth2" | "basic"
-    site_url: str
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
-    redirect_uri: str | None = None
-    auth_url: str = DEFAULT_AUTH_URL
-    api_url: str = DEFAULT_API_URL
-    refresh_token: str | None = field(default=None, repr=False)
-    email: str | None = None
-    api_token: str | None = field(default=None, repr=False)
-    webhook_secret: str | None = field(default=None, repr=False)
-
-
-@dataclass
-class BulkFailure:
-    """One element of a bulk create that Jira rejected; ``index`` is the position in the caller's input."""
-
-    index: int
-    status: int | None
-    messages: list[str]
-    errors: dict[str, str]
-
-    def __str__(self) -> str:
-        parts = self.messages + [f"{k}: {v}" for k, v in self.errors.items()]
-        return f"#{self.index} ({self.status}): {'; '.join(parts) or 'rejected'}"
-
-
-@dataclass
-class BulkCreateResult:
-    """``created``: (input index, {id, key, self}); ``failed``: per-element errors mapped to the input."""
-
-    created: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    failed: list[BulkFailure] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 class JiraCloudHook(BaseHook):
@@ -395,7 +352,7 @@ class JiraCloudHook(BaseHook):
             try:
                 body = self.client.post_json("issue/bulk", json={"issueUpdates": chunk}) or {}
             except ApiError as exc:
-                body = _bulk_error_body(exc)
+                body = bulk_error_body(exc)
                 if body is None:
                     raise
             failed_positions = set()
@@ -686,65 +643,3 @@ class JiraCloudHook(BaseHook):
             f"Jira refused the OAuth access token ({exc.status} {exc.code}: {exc.message}): check the app's "
             "scopes (read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access)"
         )
-
-
-def choose_test_grant(
-    own_name: str,
-    rows: Sequence[TokenRow],
-    client_id: str | None,
-    site_url: str,
-    *,
-    has_bootstrap: bool,
-) -> tuple[str | None, str]:
-    """Which stored token row a connection test may use: ``(name, "")``, or ``(None, why not)``.
-
-    Airflow's Test button runs ``test_connection`` on a copy of the connection under a random id, so the
-    hook's own row (``jira:<conn_id>``) is usually not the DAGs' row. Spending the bootstrap refresh token
-    there would rotate it away from the DAGs, and Atlassian revokes the whole grant when a rotated token is
-    used again (jira-api.md 1.3). So: the own row if it holds a grant, else the one stored grant of the same
-    OAuth client and site, else nothing (the test refuses, and says what to do).
-    """
-    by_name = {r.name: r for r in rows}
-    own = by_name.get(own_name)
-    if own is not None and (own.refresh_token_enc or own.access_token_enc):
-        return own_name, ""
-    failure = (own.meta or {}).get("last_refresh_error") if own is not None else None
-    if failure:
-        return None, (
-            f"The last Jira token refresh was refused ({failure.get('code')}: {failure.get('message')}): "
-            f"an Airflow user must consent again through {CONSENT_ROUTE}"
-        )
-    site = site_url.rstrip("/").lower()
-    same = [
-        r.name
-        for r in rows
-        if r.refresh_token_enc
-        and str((r.meta or {}).get("site_url", "")).rstrip("/").lower() == site
-        and (r.meta or {}).get("client_id") in (None, client_id)
-    ]
-    if len(same) == 1:
-        return same[0], ""
-    if len(same) > 1:
-        return None, (
-            f"Not tested: several stored Jira grants match {site_url} ({', '.join(same)}); test from a task "
-            "that uses the connection (e.g. run bc_jira_connect)"
-        )
-    if not has_bootstrap:
-        return None, f"No Jira grant is stored yet: an Airflow user must consent once through {CONSENT_ROUTE}"
-    return None, (
-        "Not tested: no Jira grant is stored yet. The connection's refresh_token is a one-time bootstrap "
-        "that the first task exchanges under the connector's single-refresher lock; a test does not spend "
-        "it, because Atlassian rotates it on use and revokes the grant when the old one is used again. Run "
-        f"the bc_jira_connect DAG (or consent through {CONSENT_ROUTE}), then test again"
-    )
-
-
-def _bulk_error_body(exc: ApiError) -> dict[str, Any] | None:
-    """The CreatedIssues body of a 400 bulk answer (all elements failed), else None."""
-    if exc.status != 400 or exc.response is None:
-        return None
-    try:
-        body = exc.response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and "errors" in body and isinstance(body["errors"], list) else None

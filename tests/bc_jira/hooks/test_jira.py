@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bc_jira.hooks.jira import JiraCloudHook, JiraSettings, choose_test_grant, expiration_ms
+from bc_jira.hooks.jira import JiraCloudHook, expiration_ms
+from bc_jira.hooks.jira_connection import JiraSettings, choose_test_grant
 from bc_jira.http import AuthError, ClientError, RetryPolicy
 from bc_jira.store import TokenRow
 from bc_jira.token_cipher import get_cipher
