@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -39,7 +40,29 @@ BC_RESOURCE = "https://api.businesscentral.dynamics.com"
 DEFAULT_PAGE_SIZE = 1000
 MAX_CONCURRENCY = 5  # BC online: 5 concurrent requests per user / service principal
 
-# -- settings and auth -----------------------------------------------------------------------------------
+# -- settings, auth and the call limiter ---------------------------------------------------------------
+
+
+class CallLimiter(Protocol):
+    """Holds one of ``slots`` call slots for ``key`` across processes while the ``with`` block runs.
+
+    BC online allows 5 concurrent requests per user / service principal
+    (https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/administration/operational-limits-online);
+    ``StateStore.call_slot`` satisfies this structurally.
+    """
+
+    def __call__(self, key: str, slots: int) -> AbstractContextManager[object]: ...
+
+
+def _airflow_call_limiter() -> CallLimiter:
+    """The connector's state store limiter, for hooks Airflow builds from a connection id alone.
+
+    Imported here, lazily, so that the hook module does not depend on the store: callers that build the
+    store themselves pass ``call_limiter=store.call_slot``.
+    """
+    from bc_jira.store import StateStore
+
+    return StateStore.from_airflow().call_slot
 
 
 @dataclass(frozen=True)
@@ -86,6 +109,32 @@ class BcSettings:
 # -- the hook --------------------------------------------------------------------------------
 
 
+def settings_from_connection(
+    conn_id: str, login: str | None, password: str | None, extra: Mapping[str, Any]
+) -> BcSettings:
+    """``BcSettings`` from a connection's fields; ``ValueError`` naming every missing one."""
+    tenant_id, company_id = extra.get("tenant_id"), extra.get("company_id")
+    required = (
+        ("login (client id)", login),
+        ("password (client secret)", password),
+        ("extra.tenant_id", tenant_id),
+        ("extra.company_id", company_id),
+    )
+    missing = [name for name, value in required if not value]
+    if missing or not (login and password and tenant_id and company_id):
+        raise ValueError(f"connection {conn_id!r} is missing {', '.join(missing)}")
+    return BcSettings(
+        client_id=login,
+        client_secret=password,
+        tenant_id=str(tenant_id),
+        environment=extra.get("environment") or "production",
+        company_id=str(company_id),
+        api_url=extra.get("api_url") or DEFAULT_API_URL,
+        authority_url=extra.get("authority_url") or DEFAULT_AUTHORITY_URL,
+        client_state=extra.get("client_state") or None,
+    )
+
+
 class BusinessCentralHook(BaseHook):
     """Dynamics 365 Business Central API v2.0 (connection ``bc_default``, type ``business_central``).
 
@@ -102,17 +151,28 @@ class BusinessCentralHook(BaseHook):
         bc_conn_id: str = default_conn_name,
         *,
         settings: BcSettings | None = None,
+        call_limiter: CallLimiter | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy = RetryPolicy(),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        store: Any = None,
     ) -> None:
+        """:param bc_conn_id: the Airflow connection to read (ignored when ``settings`` is given).
+        :param settings: use these instead of an Airflow connection (tests, tools).
+        :param call_limiter: holds one of ``MAX_CONCURRENCY`` call slots per service principal across
+            processes (``StateStore.call_slot``). When omitted, a hook that reads its connection from
+            Airflow uses the connector's state store; one given ``settings`` limits this process only.
+        :param page_size: ``odata.maxpagesize`` asked for when reading collections.
+        :param timeout: (connect, read) seconds per HTTP request.
+        :param retry: the retry/backoff policy for BC calls.
+        :param session: a ``requests`` session to send through (tests).
+        :param sleep: how to wait between retries (tests record instead of sleeping).
+        """
         super().__init__()
         self.bc_conn_id = bc_conn_id
-        self._store = store
         self._settings = settings
+        self._call_limiter = call_limiter
         self.page_size = page_size
         self._timeout = timeout
         self._retry = retry
@@ -122,29 +182,11 @@ class BusinessCentralHook(BaseHook):
     # -- wiring --------------------------------------------------------------------------------------------
     @cached_property
     def settings(self) -> BcSettings:
+        """The injected settings, else the Airflow connection's (``ValueError`` naming what is missing)."""
         if self._settings is not None:
             return self._settings
         conn = self.get_connection(self.bc_conn_id)
-        extra = conn.extra_dejson or {}
-        required = (
-            ("login (client id)", conn.login),
-            ("password (client secret)", conn.password),
-            ("extra.tenant_id", extra.get("tenant_id")),
-            ("extra.company_id", extra.get("company_id")),
-        )
-        missing = [name for name, value in required if not value]
-        if missing:
-            raise ValueError(f"connection {self.bc_conn_id!r} is missing {', '.join(missing)}")
-        return BcSettings(
-            client_id=conn.login,
-            client_secret=conn.password,
-            tenant_id=extra["tenant_id"],
-            environment=extra.get("environment") or "production",
-            company_id=extra["company_id"],
-            api_url=extra.get("api_url") or DEFAULT_API_URL,
-            authority_url=extra.get("authority_url") or DEFAULT_AUTHORITY_URL,
-            client_state=extra.get("client_state") or None,
-        )
+        return settings_from_connection(self.bc_conn_id, conn.login, conn.password, conn.extra_dejson or {})
 
     @cached_property
     def token_provider(self) -> MsalTokenProvider:
@@ -155,6 +197,7 @@ class BusinessCentralHook(BaseHook):
         """ApiClient rooted at ``{api_url}/{tenant}/{environment}/api/v2.0`` (subscriptions live there)."""
         s = self.settings
         key = f"bc:{s.tenant_id}:{s.client_id}"
+        limiter = self._limiter()
         return ApiClient(
             "bc",
             s.environment_url,
@@ -165,19 +208,14 @@ class BusinessCentralHook(BaseHook):
             concurrency_key=key,
             session=self._session,
             sleep=self._sleep,
-            shared_limit=self._shared_limit(key),
+            shared_limit=(lambda: limiter(key, MAX_CONCURRENCY)) if limiter is not None else None,
         )
 
-    def _shared_limit(self, key: str) -> Any:
-        """At most MAX_CONCURRENCY calls per principal across every worker, through the state store."""
-        store = self._store
-        if store is None and self._settings is None:  # a real deployment: the connector's state store
-            from bc_jira.store import StateStore
-
-            store = StateStore.from_airflow()
-        if store is None:
-            return None
-        return lambda: store.call_slot(key, MAX_CONCURRENCY)
+    def _limiter(self) -> CallLimiter | None:
+        """The injected limiter; for a hook built from an Airflow connection, the state store's."""
+        if self._call_limiter is None and self._settings is None:
+            self._call_limiter = _airflow_call_limiter()
+        return self._call_limiter
 
     def get_conn(self) -> ApiClient:
         return self.client

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import requests_mock as rm
 
 from bc_jira.entra import clear_token_cache
-from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook
+from bc_jira.hooks.business_central import MAX_CONCURRENCY, BcSettings, BusinessCentralHook
 from bc_jira.http import AuthError, PreconditionFailed, RetryPolicy
+from bc_jira.store import StateStore
 
 LOGIN = "https://login.microsoftonline.com"
 API = "https://api.businesscentral.dynamics.com/v2.0"
@@ -68,6 +72,72 @@ def test_no_network_in_init(requests_mock: rm.Mocker) -> None:
     BusinessCentralHook()
     BusinessCentralHook("other_conn")
     assert requests_mock.call_count == 0
+
+
+def free_slots(store: StateStore, key: str) -> int:
+    """How many of the principal's MAX_CONCURRENCY slots another caller can take right now."""
+    with contextlib.ExitStack() as taken:
+        for n in range(MAX_CONCURRENCY):
+            try:
+                taken.enter_context(store.call_slot(key, MAX_CONCURRENCY, timeout=0.3))
+            except TimeoutError:
+                return n
+    return MAX_CONCURRENCY
+
+
+def test_injected_call_limiter_holds_one_of_five_slots_per_principal(
+    requests_mock: rm.Mocker, settings: BcSettings, sqlite_url: str
+) -> None:
+    """A hook given settings keeps the cross-process limiter it is handed (the state store's call slots)."""
+    store = StateStore.from_url(sqlite_url)
+    key = f"bc:{settings.tenant_id}:{settings.client_id}"
+    mock_entra(requests_mock, settings)
+    during: list[int] = []
+
+    def companies(request: Any, context: Any) -> dict[str, Any]:
+        during.append(free_slots(store, key))  # the hook's call holds one slot while in flight
+        return {"value": []}
+
+    requests_mock.get(f"{API}/{settings.tenant_id}/production/api/v2.0/companies", json=companies)
+    h = BusinessCentralHook(settings=settings, call_limiter=store.call_slot, sleep=[].append)
+    assert h.list_companies() == []
+    assert during == [MAX_CONCURRENCY - 1]
+    assert free_slots(store, key) == MAX_CONCURRENCY  # released with the answer
+
+
+def test_settings_without_a_limiter_do_not_touch_a_store(
+    requests_mock: rm.Mocker, settings: BcSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a hook that reads its connection from Airflow builds the state store's limiter by itself."""
+    monkeypatch.setattr(StateStore, "from_airflow", classmethod(lambda cls, *a: pytest.fail("store built")))
+    mock_entra(requests_mock, settings)
+    requests_mock.get(f"{API}/{settings.tenant_id}/production/api/v2.0/companies", json={"value": []})
+    assert hook(settings).list_companies() == []
+
+
+def test_hook_from_an_airflow_connection_uses_the_state_stores_limiter(
+    requests_mock: rm.Mocker, settings: BcSettings, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore.from_url(sqlite_url)
+    monkeypatch.setattr(StateStore, "from_airflow", classmethod(lambda cls, *a: store))
+    extra = {"tenant_id": settings.tenant_id, "company_id": settings.company_id}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BC_LIMITED",
+        json.dumps(
+            {"conn_type": "business_central", "login": settings.client_id, "password": SECRET, "extra": extra}
+        ),
+    )
+    key = f"bc:{settings.tenant_id}:{settings.client_id}"
+    mock_entra(requests_mock, settings)
+    during: list[int] = []
+
+    def companies(request: Any, context: Any) -> dict[str, Any]:
+        during.append(free_slots(store, key))
+        return {"value": []}
+
+    requests_mock.get(f"{API}/{settings.tenant_id}/production/api/v2.0/companies", json=companies)
+    assert BusinessCentralHook("bc_limited", sleep=[].append).list_companies() == []
+    assert during == [MAX_CONCURRENCY - 1]
 
 
 def test_iter_modified_pages_across_three_pages(requests_mock: rm.Mocker, settings: BcSettings) -> None:
