@@ -6,13 +6,15 @@ Pure functions over header values (no I/O): ``ApiClient`` asks them how long to 
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from bc_jira.http import RetryPolicy
 
 
@@ -139,3 +141,38 @@ def pacing_delay(info: RateLimitInfo, policy: RetryPolicy) -> float:
     if info.reset_in is None:
         return min(policy.max_pace_delay, 1.0)
     return min(policy.max_pace_delay, info.reset_in / max(1, info.remaining or 0))
+
+
+@dataclass(frozen=True)
+class WaitRequest:
+    """The server asked this client to wait longer than it may wait in process."""
+
+    service: str
+    method: str
+    path: str
+    status: int
+    seconds: float
+    until: datetime
+    info: RateLimitInfo = field(default_factory=RateLimitInfo)
+
+    def describe(self) -> str:
+        return (
+            f"{self.service} answered {self.status} to {self.method} {self.path} and asked to wait "
+            f"{self.seconds:.0f}s (until {self.until.isoformat(timespec='seconds')}; {self.info.describe()})"
+        )
+
+
+class ProcessLimiter:
+    """Per-process semaphores keyed by concurrency_key (e.g. one BC service principal)."""
+
+    _lock = threading.Lock()
+    _sems: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+
+    @classmethod
+    def get(cls, key: str, limit: int) -> threading.BoundedSemaphore:
+        with cls._lock:
+            entry = cls._sems.get(key)
+            if entry is None or entry[0] != limit:
+                entry = (limit, threading.BoundedSemaphore(limit))
+                cls._sems[key] = entry
+            return entry[1]
