@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ def configured_keys() -> tuple[list[str], str]:
         from airflow.configuration import conf
 
         keys = _split_keys(conf.get("core", "fernet_key", fallback=""))
-    except Exception as exc:  # airflow not importable / not configured: say so, not a traceback
+    except Exception as exc:  # noqa: BLE001 - airflow not importable / not configured: say so, not a traceback
         log.debug("could not read [core] fernet_key: %s", type(exc).__name__)
         keys = []
     return keys, "[core] fernet_key"

@@ -14,7 +14,6 @@ import base64
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -23,6 +22,8 @@ from bc_jira.http import ApiClient, ApiError, AuthError, RetryPolicy
 from bc_jira.token_cipher import TokenCipher, get_cipher
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     import requests
 
     from bc_jira.store import StateStore, TokenTxn

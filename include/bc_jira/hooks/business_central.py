@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import BaseHook
 
 from bc_jira.entra import MsalTokenProvider
@@ -31,6 +27,13 @@ from bc_jira.http import (
     RetryPolicy,
     TransportError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from contextlib import AbstractContextManager
+    from datetime import datetime
+
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +405,7 @@ class BusinessCentralHook(BaseHook):
         """(True, msg) or (False, reason naming the cause: secret, tenant, environment, access, company)."""
         try:
             s = self.settings
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the test button
             return False, f"Connection {self.bc_conn_id!r} is incomplete: {exc}"
         try:
             self.token_provider.token()

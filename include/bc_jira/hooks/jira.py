@@ -11,29 +11,40 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-import requests
 from airflow.sdk import BaseHook
 
-from bc_jira.hooks.jira_bulk import BulkCreateResult, BulkFailure, bulk_error_body
-from bc_jira.hooks.jira_connection import JiraSettings, choose_test_grant
-from bc_jira.http import ApiClient, ApiError, AuthError, NotFoundError, RetryPolicy, TransportError
+from bc_jira.hooks.jira_bulk import (
+    BulkCreateResult,
+    bulk_error_body,
+    read_bulk_answer,
+    search_body,
+    start_at_pages,
+)
+from bc_jira.hooks.jira_connection import (
+    JiraSettings,
+    explain_failure,
+    grant_for_test,
+    settings_from_connection,
+    site_cloud_id,
+)
+from bc_jira.http import ApiClient, ApiError, RetryPolicy
+from bc_jira.timeutil import Timestamp, epoch_ms
 from bc_jira.token_cipher import TokenCryptoError
 from bc_jira.tokens import (
-    DEFAULT_API_URL,
-    DEFAULT_AUTH_URL,
     AtlassianOAuth,
     BasicAuth,
     JiraTokenProvider,
-    SiteNotAccessible,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    import requests
+
     from bc_jira.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -45,24 +56,14 @@ SEARCH_PAGE_MAX = 5000
 USER_BULK_CHUNK = 50
 
 
-def expiration_ms(value: Any) -> int | None:
+def expiration_ms(value: Timestamp) -> int | None:
     """A webhook ``expirationDate`` as epoch ms, in either form Jira documents; None when absent/unreadable.
 
     The spec's schema says int64 epoch ms, its examples (and Atlassian's reference page) show
-    ``"2019-06-01T12:42:30.000+0000"`` (vendor-behaviour-review.md #4): read both wherever it is read.
+    ``"2019-06-01T12:42:30.000+0000"``
+    (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-webhooks/): read both.
     """
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
+    return epoch_ms(value)
 
 
 class JiraCloudHook(BaseHook):
@@ -87,6 +88,14 @@ class JiraCloudHook(BaseHook):
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """:param jira_conn_id: the Airflow connection to read (ignored when ``settings`` is given).
+        :param settings: use these instead of an Airflow connection (tests, tools).
+        :param store: where the rotating OAuth tokens live (default: the connector's state store).
+        :param timeout: (connect, read) seconds per HTTP request.
+        :param retry: the retry/backoff policy for Jira and Atlassian calls.
+        :param session: a ``requests`` session to send through (tests).
+        :param sleep: how to wait between retries (tests record instead of sleeping).
+        """
         super().__init__()
         self.jira_conn_id = jira_conn_id
         self._settings = settings
@@ -99,62 +108,12 @@ class JiraCloudHook(BaseHook):
     # -- wiring ----------------------------------------------------------------------------------------------
     @cached_property
     def settings(self) -> JiraSettings:
+        """The injected settings, else the Airflow connection's (``ValueError`` naming what is missing)."""
         if self._settings is not None:
             return self._settings
         conn = self.get_connection(self.jira_conn_id)
-        extra = conn.extra_dejson or {}
-        auth = (extra.get("auth") or "oauth2").lower()
-        if auth == "basic":
-            site = extra.get("site_url") or conn.host
-            missing = [
-                n
-                for n, v in (
-                    ("host (site URL)", site),
-                    ("login (email)", conn.login),
-                    ("password (API token)", conn.password),
-                )
-                if not v
-            ]
-            if missing:
-                raise ValueError(
-                    f"connection {self.jira_conn_id!r} (auth=basic) is missing {', '.join(missing)}"
-                )
-            if "://" not in site:
-                site = f"https://{site}"
-            return JiraSettings(
-                auth="basic",
-                site_url=site.rstrip("/"),
-                email=conn.login,
-                api_token=conn.password,
-                webhook_secret=extra.get("webhook_secret"),
-            )
-        if auth != "oauth2":
-            raise ValueError(
-                f"connection {self.jira_conn_id!r}: extra.auth must be 'oauth2' or 'basic', not {auth!r}"
-            )
-        missing = [
-            n
-            for n, v in (
-                ("login (client id)", conn.login),
-                ("password (client secret)", conn.password),
-                ("extra.site_url", extra.get("site_url")),
-            )
-            if not v
-        ]
-        if missing:
-            raise ValueError(
-                f"connection {self.jira_conn_id!r} (auth=oauth2) is missing {', '.join(missing)}"
-            )
-        return JiraSettings(
-            auth="oauth2",
-            site_url=str(extra["site_url"]).rstrip("/"),
-            client_id=conn.login,
-            client_secret=conn.password,
-            redirect_uri=extra.get("redirect_uri"),
-            auth_url=(extra.get("auth_url") or DEFAULT_AUTH_URL).rstrip("/"),
-            api_url=(extra.get("api_url") or DEFAULT_API_URL).rstrip("/"),
-            refresh_token=extra.get("refresh_token") or None,
-            webhook_secret=extra.get("webhook_secret"),
+        return settings_from_connection(
+            self.jira_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson or {}
         )
 
     @property
@@ -201,14 +160,7 @@ class JiraCloudHook(BaseHook):
             return self.__dict__["_cloud_id"]
         provider = self.token_provider
         assert isinstance(provider, JiraTokenProvider)
-        site = self.settings.site_url.lower()
-        meta = provider.get_meta()
-        if meta.get("cloud_id") and str(meta.get("site_url", "")).lower() == site:
-            cloud_id = str(meta["cloud_id"])
-        else:
-            cloud_id = self.oauth.resolve_cloud_id(provider.access_token(), self.settings.site_url)
-            provider.update_meta(cloud_id=cloud_id, site_url=self.settings.site_url)
-        self.__dict__["_cloud_id"] = cloud_id
+        cloud_id = self.__dict__["_cloud_id"] = site_cloud_id(provider, self.oauth, self.settings.site_url)
         return cloud_id
 
     @property
@@ -282,22 +234,9 @@ class JiraCloudHook(BaseHook):
         ``reconcile_issues``: numeric ids (≤ 50) whose latest state must be reflected (search lags writes).
         Search is read-only, so it is retried even after a lost answer.
         """
-        reconcile = [int(i) for i in reconcile_issues]
-        if len(reconcile) > RECONCILE_MAX:
-            raise ValueError(
-                f"reconcileIssues accepts at most {RECONCILE_MAX} issue ids, got {len(reconcile)}"
-            )
-        body: dict[str, Any] = {
-            "jql": jql,
-            "fields": list(fields),
-            "maxResults": max(1, min(max_results, SEARCH_PAGE_MAX)),
-        }
-        if reconcile:
-            body["reconcileIssues"] = reconcile
-        if expand:
-            body["expand"] = expand
-        if properties:
-            body["properties"] = list(properties)
+        body = search_body(
+            jql, fields, reconcile_issues, max_results, expand, properties, RECONCILE_MAX, SEARCH_PAGE_MAX
+        )
         token: str | None = None
         while True:
             page = (
@@ -355,39 +294,7 @@ class JiraCloudHook(BaseHook):
                 body = bulk_error_body(exc)
                 if body is None:
                     raise
-            failed_positions = set()
-            for err in body.get("errors") or []:
-                pos = err.get("failedElementNumber")
-                elem = err.get("elementErrors") or {}
-                if not isinstance(pos, int) or not 0 <= pos < len(chunk):
-                    # Not tied to one element (e.g. over the limit): every element of this chunk failed.
-                    for i in range(len(chunk)):
-                        if i not in failed_positions:
-                            failed_positions.add(i)
-                            result.failed.append(
-                                BulkFailure(
-                                    offset + i,
-                                    err.get("status"),
-                                    list(elem.get("errorMessages") or []),
-                                    dict(elem.get("errors") or {}),
-                                )
-                            )
-                    continue
-                failed_positions.add(pos)
-                result.failed.append(
-                    BulkFailure(
-                        offset + pos,
-                        err.get("status"),
-                        list(elem.get("errorMessages") or []),
-                        dict(elem.get("errors") or {}),
-                    )
-                )
-            # Paired with the input by position as a best guess only: Atlassian does not document that
-            # issues[] keeps the input order. Callers that act on the pairing confirm it by value
-            # (bc_jira.outbound reads the record id of every created issue with bulk_fetch_issues).
-            ok_positions = [i for i in range(len(chunk)) if i not in failed_positions]
-            for pos, issue in zip(ok_positions, body.get("issues") or [], strict=False):
-                result.created.append((offset + pos, issue))
+            read_bulk_answer(body, offset, len(chunk), into=result)
         result.failed.sort(key=lambda f: f.index)
         return result
 
@@ -527,19 +434,13 @@ class JiraCloudHook(BaseHook):
         ids = list(dict.fromkeys(a for a in account_ids if a))
         users: list[dict[str, Any]] = []
         for offset in range(0, len(ids), USER_BULK_CHUNK):
-            chunk = ids[offset : offset + USER_BULK_CHUNK]
-            start = 0
-            while True:
-                query = urlencode(
-                    [("accountId", a) for a in chunk] + [("startAt", start), ("maxResults", len(chunk))]
-                )
-                page = self.client.get_json(f"user/bulk?{query}") or {}
-                values = list(page.get("values") or [])
-                users.extend(values)
-                start += len(values)
-                if page.get("isLast", True) or not values:
-                    break
+            chunk = [("accountId", a) for a in ids[offset : offset + USER_BULK_CHUNK]]
+            users += start_at_pages(partial(self._users_page, chunk))
         return users
+
+    def _users_page(self, chunk: list[tuple[str, str]], start: int) -> dict[str, Any] | None:
+        query = urlencode([*chunk, ("startAt", start), ("maxResults", len(chunk))])
+        return self.client.get_json(f"user/bulk?{query}")
 
     # -- webhooks (OAuth 2.0 / Connect apps only) ------------------------------------------------------------
     def register_webhooks(self, url: str, webhooks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -549,15 +450,9 @@ class JiraCloudHook(BaseHook):
 
     def list_webhooks(self) -> list[dict[str, Any]]:
         """Every webhook this app registered (``{id, jqlFilter, events, expirationDate, url, ...}``)."""
-        out: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            page = self.client.get_json("webhook", params={"startAt": start, "maxResults": 100}) or {}
-            values = list(page.get("values") or [])
-            out.extend(values)
-            start += len(values)
-            if page.get("isLast", True) or not values:
-                return out
+        return start_at_pages(
+            lambda start: self.client.get_json("webhook", params={"startAt": start, "maxResults": 100})
+        )
 
     def refresh_webhooks(self, webhook_ids: Sequence[int]) -> int:
         """``PUT /webhook/refresh``: extends the 30-day life; returns the new expiry (epoch ms, 0 if none)."""
@@ -576,7 +471,7 @@ class JiraCloudHook(BaseHook):
         """
         try:
             s = self.settings
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the test button
             return False, f"Connection {self.jira_conn_id!r} is incomplete: {exc}"
         try:
             if s.auth == "oauth2":
@@ -586,60 +481,17 @@ class JiraCloudHook(BaseHook):
                 self.token_provider.auth_header()
                 _ = self.cloud_id
             me = self.myself()
-        except SiteNotAccessible as exc:
-            return False, f"No access to the Jira site: {exc.message}"
-        except TokenCryptoError as exc:
-            return False, str(exc)
-        except AuthError as exc:
-            return False, self._explain_auth(exc)
-        except TransportError as exc:
-            return False, f"Cannot reach {exc.url.split('?')[0]}: {exc.code}"
-        except NotFoundError as exc:
-            return False, f"Jira API not found at {self.settings.site_url} ({exc.path}): check the site URL"
-        except ApiError as exc:
-            return False, f"Jira call failed: {exc}"
+        except (ApiError, TokenCryptoError) as exc:
+            return False, explain_failure(exc, s)
         how = "OAuth 2.0" if s.auth == "oauth2" else "basic auth (email + API token)"
         where = f"{s.site_url} (cloudId {self.cloud_id})" if s.auth == "oauth2" else s.site_url
         return True, f"Connected to Jira {where} as {me.get('displayName')!r} via {how}"
 
     def _use_stored_grant(self) -> str | None:
         """Point this hook at the stored grant a test may use; the reason when there is none."""
-        s = self.settings
-        try:
-            rows = self.store.list_tokens("jira:")
-        except Exception as exc:  # noqa: BLE001 - report, do not crash the test button
-            return f"The connector's state store is not reachable ({type(exc).__name__}): check bc_jira_db"
-        name, why = choose_test_grant(
-            self.token_name, rows, s.client_id, s.site_url, has_bootstrap=bool(s.refresh_token)
-        )
+        name, why = grant_for_test(self.store, self.token_name, self.settings)
         if name is None:
             return why
         # No bootstrap token: a test refreshes only from the store's rotating token, under that row's lock.
         self.__dict__["token_provider"] = JiraTokenProvider(lambda: self.store, self.oauth, name)
         return None
-
-    def _explain_auth(self, exc: AuthError) -> str:
-        s = self.settings
-        if exc.service == "atlassian":
-            if exc.code in ("access_denied", "unauthorized_client", "invalid_client") and exc.status == 401:
-                return (
-                    f"Atlassian rejected the OAuth client id/secret (client id {s.client_id}): the "
-                    "connection password (client secret) is wrong or was rotated in the developer console"
-                )
-            if exc.code == "invalid_grant":
-                return (
-                    "The Jira refresh token was revoked or expired (invalid_grant): consent again through "
-                    "/bc-jira/jira/oauth/start (a reused rotated token revokes the whole grant)"
-                )
-            if exc.code == "no_refresh_token":
-                return exc.message
-            return f"Atlassian token request failed: {exc.code}: {exc.message}"
-        if s.auth == "basic":
-            return (
-                f"Jira rejected the email/API token for {s.email} at {s.site_url} ({exc.status}): create a "
-                "new API token at id.atlassian.com and put it in the connection password"
-            )
-        return (
-            f"Jira refused the OAuth access token ({exc.status} {exc.code}: {exc.message}): check the app's "
-            "scopes (read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access)"
-        )
