@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_AUTH_URL = "https://auth.atlassian.com"
 DEFAULT_API_URL = "https://api.atlassian.com"
-# Classic scopes the connector needs (jira-api.md 1.5); offline_access is what yields a refresh token.
+# Classic scopes the connector needs; offline_access is what yields a refresh token:
+# https://developer.atlassian.com/cloud/jira/platform/scopes-for-connect-and-oauth-2-3LO-apps/
 DEFAULT_SCOPES: tuple[str, ...] = (
     "read:jira-work",
     "write:jira-work",
@@ -42,7 +43,8 @@ DEFAULT_SCOPES: tuple[str, ...] = (
 )
 MIN_TTL_S = 60.0
 # Atlassian ends every grant 365 days after the consent, however often it is refreshed, and a refresh token
-# unused for 90 days (jira-api.md 1.3, community t/54172 and t/60806/2). Warn 30 days ahead.
+# unused for 90 days. Warn 30 days ahead. https://community.developer.atlassian.com/t/54172 and
+# https://community.developer.atlassian.com/t/refresh-token-expire-after-36000-seconds/60806/2
 CONSENT_TTL_S = 365 * 86400.0
 CONSENT_WARN_S = 30 * 86400.0
 CONSENT_ROUTE = "/bc-jira/jira/oauth/start"

@@ -128,8 +128,9 @@ def choose_test_grant(
     Airflow's Test button runs ``test_connection`` on a copy of the connection under a random id, so the
     hook's own row (``jira:<conn_id>``) is usually not the DAGs' row. Spending the bootstrap refresh token
     there would rotate it away from the DAGs, and Atlassian revokes the whole grant when a rotated token is
-    used again (jira-api.md 1.3). So: the own row if it holds a grant, else the one stored grant of the same
-    OAuth client and site, else nothing (the test refuses, and says what to do).
+    used again (https://community.developer.atlassian.com/t/54172). So: the own row if it holds a grant,
+    else the one stored grant of the same OAuth client and site, else nothing (the test refuses, and says
+    what to do).
     """
     by_name = {r.name: r for r in rows}
     own = by_name.get(own_name)
