@@ -403,27 +403,7 @@ class JiraTokenProvider:
         try:
             tokens = self.oauth.refresh(refresh_token)
         except AuthError as exc:
-            meta["last_refresh_error"] = refresh_failure(exc, self.clock())
-            txn.save(
-                row.refresh_token_enc if row else None,
-                row.access_token_enc if row else None,
-                row.expires_at if row else None,
-                meta,
-            )
-            log.error("jira token %s: refresh refused (%s %s)", self.name, exc.status, exc.code)
-            if exc.code in ("invalid_grant", "unauthorized_client"):
-                ended = consent_problem(meta, self.clock()) if self._consent_over(meta) else None
-                return AuthError(
-                    exc.service,
-                    exc.method,
-                    exc.url,
-                    exc.status,
-                    exc.code,
-                    f"{exc.message} — "
-                    + (ended or "the stored Jira refresh token was revoked or expired")
-                    + f"; consent again through {CONSENT_ROUTE}",
-                )
-            return exc
+            return self._refused(txn, exc, meta)
         self.refreshes += 1
         new_refresh = tokens.refresh_token or refresh_token
         now = self.clock()
@@ -442,6 +422,24 @@ class JiraTokenProvider:
         txn.save(cipher.encrypt(new_refresh), cipher.encrypt(tokens.access_token), tokens.expires_at, meta)
         log.info("jira token %s refreshed; valid until %s", self.name, _utc(tokens.expires_at))
         return _Cached(tokens.access_token, tokens.expires_at, meta)
+
+    def _refused(self, txn: TokenTxn, exc: AuthError, meta: dict[str, Any]) -> AuthError:
+        """Record a refused refresh in the row (tokens kept as they are); the error to raise after commit."""
+        row = txn.row
+        meta["last_refresh_error"] = refresh_failure(exc, self.clock())
+        txn.save(
+            row.refresh_token_enc if row else None,
+            row.access_token_enc if row else None,
+            row.expires_at if row else None,
+            meta,
+        )
+        log.error("jira token %s: refresh refused (%s %s)", self.name, exc.status, exc.code)
+        if exc.code not in ("invalid_grant", "unauthorized_client"):
+            return exc
+        ended = consent_problem(meta, self.clock()) if self._consent_over(meta) else None
+        why = ended or "the stored Jira refresh token was revoked or expired"
+        message = f"{exc.message} — {why}; consent again through {CONSENT_ROUTE}"
+        return AuthError(exc.service, exc.method, exc.url, exc.status, exc.code, message)
 
     def _consent_over(self, meta: Mapping[str, Any]) -> bool:
         ends = consent_expires_at(meta)
