@@ -341,10 +341,12 @@ class Sandbox:
         self._scheduler = Scheduler()
         self._http = requests.Session()
         self._dirty = False
-        from bc_jira_sandbox import bc, jira  # the service modules import core: import them late
+        # the service modules import core: import them late
+        from bc_jira_sandbox.bc.state import BcState
+        from bc_jira_sandbox.jira.state import JiraState
 
-        self.bc = bc.BcState(self)
-        self.jira = jira.JiraState(self)
+        self.bc = BcState(self)
+        self.jira = JiraState(self)
         if self.options.data_file and os.path.exists(self.options.data_file):
             self.load(self.options.data_file)
         else:

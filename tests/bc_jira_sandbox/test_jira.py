@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from bc_jira_sandbox.core import Options, Sandbox
-from bc_jira_sandbox.jira import parse_jql, validate_adf
+from bc_jira_sandbox.jira.state import parse_jql, validate_adf
 from bc_jira_sandbox.openapi import get_validator
 
 ADF = {

@@ -46,7 +46,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPEC: dict[str, Any] = json.loads(Path(__file__).with_name("bc-api-v2-entities.json").read_text())
+SPEC: dict[str, Any] = json.loads(
+    Path(__file__).parent.parent.joinpath("bc-api-v2-entities.json").read_text()
+)
 PROPS: dict[str, list[dict[str, Any]]] = {k: v["properties"] for k, v in SPEC["entities"].items()}
 FIELDS: dict[str, dict[str, dict[str, Any]]] = {k: {p["name"]: p for p in v} for k, v in PROPS.items()}
 ENTITY_TYPE: dict[str, str] = {k: v["entity_type"] for k, v in SPEC["entities"].items()}
