@@ -84,8 +84,8 @@ def control_router(sb: Sandbox) -> APIRouter:
 
 def create_app(sb: Sandbox) -> Any:
     from bc_jira_sandbox import atlassian, entra
-    from bc_jira_sandbox.bc import state as bc
-    from bc_jira_sandbox.jira import state as jira
+    from bc_jira_sandbox.bc import routes as bc
+    from bc_jira_sandbox.jira import routes as jira
 
     app = FastAPI(
         title="bc-jira sandbox", description="Local emulator of BC, Entra ID, Atlassian OAuth and Jira"

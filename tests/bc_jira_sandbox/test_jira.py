@@ -20,7 +20,8 @@ import pytest
 import requests
 
 from bc_jira_sandbox.core import Options, Sandbox
-from bc_jira_sandbox.jira.state import parse_jql, validate_adf
+from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.jql import parse_jql
 from bc_jira_sandbox.openapi import get_validator
 
 ADF = {

@@ -1,0 +1,131 @@
+"""BC API v2.0 entities from the vendored field list (names, types, enums), BC's constants and its error."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi.responses import JSONResponse
+
+if TYPE_CHECKING:
+    pass
+
+
+SPEC: dict[str, Any] = json.loads(
+    Path(__file__).parent.parent.joinpath("bc-api-v2-entities.json").read_text()
+)
+PROPS: dict[str, list[dict[str, Any]]] = {k: v["properties"] for k, v in SPEC["entities"].items()}
+FIELDS: dict[str, dict[str, dict[str, Any]]] = {k: {p["name"]: p for p in v} for k, v in PROPS.items()}
+ENTITY_TYPE: dict[str, str] = {k: v["entity_type"] for k, v in SPEC["entities"].items()}
+ENUMS: dict[str, list[str]] = {k: [m["json"] for m in v] for k, v in SPEC["enums"].items()}
+READ_ONLY: dict[str, set[str]] = {
+    k: {p["name"] for p in v if p.get("read_only_in_al_page") or p["name"] == "id"} for k, v in PROPS.items()
+}
+
+DOCUMENTS = ("vendors", "purchaseInvoices", "purchaseOrders")
+LINES = {"purchaseInvoices": "purchaseInvoiceLines", "purchaseOrders": "purchaseOrderLines"}
+WEBHOOK_ENTITIES = {"vendors", "purchaseInvoices"}  # purchaseOrders is not in the documented list
+SPACE = "_x0020_"
+NULL_GUID = "00000000-0000-0000-0000-000000000000"
+BLANK_DATE = "0001-01-01"
+MAX_PAGE = 20000
+SUBSCRIPTION_TTL = timedelta(days=3)
+MAX_SUBSCRIPTIONS = 200
+COLLECTION_THRESHOLD = 1000
+MAX_ATTEMPTS = 5
+HANDSHAKE_TIMEOUT_S = 5.0
+# Learn: "BC issues a request to the notificationUrl, passing a validationToken parameter on the query string"
+# (dev-itpro/api-reference/v2.0/dynamics-subscriptions.md); the HTTP method is not stated (review #6).
+HANDSHAKE_METHODS = ("POST", "GET")
+RETRY_DELAYS_S = {0: 60, 1: 60, 2: 60, 3: 600, 4: 6000}  # BC GetDelayTimeForAttempt; 5+ -> 60000 s
+LOCAL_CURRENCY = "DKK"
+
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+class BcError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            status_code=self.status,
+            headers=self.headers,
+            content={"error": {"code": self.code, "message": self.message}},
+        )
+
+
+def _bad(message: str) -> BcError:
+    return BcError(400, "BadRequest", message)
+
+
+def _bc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn BcError raised by a handler into BC's error body."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BcError as exc:
+            return exc.response()
+
+    return wrapper
+
+
+def ts(dt: datetime) -> str:
+    """Edm.DateTimeOffset as BC writes it: UTC, up to millisecond precision, trailing zeros dropped, ``Z``."""
+    dt = dt.astimezone(UTC)
+    ms = dt.microsecond // 1000
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if ms:
+        text += f".{ms:03d}".rstrip("0")
+    return text + "Z"
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def encode_enum(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return SPACE if value in ("", " ") else value.replace(" ", SPACE)
+
+
+def _etag(record_id: str, version: int) -> str:
+    digits = str(int(hashlib.sha256(f"{record_id}:{version}".encode()).hexdigest(), 16))[:20]
+    inner = f"'{len(digits)};{digits};00;'"
+    return f'W/"{base64.b64encode(inner.encode()).decode()}"'
+
+
+def _blank(entity: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for p in PROPS[entity]:
+        fmt = p.get("format")
+        if p.get("enum"):
+            out[p["name"]] = ENUMS[p["enum"]][0]
+        elif fmt == "uuid":
+            out[p["name"]] = NULL_GUID
+        elif fmt == "date":
+            out[p["name"]] = BLANK_DATE
+        elif fmt == "date-time":
+            out[p["name"]] = "0001-01-01T00:00:00Z"
+        elif p["json_type"] == "number":
+            out[p["name"]] = 0
+        elif p["json_type"] == "integer":
+            out[p["name"]] = 0
+        elif p["json_type"] == "boolean":
+            out[p["name"]] = False
+        else:
+            out[p["name"]] = ""
+    return out
+
+
+_BLANKS = {k: _blank(k) for k in PROPS}

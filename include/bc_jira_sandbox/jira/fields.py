@@ -1,0 +1,246 @@
+"""Jira fields and screens: lookups, values, field selection and the checks of a create/edit."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.catalog import (
+    _KEEP,
+    CUSTOM_TYPE_PREFIX,
+    CUSTOM_TYPES,
+    NAVIGABLE,
+    OFF_SCREEN,
+    SCREEN_SYSTEM_FIELDS,
+    jira_ts,
+)
+
+if TYPE_CHECKING:
+    pass
+
+
+class FieldsMixin:
+    """Fields, screens and field checks of :class:`JiraState`."""
+
+    def screen(self, type_id: str, which: str) -> set[str]:
+        """Field ids on the create or edit screen of an issue type."""
+        screens = self.__dict__.get("screens")
+        if screens is None:  # state saved before screens existed: every field on every screen
+            return set(SCREEN_SYSTEM_FIELDS) | {f["id"] for f in self.fields if f["custom"]}
+        return screens[type_id][which]
+
+    def off_screen(self, type_id: str, keys: Any, which: str) -> dict[str, str]:
+        """Jira's error for every field of a create/edit that is not on that screen (400, in ``errors``)."""
+        screen = self.screen(type_id, which)
+        return {
+            k: OFF_SCREEN.format(k)
+            for k in keys
+            if k not in ("project", "issuetype", "comment") and k not in screen
+        }
+
+    def set_field_type(self, fd: dict[str, Any], kind: str | None, searcher: Any) -> None:
+        """Change a custom field's type and/or searcher (``searcher`` None: not searchable, no JQL clause)."""
+        if kind is not None:
+            fd["schema"]["type"] = CUSTOM_TYPES[kind][0]
+            fd["schema"]["custom"] = CUSTOM_TYPE_PREFIX + kind
+        if searcher is not _KEEP:
+            fd["searchable"] = searcher is not None
+            fd["clauseNames"] = [f"cf[{fd['schema']['customId']}]", fd["name"]] if searcher else []
+        self.__dict__.pop("_field_memo", None)  # clause names changed in place
+
+    def create_meta_fields(self, type_id: str) -> list[dict[str, Any]]:
+        """``FieldCreateMetadata`` of an issue type's create screen (GET createmeta/{p}/issuetypes/{id})."""
+        screen = self.screen(type_id, "create")
+        out: list[dict[str, Any]] = []
+        ops = {"labels": ["add", "set", "remove"], "issuetype": []}
+        required = {"summary", "project", "issuetype"}
+        for fd in self.fields:
+            fid = fd["id"]
+            if fid not in ("issuetype", "project") and fid not in screen:
+                continue
+            out.append(
+                {
+                    "fieldId": fid,
+                    "key": fd["key"],
+                    "name": fd["name"],
+                    "required": fid in required,
+                    "hasDefaultValue": fid == "reporter",
+                    "operations": ops.get(fid, ["set"]),
+                    "schema": dict(fd.get("schema") or {"type": "string"}),
+                }
+            )
+        out.sort(key=lambda m: m["fieldId"] not in ("issuetype", "project"))  # stable: then field order
+        return out
+
+    def field(self, ident: str) -> dict[str, Any] | None:
+        """A field by id, name or clause name (``cf[10042]``), case-insensitive."""
+        low = ident.lower()
+        # Memo (JQL evaluates this per clause per issue): rebuilt when the field list is replaced or grows.
+        memo = self.__dict__.get("_field_memo")
+        stamp = (id(self.fields), len(self.fields))
+        if memo is None or memo[0] != stamp:
+            memo = (stamp, {})
+            self.__dict__["_field_memo"] = memo
+        if low in memo[1]:
+            return memo[1][low]
+        found = None
+        for f in self.fields:
+            if low in (f["id"].lower(), f["name"].lower()) or low in (c.lower() for c in f["clauseNames"]):
+                found = f
+                break
+        memo[1][low] = found
+        return found
+
+    def field_values(self, rec: dict[str, Any]) -> dict[str, Any]:
+        """Every field of an issue as the API shows it."""
+        f = rec["fields"]
+        out: dict[str, Any] = {
+            "summary": f["summary"],
+            "description": f.get("description"),
+            "issuetype": self.issue_type_json(self.issue_type(f["issuetype"])),
+            "project": self.project_json(),
+            "status": self.status_json(self.status(f["status"])),
+            "labels": list(f.get("labels", [])),
+            "assignee": self.user_json(self.user(f["assignee"])) if f.get("assignee") else None,
+            "reporter": self.user_json(self.user(f["reporter"])) if f.get("reporter") else None,
+            "created": jira_ts(rec["created"]),
+            "updated": jira_ts(rec["updated"]),
+            "issuelinks": self.issuelinks_json(rec),
+            # set when the status category changes (To Do -> Done, Done -> In Progress), not within a category
+            "statuscategorychangedate": jira_ts(rec.get("category_changed") or rec["created"]),
+        }
+        out["statusCategory"] = out["status"]["statusCategory"]
+        for fd in self.fields:
+            if fd["custom"]:
+                out[fd["id"]] = f.get(fd["id"])
+        return out
+
+    def select_fields(self, fields: list[str] | str | None, values: dict[str, Any]) -> list[str]:
+        if fields is None:
+            return list(values)
+        items = [x.strip() for x in (fields.split(",") if isinstance(fields, str) else fields) if x.strip()]
+        chosen: list[str] = []
+        for item in items:
+            if item == "*all":
+                chosen.extend(values)
+            elif item == "*navigable":
+                chosen.extend(k for k in values if k in NAVIGABLE or k.startswith("customfield_"))
+            elif item.startswith("-"):
+                continue
+            elif item in ("id", "key"):
+                continue
+            else:
+                fd = self.field(item)
+                if fd is not None and fd["id"] in values:
+                    chosen.append(fd["id"])
+        excluded = {self.field(i[1:])["id"] for i in items if i.startswith("-") and self.field(i[1:])}
+        seen: list[str] = []
+        for c in chosen:
+            if c not in excluded and c not in seen:
+                seen.append(c)
+        return seen
+
+    # -- writes ----------------------------------------------------------------------------------------------
+    def _check_fields(
+        self, fields: dict[str, Any], *, creating: bool, errors: dict[str, str]
+    ) -> dict[str, Any]:
+        """Validate and normalise ``fields`` of a create/edit; fills ``errors`` like Jira does."""
+        out: dict[str, Any] = {}
+        for fid, value in fields.items():
+            if fid == "project":
+                ident = (
+                    str((value or {}).get("id") or (value or {}).get("key") or "")
+                    if isinstance(value, dict)
+                    else str(value)
+                )
+                if ident not in (self.project["id"], self.project["key"]):
+                    errors["project"] = "Specify a valid project ID or key"
+                else:
+                    out["project"] = self.project["id"]
+            elif fid == "issuetype":
+                ident = (
+                    str((value or {}).get("id") or (value or {}).get("name") or "")
+                    if isinstance(value, dict)
+                    else ""
+                )
+                t = self.issue_type(ident) if ident else None
+                if t is None:
+                    errors["issuetype"] = "Specify a valid issue type"
+                else:
+                    out["issuetype"] = t[0]
+            elif fid == "summary":
+                if not isinstance(value, str) or not value.strip():
+                    errors["summary"] = "You must specify a summary of the issue."
+                elif len(value) > 255:
+                    errors["summary"] = "Summary must be less than 255 characters."
+                elif "\n" in value:
+                    errors["summary"] = "The summary is invalid because it contains newline characters."
+                else:
+                    out["summary"] = value
+            elif fid == "description":
+                if value is None:
+                    out["description"] = None
+                else:
+                    why = validate_adf(value)
+                    if why:
+                        errors["description"] = why
+                    else:
+                        out["description"] = value
+            elif fid == "labels":
+                if not isinstance(value, list) or not all(
+                    isinstance(x, str) and x and " " not in x for x in value
+                ):
+                    errors["labels"] = "Labels must be a list of strings without spaces."
+                else:
+                    out["labels"] = list(dict.fromkeys(value))
+            elif fid in ("assignee", "reporter"):
+                acct = (
+                    (value or {}).get("accountId") or (value or {}).get("id")
+                    if isinstance(value, dict)
+                    else None
+                )
+                if value is None:
+                    out[fid] = None
+                elif acct is None or self.user(str(acct)) is None:
+                    errors[fid] = f"User '{acct}' does not exist or cannot be {fid}."
+                else:
+                    out[fid] = str(acct)
+            else:
+                fd = self.field(fid) if fid.startswith("customfield_") else None
+                if fd is None or not fd["custom"]:
+                    errors[fid] = (
+                        f"Field '{fid}' cannot be set. It is not on the appropriate screen, or unknown."
+                    )
+                    continue
+                kind = fd["schema"]["custom"].rsplit(":", 1)[-1]
+                if value is None:
+                    out[fid] = None
+                elif kind == "textarea":
+                    # Spec createIssue: "any textarea type custom fields (multi-line text fields) take
+                    # Atlassian Document Format content. Single line custom fields (textfield) accept a
+                    # string".
+                    why = validate_adf(value)
+                    if why:
+                        errors[fid] = why
+                    else:
+                        out[fid] = value
+                elif kind == "float":
+                    if isinstance(value, bool) or not isinstance(value, int | float):
+                        errors[fid] = f"Operation value must be a number ({fd['name']})"
+                    else:
+                        out[fid] = float(value)
+                elif not isinstance(value, str):
+                    errors[fid] = f"Operation value must be a string ({fd['name']})"
+                elif len(value) > 255:
+                    errors[fid] = f"{fd['name']}: text is too long (maximum 255 characters)"
+                else:
+                    out[fid] = value
+        if creating:
+            for req, msg in (
+                ("project", "Specify a valid project ID or key"),
+                ("issuetype", "Specify an issue type"),
+                ("summary", "You must specify a summary of the issue."),
+            ):
+                if req not in fields and req not in errors:
+                    errors[req] = msg
+        return out
