@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,19 +62,6 @@ class BcError(Exception):
 
 def _bad(message: str) -> BcError:
     return BcError(400, "BadRequest", message)
-
-
-def _bc(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn BcError raised by a handler into BC's error body."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BcError as exc:
-            return exc.response()
-
-    return wrapper
 
 
 def ts(dt: datetime) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
@@ -308,3 +310,50 @@ def _expand(entity: str, text: str | None) -> list[str]:
                 f"Could not find a property named '{nav}' on type 'Microsoft.NAV.{ENTITY_TYPE[entity]}'."
             )
     return navs
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A collection GET's query options, parsed and checked (the decision: :func:`page_of` applies it)."""
+
+    pred: Callable[[dict[str, Any]], bool] | None
+    select: list[str] | None
+    order: list[tuple[str, bool]]
+    expand: list[str]
+    top: int | None
+    skip: int | None
+    size: int
+    honoured: bool
+    token: str | None
+
+
+def list_query(request: Request, entity: str) -> ListQuery:
+    """Parse ``$filter``, ``$select``, ``$orderby``, ``$expand``, ``$top``, ``$skip``, paging; 400 like BC."""
+    q = request.query_params
+    pred = _Filter(entity, q["$filter"]).pred if q.get("$filter") else None
+    sel = _select(entity, q.get("$select"))
+    order = _orderby(entity, q.get("$orderby"))
+    expand = _expand(entity, q.get("$expand"))
+    top, skip = _int_param(request, "$top"), _int_param(request, "$skip")
+    size, honoured = _page_size(request)
+    return ListQuery(pred, sel, order, expand, top, skip, size, honoured, q.get("$skiptoken"))
+
+
+def page_of(
+    entity: str, query: ListQuery, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int, bool]:
+    """(the page of ``rows``, how many earlier pages served, whether more follow): key order, then the
+    ``$skiptoken`` (the key after which to continue) or ``$skip``, then ``$top`` and the page size."""
+    keyed = sorted(((_key_for(entity, query.order, rec), rec) for rec in rows), key=lambda kr: kr[0])
+    served = 0
+    if query.token:
+        after, served = _token_decode(entity, query.order, query.token)
+        start = bisect.bisect_right([k for k, _ in keyed], after)
+        keyed = keyed[start:]
+    elif query.skip:
+        keyed = keyed[query.skip :]
+    top = query.top
+    limit = query.size if top is None else min(query.size, max(0, top - served))
+    page = keyed[:limit]
+    more = len(keyed) > limit and (top is None or served + limit < top)
+    return [rec for _, rec in page], served, more
