@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException
+from fastapi import APIRouter, Body, FastAPI, HTTPException
 
 from bc_jira_sandbox.core import SandboxMiddleware
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
@@ -27,9 +27,7 @@ def counts(body: dict[str, Any] | None) -> dict[str, int]:
 
 
 @router.post("/reset")
-def reset(
-    body: dict[str, Any] | None = Body(default=None), sb: Sandbox = Depends(get_sandbox)
-) -> dict[str, Any]:
+def reset(body: dict[str, Any] | None = Body(default=None), sb: Sandbox = SANDBOX) -> dict[str, Any]:
     seed = counts(body)
     drafts = seed.pop("draft_invoices", 0)
     sb.reset(**seed)
@@ -39,17 +37,13 @@ def reset(
 
 
 @router.post("/seed")
-def seed(
-    body: dict[str, Any] | None = Body(default=None), sb: Sandbox = Depends(get_sandbox)
-) -> dict[str, Any]:
+def seed(body: dict[str, Any] | None = Body(default=None), sb: Sandbox = SANDBOX) -> dict[str, Any]:
     sb.seed(**counts(body))
     return {"ok": True, "counts": sb.bc.counts()}
 
 
 @router.post("/faults")
-def faults(
-    body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = Depends(get_sandbox)
-) -> dict[str, Any]:
+def faults(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
     try:
         return {"rules": sb.faults.configure(body)}
     except (TypeError, ValueError) as exc:
@@ -57,9 +51,7 @@ def faults(
 
 
 @router.post("/rate_limit")
-def rate_limit(
-    body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = Depends(get_sandbox)
-) -> dict[str, Any]:
+def rate_limit(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """Jira's rate limiting: ``{"limit": 50, "window_s": 300, "reason": ..., "retry_after": true}``."""
     try:
         return {"budget": sb.rate_limits.configure(body)}
@@ -68,33 +60,29 @@ def rate_limit(
 
 
 @router.get("/stats")
-def stats(sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def stats(sb: Sandbox = SANDBOX) -> dict[str, Any]:
     return sb.stats.snapshot()
 
 
 @router.post("/stats/reset")
-def stats_reset(sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def stats_reset(sb: Sandbox = SANDBOX) -> dict[str, Any]:
     sb.stats.reset()
     return {"ok": True}
 
 
 @router.get("/credentials")
-def credentials(sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def credentials(sb: Sandbox = SANDBOX) -> dict[str, Any]:
     return {**sb.creds, "base_url": sb.base_url}
 
 
 @router.post("/clock")
-def clock(
-    body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = Depends(get_sandbox)
-) -> dict[str, Any]:
+def clock(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
     now = sb.advance_clock(float(body.get("advance_s", 0)))
     return {"now": now.isoformat(), "offset_s": sb.clock_offset_s}
 
 
 @router.post("/options")
-def options(
-    body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = Depends(get_sandbox)
-) -> dict[str, Any]:
+def options(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
     for key in ("latency_ms", "notify_delay_s", "search_lag_s"):
         if key in body:
             setattr(sb.options, key, type(getattr(sb.options, key))(body[key]))
@@ -102,7 +90,7 @@ def options(
 
 
 @router.get("/health")
-def health(sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def health(sb: Sandbox = SANDBOX) -> dict[str, Any]:
     return {"ok": True, "base_url": sb.base_url}
 
 

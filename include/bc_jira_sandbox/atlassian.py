@@ -18,10 +18,10 @@ import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
@@ -173,7 +173,7 @@ router = APIRouter(tags=["atlassian"])
 
 
 @router.get("/authorize")
-def authorize(request: Request, sb: Sandbox = Depends(get_sandbox)) -> Response:
+def authorize(request: Request, sb: Sandbox = SANDBOX) -> Response:
     q = request.query_params
     if q.get("client_id") != sb.creds["atlassian_client_id"]:
         return Response(
@@ -217,7 +217,7 @@ def authorize(request: Request, sb: Sandbox = Depends(get_sandbox)) -> Response:
 
 
 @router.post("/oauth/token")
-async def token(request: Request, sb: Sandbox = Depends(get_sandbox)) -> JSONResponse:
+async def token(request: Request, sb: Sandbox = SANDBOX) -> JSONResponse:
     raw = await request.body()
     ctype = request.headers.get("content-type", "")
     try:
@@ -281,7 +281,7 @@ async def token(request: Request, sb: Sandbox = Depends(get_sandbox)) -> JSONRes
 
 
 @router.get("/oauth/token/accessible-resources")
-def accessible_resources(request: Request, sb: Sandbox = Depends(get_sandbox)) -> JSONResponse:
+def accessible_resources(request: Request, sb: Sandbox = SANDBOX) -> JSONResponse:
     with sb.lock:
         rec = check_access_token(sb, request.headers.get("authorization"))
     if rec is None:
@@ -300,7 +300,7 @@ def accessible_resources(request: Request, sb: Sandbox = Depends(get_sandbox)) -
 
 
 @router.post("/_sandbox/atlassian/options")
-def options(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def options(body: dict[str, Any], sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """Test knobs: ``reuse_leeway_s`` (600), ``idle_expiry_s`` (90 d), ``absolute_expiry_s`` (365 d)."""
     keys = ("reuse_leeway_s", "idle_expiry_s", "absolute_expiry_s")
     with sb.lock:
@@ -312,7 +312,7 @@ def options(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> dict[st
 
 
 @router.post("/_sandbox/atlassian/revoke")
-def revoke(sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def revoke(sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """Test knob: revoke every grant, as a user removing the app would."""
     with sb.lock:
         for gid in list(_state(sb).grants):

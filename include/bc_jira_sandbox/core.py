@@ -21,12 +21,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +446,7 @@ class Sandbox:
 
     def load(self, path: str) -> None:
         with open(path, "rb") as fh:
-            data = pickle.load(fh)  # noqa: S301 - our own file, written by save()
+            data = pickle.load(fh)
         with self.lock:
             self.creds = data["creds"]
             self.clock_offset_s = data["clock_offset_s"]

@@ -17,10 +17,10 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
@@ -58,7 +58,7 @@ def issue_token(sb: Sandbox, audience: str, ttl_s: int = TOKEN_TTL_S) -> tuple[s
         "tid": sb.creds["tenant_id"],
         "roles": ["API.ReadWrite.All"],
         "ver": "1.0",
-        "oid": str(uuid.UUID(hashlib.md5(sb.creds["bc_client_id"].encode()).hexdigest())),  # noqa: S324
+        "oid": str(uuid.UUID(hashlib.md5(sb.creds["bc_client_id"].encode()).hexdigest())),
         "uti": _b64(uuid.uuid4().bytes),
     }
     head = _b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "sandbox"}).encode())
@@ -125,7 +125,7 @@ router = APIRouter(tags=["entra"])
 
 
 @router.get("/common/discovery/instance")
-def instance_discovery(request: Request, sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def instance_discovery(request: Request, sb: Sandbox = SANDBOX) -> dict[str, Any]:
     host = request.url.netloc
     return {
         "tenant_discovery_endpoint": f"{sb.base_url}/common/v2.0/.well-known/openid-configuration",
@@ -135,7 +135,7 @@ def instance_discovery(request: Request, sb: Sandbox = Depends(get_sandbox)) -> 
 
 
 @router.get("/{tenant}/v2.0/.well-known/openid-configuration")
-def openid_configuration(tenant: str, sb: Sandbox = Depends(get_sandbox)) -> Any:
+def openid_configuration(tenant: str, sb: Sandbox = SANDBOX) -> Any:
     if not _known_tenant(sb, tenant):
         return _tenant_not_found(sb, tenant)
     tid = sb.creds["tenant_id"]
@@ -172,12 +172,12 @@ def openid_configuration(tenant: str, sb: Sandbox = Depends(get_sandbox)) -> Any
 
 
 @router.get("/{tenant}/discovery/v2.0/keys")
-def keys(tenant: str, sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def keys(tenant: str, sb: Sandbox = SANDBOX) -> dict[str, Any]:
     return {"keys": []}  # HS256 sandbox tokens: nothing public to verify with
 
 
 @router.post("/{tenant}/oauth2/v2.0/token")
-async def token(tenant: str, request: Request, sb: Sandbox = Depends(get_sandbox)) -> Any:
+async def token(tenant: str, request: Request, sb: Sandbox = SANDBOX) -> Any:
     form = await request.form()
     if not _known_tenant(sb, tenant):
         return _tenant_not_found(sb, tenant)

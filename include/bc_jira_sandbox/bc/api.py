@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 
 from bc_jira_sandbox import entra
 from bc_jira_sandbox.bc.entities import DOCUMENTS, BcError
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
@@ -37,9 +37,7 @@ def parse_key(raw: str) -> str:
     return raw.strip("'").lower()
 
 
-def env_claims(
-    request: Request, tenant: str, environment: str, sb: Sandbox = Depends(get_sandbox)
-) -> dict[str, Any]:
+def env_claims(request: Request, tenant: str, environment: str, sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """The caller's token claims, after BC's checks of the token, its tenant and the environment."""
     auth = request.headers.get("authorization", "")
     www = {
@@ -69,7 +67,7 @@ def env_claims(
 
 
 def company_claims(
-    company_id: str, claims: dict[str, Any] = Depends(env_claims), sb: Sandbox = Depends(get_sandbox)
+    company_id: str, claims: dict[str, Any] = Depends(env_claims), sb: Sandbox = SANDBOX
 ) -> dict[str, Any]:
     """:func:`env_claims`, and the company of the path must be the sandbox's company."""
     if company_id.strip("'").lower() != sb.bc.company["id"].lower():

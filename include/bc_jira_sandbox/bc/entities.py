@@ -7,13 +7,9 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi.responses import JSONResponse
-
-if TYPE_CHECKING:
-    pass
-
 
 SPEC: dict[str, Any] = json.loads(
     Path(__file__).parent.parent.joinpath("bc-api-v2-entities.json").read_text()
@@ -102,9 +98,7 @@ def _blank(entity: str) -> dict[str, Any]:
             out[p["name"]] = BLANK_DATE
         elif fmt == "date-time":
             out[p["name"]] = "0001-01-01T00:00:00Z"
-        elif p["json_type"] == "number":
-            out[p["name"]] = 0
-        elif p["json_type"] == "integer":
+        elif p["json_type"] == "number" or p["json_type"] == "integer":
             out[p["name"]] = 0
         elif p["json_type"] == "boolean":
             out[p["name"]] = False

@@ -8,7 +8,7 @@ import logging
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bc_jira_sandbox.bc.entities import (
     COLLECTION_THRESHOLD,
@@ -19,9 +19,6 @@ from bc_jira_sandbox.bc.entities import (
     parse_ts,
     ts,
 )
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 

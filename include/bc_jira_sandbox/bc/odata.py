@@ -6,11 +6,8 @@ import base64
 import bisect
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from fastapi import Request
 
 from bc_jira_sandbox.bc.entities import (
     _GUID,
@@ -25,8 +22,9 @@ from bc_jira_sandbox.bc.entities import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from collections.abc import Callable
 
+    from fastapi import Request
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<guid>" + _GUID + r")(?![\w-])"
@@ -248,10 +246,7 @@ class _Key:
         for a, b, d in zip(self.values, other.values, self.desc, strict=True):
             if a == b:
                 continue
-            if a is None or b is None:
-                lt = a is None
-            else:
-                lt = a < b
+            lt = a is None if a is None or b is None else a < b
             return (1 if lt else -1) if d else (-1 if lt else 1)
         return 0
 

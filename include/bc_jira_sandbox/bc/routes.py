@@ -28,7 +28,7 @@ from bc_jira_sandbox.bc.odata import (
     list_query,
     page_of,
 )
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
@@ -38,9 +38,7 @@ router = APIRouter(tags=["business central"])
 
 # -- companies ----------------------------------------------------------------------------------------------
 @router.get(ROOT + "/companies", dependencies=[Depends(env_claims)])
-def list_companies(
-    request: Request, tenant: str, environment: str, sb: Sandbox = Depends(get_sandbox)
-) -> Any:
+def list_companies(request: Request, tenant: str, environment: str, sb: Sandbox = SANDBOX) -> Any:
     sel = _select("companies", request.query_params.get("$select"))
     rec = sb.bc.company
     flt = request.query_params.get("$filter")
@@ -52,7 +50,7 @@ def list_companies(
 
 
 @router.get(COMPANY, dependencies=[Depends(company_claims)])
-def get_company(tenant: str, environment: str, sb: Sandbox = Depends(get_sandbox)) -> Any:
+def get_company(tenant: str, environment: str, sb: Sandbox = SANDBOX) -> Any:
     return {
         "@odata.context": f"{env_url(sb, tenant, environment)}/$metadata#companies/$entity",
         **sb.bc.company,
@@ -61,7 +59,7 @@ def get_company(tenant: str, environment: str, sb: Sandbox = Depends(get_sandbox
 
 # -- single records (declared before the collection route: {entity} would also match "x(...)") --------------
 @router.post(COMPANY + "/purchaseInvoices({key})/Microsoft.NAV.post", dependencies=[Depends(company_claims)])
-def post_invoice(key: str, sb: Sandbox = Depends(get_sandbox)) -> Any:
+def post_invoice(key: str, sb: Sandbox = SANDBOX) -> Any:
     with sb.lock:
         sb.bc.post_invoice(parse_key(key))
     return Response(status_code=204)
@@ -76,7 +74,7 @@ def get_lines(
     key: str,
     nav: str,
     entity: str = Depends(document),
-    sb: Sandbox = Depends(get_sandbox),
+    sb: Sandbox = SANDBOX,
 ) -> Any:
     if LINES.get(entity) != nav:
         raise not_found(request)
@@ -96,7 +94,7 @@ def get_record(
     company_id: str,
     key: str,
     entity: str = Depends(document),
-    sb: Sandbox = Depends(get_sandbox),
+    sb: Sandbox = SANDBOX,
 ) -> Any:
     sel = _select(entity, request.query_params.get("$select"))
     expand = _expand(entity, request.query_params.get("$expand"))
@@ -116,7 +114,7 @@ def patch_record(
     key: str,
     entity: str = Depends(document),
     body: dict[str, Any] = Body(...),
-    sb: Sandbox = Depends(get_sandbox),
+    sb: Sandbox = SANDBOX,
 ) -> Any:
     if_match = request.headers.get("if-match")
     with sb.lock:
@@ -152,7 +150,7 @@ def list_records(
     environment: str,
     company_id: str,
     entity: str = Depends(document),
-    sb: Sandbox = Depends(get_sandbox),
+    sb: Sandbox = SANDBOX,
 ) -> Any:
     query: ListQuery = list_query(request, entity)
     with sb.lock:

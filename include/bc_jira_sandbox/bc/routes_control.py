@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 
 from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, BcError, _bad
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
@@ -16,7 +16,7 @@ router = APIRouter(tags=["sandbox control"])
 
 
 @router.post("/_sandbox/bc/change")
-def change(body: Any = Body(...), sb: Sandbox = Depends(get_sandbox)) -> Any:
+def change(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
     items = body if isinstance(body, list) else body.get("changes", [body])
     out = []
     with sb.lock:
@@ -27,7 +27,7 @@ def change(body: Any = Body(...), sb: Sandbox = Depends(get_sandbox)) -> Any:
 
 
 @router.post("/_sandbox/bc/options")
-def options(body: Any = Body(default_factory=dict), sb: Sandbox = Depends(get_sandbox)) -> Any:
+def options(body: Any = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> Any:
     """``{"handshake_method": "POST" | "GET"}``: how the handshake request is sent (create and renew)."""
     with sb.lock:
         if "handshake_method" in body:
@@ -39,7 +39,7 @@ def options(body: Any = Body(default_factory=dict), sb: Sandbox = Depends(get_sa
 
 
 @router.get("/_sandbox/bc/records/{entity}")
-def dump(entity: str, sb: Sandbox = Depends(get_sandbox)) -> Any:
+def dump(entity: str, sb: Sandbox = SANDBOX) -> Any:
     if entity not in DOCUMENTS:
         raise BcError(404, "BadRequest_NotFound", f"unknown entity {entity}")
     with sb.lock:

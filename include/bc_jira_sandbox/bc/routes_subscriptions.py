@@ -21,7 +21,7 @@ from bc_jira_sandbox.bc.entities import (
     _etag,
     ts,
 )
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.bc.state import BcState
@@ -73,9 +73,7 @@ def find_sub(sb: Sandbox, key: str) -> dict[str, Any]:
 
 
 @router.get(ROOT + "/subscriptions", dependencies=[Depends(env_claims)])
-def list_subscriptions(
-    request: Request, tenant: str, environment: str, sb: Sandbox = Depends(get_sandbox)
-) -> Any:
+def list_subscriptions(request: Request, tenant: str, environment: str, sb: Sandbox = SANDBOX) -> Any:
     with sb.lock:
         sb.bc.purge_expired()
         value = [sub_public(s) for s in sb.bc.subscriptions.values()]
@@ -89,7 +87,7 @@ def create_subscription(
     environment: str,
     body: dict[str, Any] = Body(...),
     claims: dict[str, Any] = Depends(env_claims),
-    sb: Sandbox = Depends(get_sandbox),
+    sb: Sandbox = SANDBOX,
 ) -> Any:
     url, resource = body.get("notificationUrl"), body.get("resource")
     if not url or not resource:
@@ -152,9 +150,7 @@ def create_subscription(
 
 
 @router.get(ROOT + "/subscriptions({key})", dependencies=[Depends(env_claims)])
-def get_subscription(
-    request: Request, tenant: str, environment: str, key: str, sb: Sandbox = Depends(get_sandbox)
-) -> Any:
+def get_subscription(request: Request, tenant: str, environment: str, key: str, sb: Sandbox = SANDBOX) -> Any:
     with sb.lock:
         out = sub_public(find_sub(sb, key))
     ctx = f"{env_url(sb, tenant, environment)}/$metadata#subscriptions/$entity"
@@ -169,7 +165,7 @@ def renew_subscription(
     key: str,
     body: dict[str, Any] = Body(default_factory=dict),
     claims: dict[str, Any] = Depends(env_claims),
-    sb: Sandbox = Depends(get_sandbox),
+    sb: Sandbox = SANDBOX,
 ) -> Any:
     if_match = request.headers.get("if-match")
     with sb.lock:
@@ -221,7 +217,7 @@ def renew_subscription(
 
 @router.delete(ROOT + "/subscriptions({key})", dependencies=[Depends(env_claims)])
 def delete_subscription(
-    request: Request, tenant: str, environment: str, key: str, sb: Sandbox = Depends(get_sandbox)
+    request: Request, tenant: str, environment: str, key: str, sb: Sandbox = SANDBOX
 ) -> Any:
     if_match = request.headers.get("if-match")
     with sb.lock:

@@ -6,13 +6,9 @@ import hashlib
 import re
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bc_jira_sandbox.bc.entities import _BLANKS, LINES, NULL_GUID, SPACE, ts
-
-if TYPE_CHECKING:
-    pass
-
 
 # -- seed vocabulary ----------------------------------------------------------------------------------------
 _NAMES_A = [
@@ -110,7 +106,7 @@ def _guid(rng: Any) -> str:
 def _currency_id(code: str) -> str:
     if not code:
         return NULL_GUID
-    return str(uuid.UUID(hashlib.md5(f"currency:{code}".encode()).hexdigest()))  # noqa: S324 - an id, not crypto
+    return str(uuid.UUID(hashlib.md5(f"currency:{code}".encode()).hexdigest()))
 
 
 def _weighted(rng: Any, pairs: list[tuple[Any, int]]) -> Any:

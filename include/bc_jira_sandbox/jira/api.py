@@ -14,7 +14,6 @@ import functools
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +22,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from bc_jira_sandbox import atlassian
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX, get_sandbox
 from bc_jira_sandbox.jira.catalog import API, JiraError
 from bc_jira_sandbox.openapi import SpecViolation, get_validator
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from bc_jira_sandbox.core import Sandbox
     from bc_jira_sandbox.jira.state import JiraState
 
@@ -133,7 +134,7 @@ async def read_body(sb: Sandbox, request: Request) -> Any:
 def jira_call(scope: str) -> Callable[..., Awaitable[Call]]:
     """The dependency of a route needing ``scope``: authenticate, no basic auth on webhooks, read the body."""
 
-    async def dependency(request: Request, sb: Sandbox = Depends(get_sandbox)) -> Call:
+    async def dependency(request: Request, sb: Sandbox = SANDBOX) -> Call:
         actor = authenticate(sb, request, scope)
         if request.path_params.get("cloudId") is None and request.url.path.startswith(f"/site{API}/webhook"):
             raise JiraError(403, ["Only Connect and OAuth 2.0 apps can use this operation."])

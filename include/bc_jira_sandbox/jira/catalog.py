@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 API = "/rest/api/3"
 WEBHOOK_TTL_S = 30 * 24 * 3600

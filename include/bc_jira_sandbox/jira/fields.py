@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bc_jira_sandbox.jira.adf import validate_adf
 from bc_jira_sandbox.jira.catalog import (
@@ -14,9 +14,6 @@ from bc_jira_sandbox.jira.catalog import (
     SCREEN_SYSTEM_FIELDS,
     jira_ts,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 class FieldsMixin:
@@ -125,9 +122,7 @@ class FieldsMixin:
                 chosen.extend(values)
             elif item == "*navigable":
                 chosen.extend(k for k in values if k in NAVIGABLE or k.startswith("customfield_"))
-            elif item.startswith("-"):
-                continue
-            elif item in ("id", "key"):
+            elif item.startswith("-") or item in ("id", "key"):
                 continue
             else:
                 fd = self.field(item)

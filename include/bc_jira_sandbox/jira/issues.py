@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bc_jira_sandbox.jira.adf import validate_adf
 from bc_jira_sandbox.jira.catalog import API, STATUSES, JiraError, _as_string, jira_ts
-
-if TYPE_CHECKING:
-    pass
 
 
 class IssuesMixin:

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|!~|=|~|>|<|\(|\)|,)
@@ -312,10 +308,7 @@ def _clause_matches(clause: TextClause, toks: tuple[str, ...], tset: frozenset[s
         return all(w in tset for w in want)
     n = len(want)
     first = want[0]
-    for i in range(len(toks) - n + 1):
-        if toks[i] == first and toks[i : i + n] == want:
-            return True
-    return False
+    return any(toks[i : i + n] == want for i in range(len(toks) - n + 1) if toks[i] == first)
 
 
 def text_query_matches(query: TextQuery, toks: tuple[str, ...], tset: frozenset[str]) -> bool:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse, Response
 
-from bc_jira_sandbox.deps import get_sandbox
+from bc_jira_sandbox.deps import SANDBOX
 from bc_jira_sandbox.jira.catalog import (
     _KEEP,
     CUSTOM_TYPES,
@@ -27,7 +27,7 @@ router = APIRouter(tags=["sandbox control"])
 
 # -- sandbox control -------------------------------------------------------------------------------------
 @router.post("/_sandbox/jira/transition")
-def control_transition(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> JSONResponse:
+def control_transition(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
     """Move an issue as a user would (Alice Approver by default) and fire the webhooks."""
     with sb.lock:
         j = sb.jira
@@ -51,7 +51,7 @@ def control_transition(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox))
 
 
 @router.get("/_sandbox/jira/issues")
-def control_issues(sb: Sandbox = Depends(get_sandbox)) -> list[dict[str, Any]]:
+def control_issues(sb: Sandbox = SANDBOX) -> list[dict[str, Any]]:
     """Every issue, current state, no search lag (tests and the demo)."""
     with sb.lock:
         j = sb.jira
@@ -59,7 +59,7 @@ def control_issues(sb: Sandbox = Depends(get_sandbox)) -> list[dict[str, Any]]:
 
 
 @router.post("/_sandbox/jira/admin-webhooks")
-def control_admin_webhook(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> JSONResponse:
+def control_admin_webhook(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
     """Create an admin webhook as a Jira admin would (Settings > System > WebHooks, or
     ``POST /rest/webhooks/1.0/webhook``): ``{"url", "events"?, "jqlFilter"?, "secret"?}``. With a
     secret its deliveries carry ``X-Hub-Signature: sha256=<hex HMAC of the body>``
@@ -90,7 +90,7 @@ def control_admin_webhook(body: dict[str, Any], sb: Sandbox = Depends(get_sandbo
 
 
 @router.delete("/_sandbox/jira/admin-webhooks/{wid}")
-def control_admin_webhook_delete(wid: int, sb: Sandbox = Depends(get_sandbox)) -> Response:
+def control_admin_webhook_delete(wid: int, sb: Sandbox = SANDBOX) -> Response:
     with sb.lock:
         sb.jira.admin_webhooks.pop(int(wid), None)
         sb.mark_dirty()
@@ -98,13 +98,13 @@ def control_admin_webhook_delete(wid: int, sb: Sandbox = Depends(get_sandbox)) -
 
 
 @router.get("/_sandbox/jira/deliveries")
-def control_deliveries(sb: Sandbox = Depends(get_sandbox)) -> list[dict[str, Any]]:
+def control_deliveries(sb: Sandbox = SANDBOX) -> list[dict[str, Any]]:
     with sb.lock:
         return list(sb.jira.deliveries)
 
 
 @router.post("/_sandbox/jira/screen")
-def control_screen(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> JSONResponse:
+def control_screen(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
     """Take fields off (``remove``) or put them on (``add``) the ``create``/``edit`` screen (default both)
     of an issue type (``issue_type``, name or id; default every type), as a Jira admin would."""
     with sb.lock:
@@ -140,7 +140,7 @@ def control_screen(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> 
 
 
 @router.post("/_sandbox/jira/field")
-def control_field(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> JSONResponse:
+def control_field(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
     """Change a custom field's ``type`` (textfield, textarea, url, float) and/or ``searcher`` (a searcher
     key, or null for none: the field is then not searchable), as a Jira admin would."""
     with sb.lock:
@@ -151,13 +151,13 @@ def control_field(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> J
         kind = body.get("type")
         if kind is not None and kind not in CUSTOM_TYPES:
             return JSONResponse({"error": f"type must be one of {sorted(CUSTOM_TYPES)}"}, status_code=400)
-        j.set_field_type(fd, kind, body["searcher"] if "searcher" in body else _KEEP)
+        j.set_field_type(fd, kind, body.get("searcher", _KEEP))
         sb.mark_dirty()
         return JSONResponse(fd)
 
 
 @router.post("/_sandbox/jira/options")
-def control_options(body: dict[str, Any], sb: Sandbox = Depends(get_sandbox)) -> dict[str, Any]:
+def control_options(body: dict[str, Any], sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec;
     ``{"expiration_date_format": "epoch_ms" | "iso"}``: how webhook ``expirationDate`` is answered;
     ``{"issue_linking": false}``: issue linking turned off by an admin (its endpoints answer 404)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import APIRouter
 
 from bc_jira_sandbox.jira.api import (
@@ -18,9 +16,6 @@ from bc_jira_sandbox.jira.catalog import (
     JiraError,
     expiration_date_out,
 )
-
-if TYPE_CHECKING:
-    pass
 
 api = APIRouter(route_class=JiraRoute)
 

@@ -125,7 +125,7 @@ class JiraState(FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin
 
     def seed(self) -> None:
         """Jira starts empty of issues: the connector creates them."""
-        return None
+        return
 
     # -- lookups ---------------------------------------------------------------------------------------------
     def url(self, path: str = "") -> str:

@@ -7,13 +7,10 @@ import hashlib
 import hmac
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bc_jira_sandbox.jira.catalog import DELIVERY_JWT_TTL_S, WEBHOOK_RETRY_DELAYS_S
 from bc_jira_sandbox.jira.jql import JqlError, jql_fields, parse_jql
-
-if TYPE_CHECKING:
-    pass
 
 
 class WebhooksMixin:
@@ -56,9 +53,12 @@ class WebhooksMixin:
         for wid, wh in sorted(self.webhooks.items()):
             if wh["expirationDate"] <= now_ms or event not in wh["events"]:
                 continue
-            if event == "jira:issue_updated" and wh.get("fieldIdsFilter"):
-                if not {i.get("fieldId") for i in items} & set(wh["fieldIdsFilter"]):
-                    continue
+            if (
+                event == "jira:issue_updated"
+                and wh.get("fieldIdsFilter")
+                and not {i.get("fieldId") for i in items} & set(wh["fieldIdsFilter"])
+            ):
+                continue
             try:
                 if not self.matches(parse_jql(wh["jqlFilter"])[0], rec, values):
                     continue
