@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 _TOKEN = re.compile(
     r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<op>!=|>=|<=|!~|=|~|>|<|\(|\)|,)
@@ -324,3 +328,67 @@ def text_query_matches(query: TextQuery, toks: tuple[str, ...], tset: frozenset[
 
 
 # -- state ---------------------------------------------------------------------------------------------------
+
+
+# -- the OR-chain fast path (pure): many record-id clauses on one field as one set lookup --------------------
+def or_leaves(node: Any) -> list[Any]:
+    """The clauses of a pure OR chain, or ``[]`` when the tree has an AND or NOT anywhere."""
+    leaves: list[Any] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if n[0] == "or":
+            stack.extend((n[1], n[2]))
+        elif n[0] in ("and", "not"):
+            return []
+        else:
+            leaves.append(n)
+    return leaves
+
+
+@dataclass(frozen=True)
+class OrIndex:
+    """An OR chain of ``=``/``in``/``~`` clauses on one text field, indexed: ``=`` values in a set
+    (``exact``), simple ``~`` queries (one phrase or one group of words) by their first word, the rest
+    (``slow``) evaluated one by one. Same answers as clause by clause."""
+
+    exact: set[str]
+    whole: set[tuple[str, ...]]
+    by_first: dict[str, list[TextClause]]
+    slow: list[TextQuery]
+    fewest: int
+
+    def matches(self, actual_s: str, toks: tuple[str, ...], tset: frozenset[str]) -> bool:
+        """Whether a field value (lower-cased text, its words, their set) matches some clause."""
+        if actual_s in self.exact or toks in self.whole:  # usually the phrase is the whole value
+            return True
+        if len(toks) > self.fewest:  # else no indexed clause fits in the value other than the whole of it
+            for t in tset:
+                for clause in self.by_first.get(t, ()):
+                    if _clause_matches(clause, toks, tset):
+                        return True
+        return any(text_query_matches(q, toks, tset) for q in self.slow)
+
+
+def index_or_leaves(leaves: list[Any], text_query: Callable[[str], TextQuery]) -> OrIndex:
+    """The :class:`OrIndex` of OR'ed ``=``/``in``/``~`` clauses (``text_query`` compiles a ``~`` value)."""
+    exact: set[str] = set()
+    whole: set[tuple[str, ...]] = set()
+    by_first: dict[str, list[TextClause]] = {}
+    slow: list[TextQuery] = []
+    for _, _, op, val in leaves:
+        for v in val if isinstance(val, list) else [val]:
+            if op != "~":
+                exact.add(str(v).lower())
+                continue
+            q = text_query(str(v))
+            if len(q) == 1 and len(q[0][0]) == 1 and not q[0][1] and q[0][0][0][0] != "prefix":
+                clause = q[0][0][0]
+                whole.add(clause[1])
+                by_first.setdefault(clause[1][0], []).append(clause)
+            else:
+                slow.append(q)
+    # A value of at most ``fewest`` words can only match a phrase equal to it (a phrase needs as many words
+    # in that order; "all" needs its distinct words, in any order: one more than that).
+    fewest = min((len(c[1]) - (c[0] == "all") for cs in by_first.values() for c in cs), default=0)
+    return OrIndex(exact, whole, by_first, slow, fewest)

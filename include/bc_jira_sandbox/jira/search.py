@@ -12,12 +12,13 @@ from bc_jira_sandbox.jira.jql import (
     _RELATIVE,
     _SYSTEM_CLAUSES,
     JqlError,
-    TextClause,
+    OrIndex,
     TextQuery,
-    _clause_matches,
     _text_of,
     compile_text_query,
+    index_or_leaves,
     jql_fields,
+    or_leaves,
     parse_jql,
     text_query_matches,
     text_tokens,
@@ -46,65 +47,22 @@ class SearchMixin:
             return values
         return rec["search_snapshot"]
 
-    def _or_group(
-        self, node: Any
-    ) -> (
-        tuple[dict[str, Any], set[str], set[tuple[str, ...]], dict[str, list[TextClause]], list[Any], int]
-        | None
-    ):
+    def _or_group(self, node: Any) -> tuple[dict[str, Any], OrIndex] | None:
         """An OR chain of ``=``/``in``/``~`` clauses on one custom text field, as one set lookup.
 
         The connector asks for a batch of record ids in one JQL; evaluating 100 OR'ed clauses per issue made
-        the sandbox, not the connector, the bottleneck. Same answers as clause by clause: ``=`` values go in a
-        set, simple ``~`` queries (one phrase or one group of words) are indexed by their first word, the rest
-        are evaluated one by one.
+        the sandbox, not the connector, the bottleneck (see :class:`OrIndex`). Memoised per parsed tree.
         """
         cache = self.__dict__.setdefault("_or_cache", {})
         hit = cache.get(id(node))
         if hit is not None and hit[0] is node:
             return hit[1]
-        leaves: list[Any] = []
-        stack = [node]
-        while stack:
-            n = stack.pop()
-            if n[0] == "or":
-                stack.extend((n[1], n[2]))
-            elif n[0] in ("and", "not"):
-                leaves = []
-                break
-            else:
-                leaves.append(n)
-        group = None
+        leaves = or_leaves(node)
         fds = {id(self.field(leaf[1])): self.field(leaf[1]) for leaf in leaves}
-        if leaves and len(fds) == 1:
-            fd = next(iter(fds.values()))
-            ok = (
-                fd is not None
-                and fd["custom"]
-                and fd["schema"]["type"] != "number"
-                and all(leaf[2] in ("=", "in", "~") and leaf[3] is not None for leaf in leaves)
-            )
-            if ok:
-                exact: set[str] = set()
-                whole: set[tuple[str, ...]] = set()
-                by_first: dict[str, list[TextClause]] = {}
-                slow: list[Any] = []
-                for _, _, op, val in leaves:
-                    for v in val if isinstance(val, list) else [val]:
-                        if op != "~":
-                            exact.add(str(v).lower())
-                            continue
-                        q = self._text_query(str(v), fd)
-                        if len(q) == 1 and len(q[0][0]) == 1 and not q[0][1] and q[0][0][0][0] != "prefix":
-                            clause = q[0][0][0]
-                            whole.add(clause[1])
-                            by_first.setdefault(clause[1][0], []).append(clause)
-                        else:
-                            slow.append(q)
-                # A value of at most ``fewest`` words can only match a phrase equal to it (a phrase needs as
-                # many words in that order; "all" needs its distinct words, in any order: one more than that).
-                fewest = min((len(c[1]) - (c[0] == "all") for cs in by_first.values() for c in cs), default=0)
-                group = (fd, exact, whole, by_first, slow, fewest)
+        fd = next(iter(fds.values())) if len(fds) == 1 else None
+        group = None
+        if fd is not None and _indexable(fd, leaves):
+            group = (fd, index_or_leaves(leaves, lambda v: self._text_query(v, fd)))
         if len(cache) > 256:
             cache.clear()
         cache[id(node)] = (node, group)
@@ -137,6 +95,7 @@ class SearchMixin:
         return values.get(fd["id"])
 
     def matches(self, node: Any, rec: dict[str, Any], values: dict[str, Any]) -> bool:
+        """Whether the parsed JQL ``node`` matches an issue (``values``: its search view)."""
         if node is None:
             return True
         tag = node[0]
@@ -145,45 +104,22 @@ class SearchMixin:
         if tag == "or":
             group = self._or_group(node)
             if group is not None:
-                fd, exact, whole, by_first, slow, fewest = group
-                raw = self._cf_value(values, fd)
-                if raw is None:
-                    return False
-                actual_s, toks, tset = self._doc_tokens(raw)
-                if actual_s in exact or toks in whole:  # usually the phrase is the whole value
-                    return True
-                if len(toks) > fewest:  # else no indexed clause fits in the value other than the whole of it
-                    for t in tset:
-                        for clause in by_first.get(t, ()):
-                            if _clause_matches(clause, toks, tset):
-                                return True
-                return any(text_query_matches(q, toks, tset) for q in slow)
+                raw = self._cf_value(values, group[0])
+                return raw is not None and group[1].matches(*self._doc_tokens(raw))
             return self.matches(node[1], rec, values) or self.matches(node[2], rec, values)
         if tag == "not":
             return not self.matches(node[1], rec, values)
+        return self._leaf_matches(node, rec, values)
+
+    def _leaf_matches(self, node: Any, rec: dict[str, Any], values: dict[str, Any]) -> bool:
         _, fname, op, val = node
         low = fname.lower()
         vals = val if isinstance(val, list) else [val]
-        if low in ("project",):
-            actual: list[Any] = [values["project"]["key"].lower(), values["project"]["id"]]
-        elif low in ("issuetype", "type"):
-            actual = [values["issuetype"]["name"].lower(), values["issuetype"]["id"]]
-        elif low == "status":
-            actual = [values["status"]["name"].lower(), values["status"]["id"]]
-        elif low == "statuscategory":
-            cat = values["status"]["statusCategory"]
-            actual = [cat["key"].lower(), cat["name"].lower(), str(cat["id"])]
-        elif low in ("key", "issuekey", "id", "issue"):
-            actual = [rec["key"].lower(), rec["id"]]
-        elif low in ("assignee", "reporter"):
-            u = values.get(low)
-            actual = [u["accountId"].lower()] if u else []
-        elif low == "labels":
-            actual = [x.lower() for x in values.get("labels", [])]
-        elif low in ("updated", "created", "updateddate", "createddate"):
+        if low in _DATE_CLAUSES:
             return self._date_cmp(values["updated" if low.startswith("updated") else "created"], op, val)
-        elif low in ("summary", "text"):
-            actual = [values.get("summary", "").lower()]
+        system = _SYSTEM_VALUES.get(low)
+        if system is not None:
+            actual = system(rec, values)
         else:
             fd = self.field(fname)
             if fd is None or not fd["custom"]:
@@ -192,11 +128,6 @@ class SearchMixin:
             if fd["schema"]["type"] == "number":
                 return self._num_cmp(raw, op, vals)
             actual = [] if raw is None else [self._doc_tokens(raw)[0]]
-        want = [str(v).lower() for v in vals] if val is not None else []
-        if op in ("=", "in"):
-            return any(w in actual for w in want)
-        if op in ("!=", "not in"):
-            return bool(actual) and not any(w in actual for w in want)
         if op in ("~", "!~"):
             fd = self.field(fname) or {"name": fname}
             found = any(
@@ -205,11 +136,7 @@ class SearchMixin:
                 for a in actual
             )
             return found if op == "~" else not found
-        if op == "is empty":
-            return not actual
-        if op == "is not empty":
-            return bool(actual)
-        raise JqlError(f"The operator '{op}' is not supported by the '{fname}' field.")
+        return _compare(fname, op, [str(v).lower() for v in vals] if val is not None else [], actual)
 
     @staticmethod
     def _num_cmp(raw: Any, op: str, vals: list[str]) -> bool:
@@ -273,49 +200,9 @@ class SearchMixin:
         )
 
     def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        jql = body.get("jql")
-        if not isinstance(jql, str) or not jql.strip():
-            raise JiraError(
-                400,
-                [
-                    "Unbounded JQL queries are not allowed here. Please add a search "
-                    "restriction to your query."
-                ],
-            )
-        try:
-            where, order = parse_jql(jql)
-        except JqlError as exc:
-            raise JiraError(400, [str(exc)]) from None
-        if where is None:
-            raise JiraError(
-                400,
-                [
-                    "Unbounded JQL queries are not allowed here. Please add a search "
-                    "restriction to your query."
-                ],
-            )
-        for fname, _ in jql_fields(where):
-            fd = self.field(fname)
-            # A custom field without a searcher has no JQL clause (spec POST /field: "If no searcher is
-            # provided, the field isn't searchable"): Jira cannot resolve its name or cf[N].
-            if fname.lower() not in _SYSTEM_CLAUSES and (
-                fd is None or not fd["custom"] or not fd.get("searchable", True)
-            ):
-                raise JiraError(
-                    400, [f"Field '{fname}' does not exist or you do not have permission to view it."]
-                )
-        reconcile = body.get("reconcileIssues") or []
-        if (
-            not isinstance(reconcile, list)
-            or len(reconcile) > RECONCILE_LIMIT
-            or not all(isinstance(x, int) and not isinstance(x, bool) for x in reconcile)
-        ):
-            raise JiraError(400, [f"reconcileIssues accepts at most {RECONCILE_LIMIT} numeric issue ids."])
-        max_results = body.get("maxResults", 50)
-        if not isinstance(max_results, int) or max_results < 1:
-            raise JiraError(400, ["maxResults must be a positive integer."])
-        max_results = min(max_results, 5000)
-        reconciled = {str(x) for x in reconcile}
+        """``POST /search/jql``: checks in Jira's order, the hits in the (lagging) index, sorted, one page."""
+        jql, where, order = self._search_query(body)
+        reconciled, max_results = _search_limits(body)
         hits: list[tuple[dict[str, Any], dict[str, Any]]] = []
         try:
             for rec in self.issues.values():
@@ -325,30 +212,8 @@ class SearchMixin:
         except JqlError as exc:
             raise JiraError(400, [str(exc)]) from None
         for fname, desc in reversed(order or [("key", False)]):
-            low = fname.lower()
-
-            def sort_key(hit: tuple[dict[str, Any], dict[str, Any]], low: str = low) -> Any:
-                rec, view = hit
-                if low in ("key", "issuekey", "id"):
-                    return int(rec["id"])
-                if low in ("created", "updated"):
-                    return view[low]
-                fd = self.field(low)
-                v = view.get(fd["id"]) if fd else None
-                return (v is None, v if v is not None else 0)
-
-            hits.sort(key=sort_key, reverse=desc)
-        token = body.get("nextPageToken")
-        start = 0
-        digest = hashlib.sha256(jql.encode()).hexdigest()[:12]
-        if token:
-            try:
-                start_s, tok_digest = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
-                start = int(start_s)
-                if tok_digest != digest:
-                    raise ValueError
-            except (ValueError, UnicodeDecodeError):
-                raise JiraError(400, ["The provided next page token is invalid or expired."]) from None
+            hits.sort(key=self._sort_key(fname.lower()), reverse=desc)
+        start, digest = _page_start(jql, body.get("nextPageToken"))
         page = hits[start : start + max_results]
         fields = body.get("fields") or ["id"]
         props = body.get("properties") or None
@@ -364,3 +229,125 @@ class SearchMixin:
         else:
             out["isLast"] = True
         return out
+
+    def _search_query(self, body: dict[str, Any]) -> tuple[str, Any, list[tuple[str, bool]]]:
+        """(the JQL, its condition, its ORDER BY); 400 when unbounded, malformed or on unknown fields."""
+        jql = body.get("jql")
+        if not isinstance(jql, str) or not jql.strip():
+            raise JiraError(400, [_UNBOUNDED])
+        try:
+            where, order = parse_jql(jql)
+        except JqlError as exc:
+            raise JiraError(400, [str(exc)]) from None
+        if where is None:
+            raise JiraError(400, [_UNBOUNDED])
+        for fname, _ in jql_fields(where):
+            fd = self.field(fname)
+            # A custom field without a searcher has no JQL clause (spec POST /field: "If no searcher is
+            # provided, the field isn't searchable"): Jira cannot resolve its name or cf[N].
+            if fname.lower() not in _SYSTEM_CLAUSES and (
+                fd is None or not fd["custom"] or not fd.get("searchable", True)
+            ):
+                raise JiraError(
+                    400, [f"Field '{fname}' does not exist or you do not have permission to view it."]
+                )
+        return jql, where, order
+
+    def _sort_key(self, low: str) -> Callable[[tuple[dict[str, Any], dict[str, Any]]], Any]:
+        def sort_key(hit: tuple[dict[str, Any], dict[str, Any]]) -> Any:
+            rec, view = hit
+            if low in ("key", "issuekey", "id"):
+                return int(rec["id"])
+            if low in ("created", "updated"):
+                return view[low]
+            fd = self.field(low)
+            v = view.get(fd["id"]) if fd else None
+            return (v is None, v if v is not None else 0)
+
+        return sort_key
+
+
+_UNBOUNDED = "Unbounded JQL queries are not allowed here. Please add a search restriction to your query."
+_DATE_CLAUSES = frozenset({"updated", "created", "updateddate", "createddate"})
+
+
+def _status_category(rec: dict[str, Any], values: dict[str, Any]) -> list[Any]:
+    cat = values["status"]["statusCategory"]
+    return [cat["key"].lower(), cat["name"].lower(), str(cat["id"])]
+
+
+def _user(low: str) -> Callable[[dict[str, Any], dict[str, Any]], list[Any]]:
+    def of(rec: dict[str, Any], values: dict[str, Any]) -> list[Any]:
+        u = values.get(low)
+        return [u["accountId"].lower()] if u else []
+
+    return of
+
+
+# What a system clause compares with: (issue, its search view) -> the lower-cased values it holds.
+_SYSTEM_VALUES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Any]]] = {
+    "project": lambda rec, v: [v["project"]["key"].lower(), v["project"]["id"]],
+    "issuetype": lambda rec, v: [v["issuetype"]["name"].lower(), v["issuetype"]["id"]],
+    "type": lambda rec, v: [v["issuetype"]["name"].lower(), v["issuetype"]["id"]],
+    "status": lambda rec, v: [v["status"]["name"].lower(), v["status"]["id"]],
+    "statuscategory": _status_category,
+    **dict.fromkeys(("key", "issuekey", "id", "issue"), lambda rec, v: [rec["key"].lower(), rec["id"]]),
+    "assignee": _user("assignee"),
+    "reporter": _user("reporter"),
+    "labels": lambda rec, v: [x.lower() for x in v.get("labels", [])],
+    "summary": lambda rec, v: [v.get("summary", "").lower()],
+    "text": lambda rec, v: [v.get("summary", "").lower()],
+}
+
+
+def _compare(fname: str, op: str, want: list[str], actual: list[Any]) -> bool:
+    """A non-text clause: ``=``/``in``, ``!=``/``not in``, ``is empty``, ``is not empty``."""
+    if op in ("=", "in"):
+        return any(w in actual for w in want)
+    if op in ("!=", "not in"):
+        return bool(actual) and not any(w in actual for w in want)
+    if op == "is empty":
+        return not actual
+    if op == "is not empty":
+        return bool(actual)
+    raise JqlError(f"The operator '{op}' is not supported by the '{fname}' field.")
+
+
+def _indexable(fd: dict[str, Any], leaves: list[Any]) -> bool:
+    """Whether OR'ed clauses can use the :class:`OrIndex`: a custom text field, ``=``/``in``/``~`` only."""
+    return (
+        bool(leaves)
+        and fd["custom"]
+        and fd["schema"]["type"] != "number"
+        and all(leaf[2] in ("=", "in", "~") and leaf[3] is not None for leaf in leaves)
+    )
+
+
+def _search_limits(body: dict[str, Any]) -> tuple[set[str], int]:
+    """(the ids of ``reconcileIssues``, ``maxResults`` capped at 5,000); 400 when out of range."""
+    reconcile = body.get("reconcileIssues") or []
+    if (
+        not isinstance(reconcile, list)
+        or len(reconcile) > RECONCILE_LIMIT
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in reconcile)
+    ):
+        raise JiraError(400, [f"reconcileIssues accepts at most {RECONCILE_LIMIT} numeric issue ids."])
+    max_results = body.get("maxResults", 50)
+    if not isinstance(max_results, int) or max_results < 1:
+        raise JiraError(400, ["maxResults must be a positive integer."])
+    return {str(x) for x in reconcile}, min(max_results, 5000)
+
+
+def _page_start(jql: str, token: str | None) -> tuple[int, str]:
+    """(where the page starts, the JQL's digest): a ``nextPageToken`` is only good for the same JQL."""
+    digest = hashlib.sha256(jql.encode()).hexdigest()[:12]
+    if not token:
+        return 0, digest
+    try:
+        start_s, tok_digest = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        start = int(start_s)
+        if tok_digest != digest:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError):
+        raise JiraError(400, ["The provided next page token is invalid or expired."]) from None
+    return start, digest
