@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bc_jira_sandbox.jira.adf import validate_adf
@@ -142,94 +143,11 @@ class FieldsMixin:
         """Validate and normalise ``fields`` of a create/edit; fills ``errors`` like Jira does."""
         out: dict[str, Any] = {}
         for fid, value in fields.items():
-            if fid == "project":
-                ident = (
-                    str((value or {}).get("id") or (value or {}).get("key") or "")
-                    if isinstance(value, dict)
-                    else str(value)
-                )
-                if ident not in (self.project["id"], self.project["key"]):
-                    errors["project"] = "Specify a valid project ID or key"
-                else:
-                    out["project"] = self.project["id"]
-            elif fid == "issuetype":
-                ident = (
-                    str((value or {}).get("id") or (value or {}).get("name") or "")
-                    if isinstance(value, dict)
-                    else ""
-                )
-                t = self.issue_type(ident) if ident else None
-                if t is None:
-                    errors["issuetype"] = "Specify a valid issue type"
-                else:
-                    out["issuetype"] = t[0]
-            elif fid == "summary":
-                if not isinstance(value, str) or not value.strip():
-                    errors["summary"] = "You must specify a summary of the issue."
-                elif len(value) > 255:
-                    errors["summary"] = "Summary must be less than 255 characters."
-                elif "\n" in value:
-                    errors["summary"] = "The summary is invalid because it contains newline characters."
-                else:
-                    out["summary"] = value
-            elif fid == "description":
-                if value is None:
-                    out["description"] = None
-                else:
-                    why = validate_adf(value)
-                    if why:
-                        errors["description"] = why
-                    else:
-                        out["description"] = value
-            elif fid == "labels":
-                if not isinstance(value, list) or not all(
-                    isinstance(x, str) and x and " " not in x for x in value
-                ):
-                    errors["labels"] = "Labels must be a list of strings without spaces."
-                else:
-                    out["labels"] = list(dict.fromkeys(value))
-            elif fid in ("assignee", "reporter"):
-                acct = (
-                    (value or {}).get("accountId") or (value or {}).get("id")
-                    if isinstance(value, dict)
-                    else None
-                )
-                if value is None:
-                    out[fid] = None
-                elif acct is None or self.user(str(acct)) is None:
-                    errors[fid] = f"User '{acct}' does not exist or cannot be {fid}."
-                else:
-                    out[fid] = str(acct)
-            else:
-                fd = self.field(fid) if fid.startswith("customfield_") else None
-                if fd is None or not fd["custom"]:
-                    errors[fid] = (
-                        f"Field '{fid}' cannot be set. It is not on the appropriate screen, or unknown."
-                    )
-                    continue
-                kind = fd["schema"]["custom"].rsplit(":", 1)[-1]
-                if value is None:
-                    out[fid] = None
-                elif kind == "textarea":
-                    # Spec createIssue: "any textarea type custom fields (multi-line text fields) take
-                    # Atlassian Document Format content. Single line custom fields (textfield) accept a
-                    # string".
-                    why = validate_adf(value)
-                    if why:
-                        errors[fid] = why
-                    else:
-                        out[fid] = value
-                elif kind == "float":
-                    if isinstance(value, bool) or not isinstance(value, int | float):
-                        errors[fid] = f"Operation value must be a number ({fd['name']})"
-                    else:
-                        out[fid] = float(value)
-                elif not isinstance(value, str):
-                    errors[fid] = f"Operation value must be a string ({fd['name']})"
-                elif len(value) > 255:
-                    errors[fid] = f"{fd['name']}: text is too long (maximum 255 characters)"
-                else:
-                    out[fid] = value
+            check = _SYSTEM_CHECKS.get(fid, FieldsMixin._custom_value)
+            try:
+                out[fid] = check(self, fid, value)
+            except _Invalid as exc:
+                errors[fid] = str(exc)
         if creating:
             for req, msg in (
                 ("project", "Specify a valid project ID or key"),
@@ -239,3 +157,87 @@ class FieldsMixin:
                 if req not in fields and req not in errors:
                     errors[req] = msg
         return out
+
+    def _project_value(self, fid: str, value: Any) -> Any:
+        ident = (
+            str((value or {}).get("id") or (value or {}).get("key") or "")
+            if isinstance(value, dict)
+            else str(value)
+        )
+        if ident not in (self.project["id"], self.project["key"]):
+            raise _Invalid("Specify a valid project ID or key")
+        return self.project["id"]
+
+    def _issuetype_value(self, fid: str, value: Any) -> Any:
+        ident = (
+            str((value or {}).get("id") or (value or {}).get("name") or "") if isinstance(value, dict) else ""
+        )
+        t = self.issue_type(ident) if ident else None
+        if t is None:
+            raise _Invalid("Specify a valid issue type")
+        return t[0]
+
+    def _summary_value(self, fid: str, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise _Invalid("You must specify a summary of the issue.")
+        if len(value) > 255:
+            raise _Invalid("Summary must be less than 255 characters.")
+        if "\n" in value:
+            raise _Invalid("The summary is invalid because it contains newline characters.")
+        return value
+
+    def _adf_value(self, fid: str, value: Any) -> Any:
+        why = None if value is None else validate_adf(value)
+        if why:
+            raise _Invalid(why)
+        return value
+
+    def _labels_value(self, fid: str, value: Any) -> Any:
+        if not isinstance(value, list) or not all(isinstance(x, str) and x and " " not in x for x in value):
+            raise _Invalid("Labels must be a list of strings without spaces.")
+        return list(dict.fromkeys(value))
+
+    def _user_value(self, fid: str, value: Any) -> Any:
+        acct = (value or {}).get("accountId") or (value or {}).get("id") if isinstance(value, dict) else None
+        if value is None:
+            return None
+        if acct is None or self.user(str(acct)) is None:
+            raise _Invalid(f"User '{acct}' does not exist or cannot be {fid}.")
+        return str(acct)
+
+    def _custom_value(self, fid: str, value: Any) -> Any:
+        fd = self.field(fid) if fid.startswith("customfield_") else None
+        if fd is None or not fd["custom"]:
+            raise _Invalid(f"Field '{fid}' cannot be set. It is not on the appropriate screen, or unknown.")
+        kind = fd["schema"]["custom"].rsplit(":", 1)[-1]
+        if value is None:
+            return None
+        if kind == "textarea":
+            # Spec createIssue: "any textarea type custom fields (multi-line text fields) take Atlassian
+            # Document Format content. Single line custom fields (textfield) accept a string".
+            return self._adf_value(fid, value)
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise _Invalid(f"Operation value must be a number ({fd['name']})")
+            return float(value)
+        if not isinstance(value, str):
+            raise _Invalid(f"Operation value must be a string ({fd['name']})")
+        if len(value) > 255:
+            raise _Invalid(f"{fd['name']}: text is too long (maximum 255 characters)")
+        return value
+
+
+class _Invalid(ValueError):
+    """A field value Jira refuses; the message is the field's entry in ``errors``."""
+
+
+# How each system field's value is checked and normalised (custom fields: FieldsMixin._custom_value).
+_SYSTEM_CHECKS: dict[str, Callable[[FieldsMixin, str, Any], Any]] = {
+    "project": FieldsMixin._project_value,
+    "issuetype": FieldsMixin._issuetype_value,
+    "summary": FieldsMixin._summary_value,
+    "description": FieldsMixin._adf_value,
+    "labels": FieldsMixin._labels_value,
+    "assignee": FieldsMixin._user_value,
+    "reporter": FieldsMixin._user_value,
+}

@@ -100,6 +100,20 @@ class IssuesMixin:
         return items
 
     def edit(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> None:
+        """Apply an edit (``fields``, ``update`` operations); a 400 with all field errors changes nothing."""
+        new, comments = self._plan_edit(rec, body)
+        items = self._change_items(rec, new)
+        if not items and not comments:
+            return
+        self._touch(rec)
+        rec["fields"].update(new)
+        for c in comments:
+            self._add_comment(rec, c, actor)
+        if items:
+            self._fire(rec, "jira:issue_updated", "issue_updated", actor, items)
+
+    def _plan_edit(self, rec: dict[str, Any], body: Any) -> tuple[dict[str, Any], list[Any]]:
+        """(the new field values, the comments to add) of an edit, or the JiraError Jira answers."""
         if not isinstance(body, dict):
             raise JiraError(400, ["Request body must be a JSON object."])
         fields = dict(body.get("fields") or {})
@@ -125,41 +139,38 @@ class IssuesMixin:
                 errors[fid] = "Update operations must be a list."
                 continue
             for op in ops:
-                if not isinstance(op, dict) or len(op) != 1:
-                    errors[fid] = "Each update operation needs exactly one of set/add/remove/edit."
-                    continue
-                verb, value = next(iter(op.items()))
-                if fid == "comment" and verb == "add":
-                    why = validate_adf((value or {}).get("body") if isinstance(value, dict) else None)
-                    if why:
-                        errors["comment"] = why
-                    else:
-                        comments.append(value["body"])
-                elif fid == "labels" and verb in ("add", "remove", "set"):
-                    labels = list(new.get("labels", rec["fields"].get("labels", [])))
-                    if verb == "set":
-                        labels = list(value or [])
-                    elif verb == "add" and value not in labels:
-                        labels.append(value)
-                    elif verb == "remove" and value in labels:
-                        labels.remove(value)
-                    new["labels"] = labels
-                elif verb == "set":
-                    new.update(self._check_fields({fid: value}, creating=False, errors=errors))
-                else:
-                    errors[fid] = f"Operation '{verb}' is not supported for field '{fid}'."
+                self._plan_update_op(rec, fid, op, new, comments, errors)
         errors.update(self.off_screen(rec["fields"]["issuetype"], [*fields, *update], "edit"))
         if errors:
             raise JiraError(400, [], errors)
-        items = self._change_items(rec, new)
-        if not items and not comments:
+        return new, comments
+
+    def _plan_update_op(
+        self,
+        rec: dict[str, Any],
+        fid: str,
+        op: Any,
+        new: dict[str, Any],
+        comments: list[Any],
+        errors: dict[str, str],
+    ) -> None:
+        """One ``update`` operation (``{"add": ...}`` etc.) into ``new``/``comments``, or into ``errors``."""
+        if not isinstance(op, dict) or len(op) != 1:
+            errors[fid] = "Each update operation needs exactly one of set/add/remove/edit."
             return
-        self._touch(rec)
-        rec["fields"].update(new)
-        for c in comments:
-            self._add_comment(rec, c, actor)
-        if items:
-            self._fire(rec, "jira:issue_updated", "issue_updated", actor, items)
+        verb, value = next(iter(op.items()))
+        if fid == "comment" and verb == "add":
+            why = validate_adf((value or {}).get("body") if isinstance(value, dict) else None)
+            if why:
+                errors["comment"] = why
+            else:
+                comments.append(value["body"])
+        elif fid == "labels" and verb in ("add", "remove", "set"):
+            new["labels"] = _label_op(list(new.get("labels", rec["fields"].get("labels", []))), verb, value)
+        elif verb == "set":
+            new.update(self._check_fields({fid: value}, creating=False, errors=errors))
+        else:
+            errors[fid] = f"Operation '{verb}' is not supported for field '{fid}'."
 
     def _add_comment(self, rec: dict[str, Any], body: Any, actor: dict[str, Any]) -> dict[str, Any]:
         now = self.sb.now()
@@ -254,3 +265,14 @@ class IssuesMixin:
         for c in comments or []:
             self._add_comment(rec, c, actor)
         self._fire(rec, "jira:issue_updated", "issue_generic", actor, items)
+
+
+def _label_op(labels: list[str], verb: str, value: Any) -> list[str]:
+    """The labels after one ``set``/``add``/``remove`` operation (adding a present label changes nothing)."""
+    if verb == "set":
+        return list(value or [])
+    if verb == "add" and value not in labels:
+        labels.append(value)
+    elif verb == "remove" and value in labels:
+        labels.remove(value)
+    return labels

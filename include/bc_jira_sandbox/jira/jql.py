@@ -275,33 +275,35 @@ def compile_text_query(query: str) -> TextQuery:
             prohibited = negate_next
         else:
             term = m.group("term")
-            if term == "OR":
-                groups.append(([], []))
-                negate_next = False
+            if term in ("OR", "AND", "NOT"):
+                if term == "OR":
+                    groups.append(([], []))
+                    negate_next = False
+                elif term == "NOT":
+                    negate_next = True
                 continue
-            if term == "AND":
-                continue
-            if term == "NOT":
-                negate_next = True
-                continue
-            prohibited = negate_next
-            if term[0] in "-!" and len(term) > 1:
-                prohibited, term = True, term[1:]
-            elif term[0] == "+" and len(term) > 1:
-                term = term[1:]
-            term = term.lstrip("*?")  # leading wildcards are not supported
-            cut = min((i for i in (term.find("*"), term.find("?")) if i >= 0), default=-1)
-            if cut >= 0:
-                prefix = term[:cut].lower()
-                clause = ("prefix", (prefix,)) if prefix else None
-            else:
-                toks = text_tokens(term)
-                toks = tuple(dict.fromkeys(toks))  # each word once: "all" asks only whether it is there
-                clause = ("all", toks) if toks else None
+            clause, prohibited = _term_clause(term, negate_next)
         negate_next = False
         if clause is not None:
             groups[-1][1 if prohibited else 0].append(clause)
     return tuple((tuple(req), tuple(pro)) for req, pro in groups if req or pro)
+
+
+def _term_clause(term: str, negate: bool) -> tuple[TextClause | None, bool]:
+    """(the clause of one search term, whether it is prohibited): ``-``/``!`` prohibit, ``+`` requires,
+    a trailing ``*``/``?`` makes a prefix, leading wildcards are dropped."""
+    prohibited = negate
+    if term[0] in "-!" and len(term) > 1:
+        prohibited, term = True, term[1:]
+    elif term[0] == "+" and len(term) > 1:
+        term = term[1:]
+    term = term.lstrip("*?")  # leading wildcards are not supported
+    cut = min((i for i in (term.find("*"), term.find("?")) if i >= 0), default=-1)
+    if cut >= 0:
+        prefix = term[:cut].lower()
+        return (("prefix", (prefix,)) if prefix else None), prohibited
+    toks = tuple(dict.fromkeys(text_tokens(term)))  # each word once: "all" asks only whether it is there
+    return (("all", toks) if toks else None), prohibited
 
 
 def _clause_matches(clause: TextClause, toks: tuple[str, ...], tset: frozenset[str]) -> bool:
