@@ -108,3 +108,52 @@ def _blank(entity: str) -> dict[str, Any]:
 
 
 _BLANKS = {k: _blank(k) for k in PROPS}
+
+
+def checked_value(entity: str, name: str, value: Any, *, api: bool) -> Any:
+    """``value`` for field ``name`` as BC stores it, or the BcError BC answers (unknown or read-only field,
+    wrong JSON type or enum member, string too long). ``api=False``: a BC user's change (plain enum names)."""
+    prop = FIELDS[entity].get(name)
+    if prop is None:
+        raise BcError(
+            400,
+            "BadRequest_PropertyNotFound",
+            f"The property '{name}' does not exist on type 'Microsoft.NAV.{ENTITY_TYPE[entity]}'. "
+            "Make sure to only use property names that are defined by the type.",
+        )
+    if api and name in READ_ONLY[entity]:
+        raise BcError(
+            400,
+            "BadRequest_MethodNotAllowed" if name == "id" else "Application_FieldNotEditable",
+            f"The property '{name}' is read-only.",
+        )
+    if prop.get("enum"):
+        if not api:
+            value = encode_enum(value)
+        if value not in ENUMS[prop["enum"]]:
+            raise BcError(
+                400,
+                "BadRequest",
+                f"Cannot convert the literal '{value}' to the expected type 'Microsoft.NAV.{prop['enum']}'.",
+            )
+    else:
+        edm = _EDM_TYPES.get(prop["json_type"])
+        if edm is not None and not isinstance(value, edm[0]):
+            raise BcError(400, "BadRequest", f"Cannot convert the literal '{value}' to '{edm[1]}'.")
+    max_len = prop.get("max_length")
+    if max_len and isinstance(value, str) and len(value) > max_len:
+        raise BcError(
+            400,
+            "Application_StringExceededLength",
+            f"The length of the string is {len(value)}, but it must be less than or equal to "
+            f"{max_len} characters. Value: {value}",
+        )
+    return value
+
+
+# JSON type -> (the Python types accepted, the Edm type named in BC's error)
+_EDM_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "number": ((int, float), "Edm.Decimal"),
+    "boolean": (bool, "Edm.Boolean"),
+    "string": (str, "Edm.String"),
+}

@@ -10,6 +10,7 @@ from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, BcError, _
 from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
+    from bc_jira_sandbox.bc.state import BcState
     from bc_jira_sandbox.core import Sandbox
 
 router = APIRouter(tags=["sandbox control"])
@@ -58,39 +59,8 @@ def _control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
             state.touch(entity, rec)
         return [{"touched": len(recs)}]
     if "create" in item:
-        fields = dict(item["create"])
-        rng, now = sb.rng, sb.now()
-        if entity == "vendors":
-            rec = state._make_vendor(rng, now)
-            lines = None
-        else:
-            vendor = None
-            if fields.get("vendorId"):
-                vendor = state.get("vendors", fields["vendorId"])
-            elif fields.get("vendorNumber"):
-                vid = state.by_number["vendors"].get(fields["vendorNumber"])
-                vendor = state.get("vendors", vid or fields["vendorNumber"])
-            vendor = (
-                vendor or next(iter(state.records["vendors"].values()), None) or state._make_vendor(rng, now)
-            )
-            if vendor["id"] not in state.records["vendors"]:
-                state._insert("vendors", vendor)
-            make = state._make_invoice if entity == "purchaseInvoices" else state._make_order
-            rec, lines = make(rng, now, vendor, status="Draft")
-            fields.pop("vendorId", None)
-            fields.pop("vendorNumber", None)
-        state.apply(entity, rec, fields, api=False)
-        state._insert(entity, rec, lines)
-        state.touch(entity, rec, "created")
-        return [state.public(entity, rec)]
-    key = item.get("id")
-    if key is None and item.get("number") is not None:
-        key = state.by_number[entity].get(str(item["number"]))
-        if key is None:
-            raise BcError(404, "Internal_RecordNotFound", f"No {entity} record with number {item['number']}")
-    if key is None:
-        raise _bad("give id or number (or create / touch)")
-    rec = state.get(entity, str(key))
+        return [_create(sb, entity, dict(item["create"]))]
+    rec = state.get(entity, str(_record_key(state, entity, item)))
     if item.get("delete"):
         del state.records[entity][rec["id"]]
         state.by_number[entity].pop(rec["number"], None)
@@ -102,3 +72,47 @@ def _control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
     if state.apply(entity, rec, dict(item.get("set") or {}), api=False):
         state.touch(entity, rec)
     return [state.public(entity, rec)]
+
+
+def _record_key(state: BcState, entity: str, item: dict[str, Any]) -> Any:
+    """The id of the record an action names by ``id`` or ``number``."""
+    key = item.get("id")
+    if key is None and item.get("number") is not None:
+        key = state.by_number[entity].get(str(item["number"]))
+        if key is None:
+            raise BcError(404, "Internal_RecordNotFound", f"No {entity} record with number {item['number']}")
+    if key is None:
+        raise _bad("give id or number (or create / touch)")
+    return key
+
+
+def _create(sb: Sandbox, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A record created as a BC user would (a document for the named or the first vendor)."""
+    state = sb.bc
+    rng, now = sb.rng, sb.now()
+    if entity == "vendors":
+        rec = state._make_vendor(rng, now)
+        lines = None
+    else:
+        vendor = _vendor_for(state, fields) or state._make_vendor(rng, now)
+        if vendor["id"] not in state.records["vendors"]:
+            state._insert("vendors", vendor)
+        make = state._make_invoice if entity == "purchaseInvoices" else state._make_order
+        rec, lines = make(rng, now, vendor, status="Draft")
+        fields.pop("vendorId", None)
+        fields.pop("vendorNumber", None)
+    state.apply(entity, rec, fields, api=False)
+    state._insert(entity, rec, lines)
+    state.touch(entity, rec, "created")
+    return state.public(entity, rec)
+
+
+def _vendor_for(state: BcState, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The vendor named by ``vendorId`` or ``vendorNumber``, else the first vendor (None if there is none)."""
+    vendor = None
+    if fields.get("vendorId"):
+        vendor = state.get("vendors", fields["vendorId"])
+    elif fields.get("vendorNumber"):
+        vid = state.by_number["vendors"].get(fields["vendorNumber"])
+        vendor = state.get("vendors", vid or fields["vendorNumber"])
+    return vendor or next(iter(state.records["vendors"].values()), None)

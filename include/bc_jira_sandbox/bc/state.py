@@ -8,14 +8,10 @@ from typing import TYPE_CHECKING, Any
 from bc_jira_sandbox.bc.entities import (
     BLANK_DATE,
     DOCUMENTS,
-    ENTITY_TYPE,
-    ENUMS,
-    FIELDS,
     NULL_GUID,
-    READ_ONLY,
     BcError,
     _etag,
-    encode_enum,
+    checked_value,
     parse_ts,
     ts,
 )
@@ -112,48 +108,7 @@ class BcState(SeedMixin, NotificationsMixin):
 
     def apply(self, entity: str, rec: dict[str, Any], changes: dict[str, Any], *, api: bool) -> bool:
         """Validate and apply field changes; False when nothing changed (a null update is not notified)."""
-        fields = FIELDS[entity]
-        clean: dict[str, Any] = {}
-        for name, value in changes.items():
-            prop = fields.get(name)
-            if prop is None:
-                raise BcError(
-                    400,
-                    "BadRequest_PropertyNotFound",
-                    f"The property '{name}' does not exist on type 'Microsoft.NAV.{ENTITY_TYPE[entity]}'. "
-                    "Make sure to only use property names that are defined by the type.",
-                )
-            if api and name in READ_ONLY[entity]:
-                raise BcError(
-                    400,
-                    "BadRequest_MethodNotAllowed" if name == "id" else "Application_FieldNotEditable",
-                    f"The property '{name}' is read-only.",
-                )
-            if prop.get("enum"):
-                if not api:
-                    value = encode_enum(value)
-                if value not in ENUMS[prop["enum"]]:
-                    raise BcError(
-                        400,
-                        "BadRequest",
-                        f"Cannot convert the literal '{value}' to the expected type "
-                        f"'Microsoft.NAV.{prop['enum']}'.",
-                    )
-            elif prop["json_type"] == "number" and not isinstance(value, int | float):
-                raise BcError(400, "BadRequest", f"Cannot convert the literal '{value}' to 'Edm.Decimal'.")
-            elif prop["json_type"] == "boolean" and not isinstance(value, bool):
-                raise BcError(400, "BadRequest", f"Cannot convert the literal '{value}' to 'Edm.Boolean'.")
-            elif prop["json_type"] == "string" and not isinstance(value, str):
-                raise BcError(400, "BadRequest", f"Cannot convert the literal '{value}' to 'Edm.String'.")
-            max_len = prop.get("max_length")
-            if max_len and isinstance(value, str) and len(value) > max_len:
-                raise BcError(
-                    400,
-                    "Application_StringExceededLength",
-                    f"The length of the string is {len(value)}, but it must be less than or equal to "
-                    f"{max_len} characters. Value: {value}",
-                )
-            clean[name] = value
+        clean = {name: checked_value(entity, name, value, api=api) for name, value in changes.items()}
         changed = {k: v for k, v in clean.items() if rec.get(k) != v}
         if not changed:
             return False
