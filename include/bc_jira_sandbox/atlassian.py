@@ -238,46 +238,57 @@ async def token(request: Request, sb: Sandbox = SANDBOX) -> JSONResponse:
     ):
         return _oauth_error(401, "access_denied", "Unauthorized")
     with sb.lock:
-        st = _state(sb)
-        now = _now(sb)
         if grant_type == "authorization_code":
-            rec = st.codes.pop(str(body.get("code")), None)
-            if rec is None or rec["expires_at"] <= now:
-                return _oauth_error(403, "invalid_grant", "Invalid authorization code")
-            if body.get("redirect_uri") != rec["redirect_uri"]:
-                return _oauth_error(403, "invalid_grant", "redirect_uri does not match")
-            grant = st.grants[rec["grant"]]
-            sb.mark_dirty()
-            return JSONResponse(_token_response(sb, grant))
+            return _code_grant(sb, body)
         if grant_type == "refresh_token":
-            rec = st.refresh_tokens.get(str(body.get("refresh_token")))
-            if rec is None:
-                return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
-            grant = st.grants[rec["grant"]]
-            if grant["revoked"]:
-                return _oauth_error(403, "invalid_grant", EXPIRED_OR_REVOKED)
-            why = _expired(st, grant, rec, now)
-            if why:
-                sb.stats.bump(f"atlassian.token.expired_{why}")
-                return _oauth_error(403, "invalid_grant", EXPIRED_OR_REVOKED)
-            if rec["superseded_at"] is not None and now - rec["superseded_at"] > st.reuse_leeway_s:
-                # Reuse of a rotated token outside the leeway: the whole family dies (re-consent needed).
-                _revoke(sb, grant["id"])
-                sb.stats.bump("atlassian.grant.revoked")
-                sb.mark_dirty()
-                return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
-            if rec["superseded_at"] is None:
-                rec["superseded_at"] = now
-                # Atlassian staff (community t/83103): on a refresh "the old access and refresh tokens
-                # will enter a 10-minutes grace period ... before they are marked as revoked".
-                companion = st.access_tokens.get(rec.get("access_token") or "")
-                if companion is not None:
-                    companion["expires_at"] = min(companion["expires_at"], now + st.reuse_leeway_s)
-            else:
-                sb.stats.bump("atlassian.token.reuse_in_leeway")
-            sb.mark_dirty()
-            return JSONResponse(_token_response(sb, grant))
+            return _refresh_grant(sb, body)
         return _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+
+
+def _code_grant(sb: Sandbox, body: dict[str, Any]) -> JSONResponse:
+    """``grant_type=authorization_code``: a code is good once, before it expires, for its redirect_uri."""
+    st = _state(sb)
+    rec = st.codes.pop(str(body.get("code")), None)
+    if rec is None or rec["expires_at"] <= _now(sb):
+        return _oauth_error(403, "invalid_grant", "Invalid authorization code")
+    if body.get("redirect_uri") != rec["redirect_uri"]:
+        return _oauth_error(403, "invalid_grant", "redirect_uri does not match")
+    grant = st.grants[rec["grant"]]
+    sb.mark_dirty()
+    return JSONResponse(_token_response(sb, grant))
+
+
+def _refresh_grant(sb: Sandbox, body: dict[str, Any]) -> JSONResponse:
+    """``grant_type=refresh_token`` with rotation: a rotated token is reusable within the leeway only."""
+    st = _state(sb)
+    now = _now(sb)
+    rec = st.refresh_tokens.get(str(body.get("refresh_token")))
+    if rec is None:
+        return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
+    grant = st.grants[rec["grant"]]
+    if grant["revoked"]:
+        return _oauth_error(403, "invalid_grant", EXPIRED_OR_REVOKED)
+    why = _expired(st, grant, rec, now)
+    if why:
+        sb.stats.bump(f"atlassian.token.expired_{why}")
+        return _oauth_error(403, "invalid_grant", EXPIRED_OR_REVOKED)
+    if rec["superseded_at"] is not None and now - rec["superseded_at"] > st.reuse_leeway_s:
+        # Reuse of a rotated token outside the leeway: the whole family dies (re-consent needed).
+        _revoke(sb, grant["id"])
+        sb.stats.bump("atlassian.grant.revoked")
+        sb.mark_dirty()
+        return _oauth_error(403, "invalid_grant", "Unknown or invalid refresh token.")
+    if rec["superseded_at"] is None:
+        rec["superseded_at"] = now
+        # Atlassian staff (community t/83103): on a refresh "the old access and refresh tokens will enter
+        # a 10-minutes grace period ... before they are marked as revoked".
+        companion = st.access_tokens.get(rec.get("access_token") or "")
+        if companion is not None:
+            companion["expires_at"] = min(companion["expires_at"], now + st.reuse_leeway_s)
+    else:
+        sb.stats.bump("atlassian.token.reuse_in_leeway")
+    sb.mark_dirty()
+    return JSONResponse(_token_response(sb, grant))
 
 
 @router.get("/oauth/token/accessible-resources")

@@ -132,7 +132,6 @@ class _Filter:
 
     def _literal(self, prop: dict[str, Any], kind: str, lit: str, op: str) -> Any:
         edm = prop["edm_type"]
-        fmt = prop.get("format")
         names = {
             "gt": "GreaterThan",
             "ge": "GreaterThanOrEqual",
@@ -168,31 +167,31 @@ class _Filter:
                     f"'Microsoft.NAV.{prop['enum']}'."
                 )
             return value
-        if fmt == "date-time":
-            if kind == "dt":
-                return parse_ts(lit)
-            if kind == "date":
-                return parse_ts(lit + "T00:00:00Z")
+        value = _typed_literal(prop, kind, lit)
+        if value is _INCOMPATIBLE:
             raise incompatible()
-        if fmt == "date":
-            if kind != "date":
-                raise incompatible()
-            return lit
-        if fmt == "uuid":
-            if kind == "guid":
-                return lit.lower()
-            raise incompatible()
-        if prop["json_type"] in ("number", "integer"):
-            if kind != "num":
-                raise incompatible()
-            return float(lit)
-        if prop["json_type"] == "boolean":
-            if kind != "ident" or lit not in ("true", "false"):
-                raise incompatible()
-            return lit == "true"
-        if kind != "str":
-            raise incompatible()
-        return lit[1:-1].replace("''", "'")
+        return value
+
+
+_INCOMPATIBLE = object()  # _typed_literal: the literal's kind does not fit the property's type
+
+
+def _typed_literal(prop: dict[str, Any], kind: str, lit: str) -> Any:
+    """A non-enum ``$filter`` literal as the property's Python value, or ``_INCOMPATIBLE``."""
+    fmt = prop.get("format")
+    if fmt == "date-time":
+        if kind == "dt":
+            return parse_ts(lit)
+        return parse_ts(lit + "T00:00:00Z") if kind == "date" else _INCOMPATIBLE
+    if fmt == "date":
+        return lit if kind == "date" else _INCOMPATIBLE
+    if fmt == "uuid":
+        return lit.lower() if kind == "guid" else _INCOMPATIBLE
+    if prop["json_type"] in ("number", "integer"):
+        return float(lit) if kind == "num" else _INCOMPATIBLE
+    if prop["json_type"] == "boolean":
+        return lit == "true" if kind == "ident" and lit in ("true", "false") else _INCOMPATIBLE
+    return lit[1:-1].replace("''", "'") if kind == "str" else _INCOMPATIBLE
 
 
 def _converter(prop: dict[str, Any]) -> Callable[[Any], Any]:

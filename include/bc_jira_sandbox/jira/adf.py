@@ -54,42 +54,48 @@ def validate_adf(doc: Any) -> str | None:
     if extra:
         return f"INVALID_INPUT: unexpected keys on doc: {sorted(extra)}"
 
-    def walk(node: Any, parent: str, path: str) -> str | None:
-        if not isinstance(node, dict) or not isinstance(node.get("type"), str):
-            return f"INVALID_INPUT at {path}: a node must be an object with a type"
-        ntype = node["type"]
-        allowed = _BLOCK_CHILDREN.get(parent)
-        if ntype not in _BLOCK_CHILDREN:
-            return f"INVALID_INPUT at {path}: unknown node type {ntype!r}"
-        if allowed is None or ntype not in allowed:
-            return f"INVALID_INPUT at {path}: {ntype!r} is not allowed inside {parent!r}"
-        if ntype == "text":
-            if not isinstance(node.get("text"), str) or node["text"] == "":
-                return f"INVALID_INPUT at {path}: text nodes need a non-empty text"
-            for mark in node.get("marks", []) or []:
-                if not isinstance(mark, dict) or mark.get("type") not in _MARKS:
-                    return f"INVALID_INPUT at {path}: unknown mark {mark!r}"
-                if mark["type"] == "link" and not (mark.get("attrs") or {}).get("href"):
-                    return f"INVALID_INPUT at {path}: link marks need attrs.href"
-            return None
-        if ntype == "heading" and (node.get("attrs") or {}).get("level") not in (1, 2, 3, 4, 5, 6):
-            return f"INVALID_INPUT at {path}: heading needs attrs.level 1-6"
-        content = node.get("content", [])
-        if not isinstance(content, list):
-            return f"INVALID_INPUT at {path}: content must be an array"
-        if ntype in ("bulletList", "orderedList", "table", "tableRow", "listItem") and not content:
-            return f"INVALID_INPUT at {path}: {ntype} needs content"
-        for i, child in enumerate(content):
-            err = walk(child, ntype, f"{path}.content[{i}]")
-            if err:
-                return err
-        return None
-
     for i, child in enumerate(doc["content"]):
-        err = walk(child, "doc", f"content[{i}]")
+        err = _walk(child, "doc", f"content[{i}]")
         if err:
             return err
     return None
 
 
 # -- JQL (the subset the connector and its webhooks use) -----------------------------------------------------
+
+
+def _walk(node: Any, parent: str, path: str) -> str | None:
+    """Why ``node`` (at ``path``, inside a ``parent`` node) is not valid ADF, or None."""
+    if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+        return f"INVALID_INPUT at {path}: a node must be an object with a type"
+    ntype = node["type"]
+    allowed = _BLOCK_CHILDREN.get(parent)
+    if ntype not in _BLOCK_CHILDREN:
+        return f"INVALID_INPUT at {path}: unknown node type {ntype!r}"
+    if allowed is None or ntype not in allowed:
+        return f"INVALID_INPUT at {path}: {ntype!r} is not allowed inside {parent!r}"
+    if ntype == "text":
+        return _text_error(node, path)
+    if ntype == "heading" and (node.get("attrs") or {}).get("level") not in (1, 2, 3, 4, 5, 6):
+        return f"INVALID_INPUT at {path}: heading needs attrs.level 1-6"
+    content = node.get("content", [])
+    if not isinstance(content, list):
+        return f"INVALID_INPUT at {path}: content must be an array"
+    if ntype in ("bulletList", "orderedList", "table", "tableRow", "listItem") and not content:
+        return f"INVALID_INPUT at {path}: {ntype} needs content"
+    for i, child in enumerate(content):
+        err = _walk(child, ntype, f"{path}.content[{i}]")
+        if err:
+            return err
+    return None
+
+
+def _text_error(node: dict[str, Any], path: str) -> str | None:
+    if not isinstance(node.get("text"), str) or node["text"] == "":
+        return f"INVALID_INPUT at {path}: text nodes need a non-empty text"
+    for mark in node.get("marks", []) or []:
+        if not isinstance(mark, dict) or mark.get("type") not in _MARKS:
+            return f"INVALID_INPUT at {path}: unknown mark {mark!r}"
+        if mark["type"] == "link" and not (mark.get("attrs") or {}).get("href"):
+            return f"INVALID_INPUT at {path}: link marks need attrs.href"
+    return None

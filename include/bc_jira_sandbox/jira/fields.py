@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira_sandbox.jira.adf import validate_adf
 from bc_jira_sandbox.jira.catalog import (
@@ -15,6 +14,9 @@ from bc_jira_sandbox.jira.catalog import (
     SCREEN_SYSTEM_FIELDS,
     jira_ts,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class FieldsMixin:
@@ -130,11 +132,7 @@ class FieldsMixin:
                 if fd is not None and fd["id"] in values:
                     chosen.append(fd["id"])
         excluded = {self.field(i[1:])["id"] for i in items if i.startswith("-") and self.field(i[1:])}
-        seen: list[str] = []
-        for c in chosen:
-            if c not in excluded and c not in seen:
-                seen.append(c)
-        return seen
+        return [c for c in dict.fromkeys(chosen) if c not in excluded]
 
     # -- writes ----------------------------------------------------------------------------------------------
     def _check_fields(
