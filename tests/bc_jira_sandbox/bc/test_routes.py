@@ -21,7 +21,7 @@ from bc_jira.http import ClientError, PreconditionFailed, TransportError
 from tests.conftest import IN_CI, SHARED_SPECS
 
 SPEC_PATHS = [
-    Path(__file__).resolve().parents[2] / "include/bc_jira_sandbox/bc-api-v2-entities.json",
+    Path(__file__).resolve().parents[3] / "include/bc_jira_sandbox/bc-api-v2-entities.json",
     SHARED_SPECS / "bc-api-v2-entities.json",
 ]
 SPEC = json.loads(SPEC_PATHS[0].read_text())
