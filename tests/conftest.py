@@ -57,7 +57,7 @@ def _free_port() -> int:
 class SandboxProcess:
     """A ``python -m bc_jira_sandbox serve`` subprocess and a small client for its control routes."""
 
-    TEST_OPTIONS = {"notify_delay_s": 1.0, "search_lag_s": 1.0, "latency_ms": 0}
+    TEST_OPTIONS = {"notify_delay_s": 1.0, "search_lag_s": 1.0, "latency_ms": 0, "bulk_create_order": "input"}
 
     def __init__(self, *extra_args: str, port: int | None = None) -> None:
         self.port = port or _free_port()

@@ -153,6 +153,16 @@ webhooks = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+claims = sa.Table(
+    "bc_jira_claims",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("bc_id", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(800), nullable=False),  # dag/run/task[map]: the task instance holding it
+    sa.Column("try_number", sa.Integer, nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 oauth_states = sa.Table(
     "bc_jira_oauth_states",
     metadata,
@@ -730,6 +740,94 @@ class StateStore:
         )
         with self._tx() as conn:
             return int(conn.execute(q).scalar_one())
+
+    # -- record claims (two runs never work on one record at once) ---------------------------------
+    def claim_records(
+        self, entity: str, bc_ids: Iterable[str], owner: str, try_number: int, now: datetime, ttl_s: float
+    ) -> tuple[set[str], dict[str, tuple[str, int, datetime | None]]]:
+        """Claim each record for ``owner``; returns (taken, {bc_id: (owner, try, claimed_at) held by others}).
+
+        One ``INSERT … ON CONFLICT DO UPDATE … WHERE … RETURNING`` per chunk: a free record is inserted, a
+        claim of the same task instance (an earlier or the same try: a retry or a clear) or one claimed
+        more than ``ttl_s`` before ``now`` (its owner is gone) is taken over, any other claim stays with
+        its owner. The database decides row by row under its own lock, so two runs never both get one
+        record.
+        Re-claiming what one holds refreshes ``claimed_at`` (the heartbeat). Ids are sorted so two
+        PostgreSQL transactions lock overlapping rows in the same order (no deadlock).
+        """
+        ids = sorted(set(bc_ids))
+        taken: set[str] = set()
+        if not ids:
+            return taken, {}
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stale_before = now - timedelta(seconds=ttl_s)
+        with self._tx(immediate=True) as conn:
+            for i in range(0, len(ids), 200):  # 5 parameters a row: far below SQLite's limit
+                rows = [
+                    {
+                        "entity": entity,
+                        "bc_id": b,
+                        "owner": owner,
+                        "try_number": try_number,
+                        "claimed_at": now,
+                    }
+                    for b in ids[i : i + 200]
+                ]
+                stmt = insert(claims).values(rows)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["entity", "bc_id"],
+                    set_={
+                        "owner": stmt.excluded.owner,
+                        "try_number": stmt.excluded.try_number,
+                        "claimed_at": stmt.excluded.claimed_at,
+                    },
+                    where=sa.or_(
+                        sa.and_(claims.c.owner == stmt.excluded.owner, claims.c.try_number <= try_number),
+                        claims.c.claimed_at < stale_before,
+                    ),
+                ).returning(claims.c.bc_id)
+                taken.update(r.bc_id for r in conn.execute(stmt))
+        others = [b for b in ids if b not in taken]
+        held: dict[str, tuple[str, int, datetime | None]] = {}
+        if others:
+            with self._tx() as conn:
+                for i in range(0, len(others), 500):
+                    q = sa.select(claims).where(
+                        claims.c.entity == entity, claims.c.bc_id.in_(others[i : i + 500])
+                    )
+                    held.update(
+                        {r.bc_id: (r.owner, r.try_number, _aware(r.claimed_at)) for r in conn.execute(q)}
+                    )
+        # released between the two statements: still skipped now (the watermark of this run holds them)
+        return taken, {b: held.get(b, ("another run (since released)", 0, None)) for b in others}
+
+    def get_claims(self, entity: str, bc_ids: Iterable[str]) -> dict[str, tuple[str, int, datetime | None]]:
+        """Current claims of these records: {bc_id: (owner, try, claimed_at)} (diagnostics, takeover logs)."""
+        ids = sorted(set(bc_ids))
+        out: dict[str, tuple[str, int, datetime | None]] = {}
+        with self._tx() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(claims).where(claims.c.entity == entity, claims.c.bc_id.in_(ids[i : i + 500]))
+                out.update({r.bc_id: (r.owner, r.try_number, _aware(r.claimed_at)) for r in conn.execute(q)})
+        return out
+
+    def release_claims(self, entity: str, bc_ids: Iterable[str], owner: str) -> int:
+        """Drop this owner's claims (after its links are written); claims taken over by others stay."""
+        ids = sorted(set(bc_ids))
+        n = 0
+        with self._tx() as conn:
+            for i in range(0, len(ids), 500):
+                n += conn.execute(
+                    claims.delete().where(
+                        claims.c.entity == entity,
+                        claims.c.bc_id.in_(ids[i : i + 500]),
+                        claims.c.owner == owner,
+                    )
+                ).rowcount
+        return n
 
     # -- batches -----------------------------------------------------------------------------------
     @staticmethod

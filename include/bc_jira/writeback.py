@@ -27,6 +27,11 @@ returned by this Jira) rule 3 cannot be checked and is skipped with a warning.
 **Outcome comments are made exactly once** per record, issue, outcome and done episode: they are effects
 with an intent (``bc_jira.effects``). A comment that failed or whose answer was lost stays pending and is
 made, after looking for it on the issue, at the start of the next run.
+
+Acts only on the record the issue names: before any BC write the issue's *BC Record Id* field must equal the
+link's record id. A link can only point at the wrong record through a bug or a hand-edited field (e.g. a
+bulk-create answer paired by position); on a mismatch nothing is written to BC, the issue gets a comment,
+the audit says ``writeback_mismatch``, the event stays staged and the task fails loudly.
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class Result:
     done: bool = True  # False -> keep the event staged (failed) for replay
     transient: bool = False
     done_at: str | None = None  # the issue's statuscategorychangedate: which done decision this is about
+    alarm: bool = False  # a person must look (the issue names another record): the task fails
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -240,6 +246,9 @@ class WriteBack:
         action = self.cfg.entity(entity).done_action
         if action == "none":
             return self._finish(base, "noop", f"done action for {entity} is 'none'", link, comment=False)
+        mismatch = self._record_mismatch(link, f)
+        if mismatch:
+            return self._refuse(base, mismatch)
         try:
             if action == "post":
                 return self._post_invoice(base, link, name, source)
@@ -262,6 +271,32 @@ class WriteBack:
         except ApiError as exc:  # 5xx / 429 after retries, auth
             return self._fail(base, str(exc), transient=True)
         return self._finish(base, "noop", f"unknown done action {action!r}", link, comment=False)
+
+    def _record_mismatch(self, link: Any, fields: Mapping[str, Any]) -> str | None:
+        """Why the issue may not act on the link's record (its BC Record Id names another one), or None."""
+        if link is None:
+            return None  # the record id was taken from the issue's own field
+        if not self.record_id_field:
+            return (
+                f"cannot confirm that the issue names BC record {link.bc_id}: the 'BC Record Id' field id is "
+                "unknown; run bc_jira_connect"
+            )
+        carried = str(fields.get(self.record_id_field) or "").strip()
+        if carried != link.bc_id:
+            return (
+                f"the issue's BC Record Id is {carried or '(empty)'!r} but it is linked to BC record "
+                f"{link.bc_id!r}; nothing was written to BC. Check which record this issue is about, fix the "
+                "field or the link, then move the issue again"
+            )
+        return None
+
+    def _refuse(self, res: Result, detail: str) -> Result:
+        """No BC call: audit, comment, keep the event staged and make the task fail."""
+        res.action, res.detail, res.done, res.alarm = "mismatch", detail, False, True
+        self._audit(res, error=detail)
+        log.error("%s: write-back refused: %s", res.issue, detail)
+        self._comment(res, None)
+        return res
 
     def _entity_of(self, fields: Mapping[str, Any]) -> str | None:
         type_name = str((fields.get("issuetype") or {}).get("name") or "").casefold()
@@ -604,6 +639,12 @@ def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.action] = counts.get(r.action, 0) + 1
+    alarms = [r for r in results if r.alarm]
+    if alarms:
+        raise RuntimeError(
+            f"{what}: {len(alarms)} issue(s) name another BC record than their link; nothing was written "
+            "to BC for them: " + "; ".join(f"{r.issue}: {r.detail}" for r in alarms[:10])
+        )
     transient = [r for r in results if r.transient]
     if transient:
         raise RuntimeError(

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException
 
-from bc_jira_sandbox.core import SandboxMiddleware
+from bc_jira_sandbox.core import BULK_CREATE_ORDERS, SandboxMiddleware
 from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
@@ -86,6 +86,10 @@ def options(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SAN
     for key in ("latency_ms", "notify_delay_s", "search_lag_s"):
         if key in body:
             setattr(sb.options, key, type(getattr(sb.options, key))(body[key]))
+    if "bulk_create_order" in body:
+        if body["bulk_create_order"] not in BULK_CREATE_ORDERS:
+            raise HTTPException(400, f"bulk_create_order must be one of {', '.join(BULK_CREATE_ORDERS)}")
+        sb.options.bulk_create_order = body["bulk_create_order"]
     return sb.public_options()
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop_after_commit")
+BULK_CREATE_ORDERS = ("input", "shuffled")
 
 
 @dataclass
@@ -42,6 +43,10 @@ class Options:
     latency_ms: int = 0
     notify_delay_s: float = 30.0
     search_lag_s: float = 2.0
+    # Order of ``issues[]`` in a bulk-create answer: "input" or "shuffled". Atlassian does not document that
+    # the answer keeps the input order (POST /rest/api/3/issue/bulk, "Bulk create issue"), so a client must
+    # not rely on it; "shuffled" lets tests prove a client links created issues by value, not by position.
+    bulk_create_order: str = "input"
     seed: int = 42
     data_file: str | None = None
     seed_vendors: int = 25

@@ -19,6 +19,7 @@ from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
 from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
 from bc_jira.outbound import (
+    CLAIM_TTL_SECONDS,
     FAILED,
     LINKED,
     PENDING,
@@ -29,7 +30,9 @@ from bc_jira.outbound import (
     SyncError,
     Upserter,
     extract,
+    hold_below,
     next_watermark,
+    plan_watermark,
     sync_window,
 )
 from bc_jira.store import AuditRow, Link
@@ -70,6 +73,7 @@ class FakeJira:
         self.drop_next_create = False  # commit, then lose the answer
         self.fail_next_create = False  # lose the request before Jira sees it
         self.reject: set[str] = set()  # record ids whose create Jira refuses
+        self.misorder = False  # answer issues[] reversed (Atlassian documents no order)
         self.comments: dict[str, list[Any]] = {}
         self.transitions: dict[str, list[str]] = {}
         self.drop_next_comment = False
@@ -112,10 +116,24 @@ class FakeJira:
                 "created": self.clock(),
             }
             res.created.append((i, {"id": iid, "key": self.issues[iid]["key"]}))
+        if self.misorder and len(res.created) > 1:
+            # the hook pairs issues[] with the input by position: a reordered answer pairs them wrongly
+            positions, answers = [i for i, _ in res.created], [c for _, c in reversed(res.created)]
+            res.created = list(zip(positions, answers, strict=True))
         if self.drop_next_create:
             self.drop_next_create = False
             raise TransportError("jira", "POST", "http://x/issue/bulk", message="response dropped")
         return res
+
+    def fetch(self, issue_ids, fields) -> list[dict[str, Any]]:
+        """bulkfetch: reads the issues themselves (no search lag), ascending id."""
+        self._count("fetch")
+        assert len(issue_ids) <= 100
+        return [
+            {"id": i, "key": self.issues[i]["key"], "fields": {RID: self.issues[i]["fields"][RID]}}
+            for i in sorted(issue_ids, key=int)
+            if i in self.issues
+        ]
 
     def edit(self, issue_id: str, body: dict[str, Any]) -> None:
         self._count("edit")
@@ -786,3 +804,153 @@ def test_planted_duplicates_healed_once_and_a_deleted_one_does_not_wedge_the_bat
     before = dict(jira.calls)
     up().upsert([rec])  # the retry / the next run: the link table knows the record, nothing is owed
     assert jira.calls.get("link") == before.get("link") and len(jira.comments[dup]) == 1
+
+
+# -- replay never moves data backwards --------------------------------------------------------------------
+
+
+def test_replayed_older_version_is_stale_and_sends_nothing(env, store) -> None:
+    clock, jira, up = env
+    old = invoice(1)
+    up().upsert([old])
+    new = dict(
+        old, totalAmountIncludingTax=555.0, status="Draft", lastModifiedDateTime="2026-11-20T11:00:00Z"
+    )
+    assert up().upsert([new]).updated == 1
+    before = dict(jira.calls)
+    counts = up().upsert([old])  # the first run's upsert, cleared: its stored batch holds the old version
+    assert (counts.stale, counts.updated, counts.unchanged) == (1, 0, 0)
+    assert jira.calls == before  # nothing sent
+    issue = jira.by_record(old["id"])[0]
+    assert issue["fields"][AMT] == 555.0
+    link = store.get_links("purchase_invoices", [old["id"]])[old["id"]]
+    assert link.bc_last_modified == "2026-11-20T11:00:00Z"  # the link still knows the newest version
+    row = store.query_audit(bc_id=old["id"], action="stale")[0]
+    assert "older than the one already synced" in row.reason and row.issue_key == issue["key"]
+    assert up().upsert([new]).unchanged == 1  # the same version is not stale
+
+
+def test_watermark_plan_never_decreases_and_says_so() -> None:
+    newer, older = "2026-12-01T20:10:59Z", "2026-12-01T18:46:47Z"
+    replay = {"high_watermark": older, "watermark": "2026-12-01T18:00:00Z"}
+    plan = plan_watermark(replay, newer)
+    assert (plan.value, plan.write) == (newer, False)
+    assert "advanced" not in plan.message and f"left at {newer}" in plan.message
+    assert next_watermark(replay, newer) == newer
+    fresh = plan_watermark({"high_watermark": newer, "watermark": older}, older)
+    assert (fresh.value, fresh.write) == (newer, True) and "advanced" in fresh.message
+    same = plan_watermark({"high_watermark": newer, "watermark": newer}, newer)
+    assert not same.write and "unchanged" in same.message
+    back = plan_watermark({"backfill": True, "high_watermark": "2027-01-01T00:00:00Z"}, older)
+    assert (back.value, back.write) == (older, False) and "backfill" in back.message
+
+
+def test_watermark_held_below_records_another_run_has_not_synced() -> None:
+    start = "2026-12-01T10:00:00Z"
+    read = {"high_watermark": "2026-12-01T12:00:00Z", "watermark": start}
+    skipped = {"a": "2026-12-01T11:00:00.250Z", "b": "2026-12-01T11:30:00Z", "c": "2026-12-01T11:40:00Z"}
+    links = {
+        "a": Link(
+            "purchase_invoices", "a", state=PENDING, bc_last_modified=skipped["a"]
+        ),  # owner still at it
+        "b": Link("purchase_invoices", "b", state=LINKED, bc_last_modified=skipped["b"]),  # synced
+        "c": Link("purchase_invoices", "c", state=LINKED, bc_last_modified="2026-12-01T09:00:00Z"),  # older
+    }
+    hold = hold_below(skipped, links)
+    assert hold == datetime(2026, 12, 1, 11, 0, 0, 250000, tzinfo=UTC)
+    plan = plan_watermark(read, start, hold)
+    assert plan.write and plan.value == "2026-12-01T11:00:00.249000Z" and "held below" in plan.message
+    links["a"] = Link("purchase_invoices", "a", state=LINKED, bc_last_modified=skipped["a"])
+    assert hold_below(skipped, links) == datetime(2026, 12, 1, 11, 40, tzinfo=UTC)  # c: older version synced
+    links["c"] = Link("purchase_invoices", "c", state=RESOLVED, bc_last_modified=skipped["c"])
+    assert hold_below(skipped, links) is None
+    assert plan_watermark(read, start, None).value == "2026-12-01T12:00:00Z"
+    # a hold never moves a newer watermark back either
+    assert plan_watermark(read, "2026-12-01T13:00:00Z", hold).value == "2026-12-01T13:00:00Z"
+
+
+# -- two runs at the same time never make two issues for one record --------------------------------------
+
+
+def test_record_claimed_by_a_live_run_is_left_to_it(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(i) for i in range(4)]
+    taken, _ = store.claim_records(
+        "purchase_invoices", [recs[0]["id"]], "d/other_run/upsert[3]", 1, clock(), CLAIM_TTL_SECONDS
+    )
+    assert taken == {recs[0]["id"]}
+    u = up()
+    counts = u.upsert(recs)
+    assert (counts.claimed, counts.created) == (1, 3)
+    assert jira.by_record(recs[0]["id"]) == []  # the owner creates it, not us
+    assert u.held == {recs[0]["id"]: recs[0]["lastModifiedDateTime"]}
+    row = store.query_audit(bc_id=recs[0]["id"], action="claimed")[0]
+    assert row.reason.startswith("claimed by d/other_run/upsert[3] (try 1")
+    assert store.get_links("purchase_invoices", [recs[0]["id"]]) == {}
+    # our claims are released once our links are written; the other run's claim is untouched
+    assert list(store.get_claims("purchase_invoices", [r["id"] for r in recs])) == [recs[0]["id"]]
+
+
+def test_claim_of_a_crashed_owner_is_taken_over_through_the_pending_intent(env, store) -> None:
+    clock, jira, up = env
+    recs = [invoice(1), invoice(2)]
+    # a run crashed after Jira committed its create of recs[0]: intent pending, issue exists, claims left
+    crashed_at = clock() - timedelta(seconds=CLAIM_TTL_SECONDS + 1)
+    store.claim_records("purchase_invoices", [r["id"] for r in recs], "d/dead/upsert[0]", 1, crashed_at, 60)
+    jira.bulk_create([{"fields": {RID: recs[0]["id"]}}])
+    jira.issues[max(jira.issues, key=int)]["created"] = crashed_at
+    store.upsert_link(
+        Link("purchase_invoices", recs[0]["id"], state=PENDING, content_hash="h", updated_at=crashed_at)
+    )
+    counts = up().upsert(recs)
+    # found by JQL as the crashed owner's create (the intent's hash differs: its owned fields are rewritten)
+    assert (counts.claimed, counts.updated, counts.created) == (0, 1, 1)
+    assert store.get_links("purchase_invoices", [recs[0]["id"]])[recs[0]["id"]].state == LINKED
+    assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
+    assert store.get_claims("purchase_invoices", [r["id"] for r in recs]) == {}
+
+
+def test_a_later_try_of_the_same_task_takes_its_claim_back_at_once(env, store) -> None:
+    clock, jira, up = env
+    rec = invoice(1)
+    store.claim_records("purchase_invoices", [rec["id"]], "d/r1/upsert[0]", 1, clock(), CLAIM_TTL_SECONDS)
+    u = up()
+    u.run = RunInfo(dag_id="d", run_id="r1", task_id="upsert", map_index=0, try_number=2)
+    assert u.upsert([rec]).created == 1
+    # an older try never takes a newer try's claim
+    store.claim_records("purchase_invoices", [rec["id"]], "d/r1/upsert[0]", 3, clock(), CLAIM_TTL_SECONDS)
+    u.run = RunInfo(dag_id="d", run_id="r1", task_id="upsert", map_index=0, try_number=2)
+    assert u.upsert([rec]).claimed == 1
+
+
+# -- write-back acts only on the record the issue names: link created issues by value ------------------------
+
+
+def test_bulk_answer_in_another_order_is_linked_by_value(env, store) -> None:
+    clock, jira, up = env
+    jira.misorder = True
+    recs = [invoice(i) for i in range(120)]
+    counts = up().upsert(recs)
+    assert counts.created == 120
+    links = store.get_links("purchase_invoices", [r["id"] for r in recs])
+    for r in recs:
+        assert jira.issues[links[r["id"]].issue_id]["fields"][RID] == r["id"]
+    # one read-back per two bulk creates: 3 creates (50 + 50 + 20) -> 2 fetches
+    assert (jira.calls["bulk_create"], jira.calls["fetch"]) == (3, 2)
+
+
+def test_created_issue_not_confirmed_stays_pending_and_is_found_later(env, store, monkeypatch) -> None:
+    clock, jira, up = env
+    recs = [invoice(1), invoice(2)]
+    real = jira.fetch
+    monkeypatch.setattr(
+        jira, "fetch", lambda ids, fields: [i for i in real(ids, fields) if i["id"] != ids[0]]
+    )
+    with pytest.raises(SyncError, match="1 of 2"):
+        up().upsert(recs)
+    links = store.get_links("purchase_invoices", [r["id"] for r in recs])
+    assert sorted(lk.state for lk in links.values()) == [LINKED, PENDING]
+    monkeypatch.setattr(jira, "fetch", real)
+    counts = up().upsert(recs)
+    assert (counts.linked, counts.created) == (1, 0)
+    assert all(len(jira.by_record(r["id"])) == 1 for r in recs)

@@ -442,3 +442,45 @@ def test_replay_verdict_rule() -> None:
     why = replay_verdict(done, _ts("2026-12-01T10:00:00.001Z"))
     assert why and "older state" in why  # the record changed after the decision
     assert replay_verdict(None, _ts("2026-12-01T10:00:00Z")) is None  # unknown: not checked (warned)
+
+
+def test_issue_naming_another_record_makes_no_bc_call(env: Env) -> None:
+    """A link pointing at another record than the issue's BC Record Id (e.g. a bulk answer paired by
+    position): nothing is posted, the issue gets a comment, the audit says so, the task fails loudly."""
+    from bc_jira.writeback import _summary
+
+    first, second = [r for r in env.records("purchaseInvoices") if r["status"] == "Draft"][:2]
+    issue = env.issue("purchase_invoices", first, link=False)  # the issue names `first` ...
+    env.store.upsert_link(  # ... but is linked to `second`
+        Link(
+            "purchase_invoices",
+            second["id"],
+            second["number"],
+            str(issue["id"]),
+            issue["key"],
+            state="linked",
+        )
+    )
+    env.move(issue)
+    env.stage(issue)
+    res = env.wb.process_pending()
+    assert [r.action for r in res] == ["mismatch"] and res[0].alarm and not res[0].done
+    assert first["id"] in res[0].detail and second["id"] in res[0].detail
+    assert env.calls(POST) == 0
+    assert env.record("purchaseInvoices", first["id"])["status"] == "Draft"
+    assert env.record("purchaseInvoices", second["id"])["status"] == "Draft"
+    assert env.comments(issue) == 1
+    rows = env.store.query_audit(action="writeback_mismatch")
+    assert len(rows) == 1 and rows[0].issue_key == issue["key"] and rows[0].error
+    assert env.store.count_pending() == 1  # kept staged until a person fixes the field or the link
+    with pytest.raises(RuntimeError, match="name another BC record"):
+        _summary(res, "staged transitions")
+    # the field emptied by a person is a mismatch too
+    env.jira.edit_issue(issue["key"], {env.rid: None})
+    env.store.upsert_link(
+        Link(
+            "purchase_invoices", first["id"], first["number"], str(issue["id"]), issue["key"], state="linked"
+        )
+    )
+    again = env.wb.process_issue(issue["key"])
+    assert again.action == "mismatch" and "(empty)" in again.detail and env.calls(POST) == 0

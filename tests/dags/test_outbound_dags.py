@@ -582,3 +582,111 @@ def test_connect_checks_duplicate_link_type_and_transition(sandbox, outbound) ->
     text = "\n".join(rep.problems)
     assert "issue linking is disabled in Jira" in text
     assert "duplicate_transition: no status 'Closed' in the workflow of 'Invoice'" in text
+
+
+# -- replay never moves data backwards (issue 9, point 1) ---------------------------------------------------
+
+COMMENT = "POST /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}/comment"
+
+
+def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) -> None:
+    """Sync, change records in BC, sync again, then clear the FIRST run's upsert with downstream (so
+    advance_watermark re-runs too), as an operator does in the UI: Jira keeps the newest BC values, nothing
+    is sent, and the watermark stays where the second run put it."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.utils.state import DagRunState
+
+    from tests.support.airflow_runs import clear_tasks, run_cleared
+
+    fields = outbound["fields"]
+    dag_id, key = "bc_purchase_invoices_to_jira", "bc_jira_watermark_purchase_invoices"
+    now = datetime.now(UTC).replace(microsecond=0)
+    first_date = now - timedelta(hours=2)
+    first = run_dag(dag_id, logical_date=first_date)
+    assert first.state == DagRunState.SUCCESS
+    w1 = _metastore_var(key)
+    drafts = [r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
+    posted, edited = drafts[0], drafts[1]
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {
+            "changes": [
+                {"entity": "purchaseInvoices", "id": posted["id"], "action": "post"},
+                {
+                    "entity": "purchaseInvoices",
+                    "id": edited["id"],
+                    "set": {"totalAmountIncludingTax": 4321.5},
+                },
+            ]
+        },
+    )
+    assert run_dag(dag_id, logical_date=now - timedelta(hours=1)).state == DagRunState.SUCCESS
+    w2 = _metastore_var(key)
+    assert w1 is not None and w2 is not None and w2 > w1
+    newest = {r["id"]: r for r in bc_records(sandbox, "purchase_invoices")}
+    assert newest[posted["id"]]["number"] != posted["number"] and newest[posted["id"]]["status"] == "Open"
+
+    def assert_newest() -> None:
+        linked = by_record(sandbox, fields)
+        p, e = linked[posted["id"]], linked[edited["id"]]
+        assert len(p) == 1 and len(e) == 1
+        assert p[0]["fields"][fields["BC Document No."]] == newest[posted["id"]]["number"]
+        assert p[0]["fields"][fields["BC Status"]] == "Open"
+        assert e[0]["fields"][fields["BC Amount"]] == 4321.5
+
+    assert_newest()
+    sent = (calls(sandbox, ISSUE_PUT), calls(sandbox, BULK), calls(sandbox, COMMENT), len(issues(sandbox)))
+
+    clear_tasks(dag_id, "upsert", first_date, downstream=True)
+    dag = DagBag(dag_folder=str(REPO / "dags")).dags[dag_id]
+    replay = run_cleared(dag, first.run_id)
+    assert replay.state == DagRunState.SUCCESS
+    tis = {(t.task_id, t.map_index): t for t in replay.get_task_instances()}
+    assert tis[("advance_watermark", -1)].try_number == 2  # it really re-ran (downstream of the clear)
+    assert all(t.try_number == 2 for (tid, _), t in tis.items() if tid == "upsert")
+
+    assert_newest()
+    assert (
+        calls(sandbox, ISSUE_PUT),
+        calls(sandbox, BULK),
+        calls(sandbox, COMMENT),
+        len(issues(sandbox)),
+    ) == sent  # the replayed batches sent nothing
+    assert _metastore_var(key) == w2  # the watermark did not move back to the first run's
+    from bc_jira.store import StateStore
+
+    store = StateStore.from_airflow()
+    for rec in (posted, edited):
+        rows = store.query_audit(bc_id=rec["id"], action="stale")
+        assert (
+            rows and rows[0].run_id == first.run_id and "older than the one already synced" in rows[0].reason
+        )
+    print(f"WATERMARK first run {w1}, second run {w2}, after replaying the first run {_metastore_var(key)}")
+
+
+# -- created issues are linked by value (issue 9, point 6) --------------------------------------------------
+
+FETCH = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulkfetch"
+
+
+def test_reordered_bulk_answers_still_link_each_record_to_its_own_issue(sandbox, outbound) -> None:
+    """Atlassian does not document the order of issues[] in a bulk-create answer: the sandbox shuffles it,
+    and every link must still point at the issue that carries its record id."""
+    from airflow.utils.state import DagRunState
+
+    from bc_jira.store import StateStore
+
+    fields = outbound["fields"]
+    rid = fields["BC Record Id"]
+    sandbox.options(bulk_create_order="shuffled")
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    by_id = {i["id"]: i for i in issues(sandbox)}
+    drafts = [r["id"] for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
+    links = StateStore.from_airflow().get_links("purchase_invoices", drafts)
+    assert len(links) == len(drafts) >= 5
+    for bc_id, link in links.items():
+        assert by_id[link.issue_id]["fields"][rid] == bc_id
+        assert by_id[link.issue_id]["key"] == link.issue_key
+    # batches of 7 -> one bulk create and one read-back per batch
+    assert calls(sandbox, FETCH) == calls(sandbox, BULK)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 BULK_CREATE_MAX = 50
 RECONCILE_MAX = 50
+BULK_FETCH_MAX = 100  # POST /issue/bulkfetch: "You can request up to 100 issues."
 SEARCH_PAGE_MAX = 5000
 USER_BULK_CHUNK = 50
 
@@ -424,12 +425,29 @@ class JiraCloudHook(BaseHook):
                         dict(elem.get("errors") or {}),
                     )
                 )
-            # Created issues come back in input order, skipping the failed elements.
+            # Paired with the input by position as a best guess only: Atlassian does not document that
+            # issues[] keeps the input order. Callers that act on the pairing confirm it by value
+            # (bc_jira.outbound reads the record id of every created issue with bulk_fetch_issues).
             ok_positions = [i for i in range(len(chunk)) if i not in failed_positions]
             for pos, issue in zip(ok_positions, body.get("issues") or [], strict=False):
                 result.created.append((offset + pos, issue))
         result.failed.sort(key=lambda f: f.index)
         return result
+
+    def bulk_fetch_issues(
+        self, issue_ids: Sequence[int | str], fields: Sequence[str]
+    ) -> list[dict[str, Any]]:
+        """``POST /issue/bulkfetch`` in chunks of 100: the issues themselves (ascending id; unknown ids are
+        left out). It reads the issues, not the search index, so it sees what was created a moment ago."""
+        out: list[dict[str, Any]] = []
+        ids = [str(i) for i in issue_ids]
+        for offset in range(0, len(ids), BULK_FETCH_MAX):
+            body = self.client.post_json(
+                "issue/bulkfetch",
+                json={"issueIdsOrKeys": ids[offset : offset + BULK_FETCH_MAX], "fields": list(fields)},
+            )
+            out.extend((body or {}).get("issues") or [])
+        return out
 
     def get_issue(
         self, issue_id_or_key: str, fields: Sequence[str] | None = None, expand: str | None = None

@@ -25,6 +25,7 @@ def expiration_date_out(ms: int, form: str) -> int | str:
 
 BULK_LIMIT = 50
 RECONCILE_LIMIT = 50
+BULK_FETCH_LIMIT = 100  # POST /issue/bulkfetch: "You can request up to 100 issues."
 WEBHOOK_RETRY_DELAYS_S = (1.0, 3.0, 10.0)
 DELIVERY_JWT_TTL_S = 180  # "a short exp": the exact lifetime is not documented
 CATEGORIES = {

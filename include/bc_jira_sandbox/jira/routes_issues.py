@@ -19,6 +19,7 @@ from bc_jira_sandbox.jira.api import (
 )
 from bc_jira_sandbox.jira.catalog import (
     API,
+    BULK_FETCH_LIMIT,
     BULK_LIMIT,
     COMMENT_PAGE_MAX,
     CREATEMETA_MAX,
@@ -159,7 +160,35 @@ def bulk_create(call: Call = WRITE) -> JiraReply:
             created.append(call.jira.create(upd, call.actor))
         except JiraError as exc:
             errors.append({"status": exc.status, "elementErrors": exc.body, "failedElementNumber": i})
+    if call.sb.options.bulk_create_order == "shuffled" and len(created) > 1:
+        # Atlassian documents no order for issues[] (only failedElementNumber ties an error to its
+        # element): a shuffled answer is as valid as an ordered one. Never the identity permutation.
+        order = list(range(len(created)))
+        while order == sorted(order):
+            call.sb.rng.shuffle(order)
+        created = [created[i] for i in order]
     return JiraReply(201 if created else 400, {"issues": created, "errors": errors})
+
+
+@api.post(f"{API}/issue/bulkfetch")
+def bulk_fetch(call: Call = READ) -> JiraReply:
+    """``POST /issue/bulkfetch`` (operationId bulkFetchIssues): up to 100 ids or keys, answered in
+    ascending id order; ids that do not exist are left out, not errors. It reads the issues themselves,
+    not the search index, so it does not lag writes the way JQL search does."""
+    b = call.body
+    wanted = (b or {}).get("issueIdsOrKeys") if isinstance(b, dict) else None
+    if not isinstance(wanted, list) or not wanted or len(wanted) > BULK_FETCH_LIMIT:
+        raise JiraError(400, [f"issueIdsOrKeys must list 1 to {BULK_FETCH_LIMIT} issue ids or keys."])
+    fields = (b or {}).get("fields") or ["*navigable"]
+    found: dict[str, dict[str, Any]] = {}
+    for ident in wanted:
+        try:
+            rec = call.jira.issue(str(ident))
+        except JiraError:
+            continue
+        found[rec["id"]] = rec
+    issues = [call.jira.issue_json(found[i], fields) for i in sorted(found, key=int)]
+    return JiraReply(200, {"issues": issues, "issueErrors": []})
 
 
 @api.get(f"{API}/issue/{{issueIdOrKey}}")

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -518,6 +519,14 @@ def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) 
     assert hook.search_all(jql) == []
     found = hook.search_all(jql, ["key", rec_f], reconcile_issues=[by_index[0]["id"], by_index[52]["id"]])
     assert sorted(i["fields"][rec_f] for i in found) == ["rec-0", "rec-52"]
+    # bulk fetch reads the issues themselves (no search lag), in chunks (100 in production; 20 here)
+    created_ids = [issue["id"] for _, issue in result.created]
+    calls_before = sandbox.stats()["calls"].get("POST /ex/jira/{cloudId}/rest/api/3/issue/bulkfetch", 0)
+    with mock.patch("bc_jira.hooks.jira.BULK_FETCH_MAX", 20):
+        fetched = hook.bulk_fetch_issues(created_ids + ["99999999"], [rec_f])
+    assert sorted(i["fields"][rec_f] for i in fetched) == sorted(f"rec-{n}" for n in range(53) if n != 51)
+    calls_after = sandbox.stats()["calls"]["POST /ex/jira/{cloudId}/rest/api/3/issue/bulkfetch"]
+    assert calls_after - calls_before == 3  # 53 ids: 20 + 20 + 13; the unknown id is left out
     key = by_index[0]["key"]
     hook.edit_issue(key, {"summary": "Invoice 0 (edited)"}, update={"labels": [{"add": "edited"}]})
     issue = hook.get_issue(key, ["summary", "labels", "status"])

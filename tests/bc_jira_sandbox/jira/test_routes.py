@@ -370,6 +370,49 @@ def test_bulk_create_partial_and_limits(jira: Jira) -> None:
     assert unknown.status_code == 400 and "customfield_1" in unknown.json()["errors"]
 
 
+def test_bulk_create_answer_order_is_not_promised_and_bulkfetch_reads_back(jira: Jira, sandbox: Any) -> None:
+    """Atlassian documents no order for issues[] of POST /issue/bulk; with bulk_create_order=shuffled the
+    sandbox answers in another order, and POST /issue/bulkfetch (≤ 100, ascending id, no search lag) tells
+    which record each created issue carries."""
+    rid = jira.fields["BC Record Id"]
+    updates = [
+        {
+            "fields": {
+                "project": {"key": "FIN"},
+                "issuetype": {"name": "Invoice"},
+                "summary": f"Inv {n}",
+                rid: f"rec-{n}",
+            }
+        }
+        for n in range(12)
+    ]
+    in_order = jira.call("POST", "issue/bulk", {"issueUpdates": updates}).json()["issues"]
+    ids = [int(i["id"]) for i in in_order]
+    assert ids == sorted(ids)  # the default keeps the input order
+    assert sandbox.options(bulk_create_order="shuffled")["bulk_create_order"] == "shuffled"
+    resp = jira.call("POST", "issue/bulk", {"issueUpdates": updates})
+    assert resp.status_code == 201
+    created = resp.json()["issues"]
+    ids = [int(i["id"]) for i in created]
+    assert sorted(ids) != ids and len(set(ids)) == 12  # all created, answered out of order
+    sandbox.options(search_lag_s=60)  # bulkfetch reads the issues themselves, not the lagging index
+    asked = [i["id"] for i in reversed(created)] + ["99999999"]  # an unknown id is left out, not an error
+    got = jira.call("POST", "issue/bulkfetch", {"issueIdsOrKeys": asked, "fields": [rid]})
+    assert got.status_code == 200
+    body = got.json()
+    assert [int(i["id"]) for i in body["issues"]] == sorted(ids) and body["issueErrors"] == []
+    by_id = {i["id"]: i["fields"][rid] for i in body["issues"]}
+    order = sorted(range(12), key=lambda n: ids[n])  # issue ids are allocated in input order
+    assert [by_id[str(ids[n])] for n in order] == [f"rec-{n}" for n in range(12)]
+    assert set(body["issues"][0]["fields"]) == {rid}
+    by_key = jira.call("POST", "issue/bulkfetch", {"issueIdsOrKeys": [created[0]["key"]], "fields": [rid]})
+    assert by_key.json()["issues"][0]["id"] == created[0]["id"]
+    assert jira.call("POST", "issue/bulkfetch", {"issueIdsOrKeys": ["1"] * 101}).status_code == 400
+    assert jira.call("POST", "issue/bulkfetch", {"issueIdsOrKeys": []}).status_code == 400
+    bad = requests.post(f"{sandbox.url}/_sandbox/options", json={"bulk_create_order": "random"}, timeout=10)
+    assert bad.status_code == 400
+
+
 def test_transitions_comments_adf(jira: Jira) -> None:
     a = jira.create(1)
     trs = jira.call("GET", f"issue/{a['key']}/transitions").json()["transitions"]
