@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException
 
-from bc_jira_sandbox.core import BULK_CREATE_ORDERS, SandboxMiddleware
+from bc_jira_sandbox.core import BULK_CREATE_ORDERS
 from bc_jira_sandbox.deps import SANDBOX
+from bc_jira_sandbox.middleware import SandboxMiddleware
 
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
