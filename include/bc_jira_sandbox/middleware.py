@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import random
 import re
 import threading
 import time
@@ -18,9 +17,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bc_jira_sandbox.core import Sandbox
+    import random
 
-    pass
+    from bc_jira_sandbox.core import Sandbox
 
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop_after_commit")

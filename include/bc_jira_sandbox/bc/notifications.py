@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from bc_jira_sandbox.bc.base import BcBase
 from bc_jira_sandbox.bc.entities import (
     COLLECTION_THRESHOLD,
     MAX_ATTEMPTS,
@@ -23,7 +24,7 @@ from bc_jira_sandbox.bc.entities import (
 log = logging.getLogger(__name__)
 
 
-class NotificationsMixin:
+class NotificationsMixin(BcBase):
     """Subscription notifications of :class:`BcState`."""
 
     # -- subscriptions & notifications ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from bc_jira_sandbox.bc.base import BcBase
 from bc_jira_sandbox.bc.entities import _BLANKS, LINES, NULL_GUID, SPACE, ts
 
 # -- seed vocabulary ----------------------------------------------------------------------------------------
@@ -113,7 +114,7 @@ def _weighted(rng: Any, pairs: list[tuple[Any, int]]) -> Any:
     return rng.choices([p[0] for p in pairs], weights=[p[1] for p in pairs])[0]
 
 
-class SeedMixin:
+class SeedMixin(BcBase):
     """Record generation of :class:`BcState`."""
 
     def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0, draft_invoices: int = 0) -> None:

@@ -27,7 +27,7 @@ from bc_jira_sandbox.jira.catalog import API, JiraError
 from bc_jira_sandbox.openapi import SpecViolation, get_validator
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Coroutine
 
     from bc_jira_sandbox.core import Sandbox
     from bc_jira_sandbox.jira.state import JiraState
@@ -174,7 +174,7 @@ class JiraRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, _locked(endpoint), **kwargs)
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def route(request: Request) -> Response:

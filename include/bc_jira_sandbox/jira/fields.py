@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import (
     _KEEP,
     CUSTOM_TYPE_PREFIX,
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class FieldsMixin:
+class FieldsMixin(JiraBase):
     """Fields, screens and field checks of :class:`JiraState`."""
 
     def screen(self, type_id: str, which: str) -> set[str]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import API, STATUSES, JiraError, _as_string, jira_ts
 
 
-class IssuesMixin:
+class IssuesMixin(JiraBase):
     """Issue writes of :class:`JiraState`."""
 
     def create(self, body: Any, actor: dict[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import API, LINK_TYPES, JiraError
 
 
-class LinksMixin:
+class LinksMixin(JiraBase):
     """Issue links of :class:`JiraState`."""
 
     # -- issue links -----------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter
 
 from bc_jira_sandbox.jira.api import (
@@ -37,7 +39,7 @@ def register_webhooks(call: Call = WEBHOOK) -> JiraReply:
     ):
         raise JiraError(400, ["Only a single URL per app is allowed to be registered."])
     j.webhook_url = call.body["url"]
-    results = []
+    results: list[dict[str, Any]] = []
     expires = int((call.sb.now().timestamp() + WEBHOOK_TTL_S) * 1000)
     for wh in call.body["webhooks"]:
         if not isinstance(wh, dict) or not wh.get("events") or not isinstance(wh.get("jqlFilter"), str):

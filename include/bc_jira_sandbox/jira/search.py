@@ -7,6 +7,7 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import RECONCILE_LIMIT, JiraError
 from bc_jira_sandbox.jira.jql import (
     _RELATIVE,
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 
-class SearchMixin:
+class SearchMixin(JiraBase):
     """JQL search of :class:`JiraState`."""
 
     # -- search ----------------------------------------------------------------------------------------------

@@ -9,11 +9,12 @@ import json
 import time
 from typing import Any
 
+from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import DELIVERY_JWT_TTL_S, WEBHOOK_RETRY_DELAYS_S
 from bc_jira_sandbox.jira.jql import JqlError, jql_fields, parse_jql
 
 
-class WebhooksMixin:
+class WebhooksMixin(JiraBase):
     """Webhook firing and delivery of :class:`JiraState`."""
 
     # -- webhooks --------------------------------------------------------------------------------------------
