@@ -1,12 +1,12 @@
 """Atlassian OAuth 2.0 (3LO) emulation: /authorize, /oauth/token, /oauth/token/accessible-resources.
 
-Behaves like auth.atlassian.com as described in shared/reference/jira-api.md section 1: auto-consent, rotating
-refresh tokens (every refresh returns a new one; the old one keeps working for a reuse leeway, then reusing it
-revokes the whole grant, like Auth0; the access token issued with a rotated refresh token is revoked after
-the same leeway), a refresh token unused for 90 days expires, every grant expires 365 days
-after the consent however often it is refreshed (both on the sandbox clock), 1-hour access tokens,
-accessible-resources listing the one sandbox site.
-Its state lives in ``sb.jira.oauth`` (an ``AtlassianState``) so ``--data`` persistence keeps it.
+Behaves like auth.atlassian.com (https://developer.atlassian.com/cloud/oauth/getting-started/): auto-consent,
+rotating refresh tokens (every refresh returns a new one; the old one keeps working for a reuse leeway, then
+reusing it revokes the whole grant, like Auth0; the access token issued with a rotated refresh token is
+revoked after the same leeway), a refresh token unused for 90 days expires, every grant expires 365 days after
+the consent however often it is refreshed (both on the sandbox clock), 1-hour access tokens,
+accessible-resources listing the one sandbox site. Its state lives in ``sb.jira.oauth`` (an
+``AtlassianState``) so ``--data`` persistence keeps it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ REUSE_LEEWAY_S = 600.0  # Atlassian: "The leeway interval is 10 minutes."
 # cannot be reduced, or removed." Staff confirmation: .../t/refresh-token-expire-after-36000-seconds/60806/2.
 IDLE_EXPIRY_S = 90 * 86400.0
 ABSOLUTE_EXPIRY_S = 365 * 86400.0
-# The answer to an expired or revoked token (jira-api.md 1.2, from
+# The answer to an expired or revoked token (from
 # https://nango.dev/blog/jira-oauth-refresh-token-invalid-grant).
 EXPIRED_OR_REVOKED = "Token has been expired or revoked."
 GRANTED_SCOPES = [

@@ -49,7 +49,7 @@ class FaultRule:
 class Faults:
     """Fault rules from ``POST /_sandbox/faults``.
 
-    Accepts the DESIGN.md short form ``{"429": 0.1, "503": 0.05, "path": "issue/bulk"}`` and the long form
+    Accepts the short form ``{"429": 0.1, "503": 0.05, "path": "issue/bulk"}`` and the long form
     ``{"rules": [{"kind": "drop_after_commit", "path": "/issue/bulk", "count": 1}]}``; ``{}`` clears.
     """
 

@@ -1,8 +1,8 @@
 """Business Central API v2.0 emulation: companies, vendors, purchase invoices/orders (+ lines), subscriptions.
 
-Fidelity notes (sources in shared/reference/bc-api.md):
-- Field names, JSON types and enum member names come from ``bc-api-v2-entities.json`` (vendored copy of
-  shared/specs); enums use the EDM encoding (blank -> ``_x0020_``, ``In_x0020_Review``).
+Fidelity notes (https://learn.microsoft.com/dynamics365/business-central/dev-itpro/api-reference/v2.0/):
+- Field names, JSON types and enum member names come from ``bc-api-v2-entities.json`` (the vendored
+  BC API v2.0 field list); enums use the EDM encoding (blank -> ``_x0020_``, ``In_x0020_Review``).
 - OData: ``$filter`` (eq/ne/gt/ge/lt/le, and/or/not, parentheses; DateTimeOffset literals unquoted, a quoted
   datetime is rejected like ODataLib does), ``$select``, ``$orderby``, ``$top``, ``$skip``, ``$expand``,
   server paging (default and maximum 20,000 per page, ``Prefer: odata.maxpagesize``, key-based

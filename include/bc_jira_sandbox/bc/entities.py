@@ -35,7 +35,7 @@ COLLECTION_THRESHOLD = 1000
 MAX_ATTEMPTS = 5
 HANDSHAKE_TIMEOUT_S = 5.0
 # Learn: "BC issues a request to the notificationUrl, passing a validationToken parameter on the query string"
-# (dev-itpro/api-reference/v2.0/dynamics-subscriptions.md); the HTTP method is not stated (review #6).
+# (dev-itpro/api-reference/v2.0/dynamics-subscriptions.md); the HTTP method is not stated.
 HANDSHAKE_METHODS = ("POST", "GET")
 RETRY_DELAYS_S = {0: 60, 1: 60, 2: 60, 3: 600, 4: 6000}  # BC GetDelayTimeForAttempt; 5+ -> 60000 s
 LOCAL_CURRENCY = "DKK"

@@ -234,7 +234,7 @@ def renewal_mismatch(state: BcState, sub: dict[str, Any], body: dict[str, Any]) 
     Learn (api-reference/v2.0/api/dynamics_subscriptions_update) documents renewal as ``PATCH
     subscriptions({'id'})`` with If-Match and the body ``{notificationUrl, resource, clientState}``: "A
     subscription is valid for 3 days unless it is updated. PATCH requests will perform a handshake." Whether
-    an empty body renews is not documented (vendor-behaviour-review.md #5), and nothing documents moving a
+    an empty body renews is not documented, and nothing documents moving a
     subscription to another resource, so the sandbox holds clients to the documented form [inference]:
     ``notificationUrl`` and ``resource`` present, the resource the subscription's own. A new notificationUrl
     is handshaken like on create; ``clientState`` is optional ("can be provided in the POST and PATCH").

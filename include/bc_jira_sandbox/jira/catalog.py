@@ -10,7 +10,7 @@ WEBHOOK_TTL_S = 30 * 24 * 3600
 # Webhook ``expirationDate``: the spec's schemas (Webhook, WebhooksExpirationDate) say int64 epoch ms, but its
 # own examples for GET /rest/api/3/webhook and PUT /rest/api/3/webhook/refresh, and Atlassian's reference page
 # (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-webhooks), show
-# "2019-06-01T12:42:30.000+0000"; no capture of the real wire form was found (vendor-behaviour-review.md #4).
+# "2019-06-01T12:42:30.000+0000"; no capture of the real wire form was found [inference].
 # So the sandbox answers either (``POST /_sandbox/jira/options {"expiration_date_format": "iso"}``).
 EXPIRATION_DATE_FORMATS = ("epoch_ms", "iso")
 

@@ -218,7 +218,7 @@ def jql_fields(node: Any) -> list[tuple[str, str]]:
 # Modelled: Lucene's StandardTokenizer approximated as runs of word characters (everything else separates
 # words), lower-cased. Not modelled: stemming and stop words (they only widen matches), grouping parentheses
 # (ignored), proximity and boosting (Atlassian: ignored). How the current Cloud engine treats a hyphenated
-# GUID is not documented (shared/reference/vendor-behaviour-review.md §9): only the phrase form is certain.
+# GUID is not documented [inference]: only the phrase form is certain.
 
 _TEXT_WORD = re.compile(r"\w+")
 _TEXT_LEX = re.compile(r'\s*(?:(?P<phrase>"[^"]*"?)|(?P<op>&&|\|\|)|(?P<paren>[()])|(?P<term>[^\s"()]+))')

@@ -84,7 +84,7 @@ class WebhooksMixin(JiraBase):
             self.next_change_id += 1
             payload["changelog"] = {"id": str(self.next_change_id), "items": items}
         if matched and self.webhook_url:
-            # matchedWebhookIds: only on REST-registered webhooks (jira-api.md 3c)
+            # matchedWebhookIds: only on REST-registered webhooks (https://developer.atlassian.com/cloud/jira/platform/webhooks/)
             body = json.dumps({**payload, "matchedWebhookIds": matched}).encode()
             self._schedule_delivery(self.webhook_url, body, self._next_ident(), 0, auth=("jwt", None))
         for wh in admins:
@@ -106,7 +106,7 @@ class WebhooksMixin(JiraBase):
 
     def delivery_jwt(self) -> str:
         """The bearer token Jira sends with a dynamic (OAuth 2.0 app) webhook: HS256 with the app's client
-        secret, ``iat`` and a short ``exp``. Atlassian documents no claim set beyond that (jira-api.md 3b;
+        secret, ``iat`` and a short ``exp``. Atlassian documents no claim set beyond that (
         https://nango.dev/docs/api-integrations/jira/webhooks: "Jira signs dynamic webhook requests
         (/rest/api/3/webhook) with a bearer JWT in the Authorization header, using your app's client
         secret"), so no other claim is invented here. Wall-clock time: the token is about the HTTP exchange,
