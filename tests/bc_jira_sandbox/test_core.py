@@ -149,7 +149,8 @@ def test_data_file_persists_across_restarts(tmp_path):
 
 
 def test_drop_after_commit_applies_the_write_and_loses_the_answer(airflow_conns, sandbox):
-    from bc_jira.hooks.business_central import BusinessCentralHook, clear_token_cache
+    from bc_jira.entra import clear_token_cache
+    from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.http import TransportError
 
     clear_token_cache()

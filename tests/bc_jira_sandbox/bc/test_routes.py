@@ -15,7 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook, clear_token_cache
+from bc_jira.entra import clear_token_cache
+from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook
 from bc_jira.http import ClientError, PreconditionFailed, TransportError
 from tests.conftest import IN_CI, SHARED_SPECS
 
