@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bc_jira import store as store_mod
 from bc_jira.store import AuditRow, Link, StateStore
+from bc_jira.store import engine as store_engine
+from bc_jira.store import schema as store_schema
 
 
 def _fresh_url(request: pytest.FixtureRequest, backend: str) -> str:
@@ -47,7 +48,7 @@ def _tables(url: str) -> set[str]:
         engine.dispose()
 
 
-ALL_TABLES = {t.name for t in store_mod.metadata.sorted_tables}
+ALL_TABLES = {t.name for t in store_schema.metadata.sorted_tables}
 
 
 # -- schema ----------------------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def test_schema_created_lazily_and_idempotently(url: str, store: StateStore) -> 
     assert not (_tables(url) & ALL_TABLES)
     assert store.stage_event("bc", "notification", "k1", {"a": 1})  # first use creates the schema
     assert ALL_TABLES <= _tables(url)
-    store_mod._SCHEMA_READY.clear()  # forget the per-process memo: really run the creation again
+    store_engine._SCHEMA_READY.clear()  # forget the per-process memo: really run the creation again
     store.ensure_schema()
     StateStore.from_url(url).ensure_schema()
     assert store.count_pending() == 1  # nothing was dropped or recreated
@@ -118,7 +119,7 @@ def test_event_lifecycle(store: StateStore) -> None:
     store.mark_event_failed(first.id, "x" * 100_000)
     again = store.pending_events()[0]
     assert (again.id, again.status, again.attempts) == (first.id, "failed", 2)
-    assert again.error.startswith("xxx") and 1000 < len(again.error) <= store_mod._MAX_ERROR
+    assert again.error.startswith("xxx") and 1000 < len(again.error) <= store_schema.MAX_ERROR
     assert store.count_pending() == 3  # a failed event stays for replay
 
     store.delete_event(first.id)
@@ -397,12 +398,12 @@ def test_claims_table_added_to_a_store_created_before_it(url: str) -> None:
     """A state store created by the previous release (no bc_jira_claims) gets the table on first use."""
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in store_mod.metadata.sorted_tables:
+        for table in store_schema.metadata.sorted_tables:
             if table.name != "bc_jira_claims":
                 table.create(conn)
     engine.dispose()
     assert "bc_jira_claims" not in _tables(url)
-    store_mod._SCHEMA_READY.clear()
+    store_engine._SCHEMA_READY.clear()
     old = StateStore.from_url(url)
     assert old.claim_records(E, ["a"], "d/r/upsert", 1, datetime.now(UTC), 900)[0] == {"a"}
     assert "bc_jira_claims" in _tables(url)
@@ -492,7 +493,7 @@ def test_effects_intent_attempt_outcome(store: StateStore) -> None:
 def test_effects_table_added_to_a_store_made_before_it(url: str) -> None:
     """A database created by the previous schema (no bc_jira_effects) gets the table on first use."""
     old = sa.MetaData()
-    for table in store_mod.metadata.sorted_tables:
+    for table in store_schema.metadata.sorted_tables:
         if table.name != "bc_jira_effects":
             table.to_metadata(old)
     engine = sa.create_engine(url)
@@ -536,7 +537,7 @@ def test_url_from_connection() -> None:
         schema="state",
         extra=json.dumps({"sslmode": "require", "unrelated": "1"}),
     )
-    url = sa.engine.make_url(store_mod._url_from_connection(pgc))
+    url = sa.engine.make_url(store_engine.url_from_connection(pgc))
     assert (url.drivername, url.host, url.port, url.username, url.password, url.database) == (
         "postgresql+psycopg2",
         "db",
@@ -547,7 +548,7 @@ def test_url_from_connection() -> None:
     )
     assert dict(url.query) == {"sslmode": "require"}
     with pytest.raises(ValueError, match="not supported"):
-        store_mod._url_from_connection(Connection(conn_id="x", conn_type="mysql"))
+        store_engine.url_from_connection(Connection(conn_id="x", conn_type="mysql"))
 
 
 # -- delivery tombstones ---------------------------------------------------------------------------------
@@ -588,11 +589,9 @@ def test_tombstone_table_added_to_a_database_created_without_it(url: str) -> Non
     """A store created by the previous code (no bc_jira_deliveries) gets the table on first use."""
     import sqlalchemy as sa
 
-    from bc_jira import store as store_mod
-
     engine = sa.create_engine(url)
-    old = [t for t in store_mod.metadata.sorted_tables if t.name != "bc_jira_deliveries"]
-    store_mod.metadata.create_all(engine, tables=old)
+    old = [t for t in store_schema.metadata.sorted_tables if t.name != "bc_jira_deliveries"]
+    store_schema.metadata.create_all(engine, tables=old)
     assert "bc_jira_deliveries" not in sa.inspect(engine).get_table_names()
     engine.dispose()
     st = StateStore.from_url(url)
