@@ -1,0 +1,36 @@
+"""A run's batches written once and handed out again on retry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bc_jira.store import StateStore
+
+
+def test_save_batches_is_idempotent_per_run(store: StateStore) -> None:
+    recs = [{"id": f"r{i}", "amount": i * 1.5, "when": "2026-11-20T10:00:00Z"} for i in range(5)]
+    ids = store.save_batches("purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00", recs, 2)
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert [store.load_batch(b) for b in ids] == [recs[0:2], recs[2:4], recs[4:5]]
+
+    again = store.save_batches(
+        "purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00", [{"id": "changed"}] * 7, 1
+    )
+    assert again == ids
+    assert [r for b in again for r in store.load_batch(b)] == recs  # not rewritten
+    assert store.batch_ids("purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00") == ids
+    assert store.batch_ids("vendors", "scheduled__2026-11-20T10:00:00+00:00") == []
+    other = store.save_batches("vendors", "scheduled__2026-11-20T10:00:00+00:00", recs[:1], 50)
+    assert len(other) == 1 and other[0] not in ids  # deterministic per entity + run + seq
+    assert store.save_batches("vendors", "empty-run", [], 10) == []
+
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="batch_size"):
+            store.save_batches("vendors", "r2", recs, bad)  # type: ignore[arg-type]
+
+    assert store.purge_batches(datetime.now(UTC) - timedelta(days=1)) == 0
+    assert store.purge_batches(datetime.now(UTC) + timedelta(seconds=1)) == 4
+    with pytest.raises(KeyError, match="not in the state store"):
+        store.load_batch(ids[0])
