@@ -84,3 +84,20 @@ def test_latest_per_record(store: StateStore) -> None:
     assert match(text_filter="I_2") == []  # b's latest row has no document number, its link none either
     assert match(text_filter="FIN", errors_only=True) == ["a"]
     assert len(store.latest_per_record(limit=1)) == 1
+
+
+def test_audit_values_encode_json_cut_errors_and_default_the_time() -> None:
+    from bc_jira.store.audit import audit_values
+    from bc_jira.store.schema import MAX_ERROR
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    earlier = datetime(2026, 11, 30, tzinfo=UTC)
+    rows = [
+        AuditRow("vendors", "v1", "created", read={"b": 1, "a": [2]}, error="x" * (MAX_ERROR + 10)),
+        AuditRow("vendors", "v2", "skipped", at=earlier, id=99),
+    ]
+    first, second = audit_values(rows, now)
+    assert "id" not in first and "id" not in second
+    assert first["read"] == '{"a": [2], "b": 1}' and first["sent"] is None and first["response"] is None
+    assert first["error"] == "x" * MAX_ERROR and first["at"] == now
+    assert second["at"] == earlier and second["error"] is None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bc_jira.store import StateStore
+from bc_jira.store.batches import batch_id, plan_batches
 
 
 def test_save_batches_is_idempotent_per_run(store: StateStore) -> None:
@@ -34,3 +36,29 @@ def test_save_batches_is_idempotent_per_run(store: StateStore) -> None:
     assert store.purge_batches(datetime.now(UTC) + timedelta(seconds=1)) == 4
     with pytest.raises(KeyError, match="not in the state store"):
         store.load_batch(ids[0])
+
+
+# -- planning (no database) ------------------------------------------------------------------------------
+
+
+def test_plan_batches_numbers_full_batches_and_a_remainder() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    rows = plan_batches("vendors", "run-1", ({"n": n} for n in range(5)), 2, now)
+    assert [r["seq"] for r in rows] == [0, 1, 2]
+    assert [r["size"] for r in rows] == [2, 2, 1]
+    assert [json.loads(r["records"]) for r in rows] == [
+        [{"n": 0}, {"n": 1}],
+        [{"n": 2}, {"n": 3}],
+        [{"n": 4}],
+    ]
+    assert [r["batch_id"] for r in rows] == [batch_id("vendors", "run-1", s) for s in range(3)]
+    assert rows[2]["batch_id"].startswith("vendors:") and rows[2]["batch_id"].endswith(":00002")
+    assert {r["created_at"] for r in rows} == {now}
+    assert batch_id("vendors", "run-2", 0) != batch_id("vendors", "run-1", 0)
+    assert plan_batches("vendors", "run-1", [], 2, now) == []
+
+
+@pytest.mark.parametrize("size", [0, -1, True, 2.0, "2"])
+def test_plan_batches_refuses_a_bad_size(size: object) -> None:
+    with pytest.raises(ValueError, match="batch_size must be an integer"):
+        plan_batches("vendors", "r", [{"n": 1}], size, datetime.now(UTC))  # type: ignore[arg-type]

@@ -95,3 +95,12 @@ def test_url_from_connection() -> None:
     assert dict(url.query) == {"sslmode": "require"}
     with pytest.raises(ValueError, match="not supported"):
         store_engine.url_from_connection(Connection(conn_id="x", conn_type="mysql"))
+
+
+def test_normalize_url_gives_postgres_urls_the_stores_driver() -> None:
+    assert store_engine.normalize_url("postgres://u@h/db") == "postgresql+psycopg2://u@h/db"
+    assert (
+        store_engine.normalize_url("postgresql://u@h:5433/db?x=1") == "postgresql+psycopg2://u@h:5433/db?x=1"
+    )
+    assert store_engine.normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert store_engine.normalize_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
