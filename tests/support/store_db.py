@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
-import pytest
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def fresh_url(request: pytest.FixtureRequest, backend: str) -> str:

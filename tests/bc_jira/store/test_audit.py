@@ -38,7 +38,8 @@ def test_audit_insert_and_query(store: StateStore) -> None:
     rows = store.query_audit(entity="purchase_invoices")
     assert [(r.bc_id, r.action) for r in rows] == [("a", "updated"), ("b", "error"), ("a", "created")]
     created = rows[2]
-    assert created.read == {"id": "a", "n": 1} and created.sent == {"fields": {"summary": "s"}}
+    assert created.read == {"id": "a", "n": 1}
+    assert created.sent == {"fields": {"summary": "s"}}
     assert (created.dag_id, created.run_id, created.task_id, created.map_index, created.try_number) == (
         "d",
         "r",
@@ -46,7 +47,8 @@ def test_audit_insert_and_query(store: StateStore) -> None:
         0,
         1,
     )
-    assert created.id is not None and created.at.tzinfo is not None
+    assert created.id is not None
+    assert created.at.tzinfo is not None
     assert rows[0].at == datetime(2030, 1, 1, tzinfo=UTC)
     assert [r.bc_id for r in store.query_audit(issue_key="FIN-1")] == ["a", "a"]
     assert [r.action for r in store.query_audit(bc_id="a", action="created")] == ["created"]
@@ -70,7 +72,8 @@ def test_latest_per_record(store: StateStore) -> None:
     a = latest["a"]
     got = tuple(a[k] for k in ("action", "error", "issue_key", "document_number", "issue_id", "link_state"))
     assert got == ("error", "Jira 503", "FIN-1", "PI100", "10001", "linked")  # link info fills the latest row
-    assert latest["b"]["action"] == "created" and latest["b"]["error"] is None
+    assert latest["b"]["action"] == "created"
+    assert latest["b"]["error"] is None
     assert [r["bc_id"] for r in store.latest_per_record()][0] == "b"  # newest first
 
     def match(**kw: Any) -> list[str]:
@@ -97,7 +100,12 @@ def test_audit_values_encode_json_cut_errors_and_default_the_time() -> None:
         AuditRow("vendors", "v2", "skipped", at=earlier, id=99),
     ]
     first, second = audit_values(rows, now)
-    assert "id" not in first and "id" not in second
-    assert first["read"] == '{"a": [2], "b": 1}' and first["sent"] is None and first["response"] is None
-    assert first["error"] == "x" * MAX_ERROR and first["at"] == now
-    assert second["at"] == earlier and second["error"] is None
+    assert "id" not in first
+    assert "id" not in second
+    assert first["read"] == '{"a": [2], "b": 1}'
+    assert first["sent"] is None
+    assert first["response"] is None
+    assert first["error"] == "x" * MAX_ERROR
+    assert first["at"] == now
+    assert second["at"] == earlier
+    assert second["error"] is None

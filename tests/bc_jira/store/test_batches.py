@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
-from bc_jira.store import StateStore
 from bc_jira.store.batches import batch_id, plan_batches
+
+if TYPE_CHECKING:
+    from bc_jira.store import StateStore
 
 
 def test_save_batches_is_idempotent_per_run(store: StateStore) -> None:
     recs = [{"id": f"r{i}", "amount": i * 1.5, "when": "2026-11-20T10:00:00Z"} for i in range(5)]
     ids = store.save_batches("purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00", recs, 2)
-    assert len(ids) == 3 and len(set(ids)) == 3
+    assert len(ids) == 3
+    assert len(set(ids)) == 3
     assert [store.load_batch(b) for b in ids] == [recs[0:2], recs[2:4], recs[4:5]]
 
     again = store.save_batches(
@@ -25,7 +29,8 @@ def test_save_batches_is_idempotent_per_run(store: StateStore) -> None:
     assert store.batch_ids("purchase_invoices", "scheduled__2026-11-20T10:00:00+00:00") == ids
     assert store.batch_ids("vendors", "scheduled__2026-11-20T10:00:00+00:00") == []
     other = store.save_batches("vendors", "scheduled__2026-11-20T10:00:00+00:00", recs[:1], 50)
-    assert len(other) == 1 and other[0] not in ids  # deterministic per entity + run + seq
+    assert len(other) == 1
+    assert other[0] not in ids
     assert store.save_batches("vendors", "empty-run", [], 10) == []
 
     for bad in (0, -1, 1.5):
@@ -52,7 +57,8 @@ def test_plan_batches_numbers_full_batches_and_a_remainder() -> None:
         [{"n": 4}],
     ]
     assert [r["batch_id"] for r in rows] == [batch_id("vendors", "run-1", s) for s in range(3)]
-    assert rows[2]["batch_id"].startswith("vendors:") and rows[2]["batch_id"].endswith(":00002")
+    assert rows[2]["batch_id"].startswith("vendors:")
+    assert rows[2]["batch_id"].endswith(":00002")
     assert {r["created_at"] for r in rows} == {now}
     assert batch_id("vendors", "run-2", 0) != batch_id("vendors", "run-1", 0)
     assert plan_batches("vendors", "run-1", [], 2, now) == []

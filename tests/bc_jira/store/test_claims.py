@@ -22,7 +22,8 @@ def test_claims_one_owner_at_a_time_with_takeover(store: StateStore) -> None:
     taken, held = store.claim_records(E, ["a", "b"], "d/run1/upsert[0]", 1, t0, 900)
     assert (taken, held) == ({"a", "b"}, {})
     taken, held = store.claim_records(E, ["b", "c"], "d/run2/upsert[0]", 1, t0 + timedelta(seconds=5), 900)
-    assert taken == {"c"} and held == {"b": ("d/run1/upsert[0]", 1, t0)}
+    assert taken == {"c"}
+    assert held == {"b": ("d/run1/upsert[0]", 1, t0)}
     # the owner re-claiming refreshes its claim (heartbeat); a later try of the same task takes it back
     assert store.claim_records(E, ["b"], "d/run1/upsert[0]", 1, t0 + timedelta(seconds=600), 900)[0] == {"b"}
     assert store.claim_records(E, ["a"], "d/run1/upsert[0]", 2, t0 + timedelta(seconds=601), 900)[0] == {"a"}
@@ -48,7 +49,7 @@ def _claim_many(url: str, owner: str, ids: list[str], start_at: float, out: Any)
         for i in range(0, len(ids), 50):  # like the upserts: one claim statement per batch
             mine |= s.claim_records(E, ids[i : i + 50], owner, 1, datetime.now(UTC), 900)[0]
         out.put((owner, sorted(mine)))
-    except Exception as exc:  # report, never hang the parent
+    except Exception as exc:  # noqa: BLE001 - any failure is reported to the parent process
         out.put((owner, f"{type(exc).__name__}: {exc}"))
 
 

@@ -15,7 +15,8 @@ def test_effects_intent_attempt_outcome(store: StateStore) -> None:
     first = store.put_effect(Effect("k1", "resolve_comment", "vendors", "v1", "10001", "FIN-1", {"body": 1}))
     assert (first.state, first.attempts, first.payload) == ("pending", 0, {"body": 1})
     again = store.put_effect(Effect("k1", "resolve_comment", "vendors", "v1", "10001", "FIN-1", {"body": 2}))
-    assert again.payload == {"body": 1} and again.created_at == first.created_at  # the intent is kept once
+    assert again.payload == {"body": 1}
+    assert again.created_at == first.created_at
     store.effect_attempt("k1")
     store.effect_attempt("k1")
     assert store.get_effect("k1").attempts == 2
@@ -26,12 +27,15 @@ def test_effects_intent_attempt_outcome(store: StateStore) -> None:
     assert store.pending_effects("resolve_comment", entity="purchase_invoices") == []
     store.finish_effect("k1", "done", result={"comment_id": "7"})
     done = store.get_effect("k1")
-    assert done.state == "done" and done.result == {"comment_id": "7"} and done.error is None
+    assert done.state == "done"
+    assert done.result == {"comment_id": "7"}
+    assert done.error is None
     assert [e.effect_key for e in store.pending_effects("resolve_comment")] == ["k2"]
     assert store.count_effects("resolve_comment", "vendors", "v1") == 1
     assert store.count_effects("resolve_comment", "vendors", "v2") == 0
     store.finish_effect("k2", "pending", error="x" * 10000)
-    assert len(store.get_effect("k2").error) == 4000 and store.get_effect("zz") is None
+    assert len(store.get_effect("k2").error) == 4000
+    assert store.get_effect("zz") is None
 
 
 def test_effects_table_added_to_a_store_made_before_it(url: str) -> None:

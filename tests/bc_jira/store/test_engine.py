@@ -18,8 +18,10 @@ def test_from_airflow_default_is_sqlite_in_airflow_home(
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     monkeypatch.delenv("AIRFLOW_CONN_BC_JIRA_DB", raising=False)
     s = StateStore.from_airflow()
-    assert s.dialect == "sqlite" and s.url == f"sqlite:///{tmp_path}/bc_jira_state.db"
-    assert s.stage_event("bc", "k", "x", {}) and (tmp_path / "bc_jira_state.db").exists()
+    assert s.dialect == "sqlite"
+    assert s.url == f"sqlite:///{tmp_path}/bc_jira_state.db"
+    assert s.stage_event("bc", "k", "x", {})
+    assert (tmp_path / "bc_jira_state.db").exists()
 
     monkeypatch.setenv(
         "AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "other.db")})

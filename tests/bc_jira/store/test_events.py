@@ -18,7 +18,9 @@ def test_stage_event_dedupes(store: StateStore) -> None:
         "wh-1",
         {"issue": {"key": "FIN-1"}},
     )
-    assert ev.status == "staged" and ev.attempts == 0 and ev.error is None
+    assert ev.status == "staged"
+    assert ev.attempts == 0
+    assert ev.error is None
     assert ev.received_at.tzinfo is not None
     assert abs(datetime.now(UTC) - ev.received_at) < timedelta(minutes=1)
 
@@ -36,7 +38,8 @@ def test_event_lifecycle(store: StateStore) -> None:
     store.mark_event_failed(first.id, "x" * 100_000)
     again = store.pending_events()[0]
     assert (again.id, again.status, again.attempts) == (first.id, "failed", 2)
-    assert again.error.startswith("xxx") and 1000 < len(again.error) <= store_schema.MAX_ERROR
+    assert again.error.startswith("xxx")
+    assert 1000 < len(again.error) <= store_schema.MAX_ERROR
     assert store.count_pending() == 3  # a failed event stays for replay
 
     store.delete_event(first.id)
@@ -64,7 +67,8 @@ def test_stage_delivery_once_per_delivery_key_with_tombstones(store: StateStore)
     assert stage("d1", "h1", "e1") == "duplicate"  # a retry
     assert stage("d1", "h2", "e2") == "conflict"  # the identifier reused for another body
     assert stage("d2", "h3", "e1") == "duplicate"  # the same change through another delivery
-    assert store.count_pending() == 1 and store.count_deliveries() == 2
+    assert store.count_pending() == 1
+    assert store.count_deliveries() == 2
     (ev,) = store.pending_events()
     store.delete_event(ev.id)
     assert stage("d1", "h1", "e1") == "duplicate"  # late retry after processing: the tombstone remains
@@ -72,7 +76,8 @@ def test_stage_delivery_once_per_delivery_key_with_tombstones(store: StateStore)
     store.stage_delivery("bc", "k", "e9", {}, delivery_key="d9", body_sha256="x", ttl=timedelta(seconds=-1))
     assert store.count_deliveries() == 3
     assert stage("d3", "h4", "e3") == "staged"  # purges the expired d9 on the way
-    assert store.count_deliveries() == 3 and "d9" not in store.dump_text()
+    assert store.count_deliveries() == 3
+    assert "d9" not in store.dump_text()
 
 
 def test_tombstone_table_added_to_a_database_created_without_it(url: str) -> None:
@@ -88,4 +93,5 @@ def test_tombstone_table_added_to_a_database_created_without_it(url: str) -> Non
     from datetime import timedelta
 
     out = st.stage_delivery("bc", "k", "e", {}, delivery_key="d", body_sha256="h", ttl=timedelta(hours=1))
-    assert out == "staged" and st.count_deliveries() == 1
+    assert out == "staged"
+    assert st.count_deliveries() == 1

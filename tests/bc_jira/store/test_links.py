@@ -11,7 +11,9 @@ def test_links_upsert_and_lookup(store: StateStore) -> None:
     link = Link("purchase_invoices", "guid-1", "PI100", None, None, None, "2026-11-20T10:00:00Z", "pending")
     store.upsert_link(link)
     got = store.get_links("purchase_invoices", ["guid-1", "guid-2"])
-    assert list(got) == ["guid-1"] and got["guid-1"].state == "pending" and got["guid-1"].issue_key is None
+    assert list(got) == ["guid-1"]
+    assert got["guid-1"].state == "pending"
+    assert got["guid-1"].issue_key is None
     assert got["guid-1"].updated_at.tzinfo is not None
 
     store.upsert_link(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from bc_jira.store import StateStore
+if TYPE_CHECKING:
+    from bc_jira.store import StateStore
 
 
 def test_subscriptions_and_webhooks(store: StateStore) -> None:
@@ -25,7 +27,8 @@ def test_subscriptions_and_webhooks(store: StateStore) -> None:
     assert store.get_webhook("bc-jira")["ids"] == [7]
     assert [w["name"] for w in store.list_webhooks()] == ["bc-jira"]
     store.delete_webhook("bc-jira")
-    assert store.get_webhook("bc-jira") is None and store.list_webhooks() == []
+    assert store.get_webhook("bc-jira") is None
+    assert store.list_webhooks() == []
 
 
 def test_oauth_state_pops_once_and_expires(store: StateStore) -> None:

@@ -25,10 +25,15 @@ def test_token_lock_roundtrip_and_rollback(store: StateStore) -> None:
         1234.5,
         {"cloud_id": "c1"},
     )
-    with pytest.raises(RuntimeError), store.token_lock("jira:x") as txn:
-        assert txn.row.refresh_token_enc == "enc-rt"
-        txn.save("enc-rt-2", None, None, {})
-        raise RuntimeError("refresh failed")
+
+    def failing_refresh() -> None:
+        with store.token_lock("jira:x") as txn:
+            assert txn.row.refresh_token_enc == "enc-rt"
+            txn.save("enc-rt-2", None, None, {})
+            raise RuntimeError("refresh failed")
+
+    with pytest.raises(RuntimeError, match="refresh failed"):
+        failing_refresh()
     assert store.get_token("jira:x").refresh_token_enc == "enc-rt"  # rolled back
 
 
@@ -42,7 +47,7 @@ def _increment(url: str, name: str, times: int, start_at: float, out: Any) -> No
                 time.sleep(0.005)  # widen the read-modify-write window
                 txn.save("rt", "at", None, {**meta, "count": meta.get("count", 0) + 1})
         out.put("ok")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is reported to the parent process
         out.put(f"{type(exc).__name__}: {exc}")
 
 
