@@ -67,7 +67,7 @@ def default_sqlite_url() -> str:
     return f"sqlite:///{home / 'bc_jira_state.db'}"
 
 
-def _postgres_url(conn: AirflowConnection) -> str:
+def _postgres_url(conn: AirflowConnection, conn_id: str) -> str:
     """``PostgresHook``'s SQLAlchemy URL of the connection, with the store's driver and libpq parameters.
 
     The hook reads login, password, host, port, database and its ``sqlalchemy_query`` extra; the store adds
@@ -76,7 +76,7 @@ def _postgres_url(conn: AirflowConnection) -> str:
     """
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    hook = PostgresHook(postgres_conn_id=conn.conn_id, connection=conn, sqlalchemy_scheme=_PG_DRIVER)
+    hook = PostgresHook(postgres_conn_id=conn_id, connection=conn, sqlalchemy_scheme=_PG_DRIVER)
     url = hook.sqlalchemy_url
     extra = conn.extra_dejson or {}
     params = {k: str(v) for k, v in extra.items() if k in _PG_PARAMS and v is not None}
@@ -86,11 +86,11 @@ def _postgres_url(conn: AirflowConnection) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def url_from_connection(conn: AirflowConnection) -> str:
+def url_from_connection(conn: AirflowConnection, conn_id: str = DEFAULT_CONN_ID) -> str:
     """The SQLAlchemy URL of a ``bc_jira_db`` connection (``postgres`` or ``sqlite``)."""
     conn_type = (conn.conn_type or "").lower()
     if conn_type in ("postgres", "postgresql"):
-        return _postgres_url(conn)
+        return _postgres_url(conn, conn_id)
     if conn_type == "sqlite":
         path = conn.host or conn.schema
         if not path:
@@ -109,7 +109,7 @@ def url_from_airflow(conn_id: str = DEFAULT_CONN_ID) -> str:
     from bc_jira.airflow_conn import get_connection
 
     conn = get_connection(conn_id)
-    return url_from_connection(conn) if conn is not None else default_sqlite_url()
+    return url_from_connection(conn, conn_id) if conn is not None else default_sqlite_url()
 
 
 # -- engines ----------------------------------------------------------------------------------------------

@@ -106,3 +106,13 @@ def test_normalize_url_gives_postgres_urls_the_stores_driver() -> None:
     )
     assert store_engine.normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
     assert store_engine.normalize_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+def test_url_from_connection_keeps_postgres_hooks_sqlalchemy_query_extra() -> None:
+    from airflow.sdk import Connection
+
+    extra = {"sqlalchemy_query": {"gssencmode": "disable"}, "sslmode": "require", "sqlalchemy_scheme": "x"}
+    pgc = Connection(conn_id="x", conn_type="postgres", host="db", schema="state", extra=json.dumps(extra))
+    url = sa.engine.make_url(store_engine.url_from_connection(pgc))
+    assert url.drivername == "postgresql+psycopg2"  # the store's driver, whatever the extra names
+    assert dict(url.query) == {"gssencmode": "disable", "sslmode": "require"}
