@@ -1286,7 +1286,8 @@ def extract_task(entity: str) -> list[str]:
     store = StateStore.from_airflow()
     events_scan: tuple[bool, datetime | None] = (False, None)
     if entity in EVENT_ENTITIES and not run.is_backfill:
-        from bc_jira.intake import bc_kind, bc_scan_since
+        from bc_jira.edges.intake import bc_kind
+        from bc_jira.edges.settle import bc_scan_since
 
         events_scan = bc_scan_since(store.pending_events(bc_kind(entity), limit=5000))
     result = extract(
@@ -1366,7 +1367,7 @@ def finalize_task(
     log.info("%s: %s", entity, plan.message)
     new = plan.value
     if entity in EVENT_ENTITIES and not extracted.get("backfill") and new:
-        from bc_jira.intake import settle_bc_events
+        from bc_jira.edges.settle import settle_bc_events
 
         run = _context_run()
         settled = settle_bc_events(
@@ -1406,8 +1407,8 @@ EVENT_ENTITIES = frozenset({"purchase_invoices", "vendors"})
 def schedule_for(entity: str, cron: str) -> Any:
     """Cron with real data intervals (backfill windows); OR'ed with the BC change-notification asset.
 
-    The asset comes from ``bc_jira.triggers.bc_change_asset(entity)`` (inbound helper); until that exists
-    the DAG runs on the cron alone.
+    The asset comes from ``bc_jira.edges.triggers.bc_change_asset(entity)`` (inbound helper); until that
+    exists the DAG runs on the cron alone.
     """
     from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
 
@@ -1415,7 +1416,7 @@ def schedule_for(entity: str, cron: str) -> Any:
     if entity not in EVENT_ENTITIES:
         return timetable
     try:
-        from bc_jira import triggers
+        from bc_jira.edges import triggers
     except ImportError:
         return timetable
     factory = getattr(triggers, "bc_change_asset", None)

@@ -45,8 +45,8 @@ from typing import Any
 
 from bc_jira import adf, effects
 from bc_jira.config import ENTITY_SETS
+from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
-from bc_jira.intake import KIND_JIRA_TRANSITION
 
 log = logging.getLogger(__name__)
 
