@@ -146,6 +146,7 @@ def wipe_default_store() -> None:
     import sqlalchemy as sa
 
     from bc_jira import store
+    from bc_jira.store.schema import metadata
 
     path = _HOME / "bc_jira_state.db"
     if not path.exists():
@@ -153,7 +154,7 @@ def wipe_default_store() -> None:
     st = store.StateStore.from_url(f"sqlite:///{path}")
     st.ensure_schema()
     with st.engine.begin() as conn:
-        for table in reversed(store.metadata.sorted_tables):
+        for table in reversed(metadata.sorted_tables):
             conn.execute(sa.delete(table))
 
 

@@ -154,7 +154,7 @@ def test_airflow_env_var_names_are_real_config_options(compose: dict[str, Any]) 
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import DEFAULT_CONN_ID
-    from bc_jira.tokens import FERNET_KEYS_ENV
+    from bc_jira.token_cipher import FERNET_KEYS_ENV
 
     options = _airflow_options()
     conn_ids = {BusinessCentralHook.default_conn_name, JiraCloudHook.default_conn_name, DEFAULT_CONN_ID}

@@ -21,15 +21,9 @@ from bc_jira.http import (
     NotFoundError,
     PreconditionFailed,
     RateLimited,
-    RateLimitInfo,
     RetryPolicy,
     ServerError,
     TransportError,
-    pacing_delay,
-    parse_rate_limit,
-    parse_reset,
-    parse_retry_after,
-    redact_url,
 )
 
 BASE = "https://api.example.test/v2.0"
@@ -85,14 +79,6 @@ def test_retry_after_http_date_honoured(requests_mock: rm.Mocker, waits: list[fl
     )
     client(waits).get_json("x")
     assert len(waits) == 1 and 27.0 <= waits[0] <= 30.0
-
-
-def test_parse_retry_after_forms() -> None:
-    assert parse_retry_after("12") == 12.0
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
-    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
-    assert parse_retry_after("garbage") is None
-    assert parse_retry_after(None) is None
 
 
 def test_retry_after_beyond_cap_raises_without_waiting(requests_mock: rm.Mocker, waits: list[float]) -> None:
@@ -253,12 +239,6 @@ def test_redaction_in_errors_and_logs(
     assert pickle.loads(pickle.dumps(err)).message == err.message
 
 
-def test_redact_url_strips_userinfo() -> None:
-    assert (
-        redact_url("https://user:pw@h.test/p?access_token=abc&x=1") == "https://h.test/p?access_token=***&x=1"
-    )
-
-
 def test_auth_only_sent_to_own_origin(requests_mock: rm.Mocker, waits: list[float]) -> None:
     requests_mock.get("https://elsewhere.test/x", json={})
     client(waits).get_json("https://elsewhere.test/x")
@@ -308,16 +288,6 @@ JIRA = "https://api.example.test/ex/jira/c1/rest/api/3"
 
 def jira_client(waits: list[float], **kw) -> ApiClient:
     return ApiClient("jira", JIRA, FakeAuth(), sleep=waits.append, rand=lambda: 1.0, **kw)
-
-
-def test_parse_reset_forms() -> None:
-    now = datetime(2026, 3, 26, 15, 58, 30, tzinfo=UTC).timestamp()
-    assert parse_reset("2026-03-26T16:00Z", now) == pytest.approx(90.0)  # Atlassian's yyyy-MM-ddTHH:mmZ
-    assert parse_reset("2026-03-26T16:00:10+00:00", now) == pytest.approx(100.0)
-    assert parse_reset("2026-03-26T15:00Z", now) == 0.0  # past: no wait
-    assert parse_reset(str(now + 40), now) == pytest.approx(40.0)  # epoch seconds
-    assert parse_reset("40", now) is None  # a small bare number is not a documented form
-    assert parse_reset("soon", now) is None and parse_reset(None, now) is None
 
 
 def test_long_retry_after_records_a_wait_and_holds_later_calls(
@@ -379,17 +349,6 @@ def test_long_503_retry_after_is_a_wait_too(requests_mock: rm.Mocker, waits: lis
     with pytest.raises(ServerError):
         c.get_json("x")
     assert c.wait_request is not None and c.wait_request.status == 503 and waits == []
-
-
-def test_pacing_delay_rule() -> None:
-    p = RetryPolicy(max_pace_delay=5.0)
-    assert pacing_delay(RateLimitInfo(limit=100, remaining=50, reset_in=60), p) == 0.0
-    assert pacing_delay(RateLimitInfo(limit=100, remaining=20, reset_in=60), p) == 0.0  # 20% is not "< 20%"
-    assert pacing_delay(RateLimitInfo(limit=100, remaining=19, reset_in=38), p) == pytest.approx(2.0)
-    assert pacing_delay(RateLimitInfo(limit=100, remaining=2, reset_in=60), p) == 5.0  # capped
-    assert pacing_delay(RateLimitInfo(limit=100, remaining=0, reset_in=3), p) == pytest.approx(3.0)
-    assert pacing_delay(RateLimitInfo(near_limit=True), p) == 1.0  # NearLimit alone: one second apart
-    assert pacing_delay(RateLimitInfo(), p) == 0.0
 
 
 def test_near_limit_answers_pace_the_next_call(
@@ -459,32 +418,3 @@ def test_client_against_sandbox_budget_paces_instead_of_hitting_429(sandbox, air
         assert c.get_json("myself")["accountId"]
     assert sandbox.stats()["faults"].get("rate_limit", 0) == 0
     assert slept and all(0 < s <= 2.5 for s in slept)
-
-
-def test_parse_rate_limit_reads_documented_and_beta_names() -> None:
-    from requests.structures import CaseInsensitiveDict
-
-    now = datetime(2026, 3, 26, 15, 58, tzinfo=UTC).timestamp()
-    documented = CaseInsensitiveDict(
-        {
-            "x-ratelimit-limit": "350",
-            "x-ratelimit-remaining": "12",
-            "x-ratelimit-reset": "2026-03-26T16:00Z",
-            "ratelimit-reason": "jira-burst-based",
-        }
-    )
-    info = parse_rate_limit(documented, now)
-    assert (info.limit, info.remaining, info.reason) == (350, 12, "jira-burst-based")
-    assert info.reset_in == pytest.approx(120.0) and not info.near_limit
-    beta = CaseInsensitiveDict(
-        {
-            "X-Beta-Ratelimit-Reason": "jira-quota-tenant-based",
-            "X-Beta-Ratelimit-Nearlimit": "true",
-            "X-Beta-Ratelimit-Reset": "2026-03-26T16:00Z",
-        }
-    )
-    info = parse_rate_limit(beta, now)
-    assert (
-        info.near_limit and info.reason == "jira-quota-tenant-based" and info.reset_in == pytest.approx(120.0)
-    )
-    assert not parse_rate_limit(CaseInsensitiveDict({"X-RateLimit-Remaining": "n/a"}), now).present

@@ -55,3 +55,9 @@ def test_epoch_ms_reads_both_jira_forms() -> None:
     assert epoch_ms(1559392950000) == 1559392950000
     assert epoch_ms("2019-06-01T12:42:30.000+0000") == 1559392950000
     assert epoch_ms("soon") is None and epoch_ms(None) is None
+
+
+def test_epoch_ms_text_is_exact_to_the_millisecond() -> None:
+    # Through float seconds these come back one millisecond short (e.g. 1078625331859).
+    values = [1078625331860, 1092748005452, 1074829487820, 1559392950000]
+    assert [epoch_ms(str(v)) for v in values] == values

@@ -1,4 +1,4 @@
-"""Token encryption, Atlassian OAuth exchanges and the single-flight JiraTokenProvider.
+"""Atlassian OAuth exchanges and the single-flight JiraTokenProvider.
 
 Unit tests use an in-memory store with the StateStore token interface; the cross-process tests (16 processes,
 one refresh) run against the real StateStore on PostgreSQL and SQLite and the sandbox over real HTTP.
@@ -6,87 +6,29 @@ one refresh) run against the real StateStore on PostgreSQL and SQLite and the sa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from bc_jira import tokens
+from bc_jira import token_cipher, tokens
 from bc_jira.http import AuthError
+from bc_jira.token_cipher import TokenCipher, TokenCryptoError, get_cipher
 from bc_jira.tokens import (
     AtlassianOAuth,
     JiraTokenProvider,
     SiteNotAccessible,
-    TokenCipher,
-    TokenCryptoError,
     TokenSet,
-    get_cipher,
 )
+from tests.support.token_store import FakeStore, Row
 
 AUTH = "https://auth.example.test"
 API = "https://api.example.test"
-
-
-# -- an in-memory store with the StateStore token interface (unit tests only) --------------------------------
-
-
-@dataclass
-class Row:
-    name: str
-    refresh_token_enc: str | None
-    access_token_enc: str | None
-    expires_at: float | None
-    meta: dict[str, Any] = field(default_factory=dict)
-    updated_at: float = 0.0
-
-
-class Txn:
-    def __init__(self, store: FakeStore, name: str) -> None:
-        self.store, self.name = store, name
-        self.row = store.rows.get(name)
-
-    def save(
-        self,
-        refresh_token_enc: str | None,
-        access_token_enc: str | None,
-        expires_at: float | None,
-        meta: dict[str, Any],
-    ) -> None:
-        self.store.rows[self.name] = Row(
-            self.name, refresh_token_enc, access_token_enc, expires_at, dict(meta), time.time()
-        )
-        self.store.saves += 1
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.rows: dict[str, Row] = {}
-        self.lock = threading.Lock()
-        self.saves = 0
-        self.locks_taken = 0
-        self.before_lock: Any = None  # hook: simulate a neighbour acting between read and lock
-
-    def get_token(self, name: str) -> Row | None:
-        return self.rows.get(name)
-
-    def list_tokens(self, prefix: str = "") -> list[Row]:
-        return [row for name, row in sorted(self.rows.items()) if name.startswith(prefix)]
-
-    @contextlib.contextmanager
-    def token_lock(self, name: str) -> Iterator[Txn]:
-        if self.before_lock:
-            self.before_lock()
-        with self.lock:
-            self.locks_taken += 1
-            yield Txn(self, name)
 
 
 @pytest.fixture
@@ -109,59 +51,6 @@ def _token_answer(access: str, refresh: str, expires_in: int = 3600) -> dict[str
         "token_type": "Bearer",
         "scope": "read:jira-work offline_access",
     }
-
-
-# -- encryption ----------------------------------------------------------------------------------------------
-
-
-def test_cipher_roundtrip_hides_plaintext(cipher: TokenCipher) -> None:
-    enc = cipher.encrypt("secret-refresh-token-value")
-    assert "secret-refresh-token-value" not in enc
-    assert cipher.decrypt(enc) == "secret-refresh-token-value"
-
-
-def test_key_rotation_old_key_still_decrypts() -> None:
-    old, new = Fernet.generate_key(), Fernet.generate_key()
-    enc_old = TokenCipher([old]).encrypt("tok-PLAIN-123")
-    rotated_cipher = TokenCipher([new, old])  # new first: encrypts; old kept: decrypts
-    assert rotated_cipher.decrypt(enc_old) == "tok-PLAIN-123"
-    enc_new = rotated_cipher.rotate(enc_old)
-    assert TokenCipher([new]).decrypt(enc_new) == "tok-PLAIN-123"  # re-encrypted with the new key
-    with pytest.raises(TokenCryptoError) as err:
-        TokenCipher([new]).decrypt(enc_old)  # old key dropped too early
-    assert "keep the old key" in str(err.value) and "tok-PLAIN-123" not in str(err.value)
-
-
-def test_keys_from_env_then_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    a, b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, f"{a}, {b}")
-    keys, where = tokens.configured_keys()
-    assert keys == [a, b] and where == tokens.FERNET_KEYS_ENV
-    assert Fernet(a.encode()).decrypt(get_cipher().encrypt("x").encode()) == b"x"  # first key encrypts
-    monkeypatch.delenv(tokens.FERNET_KEYS_ENV)
-    keys, where = tokens.configured_keys()
-    assert where == "[core] fernet_key" and len(keys) == 1  # conftest sets AIRFLOW__CORE__FERNET_KEY
-
-
-def test_airflow_fernet_key_may_hold_several(monkeypatch: pytest.MonkeyPatch) -> None:
-    a, b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.delenv(tokens.FERNET_KEYS_ENV, raising=False)
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", f"{a},{b}")
-    enc_b = Fernet(b.encode()).encrypt(b"t").decode()
-    assert get_cipher().decrypt(enc_b) == "t"
-
-
-def test_no_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(tokens.FERNET_KEYS_ENV, raising=False)
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
-    with pytest.raises(TokenCryptoError, match="BC_JIRA_FERNET_KEYS"):
-        get_cipher()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, "not-a-key")
-    with pytest.raises(
-        TokenCryptoError, match="key #1 of BC_JIRA_FERNET_KEYS is not a valid Fernet key"
-    ) as e:
-        get_cipher()
-    assert "not-a-key" not in str(e.value)
 
 
 # -- Atlassian OAuth exchanges -------------------------------------------------------------------------------
@@ -481,7 +370,7 @@ def _seed_expired(store: Any, creds: dict[str, Any], base: str, cipher: TokenCip
 
 def _run_16(url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = Fernet.generate_key().decode()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, keys)
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, keys)
     store = _store(url)
     _seed_expired(store, sandbox.creds, sandbox.url, get_cipher())
     before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
@@ -522,7 +411,7 @@ def test_16_processes_one_refresh_sqlite(
 def test_store_dump_has_no_plaintext_token(
     sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, Fernet.generate_key().decode())
     store = _store(sqlite_url)
     if not hasattr(store, "dump_text"):
         pytest.skip("StateStore.dump_text not written yet")
@@ -554,7 +443,7 @@ def test_store_dump_has_no_plaintext_token(
 
 def test_key_rotation_with_real_store(sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, old)
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, old)
     store = _store(sqlite_url)
     p = JiraTokenProvider(
         store,
@@ -564,11 +453,11 @@ def test_key_rotation_with_real_store(sqlite_url: str, sandbox: Any, monkeypatch
     )
     token = p.access_token()
     JiraTokenProvider._process_cache.clear()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, f"{new},{old}")
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, f"{new},{old}")
     assert p.access_token() == token  # old key still decrypts
     assert p.reencrypt()
     JiraTokenProvider._process_cache.clear()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, new)
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, new)
     assert p.access_token() == token  # rewritten under the new key only
 
 
@@ -581,9 +470,7 @@ def test_missing_key_fails_before_the_refresh_token_is_spent(sandbox, sqlite_url
     monkeypatch.setattr(
         tokens_mod,
         "get_cipher",
-        lambda: (_ for _ in ()).throw(
-            tokens_mod.TokenCryptoError("no encryption key for the Jira token store")
-        ),
+        lambda: (_ for _ in ()).throw(TokenCryptoError("no encryption key for the Jira token store")),
     )
     c = sandbox.creds
     oauth = tokens_mod.AtlassianOAuth(
@@ -596,7 +483,7 @@ def test_missing_key_fails_before_the_refresh_token_is_spent(sandbox, sqlite_url
         StateStore.from_url(sqlite_url), oauth, "jira:nokey", bootstrap_refresh_token=c["refresh_token"]
     )
     before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
-    with pytest.raises(tokens_mod.TokenCryptoError):
+    with pytest.raises(TokenCryptoError):
         provider.access_token()
     assert sandbox.stats()["events"].get("atlassian.token.refresh", 0) == before
 
@@ -605,7 +492,7 @@ def test_refused_refresh_is_committed_in_the_real_store(
     sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The refusal is written in the lock's transaction and survives the exception (no rollback)."""
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, Fernet.generate_key().decode())
     store = _store(sqlite_url)
     creds = sandbox.creds
     provider = JiraTokenProvider(
@@ -628,7 +515,7 @@ def test_a_year_on_the_sandbox_clock(
     warns from day 335 and the refusal after the end says to consent again."""
     from datetime import datetime
 
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, Fernet.generate_key().decode())
 
     def sandbox_clock() -> float:
         now = sandbox.control("POST", "/_sandbox/clock", {"advance_s": 0})["now"]

@@ -303,7 +303,7 @@ def test_reused_identifier_with_other_body_is_a_conflicting_duplicate(store: Sta
 def test_tombstones_purged_after_their_ttl(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
     import datetime as dt
 
-    from bc_jira import store as store_mod
+    from bc_jira.store import events as store_events
 
     body = jira_body()
     h = {"X-Hub-Signature": sign(body), "X-Atlassian-Webhook-Identifier": "ttl-1"}
@@ -311,11 +311,11 @@ def test_tombstones_purged_after_their_ttl(store: StateStore, monkeypatch: pytes
     assert jira_post(store, body, h).staged == 1
     for ev in store.pending_events():
         store.delete_event(ev.id)
-    real_now = store_mod._now
-    monkeypatch.setattr(store_mod, "_now", lambda: real_now() + dt.timedelta(minutes=29))
+    real_now = store_events.utcnow
+    monkeypatch.setattr(store_events, "utcnow", lambda: real_now() + dt.timedelta(minutes=29))
     assert jira_post(store, body, h).duplicates == 1  # inside the TTL: still remembered
     assert store.count_deliveries() == 1
-    monkeypatch.setattr(store_mod, "_now", lambda: real_now() + dt.timedelta(minutes=31))
+    monkeypatch.setattr(store_events, "utcnow", lambda: real_now() + dt.timedelta(minutes=31))
     other = jira_body(issue_id="10003", changelog_id="900")
     jira_post(store, other, {"X-Hub-Signature": sign(other), "X-Atlassian-Webhook-Identifier": "ttl-2"})
     assert store.count_deliveries() == 1  # ttl-1 purged, ttl-2 kept

@@ -16,12 +16,14 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from bc_jira.hooks.jira import JiraCloudHook, JiraSettings, choose_test_grant, expiration_ms
+from bc_jira.hooks.jira import JiraCloudHook, expiration_ms
+from bc_jira.hooks.jira_connection import JiraSettings, choose_test_grant
 from bc_jira.http import AuthError, ClientError, RetryPolicy
 from bc_jira.store import TokenRow
-from bc_jira.tokens import JiraTokenProvider, get_cipher
+from bc_jira.token_cipher import get_cipher
+from bc_jira.tokens import JiraTokenProvider
 from bc_jira_sandbox.openapi import SpecViolation, get_validator
-from tests.bc_jira.test_tokens import FakeStore
+from tests.support.token_store import FakeStore
 
 SITE = "https://acme.atlassian.net"
 API = "https://api.example.test"

@@ -169,7 +169,8 @@ def test_oauth_flow_against_sandbox(sandbox: Any, store: StateStore) -> None:
     """start (state stored) -> sandbox /authorize auto-consents -> callback stores tokens encrypted."""
     from airflow.api_fastapi.core_api.security import get_user
 
-    from bc_jira.hooks.jira import JiraCloudHook, JiraSettings
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.hooks.jira_connection import JiraSettings
 
     c = sandbox.creds
     settings = JiraSettings(
