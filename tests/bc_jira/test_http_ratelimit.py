@@ -32,7 +32,8 @@ def test_parse_reset_forms() -> None:
     assert parse_reset("2026-03-26T15:00Z", now) == 0.0  # past: no wait
     assert parse_reset(str(now + 40), now) == pytest.approx(40.0)  # epoch seconds
     assert parse_reset("40", now) is None  # a small bare number is not a documented form
-    assert parse_reset("soon", now) is None and parse_reset(None, now) is None
+    assert parse_reset("soon", now) is None
+    assert parse_reset(None, now) is None
 
 
 def test_pacing_delay_rule() -> None:
@@ -59,7 +60,8 @@ def test_parse_rate_limit_reads_documented_and_beta_names() -> None:
     )
     info = parse_rate_limit(documented, now)
     assert (info.limit, info.remaining, info.reason) == (350, 12, "jira-burst-based")
-    assert info.reset_in == pytest.approx(120.0) and not info.near_limit
+    assert info.reset_in == pytest.approx(120.0)
+    assert not info.near_limit
     beta = CaseInsensitiveDict(
         {
             "X-Beta-Ratelimit-Reason": "jira-quota-tenant-based",
@@ -68,7 +70,7 @@ def test_parse_rate_limit_reads_documented_and_beta_names() -> None:
         }
     )
     info = parse_rate_limit(beta, now)
-    assert (
-        info.near_limit and info.reason == "jira-quota-tenant-based" and info.reset_in == pytest.approx(120.0)
-    )
+    assert info.near_limit
+    assert info.reason == "jira-quota-tenant-based"
+    assert info.reset_in == pytest.approx(120.0)
     assert not parse_rate_limit(CaseInsensitiveDict({"X-RateLimit-Remaining": "n/a"}), now).present

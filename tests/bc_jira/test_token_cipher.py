@@ -29,18 +29,21 @@ def test_key_rotation_old_key_still_decrypts() -> None:
     assert TokenCipher([new]).decrypt(enc_new) == "tok-PLAIN-123"  # re-encrypted with the new key
     with pytest.raises(TokenCryptoError) as err:
         TokenCipher([new]).decrypt(enc_old)  # old key dropped too early
-    assert "keep the old key" in str(err.value) and "tok-PLAIN-123" not in str(err.value)
+    assert "keep the old key" in str(err.value)
+    assert "tok-PLAIN-123" not in str(err.value)
 
 
 def test_keys_from_env_then_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, f"{a}, {b}")
     keys, where = token_cipher.configured_keys()
-    assert keys == [a, b] and where == token_cipher.FERNET_KEYS_ENV
+    assert keys == [a, b]
+    assert where == token_cipher.FERNET_KEYS_ENV
     assert Fernet(a.encode()).decrypt(get_cipher().encrypt("x").encode()) == b"x"  # first key encrypts
     monkeypatch.delenv(token_cipher.FERNET_KEYS_ENV)
     keys, where = token_cipher.configured_keys()
-    assert where == "[core] fernet_key" and len(keys) == 1  # conftest sets AIRFLOW__CORE__FERNET_KEY
+    assert where == "[core] fernet_key"
+    assert len(keys) == 1
 
 
 def test_airflow_fernet_key_may_hold_several(monkeypatch: pytest.MonkeyPatch) -> None:

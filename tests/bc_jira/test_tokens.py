@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -26,6 +25,9 @@ from bc_jira.tokens import (
     TokenSet,
 )
 from tests.support.token_store import FakeStore, Row
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 AUTH = "https://auth.example.test"
 API = "https://api.example.test"
@@ -65,8 +67,11 @@ def test_authorization_url_has_audience_offline_access_state_prompt() -> None:
     parts = urlsplit(url)
     q = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{AUTH}/authorize"
-    assert q["audience"] == "api.atlassian.com" and q["state"] == "st-1" and q["prompt"] == "consent"
-    assert q["response_type"] == "code" and q["redirect_uri"] == "https://af/cb"
+    assert q["audience"] == "api.atlassian.com"
+    assert q["state"] == "st-1"
+    assert q["prompt"] == "consent"
+    assert q["response_type"] == "code"
+    assert q["redirect_uri"] == "https://af/cb"
     assert q["scope"].split() == ["read:jira-work", "offline_access"]
     assert "sec" not in url
 
@@ -82,8 +87,11 @@ def test_code_exchange_and_refresh_bodies(requests_mock: Any) -> None:
         "client_id": "cid",
         "client_secret": "sec",
     }
-    assert got.access_token == "at1" and got.refresh_token == "rt2" and got.expires_at > time.time() + 3500
-    assert "at1" not in repr(got) and "rt2" not in repr(got)
+    assert got.access_token == "at1"
+    assert got.refresh_token == "rt2"
+    assert got.expires_at > time.time() + 3500
+    assert "at1" not in repr(got)
+    assert "rt2" not in repr(got)
     oauth.refresh("rt2")
     assert m.last_request.json()["grant_type"] == "refresh_token"
     assert m.last_request.json()["refresh_token"] == "rt2"
@@ -98,7 +106,8 @@ def test_refresh_failure_is_typed_and_secret_free(requests_mock: Any) -> None:
     with pytest.raises(AuthError) as err:
         AtlassianOAuth("cid", "sec-value", auth_url=AUTH).refresh("rt-secret-value")
     assert err.value.code == "invalid_grant"
-    assert "rt-secret-value" not in str(err.value) and "sec-value" not in str(err.value)
+    assert "rt-secret-value" not in str(err.value)
+    assert "sec-value" not in str(err.value)
 
 
 def test_resolve_cloud_id_by_site_url_not_first(requests_mock: Any) -> None:
@@ -114,7 +123,8 @@ def test_resolve_cloud_id_by_site_url_not_first(requests_mock: Any) -> None:
     assert requests_mock.last_request.headers["Authorization"] == "Bearer at"
     with pytest.raises(SiteNotAccessible) as err:
         oauth.resolve_cloud_id("at", "https://missing.atlassian.net")
-    assert "https://acme.atlassian.net" in str(err.value) and "https://other.atlassian.net" in str(err.value)
+    assert "https://acme.atlassian.net" in str(err.value)
+    assert "https://other.atlassian.net" in str(err.value)
 
 
 # -- JiraTokenProvider (in-memory store) ---------------------------------------------------------------------
@@ -130,10 +140,13 @@ def test_bootstrap_refresh_then_cached(requests_mock: Any, cipher: TokenCipher) 
     store = FakeStore()
     p = _provider(store, cipher)
     assert p.auth_header() == {"Authorization": "Bearer at-1"}
-    assert m.call_count == 1 and m.last_request.json()["refresh_token"] == "rt-boot"
+    assert m.call_count == 1
+    assert m.last_request.json()["refresh_token"] == "rt-boot"
     row = store.rows["jira:test"]
-    assert cipher.decrypt(row.refresh_token_enc) == "rt-2" and cipher.decrypt(row.access_token_enc) == "at-1"
-    assert "rt-2" not in row.refresh_token_enc and row.expires_at > time.time() + 3500
+    assert cipher.decrypt(row.refresh_token_enc) == "rt-2"
+    assert cipher.decrypt(row.access_token_enc) == "at-1"
+    assert "rt-2" not in row.refresh_token_enc
+    assert row.expires_at > time.time() + 3500
     for _ in range(5):
         assert p.access_token() == "at-1"
     assert m.call_count == 1
@@ -188,7 +201,8 @@ def test_force_refresh_after_401_refreshes_once(requests_mock: Any, cipher: Toke
     p = _provider(store, cipher)
     assert p.access_token() == "at-1"
     assert p.access_token(force_refresh=True) == "at-2"  # at-1 was rejected: refresh even though "valid"
-    assert m.call_count == 2 and m.last_request.json()["refresh_token"] == "rt-2"
+    assert m.call_count == 2
+    assert m.last_request.json()["refresh_token"] == "rt-2"
 
 
 def test_force_refresh_uses_neighbours_newer_token(requests_mock: Any, cipher: TokenCipher) -> None:
@@ -214,7 +228,8 @@ def test_revoked_grant_message_and_no_token_in_logs(
     caplog.set_level(logging.DEBUG)
     with pytest.raises(AuthError) as err:
         _provider(FakeStore(), cipher, bootstrap="rt-very-secret").access_token()
-    assert "consent again" in str(err.value) and "rt-very-secret" not in str(err.value)
+    assert "consent again" in str(err.value)
+    assert "rt-very-secret" not in str(err.value)
     assert "rt-very-secret" not in caplog.text
 
 
@@ -245,7 +260,8 @@ def test_bootstrap_exchange_marks_the_consent_date_estimated(requests_mock: Any,
     store = FakeStore()
     _provider(store, cipher).access_token()
     meta = store.rows["jira:test"].meta
-    assert meta["consent_estimated"] is True and meta["connected_at"] == pytest.approx(time.time(), abs=5)
+    assert meta["consent_estimated"] is True
+    assert meta["connected_at"] == pytest.approx(time.time(), abs=5)
     assert tokens.consent_expires_at(meta) == pytest.approx(meta["connected_at"] + 365 * DAY)
     # A real consent (the OAuth callback) replaces the estimate and starts a new year.
     p = _provider(store, cipher)
@@ -276,7 +292,8 @@ def test_task_log_warns_in_the_30_days_before_the_consent_ends(
         assert warnings == []
         return
     assert len(warnings) == 1  # once per task, not per call
-    assert "365 days" in warnings[0] and "/bc-jira/jira/oauth/start" in warnings[0]
+    assert "365 days" in warnings[0]
+    assert "/bc-jira/jira/oauth/start" in warnings[0]
     assert tokens._utc(consent + 365 * DAY) in warnings[0]
 
 
@@ -297,9 +314,12 @@ def test_refused_refresh_is_recorded_then_cleared(requests_mock: Any, cipher: To
         _provider(store, cipher).access_token()
     row = store.rows["jira:test"]
     failure = row.meta["last_refresh_error"]
-    assert failure["code"] == "invalid_grant" and failure["status"] == 403
-    assert "Unknown or invalid refresh token" in failure["message"] and failure["at"] <= time.time()
-    assert cipher.decrypt(row.refresh_token_enc) == "rt-dead" and row.meta["cloud_id"] == "c1"  # kept
+    assert failure["code"] == "invalid_grant"
+    assert failure["status"] == 403
+    assert "Unknown or invalid refresh token" in failure["message"]
+    assert failure["at"] <= time.time()
+    assert cipher.decrypt(row.refresh_token_enc) == "rt-dead"
+    assert row.meta["cloud_id"] == "c1"
     assert _provider(store, cipher).access_token() == "at-2"  # e.g. after a fix: the record is cleared
     assert "last_refresh_error" not in store.rows["jira:test"].meta
 
@@ -317,11 +337,9 @@ def test_expired_consent_error_names_the_365_day_limit(requests_mock: Any, ciphe
     with pytest.raises(AuthError) as err:
         _provider(store, cipher).access_token()
     msg = str(err.value)
-    assert (
-        "consent expired on" in msg
-        and "365-day" in msg
-        and "consent again through /bc-jira/jira/oauth/start" in msg
-    )
+    assert "consent expired on" in msg
+    assert "365-day" in msg
+    assert "consent again through /bc-jira/jira/oauth/start" in msg
 
 
 # -- cross-process: the real StateStore over PostgreSQL and SQLite, the sandbox over HTTP --------------------
@@ -353,7 +371,7 @@ def _worker(url: str, base: str, creds: dict[str, Any], barrier: Any, out: Any) 
             f"{base}/ex/jira/{creds['cloud_id']}/rest/api/3/myself", headers=header, timeout=30
         )
         out.put(("ok" if resp.status_code == 200 else f"http {resp.status_code}", provider.refreshes))
-    except Exception as exc:  # report, never hang the parent
+    except Exception as exc:  # noqa: BLE001 - report every failure, never hang the parent
         out.put((f"error {type(exc).__name__}: {exc}", 0))
 
 
@@ -430,7 +448,8 @@ def test_store_dump_has_no_plaintext_token(
     )
     provider.access_token()
     dump = store.dump_text()
-    assert captured["access"] and captured["refresh"]
+    assert captured["access"]
+    assert captured["refresh"]
     for secret in (
         captured["access"],
         captured["refresh"],
@@ -504,7 +523,8 @@ def test_refused_refresh_is_committed_in_the_real_store(
     with pytest.raises(AuthError, match="consent again"):
         provider.access_token(force_refresh=True)
     row = store.get_token("jira:real")
-    assert row.meta["last_refresh_error"]["code"] == "invalid_grant" and row.refresh_token_enc
+    assert row.meta["last_refresh_error"]["code"] == "invalid_grant"
+    assert row.refresh_token_enc
     assert store.list_tokens("other:") == []
 
 
@@ -547,6 +567,7 @@ def test_a_year_on_the_sandbox_clock(
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 6 * DAY})  # day 366
     with pytest.raises(AuthError) as err:
         provider().access_token()
-    assert "consent expired on" in str(err.value) and "/bc-jira/jira/oauth/start" in str(err.value)
+    assert "consent expired on" in str(err.value)
+    assert "/bc-jira/jira/oauth/start" in str(err.value)
     assert sandbox.stats()["events"]["atlassian.token.expired_absolute"] == 1
     assert store.get_token("jira:year").meta["last_refresh_error"]["code"] == "invalid_grant"

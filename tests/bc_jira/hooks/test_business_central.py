@@ -6,16 +6,18 @@ import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-import requests_mock as rm
 
 from bc_jira.entra import clear_token_cache
 from bc_jira.hooks.business_central import MAX_CONCURRENCY, BcSettings, BusinessCentralHook
 from bc_jira.http import AuthError, PreconditionFailed, RetryPolicy
 from bc_jira.store import StateStore
+
+if TYPE_CHECKING:
+    import requests_mock as rm
 
 LOGIN = "https://login.microsoftonline.com"
 API = "https://api.businesscentral.dynamics.com/v2.0"
@@ -175,7 +177,8 @@ def test_iter_modified_pages_across_three_pages(requests_mock: rm.Mocker, settin
     assert [r["status"] for r in rest] == ["In Review", "", "Open"]
     req = first.last_request
     raw_query = urlsplit(req.url).query
-    assert "%20" in raw_query and "+" not in raw_query
+    assert "%20" in raw_query
+    assert "+" not in raw_query
     q = {k: v[0] for k, v in parse_qs(raw_query).items()}
     assert q["$filter"] == (
         "lastModifiedDateTime gt 2026-11-24T10:00:00Z and "
@@ -215,7 +218,8 @@ def test_401_forces_one_token_refresh(requests_mock: rm.Mocker, settings: BcSett
         ],
     )
     rec = hook(settings).get_record("vendors", vid)
-    assert rec["blocked"] == "" and rec["@odata.etag"] == 'W/"JzE7Jw=="'
+    assert rec["blocked"] == ""
+    assert rec["@odata.etag"] == 'W/"JzE7Jw=="'
     assert token.call_count == 2
     assert [
         r.headers.get("Authorization") for r in requests_mock.request_history if r.url.startswith(url)
@@ -303,7 +307,8 @@ def test_subscriptions(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     }
     gets = requests_mock.call_count
     h.renew_subscription("s1", 'W/"e9"', {"clientState": "state-2"}, current=listed)  # no extra GET
-    assert requests_mock.call_count == gets + 1 and renew.last_request.headers["If-Match"] == 'W/"e9"'
+    assert requests_mock.call_count == gets + 1
+    assert renew.last_request.headers["If-Match"] == 'W/"e9"'
     assert renew.last_request.json()["clientState"] == "state-2"
     assert h.delete_subscription("s1", etag='W/"e3"') is True
     assert delete.last_request.headers["If-Match"] == 'W/"e3"'
@@ -320,7 +325,10 @@ def test_test_connection_bad_secret(requests_mock: rm.Mocker, settings: BcSettin
         },
     )
     ok, msg = hook(settings).test_connection()
-    assert not ok and "AADSTS7000215" in msg and "secret" in msg and SECRET not in msg
+    assert not ok
+    assert "AADSTS7000215" in msg
+    assert "secret" in msg
+    assert SECRET not in msg
 
 
 def test_test_connection_ok_and_unknown_company(requests_mock: rm.Mocker, settings: BcSettings) -> None:
@@ -328,10 +336,13 @@ def test_test_connection_ok_and_unknown_company(requests_mock: rm.Mocker, settin
     env = f"{API}/{settings.tenant_id}/production/api/v2.0"
     requests_mock.get(f"{env}/companies", json={"value": [{"id": settings.company_id, "name": "CRONUS"}]})
     ok, msg = hook(settings).test_connection()
-    assert ok and "CRONUS" in msg
+    assert ok
+    assert "CRONUS" in msg
     other = BcSettings(**{**settings.__dict__, "company_id": str(uuid.uuid4())})
     ok, msg = hook(other).test_connection()
-    assert not ok and "Unknown company" in msg and "CRONUS" in msg
+    assert not ok
+    assert "Unknown company" in msg
+    assert "CRONUS" in msg
 
 
 def test_test_connection_wrong_environment(requests_mock: rm.Mocker, settings: BcSettings) -> None:
@@ -342,7 +353,8 @@ def test_test_connection_wrong_environment(requests_mock: rm.Mocker, settings: B
         json={"error": {"code": "NoEnvironment", "message": "no such environment"}},
     )
     ok, msg = hook(settings).test_connection()
-    assert not ok and "Environment 'production' not found" in msg
+    assert not ok
+    assert "Environment 'production' not found" in msg
 
 
 def test_settings_repr_hides_secret(settings: BcSettings) -> None:

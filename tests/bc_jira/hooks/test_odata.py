@@ -38,8 +38,11 @@ def test_build_filter_and_literals() -> None:
 
 
 def test_enum_decode_encode() -> None:
-    assert decode_enum("_x0020_") == "" and decode_enum(" ") == ""
-    assert decode_enum("In_x0020_Review") == "In Review" and decode_enum("All") == "All"
-    assert encode_enum("") == "_x0020_" and encode_enum("In Review") == "In_x0020_Review"
+    assert decode_enum("_x0020_") == ""
+    assert decode_enum(" ") == ""
+    assert decode_enum("In_x0020_Review") == "In Review"
+    assert decode_enum("All") == "All"
+    assert encode_enum("") == "_x0020_"
+    assert encode_enum("In Review") == "In_x0020_Review"
     assert encode_enum("Payment") == "Payment"
     assert decode_enum(None) is None
