@@ -205,6 +205,7 @@ class StateStore:
         issue_key: str | None = None,
         action: str | None = None,
         errors_only: bool = False,
+        before_id: int | None = None,
         limit: int = 200,
     ) -> list[AuditRow]:
         return self._audit_log.query_audit(
@@ -213,14 +214,21 @@ class StateStore:
             issue_key=issue_key,
             action=action,
             errors_only=errors_only,
+            before_id=before_id,
             limit=limit,
         )
 
     def latest_per_record(
-        self, *, text_filter: str | None = None, errors_only: bool = False, limit: int = 500
+        self,
+        *,
+        text_filter: str | None = None,
+        errors_only: bool = False,
+        entity: str | None = None,
+        before_id: int | None = None,
+        limit: int = 500,
     ) -> list[dict[str, Any]]:
         return self._audit_log.latest_per_record(
-            text_filter=text_filter, errors_only=errors_only, limit=limit
+            text_filter=text_filter, errors_only=errors_only, entity=entity, before_id=before_id, limit=limit
         )
 
     # -- tokens ------------------------------------------------------------

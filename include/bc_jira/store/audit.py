@@ -57,12 +57,13 @@ def audit_from_row(r: Row[Any]) -> AuditRow:
     )
 
 
-def _latest_per_record_query(text_filter: str | None, errors_only: bool, limit: int) -> sa.Select[Any]:
-    latest = (
-        sa.select(sa.func.max(audit_log.c.id).label("id"))
-        .group_by(audit_log.c.entity, audit_log.c.bc_id)
-        .subquery()
-    )
+def _latest_per_record_query(
+    text_filter: str | None, errors_only: bool, entity: str | None, before_id: int | None, limit: int
+) -> sa.Select[Any]:
+    """Keyset-paged: ``before_id`` is the last row's ``id`` of the previous page. Walks the primary key
+    backwards and keeps a row when no newer row of its record exists (one probe of ``ix_bc_jira_audit_record``
+    per row), so a page costs about ``limit`` rows, not a GROUP BY over the whole audit table."""
+    newer = sa.alias(audit_log, "newer")
     q = (
         sa.select(
             audit_log,
@@ -71,9 +72,19 @@ def _latest_per_record_query(text_filter: str | None, errors_only: bool, limit: 
             links.c.state.label("link_state"),
             links.c.document_number.label("link_document"),
         )
-        .join(latest, audit_log.c.id == latest.c.id)
+        .where(
+            ~sa.exists().where(
+                newer.c.entity == audit_log.c.entity,
+                newer.c.bc_id == audit_log.c.bc_id,
+                newer.c.id > audit_log.c.id,
+            )
+        )
         .outerjoin(links, sa.and_(links.c.entity == audit_log.c.entity, links.c.bc_id == audit_log.c.bc_id))
     )
+    if entity is not None:
+        q = q.where(audit_log.c.entity == entity)
+    if before_id is not None:
+        q = q.where(audit_log.c.id < before_id)
     if errors_only:
         q = q.where(audit_log.c.error.is_not(None))
     needle = (text_filter or "").strip().lower()
@@ -110,9 +121,13 @@ class AuditRepository:
         issue_key: str | None = None,
         action: str | None = None,
         errors_only: bool = False,
+        before_id: int | None = None,
         limit: int = 200,
     ) -> list[AuditRow]:
+        """Audit rows, newest first; ``before_id`` pages on (keyset on the primary key)."""
         q = sa.select(audit_log)
+        if before_id is not None:
+            q = q.where(audit_log.c.id < before_id)
         for col, value in (
             (audit_log.c.entity, entity),
             (audit_log.c.bc_id, bc_id),
@@ -128,10 +143,16 @@ class AuditRepository:
             return [audit_from_row(r) for r in conn.execute(q)]
 
     def latest_per_record(
-        self, *, text_filter: str | None = None, errors_only: bool = False, limit: int = 500
+        self,
+        *,
+        text_filter: str | None = None,
+        errors_only: bool = False,
+        entity: str | None = None,
+        before_id: int | None = None,
+        limit: int = 500,
     ) -> list[dict[str, Any]]:
-        """The newest audit row of each record with its link (the audit view's table)."""
-        q = _latest_per_record_query(text_filter, errors_only, limit)
+        """The newest audit row of each record with its link (the audit view's table), newest first."""
+        q = _latest_per_record_query(text_filter, errors_only, entity, before_id, limit)
         out = []
         with self._db.tx() as conn:
             for r in conn.execute(q):

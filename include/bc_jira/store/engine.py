@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bc_jira.store.schema import metadata
+from bc_jira.store.schema import audit_log, metadata
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -48,6 +48,10 @@ _PG_PARAMS = (
 _ENGINES: dict[tuple[int, str], Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 _SCHEMA_READY: set[tuple[int, str]] = set()
+# Indexes added to tables that older databases already have (ensure_schema creates them if missing).
+_LATER_INDEXES = tuple(
+    ix for ix in audit_log.indexes if ix.name in ("ix_bc_jira_audit_entity_id", "ix_bc_jira_audit_errors")
+)
 
 DialectInsert = postgresql.Insert | sqlite.Insert
 
@@ -167,6 +171,9 @@ class Database:
                         if self.dialect == "postgresql":
                             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
                         metadata.create_all(conn, checkfirst=True)
+                        # indexes added after a table existed: create_all skips them on an old database
+                        for index in _LATER_INDEXES:
+                            index.create(conn, checkfirst=True)
                 break
             except sa.exc.DatabaseError as exc:  # a creator outside our lock won the race: look again
                 if attempt == 2:

@@ -120,6 +120,14 @@ audit_log = sa.Table(
     sa.Index("ix_bc_jira_audit_record", "entity", "bc_id", "id"),
     sa.Index("ix_bc_jira_audit_issue", "issue_key"),
     sa.Index("ix_bc_jira_audit_at", "at"),
+    # the audit page's keyset pages: per entity, and the failed rows only (partial index)
+    sa.Index("ix_bc_jira_audit_entity_id", "entity", "id"),
+    sa.Index(
+        "ix_bc_jira_audit_errors",
+        "id",
+        postgresql_where=sa.text("error IS NOT NULL"),
+        sqlite_where=sa.text("error IS NOT NULL"),
+    ),
 )
 
 tokens = sa.Table(

@@ -1,9 +1,16 @@
 """The audit page: one row per synced BC record, its Jira issue, last action, status, error and what to clear.
 
-Server-rendered HTML (no JavaScript), served by the plugin app under ``/bc-jira/audit`` and shown inside the
-Airflow UI as a plugin external view. It reads only the state store (``latest_per_record``) and the Jira
-connection's site URL (for issue links). Plugin apps get no Airflow auth of their own, so the route requires
-an Airflow user: the UI's ``_token`` cookie (sent by the browser inside the UI's iframe) or a bearer JWT.
+Server-rendered HTML, served by the plugin app under ``/bc-jira/audit`` and shown inside the Airflow UI as a
+plugin external view. It reads only the state store (``latest_per_record``; ``query_audit`` for one
+record's history) and the Jira connection's site URL (for issue links). Plugin apps get no Airflow auth of
+their own, so the route requires an Airflow user: the UI's ``_token`` cookie or a bearer JWT.
+
+Inside the UI the page is an iframe that Airflow 3.3's plugin page sandboxes with
+``allow-scripts allow-same-origin allow-forms allow-downloads`` (the UI bundle shipped in apache-airflow-core
+3.3, ``airflow/ui/dist/assets/index-*.js``: no ``allow-top-navigation``, no ``allow-popups``), so
+the browser blocks ``target=_top`` (replay) and ``target=_blank`` (Jira) links there. The one small script
+(``/bc-jira/audit.js``, no stored data in it) hands such a click to the UI's own document, which is the same
+origin; opened on its own, the page works without it.
 """
 
 from __future__ import annotations
@@ -11,21 +18,25 @@ from __future__ import annotations
 import html
 import logging
 import time
+from dataclasses import asdict
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 from airflow.api_fastapi.core_api.security import get_user
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from bc_jira.store import AuditRow
+
 log = logging.getLogger(__name__)
 
 ROUTE = "/audit"
+SCRIPT_ROUTE = "/audit.js"
 JIRA_CONN_ID = "jira_default"
 MAX_LIMIT = 2000
 _SITE_CACHE: dict[str, tuple[float, str | None]] = {}
@@ -51,12 +62,25 @@ EXTERNAL_VIEW: dict[str, Any] = {
 }
 
 
+ENTITY_PATTERN = "^(|" + "|".join(ENTITY_LABELS) + ")$"  # "": the form's "all entities"
+
+
 class AuditRecords(Protocol):
-    """The one state-store query the page makes."""
+    """The state-store queries the page makes (both keyset-paged on the audit row id)."""
 
     def latest_per_record(
-        self, *, text_filter: str | None = None, errors_only: bool = False, limit: int = 500
+        self,
+        *,
+        text_filter: str | None = None,
+        errors_only: bool = False,
+        entity: str | None = None,
+        before_id: int | None = None,
+        limit: int = 500,
     ) -> list[dict[str, Any]]: ...
+
+    def query_audit(
+        self, *, entity: str | None = None, bc_id: str | None = None, before_id: int | None = None, limit: int
+    ) -> list[AuditRow]: ...
 
 
 def get_store() -> AuditRecords:
@@ -96,16 +120,70 @@ def jira_site_url() -> str | None:
 async def audit_page(
     q: str | None = Query(None, max_length=200, description="document no., issue key, record id, error"),
     errors: bool = Query(False, description="only records whose last action failed"),
+    entity: str | None = Query(None, pattern=ENTITY_PATTERN, description="only this BC entity"),
+    record: str | None = Query(None, max_length=64, description="BC record id: its full history"),
+    before: int | None = Query(None, ge=1, description="next page: rows older than this audit row id"),
     limit: int = Query(500, ge=1, le=MAX_LIMIT),
     user: Any = Depends(get_user),
     store: AuditRecords = Depends(get_store),
     site: str | None = Depends(jira_site_url),
 ) -> HTMLResponse:
-    rows = await run_in_threadpool(
-        store.latest_per_record, text_filter=q or None, errors_only=errors, limit=limit
-    )
-    body = render_page(rows, text_filter=q or "", errors_only=errors, limit=limit, site_url=site)
+    view = View(q or "", errors, entity or "", record or "", before, limit)
+    if view.record:
+        if not view.entity:
+            raise HTTPException(422, "a record's history needs its entity (entity=...&record=...)")
+        found = await run_in_threadpool(
+            store.query_audit, entity=view.entity, bc_id=view.record, before_id=before, limit=limit
+        )
+        rows = [_history_row(r) for r in found]
+    else:
+        rows = await run_in_threadpool(
+            store.latest_per_record,
+            text_filter=view.text_filter or None,
+            errors_only=errors,
+            entity=view.entity or None,
+            before_id=before,
+            limit=limit,
+        )
+    body = render_page(rows, view=view, site_url=site)
     return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get(SCRIPT_ROUTE, include_in_schema=False)
+async def audit_script() -> Response:
+    return Response(LINKS_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=300"})
+
+
+def _history_row(row: AuditRow) -> dict[str, Any]:
+    out = asdict(row)
+    for key in ("read", "sent", "response"):
+        out.pop(key)
+    out["link_state"] = "ok"
+    return out
+
+
+# Airflow 3.3 sandboxes external views "allow-scripts allow-same-origin allow-forms allow-downloads": a
+# target=_top / target=_blank link clicked in the iframe is blocked. The UI is the same origin, so the click
+# is re-issued by an anchor in the UI's own document (not sandboxed; the user's click activated it too).
+LINKS_JS = """(function () {
+  if (window.top === window) return;
+  var topDoc;
+  try { topDoc = window.top.document; } catch (e) { return; }
+  document.addEventListener("click", function (ev) {
+    var a = ev.target.closest && ev.target.closest('a[target="_top"], a[target="_blank"]');
+    if (!a || ev.defaultPrevented || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
+    ev.preventDefault();
+    var proxy = topDoc.createElement("a");
+    proxy.href = a.href;
+    proxy.target = a.target === "_blank" ? "_blank" : "_self";
+    proxy.rel = a.rel || "";
+    proxy.style.display = "none";
+    topDoc.body.appendChild(proxy);
+    proxy.click();
+    proxy.remove();
+  });
+})();
+"""
 
 
 # -- rendering (pure) --------------------------------------------------------------------------------
@@ -115,6 +193,8 @@ body{font:14px/1.4 system-ui,Segoe UI,Roboto,sans-serif;margin:16px;color:#1a202
 h1{font-size:20px;margin:0 0 4px}
 p.sub{margin:0 0 12px;color:#4a5568}
 form{display:flex;gap:12px;align-items:center;margin:0 0 12px}
+select{padding:4px 6px;border:1px solid #cbd5e0;border-radius:4px}
+p.pager{margin:12px 0;display:flex;gap:12px}
 input[type=search]{width:340px;padding:5px 8px;border:1px solid #cbd5e0;border-radius:4px}
 button{padding:5px 12px;border:1px solid #3182ce;background:#3182ce;color:#fff;border-radius:4px}
 table{border-collapse:collapse;width:100%}
@@ -126,7 +206,7 @@ td.err{color:#c53030;max-width:420px;white-space:pre-wrap;word-break:break-word}
 .muted{color:#718096;font-size:12px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;background:#edf2f7}
 .b-linked{background:#ebf8ff;color:#2b6cb0}.b-resolved,.b-written_back,.b-done{background:#f0fff4;color:#276749}
-.b-failed,.b-error{background:#fed7d7;color:#9b2c2c}.b-pending{background:#fefcbf;color:#975a16}
+.b-ok{background:#f0fff4;color:#276749}.b-failed,.b-error{background:#fed7d7;color:#9b2c2c}.b-pending{background:#fefcbf;color:#975a16}
 code{font-size:12px;background:#f7fafc;padding:1px 4px;border-radius:3px}
 a{color:#2b6cb0}
 """
@@ -188,14 +268,57 @@ def _issue_cell(row: Mapping[str, Any], site_url: str | None) -> str:
     )
 
 
-def _row_html(row: Mapping[str, Any], site_url: str | None) -> str:
+class View:
+    """What the reader asked for (filters, one record's history, the page), as the links repeat it."""
+
+    def __init__(
+        self,
+        text_filter: str = "",
+        errors_only: bool = False,
+        entity: str = "",
+        record: str = "",
+        before: int | None = None,
+        limit: int = 500,
+    ) -> None:
+        self.text_filter, self.errors_only, self.entity, self.record = (
+            text_filter,
+            errors_only,
+            entity,
+            record,
+        )
+        self.before, self.limit = before, limit
+
+    def query(self, **change: Any) -> str:
+        """``?...`` for this view with some parameters changed (None drops one)."""
+        params: dict[str, Any] = {
+            "q": self.text_filter,
+            "errors": "true" if self.errors_only else "",
+            "entity": self.entity,
+            "record": self.record,
+            "before": self.before,
+            "limit": self.limit if self.limit != 500 else None,
+        }
+        params.update(change)
+        return "?" + urlencode({k: v for k, v in params.items() if v not in (None, "", False)})
+
+
+def _record_link(row: Mapping[str, Any]) -> str:
+    entity, bc_id = row.get("entity"), row.get("bc_id")
+    if not (entity and bc_id):
+        return ""
+    href = "?" + urlencode({"entity": entity, "record": bc_id})
+    return f' · <a href="{_e(href)}" class="hist" title="every audit row of this record">history</a>'
+
+
+def _row_html(row: Mapping[str, Any], site_url: str | None, *, history: bool = False) -> str:
     status = status_of(row)
     entity = ENTITY_LABELS.get(str(row.get("entity")), str(row.get("entity") or ""))
     doc = row.get("document_number") or row.get("bc_id")
     reason = f'<div class="muted">{_e(row.get("reason"))}</div>' if row.get("reason") else ""
+    more = f' <span class="muted">#{_e(row.get("id"))}</span>' if history else _record_link(row)
     return (
         f'<tr class="{"err" if status == "error" else ""}">'
-        f'<td>{_e(doc)}<div class="muted">{_e(entity)} · <code>{_e(row.get("bc_id"))}</code></div></td>'
+        f'<td>{_e(doc)}<div class="muted">{_e(entity)} · <code>{_e(row.get("bc_id"))}</code>{more}</div></td>'
         f'<td class="nw">{_issue_cell(row, site_url)}</td>'
         f"<td>{_e(row.get('action'))}{reason}</td>"
         f'<td><span class="badge b-{_e(status)}">{_e(status)}</span></td>'
@@ -206,43 +329,93 @@ def _row_html(row: Mapping[str, Any], site_url: str | None) -> str:
     )
 
 
+def _entity_select(selected: str) -> str:
+    options = [("", "all entities"), *ENTITY_LABELS.items()]
+    return (
+        '<select name="entity" aria-label="entity">'
+        + "".join(
+            f'<option value="{_e(k)}"{" selected" if k == selected else ""}>{_e(label)}</option>'
+            for k, label in options
+        )
+        + "</select>"
+    )
+
+
+def _pager(rows: Sequence[Mapping[str, Any]], view: View) -> str:
+    """Newest / older links (keyset: the last row's id); a full page means there may be more."""
+    parts = []
+    if view.before is not None:
+        parts.append(f'<a href="{_e(view.query(before=None))}" class="newest">newest</a>')
+    if len(rows) >= view.limit and rows[-1].get("id") is not None:
+        parts.append(f'<a href="{_e(view.query(before=int(rows[-1]["id"])))}" class="older">older &rarr;</a>')
+    return f'<p class="pager">{" · ".join(parts)}</p>' if parts else ""
+
+
 def render_page(
     rows: Sequence[Mapping[str, Any]],
     *,
-    text_filter: str = "",
-    errors_only: bool = False,
-    limit: int = 500,
+    view: View | None = None,
     site_url: str | None = None,
 ) -> str:
     """The whole HTML document (pure function: the route only fetches rows and the site URL)."""
+    view = view or View()
+    history = bool(view.record)
     n_err = sum(1 for r in rows if r.get("error"))
-    shown = f"{len(rows)} record{'s' if len(rows) != 1 else ''}"
-    if len(rows) >= limit:
-        shown += f" (first {limit}; narrow the filter)"
+    noun = "audit row" if history else "record"
+    shown = f"{len(rows)} {noun}{'s' if len(rows) != 1 else ''}"
+    if view.before is not None:
+        shown += f" older than #{view.before}"
+    if len(rows) >= view.limit:
+        shown += f" (a page of {view.limit}; older ones below)"
     head = (
-        "<tr><th>BC document</th><th>Jira issue</th><th>Last action</th><th>Status</th><th>Error</th>"
-        "<th>When</th><th>Replay: clear this task</th></tr>"
+        "<tr><th>BC document</th><th>Jira issue</th><th>"
+        + ("Action" if history else "Last action")
+        + "</th><th>Status</th><th>Error</th><th>When</th><th>Replay: clear this task</th></tr>"
     )
     if rows:
-        body = "".join(_row_html(r, site_url) for r in rows)
+        body = "".join(_row_html(r, site_url, history=history) for r in rows)
     else:
-        body = '<tr><td colspan="7" class="muted">No synced records match.</td></tr>'
-    errors_link = urlencode({k: v for k, v in (("q", text_filter), ("errors", "true")) if v})
+        what = "audit rows" if history else "synced records"
+        body = f'<tr><td colspan="7" class="muted">No {what} match.</td></tr>'
+    if history:
+        label = ENTITY_LABELS.get(view.entity, view.entity)
+        title = f"History of {_e(label)} <code>{_e(view.record)}</code>"
+        sub = (
+            f"Every audit row of this record, newest first · {_e(shown)} · "
+            '<a href="?" class="back">back to all records</a></p>'
+        )
+        controls = ""
+    else:
+        title = "bc-jira audit"
+        errors_link = view.query(errors="true", before=None)
+        sub = (
+            f"Latest action per Business Central record · {_e(shown)} · "
+            f'<a href="{_e(errors_link)}">{n_err} with errors</a> on this page · '
+            "clearing the named task replays the same batch (no duplicate issue).</p>"
+        )
+        filtered = view.text_filter or view.errors_only or view.entity
+        controls = (
+            '<form method="get" action="">'
+            f'<input type="search" name="q" value="{_e(view.text_filter)}" '
+            'placeholder="document no., issue key, record id, error text" aria-label="filter">'
+            + _entity_select(view.entity)
+            + '<label><input type="checkbox" name="errors" value="true"'
+            + (" checked" if view.errors_only else "")
+            + "> errors only</label>"
+            + (f'<input type="hidden" name="limit" value="{int(view.limit)}">' if view.limit != 500 else "")
+            + '<button type="submit">Filter</button>'
+            + ('<a href="?">clear filter</a>' if filtered else "")
+            + "</form>"
+        )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>bc-jira audit</title><style>{_CSS}</style></head><body>"
-        "<h1>bc-jira audit</h1>"
-        f'<p class="sub">Latest action per Business Central record · {_e(shown)} · '
-        f'<a href="?{_e(errors_link)}">{n_err} with errors</a> · '
-        "clearing the named task replays the same batch (no duplicate issue).</p>"
-        '<form method="get" action="">'
-        f'<input type="search" name="q" value="{_e(text_filter)}" '
-        'placeholder="document no., issue key, record id, error text" aria-label="filter">'
-        f'<label><input type="checkbox" name="errors" value="true"{" checked" if errors_only else ""}> '
-        "errors only</label>"
-        f'<input type="hidden" name="limit" value="{int(limit)}">'
-        '<button type="submit">Filter</button>'
-        + ('<a href="?">clear filter</a>' if text_filter or errors_only else "")
-        + f"</form><table><thead>{head}</thead><tbody>{body}</tbody></table></body></html>"
+        f"<title>bc-jira audit</title><style>{_CSS}</style>"
+        f'<script src="{SCRIPT_ROUTE.lstrip("/")}" defer></script></head><body>'
+        f"<h1>{title}</h1>"
+        f'<p class="sub">{sub}'
+        + controls
+        + f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+        + _pager(rows, view)
+        + "</body></html>"
     )

@@ -109,3 +109,33 @@ def test_audit_values_encode_json_cut_errors_and_default_the_time() -> None:
     assert first["at"] == now
     assert second["at"] == earlier
     assert second["error"] is None
+
+
+def test_latest_per_record_pages_by_entity_and_history(store: StateStore) -> None:
+    """Keyset pages (``before_id``) cover every record once, newest first; the entity filter narrows them."""
+    rows = [_row(f"r{i}", "created") for i in range(7)]
+    rows += [AuditRow("vendors", f"v{i}", "created", f"V{i}", None) for i in range(3)]
+    store.audit(rows)
+    store.audit([_row("r1", "edit"), _row("r1", "error", error="Jira 503")])  # r1: three attempts
+    pages, before = [], None
+    while True:
+        page = store.latest_per_record(limit=3, before_id=before)
+        pages.append([r["bc_id"] for r in page])
+        if len(page) < 3:
+            break
+        before = page[-1]["id"]
+    seen = [b for p in pages for b in p]
+    assert seen[0] == "r1" and len(seen) == len(set(seen)) == 10  # each record once, r1's latest first
+    ids = [r["id"] for r in store.latest_per_record(limit=100)]
+    assert ids == sorted(ids, reverse=True)
+    assert sorted(r["bc_id"] for r in store.latest_per_record(entity="vendors")) == ["v0", "v1", "v2"]
+    assert [r["bc_id"] for r in store.latest_per_record(entity="vendors", limit=1)] == ["v2"]
+    assert store.latest_per_record(entity="purchase_orders") == []
+    history = store.query_audit(entity="purchase_invoices", bc_id="r1")
+    assert [h.action for h in history] == ["error", "edit", "created"]
+    assert [
+        h.action for h in store.query_audit(entity="purchase_invoices", bc_id="r1", before_id=history[0].id)
+    ] == [
+        "edit",
+        "created",
+    ]

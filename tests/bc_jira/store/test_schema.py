@@ -6,7 +6,9 @@ import multiprocessing
 import time
 from typing import Any
 
-from bc_jira.store import StateStore
+import sqlalchemy as sa
+
+from bc_jira.store import AuditRow, StateStore
 from bc_jira.store import engine as store_engine
 from bc_jira.store import schema as store_schema
 from tests.support.store_db import table_names
@@ -66,3 +68,25 @@ def test_dump_text_covers_every_table(store: StateStore) -> None:
         assert needle in dump
     assert len(dump.splitlines()) >= 3
     assert all(": " in line for line in dump.splitlines())
+
+
+def test_audit_page_indexes_added_to_a_store_created_before_them(url: str) -> None:
+    """A database created before the audit page's paging indexes gets them on first use (idempotently)."""
+    new = {"ix_bc_jira_audit_entity_id", "ix_bc_jira_audit_errors"}
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in store_schema.metadata.sorted_tables:
+            table.create(conn)
+        for name in new:
+            conn.execute(sa.text(f"DROP INDEX {name}"))
+
+    def indexes() -> set[str]:
+        return {ix["name"] for ix in sa.inspect(engine).get_indexes("bc_jira_audit")}
+
+    assert not (indexes() & new)
+    store_engine._SCHEMA_READY.clear()
+    StateStore.from_url(url).audit([AuditRow("purchase_invoices", "a", "created")])
+    assert new <= indexes()
+    store_engine._SCHEMA_READY.clear()
+    StateStore.from_url(url).ensure_schema()  # again: nothing to do, no error
+    engine.dispose()

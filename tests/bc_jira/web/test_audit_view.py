@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import shutil
-import signal
-import socket
+import sqlite3
 import subprocess
 import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -24,6 +22,8 @@ from fastapi.testclient import TestClient
 from bc_jira.store import AuditRow, Link, StateStore
 from bc_jira.web import audit_view
 from tests.conftest import IN_CI, REPO
+from tests.support.api_server import ApiServer, conn_env
+from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
 
 SITE = "https://acme.atlassian.net"
 RUN = "scheduled__2026-11-24T10:00:00+00:00"
@@ -143,7 +143,8 @@ def get(client: TestClient, **params: Any) -> _Table:
     resp = client.get("/audit", params=params)
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/html")
-    assert "<script" not in resp.text.lower(), "no JavaScript, and stored text is escaped"
+    scripts = re.findall(r"<script[^>]*>", resp.text, flags=re.IGNORECASE)
+    assert scripts == ['<script src="audit.js" defer>'], "only the link script; stored text is escaped"
     return parse(resp.text)
 
 
@@ -198,6 +199,58 @@ def test_text_filter_and_errors_only(client: TestClient) -> None:
     assert re.search(r'name="errors" value="true" checked', text)
 
 
+def test_entity_filter(client: TestClient) -> None:
+    assert [r[0][:6] for r in get(client, entity="vendors").rows] == ["V-0009"]
+    assert sorted(r[0][:7] for r in get(client, entity="purchase_invoices").rows) == ["PI-1001", "PI-1002"]
+    assert "No synced records match" in get(client, entity="purchase_orders").rows[0][0]
+    assert len(get(client, q="", entity="").rows) == 3  # the form's "all entities"
+    assert client.get("/audit", params={"entity": "customers"}).status_code == 422
+    text = client.get("/audit", params={"entity": "vendors"}).text
+    assert '<option value="vendors" selected>' in text
+
+
+def test_pages_past_the_first_page_with_the_older_link(store: StateStore, client: TestClient) -> None:
+    store.audit([AuditRow("purchase_orders", f"po-{i}", "create", f"PO{i:04d}", None) for i in range(1203)])
+    seen: list[str] = []
+    params: dict[str, Any] = {}
+    pages = 0
+    while True:
+        resp = client.get("/audit", params=params)
+        page = parse(resp.text)
+        pages += 1
+        seen += [r[0].split("Purchase")[0] for r in page.rows]
+        older = [a["href"] for a in page.links if a.get("class") == "older"]
+        if not older:
+            break
+        assert len(page.rows) == 500 and "(a page of 500; older ones below)" in resp.text
+        params = dict(p.split("=", 1) for p in older[0].lstrip("?").split("&"))
+        assert any(a.get("class") == "newest" for a in parse(client.get("/audit", params=params).text).links)
+    assert pages == 3 and len(seen) == 1206 == len(set(seen))  # 1203 orders + the 3 fixture records
+    assert seen[0] == "PO1202" and seen[-1] == "PI-1001"  # newest first, down to the oldest
+
+
+def test_record_history_lists_every_attempt(client: TestClient) -> None:
+    page = get(client)
+    hist = next(a["href"] for a in page.links if a.get("class") == "hist" and "id-2" in a["href"])
+    assert hist == "?entity=purchase_invoices&record=id-2"
+    resp = client.get("/audit" + hist)
+    assert "History of Purchase invoice <code>id-2</code>" in resp.text
+    rows = parse(resp.text).rows
+    assert [r[2].split("issue")[0] for r in rows] == ["writeback_post", "create"]  # newest first
+    assert "jira_transitions_to_bc / manual__x / write_back" in rows[0][6] and "try 2" in rows[0][6]
+    assert f"{INV} / {RUN} / upsert [1]" in rows[1][6]
+    assert [r[3] for r in rows] == ["ok", "ok"]
+    failed = parse(client.get("/audit", params={"entity": "vendors", "record": "v-9"}).text).rows
+    assert [r[3] for r in failed] == ["error"] and "field 'BC Vendor' unknown" in failed[0][4]
+    assert client.get("/audit", params={"record": "id-2"}).status_code == 422  # the entity is needed
+
+
+def test_link_script_is_served(client: TestClient) -> None:
+    resp = client.get("/audit.js")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/javascript")
+    assert "window.top.document" in resp.text and 'proxy.target = a.target === "_blank"' in resp.text
+
+
 def test_limit_is_bounded(client: TestClient) -> None:
     assert len(get(client, limit=1).rows) == 1
     assert client.get("/audit", params={"limit": audit_view.MAX_LIMIT + 1}).status_code == 422
@@ -239,36 +292,13 @@ def test_site_url_from_the_jira_connection(monkeypatch: pytest.MonkeyPatch) -> N
 
 # -- in a real api-server, seen by a real browser ------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = REPO / "docs"
-TEST_PLUGIN = '''
-"""Test-only plugin: the audit router and its external view, as the bc-jira plugin mounts them."""
-from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI
-
-from bc_jira.web import audit_view
-
-app = FastAPI()
-app.include_router(audit_view.router)
 
 
-class AuditOnlyPlugin(AirflowPlugin):
-    name = "bc_jira_audit_only"
-    fastapi_apps = [{"app": app, "url_prefix": "/bc-jira", "name": "bc-jira audit"}]
-    external_views = [audit_view.EXTERNAL_VIEW]
-'''
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _seed_realistic(st: StateStore) -> None:
+def _seed_realistic(st: StateStore, run1: str = "scheduled__2026-11-24T09:45:00+00:00") -> None:
     """What a few runs leave behind: creates, an edit, a write-back, a refused create, a lost answer."""
     inv, ven = "bc_purchase_invoices_to_jira", "bc_vendors_to_jira"
-    run1, run2 = "scheduled__2026-11-24T09:45:00+00:00", "asset_triggered__2026-11-24T09:52:31+00:00"
+    run2 = "asset_triggered__2026-11-24T09:52:31+00:00"
     vendors = ["Fabrikam, Inc.", "Litware, Inc.", "Coho Winery", "Wide World Importers", "Trey Research"]
     links, rows = [], []
     for i in range(12):
@@ -359,132 +389,164 @@ def _seed_realistic(st: StateStore) -> None:
     st.audit(rows)
 
 
-def _chromium(*args: str, profile: Path, timeout: float = 90) -> subprocess.CompletedProcess:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-    ]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=timeout)
+REPLAY_DAG = '''
+"""Test-only DAG with the connector's DAG id: its mapped ``upsert`` task instances are what the audit page
+names, so the replay link lands on a real task instance page."""
+import pendulum
+from airflow.sdk import dag, task
+
+
+@dag(schedule=None, start_date=pendulum.datetime(2026, 11, 1, tz="UTC"), catchup=False)
+def bc_purchase_invoices_to_jira():
+    @task
+    def upsert(batch: int) -> int:
+        return batch
+
+    upsert.expand(batch=[0, 1, 2])
+
+
+bc_purchase_invoices_to_jira()
+'''
+JIRA_SITE = "https://contoso-finance.atlassian.net"
+
+
+def _replay_target_run(server: ApiServer, dags: Path) -> str:
+    """Run the test DAG once (``airflow dags test``): the run and its task instances exist in the UI."""
+    airflow = str(Path(sys.executable).parent / "airflow")
+    res = subprocess.run(
+        [airflow, "dags", "test", INV, "2026-11-24T09:45:00+00:00"],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    with contextlib.closing(sqlite3.connect(server.home / "airflow.db")) as db:
+        (run_id,) = db.execute("SELECT run_id FROM dag_run WHERE dag_id = ?", (INV,)).fetchone()
+    return run_id
+
+
+def _in_audit_frame(browser: Browser) -> None:
+    browser.frame(None)
+    browser.frame(browser.find(f'iframe[title="{audit_view.EXTERNAL_VIEW["name"]}"]', timeout=60))
+
+
+def _frame_rows(browser: Browser) -> _Table:
+    browser.find("table tbody tr")
+    return parse(browser.run("return document.documentElement.outerHTML"))
 
 
 @pytest.mark.slow
-def test_audit_page_in_a_real_api_server_and_headless_chromium(tmp_path: Path) -> None:
-    if CHROMIUM is None:
-        reason = "chromium not installed (`make services` runs apt-get install -y chromium chromium-driver)"
+def test_audit_page_links_clicked_inside_the_airflow_ui(tmp_path: Path) -> None:
+    """In Airflow's sandboxed iframe: the replay link opens the task instance page, the Jira link a window."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        reason = (
+            "chromium/chromedriver not installed (`make services`: apt-get install chromium chromium-driver)"
+        )
         if IN_CI:
             pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
         pytest.skip(reason)
-    home, plugins = tmp_path / "airflow", tmp_path / "plugins"
-    home.mkdir()
-    plugins.mkdir()
-    repo_plugin = REPO / "plugins" / "bc_jira_plugin.py"
-    if repo_plugin.exists() and "audit_view" in repo_plugin.read_text():
-        plugins = REPO / "plugins"  # the real plugin mounts the page: test that
-    else:
-        (plugins / "bc_jira_audit_only.py").write_text(TEST_PLUGIN)
-    state = home / "state.db"
-    _seed_realistic(StateStore.from_url(f"sqlite:///{state}"))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "_AIRFLOW"))}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path / "no-dags"),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins),
-            "AIRFLOW__CORE__FERNET_KEY": os.environ["AIRFLOW__CORE__FERNET_KEY"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "audit-view-test-" + "x" * 64,
-            "AIRFLOW_CONN_BC_JIRA_DB": json.dumps({"conn_type": "sqlite", "host": str(state)}),
-            "AIRFLOW_CONN_JIRA_DEFAULT": json.dumps(
-                {
-                    "conn_type": "jira_cloud",
-                    "extra": {"auth": "oauth2", "site_url": "https://contoso-finance.atlassian.net"},
-                }
-            ),
-        }
-    )
-    bin_dir = Path(sys.executable).parent
-    subprocess.run(
-        [str(bin_dir / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=120
-    )
-    log = open(home / "api-server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(bin_dir / "airflow"), "api-server", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    home, dags = tmp_path / "airflow", tmp_path / "dags"
+    dags.mkdir()
+    (dags / "replay_target.py").write_text(REPLAY_DAG)
+    state = tmp_path / "state.db"
+    env = {
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        **conn_env("bc_jira_db", {"conn_type": "sqlite", "host": str(state)}),
+        **conn_env(
+            "jira_default", {"conn_type": "jira_cloud", "extra": {"auth": "oauth2", "site_url": JIRA_SITE}}
+        ),
+    }
+    server = ApiServer(home, env, plugins=REPO / "plugins")
+    browser: Browser | None = None
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (home / "api-server.log").read_text()[-3000:]
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{base}/api/v2/version", timeout=2).ok:
-                    break
-            assert time.monotonic() < deadline, "api-server did not answer in 60 s"
-            time.sleep(0.3)
-        # the external view is registered where the UI looks for nav entries
+        run_id = _replay_target_run(server, dags)
+        _seed_realistic(StateStore.from_url(f"sqlite:///{state}"), run1=run_id)
         views = [
             v
-            for p in requests.get(f"{base}/api/v2/plugins", timeout=10).json()["plugins"]
+            for p in requests.get(f"{server.url}/api/v2/plugins", timeout=10).json()["plugins"]
             for v in p["external_views"]
         ]
-        ours = [{k: v[k] for k in audit_view.EXTERNAL_VIEW if k in v} for v in views]
-        assert audit_view.EXTERNAL_VIEW in ours, views
-        # the browser sees the table the server rendered
-        profile = tmp_path / "chromium-profile"
-        dom = _chromium("--dump-dom", f"{base}/bc-jira/audit", profile=profile)
-        assert dom.returncode == 0, dom.stderr[-2000:]
-        page = parse(dom.stdout)
+        assert audit_view.EXTERNAL_VIEW in [
+            {k: v[k] for k in audit_view.EXTERNAL_VIEW if k in v} for v in views
+        ]
+
+        browser = Browser(tmp_path / "profile")
+        ui = f"{server.url}/plugin/{audit_view.EXTERNAL_VIEW['url_route']}"
+        browser.get(ui)
+        _in_audit_frame(browser)
+        sandbox = browser.run("return window.frameElement.getAttribute('sandbox')")
+        assert "allow-top-navigation" not in sandbox and "allow-popups" not in sandbox, sandbox
+        page = _frame_rows(browser)
         assert len(page.rows) == 14, [r[:2] for r in page.rows]
         err = next(r for r in page.rows if r[3] == "error")
         assert err[0].startswith("30000")
         assert "customfield_10042" in err[4]
-        assert "upsert [0]" in err[6]
-        assert "https://contoso-finance.atlassian.net/browse/FIN-105" in [a["href"] for a in page.links]
-        filtered = parse(_chromium("--dump-dom", f"{base}/bc-jira/audit?errors=true", profile=profile).stdout)
-        assert [r[3] for r in filtered.rows] == ["error"]
-        # screenshots: the page itself, and the page inside the Airflow UI (nav entry -> iframe)
-        shot = tmp_path / "audit-view.png"
-        res = _chromium(
-            f"--screenshot={shot}", "--window-size=1400,820", f"{base}/bc-jira/audit", profile=profile
-        )
-        assert res.returncode == 0, res.stderr[-2000:]
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", res.stderr[-2000:]
-        assert shot.stat().st_size > 30_000, "a table with data, not a blank page"
-        in_ui = tmp_path / "audit-view-in-airflow-ui.png"
-        _chromium(
-            f"--screenshot={in_ui}",
-            "--window-size=1400,820",
-            "--virtual-time-budget=15000",
-            f"{base}/plugin/{audit_view.EXTERNAL_VIEW['url_route']}",
-            profile=profile,
-        )
         if os.environ.get("BC_JIRA_UPDATE_SCREENSHOTS") == "1":
-            DOCS.mkdir(exist_ok=True)
-            shutil.copy(shot, DOCS / shot.name)
-            if in_ui.exists():
-                shutil.copy(in_ui, DOCS / in_ui.name)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+            browser.frame(None)
+            time.sleep(1)
+            browser.screenshot(DOCS / "audit-view-in-airflow-ui.png")
+            _in_audit_frame(browser)
+
+        # the Jira link (target=_blank): a click opens the issue in a new window
+        before = set(browser.windows)
+        main = browser.window
+        browser.click(browser.find(f'a[href="{JIRA_SITE}/browse/FIN-105"]'))
+        new = browser.wait(lambda: set(browser.windows) - before, what="the Jira window")
+        browser.switch_window(new.pop())
+        assert browser.wait(lambda: browser.url.startswith(JIRA_SITE) and browser.url, what="Jira URL") == (
+            f"{JIRA_SITE}/browse/FIN-105"
+        )
+        browser._call("DELETE", "/window")
+        browser.switch_window(main)
+
+        # the entity filter and the record history, clicked in the iframe; the UI's URL follows
+        _in_audit_frame(browser)
+        browser.run("document.querySelector('select[name=entity]').value = 'vendors'")
+        browser.click(browser.find('button[type="submit"]'))
+        browser.wait(lambda: "entity=vendors" in browser.run("return location.search"), what="filtered page")
+        vendors = _frame_rows(browser)
+        assert sorted(r[0][:5] for r in vendors.rows) == ["30000", "40000"]
+        browser.frame(None)
+        assert browser.url.endswith("/plugin/bc-jira-audit/bc-jira/audit?q=&entity=vendors"), browser.url
+        _in_audit_frame(browser)
+        browser.run("document.querySelector('select[name=entity]').value = ''")
+        browser.click(browser.find('button[type="submit"]'))
+        browser.wait(lambda: browser.run("return location.search") == "?q=&entity=", what="unfiltered page")
+        edited = "5e1c0004-0c3d-ef11-9f8a-6045bdc8c104"
+        _in_audit_frame(browser)
+        browser.click(browser.find(f'a.hist[href*="{edited}"]'))
+        browser.wait(lambda: "record=" in browser.run("return location.search"), what="history page")
+        _in_audit_frame(browser)
+        history = _frame_rows(browser)
+        assert [r[2].split("amount")[0].split("draft")[0] for r in history.rows] == ["edit", "create"]
+        assert f"{INV} / {run_id} / upsert [0]" in history.rows[1][6]
+        if os.environ.get("BC_JIRA_UPDATE_SCREENSHOTS") == "1":
+            browser.frame(None)
+            browser.screenshot(DOCS / "audit-history-in-airflow-ui.png")
+            _in_audit_frame(browser)
+
+        # the replay link (target=_top): a click lands on the task instance page of the UI, with Clear
+        browser.click(browser.find(f'a[href$="/runs/{quote(run_id, safe="")}/tasks/upsert/mapped/0"]'))
+        browser.frame(None)
+        want = f"{server.url}/dags/{INV}/runs/{quote(run_id, safe='')}/tasks/upsert/mapped/0"
+        browser.wait(lambda: browser.url == want, what=f"top page at {want} (now {browser.url})")
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-        log.close()
+            clear = browser.wait(
+                lambda: browser.run(
+                    "return [...document.querySelectorAll('button')].filter("
+                    "b => /clear/i.test(b.innerText + ' ' + (b.getAttribute('aria-label') || ''))).length"
+                ),
+                timeout=40,
+                what="the task instance page with its Clear button",
+            )
+        except AssertionError:
+            browser.screenshot(tmp_path / "ti-page.png")
+            (tmp_path / "ti-page.txt").write_text(browser.run("return document.body.innerHTML"))
+            raise
+        assert clear and "upsert" in browser.run("return document.body.innerText")
+        assert not browser.run("return document.querySelector('iframe')")  # the UI's own page, not embedded
+    finally:
+        if browser is not None:
+            browser.close()
+        server.stop()

@@ -1,0 +1,131 @@
+"""A headless Chromium driven through Debian's ``chromedriver`` (W3C WebDriver over HTTP, no Selenium needed).
+
+Tests use it to click what a user clicks (inside the Airflow UI's iframes too) and to see where the click
+went: the top page's URL, new windows, the element that appeared.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.support.api_server import free_port
+
+CHROMEDRIVER = shutil.which("chromedriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C key of an element reference
+
+
+class Browser:
+    """One chromedriver process and one headless session; ``close()`` ends both."""
+
+    def __init__(self, profile: Path, *, width: int = 1400, height: int = 820) -> None:
+        assert CHROMEDRIVER and CHROMIUM, "chromium and chromedriver must be installed"
+        self.port = free_port()
+        self._proc = subprocess.Popen(
+            [CHROMEDRIVER, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self._base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(f"{self._base}/status", timeout=2).json()["value"]["ready"]:
+                    break
+            assert time.monotonic() < deadline, "chromedriver did not start"
+            time.sleep(0.2)
+        args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--hide-scrollbars",
+            f"--window-size={width},{height}",
+            f"--user-data-dir={profile}",
+        ]
+        caps = {"browserName": "chrome", "goog:chromeOptions": {"binary": CHROMIUM, "args": args}}
+        resp = requests.post(
+            f"{self._base}/session", json={"capabilities": {"alwaysMatch": caps}}, timeout=60
+        ).json()
+        assert "sessionId" in resp.get("value", {}), resp
+        self._session = f"{self._base}/session/{resp['value']['sessionId']}"
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        resp = requests.request(method, f"{self._session}{path}", json=body, timeout=60)
+        value = resp.json().get("value")
+        if resp.status_code >= 400:
+            raise RuntimeError(f"webdriver {method} {path}: {value}")
+        return value
+
+    def get(self, url: str) -> None:
+        self._call("POST", "/url", {"url": url})
+
+    @property
+    def url(self) -> str:
+        return self._call("GET", "/url")
+
+    def find(self, css: str, timeout: float = 20.0) -> str:
+        """The element id of the first match, waiting for it to appear."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._call("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+
+    def click(self, element: str) -> None:
+        self._call("POST", f"/element/{element}/click", {})
+
+    def attribute(self, element: str, name: str) -> str | None:
+        return self._call("GET", f"/element/{element}/attribute/{name}")
+
+    def frame(self, element: str | None) -> None:
+        """Switch into an iframe (its element id), or back to the top document (None)."""
+        self._call("POST", "/frame", {"id": None if element is None else {ELEMENT: element}})
+
+    def run(self, script: str, *args: Any) -> Any:
+        return self._call("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    @property
+    def windows(self) -> list[str]:
+        return self._call("GET", "/window/handles")
+
+    @property
+    def window(self) -> str:
+        return self._call("GET", "/window")
+
+    def switch_window(self, handle: str) -> None:
+        self._call("POST", "/window", {"handle": handle})
+
+    def wait(self, predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.25)
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            requests.delete(self._session, timeout=20)
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
