@@ -220,7 +220,7 @@ def call_with_retry(
     what: str,
     attempts: int = 5,
     backoff: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> requests.Response:
     """Retry 5xx and connection errors with exponential backoff (a warm SQLite DB is briefly locked on
     start, e.g. ``PATCH /dags/jira_webhooks_refresh`` answering 500); anything else fails in one line."""
@@ -245,7 +245,7 @@ def call_with_retry(
                     else "check the DAG id / the request; re-run `make run`"
                 )
                 raise ApiError(f"{what} answered {resp.status_code} ({detail}): {fix}")
-        sleep(backoff * 2 ** (attempt - 1))
+        (sleep or time.sleep)(backoff * 2 ** (attempt - 1))
     raise AssertionError("unreachable")
 
 

@@ -198,3 +198,106 @@ def test_an_unreachable_postgres_is_one_line_with_how_to_start_one() -> None:
         demo.ensure_pg_database(f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/bc_jira_demo")
     assert "\n" not in str(err.value) and "PostgreSQL not reachable at 127.0.0.1" in str(err.value)
     assert "docker run" in str(err.value) and "DB_URL=" in str(err.value)
+
+
+# -- health watcher and API retry (narrow unit tests: a fake Airflow API with requests-mock) ---------------
+HEALTHY = {c: {"status": "healthy"} for c in demo.HEALTH_COMPONENTS}
+
+
+def _demo(tmp_path: Path) -> demo.Demo:
+    d = demo.Demo(argparse.Namespace(port=18080, sandbox_port=18990, exit_when_green=False))
+    d.home = tmp_path
+    return d
+
+
+def test_health_problems_name_each_component_that_is_not_healthy() -> None:
+    assert demo.health_problems(HEALTHY) == []
+    dead = {
+        **HEALTHY,
+        "scheduler": {"status": "unhealthy", "latest_scheduler_heartbeat": "2026-12-01T23:00:00Z"},
+        "triggerer": {"status": None, "latest_triggerer_heartbeat": None},
+    }
+    del dead["dag_processor"]
+    assert demo.health_problems(dead) == [
+        "scheduler is unhealthy, last heartbeat 2026-12-01T23:00:00Z",
+        "dag_processor is missing",
+        "triggerer is missing",
+    ]
+
+
+def test_the_watcher_says_once_when_a_component_died_and_when_it_is_back(tmp_path, capsys) -> None:
+    requests_mock = pytest.importorskip("requests_mock")
+    d = _demo(tmp_path)
+    died = {**HEALTHY, "scheduler": {"status": "unhealthy", "latest_scheduler_heartbeat": "T"}}
+    with requests_mock.Mocker() as m:
+        m.get(
+            f"{d.api}/api/v2/monitor/health",
+            [{"json": HEALTHY}, {"json": died}, {"json": died}, {"json": HEALTHY}],
+        )
+        for _ in range(4):
+            d.watch_health()
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2, out
+    assert "AIRFLOW IS UNHEALTHY: scheduler is unhealthy, last heartbeat T" in out[0]
+    assert "standalone.log" in out[0] and "re-run `make run`" in out[0]
+    assert "healthy again" in out[1]
+
+
+def test_the_watcher_reports_an_api_server_that_stopped_answering(tmp_path, capsys) -> None:
+    requests_mock = pytest.importorskip("requests_mock")
+    import requests
+
+    d = _demo(tmp_path)
+    with requests_mock.Mocker() as m:
+        m.get(f"{d.api}/api/v2/monitor/health", exc=requests.ConnectionError)
+        d.watch_health()
+    assert "does not answer its health check (ConnectionError)" in capsys.readouterr().out
+
+
+def test_a_transient_500_is_retried_with_backoff(tmp_path, monkeypatch) -> None:
+    requests_mock = pytest.importorskip("requests_mock")
+    waits: list[float] = []
+    monkeypatch.setattr(demo.time, "sleep", waits.append)
+    d = _demo(tmp_path)
+    url = f"{d.api}/api/v2/dags/jira_webhooks_refresh"
+    with requests_mock.Mocker() as m:
+        m.patch(
+            url, [{"status_code": 500, "text": "database is locked"}] * 2 + [{"json": {"is_paused": False}}]
+        )
+        d.unpause("jira_webhooks_refresh")
+        assert m.call_count == 3 and m.request_history[-1].json() == {"is_paused": False}
+    assert waits == [1.0, 2.0]
+
+
+def test_what_is_not_transient_fails_in_one_line_with_the_fix(tmp_path, monkeypatch) -> None:
+    requests_mock = pytest.importorskip("requests_mock")
+    monkeypatch.setattr(demo.time, "sleep", lambda s: None)
+    d = _demo(tmp_path)
+    with requests_mock.Mocker() as m:
+        m.patch(f"{d.api}/api/v2/dags/nope", status_code=404, text='{"detail": "DAG nope not found"}')
+        with pytest.raises(demo.ApiError) as err:
+            d.unpause("nope")
+        assert m.call_count == 1, "a 404 is not retried"
+        m.patch(f"{d.api}/api/v2/dags/jira_webhooks_refresh", status_code=500, text="boom\nline 2")
+        with pytest.raises(demo.ApiError) as err5:
+            d.unpause("jira_webhooks_refresh")
+        assert m.call_count == 1 + 5
+    for e in (err, err5):
+        assert "\n" not in str(e.value) and "answered" in str(e.value)
+    assert "404" in str(err.value) and "DAG nope not found" in str(err.value)
+    assert "500" in str(err5.value) and "standalone.log" in str(err5.value)
+
+
+def test_run_reports_an_api_error_in_one_line_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:
+    d = _demo(tmp_path)
+
+    def fail() -> None:
+        raise demo.ApiError("PATCH /api/v2/dags/x answered 500 (boom): read the log")
+
+    for step in ("start_sandbox", "prepare_airflow", "start_airflow", "connect_then_sync"):
+        monkeypatch.setattr(d, step, lambda: None)
+    monkeypatch.setattr(d, "connect_then_sync", fail)
+    assert d.run() == 1
+    err = capsys.readouterr().err
+    assert "make run failed: PATCH /api/v2/dags/x answered 500 (boom): read the log" in err
+    assert "Traceback" not in err
