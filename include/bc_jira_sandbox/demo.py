@@ -534,8 +534,9 @@ What happens now: the three sync DAGs read draft purchase invoices, blocked vend
 review from BC and create one {project} issue each in mapped batches (refresh the UI's grid view). BC change
 notifications reach {self.api}/bc-jira/bc/notifications and start the invoice/vendor DAGs within seconds.
 
-Move an issue to Done as a Jira user would; the Jira webhook starts jira_transitions_to_bc, which posts the
-draft invoice in BC (or unblocks the vendor) and comments on the issue:
+Move an issue to Done as a Jira user would; the Jira webhook starts jira_transitions_to_bc, which acts by the
+issue's type (see "issuetype" in {sb}/_sandbox/jira/issues): an Invoice issue posts the draft invoice in BC, a
+Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it comments on the issue:
   curl -s -X POST {sb}/_sandbox/jira/transition -H 'Content-Type: application/json' \\
        -d '{{"issue": "{project}-1", "to": "Done"}}'
 Enter a new draft invoice in BC as a user would (a BC notification starts the sync; a new issue follows):
