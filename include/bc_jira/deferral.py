@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bc_jira.http import RetryPolicy, WaitRequest
+from bc_jira.http import RetryPolicy
+from bc_jira.http_ratelimit import WaitRequest
 
 log = logging.getLogger(__name__)
 

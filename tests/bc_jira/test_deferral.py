@@ -13,7 +13,7 @@ from bc_jira.deferral import (
     plan_wait,
     retry_policy,
 )
-from bc_jira.http import RateLimitInfo, WaitRequest
+from bc_jira.http_ratelimit import RateLimitInfo, WaitRequest
 
 NOW = datetime(2026, 3, 26, 15, 0, tzinfo=UTC)
 

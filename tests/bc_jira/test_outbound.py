@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bc_jira.config import FieldNames, parse_config
-from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
+from bc_jira.hooks.jira_bulk import BulkCreateResult, BulkFailure
 from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
 from bc_jira.outbound import (
