@@ -1,4 +1,5 @@
-# bc-jira: `make run` (demo against the sandbox), `make test` (every test), `make bench`.
+# bc-jira: `make run` (demo against the sandbox; DB=postgres for backfills), `make airflow ARGS="dags list"`
+# (the airflow CLI next to the demo), `make test` (every test), `make bench`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +7,10 @@ BIN := $(VENV)/bin
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
 
-.PHONY: install services test lint run bench compose-check clean
+# DB=postgres: PostgreSQL metadata DB + LocalExecutor (DB_URL overrides postgresql://postgres@127.0.0.1:5432/bc_jira_demo).
+DEMO_DB_ARGS = $(if $(DB),--db $(DB)) $(if $(DB_URL),--db-url '$(DB_URL)')
+
+.PHONY: install services test lint run airflow bench compose-check clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,7 +44,11 @@ test: install services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 run: install
-	$(BIN)/python -m bc_jira_sandbox.demo
+	$(BIN)/python -m bc_jira_sandbox.demo $(DEMO_DB_ARGS)
+
+# `airflow $(ARGS)` with the demo's AIRFLOW_HOME, metadata DB (the last `make run`'s), dags folder, connections.
+airflow: install
+	@$(BIN)/python -m bc_jira_sandbox.airflow_cli $(DEMO_DB_ARGS) -- $(ARGS)
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

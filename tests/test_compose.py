@@ -7,17 +7,17 @@ and every ``AIRFLOW__SECTION__KEY`` must be a real Airflow 3.3 option (Airflow s
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
-from typing import TYPE_CHECKING, Any
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 COMPOSE = REPO / "docker-compose.yaml"
 AIRFLOW_SERVICES = {
@@ -88,7 +88,11 @@ def test_every_component_of_the_official_topology(compose: dict[str, Any]) -> No
     assert set(services) == set(AIRFLOW_SERVICES) | INFRA_SERVICES
     for name, command in AIRFLOW_SERVICES.items():
         svc = services[name]
-        assert svc["command"] == command, name
+        if name == "airflow-init":
+            assert svc["entrypoint"] == "/bin/bash" and svc["command"][:1] == ["-c"], name
+            assert svc["command"][1].startswith(f"/entrypoint airflow {command} &&"), "migrate + admin user"
+        else:
+            assert svc["command"] == command, name
         assert svc.get("build") == ".", f"{name}: built from this repository (Dockerfile)"
         assert _env(svc)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         if name != "airflow-init":
@@ -181,6 +185,7 @@ def test_airflow_env_var_names_are_real_config_options(compose: dict[str, Any]) 
             "AIRFLOW_UID",
             "AIRFLOW_PUBLIC_URL",
             "BC_JIRA_IMAGE",
+            "BC_JIRA_CONFIG",
         }:
             unknown.append(name)
     assert not unknown, f"not Airflow options / not known to the images: {unknown}"
@@ -204,7 +209,10 @@ def test_connector_env_example_matches_the_provider_and_config() -> None:
         conn = json.loads(env[key])
         ctype = types[conn["conn_type"]]
         assert set(conn["extra"]) <= set(ctype["conn-fields"]), f"{key}: unknown extra fields"
-    parse_config(json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"]))  # raises ConfigError with every problem
+    assert "AIRFLOW_VAR_BC_JIRA_CONFIG" not in env, (
+        "an env var would shadow the Variable in Admin > Variables"
+    )
+    parse_config(json.loads(env["BC_JIRA_CONFIG"]))  # raises ConfigError with every problem
 
 
 def test_dockerfile_installs_this_package_on_the_pinned_airflow() -> None:
@@ -220,3 +228,35 @@ def test_dockerfile_installs_this_package_on_the_pinned_airflow() -> None:
     for path in ("requirements.txt", "pyproject.toml", "include", "dags", "plugins"):
         assert path in docker, path
         assert (REPO / path).exists(), path
+
+
+def test_airflow_init_writes_bc_jira_config_into_the_metadata_db_once(
+    compose: dict[str, Any], airflow_db: Path
+) -> None:
+    """The init script itself, with the real ``airflow`` CLI on the tests' metadata DB (the image's
+    entrypoint step replaced by ``true``): the first run creates the Variable, a re-run keeps an edit."""
+    from airflow.models import Variable
+
+    script = compose["services"]["airflow-init"]["command"][1].replace("/entrypoint airflow version", "true")
+    script = script.replace("$$", "$")  # compose's escape for a literal $
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_VAR_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    Variable.delete("bc_jira_config")
+    try:
+        first = subprocess.run(
+            ["bash", "-c", script],
+            env={**env, "BC_JIRA_CONFIG": '{"project_key": "FIN"}'},
+            capture_output=True,
+        )
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert json.loads(Variable.get("bc_jira_config")) == {"project_key": "FIN"}
+        Variable.set("bc_jira_config", '{"project_key": "EDIT"}')  # as the UI would
+        again = subprocess.run(
+            ["bash", "-c", script],
+            env={**env, "BC_JIRA_CONFIG": '{"project_key": "FIN"}'},
+            capture_output=True,
+        )
+        assert again.returncode == 0 and b"kept" in again.stdout, again.stderr[-2000:]
+        assert json.loads(Variable.get("bc_jira_config")) == {"project_key": "EDIT"}
+    finally:
+        Variable.delete("bc_jira_config")

@@ -8,6 +8,8 @@ fix, before anything is written anywhere.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
 import string
 from collections.abc import Mapping
@@ -616,8 +618,46 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
     return doc
 
 
+ENV_VARIABLE = f"AIRFLOW_VAR_{VARIABLE_KEY.upper()}"
+_log = logging.getLogger(__name__)
+_shadow_checked = False
+
+
+def shadowed_variable_warning(env_value: str | None, db_keys: list[str]) -> str | None:
+    """The warning when the env var hides a ``bc_jira_config`` saved in Admin > Variables (None: no clash)."""
+    if env_value is None or VARIABLE_KEY not in db_keys:
+        return None
+    return (
+        f"{ENV_VARIABLE} is set in this process's environment and shadows the {VARIABLE_KEY} Variable saved "
+        f"in Admin > Variables (the metadata DB): the environment's value is used and edits in the UI are "
+        f"ignored. Unset {ENV_VARIABLE} to use the Variable."
+    )
+
+
+def _warn_if_shadowed() -> None:
+    """Once per process: Airflow reads env vars before the metadata DB and says nothing about the clash."""
+    global _shadow_checked
+    if _shadow_checked:
+        return
+    _shadow_checked = True
+    env_value = os.environ.get(ENV_VARIABLE)
+    if env_value is None:
+        return
+    from airflow.sdk import Variable
+
+    try:
+        keys = list(Variable.keys(prefix=VARIABLE_KEY))  # the metadata DB only, not the env var
+    except Exception as exc:  # outside a task (server process) there is no supervisor to ask
+        _log.debug("cannot list Variables to check for shadowing: %s", type(exc).__name__)
+        return
+    warning = shadowed_variable_warning(env_value, keys)
+    if warning:
+        _log.warning("%s", warning)
+
+
 def load_config() -> Config:
     """Read and validate the Variable (inside a task or a server process)."""
     from airflow.sdk import Variable
 
+    _warn_if_shadowed()
     return parse_config(Variable.get(VARIABLE_KEY, default=None))

@@ -68,6 +68,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def sandbox_config(base_url: str, creds: dict[str, Any]) -> dict[str, Any]:
+    """``bc_jira_config`` for this sandbox (the demo stores it in Admin > Variables, not in the env)."""
+    return {"project_key": creds["project_key"], "bc_web_client_url": f"{base_url}/bc-web"}
+
+
 def airflow_env_lines(base_url: str, creds: dict[str, Any]) -> list[str]:
     """The ``export`` lines that aim an Airflow at a running sandbox (one connection per service + config)."""
     bc = {
@@ -97,10 +102,8 @@ def airflow_env_lines(base_url: str, creds: dict[str, Any]) -> list[str]:
             "refresh_token": creds["refresh_token"],
         },
     }
-    config = {
-        "project_key": creds["project_key"],
-        "bc_web_client_url": f"{base_url}/bc-web",
-    }
+    config = sandbox_config(base_url, creds)
+    # AIRFLOW_VAR_* for scripts and tests; it shadows a Variable saved in the UI (the first task warns).
     return [
         f"export AIRFLOW_CONN_BC_DEFAULT={shlex.quote(json.dumps(bc))}",
         f"export AIRFLOW_CONN_JIRA_DEFAULT={shlex.quote(json.dumps(jira))}",

@@ -30,6 +30,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("bc_jira_sandbox.demo")
 
 CONNECT_DAG = "bc_jira_connect"
+CONFIG_VARIABLE = "bc_jira_config"
+# The PostgreSQL variant (`make run DB=postgres`): this server, a database the demo creates.
+DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/bc_jira_demo"
+PG_START_HINT = (
+    "start one with `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16` "
+    "(or `pg_ctlcluster <version> main start`), or point DB_URL=postgresql://user@host:port/db at yours"
+)
+HEALTH_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 SEED = {"invoices": 300, "vendors": 40, "orders": 15}
 _DAG_ID_RE = re.compile(r"""dag_id\s*=\s*["']([A-Za-z0-9_.-]+)["']""")
 
@@ -72,15 +80,175 @@ def airflow_env(repo: Path, home: Path, api_port: int) -> dict[str, str]:
 
 
 def sandbox_env(sandbox_url: str) -> dict[str, str]:
-    """``eval "$(python -m bc_jira_sandbox airflow-env)"`` as a dict (the running sandbox's credentials)."""
+    """``eval "$(python -m bc_jira_sandbox airflow-env)"`` as a dict (the running sandbox's credentials).
+
+    Connections only: ``bc_jira_config`` goes into the metadata DB (:func:`ensure_config_variable`) so that
+    it is listed, and editable, in Admin > Variables; an env var would shadow whatever the UI saves.
+    """
     from bc_jira_sandbox.__main__ import airflow_env_lines
 
     creds = requests.get(f"{sandbox_url}/_sandbox/credentials", timeout=10).json()
     env = {}
     for line in airflow_env_lines(sandbox_url, creds):
         key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = shlex.split(value)[0]
+        if key.startswith("AIRFLOW_CONN_"):
+            env[key] = shlex.split(value)[0]
     return env
+
+
+def sandbox_config(sandbox_url: str) -> dict[str, Any]:
+    """The ``bc_jira_config`` value aimed at the running sandbox (what ``airflow-env`` exports)."""
+    from bc_jira_sandbox.__main__ import sandbox_config as config
+
+    creds = requests.get(f"{sandbox_url}/_sandbox/credentials", timeout=10).json()
+    return config(sandbox_url, creds)
+
+
+def clean_base_env() -> dict[str, str]:
+    """The caller's environment without Airflow settings (the demo's own win), its venv first on PATH."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
+    }
+    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+    return base
+
+
+def database_env(db: str, home: Path, url: str | None = None) -> dict[str, str]:
+    """Metadata DB settings: SQLite in ``home`` (the default), or PostgreSQL with the LocalExecutor."""
+    if db == "sqlite":
+        return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url or f"sqlite:///{home}/airflow.db"}
+    if db != "postgres":
+        raise ValueError(f"DB={db}: use sqlite or postgres")
+    pg = url or DEFAULT_PG_URL
+    if pg.startswith("postgresql://"):
+        pg = "postgresql+psycopg2://" + pg[len("postgresql://") :]
+    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
+
+
+def ensure_pg_database(url: str) -> bool:
+    """Create the demo's database on the server when missing (True if created); one-line error if down."""
+    import sqlalchemy as sa
+
+    server, _, name = url.rpartition("/")
+    name = name.split("?")[0]
+    admin = sa.create_engine(
+        f"{server}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    try:
+        with admin.connect() as conn:
+            if conn.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": name}).first():
+                return False
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            return True
+    except sa.exc.OperationalError as exc:
+        where = server.split("@")[-1]
+        raise RuntimeError(
+            f"PostgreSQL not reachable at {where} ({str(exc.orig).strip().splitlines()[0]}): {PG_START_HINT}"
+        ) from None
+    finally:
+        admin.dispose()
+
+
+# Runs in a subprocess with the demo's environment (its AIRFLOW_HOME and metadata DB, no AIRFLOW_VAR_*).
+_ENSURE_VARIABLE = """
+import sys
+from airflow.models import Variable
+key, value, description = sys.argv[1:4]
+if Variable.get(key, default_var=None) is None:
+    Variable.set(key, value, description=description)
+    print("created")
+else:
+    print("kept")
+"""
+
+
+def ensure_config_variable(env: dict[str, str], cwd: Path, config: dict[str, Any]) -> bool:
+    """Write ``bc_jira_config`` into the metadata DB unless one is there (a user's edit is kept)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _ENSURE_VARIABLE,
+            CONFIG_VARIABLE,
+            json.dumps(config, indent=2),
+            "bc-jira: what becomes an issue, where, with which fields (README: Configuration)",
+        ],
+        env=env,
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return out.strip().endswith("created")
+
+
+DB_CHOICE_FILE = "demo-db.json"
+
+
+def save_db_choice(home: Path, db_env: dict[str, str]) -> None:
+    """Remember the metadata DB of the last ``make run`` so ``make airflow`` talks to the same one."""
+    (home / DB_CHOICE_FILE).write_text(json.dumps(db_env, indent=2) + "\n")
+
+
+def load_db_choice(home: Path) -> dict[str, str] | None:
+    path = home / DB_CHOICE_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def health_problems(health: dict[str, Any]) -> list[str]:
+    """One line per Airflow component that is not healthy in ``GET /api/v2/monitor/health``."""
+    problems = []
+    for component in HEALTH_COMPONENTS:
+        body = health.get(component) or {}
+        status = body.get("status")
+        if status != "healthy":
+            beat = next((v for k, v in body.items() if k.startswith("latest_") and v), None)
+            since = f", last heartbeat {beat}" if beat else ""
+            problems.append(f"{component} is {status or 'missing'}{since}")
+    return problems
+
+
+class ApiError(RuntimeError):
+    """A REST call that failed for good: one line with what to do."""
+
+
+TRANSIENT = frozenset({500, 502, 503, 504})
+
+
+def call_with_retry(
+    send: Callable[[], requests.Response],
+    what: str,
+    attempts: int = 5,
+    backoff: float = 1.0,
+    sleep: Callable[[float], None] | None = None,
+) -> requests.Response:
+    """Retry 5xx and connection errors with exponential backoff (a warm SQLite DB is briefly locked on
+    start, e.g. ``PATCH /dags/jira_webhooks_refresh`` answering 500); anything else fails in one line."""
+    for attempt in range(1, attempts + 1):
+        try:
+            resp = send()
+        except requests.ConnectionError as exc:
+            if attempt == attempts:
+                raise ApiError(
+                    f"{what}: Airflow's API server does not answer ({type(exc).__name__}); "
+                    "read .airflow/demo-logs/standalone.log, then re-run `make run`"
+                ) from None
+        else:
+            if resp.status_code < 400:
+                return resp
+            if resp.status_code not in TRANSIENT or attempt == attempts:
+                detail = resp.text.strip().replace("\n", " ")[:200]
+                fix = (
+                    "Airflow's API keeps failing: read .airflow/demo-logs/standalone.log; "
+                    "if the metadata DB is damaged, `make clean` (or remove .airflow/) and re-run `make run`"
+                    if resp.status_code in TRANSIENT
+                    else "check the DAG id / the request; re-run `make run`"
+                )
+                raise ApiError(f"{what} answered {resp.status_code} ({detail}): {fix}")
+        (sleep or time.sleep)(backoff * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 def answers(url: str, timeout: float = 1.0) -> bool:
@@ -153,6 +321,8 @@ class Demo:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.env: dict[str, str] = {}
         self.t0 = time.monotonic()
+        self.db_env = database_env(getattr(args, "db", "sqlite"), self.home, getattr(args, "db_url", None))
+        self.unhealthy: list[str] = []
 
     # -- process handling ---------------------------------------------------------------------------------
     def spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -224,15 +394,13 @@ class Demo:
         wait_for("sandbox", lambda: answers(f"{self.sandbox_url}/_sandbox/health"), 60, self.alive, 0.3)
 
     def prepare_airflow(self) -> None:
-        base = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
-        }
-        base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+        self.db_env = database_env(
+            getattr(self.args, "db", "sqlite"), self.home, getattr(self.args, "db_url", None)
+        )
         self.env = {
-            **base,
+            **clean_base_env(),
             **airflow_env(self.repo, self.home, self.args.port),
+            **self.db_env,
             **sandbox_env(self.sandbox_url),
         }
         if answers(f"{self.api}/api/v2/version"):
@@ -240,7 +408,12 @@ class Demo:
                 f"something already answers on {self.api} (another `make run`?): "
                 "stop it first, or pass --port"
             )
-        self.say("airflow db migrate (.airflow/airflow.db)")
+        url = self.db_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        if url.startswith("postgresql") and ensure_pg_database(url):
+            self.say(f"created the demo's database {url.rsplit('/', 1)[-1]}")
+        self.home.mkdir(parents=True, exist_ok=True)
+        save_db_choice(self.home, self.db_env)
+        self.say(f"airflow db migrate ({url.split('@')[-1]})")
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
             env=self.env,
@@ -249,6 +422,10 @@ class Demo:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        if ensure_config_variable(self.env, self.repo, sandbox_config(self.sandbox_url)):
+            self.say(f"{CONFIG_VARIABLE} written to Admin > Variables (edit it there; a re-run keeps it)")
+        else:
+            self.say(f"{CONFIG_VARIABLE} found in Admin > Variables: keeping it")
 
     def start_airflow(self) -> None:
         self.say(f"starting airflow standalone on {self.api} (log: .airflow/demo-logs/standalone.log)")
@@ -265,9 +442,31 @@ class Demo:
         self.say("Airflow is healthy")
 
     def rest(self, method: str, path: str, **kw: Any) -> Any:
-        resp = requests.request(method, f"{self.api}/api/v2{path}", timeout=30, **kw)
-        resp.raise_for_status()
+        resp = call_with_retry(
+            lambda: requests.request(method, f"{self.api}/api/v2{path}", timeout=30, **kw),
+            f"{method} /api/v2{path}",
+        )
         return resp.json() if resp.content else None
+
+    def watch_health(self) -> None:
+        """Say when an Airflow component stops being healthy (and when it is back), once per change."""
+        try:
+            health = requests.get(f"{self.api}/api/v2/monitor/health", timeout=10).json()
+        except (requests.RequestException, ValueError) as exc:
+            problems = [f"the API server does not answer its health check ({type(exc).__name__})"]
+        else:
+            problems = health_problems(health)
+        if problems != self.unhealthy:
+            if problems:
+                self.say(
+                    "AIRFLOW IS UNHEALTHY: "
+                    + "; ".join(problems)
+                    + " - runs will not progress; read .airflow/demo-logs/standalone.log, "
+                    "then Ctrl-C and re-run `make run`"
+                )
+            else:
+                self.say("Airflow is healthy again: " + ", ".join(HEALTH_COMPONENTS))
+            self.unhealthy = problems
 
     def wait_dags(self, ids: Iterable[str]) -> None:
         want = set(ids)
@@ -319,7 +518,9 @@ class Demo:
 
     def banner(self, ids: list[str]) -> None:
         sb = self.sandbox_url
-        project = json.loads(self.env.get("AIRFLOW_VAR_BC_JIRA_CONFIG", "{}")).get("project_key", "FIN")
+        project = "FIN"
+        with contextlib.suppress(requests.RequestException, ValueError):
+            project = sandbox_config(sb).get("project_key", project)
         print(
             f"""
 bc-jira demo is running (Ctrl-C stops everything this command started)
@@ -335,8 +536,9 @@ What happens now: the three sync DAGs read draft purchase invoices, blocked vend
 review from BC and create one {project} issue each in mapped batches (refresh the UI's grid view). BC change
 notifications reach {self.api}/bc-jira/bc/notifications and start the invoice/vendor DAGs within seconds.
 
-Move an issue to Done as a Jira user would; the Jira webhook starts jira_transitions_to_bc, which posts the
-draft invoice in BC (or unblocks the vendor) and comments on the issue:
+Move an issue to Done as a Jira user would; the Jira webhook starts jira_transitions_to_bc, which acts by the
+issue's type (see "issuetype" in {sb}/_sandbox/jira/issues): an Invoice issue posts the draft invoice in BC, a
+Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it comments on the issue:
   curl -s -X POST {sb}/_sandbox/jira/transition -H 'Content-Type: application/json' \\
        -d '{{"issue": "{project}-1", "to": "Done"}}'
 Enter a new draft invoice in BC as a user would (a BC notification starts the sync; a new issue follows):
@@ -351,6 +553,10 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
         last, first_green = "", None
         while True:
             self.alive()
+            self.watch_health()
+            if self.unhealthy:
+                time.sleep(5)
+                continue
             try:
                 runs = self.rest("GET", "/dags/~/dagRuns", params={"limit": 500})["dag_runs"]
                 n_issues = len(requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json())
@@ -386,7 +592,7 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
             self.progress()
         except KeyboardInterrupt:
             print("\nCtrl-C: stopping", flush=True)
-        except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
+        except (RuntimeError, TimeoutError, subprocess.CalledProcessError, requests.RequestException) as exc:
             detail = (
                 exc.stderr.decode(errors="replace")[-2000:]
                 if isinstance(exc, subprocess.CalledProcessError) and exc.stderr
@@ -412,6 +618,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="stop everything once the three sync DAGs had a green run (timing, CI)",
     )
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="metadata DB: embedded SQLite (default) or PostgreSQL with the LocalExecutor (backfills)",
+    )
+    parser.add_argument("--db-url", default=None, help=f"PostgreSQL URL (default {DEFAULT_PG_URL})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     # Both explicitly: a shell starting us in the background leaves SIGINT ignored; Ctrl-C must still work.

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -227,3 +230,95 @@ def test_duplicate_transition() -> None:
     for bad in ("", "  ", 3, ["Done"]):
         with pytest.raises(ConfigError, match=r"duplicate_transition: must be a Jira transition"):
             parse_config({"project_key": "FIN", "duplicate_transition": bad})
+
+
+def _run_one_task(dag_id: str, fn: Callable[[], object], tmp_dir: Path) -> tuple[str, list[str]]:
+    """Run ``fn`` as the only task of a real ``dag.test()``; its state and what bc_jira.config logged."""
+    import datetime as dt
+
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.sdk import DAG, task
+
+    from tests.support.airflow_runs import sync_dags
+
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("bc_jira.config")
+    logger.addHandler(handler)
+    try:
+        with DAG(dag_id, schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) as dag:
+            task(task_id="load")(fn)()
+        sync_dags()  # the dags-folder bundle row the DAG belongs to
+        bag = DagBag(dag_folder=str(tmp_dir))
+        bag.bag_dag(dag)
+        sync_bag_to_db(bag, "dags-folder", None)  # dag.test() needs the DAG serialized
+        run = dag.test()
+    finally:
+        logger.removeHandler(handler)
+    return str(run.state), records
+
+
+@pytest.fixture
+def db_config_variable(
+    airflow_db: object, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], None]]:
+    """Save ``bc_jira_config`` in the metadata DB (as Admin > Variables does); removed afterwards."""
+    from airflow.models import Variable
+
+    import bc_jira.config as config
+
+    monkeypatch.setattr(config, "_shadow_checked", False)
+    yield lambda value: Variable.set(config.VARIABLE_KEY, value)
+    Variable.delete(config.VARIABLE_KEY)
+
+
+def test_an_env_var_shadowing_the_ui_variable_is_logged_by_the_first_task(
+    db_config_variable: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bc_jira.config import ENV_VARIABLE, load_config
+
+    db_config_variable(json.dumps({"project_key": "UIV"}))
+    monkeypatch.setenv(ENV_VARIABLE, json.dumps({"project_key": "ENV"}))
+    seen: list[str] = []
+    state, logged = _run_one_task(
+        "t_config_shadowed", lambda: seen.append(load_config().project_key), tmp_path
+    )
+    assert state == "success" and seen == ["ENV"], "Airflow reads the env var first"
+    assert any(ENV_VARIABLE in m and "shadows" in m and "Admin > Variables" in m for m in logged), logged
+
+
+def test_no_shadow_warning_when_only_the_ui_variable_exists(
+    db_config_variable: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bc_jira.config import ENV_VARIABLE, load_config
+
+    db_config_variable(json.dumps({"project_key": "UIV"}))
+    monkeypatch.delenv(ENV_VARIABLE, raising=False)
+    seen: list[str] = []
+    state, logged = _run_one_task(
+        "t_config_ui_only", lambda: seen.append(load_config().project_key), tmp_path
+    )
+    assert state == "success" and seen == ["UIV"]
+    assert not any("shadows" in m for m in logged), logged
+
+
+def test_a_broken_json_ui_variable_fails_the_task_with_a_clear_message(
+    db_config_variable: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bc_jira.config import ENV_VARIABLE, load_config
+
+    db_config_variable('{"project_key": "FIN",}')
+    monkeypatch.delenv(ENV_VARIABLE, raising=False)
+    errors: list[str] = []
+
+    def load() -> None:
+        try:
+            load_config()
+        except ConfigError as exc:
+            errors.append(str(exc))
+            raise
+
+    state, _ = _run_one_task("t_config_broken", load, tmp_path)
+    assert state == "failed"
+    assert errors and "not valid JSON" in errors[0] and "line 1" in errors[0], errors
