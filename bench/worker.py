@@ -13,12 +13,12 @@ import sys
 import time
 from typing import Any
 
-from bc_jira import outbound
 from bc_jira.config import load_config
 from bc_jira.hooks.business_central import BusinessCentralHook
 from bc_jira.hooks.jira import JiraCloudHook
 from bc_jira.mapping import field_ids
 from bc_jira.store import StateStore
+from bc_jira.sync import upsert as outbound
 
 ENTITY = "purchase_invoices"
 RUN = outbound.RunInfo(dag_id="bench", run_id="bench", task_id="bench", run_type="manual")

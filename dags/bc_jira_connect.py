@@ -22,7 +22,7 @@ import pendulum
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bc_jira import outbound
+from bc_jira.sync import upsert as outbound
 
 
 @dag(

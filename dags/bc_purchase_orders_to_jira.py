@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from bc_jira import outbound
+from bc_jira.sync import upsert as outbound
 
 bc_purchase_orders_to_jira: DAG = outbound.sync_dag(
     "purchase_orders",

@@ -26,7 +26,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from bc_jira import triggers, writeback
+from bc_jira import triggers
+from bc_jira.sync import writeback
 
 SCHEDULE = AssetOrTimeSchedule(
     timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"), assets=triggers.jira_transition_asset()

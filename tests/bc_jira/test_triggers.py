@@ -103,7 +103,7 @@ def test_assets_and_watchers_are_stable() -> None:
 def test_outbound_schedule_picks_up_the_asset() -> None:
     from airflow.sdk import AssetOrTimeSchedule
 
-    from bc_jira import outbound
+    from bc_jira.sync import upsert as outbound
 
     sched = outbound.schedule_for("vendors", "*/15 * * * *")
     assert isinstance(sched, AssetOrTimeSchedule)

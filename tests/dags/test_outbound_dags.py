@@ -40,10 +40,10 @@ def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
     """Sandbox seeded with a few of each; config with small batches; field ids discovered; clean state."""
     from airflow.models.variable import Variable
 
-    from bc_jira import outbound as ob
     from bc_jira.config import parse_config
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import StateStore
+    from bc_jira.sync import upsert as ob
 
     sandbox.reset(vendors=20, invoices=30, orders=12)
     cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
@@ -265,9 +265,9 @@ def test_connect_dag_writes_field_ids(sandbox, outbound) -> None:
 
 
 def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
-    from bc_jira import outbound as ob
     from bc_jira.config import parse_config
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.sync import upsert as ob
 
     cfg = dict(outbound["cfg"])
     cfg["fields"] = {"vendor": "BC Supplier"}
@@ -369,7 +369,7 @@ def test_long_retry_after_defers_the_batch_and_resumes_it_without_duplicates(
 def test_wait_beyond_max_defer_fails_with_a_clear_message(sandbox, outbound, monkeypatch, caplog) -> None:
     from airflow.utils.state import DagRunState
 
-    from bc_jira import outbound as ob
+    from bc_jira.sync import upsert as ob
 
     caplog.set_level(logging.ERROR, logger="bc_jira")
     cfg = {**outbound["cfg"], "rate_limit": {"max_inline_wait_seconds": 1, "max_defer_seconds": 2}}
@@ -567,9 +567,9 @@ def test_resolve_comment_exactly_once_under_comment_faults(sandbox, outbound, mo
 
 
 def test_connect_checks_duplicate_link_type_and_transition(sandbox, outbound) -> None:
-    from bc_jira import outbound as ob
     from bc_jira.config import parse_config
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.sync import upsert as ob
 
     good = ob.connect_checks(
         parse_config(dict(outbound["cfg"], duplicate_transition="Rejected")), JiraCloudHook().client

@@ -427,7 +427,7 @@ class JiraCloudHook(BaseHook):
                 )
             # Paired with the input by position as a best guess only: Atlassian does not document that
             # issues[] keeps the input order. Callers that act on the pairing confirm it by value
-            # (bc_jira.outbound reads the record id of every created issue with bulk_fetch_issues).
+            # (bc_jira.sync.outbound reads the record id of every created issue with bulk_fetch_issues).
             ok_positions = [i for i in range(len(chunk)) if i not in failed_positions]
             for pos, issue in zip(ok_positions, body.get("issues") or [], strict=False):
                 result.created.append((offset + pos, issue))

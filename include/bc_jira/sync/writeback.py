@@ -25,7 +25,7 @@ PATCH (412) is re-read and only its ``blocked`` value decides. Without ``statusc
 returned by this Jira) rule 3 cannot be checked and is skipped with a warning.
 
 **Outcome comments are made exactly once** per record, issue, outcome and done episode: they are effects
-with an intent (``bc_jira.effects``). A comment that failed or whose answer was lost stays pending and is
+with an intent (``bc_jira.sync.effects``). A comment that failed or whose answer was lost stays pending and is
 made, after looking for it on the issue, at the start of the next run.
 
 Acts only on the record the issue names: before any BC write the issue's *BC Record Id* field must equal the
@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bc_jira import adf, effects
+from bc_jira import adf
 from bc_jira.config import ENTITY_SETS
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
 from bc_jira.intake import KIND_JIRA_TRANSITION
+from bc_jira.sync import effects
 
 log = logging.getLogger(__name__)
 
@@ -608,10 +609,10 @@ def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
     from airflow.sdk import Variable
 
     from bc_jira.config import FIELDS_VARIABLE_KEY, load_config
-    from bc_jira.deferral import retry_policy
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import StateStore
+    from bc_jira.sync.deferral import retry_policy
 
     cfg = load_config()
     raw = Variable.get(FIELDS_VARIABLE_KEY, default=None)
@@ -630,7 +631,7 @@ def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
 def _run_context() -> dict[str, Any]:
     from airflow.sdk import get_current_context
 
-    from bc_jira.outbound import run_info
+    from bc_jira.sync.upsert import run_info
 
     return dataclasses.asdict(run_info(get_current_context()))
 
@@ -655,7 +656,7 @@ def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
 
 
 def process_staged_task() -> dict[str, Any]:
-    from bc_jira.deferral import waiting_out_rate_limits
+    from bc_jira.sync.deferral import waiting_out_rate_limits
 
     wb = _build(_run_context())
     # Jira (or BC) asked to wait longer than the process waits: rescheduled; failed events stay staged.
@@ -664,7 +665,7 @@ def process_staged_task() -> dict[str, Any]:
 
 
 def safety_net_task() -> dict[str, Any]:
-    from bc_jira.deferral import waiting_out_rate_limits
+    from bc_jira.sync.deferral import waiting_out_rate_limits
 
     wb = _build(_run_context())
     if not wb.record_id_field:

@@ -49,7 +49,8 @@ each other one is linked to it with Jira's *Duplicate* link type ("FIN-9 duplica
 moved with ``duplicate_transition`` when configured. Healing is an effect with an intent (``bc_jira_effects``,
 kind ``duplicate``): planned once per duplicate issue, retried by the next attempt over the same records until
 done; the link is looked up on the issue before it is made (and Jira never stores a repeated link twice),
-the comment is made exactly once (``bc_jira.effects``), the transition only when the issue is not done yet.
+the comment is made exactly once (``bc_jira.sync.effects``), the transition only when the issue is not
+done yet.
 
 The "no longer needs a human step" comment is made exactly once per episode (a record can need a human step
 again, e.g. a vendor blocked again): an effect keyed by record, issue and the number of resolve comments
@@ -68,7 +69,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bc_jira import adf, effects
+from bc_jira import adf
 from bc_jira.config import (
     ENTITIES,
     FIELDS_VARIABLE_KEY,
@@ -86,6 +87,7 @@ from bc_jira.mapping import (
     map_record,
     resolved_comment,
 )
+from bc_jira.sync import effects
 
 log = logging.getLogger(__name__)
 
@@ -1307,12 +1309,12 @@ def upsert_task(entity: str, batch_id: str) -> dict[str, Any]:
     """Mapped task: upsert one stored batch. Clearing it replays exactly this batch.
 
     When Jira asks to wait longer than ``rate_limit.max_inline_wait_seconds``, the task is rescheduled for
-    that time (``bc_jira.deferral``) and runs the batch again, done records being no-ops.
+    that time (``bc_jira.sync.deferral``) and runs the batch again, done records being no-ops.
     """
     from bc_jira.config import load_config
-    from bc_jira.deferral import retry_policy, waiting_out_rate_limits
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import StateStore
+    from bc_jira.sync.deferral import retry_policy, waiting_out_rate_limits
 
     cfg = load_config()
     ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))

@@ -18,7 +18,8 @@ from bc_jira.config import FieldNames, parse_config
 from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
 from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
-from bc_jira.outbound import (
+from bc_jira.store import AuditRow, Link
+from bc_jira.sync.upsert import (
     CLAIM_TTL_SECONDS,
     FAILED,
     LINKED,
@@ -35,7 +36,6 @@ from bc_jira.outbound import (
     plan_watermark,
     sync_window,
 )
-from bc_jira.store import AuditRow, Link
 
 RID, DOC, VEN, AMT, CUR, STS = (f"customfield_100{i}" for i in range(1, 7))
 IDS = field_ids(
@@ -560,7 +560,7 @@ def test_collection_notification_widens_the_window() -> None:
 def test_batch_count_is_capped_for_small_xcom(store, monkeypatch) -> None:
     import json as _json
 
-    from bc_jira import outbound as ob
+    from bc_jira.sync import upsert as ob
 
     monkeypatch.setattr(ob, "MAX_BATCHES", 3)
     cfg = parse_config({"project_key": "FIN", "batch_size": 1})
@@ -603,7 +603,7 @@ def test_record_id_lookup_finds_the_exact_issue_by_phrase(sandbox_jira, airflow_
     """Jira's ``~`` matches words (the sandbox tokenises like it): the lookup asks for the GUID as a phrase
     and keeps only an exact field value: neither a look-alike GUID nor a value merely holding it is taken."""
     from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.outbound import JiraOps, _text_phrase
+    from bc_jira.sync.upsert import JiraOps, _text_phrase
 
     sandbox_jira.options(search_lag_s=0)
     cfg = _sandbox_cfg(airflow_conns)
@@ -659,7 +659,7 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
     """Each way real Jira would refuse the creates or the search (field off a create screen, a Paragraph or
     text field where text or a number is needed, no searcher) is one problem naming the field and the fix."""
     from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.outbound import JiraOps, connect_checks
+    from bc_jira.sync.upsert import JiraOps, connect_checks
 
     cfg = _sandbox_cfg(
         airflow_conns, assignees=[{"vendor_number": "V0001", "email": "alice.approver@example.com"}]
@@ -723,8 +723,8 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
 
 def test_connect_reads_every_createmeta_page(sandbox_jira, airflow_conns, monkeypatch) -> None:
     """createmeta is paged (startAt/maxResults/total): a field on a later page still counts as on screen."""
-    from bc_jira import outbound as ob
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.sync import upsert as ob
 
     monkeypatch.setattr(ob, "CREATEMETA_PAGE", 2)
     before = sandbox_jira.stats()["calls"]
@@ -784,7 +784,7 @@ def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_recor
 
 
 def test_planted_duplicates_healed_once_and_a_deleted_one_does_not_wedge_the_batch(env, store) -> None:
-    from bc_jira import outbound as ob
+    from bc_jira.sync import upsert as ob
 
     clock, jira, up = env
     ob._LINK_TYPE.clear()
