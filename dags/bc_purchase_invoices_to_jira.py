@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from bc_jira.sync import upsert as outbound
+from bc_jira.sync.dag import sync_dag
 
-bc_purchase_invoices_to_jira: DAG = outbound.sync_dag(
+bc_purchase_invoices_to_jira: DAG = sync_dag(
     "purchase_invoices",
     dag_id="bc_purchase_invoices_to_jira",
     cron="*/15 * * * *",

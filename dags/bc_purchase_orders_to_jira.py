@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from bc_jira.sync import upsert as outbound
+from bc_jira.sync.dag import sync_dag
 
-bc_purchase_orders_to_jira: DAG = outbound.sync_dag(
+bc_purchase_orders_to_jira: DAG = sync_dag(
     "purchase_orders",
     dag_id="bc_purchase_orders_to_jira",
     cron="*/30 * * * *",

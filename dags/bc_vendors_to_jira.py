@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from bc_jira.sync import upsert as outbound
+from bc_jira.sync.dag import sync_dag
 
-bc_vendors_to_jira: DAG = outbound.sync_dag(
+bc_vendors_to_jira: DAG = sync_dag(
     "vendors",
     dag_id="bc_vendors_to_jira",
     cron="*/15 * * * *",

@@ -97,7 +97,7 @@ class Pair:
 
         from bc_jira.config import parse_config
         from bc_jira.hooks.jira import JiraCloudHook
-        from bc_jira.sync import upsert as ob
+        from bc_jira.setup import connect as ob
         from bc_jira.tokens import JiraTokenProvider
         from tests.support.airflow_runs import sync_dags
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -598,80 +598,3 @@ def _slim(record: Any) -> Any:
         "@odata.etag",
     )
     return {k: record.get(k) for k in keep if k in record}
-
-
-# -- task entry points (called from dags/jira_transitions_to_bc.py) -------------------------------------
-
-
-def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
-    import json
-
-    from airflow.sdk import Variable
-
-    from bc_jira.config import FIELDS_VARIABLE_KEY, load_config
-    from bc_jira.hooks.business_central import BusinessCentralHook
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.store import StateStore
-    from bc_jira.sync.deferral import retry_policy
-
-    cfg = load_config()
-    raw = Variable.get(FIELDS_VARIABLE_KEY, default=None)
-    discovered = json.loads(raw) if raw else {}
-    store = StateStore.from_airflow()
-    return WriteBack(
-        cfg=cfg,
-        bc=BusinessCentralHook(),
-        jira=JiraCloudHook(store=store, retry=retry_policy(cfg)),
-        store=store,
-        record_id_field=discovered.get(cfg.fields.record_id),
-        run=run or {},
-    )
-
-
-def _run_context() -> dict[str, Any]:
-    from airflow.sdk import get_current_context
-
-    from bc_jira.sync.upsert import run_info
-
-    return dataclasses.asdict(run_info(get_current_context()))
-
-
-def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.action] = counts.get(r.action, 0) + 1
-    alarms = [r for r in results if r.alarm]
-    if alarms:
-        raise RuntimeError(
-            f"{what}: {len(alarms)} issue(s) name another BC record than their link; nothing was written "
-            "to BC for them: " + "; ".join(f"{r.issue}: {r.detail}" for r in alarms[:10])
-        )
-    transient = [r for r in results if r.transient]
-    if transient:
-        raise RuntimeError(
-            f"{what}: {len(transient)} issue(s) failed and stay staged for replay: "
-            + "; ".join(f"{r.issue}: {r.detail}" for r in transient[:10])
-        )
-    return {"counts": counts, "issues": [r.as_dict() for r in results[:100]]}
-
-
-def process_staged_task() -> dict[str, Any]:
-    from bc_jira.sync.deferral import waiting_out_rate_limits
-
-    wb = _build(_run_context())
-    # Jira (or BC) asked to wait longer than the process waits: rescheduled; failed events stay staged.
-    with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="staged transitions"):
-        return _summary(wb.process_pending(), "staged transitions")
-
-
-def safety_net_task() -> dict[str, Any]:
-    from bc_jira.sync.deferral import waiting_out_rate_limits
-
-    wb = _build(_run_context())
-    if not wb.record_id_field:
-        log.warning(
-            "safety-net poll skipped: no field id for %r; run bc_jira_connect", wb.cfg.fields.record_id
-        )
-        return {"counts": {}, "skipped": True}
-    with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="safety-net poll"):
-        return _summary(wb.poll_done_issues(), "safety-net poll")

@@ -19,23 +19,11 @@ from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
 from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
 from bc_jira.store import AuditRow, Link
-from bc_jira.sync.upsert import (
-    CLAIM_TTL_SECONDS,
-    FAILED,
-    LINKED,
-    PENDING,
-    RESOLVED,
-    RESOLVING,
-    Counts,
-    RunInfo,
-    SyncError,
-    Upserter,
-    extract,
-    hold_below,
-    next_watermark,
-    plan_watermark,
-    sync_window,
-)
+from bc_jira.sync.base import FAILED, LINKED, PENDING, RESOLVED, RESOLVING, Counts, RunInfo, SyncError
+from bc_jira.sync.claims import CLAIM_TTL_SECONDS
+from bc_jira.sync.extract import extract, sync_window
+from bc_jira.sync.upsert import Upserter
+from bc_jira.sync.watermark import hold_below, next_watermark, plan_watermark
 
 RID, DOC, VEN, AMT, CUR, STS = (f"customfield_100{i}" for i in range(1, 7))
 IDS = field_ids(
@@ -560,9 +548,9 @@ def test_collection_notification_widens_the_window() -> None:
 def test_batch_count_is_capped_for_small_xcom(store, monkeypatch) -> None:
     import json as _json
 
-    from bc_jira.sync import upsert as ob
+    from bc_jira.sync import extract as ex
 
-    monkeypatch.setattr(ob, "MAX_BATCHES", 3)
+    monkeypatch.setattr(ex, "MAX_BATCHES", 3)
     cfg = parse_config({"project_key": "FIN", "batch_size": 1})
     out = extract(
         "purchase_invoices",
@@ -603,7 +591,8 @@ def test_record_id_lookup_finds_the_exact_issue_by_phrase(sandbox_jira, airflow_
     """Jira's ``~`` matches words (the sandbox tokenises like it): the lookup asks for the GUID as a phrase
     and keeps only an exact field value: neither a look-alike GUID nor a value merely holding it is taken."""
     from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.sync.upsert import JiraOps, _text_phrase
+    from bc_jira.sync.jira_ops import JiraOps
+    from bc_jira.sync.lookup import _text_phrase
 
     sandbox_jira.options(search_lag_s=0)
     cfg = _sandbox_cfg(airflow_conns)
@@ -659,7 +648,8 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
     """Each way real Jira would refuse the creates or the search (field off a create screen, a Paragraph or
     text field where text or a number is needed, no searcher) is one problem naming the field and the fix."""
     from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.sync.upsert import JiraOps, connect_checks
+    from bc_jira.setup.connect import connect_checks
+    from bc_jira.sync.jira_ops import JiraOps
 
     cfg = _sandbox_cfg(
         airflow_conns, assignees=[{"vendor_number": "V0001", "email": "alice.approver@example.com"}]
@@ -724,7 +714,7 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
 def test_connect_reads_every_createmeta_page(sandbox_jira, airflow_conns, monkeypatch) -> None:
     """createmeta is paged (startAt/maxResults/total): a field on a later page still counts as on screen."""
     from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.sync import upsert as ob
+    from bc_jira.setup import connect as ob
 
     monkeypatch.setattr(ob, "CREATEMETA_PAGE", 2)
     before = sandbox_jira.stats()["calls"]
@@ -784,10 +774,10 @@ def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_recor
 
 
 def test_planted_duplicates_healed_once_and_a_deleted_one_does_not_wedge_the_batch(env, store) -> None:
-    from bc_jira.sync import upsert as ob
+    from bc_jira.sync import heal
 
     clock, jira, up = env
-    ob._LINK_TYPE.clear()
+    heal._LINK_TYPE.clear()
     rec = invoice(1)
     keep, dup, deleted = (jira.plant(rec["id"]) for _ in range(3))
     jira.gone.add(deleted)  # found by the search, deleted before it is healed

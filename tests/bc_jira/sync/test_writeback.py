@@ -447,7 +447,7 @@ def test_replay_verdict_rule() -> None:
 def test_issue_naming_another_record_makes_no_bc_call(env: Env) -> None:
     """A link pointing at another record than the issue's BC Record Id (e.g. a bulk answer paired by
     position): nothing is posted, the issue gets a comment, the audit says so, the task fails loudly."""
-    from bc_jira.sync.writeback import _summary
+    from bc_jira.tasks import _summary
 
     first, second = [r for r in env.records("purchaseInvoices") if r["status"] == "Draft"][:2]
     issue = env.issue("purchase_invoices", first, link=False)  # the issue names `first` ...
