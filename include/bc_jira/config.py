@@ -14,75 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bc_jira.entities import BLANK, ENTITIES, SPECS
+from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variable name, read by the edges
+
 VARIABLE_KEY = "bc_jira_config"
 FIELDS_VARIABLE_KEY = "bc_jira_jira_fields"
 USERS_VARIABLE_KEY = "bc_jira_jira_users"
-WATERMARK_PREFIX = "bc_jira_watermark_"
 
-ENTITIES: tuple[str, ...] = ("purchase_invoices", "vendors", "purchase_orders")
-
-# BC API v2.0 entity set per config entity name.
-ENTITY_SETS: dict[str, str] = {
-    "purchase_invoices": "purchaseInvoices",
-    "vendors": "vendors",
-    "purchase_orders": "purchaseOrders",
-}
-
-BLANK = "_x0020_"
-
-# Enum JSON encodings from specs/bc-api-v2-entities.json ($metadata member names).
-ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "purchase_invoices": {
-        "status": (BLANK, "Draft", "In_x0020_Review", "Open", "Paid", "Canceled", "Corrective"),
-    },
-    "vendors": {"blocked": (BLANK, "Payment", "All")},
-    "purchase_orders": {"status": ("Draft", "In_x0020_Review", "Open")},
-}
-
-# Fields a summary template may reference (BC API v2.0 JSON names), plus helpers added by mapping.
-_COMMON_DOC = (
-    "id number vendorId vendorNumber vendorName payToName payToVendorNumber shipToName shipToContact "
-    "buyFromCity buyFromCountry shortcutDimension1Code shortcutDimension2Code currencyCode purchaser "
-    "pricesIncludeTax discountAmount totalAmountExcludingTax totalTaxAmount totalAmountIncludingTax status "
-    "postingDate lastModifiedDateTime"
-).split()
-TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
-    "purchase_invoices": frozenset(
-        _COMMON_DOC + "invoiceDate dueDate vendorInvoiceNumber orderNumber payToContact".split()
-    ),
-    "vendors": frozenset(
-        (
-            "id number displayName addressLine1 city state country postalCode phoneNumber email website "
-            "taxRegistrationNumber currencyCode blocked balance lastModifiedDateTime"
-        ).split()
-    ),
-    "purchase_orders": frozenset(_COMMON_DOC + "orderDate requestedReceiptDate fullyReceived".split()),
-}
+# Views of the entity registry (bc_jira.entities) under the names the config model uses.
+ENTITY_SETS: dict[str, str] = {n: s.entity_set for n, s in SPECS.items()}
+ENUMS: dict[str, dict[str, tuple[str, ...]]] = {n: s.enums for n, s in SPECS.items()}
+TEMPLATE_FIELDS: dict[str, frozenset[str]] = {n: s.template_fields for n, s in SPECS.items()}
 # Derived values mapping.py offers to every template.
 TEMPLATE_EXTRAS = frozenset({"status_text", "amount", "currency"})
-
-DONE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "purchase_invoices": ("post", "none"),
-    "vendors": ("unblock", "none"),
-    "purchase_orders": ("none",),
-}
-
-DEFAULT_ISSUE_TYPES = {
-    "purchase_invoices": "Invoice",
-    "vendors": "Vendor",
-    "purchase_orders": "Purchase Order",
-}
-DEFAULT_SELECTION = {
-    "purchase_invoices": ("status", ("Draft",)),
-    "vendors": ("blocked", ("Payment", "All")),
-    "purchase_orders": ("status", ("In_x0020_Review",)),
-}
-DEFAULT_DONE_ACTION = {"purchase_invoices": "post", "vendors": "unblock", "purchase_orders": "none"}
-DEFAULT_SUMMARY = {
-    "purchase_invoices": "Purchase invoice {number}: {vendorName} {amount} {currency}",
-    "vendors": "Blocked vendor {number}: {displayName} ({status_text})",
-    "purchase_orders": "Purchase order {number}: {vendorName} {amount} {currency}",
-}
+DONE_ACTIONS: dict[str, tuple[str, ...]] = {n: s.done_actions for n, s in SPECS.items()}
+DEFAULT_ISSUE_TYPES = {n: s.issue_type for n, s in SPECS.items()}
+DEFAULT_SELECTION = {n: s.selection for n, s in SPECS.items()}
+DEFAULT_DONE_ACTION = {n: s.done_action for n, s in SPECS.items()}
+DEFAULT_SUMMARY = {n: s.summary for n, s in SPECS.items()}
 DEFAULT_FIELD_NAMES = {
     "record_id": "BC Record Id",
     "document_number": "BC Document No.",
@@ -171,7 +120,7 @@ class AssigneeRule:
 
     def applies(self, record: Mapping[str, Any], entity: str) -> bool:
         if self.match == "vendor_number":
-            key = "number" if entity == "vendors" else "vendorNumber"
+            key = SPECS[entity].vendor_number_field
             return str(record.get(key) or "").casefold() == self.value.casefold()
         return str(record.get("purchaser") or "").casefold() == self.value.casefold()
 

@@ -9,19 +9,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bc_jira.config import (
-    FIELDS_VARIABLE_KEY,
-    USERS_VARIABLE_KEY,
-)
-from bc_jira.mapping import (
-    field_ids,
-)
+from bc_jira.config import FIELDS_VARIABLE_KEY, USERS_VARIABLE_KEY
+from bc_jira.entities import EVENT_ENTITIES
+from bc_jira.mapping import field_ids
 from bc_jira.setup.connect import ConnectError, connect_checks
-from bc_jira.sync.base import (
-    RunInfo,
-    run_info,
-)
-from bc_jira.sync.dag import EVENT_ENTITIES
+from bc_jira.sync.base import RunInfo, run_info
 from bc_jira.sync.extract import extract
 from bc_jira.sync.jira_ops import JiraOps
 from bc_jira.sync.upsert import Upserter

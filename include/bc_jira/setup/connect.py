@@ -7,11 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bc_jira.config import (
-    ENTITIES,
-    Config,
-    EntityConfig,
-)
+from bc_jira.config import ENTITIES, Config, EntityConfig
 from bc_jira.sync.heal import duplicate_link_type
 from bc_jira.sync.lookup import _jql_string
 

@@ -8,14 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bc_jira.config import (
-    Config,
-    EntityConfig,
-)
-from bc_jira.mapping import (
-    FieldIds,
-    IssueDraft,
-)
+from bc_jira.config import Config, EntityConfig
+from bc_jira.mapping import FieldIds, IssueDraft
 from bc_jira.sync import effects
 from bc_jira.sync.jira_ops import JiraOps
 

@@ -7,12 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from bc_jira.sync.base import (
-    CLAIMED,
-    UpsertBase,
-    _Outcome,
-    iso,
-)
+from bc_jira.sync.base import CLAIMED, UpsertBase, _Outcome, iso
 
 log = logging.getLogger(__name__)
 

@@ -7,20 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bc_jira.hooks.jira import BULK_CREATE_MAX
-from bc_jira.mapping import (
-    IssueDraft,
-    create_payload,
-)
-from bc_jira.sync.base import (
-    FAILED,
-    LINKED,
-    PENDING,
-    RESOLVED,
-    UpsertBase,
-    _chunks,
-    _Outcome,
-    _short,
-)
+from bc_jira.mapping import IssueDraft, create_payload
+from bc_jira.sync.base import FAILED, LINKED, PENDING, RESOLVED, UpsertBase, _chunks, _Outcome, _short
 from bc_jira.sync.lookup import _RECENT_CREATED
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from bc_jira.entities import EVENT_ENTITIES
+
 log = logging.getLogger(__name__)
 
 # -- DAG wiring helpers ---------------------------------------------------------------------------
@@ -21,8 +23,6 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=30),
 }
-# BC sends change notifications for these; purchase orders are cron only.
-EVENT_ENTITIES = frozenset({"purchase_invoices", "vendors"})
 
 
 def schedule_for(entity: str, cron: str) -> Any:

@@ -7,17 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bc_jira.config import (
-    Config,
-)
-from bc_jira.sync.base import (
-    _MIN,
-    FAILED,
-    RunInfo,
-    SyncError,
-    iso,
-    parse_ts,
-)
+from bc_jira.config import Config
+from bc_jira.sync.base import _MIN, FAILED, RunInfo, SyncError, iso, parse_ts
 
 log = logging.getLogger(__name__)
 

@@ -7,15 +7,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bc_jira import adf
-from bc_jira.mapping import (
-    IssueDraft,
-)
+from bc_jira.entities import spec
+from bc_jira.mapping import IssueDraft
 from bc_jira.sync import effects
-from bc_jira.sync.base import (
-    SyncError,
-    UpsertBase,
-    _NotConfirmed,
-)
+from bc_jira.sync.base import SyncError, UpsertBase, _NotConfirmed
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +38,6 @@ def _has_duplicate_link(issuelinks: Iterable[Mapping[str, Any]], type_name: str,
         and str((lk.get("outwardIssue") or {}).get("id") or "") == str(original_id)
         for lk in issuelinks
     )
-
-
-def _noun(entity: str) -> str:
-    return {
-        "purchase_invoices": "purchase invoice",
-        "vendors": "vendor",
-        "purchase_orders": "purchase order",
-    }[entity]
 
 
 class HealMixin(UpsertBase):
@@ -114,7 +101,7 @@ class HealMixin(UpsertBase):
             else:
                 steps.append(f"{link_type} link to {original_key} already there")
             text = (
-                f"This issue duplicates {original_key}, the issue of {_noun(self.entity)} "
+                f"This issue duplicates {original_key}, the issue of {spec(self.entity).noun} "
                 f"{p.get('document_number') or eff.bc_id} (BC record id {eff.bc_id}). bc-jira keeps "
                 f"{original_key} up to date and no longer updates this one."
             )

@@ -7,22 +7,10 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bc_jira.config import (
-    ENTITIES,
-)
+from bc_jira.config import ENTITIES
 from bc_jira.hooks.jira import RECONCILE_MAX
-from bc_jira.mapping import (
-    IssueDraft,
-)
-from bc_jira.sync.base import (
-    FAILED,
-    LINKED,
-    PENDING,
-    UpsertBase,
-    _chunks,
-    _Outcome,
-    parse_ts,
-)
+from bc_jira.mapping import IssueDraft
+from bc_jira.sync.base import FAILED, LINKED, PENDING, UpsertBase, _chunks, _Outcome, parse_ts
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bc_jira.mapping import (
-    IssueDraft,
-    edit_payload,
-    resolved_comment,
-)
+from bc_jira.mapping import IssueDraft, edit_payload, resolved_comment
 from bc_jira.sync import effects
-from bc_jira.sync.base import (
-    DONE_STATES,
-    LINKED,
-    RESOLVED,
-    RESOLVING,
-    UpsertBase,
-    _NotConfirmed,
-    _Outcome,
-)
+from bc_jira.sync.base import DONE_STATES, LINKED, RESOLVED, RESOLVING, UpsertBase, _NotConfirmed, _Outcome
 
 log = logging.getLogger(__name__)
 

@@ -67,14 +67,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from bc_jira.config import (
-    Config,
-)
-from bc_jira.mapping import (
-    FieldIds,
-    IssueDraft,
-    map_record,
-)
+from bc_jira.config import Config
+from bc_jira.mapping import FieldIds, IssueDraft, map_record
 from bc_jira.sync.base import (
     CLAIMED,
     FAILED,

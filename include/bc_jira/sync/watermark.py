@@ -8,22 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bc_jira.config import (
-    WATERMARK_PREFIX,
-)
-from bc_jira.sync.base import (
-    _MIN,
-    FAILED,
-    PENDING,
-    iso,
-    parse_ts,
-)
+from bc_jira.entities import spec
+from bc_jira.sync.base import _MIN, FAILED, PENDING, iso, parse_ts
 
 log = logging.getLogger(__name__)
 
 
 def watermark_key(entity: str) -> str:
-    return f"{WATERMARK_PREFIX}{entity}"
+    return spec(entity).watermark_key
 
 
 # -- finalize --------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bc_jira import adf
-from bc_jira.config import ENTITY_SETS
+from bc_jira.entities import SPECS, WRITEBACK_ENTITIES, noun
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
 from bc_jira.intake import KIND_JIRA_TRANSITION
 from bc_jira.sync import effects
@@ -301,14 +301,14 @@ class WriteBack:
 
     def _entity_of(self, fields: Mapping[str, Any]) -> str | None:
         type_name = str((fields.get("issuetype") or {}).get("name") or "").casefold()
-        for entity in ("purchase_invoices", "vendors"):
+        for entity in WRITEBACK_ENTITIES:
             if self.cfg.entity(entity).issue_type.casefold() == type_name:
                 return entity
         return None
 
     # -- BC actions -----------------------------------------------------------------------------------------
     def _post_invoice(self, base: Result, link: Any, status_name: str, source: str) -> Result:
-        eset = ENTITY_SETS["purchase_invoices"]
+        eset = SPECS["purchase_invoices"].entity_set
         inv = self.bc.get_record(eset, base.bc_id)
         base.document_number = inv.get("number") or base.document_number
         if inv.get("status") != "Draft":
@@ -366,7 +366,7 @@ class WriteBack:
         )
 
     def _unblock_vendor(self, base: Result, link: Any, status_name: str, source: str) -> Result:
-        eset = ENTITY_SETS["vendors"]
+        eset = SPECS["vendors"].entity_set
         ven = self.bc.get_record(eset, base.bc_id)
         base.document_number = ven.get("number") or base.document_number
         if not ven.get("blocked"):
@@ -579,7 +579,7 @@ def _ours(link: Any) -> bool:
 
 
 def _noun(entity: str | None) -> str:
-    return {"purchase_invoices": "purchase invoice", "vendors": "vendor"}.get(entity or "", "record")
+    return noun(entity)
 
 
 def _slim(record: Any) -> Any:
