@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from bc_jira.config import ENTITIES, Config, EntityConfig
+from bc_jira.config import ENTITIES, AssigneeRule, Config, EntityConfig
 from bc_jira.sync.heal import duplicate_link_type
 from bc_jira.sync.lookup import _jql_string
 
 log = logging.getLogger(__name__)
-
-# -- bc_jira_connect ---------------------------------------------------------------------------------------
 
 
 class ConnectError(RuntimeError):
@@ -104,7 +102,7 @@ def screen_problems(
     ]
 
 
-def _createmeta_pages(client: Any, path: str, key: str) -> list[dict[str, Any]]:
+def _createmeta_pages(client: JiraClient, path: str, key: str) -> list[dict[str, Any]]:
     """Every item of a paged createmeta answer (startAt / maxResults / total)."""
     items: list[dict[str, Any]] = []
     while True:
@@ -116,7 +114,7 @@ def _createmeta_pages(client: Any, path: str, key: str) -> list[dict[str, Any]]:
 
 
 def edit_screen_checks(
-    cfg: Config, client: Any, custom_ids: Mapping[str, str]
+    cfg: Config, client: JiraClient, custom_ids: Mapping[str, str]
 ) -> tuple[list[str], list[str]]:
     """(problems, notes): the edit screen of each enabled issue type, through editmeta of its newest issue.
 
@@ -154,7 +152,7 @@ def edit_screen_checks(
     return problems, notes
 
 
-def create_screen_checks(cfg: Config, client: Any, custom_ids: Mapping[str, str]) -> list[str]:
+def create_screen_checks(cfg: Config, client: JiraClient, custom_ids: Mapping[str, str]) -> list[str]:
     """Through createmeta: are the fields the connector sets on each enabled issue type's create screen?"""
     from bc_jira.http import ApiError
 
@@ -183,152 +181,229 @@ def create_screen_checks(cfg: Config, client: Any, custom_ids: Mapping[str, str]
     return out
 
 
-def connect_checks(cfg: Config, client: Any, cloud_id: str | None = None) -> ConnectReport:
-    """Discover field ids, resolve users, check project / issue types / statuses; collect every problem.
+class JiraClient(Protocol):
+    """What the checks need of the Jira ApiClient (paths relative to ``/rest/api/3``)."""
 
-    ``client`` is the Jira ApiClient (paths relative to ``/rest/api/3``).
-    """
-    from bc_jira.http import ApiError, NotFoundError
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any: ...
 
-    rep = ConnectReport(cloud_id=cloud_id)
-    add = rep.problems.append
-    # custom fields by name
+    def post_json(self, path: str, body: Any) -> Any: ...
+
+
+def _single_field_problem(key: str, name: str, matches: list[dict[str, Any]]) -> str | None:
+    """Why the configured name does not pick exactly one custom field, or None."""
+    if not matches:
+        return (
+            f"fields.{key}: no Jira custom field named {name!r}; create it (type "
+            f"{_FIELD_TYPES.get(key, 'text')}, with a searcher) or change the name in "
+            "bc_jira_config"
+        )
+    if len(matches) > 1:
+        ids = ", ".join(m["id"] for m in matches)
+        return (
+            f"fields.{key}: {len(matches)} custom fields are named {name!r} ({ids}); "
+            "rename all but one in Jira"
+        )
+    return None
+
+
+def check_fields(cfg: Config, client: JiraClient, rep: ConnectReport) -> tuple[list[str], dict[str, str]]:
+    """(problems, config key -> the one custom field of that name); usable fields go to ``rep.fields``."""
+    from bc_jira.http import ApiError
+
+    problems: list[str] = []
     try:
         all_fields = client.get_json("field")
     except ApiError as exc:
-        add(f"cannot list Jira fields ({exc}); check the jira_default connection and scopes")
+        problems.append(f"cannot list Jira fields ({exc}); check the jira_default connection and scopes")
         all_fields = []
     by_name: dict[str, list[dict[str, Any]]] = {}
-    custom_ids: dict[str, str] = {}  # config key -> the one custom field of that name
     for f in all_fields:
         if f.get("custom"):
             by_name.setdefault((f.get("name") or "").casefold(), []).append(f)
+    custom_ids: dict[str, str] = {}
     for key, name in cfg.fields.as_dict().items():
         matches = by_name.get(name.casefold(), [])
-        if not matches:
-            add(
-                f"fields.{key}: no Jira custom field named {name!r}; create it (type "
-                f"{_FIELD_TYPES.get(key, 'text')}, with a searcher) or change the name in "
-                "bc_jira_config"
-            )
-        elif len(matches) > 1:
-            ids = ", ".join(m["id"] for m in matches)
-            add(
-                f"fields.{key}: {len(matches)} custom fields are named {name!r} ({ids}); "
-                "rename all but one in Jira"
-            )
-        else:
-            f = matches[0]
-            custom_ids[key] = f["id"]
-            setup = field_setup_problems(key, name, f)
-            rep.problems.extend(setup)
-            if not setup:
-                rep.fields[name] = f["id"]
+        problem = _single_field_problem(key, name, matches)
+        if problem:
+            problems.append(problem)
+            continue
+        f = matches[0]
+        custom_ids[key] = f["id"]
+        setup = field_setup_problems(key, name, f)
+        problems.extend(setup)
+        if not setup:
+            rep.fields[name] = f["id"]
+    return problems, custom_ids
 
-    # project and issue types
-    project = None
+
+def read_project(cfg: Config, client: JiraClient) -> tuple[dict[str, Any] | None, list[str]]:
+    """The project (None when it cannot be read) and why not."""
+    from bc_jira.http import ApiError, NotFoundError
+
     try:
-        project = client.get_json(f"project/{cfg.project_key}")
+        return client.get_json(f"project/{cfg.project_key}"), []
     except NotFoundError:
-        add(
+        return None, [
             f"project_key: Jira project {cfg.project_key!r} not found or not visible to the "
             "connection's user; fix project_key or grant Browse projects"
-        )
+        ]
     except ApiError as exc:
-        add(f"project_key: cannot read project {cfg.project_key!r} ({exc})")
-    enabled = [cfg.entity(e) for e in ENTITIES if cfg.entity(e).enabled]
-    if project is not None:
-        types = {(t.get("name") or "").casefold() for t in project.get("issueTypes") or []}
-        available = ", ".join(sorted(t.get("name") for t in project.get("issueTypes") or []))
-        for ecfg in enabled:
-            if ecfg.issue_type.casefold() not in types:
-                add(
-                    f"entities.{ecfg.name}.issue_type: {ecfg.issue_type!r} is not an issue type "
-                    f"of project {cfg.project_key}; available: {available}"
-                )
-        try:
-            statuses = client.get_json(f"project/{cfg.project_key}/statuses")
-        except ApiError as exc:
-            add(f"project_key: cannot read the workflow statuses of {cfg.project_key} ({exc})")
-            statuses = []
-        per_type = {(s.get("name") or "").casefold(): s.get("statuses") or [] for s in statuses}
-        for ecfg in enabled:
-            sts = per_type.get(ecfg.issue_type.casefold())
-            if sts is None:
-                continue
-            names = {(s.get("name") or "").casefold() for s in sts}
-            done = [s["name"] for s in sts if ((s.get("statusCategory") or {}).get("key")) == "done"]
-            if ecfg.done_action != "none" and not done:
-                add(
-                    f"entities.{ecfg.name}: the workflow of {ecfg.issue_type!r} has no status in "
-                    f"the Done category, so done_action {ecfg.done_action!r} can never fire; add "
-                    "one or set done_action to none"
-                )
-            elif done:
-                rep.notes.append(f"{ecfg.name}: done statuses {', '.join(done)}")
-            dup_to = cfg.duplicate_transition
-            if dup_to and dup_to.casefold() not in names:
-                add(
-                    f"duplicate_transition: no status {dup_to!r} in the workflow of {ecfg.issue_type!r}; use "
-                    f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
-                )
-            if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
-                add(
-                    f"entities.{ecfg.name}.resolved_transition: no status "
-                    f"{ecfg.resolved_transition!r} in the workflow of {ecfg.issue_type!r}; use one "
-                    f"of {', '.join(sorted(s['name'] for s in sts))} or null"
-                )
-        rep.problems.extend(create_screen_checks(cfg, client, custom_ids))
-        edit_problems, edit_notes = edit_screen_checks(cfg, client, custom_ids)
-        rep.problems.extend(edit_problems)
-        rep.notes.extend(edit_notes)
+        return None, [f"project_key: cannot read project {cfg.project_key!r} ({exc})"]
 
-    # issue linking: a second issue found for one record is linked to the kept one as a Duplicate
+
+def _enabled(cfg: Config) -> list[EntityConfig]:
+    return [cfg.entity(e) for e in ENTITIES if cfg.entity(e).enabled]
+
+
+def check_issue_types(cfg: Config, project: Mapping[str, Any]) -> list[str]:
+    """Every enabled entity's issue type is one of the project's."""
+    types = {(t.get("name") or "").casefold() for t in project.get("issueTypes") or []}
+    available = ", ".join(sorted(t.get("name") for t in project.get("issueTypes") or []))
+    return [
+        f"entities.{ecfg.name}.issue_type: {ecfg.issue_type!r} is not an issue type "
+        f"of project {cfg.project_key}; available: {available}"
+        for ecfg in _enabled(cfg)
+        if ecfg.issue_type.casefold() not in types
+    ]
+
+
+def workflow_problems(
+    cfg: Config, ecfg: EntityConfig, sts: list[dict[str, Any]], notes: list[str]
+) -> list[str]:
+    """One issue type's workflow: a Done status when a done action is set; the configured transitions."""
+    problems: list[str] = []
+    names = {(s.get("name") or "").casefold() for s in sts}
+    done = [s["name"] for s in sts if ((s.get("statusCategory") or {}).get("key")) == "done"]
+    if ecfg.done_action != "none" and not done:
+        problems.append(
+            f"entities.{ecfg.name}: the workflow of {ecfg.issue_type!r} has no status in "
+            f"the Done category, so done_action {ecfg.done_action!r} can never fire; add "
+            "one or set done_action to none"
+        )
+    elif done:
+        notes.append(f"{ecfg.name}: done statuses {', '.join(done)}")
+    dup_to = cfg.duplicate_transition
+    if dup_to and dup_to.casefold() not in names:
+        problems.append(
+            f"duplicate_transition: no status {dup_to!r} in the workflow of {ecfg.issue_type!r}; use "
+            f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
+        )
+    if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
+        problems.append(
+            f"entities.{ecfg.name}.resolved_transition: no status "
+            f"{ecfg.resolved_transition!r} in the workflow of {ecfg.issue_type!r}; use one "
+            f"of {', '.join(sorted(s['name'] for s in sts))} or null"
+        )
+    return problems
+
+
+def check_workflows(cfg: Config, client: JiraClient, rep: ConnectReport) -> list[str]:
+    """The workflow statuses of each enabled issue type (GET project/{key}/statuses)."""
+    from bc_jira.http import ApiError
+
+    try:
+        statuses = client.get_json(f"project/{cfg.project_key}/statuses")
+    except ApiError as exc:
+        return [f"project_key: cannot read the workflow statuses of {cfg.project_key} ({exc})"]
+    per_type = {(s.get("name") or "").casefold(): s.get("statuses") or [] for s in statuses}
+    problems: list[str] = []
+    for ecfg in _enabled(cfg):
+        sts = per_type.get(ecfg.issue_type.casefold())
+        if sts is not None:
+            problems += workflow_problems(cfg, ecfg, sts, rep.notes)
+    return problems
+
+
+def check_link_types(client: JiraClient, rep: ConnectReport) -> list[str]:
+    """A second issue found for one record is linked to the kept one as a Duplicate: that type must exist."""
+    from bc_jira.http import ApiError, NotFoundError
+
     try:
         types = (client.get_json("issueLinkType") or {}).get("issueLinkTypes") or []
-        name = duplicate_link_type(types)
-        if name is None:
-            add(
-                "issue linking: Jira has no link type named 'Duplicate' (nor one whose outward description "
-                "is 'duplicates'); add it in Jira settings > Issues > Issue linking, so duplicate issues of "
-                "one record can be linked to the record's issue"
-            )
-        else:
-            rep.notes.append(f"duplicates are linked with the {name!r} issue link type")
     except NotFoundError:
-        add(
+        return [
             "issue linking is disabled in Jira (GET issueLinkType answered 404); turn it on in Jira "
             "settings > Issues > Issue linking, so duplicate issues of one record can be linked to the "
             "record's issue"
-        )
+        ]
     except ApiError as exc:
-        add(f"issue linking: cannot list the issue link types ({exc})")
+        return [f"issue linking: cannot list the issue link types ({exc})"]
+    name = duplicate_link_type(types)
+    if name is None:
+        return [
+            "issue linking: Jira has no link type named 'Duplicate' (nor one whose outward description "
+            "is 'duplicates'); add it in Jira settings > Issues > Issue linking, so duplicate issues of "
+            "one record can be linked to the record's issue"
+        ]
+    rep.notes.append(f"duplicates are linked with the {name!r} issue link type")
+    return []
 
-    # users
+
+def _user_problem(client: JiraClient, path: str, rule: AssigneeRule, rep: ConnectReport) -> str | None:
+    """Resolve one assignee rule (accountId exists, or the email names exactly one user)."""
+    if rule.account_id:
+        found = client.get_json("user/bulk", params={"accountId": rule.account_id})
+        return (
+            None
+            if found.get("values") or []
+            else f"{path}.account_id: no active Jira user {rule.account_id!r}"
+        )
+    email = rule.email or ""
+    users = client.get_json("user/search", params={"query": email})
+    exact = [u for u in users if (u.get("emailAddress") or "").casefold() == email.casefold()]
+    pick = exact if exact else (users if len(users) == 1 else [])
+    if len(pick) == 1:
+        rep.users[email.casefold()] = pick[0]["accountId"]
+        return None
+    if not users:
+        return (
+            f"{path}.email: no Jira user found for {email!r}; check the address or use "
+            "account_id (Jira user profile URL ends with it)"
+        )
+    return (
+        f"{path}.email: {len(users)} Jira users match {email!r} and none shows that "
+        "email (hidden by privacy settings); use account_id instead"
+    )
+
+
+def check_users(cfg: Config, client: JiraClient, rep: ConnectReport) -> list[str]:
+    """Every assignee rule names one Jira user; emails resolved go to ``rep.users``."""
+    from bc_jira.http import ApiError
+
+    problems: list[str] = []
     for i, rule in enumerate(cfg.assignees):
         path = f"assignees[{i}]"
         try:
-            if rule.account_id:
-                found = client.get_json("user/bulk", params={"accountId": rule.account_id})
-                if not (found.get("values") or []):
-                    add(f"{path}.account_id: no active Jira user {rule.account_id!r}")
-                continue
-            email = rule.email or ""
-            users = client.get_json("user/search", params={"query": email})
-            exact = [u for u in users if (u.get("emailAddress") or "").casefold() == email.casefold()]
-            pick = exact if exact else (users if len(users) == 1 else [])
-            if len(pick) == 1:
-                rep.users[email.casefold()] = pick[0]["accountId"]
-            elif not users:
-                add(
-                    f"{path}.email: no Jira user found for {email!r}; check the address or use "
-                    "account_id (Jira user profile URL ends with it)"
-                )
-            else:
-                add(
-                    f"{path}.email: {len(users)} Jira users match {email!r} and none shows that "
-                    "email (hidden by privacy settings); use account_id instead"
-                )
+            problem = _user_problem(client, path, rule, rep)
         except ApiError as exc:
-            add(f"{path}: user lookup failed ({exc}); the connection needs Browse users and groups")
+            problem = f"{path}: user lookup failed ({exc}); the connection needs Browse users and groups"
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def project_checks(
+    cfg: Config, client: JiraClient, custom_ids: Mapping[str, str], rep: ConnectReport
+) -> list[str]:
+    """Project, issue types, workflows, create and edit screens (skipped when the project is unreadable)."""
+    project, problems = read_project(cfg, client)
+    if project is None:
+        return problems
+    problems += check_issue_types(cfg, project)
+    problems += check_workflows(cfg, client, rep)
+    problems += create_screen_checks(cfg, client, custom_ids)
+    edit_problems, edit_notes = edit_screen_checks(cfg, client, custom_ids)
+    rep.notes.extend(edit_notes)
+    return problems + edit_problems
+
+
+def connect_checks(cfg: Config, client: JiraClient, cloud_id: str | None = None) -> ConnectReport:
+    """Run every check and gather every problem: field ids, project, issue types, workflows, screens, issue
+    linking, users. What the checks learn (field ids, users, notes) goes into the report too."""
+    rep = ConnectReport(cloud_id=cloud_id)
+    problems, custom_ids = check_fields(cfg, client, rep)
+    rep.problems.extend(problems)
+    rep.problems.extend(project_checks(cfg, client, custom_ids, rep))
+    rep.problems.extend(check_link_types(client, rep))
+    rep.problems.extend(check_users(cfg, client, rep))
     return rep
