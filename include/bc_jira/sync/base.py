@@ -157,7 +157,6 @@ class UpsertBase:
     link_cls: Any
     audit_cls: Any
     _links_out: list[Any]
-    _dups: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]
 
     @property
     def ecfg(self) -> EntityConfig:

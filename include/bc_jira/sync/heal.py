@@ -11,6 +11,7 @@ from bc_jira.entities import spec
 from bc_jira.mapping import IssueDraft
 from bc_jira.sync import effects
 from bc_jira.sync.base import SyncError, UpsertBase, _NotConfirmed
+from bc_jira.sync.plan import Issue
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,16 @@ def _has_duplicate_link(issuelinks: Iterable[Mapping[str, Any]], type_name: str,
 
 class HealMixin(UpsertBase):
     # duplicates ---------------------------------------------------------------------------------------------
-    def _heal(self, drafts: Mapping[str, IssueDraft]) -> int:
+    def _heal(
+        self, drafts: Mapping[str, IssueDraft], duplicates: Mapping[str, tuple[Issue, list[Issue]]]
+    ) -> int:
         """Plan a healing effect per duplicate found, then run every pending one of these records.
 
         Returns the number that failed (the batch then fails and its retry heals them).
         """
         from bc_jira.store import Effect
 
-        for bc_id, (original, others) in getattr(self, "_dups", {}).items():
+        for bc_id, (original, others) in duplicates.items():
             for dup in others:
                 key = effects.effect_key(DUPLICATE_KIND, self.entity, bc_id, dup["id"])
                 self.store.put_effect(

@@ -9,8 +9,8 @@ from typing import Any
 
 from bc_jira.config import ENTITIES
 from bc_jira.hooks.jira import RECONCILE_MAX
-from bc_jira.mapping import IssueDraft
-from bc_jira.sync.base import FAILED, LINKED, PENDING, UpsertBase, _chunks, _Outcome, parse_ts
+from bc_jira.sync.base import FAILED, LINKED, UpsertBase, _chunks, _Outcome
+from bc_jira.sync.plan import BatchPlan, ReadPlan
 
 log = logging.getLogger(__name__)
 
@@ -38,70 +38,53 @@ def _cf_clause(field_id: str) -> str:
     return f"cf[{field_id.removeprefix('customfield_')}]" if field_id.startswith("customfield_") else field_id
 
 
+# record id -> the issues carrying it, oldest first
+Found = dict[str, list[dict[str, str]]]
+
+
 class LookupMixin(UpsertBase):
     # unlinked records: pending intents and JQL ----------------------------------------------------
-    def _resolve_unlinked(
-        self, drafts: dict[str, IssueDraft], links: Mapping[str, Any], outcomes: dict[str, _Outcome]
-    ) -> tuple[set[str], dict[str, str]]:
-        """Returns (record ids to create, found record id -> hash to assume for its issue)."""
-        pending = [b for b, lk in links.items() if lk.state == PENDING and b in drafts]
-        unknown = [
-            b
-            for b, d in drafts.items()
-            if d.needs_human
-            and (
-                b not in links
-                or links[b].state == FAILED
-                or (not links[b].issue_id and links[b].state != PENDING)
-            )
-        ]
-        to_create: set[str] = set()
-        found_hashes: dict[str, str] = {}
-
-        if pending:
-            youngest = max((parse_ts(links[b].updated_at) or self.clock()) for b in pending)
-            wait = self.cfg.search_settle_seconds - (self.clock() - youngest).total_seconds()
-            if wait > 0:
+    def _lookups(self, read: ReadPlan) -> tuple[Found, Found]:
+        """Look up the pending intents (once Jira search has settled) and the unknown records by record id."""
+        found_pending: Found = {}
+        if read.pending:
+            if read.settle_wait > 0:
                 log.info(
                     "%s: %d create(s) with a lost answer; waiting %.1fs for Jira search to settle",
                     self.entity,
-                    len(pending),
-                    wait,
+                    len(read.pending),
+                    read.settle_wait,
                 )
-                self.sleep(wait)
-            found = self._find(pending)
-            for b in pending:
-                issue = found.get(b)
-                if issue:
-                    # Jira committed the create we could not confirm: it holds what the intent carried.
-                    self._link(drafts[b], issue, LINKED, links[b].content_hash or "")
-                    found_hashes[b] = links[b].content_hash or ""
-                    log.info(
-                        "%s: record %s was created as %s before the answer was lost",
-                        self.entity,
-                        b,
-                        issue["key"],
-                    )
-                elif drafts[b].needs_human:
-                    to_create.add(b)
-                else:
-                    self._save_link(drafts[b], None, None, FAILED, "")
-                    outcomes[b] = _Outcome("skipped", reason="create never reached Jira; no longer needed")
-        if unknown:
-            found = self._find(unknown)
-            for b in unknown:
-                issue = found.get(b)
-                if issue:
-                    self._link(drafts[b], issue, LINKED, "")
-                    found_hashes[b] = ""
-                else:
-                    to_create.add(b)
-        return to_create, found_hashes
+                self.sleep(read.settle_wait)
+            found_pending = self._find_all(read.pending)
+        found_unknown = self._find_all(read.unknown) if read.unknown else {}
+        return found_pending, found_unknown
 
-    def _find(self, bc_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        """Issues carrying these record ids in the record-id field (one JQL per 100 ids; oldest wins)."""
+    def _apply_lookups(
+        self, plan: BatchPlan, read: ReadPlan, links: Mapping[str, Any], outcomes: dict[str, _Outcome]
+    ) -> None:
+        """Queue the links the lookups decided: found issues linked, intents Jira never saw given up."""
+        for b, (issue, content_hash) in plan.relink.items():
+            self._link(read.current[b], issue, LINKED, content_hash)
+        for b in plan.recovered:
+            log.info(
+                "%s: record %s was created as %s before the answer was lost",
+                self.entity,
+                b,
+                plan.relink[b][0]["key"],
+            )
+        for b in plan.give_up:
+            self._save_link(read.current[b], None, None, FAILED, "")
+            outcomes[b] = _Outcome("skipped", reason="create never reached Jira; no longer needed")
+
+    def _find(self, bc_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The oldest issue carrying each of these record ids (the one the record keeps)."""
+        return {bc_id: issues[0] for bc_id, issues in self._find_all(bc_ids).items()}
+
+    def _find_all(self, bc_ids: Sequence[str]) -> Found:
+        """Issues carrying these record ids in the record-id field (one JQL per 100 ids), oldest first."""
         fid = self.ids.record_id
-        out: dict[str, dict[str, Any]] = {}
+        out: Found = {}
         reconcile = list(_RECENT_CREATED[self.entity])
         for chunk in _chunks(list(bc_ids), JQL_IDS_PER_SEARCH):
             # a phrase per id; a phrase also matches a longer value holding it, so only exact values count
@@ -116,7 +99,7 @@ class LookupMixin(UpsertBase):
                     every.setdefault(value, []).append({"id": str(issue["id"]), "key": issue["key"]})
             for value, found in every.items():
                 found = sorted({i["id"]: i for i in found}.values(), key=lambda i: int(i["id"]))
-                out[value] = found[0]
+                out[value] = found
                 if len(found) > 1:
                     log.warning(
                         "%s: record %s has %d issues (%s); keeping the oldest, healing the others",
@@ -125,5 +108,4 @@ class LookupMixin(UpsertBase):
                         len(found),
                         ", ".join(i["key"] for i in found),
                     )
-                    self._dups[value] = (found[0], found[1:])
         return out

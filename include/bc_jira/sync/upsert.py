@@ -71,21 +71,18 @@ from bc_jira.config import Config
 from bc_jira.mapping import FieldIds, IssueDraft, map_record
 from bc_jira.sync.base import (
     CLAIMED,
-    FAILED,
-    PENDING,
     STALE,
     Counts,
     RunInfo,
     SyncError,
     _Outcome,
-    iso,
-    parse_ts,
 )
 from bc_jira.sync.claims import ClaimsMixin
 from bc_jira.sync.create import CreateMixin
 from bc_jira.sync.heal import HealMixin
 from bc_jira.sync.jira_ops import JiraOps
 from bc_jira.sync.lookup import LookupMixin
+from bc_jira.sync.plan import plan_batch, plan_reads
 from bc_jira.sync.resolve import ResolveMixin
 
 log = logging.getLogger(__name__)
@@ -114,7 +111,6 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
 
             self.link_cls, self.audit_cls = self.link_cls or Link, self.audit_cls or AuditRow
         self._links_out: list[Any] = []
-        self._dups: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
         recs = {str(r["id"]): dict(r) for r in records}
         counts = Counts(read=len(recs))
         outcomes: dict[str, _Outcome] = {}
@@ -125,36 +121,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
         # Claimed before the link is read: what this task decides below nobody else decides at the same time.
         mine = self._claim(recs, outcomes)
         try:
-            links = self.store.get_links(self.entity, list(mine))
-            drafts = self._current(recs, all_drafts, links, mine, outcomes)
-            to_create, found_hashes = self._resolve_unlinked(drafts, links, outcomes)
-            self._flush_links()
-            links = self.store.get_links(self.entity, list(drafts))
-            # create
-            creatable = [d for bid, d in drafts.items() if bid in to_create]
-            failures += self._create(creatable, outcomes)
-            # update / resolve / unchanged
-            for bc_id, draft in drafts.items():
-                if bc_id in outcomes:
-                    continue
-                self._heartbeat()
-                link = links.get(bc_id)
-                if link is None or not link.issue_id or link.state in (PENDING, FAILED):
-                    outcomes[bc_id] = _Outcome(
-                        "skipped", reason="does not need a human step and has no issue"
-                    )
-                    continue
-                outcome = self._update(draft, recs[bc_id], link, found_hashes.get(bc_id))
-                if bc_id in found_hashes and outcome.action == "unchanged":
-                    outcome = _Outcome(
-                        "link",
-                        issue_key=outcome.issue_key,
-                        reason="issue found by JQL on the record id; linked",
-                    )
-                outcomes[bc_id] = outcome
-                if outcome.action == "error":
-                    failures += 1
-            failures += self._heal(drafts)
+            failures = self._run(recs, all_drafts, mine, outcomes)
         finally:
             self._flush_links()
             self._audit(recs, all_drafts, outcomes)
@@ -182,32 +149,43 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
             )
         return counts
 
-    def _current(
+    def _run(
         self,
         recs: Mapping[str, Mapping[str, Any]],
         drafts: Mapping[str, IssueDraft],
-        links: Mapping[str, Any],
         mine: set[str],
         outcomes: dict[str, _Outcome],
-    ) -> dict[str, IssueDraft]:
-        """The claimed records whose version is not older than the one their link last synced."""
-        out: dict[str, IssueDraft] = {}
-        for bc_id in recs:
-            if bc_id not in mine:
-                continue
-            reason = stale_reason(recs[bc_id], links.get(bc_id))
-            if reason:
-                outcomes[bc_id] = _Outcome(
-                    STALE, issue_key=getattr(links[bc_id], "issue_key", None), reason=reason
-                )
-            else:
-                out[bc_id] = drafts[bc_id]
-        stale = len(mine) - len(out)
-        if stale:
-            log.info(
-                "%s: %d record(s) older than the version already synced: nothing sent", self.entity, stale
+    ) -> int:
+        """Plan (:mod:`bc_jira.sync.plan`), then act; returns the number of records that failed."""
+        links = self.store.get_links(self.entity, list(mine))
+        read = plan_reads(recs, drafts, links, mine, self.clock(), self.cfg.search_settle_seconds)
+        for bc_id, reason in read.stale.items():
+            outcomes[bc_id] = _Outcome(
+                STALE, issue_key=getattr(links[bc_id], "issue_key", None), reason=reason
             )
-        return out
+        if read.stale:
+            log.info(
+                "%s: %d record(s) older than the version already synced: nothing sent",
+                self.entity,
+                len(read.stale),
+            )
+        plan = plan_batch(read, links, *self._lookups(read))
+        self._apply_lookups(plan, read, links, outcomes)
+        self._flush_links()
+        links = self.store.get_links(self.entity, list(read.current))
+        failures = self._create([read.current[b] for b in plan.create], outcomes)
+        for bc_id in plan.skip:
+            outcomes[bc_id] = _Outcome("skipped", reason="does not need a human step and has no issue")
+        for bc_id in plan.update:
+            self._heartbeat()
+            outcome = self._update(read.current[bc_id], recs[bc_id], links[bc_id], plan.assumed_hash(bc_id))
+            if bc_id in plan.relink and outcome.action == "unchanged":
+                outcome = _Outcome(
+                    "link", issue_key=outcome.issue_key, reason="issue found by JQL on the record id; linked"
+                )
+            outcomes[bc_id] = outcome
+            failures += outcome.action == "error"
+        return failures + self._heal(read.current, plan.duplicates)
 
     @staticmethod
     def _audit_sent(sent: Any) -> Any:
@@ -253,16 +231,3 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
             )
         if rows:
             self.store.audit(rows)
-
-
-def stale_reason(record: Mapping[str, Any], link: Any) -> str | None:
-    """Why this version of the record must not be sent (it is older than the one last synced), or None."""
-    if link is None:
-        return None
-    mine, synced = parse_ts(record.get("lastModifiedDateTime")), parse_ts(link.bc_last_modified)
-    if mine is None or synced is None or mine >= synced:
-        return None
-    return (
-        f"this version (modified {iso(mine)}) is older than the one already synced (modified "
-        f"{iso(synced)}); nothing sent"
-    )
