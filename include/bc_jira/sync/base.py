@@ -12,17 +12,11 @@ from bc_jira.config import Config, EntityConfig
 from bc_jira.mapping import FieldIds, IssueDraft
 from bc_jira.sync import effects
 from bc_jira.sync.jira_ops import JiraOps
+from bc_jira.timeutil import iso as iso
+from bc_jira.timeutil import parse_ts as parse_ts
 
 log = logging.getLogger(__name__)
 
-# Link states (store.Link.state).
-PENDING = "pending"  # a create was attempted; whether Jira committed it is unknown
-LINKED = "linked"  # issue exists, record needs a human step
-RESOLVED = "resolved"  # record no longer needs a human step; comment (+ transition) done
-RESOLVING = "resolving"  # the resolve comment exists; the resolved_transition is still to be made
-FAILED = "failed"  # Jira refused the create (known not to exist)
-# States set by the write-back (jira_transitions_to_bc) after it acted: no "no longer needed" comment.
-DONE_STATES = frozenset({RESOLVED, "written_back", "done"})
 
 STALE = "stale"  # audit action: the batch's record is older than the version already synced
 CLAIMED = "claimed"  # audit action: another live run holds the record
@@ -102,22 +96,6 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-def parse_ts(value: Any) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    else:
-        dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:

@@ -8,7 +8,8 @@ from typing import Any
 
 from bc_jira.hooks.jira import BULK_CREATE_MAX
 from bc_jira.mapping import IssueDraft, create_payload
-from bc_jira.sync.base import FAILED, LINKED, PENDING, RESOLVED, UpsertBase, _chunks, _Outcome, _short
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.base import UpsertBase, _chunks, _Outcome, _short
 from bc_jira.sync.lookup import _RECENT_CREATED
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ class CreateMixin(UpsertBase):
                 payloads = [create_payload(self.cfg, d) for d in chunk]
                 # the intent: if the answer is lost, the next attempt knows to look before creating again
                 for d in chunk:
-                    self._save_link(d, None, None, PENDING, d.content_hash)
+                    self._save_link(d, None, None, LinkState.PENDING, d.content_hash)
                 self._flush_links()  # the intents are durable before Jira sees the request
                 try:
                     answer = self.jira.bulk_create(payloads)
@@ -47,7 +48,7 @@ class CreateMixin(UpsertBase):
                 for i, (d, p) in enumerate(zip(chunk, payloads, strict=True)):
                     if i in failed:
                         failures += 1
-                        self._save_link(d, None, None, FAILED, "")
+                        self._save_link(d, None, None, LinkState.FAILED, "")
                         outcomes[d.bc_id] = _Outcome(
                             "error",
                             reason="Jira refused the create",
@@ -104,7 +105,7 @@ class CreateMixin(UpsertBase):
                 outcomes[bc_id] = _Outcome("error", reason="no issue in the bulk answer", sent=p, error=error)
                 continue
             _RECENT_CREATED[self.entity].append(int(issue["id"]))
-            state = LINKED if d.needs_human else RESOLVED
+            state = LinkState.LINKED if d.needs_human else LinkState.RESOLVED
             self._save_link(d, issue["id"], issue["key"], state, d.content_hash)
             outcomes[bc_id] = _Outcome("create", issue_key=issue["key"], sent=p, response=issue)
         return failures

@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bc_jira.http import ApiError, AuthError, ClientError, NotFoundError, RateLimited, ServerError
+from bc_jira.timeutil import try_parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +89,8 @@ def has_marker(comment_body: Any, key: str) -> bool:
 
 
 def _created(comment: Mapping[str, Any]) -> datetime | None:
-    raw = comment.get("created")
-    if not raw:
-        return None
-    try:  # Jira: 2026-12-01T10:00:00.000+0000
-        return datetime.strptime(str(raw), "%Y-%m-%dT%H:%M:%S.%f%z")
-    except ValueError:
-        try:
-            return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        except ValueError:
-            return None
+    """When Jira says the comment was made (``2026-12-01T10:00:00.000+0000``); None when unreadable."""
+    return try_parse_ts(comment.get("created"))
 
 
 def certainly_not_made(exc: ApiError) -> bool:

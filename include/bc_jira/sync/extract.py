@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bc_jira.config import Config
-from bc_jira.sync.base import _MIN, FAILED, RunInfo, SyncError, iso, parse_ts
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.base import _MIN, RunInfo, SyncError, iso, parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def extract(
         linked = store.get_links(entity, list(buffer))
         for bc_id, rec in buffer.items():
             link = linked.get(bc_id)
-            if ecfg.selection.matches(rec) or (link is not None and link.state != FAILED):
+            if ecfg.selection.matches(rec) or (link is not None and link.state != LinkState.FAILED):
                 kept[bc_id] = rec
             else:
                 kept.pop(bc_id, None)

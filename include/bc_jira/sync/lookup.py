@@ -9,7 +9,8 @@ from typing import Any
 
 from bc_jira.config import ENTITIES
 from bc_jira.hooks.jira import RECONCILE_MAX
-from bc_jira.sync.base import FAILED, LINKED, UpsertBase, _chunks, _Outcome
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.base import UpsertBase, _chunks, _Outcome
 from bc_jira.sync.plan import BatchPlan, ReadPlan
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class LookupMixin(UpsertBase):
     ) -> None:
         """Queue the links the lookups decided: found issues linked, intents Jira never saw given up."""
         for b, (issue, content_hash) in plan.relink.items():
-            self._link(read.current[b], issue, LINKED, content_hash)
+            self._link(read.current[b], issue, LinkState.LINKED, content_hash)
         for b in plan.recovered:
             log.info(
                 "%s: record %s was created as %s before the answer was lost",
@@ -74,7 +75,7 @@ class LookupMixin(UpsertBase):
                 plan.relink[b][0]["key"],
             )
         for b in plan.give_up:
-            self._save_link(read.current[b], None, None, FAILED, "")
+            self._save_link(read.current[b], None, None, LinkState.FAILED, "")
             outcomes[b] = _Outcome("skipped", reason="create never reached Jira; no longer needed")
 
     def _find(self, bc_ids: Sequence[str]) -> dict[str, dict[str, str]]:

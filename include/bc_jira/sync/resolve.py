@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from bc_jira.mapping import IssueDraft, edit_payload, resolved_comment
+from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
-from bc_jira.sync.base import DONE_STATES, LINKED, RESOLVED, RESOLVING, UpsertBase, _NotConfirmed, _Outcome
+from bc_jira.sync.base import UpsertBase, _NotConfirmed, _Outcome
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +32,19 @@ class ResolveMixin(UpsertBase):
                 outcome = _Outcome("update", issue_key=key, sent=body, reason="owned fields changed")
                 current_hash = draft.content_hash
             if draft.needs_human:
-                if state in DONE_STATES or state == RESOLVING:
-                    state = LINKED  # needs a human again (e.g. vendor blocked again)
+                if state in DONE_STATES or state == LinkState.RESOLVING:
+                    state = LinkState.LINKED  # needs a human again (e.g. vendor blocked again)
             elif state not in DONE_STATES:
                 comment = resolved_comment(self.entity, record)
                 refused = None
-                if state != RESOLVING:
+                if state != LinkState.RESOLVING:
                     made = self._resolve_comment(draft, link, comment)
                     if not made.settled:
                         raise _NotConfirmed(f"resolve comment not confirmed ({made.state}: {made.error})")
                     refused = None if made.exists else made.error
-                    state = RESOLVING  # a failing transition below is retried without a second comment
+                    state = (
+                        LinkState.RESOLVING
+                    )  # a failing transition below is retried without a second comment
                 moved = None
                 if self.ecfg.resolved_transition:
                     moved = self.jira.transition(link.issue_id, self.ecfg.resolved_transition)
@@ -57,7 +60,7 @@ class ResolveMixin(UpsertBase):
                 outcome = _Outcome(
                     "resolve", issue_key=key, sent={"edit": outcome.sent, "comment": comment}, reason=reason
                 )
-                state = RESOLVED
+                state = LinkState.RESOLVED
         except Exception as exc:  # noqa: BLE001 - audited; the batch fails at the end and retries
             self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
             return _Outcome(

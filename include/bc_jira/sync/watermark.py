@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bc_jira.entities import spec
-from bc_jira.sync.base import _MIN, FAILED, PENDING, iso, parse_ts
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.base import _MIN, iso, parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,12 @@ def hold_below(held: Mapping[str, str | None], links: Mapping[str, Any]) -> date
         ts = parse_ts(modified) or _MIN
         link = links.get(bc_id)
         synced = parse_ts(link.bc_last_modified) if link is not None else None
-        if link is not None and link.state not in (PENDING, FAILED) and synced is not None and synced >= ts:
+        if (
+            link is not None
+            and link.state not in (LinkState.PENDING, LinkState.FAILED)
+            and synced is not None
+            and synced >= ts
+        ):
             continue
         oldest = ts if oldest is None or ts < oldest else oldest
     return oldest

@@ -47,11 +47,12 @@ from bc_jira import adf
 from bc_jira.entities import SPECS, WRITEBACK_ENTITIES, noun
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
 from bc_jira.intake import KIND_JIRA_TRANSITION
+from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
+from bc_jira.timeutil import try_parse_ts
 
 log = logging.getLogger(__name__)
 
-WRITTEN_BACK = "written_back"  # link state; outbound treats it as done (no "no longer needed" comment)
 # Done-category statuses that mean "no" rather than "approved" (Jira has one done category for both).
 REJECT_STATUSES = frozenset(
     {"rejected", "declined", "won't do", "wont do", "cancelled", "canceled", "not approved"}
@@ -59,20 +60,6 @@ REJECT_STATUSES = frozenset(
 POLL_LOOKBACK = "-2h"  # the cron safety net looks at issues done and updated this recently
 DONE_AT_FIELD = "statuscategorychangedate"  # when the issue last changed status category (Jira Cloud)
 COMMENT_KIND = "writeback_comment"  # bc_jira_effects.kind of outcome comments
-
-
-def _ts(value: Any) -> datetime | None:
-    """A Jira (``…00.000+0000``) or BC (``…00Z``) timestamp, timezone-aware; None when absent."""
-    if not value:
-        return None
-    text = str(value).strip().replace("Z", "+00:00")
-    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
-        text = text[:-2] + ":" + text[-2:]  # +0000 -> +00:00
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def replay_verdict(done_at: datetime | None, record_modified: datetime | None) -> str | None:
@@ -172,7 +159,7 @@ class WriteBack:
             if issue_id in staged:
                 continue  # the event path will handle it
             link = self.store.get_link_by_issue(issue_id)
-            if link is not None and link.state in (WRITTEN_BACK, "resolved", "done"):
+            if link is not None and link.state in DONE_STATES:
                 continue  # already acted on (or BC resolved it itself)
             try:
                 results.append(self.process_issue(issue_id, source="safety-net poll"))
@@ -427,7 +414,7 @@ class WriteBack:
                 DONE_AT_FIELD,
             )
             return None
-        return replay_verdict(_ts(base.done_at), _ts(record.get("lastModifiedDateTime")))
+        return replay_verdict(try_parse_ts(base.done_at), try_parse_ts(record.get("lastModifiedDateTime")))
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
     def _finish(
@@ -450,9 +437,9 @@ class WriteBack:
         res.action, res.detail, res.done = action, detail, done
         if new_number:
             res.new_number = new_number
-        if mark_done and link is not None and link.state != WRITTEN_BACK:
+        if mark_done and link is not None and link.state != LinkState.WRITTEN_BACK:
             # outbound must not add its own "no longer needs a step" comment for what we just did
-            self.store.upsert_link(dataclasses.replace(link, state=WRITTEN_BACK, updated_at=None))
+            self.store.upsert_link(dataclasses.replace(link, state=LinkState.WRITTEN_BACK, updated_at=None))
         self._audit(res, read=_slim(read), sent=sent, response=response, error=detail if error else None)
         log.info("%s: %s - %s", res.issue, action, detail)
         if comment:
@@ -575,7 +562,7 @@ def _comment_text(res: Result, draft_number: str | None) -> str:
 
 def _ours(link: Any) -> bool:
     """The write-back already acted on this record (a replay or second delivery needs no new comment)."""
-    return link is not None and link.state == WRITTEN_BACK
+    return link is not None and link.state == LinkState.WRITTEN_BACK
 
 
 def _noun(entity: str | None) -> str:

@@ -19,7 +19,8 @@ from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
 from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
 from bc_jira.store import AuditRow, Link
-from bc_jira.sync.base import FAILED, LINKED, PENDING, RESOLVED, RESOLVING, Counts, RunInfo, SyncError
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.base import Counts, RunInfo, SyncError
 from bc_jira.sync.claims import CLAIM_TTL_SECONDS
 from bc_jira.sync.extract import extract, sync_window
 from bc_jira.sync.upsert import Upserter
@@ -318,7 +319,7 @@ def test_create_then_rerun_changes_nothing(env, store) -> None:
     assert jira.calls["bulk_create"] == 3  # 50 + 50 + 20
     assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
     links = store.get_links("purchase_invoices", [r["id"] for r in recs])
-    assert {lk.state for lk in links.values()} == {LINKED}
+    assert {lk.state for lk in links.values()} == {LinkState.LINKED}
     before = dict(jira.calls)
     counts = up().upsert(recs)
     assert (counts.created, counts.updated, counts.unchanged) == (0, 0, 120)
@@ -349,14 +350,14 @@ def test_lost_bulk_answer_after_commit_does_not_duplicate(env, store) -> None:
         up().upsert(recs)
     assert len(jira.issues) == 60  # the first chunk (50) committed, its answer was lost; 10 went through
     links = store.get_links("purchase_invoices", [r["id"] for r in recs])
-    assert sum(lk.state == PENDING for lk in links.values()) == 50
+    assert sum(lk.state == LinkState.PENDING for lk in links.values()) == 50
     # the retry comes right away (before search caught up): it must wait, then find all 50
     counts = up().upsert(recs)
     assert clock.slept >= 29
     assert counts.created == 0 and counts.linked == 50 and counts.unchanged == 10
     assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
     links = store.get_links("purchase_invoices", [r["id"] for r in recs])
-    assert {lk.state for lk in links.values()} == {LINKED}
+    assert {lk.state for lk in links.values()} == {LinkState.LINKED}
     # audited per attempt: the failed attempt's error rows and the retry's rows
     rows = store.query_audit(entity="purchase_invoices", bc_id=recs[0]["id"])
     assert {r.action for r in rows} >= {"error"}
@@ -387,7 +388,7 @@ def test_record_that_stops_needing_a_human_is_commented_and_moved_once(env, stor
     assert len(jira.comments[issue_id]) == 1 and "PPI108001" in str(jira.comments[issue_id][0])
     assert jira.transitions[issue_id] == ["Done"]
     assert jira.issues[issue_id]["fields"][STS] == "Open"
-    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVED
     counts = up().upsert([posted])
     assert counts.unchanged == 1 and len(jira.comments[issue_id]) == 1
 
@@ -398,7 +399,7 @@ def test_rejected_element_is_audited_and_retried_later(env, store) -> None:
     jira.reject.add(recs[1]["id"])
     with pytest.raises(SyncError, match="1 of 2"):
         up().upsert(recs)
-    assert store.get_links("purchase_invoices", [recs[1]["id"]])[recs[1]["id"]].state == FAILED
+    assert store.get_links("purchase_invoices", [recs[1]["id"]])[recs[1]["id"]].state == LinkState.FAILED
     err = [r for r in store.query_audit(bc_id=recs[1]["id"]) if r.action == "error"]
     assert err and "not on screen" in (err[0].error or "")
     assert err[0].dag_id == "d" and err[0].map_index == 0 and err[0].try_number == 1
@@ -419,7 +420,7 @@ def test_issue_found_by_jql_when_link_table_lost(env, stores) -> None:
     counts = u.upsert(recs)
     assert counts.created == 0 and counts.updated == 1  # content unknown: owned fields written once
     assert len(jira.issues) == 1
-    assert fresh.get_links("purchase_invoices", [recs[0]["id"]])[recs[0]["id"]].state == LINKED
+    assert fresh.get_links("purchase_invoices", [recs[0]["id"]])[recs[0]["id"]].state == LinkState.LINKED
 
 
 def test_not_selected_and_unlinked_is_skipped(env) -> None:
@@ -479,7 +480,7 @@ def test_extract_keeps_linked_records_that_stopped_needing_a_human(store, stores
             issue_key="FIN-1",
             content_hash="x",
             bc_last_modified=None,
-            state=LINKED,
+            state=LinkState.LINKED,
             updated_at=datetime.now(UTC),
         )
     )
@@ -735,24 +736,24 @@ def test_lost_resolve_comment_answer_and_failed_transition_never_comment_twice(e
     with pytest.raises(SyncError):
         up().upsert([posted])
     assert len(jira.comments[issue_id]) == 1  # Jira stored it; the answer was lost
-    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LINKED
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.LINKED
     actions = [r.action for r in store.query_audit(bc_id=posted["id"])]
     assert "resolve_comment_unconfirmed" in actions and "resolve_comment_failed" not in actions
     jira.fail_next_transition = True  # the retry finds the comment, then the transition fails
     with pytest.raises(SyncError):
         up().upsert([posted])
     assert len(jira.comments[issue_id]) == 1 and jira.calls["list_comments"] == 1
-    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVING
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVING
     counts = up().upsert([posted])  # the next retry only moves it
     assert counts.resolved == 1 and jira.transitions[issue_id] == ["Done"]
     assert len(jira.comments[issue_id]) == 1 and jira.calls["comment"] == 1
-    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVED
     made = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
     assert len(made) == 1 and "found on the issue" in made[0].reason
     # blocked/needed again, then resolved again: a new episode gets its own (single) comment
     again = dict(posted, status="Draft", lastModifiedDateTime="2026-11-20T12:00:00Z")
     up().upsert([again])
-    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LINKED
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.LINKED
     up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
     up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
     assert len(jira.comments[issue_id]) == 2
@@ -767,7 +768,7 @@ def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_recor
     jira.refuse_next_comment = True
     counts = up().upsert([posted])
     assert counts.resolved == 1 and jira.comments.get(issue_id) == []
-    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == RESOLVED
+    assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVED
     failed = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment_failed"]
     assert len(failed) == 1 and "refused" in failed[0].reason
     assert not [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
@@ -841,18 +842,20 @@ def test_watermark_held_below_records_another_run_has_not_synced() -> None:
     skipped = {"a": "2026-12-01T11:00:00.250Z", "b": "2026-12-01T11:30:00Z", "c": "2026-12-01T11:40:00Z"}
     links = {
         "a": Link(
-            "purchase_invoices", "a", state=PENDING, bc_last_modified=skipped["a"]
+            "purchase_invoices", "a", state=LinkState.PENDING, bc_last_modified=skipped["a"]
         ),  # owner still at it
-        "b": Link("purchase_invoices", "b", state=LINKED, bc_last_modified=skipped["b"]),  # synced
-        "c": Link("purchase_invoices", "c", state=LINKED, bc_last_modified="2026-12-01T09:00:00Z"),  # older
+        "b": Link("purchase_invoices", "b", state=LinkState.LINKED, bc_last_modified=skipped["b"]),  # synced
+        "c": Link(
+            "purchase_invoices", "c", state=LinkState.LINKED, bc_last_modified="2026-12-01T09:00:00Z"
+        ),  # older
     }
     hold = hold_below(skipped, links)
     assert hold == datetime(2026, 12, 1, 11, 0, 0, 250000, tzinfo=UTC)
     plan = plan_watermark(read, start, hold)
     assert plan.write and plan.value == "2026-12-01T11:00:00.249000Z" and "held below" in plan.message
-    links["a"] = Link("purchase_invoices", "a", state=LINKED, bc_last_modified=skipped["a"])
+    links["a"] = Link("purchase_invoices", "a", state=LinkState.LINKED, bc_last_modified=skipped["a"])
     assert hold_below(skipped, links) == datetime(2026, 12, 1, 11, 40, tzinfo=UTC)  # c: older version synced
-    links["c"] = Link("purchase_invoices", "c", state=RESOLVED, bc_last_modified=skipped["c"])
+    links["c"] = Link("purchase_invoices", "c", state=LinkState.RESOLVED, bc_last_modified=skipped["c"])
     assert hold_below(skipped, links) is None
     assert plan_watermark(read, start, None).value == "2026-12-01T12:00:00Z"
     # a hold never moves a newer watermark back either
@@ -890,12 +893,18 @@ def test_claim_of_a_crashed_owner_is_taken_over_through_the_pending_intent(env, 
     jira.bulk_create([{"fields": {RID: recs[0]["id"]}}])
     jira.issues[max(jira.issues, key=int)]["created"] = crashed_at
     store.upsert_link(
-        Link("purchase_invoices", recs[0]["id"], state=PENDING, content_hash="h", updated_at=crashed_at)
+        Link(
+            "purchase_invoices",
+            recs[0]["id"],
+            state=LinkState.PENDING,
+            content_hash="h",
+            updated_at=crashed_at,
+        )
     )
     counts = up().upsert(recs)
     # found by JQL as the crashed owner's create (the intent's hash differs: its owned fields are rewritten)
     assert (counts.claimed, counts.updated, counts.created) == (0, 1, 1)
-    assert store.get_links("purchase_invoices", [recs[0]["id"]])[recs[0]["id"]].state == LINKED
+    assert store.get_links("purchase_invoices", [recs[0]["id"]])[recs[0]["id"]].state == LinkState.LINKED
     assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
     assert store.get_claims("purchase_invoices", [r["id"] for r in recs]) == {}
 
@@ -939,7 +948,7 @@ def test_created_issue_not_confirmed_stays_pending_and_is_found_later(env, store
     with pytest.raises(SyncError, match="1 of 2"):
         up().upsert(recs)
     links = store.get_links("purchase_invoices", [r["id"] for r in recs])
-    assert sorted(lk.state for lk in links.values()) == [LINKED, PENDING]
+    assert sorted(lk.state for lk in links.values()) == [LinkState.LINKED, LinkState.PENDING]
     monkeypatch.setattr(jira, "fetch", real)
     counts = up().upsert(recs)
     assert (counts.linked, counts.created) == (1, 0)
