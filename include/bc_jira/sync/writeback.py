@@ -41,7 +41,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira import adf
 from bc_jira.entities import SPECS, WRITEBACK_ENTITIES, noun
@@ -50,6 +50,12 @@ from bc_jira.intake import KIND_JIRA_TRANSITION
 from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
 from bc_jira.timeutil import try_parse_ts
+
+if TYPE_CHECKING:
+    from bc_jira.config import Config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import Link, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +100,31 @@ class Result:
         return dataclasses.asdict(self)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """What to do with one issue's outcome (see :meth:`WriteBack._finish`)."""
+
+    action: str
+    detail: str
+    comment: bool
+    done: bool = True  # False -> keep the event staged
+    error: bool = False  # the detail is audited as the error
+    mark_done: bool = False  # the link becomes written_back: the outbound adds no comment of its own
+    read: Any = None
+    sent: Any = None
+    response: Any = None
+    new_number: str | None = None
+    draft_number: str | None = None
+
+
 @dataclass
 class WriteBack:
     """Everything one write-back run needs; ``bc``/``jira`` are the hooks (or test doubles)."""
 
-    cfg: Any  # bc_jira.config.Config
-    bc: Any  # BusinessCentralHook
-    jira: Any  # JiraCloudHook
-    store: Any  # StateStore
+    cfg: Config
+    bc: BusinessCentralHook
+    jira: JiraCloudHook
+    store: StateStore
     record_id_field: str | None = None  # customfield id of "BC Record Id" (fallback when no link)
     run: Mapping[str, Any] = field(default_factory=dict)  # dag_id, run_id, task_id, try_number
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -177,6 +200,23 @@ class WriteBack:
 
     # -- one issue ------------------------------------------------------------------------------------------
     def process_issue(self, issue_id_or_key: str, *, source: str = "", actor: str | None = None) -> Result:
+        found = self._read_issue(issue_id_or_key)
+        if isinstance(found, Result):
+            return found
+        base, link, f = found
+        status = f.get("status") or {}
+        category = str((status.get("statusCategory") or {}).get("key") or "")
+        name = str(status.get("name") or "")
+        early = self._not_to_act(base, category, name)
+        if early is not None:
+            return self._finish(base, link, early)
+        mismatch = self._record_mismatch(link, f)
+        if mismatch:
+            return self._refuse(base, mismatch)
+        return self._act(base, link, name, source)
+
+    def _read_issue(self, issue_id_or_key: str) -> Result | tuple[Result, Link | None, Mapping[str, Any]]:
+        """The issue, its link and record; or the Result that ends here (gone, not ours, a duplicate)."""
         fields = ["status", "issuetype", DONE_AT_FIELD] + (
             [self.record_id_field] if self.record_id_field else []
         )
@@ -190,11 +230,7 @@ class WriteBack:
         f = issue.get("fields") or {}
         link = self.store.get_link_by_issue(str(issue.get("id"))) or self.store.get_link_by_issue(key)
         entity = link.entity if link else self._entity_of(f)
-        bc_id = (
-            link.bc_id
-            if link
-            else (str(f.get(self.record_id_field) or "").strip() or None if self.record_id_field else None)
-        )
+        bc_id = link.bc_id if link else self._carried_record_id(f)
         if not entity or not bc_id:
             res = Result(key, "ignored", detail="not an issue of this connector (no link, no BC record id)")
             log.info("%s: %s", key, res.detail)
@@ -212,9 +248,6 @@ class WriteBack:
                 )
                 log.info("%s: %s", key, res.detail)
                 return res
-        status = f.get("status") or {}
-        category = str((status.get("statusCategory") or {}).get("key") or "")
-        name = str(status.get("name") or "")
         base = Result(
             key,
             "noop",
@@ -223,20 +256,26 @@ class WriteBack:
             document_number=link.document_number if link else None,
             done_at=str(f.get(DONE_AT_FIELD) or "") or None,
         )
+        return base, link, f
+
+    def _carried_record_id(self, fields: Mapping[str, Any]) -> str | None:
+        if not self.record_id_field:
+            return None
+        return str(fields.get(self.record_id_field) or "").strip() or None
+
+    def _not_to_act(self, base: Result, category: str, name: str) -> Decision | None:
+        """Why the issue's status asks nothing of BC (not done, rejected, done action none), or None."""
         if category != "done":
-            return self._finish(
-                base, "noop", f"issue is in {name!r} now ({category}); nothing to do", link, comment=False
-            )
+            return Decision("noop", f"issue is in {name!r} now ({category}); nothing to do", comment=False)
         if name.casefold() in REJECT_STATUSES:
-            return self._finish(
-                base, "rejected", f"issue was moved to {name!r}: BC record left as it is", link, comment=True
-            )
-        action = self.cfg.entity(entity).done_action
-        if action == "none":
-            return self._finish(base, "noop", f"done action for {entity} is 'none'", link, comment=False)
-        mismatch = self._record_mismatch(link, f)
-        if mismatch:
-            return self._refuse(base, mismatch)
+            return Decision("rejected", f"issue was moved to {name!r}: BC record left as it is", comment=True)
+        if self.cfg.entity(str(base.entity)).done_action == "none":
+            return Decision("noop", f"done action for {base.entity} is 'none'", comment=False)
+        return None
+
+    def _act(self, base: Result, link: Link | None, name: str, source: str) -> Result:
+        """The entity's done action in BC; BC's refusals and outages become the Result."""
+        action = self.cfg.entity(str(base.entity)).done_action
         try:
             if action == "post":
                 return self._post_invoice(base, link, name, source)
@@ -245,12 +284,14 @@ class WriteBack:
         except NotFoundError:
             return self._finish(
                 base,
-                "error",
-                f"the BC record {bc_id} no longer exists",
                 link,
-                comment=True,
-                done=True,
-                error=True,
+                Decision(
+                    "error",
+                    f"the BC record {base.bc_id} no longer exists",
+                    comment=True,
+                    done=True,
+                    error=True,
+                ),
             )
         except TransportError as exc:
             return self._fail(base, f"BC not reachable: {exc}", transient=True)
@@ -258,9 +299,9 @@ class WriteBack:
             return self._fail(base, f"Business Central refused: {exc.message}", transient=False, comment=True)
         except ApiError as exc:  # 5xx / 429 after retries, auth
             return self._fail(base, str(exc), transient=True)
-        return self._finish(base, "noop", f"unknown done action {action!r}", link, comment=False)
+        return self._finish(base, link, Decision("noop", f"unknown done action {action!r}", comment=False))
 
-    def _record_mismatch(self, link: Any, fields: Mapping[str, Any]) -> str | None:
+    def _record_mismatch(self, link: Link | None, fields: Mapping[str, Any]) -> str | None:
         """Why the issue may not act on the link's record (its BC Record Id names another one), or None."""
         if link is None:
             return None  # the record id was taken from the issue's own field
@@ -294,38 +335,40 @@ class WriteBack:
         return None
 
     # -- BC actions -----------------------------------------------------------------------------------------
-    def _post_invoice(self, base: Result, link: Any, status_name: str, source: str) -> Result:
+    def _post_invoice(self, base: Result, link: Link | None, status_name: str, source: str) -> Result:
+        bc_id = str(base.bc_id)  # set: the issue names a record
         eset = SPECS["purchase_invoices"].entity_set
-        inv = self.bc.get_record(eset, base.bc_id)
+        inv = self.bc.get_record(eset, bc_id)
         base.document_number = inv.get("number") or base.document_number
         if inv.get("status") != "Draft":
             return self._finish(
                 base,
-                "noop",
-                f"invoice {inv.get('number')} is already "
-                f"{inv.get('status')} in BC (posted before); nothing to do",
                 link,
-                comment=not _ours(link),
-                mark_done=True,
-                read=inv,
-                new_number=inv.get("number"),
+                Decision(
+                    "noop",
+                    f"invoice {inv.get('number')} is already "
+                    f"{inv.get('status')} in BC (posted before); nothing to do",
+                    comment=not _ours(link),
+                    mark_done=True,
+                    read=inv,
+                    new_number=inv.get("number"),
+                ),
             )
         stale = self._stale(base, inv)
         if stale:
             return self._finish(
                 base,
-                "stale",
-                f"invoice {inv.get('number')} left as it is: {stale}",
                 link,
-                comment=True,
-                read=inv,
+                Decision(
+                    "stale", f"invoice {inv.get('number')} left as it is: {stale}", comment=True, read=inv
+                ),
             )
         draft_no = inv.get("number")
         try:
-            self.bc.post_purchase_invoice(base.bc_id)
+            self.bc.post_purchase_invoice(bc_id)
         except (TransportError, ClientError) as exc:
             # Lost answer or "draft only": BC may have committed it. The record tells.
-            after = self.bc.get_record(eset, base.bc_id)
+            after = self.bc.get_record(eset, bc_id)
             if after.get("status") == "Draft":
                 raise
             log.info(
@@ -334,76 +377,84 @@ class WriteBack:
                 type(exc).__name__,
                 after.get("status"),
             )
-        after = self.bc.get_record(eset, base.bc_id)
+        after = self.bc.get_record(eset, bc_id)
         new_no = after.get("number")
         base.new_number = new_no
         return self._finish(
             base,
-            "posted",
-            f"draft invoice {draft_no} posted in BC as {new_no} "
-            f"({after.get('status')}) after {base.issue} moved to "
-            f"{status_name!r} ({source})",
             link,
-            comment=True,
-            mark_done=True,
-            read=inv,
-            response=_slim(after),
-            new_number=new_no,
-            draft_number=draft_no,
+            Decision(
+                "posted",
+                f"draft invoice {draft_no} posted in BC as {new_no} "
+                f"({after.get('status')}) after {base.issue} moved to "
+                f"{status_name!r} ({source})",
+                comment=True,
+                mark_done=True,
+                read=inv,
+                response=_slim(after),
+                new_number=new_no,
+                draft_number=draft_no,
+            ),
         )
 
-    def _unblock_vendor(self, base: Result, link: Any, status_name: str, source: str) -> Result:
+    def _unblock_vendor(self, base: Result, link: Link | None, status_name: str, source: str) -> Result:
+        bc_id = str(base.bc_id)  # set: the issue names a record
         eset = SPECS["vendors"].entity_set
-        ven = self.bc.get_record(eset, base.bc_id)
+        ven = self.bc.get_record(eset, bc_id)
         base.document_number = ven.get("number") or base.document_number
         if not ven.get("blocked"):
             return self._finish(
                 base,
-                "noop",
-                f"vendor {ven.get('number')} is not blocked in BC; nothing to do",
                 link,
-                comment=not _ours(link),
-                mark_done=True,
-                read=ven,
+                Decision(
+                    "noop",
+                    f"vendor {ven.get('number')} is not blocked in BC; nothing to do",
+                    comment=not _ours(link),
+                    mark_done=True,
+                    read=ven,
+                ),
             )
         stale = self._stale(base, ven)
         if stale:
             return self._finish(
                 base,
-                "stale",
-                f"vendor {ven.get('number')} left blocked: {stale}",
                 link,
-                comment=True,
-                read=ven,
+                Decision(
+                    "stale", f"vendor {ven.get('number')} left blocked: {stale}", comment=True, read=ven
+                ),
             )
         first = ven
         try:
-            after = self.bc.unblock_vendor(base.bc_id, ven["@odata.etag"])
+            after = self.bc.unblock_vendor(bc_id, ven["@odata.etag"])
         except PreconditionFailed:
-            ven = self.bc.get_record(eset, base.bc_id)  # someone changed it: look again, retry once
+            ven = self.bc.get_record(eset, bc_id)  # someone changed it: look again, retry once
             if not ven.get("blocked"):
                 return self._finish(
                     base,
-                    "noop",
-                    f"vendor {ven.get('number')} was unblocked meanwhile",
                     link,
-                    comment=True,
-                    mark_done=True,
-                    read=ven,
+                    Decision(
+                        "noop",
+                        f"vendor {ven.get('number')} was unblocked meanwhile",
+                        comment=True,
+                        mark_done=True,
+                        read=ven,
+                    ),
                 )
-            after = self.bc.unblock_vendor(base.bc_id, ven["@odata.etag"])
+            after = self.bc.unblock_vendor(bc_id, ven["@odata.etag"])
         return self._finish(
             base,
-            "unblocked",
-            f"vendor {ven.get('number')} unblocked in BC (was "
-            f"{first.get('blocked')!r}) after {base.issue} moved to "
-            f"{status_name!r} ({source})",
             link,
-            comment=True,
-            mark_done=True,
-            read=first,
-            sent={"blocked": ""},
-            response=_slim(after),
+            Decision(
+                "unblocked",
+                f"vendor {ven.get('number')} unblocked in BC (was "
+                f"{first.get('blocked')!r}) after {base.issue} moved to "
+                f"{status_name!r} ({source})",
+                comment=True,
+                mark_done=True,
+                read=first,
+                sent={"blocked": ""},
+                response=_slim(after),
+            ),
         )
 
     def _stale(self, base: Result, record: Mapping[str, Any]) -> str | None:
@@ -417,33 +468,20 @@ class WriteBack:
         return replay_verdict(try_parse_ts(base.done_at), try_parse_ts(record.get("lastModifiedDateTime")))
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
-    def _finish(
-        self,
-        res: Result,
-        action: str,
-        detail: str,
-        link: Any,
-        *,
-        comment: bool,
-        done: bool = True,
-        error: bool = False,
-        mark_done: bool = False,
-        read: Any = None,
-        sent: Any = None,
-        response: Any = None,
-        new_number: str | None = None,
-        draft_number: str | None = None,
-    ) -> Result:
-        res.action, res.detail, res.done = action, detail, done
-        if new_number:
-            res.new_number = new_number
-        if mark_done and link is not None and link.state != LinkState.WRITTEN_BACK:
+    def _finish(self, res: Result, link: Link | None, d: Decision) -> Result:
+        """Record the decision: result, link marked written back, audit row, log line, outcome comment."""
+        res.action, res.detail, res.done = d.action, d.detail, d.done
+        if d.new_number:
+            res.new_number = d.new_number
+        if d.mark_done and link is not None and link.state != LinkState.WRITTEN_BACK:
             # outbound must not add its own "no longer needs a step" comment for what we just did
             self.store.upsert_link(dataclasses.replace(link, state=LinkState.WRITTEN_BACK, updated_at=None))
-        self._audit(res, read=_slim(read), sent=sent, response=response, error=detail if error else None)
-        log.info("%s: %s - %s", res.issue, action, detail)
-        if comment:
-            self._comment(res, draft_number)
+        self._audit(
+            res, read=_slim(d.read), sent=d.sent, response=d.response, error=d.detail if d.error else None
+        )
+        log.info("%s: %s - %s", res.issue, d.action, d.detail)
+        if d.comment:
+            self._comment(res, d.draft_number)
         return res
 
     def _fail(self, res: Result, detail: str, *, transient: bool, comment: bool = False) -> Result:
@@ -560,7 +598,7 @@ def _comment_text(res: Result, draft_number: str | None) -> str:
     return f"{_noun(res.entity)} {doc} could not be updated: {res.detail}"
 
 
-def _ours(link: Any) -> bool:
+def _ours(link: Link | None) -> bool:
     """The write-back already acted on this record (a replay or second delivery needs no new comment)."""
     return link is not None and link.state == LinkState.WRITTEN_BACK
 
