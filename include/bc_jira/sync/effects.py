@@ -160,41 +160,50 @@ class CommentEffects:
             return CommentResult("already", (effect.result or {}).get("comment_id"))
         if effect.state == FAILED:
             return CommentResult("failed", error=effect.error, terminal=True)
+        if effect.attempts > 0 or look_first:
+            seen = self._look(effect)
+            if seen is not None:
+                return seen
+        return self._post(effect)
+
+    def _look(self, effect: Any) -> CommentResult | None:
+        """The comment found on the issue (an earlier answer lost, or another store made it); None: absent."""
+        issue = effect.issue_id or effect.issue_key
+        what = str(effect.payload.get("text") or "comment")
+        try:
+            # a first look (another store may have made it at any time before) reads every comment
+            found = self._find(issue, effect, whole_history=not effect.attempts)
+        except ApiError as exc:
+            self.store.finish_effect(effect.effect_key, PENDING, error=str(exc))
+            self.audit(
+                "comment_unconfirmed",
+                effect,
+                "could not read the comments to look for it",
+                None,
+                None,
+                str(exc),
+            )
+            return CommentResult("unconfirmed", error=str(exc))
+        if found is None:
+            return None
+        cid = str(found.get("id") or "") or None
+        self.store.finish_effect(effect.effect_key, DONE, result={"comment_id": cid, "found": True})
+        self.audit(
+            "comment",
+            effect,
+            f"{what} (found on the issue: "
+            + ("an earlier answer was lost)" if effect.attempts else "made before, by another state store)"),
+            None,
+            {"id": cid},
+            None,
+        )
+        return CommentResult("found", cid)
+
+    def _post(self, effect: Any) -> CommentResult:
+        """Post the comment, its intent recorded first; a lost answer leaves it to be looked for."""
         body = effect.payload["body"]
         issue = effect.issue_id or effect.issue_key
         what = str(effect.payload.get("text") or "comment")
-        if effect.attempts > 0 or look_first:
-            try:
-                # a first look (another store may have made it at any time before) reads every comment
-                found = self._find(issue, effect, whole_history=not effect.attempts)
-            except ApiError as exc:
-                self.store.finish_effect(effect.effect_key, PENDING, error=str(exc))
-                self.audit(
-                    "comment_unconfirmed",
-                    effect,
-                    "could not read the comments to look for it",
-                    None,
-                    None,
-                    str(exc),
-                )
-                return CommentResult("unconfirmed", error=str(exc))
-            if found is not None:
-                cid = str(found.get("id") or "") or None
-                self.store.finish_effect(effect.effect_key, DONE, result={"comment_id": cid, "found": True})
-                self.audit(
-                    "comment",
-                    effect,
-                    f"{what} (found on the issue: "
-                    + (
-                        "an earlier answer was lost)"
-                        if effect.attempts
-                        else "made before, by another state store)"
-                    ),
-                    None,
-                    {"id": cid},
-                    None,
-                )
-                return CommentResult("found", cid)
         self.store.effect_attempt(effect.effect_key)  # the intent of this very call, before Jira sees it
         try:
             answer = self.post(issue, body)
