@@ -15,12 +15,31 @@ WATERMARK_PREFIX = "bc_jira_watermark_"
 BLANK = "_x0020_"
 
 # Fields a summary template may reference on purchase documents (BC API v2.0 JSON names).
-_COMMON_DOC = (
-    "id number vendorId vendorNumber vendorName payToName payToVendorNumber shipToName shipToContact "
-    "buyFromCity buyFromCountry shortcutDimension1Code shortcutDimension2Code currencyCode purchaser "
-    "pricesIncludeTax discountAmount totalAmountExcludingTax totalTaxAmount totalAmountIncludingTax status "
-    "postingDate lastModifiedDateTime"
-).split()
+_COMMON_DOC = [
+    "id",
+    "number",
+    "vendorId",
+    "vendorNumber",
+    "vendorName",
+    "payToName",
+    "payToVendorNumber",
+    "shipToName",
+    "shipToContact",
+    "buyFromCity",
+    "buyFromCountry",
+    "shortcutDimension1Code",
+    "shortcutDimension2Code",
+    "currencyCode",
+    "purchaser",
+    "pricesIncludeTax",
+    "discountAmount",
+    "totalAmountExcludingTax",
+    "totalTaxAmount",
+    "totalAmountIncludingTax",
+    "status",
+    "postingDate",
+    "lastModifiedDateTime",
+]
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,7 @@ SPECS: dict[str, EntitySpec] = {
             summary="Purchase invoice {number}: {vendorName} {amount} {currency}",
             enums={"status": (BLANK, "Draft", "In_x0020_Review", "Open", "Paid", "Canceled", "Corrective")},
             template_fields=frozenset(
-                _COMMON_DOC + "invoiceDate dueDate vendorInvoiceNumber orderNumber payToContact".split()
+                _COMMON_DOC + ["invoiceDate", "dueDate", "vendorInvoiceNumber", "orderNumber", "payToContact"]
             ),
             webhook=True,
             document=True,
@@ -100,10 +119,24 @@ SPECS: dict[str, EntitySpec] = {
             summary="Blocked vendor {number}: {displayName} ({status_text})",
             enums={"blocked": (BLANK, "Payment", "All")},
             template_fields=frozenset(
-                (
-                    "id number displayName addressLine1 city state country postalCode phoneNumber email "
-                    "website taxRegistrationNumber currencyCode blocked balance lastModifiedDateTime"
-                ).split()
+                [
+                    "id",
+                    "number",
+                    "displayName",
+                    "addressLine1",
+                    "city",
+                    "state",
+                    "country",
+                    "postalCode",
+                    "phoneNumber",
+                    "email",
+                    "website",
+                    "taxRegistrationNumber",
+                    "currencyCode",
+                    "blocked",
+                    "balance",
+                    "lastModifiedDateTime",
+                ]
             ),
             webhook=True,
             document=False,
@@ -124,7 +157,7 @@ SPECS: dict[str, EntitySpec] = {
             selection=("status", ("In_x0020_Review",)),
             summary="Purchase order {number}: {vendorName} {amount} {currency}",
             enums={"status": ("Draft", "In_x0020_Review", "Open")},
-            template_fields=frozenset(_COMMON_DOC + "orderDate requestedReceiptDate fullyReceived".split()),
+            template_fields=frozenset(_COMMON_DOC + ["orderDate", "requestedReceiptDate", "fullyReceived"]),
             webhook=False,
             document=True,
             vendor_number_field="vendorNumber",

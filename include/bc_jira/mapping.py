@@ -11,15 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from bc_jira import adf
 from bc_jira.config import Config, ConfigError, EntityConfig, FieldNames, decode_enum
 from bc_jira.entities import spec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Bump when the mapping changes in a way that should re-edit every issue once.
 MAPPING_VERSION = 1

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira.config import FIELDS_VARIABLE_KEY, USERS_VARIABLE_KEY
 from bc_jira.entities import EVENT_ENTITIES
@@ -19,6 +18,9 @@ from bc_jira.sync.jira_ops import JiraOps
 from bc_jira.sync.upsert import Upserter
 from bc_jira.sync.watermark import held_records, hold_below, plan_watermark, watermark_key
 from bc_jira.sync.writeback import Result, WriteBack
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +170,7 @@ def finalize_task(
         log.info("%s: %d staged BC notification(s) settled by this sync", entity, settled)
     try:
         store.purge_batches(datetime.now(UTC) - timedelta(days=7))
-    except Exception:  # noqa: BLE001 - housekeeping must not fail a good run
+    except Exception:
         log.warning("%s: purging old batches failed", entity, exc_info=True)
     return new
 

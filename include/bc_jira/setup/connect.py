@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bc_jira.config import ENTITIES, AssigneeRule, Config, EntityConfig
 from bc_jira.sync.heal import duplicate_link_type
 from bc_jira.sync.lookup import _jql_string
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bc_jira.config import Config, EntityConfig
-from bc_jira.mapping import FieldIds, IssueDraft
 from bc_jira.sync import effects
-from bc_jira.sync.jira_ops import JiraOps
 from bc_jira.timeutil import iso as iso
 from bc_jira.timeutil import parse_ts as parse_ts
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    from bc_jira.config import Config, EntityConfig
+    from bc_jira.mapping import FieldIds, IssueDraft
+    from bc_jira.sync.jira_ops import JiraOps
 
 log = logging.getLogger(__name__)
 

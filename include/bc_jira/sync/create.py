@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira.hooks.jira import BULK_CREATE_MAX
 from bc_jira.mapping import IssueDraft, create_payload
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import UpsertBase, _chunks, _Outcome, _short
 from bc_jira.sync.lookup import _RECENT_CREATED
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bc_jira.config import Config, EntityConfig
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import _MIN, RunInfo, SyncError, iso, parse_ts
-from bc_jira.sync.plan import LinkView
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from bc_jira.config import Config, EntityConfig
+    from bc_jira.sync.plan import LinkView
 
 log = logging.getLogger(__name__)
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira import adf
 from bc_jira.entities import spec
-from bc_jira.mapping import IssueDraft
 from bc_jira.sync import effects
 from bc_jira.sync.base import SyncError, UpsertBase, _NotConfirmed
-from bc_jira.sync.plan import Issue
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from bc_jira.mapping import IssueDraft
+    from bc_jira.sync.plan import Issue
 
 log = logging.getLogger(__name__)
 

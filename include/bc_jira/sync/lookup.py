@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira.config import ENTITIES
 from bc_jira.hooks.jira import RECONCILE_MAX
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import UpsertBase, _chunks, _Outcome
-from bc_jira.sync.plan import BatchPlan, ReadPlan
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from bc_jira.sync.plan import BatchPlan, ReadPlan
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bc_jira.store.schema import LinkState
 from bc_jira.timeutil import iso, parse_ts
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bc_jira.mapping import IssueDraft
 
 # A found issue, as the record-id lookup returns it: {"id": "10001", "key": "FIN-1"}.

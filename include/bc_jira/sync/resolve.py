@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira.mapping import IssueDraft, edit_payload, resolved_comment
 from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
 from bc_jira.sync.base import UpsertBase, _NotConfirmed, _Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 

@@ -62,12 +62,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bc_jira.config import Config
 from bc_jira.mapping import FieldIds, IssueDraft, map_record
 from bc_jira.sync.base import (
     CLAIMED,
@@ -80,10 +78,15 @@ from bc_jira.sync.base import (
 from bc_jira.sync.claims import ClaimsMixin
 from bc_jira.sync.create import CreateMixin
 from bc_jira.sync.heal import HealMixin
-from bc_jira.sync.jira_ops import JiraOps
 from bc_jira.sync.lookup import LookupMixin
 from bc_jira.sync.plan import plan_batch, plan_reads
 from bc_jira.sync.resolve import ResolveMixin
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from bc_jira.config import Config
+    from bc_jira.sync.jira_ops import JiraOps
 
 log = logging.getLogger(__name__)
 
