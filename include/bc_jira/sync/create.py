@@ -90,7 +90,7 @@ class CreateMixin(UpsertBase):
                 error = f"created, but reading the created issues back failed ({exc}); intent kept as pending"
             for issue in read_back:
                 value = (issue.get("fields") or {}).get(fid)
-                if value in waiting and value not in carried:
+                if isinstance(value, str) and value in waiting and value not in carried:
                     carried[value] = {"id": str(issue["id"]), "key": issue["key"]}
                 else:
                     log.warning(
@@ -101,13 +101,13 @@ class CreateMixin(UpsertBase):
                     )
         failures = 0
         for bc_id, (d, p) in waiting.items():
-            issue = carried.get(bc_id)
-            if issue is None:
+            made_issue = carried.get(bc_id)
+            if made_issue is None:
                 failures += 1
                 outcomes[bc_id] = _Outcome("error", reason="no issue in the bulk answer", sent=p, error=error)
                 continue
-            _RECENT_CREATED[self.entity].append(int(issue["id"]))
+            _RECENT_CREATED[self.entity].append(int(made_issue["id"]))
             state = LinkState.LINKED if d.needs_human else LinkState.RESOLVED
-            self._save_link(d, issue["id"], issue["key"], state, d.content_hash)
-            outcomes[bc_id] = _Outcome("create", issue_key=issue["key"], sent=p, response=issue)
+            self._save_link(d, made_issue["id"], made_issue["key"], state, d.content_hash)
+            outcomes[bc_id] = _Outcome("create", issue_key=made_issue["key"], sent=p, response=made_issue)
         return failures

@@ -99,7 +99,7 @@ class LookupMixin(UpsertBase):
             every: dict[str, list[dict[str, Any]]] = {}
             for issue in issues:
                 value = (issue.get("fields") or {}).get(fid)
-                if value in wanted:
+                if isinstance(value, str) and value in wanted:
                     every.setdefault(value, []).append({"id": str(issue["id"]), "key": issue["key"]})
             for value, found in every.items():
                 found = sorted({i["id"]: i for i in found}.values(), key=lambda i: int(i["id"]))

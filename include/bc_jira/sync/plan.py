@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bc_jira.store.schema import LinkState
-from bc_jira.timeutil import iso, parse_ts
+from bc_jira.timeutil import Timestamp, iso, parse_ts
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -37,9 +37,9 @@ class LinkView(Protocol):
     @property
     def content_hash(self) -> str | None: ...
     @property
-    def bc_last_modified(self) -> object: ...
+    def bc_last_modified(self) -> Timestamp: ...
     @property
-    def updated_at(self) -> object: ...
+    def updated_at(self) -> Timestamp: ...
 
 
 def stale_reason(record: Mapping[str, Any], link: LinkView | None) -> str | None:
@@ -131,19 +131,19 @@ def plan_batch(
             if len(issues) > 1:
                 plan.duplicates[bc_id] = (issues[0], list(issues[1:]))
     for b in read.pending:
-        issues = found_pending.get(b)
-        if issues:
+        committed = found_pending.get(b)
+        if committed:
             # Jira committed the create we could not confirm: it holds what the intent carried.
-            plan.relink[b] = (issues[0], links[b].content_hash or "")
+            plan.relink[b] = (committed[0], links[b].content_hash or "")
             plan.recovered.append(b)
         elif read.current[b].needs_human:
             to_create.add(b)
         else:
             plan.give_up.append(b)
     for b in read.unknown:
-        issues = found_unknown.get(b)
-        if issues:
-            plan.relink[b] = (issues[0], "")
+        existing = found_unknown.get(b)
+        if existing:
+            plan.relink[b] = (existing[0], "")
         else:
             to_create.add(b)
     done = to_create | set(plan.give_up)
