@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bc_jira.sync import effects
 from bc_jira.timeutil import iso as iso
 from bc_jira.timeutil import parse_ts as parse_ts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from bc_jira.config import Config, EntityConfig
     from bc_jira.mapping import FieldIds, IssueDraft
+    from bc_jira.store import AuditRow, Effect, Link
     from bc_jira.sync.jira_ops import JiraOps
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,41 @@ class _Outcome:
     error: str | None = None
 
 
+class LinkStore(Protocol):
+    """The link, claim and batch rows an upsert reads and writes (``bc_jira.store.StateStore``)."""
+
+    def get_links(self, entity: str, bc_ids: Iterable[str]) -> dict[str, Link]: ...
+    def upsert_link(self, link: Link) -> None: ...
+    def claim_records(
+        self, entity: str, bc_ids: Iterable[str], owner: str, try_number: int, now: datetime, ttl_s: float
+    ) -> tuple[set[str], dict[str, tuple[str, int, datetime | None]]]: ...
+    def release_claims(self, entity: str, bc_ids: Iterable[str], owner: str) -> int: ...
+
+
+class EffectStore(Protocol):
+    """Intents of effects that must happen exactly once (``bc_jira_effects``)."""
+
+    def put_effect(self, effect: Effect) -> Effect: ...
+    def effect_attempt(self, effect_key: str) -> None: ...
+    def finish_effect(
+        self, effect_key: str, state: str, *, result: Any = None, error: str | None = None
+    ) -> None: ...
+    def pending_effects(
+        self, kind: str, *, entity: str | None = None, bc_ids: Iterable[str] | None = None, limit: int = 500
+    ) -> list[Effect]: ...
+    def count_effects(self, kind: str, entity: str, bc_id: str, state: str = "done") -> int: ...
+
+
+class AuditSink(Protocol):
+    """Where every decision is recorded (``bc_jira_audit``)."""
+
+    def audit(self, rows: Sequence[AuditRow]) -> None: ...
+
+
+class UpsertStore(LinkStore, EffectStore, AuditSink, Protocol):
+    """Everything the upsert needs of the state store."""
+
+
 class UpsertBase:
     """What the upsert's parts share: the batch's collaborators, the queued link writes, effect audits."""
 
@@ -130,7 +166,7 @@ class UpsertBase:
     entity: str
     ids: FieldIds
     jira: JiraOps
-    store: Any
+    store: UpsertStore
     run: RunInfo
     users: Mapping[str, str]
     sleep: Callable[[float], None]

@@ -10,6 +10,8 @@ from bc_jira.hooks.jira import RECONCILE_MAX
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from bc_jira.hooks.jira import JiraCloudHook
+
 log = logging.getLogger(__name__)
 
 # -- Jira operations (thin adapter over JiraCloudHook) -----------------------------------------------------
@@ -18,7 +20,7 @@ log = logging.getLogger(__name__)
 class JiraOps:
     """The handful of Jira calls the upsert needs, over :class:`bc_jira.hooks.jira.JiraCloudHook`."""
 
-    def __init__(self, hook: Any) -> None:
+    def __init__(self, hook: JiraCloudHook) -> None:
         self.hook = hook
 
     def search(self, jql: str, fields: Sequence[str], reconcile: Sequence[int] = ()) -> list[dict[str, Any]]:

@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
     from bc_jira.config import Config
+    from bc_jira.sync.base import UpsertStore
     from bc_jira.sync.jira_ops import JiraOps
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
     entity: str
     ids: FieldIds
     jira: JiraOps
-    store: Any
+    store: UpsertStore
     run: RunInfo = field(default_factory=RunInfo)
     users: Mapping[str, str] = field(default_factory=dict)
     sleep: Callable[[float], None] = time.sleep
