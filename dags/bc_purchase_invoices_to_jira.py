@@ -12,7 +12,7 @@ Jira issues of the configured type; posting the invoice in BC comments (and opti
   leave the watermark alone:
   `airflow backfill create --dag-id bc_purchase_invoices_to_jira --from-date … --to-date …`.
 
-Triggers: every 15 minutes **and** BC change notifications (asset from `bc_jira.triggers`).
+Triggers: every 15 minutes **and** BC change notifications (asset from `bc_jira.edges.triggers`).
 """
 
 from __future__ import annotations

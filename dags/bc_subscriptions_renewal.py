@@ -22,7 +22,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from bc_jira import lifecycle
+from bc_jira import tasks
 
 
 @dag(
@@ -38,11 +38,11 @@ from bc_jira import lifecycle
 def bc_subscriptions_renewal() -> None:
     @task
     def ensure_subscriptions() -> list[dict]:
-        return lifecycle.bc_subscriptions_task()
+        return tasks.bc_subscriptions_task()
 
     @task(trigger_rule="all_done")
     def settle_covered_events() -> dict:
-        return lifecycle.settle_covered_events_task()
+        return tasks.settle_covered_events_task()
 
     ensure_subscriptions() >> settle_covered_events()
 

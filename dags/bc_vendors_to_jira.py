@@ -11,7 +11,7 @@ become Jira issues; a vendor unblocked in BC updates its issue and gets a commen
   when the fields we own changed; one audit row per record.
 * **advance_watermark** only after every batch succeeded; backfill runs leave the watermark alone.
 
-Triggers: every 15 minutes **and** BC change notifications (asset from `bc_jira.triggers`).
+Triggers: every 15 minutes **and** BC change notifications (asset from `bc_jira.edges.triggers`).
 """
 
 from __future__ import annotations

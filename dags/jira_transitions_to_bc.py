@@ -13,8 +13,8 @@ that is no longer blocked is an audited no-op (a double delivery or a replay nev
 of the done category that mean "no" (Rejected, Declined, Won't Do, Cancelled) leave BC untouched.
 
 Triggers: Jira webhook deliveries staged by the plugin (`POST /bc-jira/jira/webhook`) wake this DAG
-within seconds through an asset watcher (`bc_jira.triggers.jira_transition_asset`), **and** a cron safety
-net every 30 minutes that also searches Jira for done issues updated in the last 2 hours carrying a BC
+within seconds through an asset watcher (`bc_jira.edges.triggers.jira_transition_asset`), **and** a cron
+safety net every 30 minutes that also searches Jira for done issues updated in the last 2 hours carrying a BC
 record id. A failed event stays staged (with its error) and is replayed by the next run; clearing a task
 replays too.
 """
@@ -26,7 +26,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from bc_jira import tasks, triggers
+from bc_jira import tasks
+from bc_jira.edges import triggers
 
 SCHEDULE = AssetOrTimeSchedule(
     timetable=CronTriggerTimetable("*/30 * * * *", timezone="UTC"), assets=triggers.jira_transition_asset()

@@ -21,7 +21,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronTriggerTimetable, dag, task
 
-from bc_jira import lifecycle
+from bc_jira import tasks
 
 
 @dag(
@@ -37,7 +37,7 @@ from bc_jira import lifecycle
 def jira_webhooks_refresh() -> None:
     @task
     def ensure_webhook() -> dict:
-        return lifecycle.jira_webhook_task()
+        return tasks.jira_webhook_task()
 
     ensure_webhook()
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Protocol
+from typing import Protocol, cast
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def probe_backends(
     for backend in backends:
         try:
             conn = backend.get_connection(conn_id=conn_id)
-        except Exception as exc:  # any failure means "could not tell"
+        except Exception as exc:  # noqa: BLE001 - any failure means "could not tell"
             failed.append(f"{type(backend).__name__} ({type(exc).__name__})")
             continue
         if conn is not None:
@@ -97,8 +97,9 @@ def _standard_lookup(conn_id: str) -> tuple[AirflowConnection | None, BaseExcept
     try:
         from airflow.sdk import BaseHook
 
-        return BaseHook.get_connection(conn_id), None
-    except Exception as exc:  # sorted below
+        # the SDK's Connection has these fields; its declared types are looser than the Protocol's
+        return cast("AirflowConnection", BaseHook.get_connection(conn_id)), None
+    except Exception as exc:  # noqa: BLE001 - sorted below: not found, denied, or could not tell
         if _access_denied(exc):
             raise ConnectionUnavailable(
                 f"connection {conn_id!r}: access denied by the secrets backend"
@@ -114,7 +115,7 @@ def _standard_lookup(conn_id: str) -> tuple[AirflowConnection | None, BaseExcept
         from airflow.models.connection import Connection
 
         return Connection.get_connection_from_secrets(conn_id), None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - sorted below: not found, denied, or could not tell
         if _access_denied(exc):
             raise ConnectionUnavailable(
                 f"connection {conn_id!r}: access denied by the secrets backend"

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bc_jira import airflow_conn, intake
+from bc_jira import airflow_conn
+from bc_jira.edges import intake, shared_secrets
 from bc_jira.store import StateStore
 
 CS = "client-state-secret-123"
@@ -53,14 +54,14 @@ def test_secrets_backend_down_fails_closed(
     """Airflow reports a failing backend as "not defined"; the intake answers 503 and stages nothing."""
     real = airflow_conn._backends
     monkeypatch.setattr(airflow_conn, "_backends", lambda: [_Backend(fail=True), *real()])
-    intake.clear_secrets_cache()
+    shared_secrets.clear_secrets_cache()
     with pytest.raises(airflow_conn.ConnectionUnavailable, match="_Backend \\(ConnectionError\\)"):
         airflow_conn.get_connection("bc_jira_never_defined")
     res = intake.safely(
         lambda: intake.handle_bc_notification(
             {},
             json.dumps({"value": [bc_item()]}).encode(),
-            client_state=intake.secrets_from_airflow().client_state,
+            client_state=shared_secrets.secrets_from_airflow().client_state,
             store=store,
         ),
         "test",
@@ -68,7 +69,7 @@ def test_secrets_backend_down_fails_closed(
     assert res.status == 503 and res.reason == "connection unavailable" and store.count_pending() == 0
     monkeypatch.setattr(airflow_conn, "_backends", real)
     assert airflow_conn.get_connection("bc_jira_never_defined") is None  # all answered: truly undefined
-    intake.clear_secrets_cache()
+    shared_secrets.clear_secrets_cache()
 
 
 def test_access_denied_is_unavailable_not_undefined(monkeypatch: pytest.MonkeyPatch) -> None:

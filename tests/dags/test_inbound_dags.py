@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bc_jira.intake import KIND_JIRA_TRANSITION
+from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.store import Link, StateStore
-from tests.bc_jira.test_lifecycle import PluginServer, sandbox_secrets
 from tests.conftest import REPO
+from tests.support.plugin_server import PluginServer, sandbox_secrets
 
 
 def run_dag(dag_id: str, **kw: Any) -> Any:

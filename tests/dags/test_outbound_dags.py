@@ -175,7 +175,7 @@ def test_vendors_blocked_then_unblocked_gets_comment(sandbox, outbound) -> None:
         "POST", "/_sandbox/bc/change", {"entity": "vendors", "id": v["id"], "set": {"blocked": ""}}
     )
     # the BC notification the plugin would have staged for this change: settled by the sync, not before
-    from bc_jira.intake import SOURCE_BC, bc_kind
+    from bc_jira.edges.intake import SOURCE_BC, bc_kind
     from bc_jira.store import StateStore
 
     store = StateStore.from_airflow()

@@ -28,24 +28,16 @@ DEFAULT_ARGS: dict[str, Any] = {
 
 
 def schedule_for(entity: str, cron: str) -> Any:
-    """Cron with real data intervals (backfill windows); OR'ed with the BC change-notification asset.
-
-    The asset comes from ``bc_jira.triggers.bc_change_asset(entity)`` (inbound helper); until that exists
-    the DAG runs on the cron alone.
-    """
+    """Cron with real data intervals (backfill windows); OR'ed with the BC change-notification asset
+    (``bc_jira.edges.triggers.bc_change_asset``) for the entities BC notifies about."""
     from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
+
+    from bc_jira.edges.triggers import bc_change_asset
 
     timetable = CronDataIntervalTimetable(cron, timezone="UTC")
     if entity not in EVENT_ENTITIES:
         return timetable
-    try:
-        from bc_jira import triggers
-    except ImportError:
-        return timetable
-    factory = getattr(triggers, "bc_change_asset", None)
-    if factory is None:
-        return timetable
-    return AssetOrTimeSchedule(timetable=timetable, assets=factory(entity))
+    return AssetOrTimeSchedule(timetable=timetable, assets=bc_change_asset(entity))
 
 
 def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: Sequence[str]) -> Any:

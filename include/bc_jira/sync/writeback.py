@@ -44,9 +44,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bc_jira import adf
+from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.entities import SPECS, WRITEBACK_ENTITIES, noun
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
-from bc_jira.intake import KIND_JIRA_TRANSITION
 from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
 from bc_jira.timeutil import try_parse_ts

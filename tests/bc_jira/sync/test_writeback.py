@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bc_jira.intake import KIND_JIRA_TRANSITION
+from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.store import Link, StateStore
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.writeback import WriteBack

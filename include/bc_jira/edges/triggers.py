@@ -3,14 +3,14 @@
 The plugin writes webhook deliveries to the state store; :class:`StagedEventTrigger` (run by the triggerer
 through an ``AssetWatcher``) polls that table and fires an asset event when new rows appear, so the DAG runs
 within seconds instead of at its next cron tick. It never consumes rows: the DAG deletes an event only after
-its effect is done and audited (promise 2), so the trigger remembers in memory which pending rows it has
+its effect is done and audited, so the trigger remembers in memory which pending rows it has
 announced. After a triggerer restart it announces still-pending events once more (a replay; the DAGs are
 idempotent).
 
 Use in a DAG (cron OR event)::
 
     from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
-    from bc_jira.triggers import bc_change_asset
+    from bc_jira.edges.triggers import bc_change_asset
     schedule = AssetOrTimeSchedule(timetable=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
                                    assets=bc_change_asset("purchase_invoices"))
 """
@@ -19,13 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, AssetWatcher
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from bc_jira.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
+from bc_jira.edges.intake import BC_ENTITIES, KIND_JIRA_TRANSITION, bc_kind
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+
+    from bc_jira.edges.protocols import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ class StagedEventTrigger(BaseEventTrigger):
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            "bc_jira.triggers.StagedEventTrigger",
+            "bc_jira.edges.triggers.StagedEventTrigger",
             {
                 "kinds": list(self.kinds),
                 "poll_interval": self.poll_interval,
@@ -62,7 +66,7 @@ class StagedEventTrigger(BaseEventTrigger):
             },
         )
 
-    def _store(self) -> Any:
+    def _store(self) -> EventStore:
         from bc_jira.store import StateStore
 
         if self.store_url:
@@ -76,7 +80,7 @@ class StagedEventTrigger(BaseEventTrigger):
         look "already announced" for a brand-new event.
         """
         store = self._store()
-        count, seen = 0, set()
+        count, seen = 0, set[tuple[int, str]]()
         for kind in self.kinds:
             count += store.count_pending(kind)
             seen.update((e.id, e.received_at.isoformat()) for e in store.pending_events(kind, limit=500))

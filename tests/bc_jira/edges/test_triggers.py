@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bc_jira import triggers
+from bc_jira.edges import triggers
 from bc_jira.store import StateStore
 
 

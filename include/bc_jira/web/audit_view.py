@@ -11,15 +11,17 @@ from __future__ import annotations
 import html
 import logging
 import time
-from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
 
 from airflow.api_fastapi.core_api.security import get_user
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,15 @@ EXTERNAL_VIEW: dict[str, Any] = {
 }
 
 
-def get_store() -> Any:
+class AuditRecords(Protocol):
+    """The one state-store query the page makes."""
+
+    def latest_per_record(
+        self, *, text_filter: str | None = None, errors_only: bool = False, limit: int = 500
+    ) -> list[dict[str, Any]]: ...
+
+
+def get_store() -> AuditRecords:
     """The connector's state store (``bc_jira_db`` or the SQLite default); a dependency tests override."""
     from bc_jira.store import StateStore
 
@@ -75,7 +85,7 @@ def jira_site_url() -> str | None:
         site = extra.get("site_url") or (conn.host if conn is not None and basic else None)
         if site and not site.startswith(("http://", "https://")):
             site = f"https://{site}"
-    except Exception as exc:  # any failure just means "no links"; never the connection's content
+    except Exception as exc:  # noqa: BLE001 - any failure just means "no links", never the content
         log.info("audit view: no Jira site URL from %s (%s)", JIRA_CONN_ID, type(exc).__name__)
     site = site.rstrip("/") if site else None
     _SITE_CACHE[JIRA_CONN_ID] = (now, site)
@@ -88,7 +98,7 @@ async def audit_page(
     errors: bool = Query(False, description="only records whose last action failed"),
     limit: int = Query(500, ge=1, le=MAX_LIMIT),
     user: Any = Depends(get_user),
-    store: Any = Depends(get_store),
+    store: AuditRecords = Depends(get_store),
     site: str | None = Depends(jira_site_url),
 ) -> HTMLResponse:
     rows = await run_in_threadpool(

@@ -1,4 +1,4 @@
-"""intake: BC handshake/clientState/staging, Jira HMAC + JWT verification, dedupe, settling BC events."""
+"""intake: BC handshake/clientState/staging, Jira HMAC + JWT verification, dedupe, late and poison bodies."""
 
 from __future__ import annotations
 
@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from bc_jira import intake
+from bc_jira.edges import intake, settle
 from bc_jira.store import StateStore
+from tests.support.bc_notifications import COMPANY, CS, bc_item, bc_post
 
-CS = "client-state-secret-123"
 SECRET = "webhook-secret-xyz"
 CLIENT_SECRET = "atlassian-client-secret"
-COMPANY = "6f1c7b9a-0000-4000-8000-000000000001"
 
 
 @pytest.fixture
@@ -25,29 +24,6 @@ def store(sqlite_url: str) -> StateStore:
     st = StateStore.from_url(sqlite_url)
     st.ensure_schema()
     return st
-
-
-def bc_item(
-    entity: str = "purchaseInvoices",
-    rid: str = "AAAA0000-1111-2222-3333-444455556666",
-    change: str = "updated",
-    when: str = "2026-03-01T10:00:00.123Z",
-    state: str = CS,
-) -> dict[str, Any]:
-    return {
-        "subscriptionId": "sub-1",
-        "clientState": state,
-        "expirationDateTime": "2026-03-04T10:00:00Z",
-        "resource": f"api/v2.0/companies({COMPANY})/{entity}({rid})",
-        "changeType": change,
-        "lastModifiedDateTime": when,
-    }
-
-
-def bc_post(store: StateStore, items: list[Any], client_state: str | None = CS) -> intake.IntakeResult:
-    return intake.handle_bc_notification(
-        {}, json.dumps({"value": items}).encode(), client_state=client_state, store=store
-    )
 
 
 def test_handshake_echoes_token_as_text(store: StateStore) -> None:
@@ -105,9 +81,9 @@ def test_collection_stages_a_window_scan(store: StateStore) -> None:
     assert bc_post(store, [item, bare]).staged == 2
     ev = store.pending_events("bc.vendors")[0]
     assert ev.payload["scan"] == {"since": "2026-03-01T09:59:59.95Z"} and ev.payload["record_id"] is None
-    full, since = intake.bc_scan_since(store.pending_events("bc.vendors"))
+    full, since = settle.bc_scan_since(store.pending_events("bc.vendors"))
     assert not full and since is not None and since.isoformat().startswith("2026-03-01T09:59:59.95")
-    assert intake.bc_scan_since(store.pending_events("bc.purchase_invoices")) == (True, None)
+    assert settle.bc_scan_since(store.pending_events("bc.purchase_invoices")) == (True, None)
 
 
 def test_store_failure_becomes_503_not_4xx() -> None:
@@ -262,53 +238,6 @@ def test_bad_jwt_rejected(store: StateStore, token: str) -> None:
     assert store.count_pending() == 0
 
 
-def test_jwt_claim_check_library_agrees() -> None:
-    import jwt as pyjwt
-
-    token = pyjwt.encode({"exp": int(time.time()) + 60}, CLIENT_SECRET, algorithm="HS256")
-    assert intake.verify_jwt_hs256(token, CLIENT_SECRET) is not None
-    assert intake.verify_jwt_hs256(token, CLIENT_SECRET + "x") is None
-
-
-# -- settling BC events ------------------------------------------------------------------------------------
-
-
-def test_settle_deletes_only_covered_events_and_audits(store: StateStore) -> None:
-    bc_post(
-        store,
-        [
-            bc_item(when="2026-03-01T10:00:00Z"),
-            bc_item(rid="DDDD0000-1111-2222-3333-444455556666", when="2026-03-01T11:00:00Z"),
-        ],
-    )
-    n = intake.settle_bc_events(store, "purchase_invoices", "2026-03-01T10:30:00Z", run={"dag_id": "d"})
-    assert n == 1
-    left = store.pending_events("bc.purchase_invoices")
-    assert [e.payload["lastModifiedDateTime"] for e in left] == ["2026-03-01T11:00:00Z"]
-    audit = store.query_audit(action="event_settled")
-    assert len(audit) == 1 and audit[0].dag_id == "d"
-    assert intake.settle_bc_events(store, "purchase_invoices", None) == 0
-
-
-def test_secrets_repr_hides_values() -> None:
-    s = intake.Secrets(client_state="a-secret", webhook_secret="b-secret", jira_client_secret="c-secret")
-    assert "secret'" not in repr(s) and "a-secret" not in repr(s)
-
-
-def test_secrets_from_airflow_env_connections(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BC_T", json.dumps({"conn_type": "business_central", "extra": {"client_state": "cs1"}})
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_JIRA_T",
-        json.dumps({"conn_type": "jira_cloud", "password": "cls", "extra": {"webhook_secret": "whs"}}),
-    )
-    intake.clear_secrets_cache()
-    s = intake.secrets_from_airflow("bc_t", "jira_t")
-    assert (s.client_state, s.webhook_secret, s.jira_client_secret) == ("cs1", "whs", "cls")
-    intake.clear_secrets_cache()
-
-
 def test_unsigned_alg_none_token_rejected(store: StateStore) -> None:
     """``alg: none`` with an empty signature (the classic bypass), not only a mislabelled HS256 token."""
     head = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
@@ -327,7 +256,7 @@ def test_jwt_claim_names_logged_at_debug_never_values(
     store: StateStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     token = make_jwt({"exp": int(time.time()) + 60, "iat": int(time.time()), "sub": "value-not-to-log"})
-    with caplog.at_level("DEBUG", logger="bc_jira.intake"):
+    with caplog.at_level("DEBUG", logger="bc_jira.edges.intake"):
         assert jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"}).status == 202
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "['exp', 'iat', 'sub']" in text and "value-not-to-log" not in text and token not in text
@@ -432,29 +361,31 @@ def test_deeply_nested_bc_body_is_400(store: StateStore) -> None:
     assert store.count_pending() == 0
 
 
-def test_depth_scan_ignores_brackets_in_strings_and_allows_real_payloads() -> None:
-    assert not intake.json_too_deep(json.dumps({"a": "[[[[[[" * 1000, "b": ['"\\\\[', {"c": [1]}]}))
-    assert intake.json_too_deep("[" * 129 + "]" * 129)
-    assert not intake.json_too_deep("[" * 128 + "]" * 128)
-    nested: Any = "leaf"
-    for _ in range(60):
-        nested = {"content": [nested]}
-    assert intake.parse_json(json.dumps(nested))["content"][0]["content"]
-    with pytest.raises(intake.PoisonBody):
-        intake.parse_json("{" + '"a":[' * 200 + "1" + "]" * 200 + "}")
+# -- the parsing steps (pure) -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "hostile",
-    [
-        '\\"' * 1_000_000,  # a megabyte of escaped quotes: quadratic for a backtracking string regex
-        '"' + "\\" * 2_000_000 + '"',
-        '"' + "a" * 2_000_000,  # unterminated string
-        "[" * 1_000_000,
-    ],
-    ids=["escaped-quotes", "backslashes", "unterminated", "open-brackets"],
-)
-def test_depth_scan_is_linear_on_hostile_text(hostile: str) -> None:
-    started = time.perf_counter()
-    intake.json_too_deep(hostile)
-    assert time.perf_counter() - started < 0.5
+def test_bc_item_payload_names_entity_record_and_scan_window() -> None:
+    key, payload = intake.bc_item_payload(bc_item(entity="vendors", rid="V1")) or ("", {})
+    assert key.startswith("bc:sub-1|") and payload["entity"] == "vendors" and payload["record_id"] == "v1"
+    assert payload["scan"] is None and payload["company_id"] == COMPANY
+    collection = {
+        **bc_item(),
+        "changeType": "collection",
+        "resource": f"api/v2.0/companies({COMPANY})/vendors",
+    }
+    staged = intake.bc_item_payload(collection)
+    assert staged is not None and staged[1]["scan"] == {"since": None}
+    assert intake.bc_item_payload(bc_item(entity="items")) is None  # not an entity we subscribe to
+
+
+def test_transition_of_reads_only_status_changes() -> None:
+    payload = json.loads(jira_body())
+    row = intake.transition_of(payload, {"X-Atlassian-Webhook-Retry": "1"}, "d-1", "hmac")
+    assert (
+        row is not None
+        and row["delivery_id"] == "d-1"
+        and row["retry"] == "1"
+        and row["verified_by"] == "hmac"
+    )
+    assert intake.transition_of({**payload, "webhookEvent": "jira:issue_created"}, {}, "d-2", "jwt") is None
+    assert intake.transition_of({**payload, "changelog": {"items": []}}, {}, "d-3", "jwt") is None

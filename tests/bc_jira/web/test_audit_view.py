@@ -21,8 +21,8 @@ import requests
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bc_jira import audit_view
 from bc_jira.store import AuditRow, Link, StateStore
+from bc_jira.web import audit_view
 from tests.conftest import IN_CI, REPO
 
 SITE = "https://acme.atlassian.net"
@@ -235,7 +235,7 @@ TEST_PLUGIN = '''
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI
 
-from bc_jira import audit_view
+from bc_jira.web import audit_view
 
 app = FastAPI()
 app.include_router(audit_view.router)
