@@ -31,9 +31,10 @@ from bc_jira.setup.connect import ConnectError, connect_checks
 from bc_jira.sync.base import RunInfo, run_info
 from bc_jira.sync.extract import extract
 from bc_jira.sync.jira_ops import JiraOps
+from bc_jira.sync.outcome import Result
 from bc_jira.sync.upsert import Upserter
 from bc_jira.sync.watermark import held_records, hold_below, plan_watermark, watermark_key
-from bc_jira.sync.writeback import Result, WriteBack
+from bc_jira.sync.writeback import WriteBack
 from bc_jira.timeutil import iso, now
 
 if TYPE_CHECKING:

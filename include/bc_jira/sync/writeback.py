@@ -1,11 +1,11 @@
 """Jira -> BC write-back: an issue reached a done status -> post the draft invoice / unblock the vendor.
 
-Idempotent by construction (promise 3): the webhook is only a hint, so every action starts by re-reading
-the Jira issue (is it really done now?) and the BC record (is it still a draft / still blocked?). An
-invoice that is no longer a draft or a vendor that is no longer blocked is an audited no-op. ``post`` is not
-retried blindly after a lost answer: the invoice is re-read to learn whether BC committed it. A vendor PATCH
-with a stale ETag re-reads and retries once. A staged event is deleted only after its effect is done and
-audited; a failure leaves it staged (status failed, with its error) for the next run.
+Idempotent by construction (docs/design.md, *Idempotent write-back*): the webhook is only a hint, so every
+action starts by re-reading the Jira issue (is it really done now?) and the BC record (is it still a draft /
+still blocked?). An invoice that is no longer a draft or a vendor that is no longer blocked is an audited no-
+op. ``post`` is not retried blindly after a lost answer: the invoice is re-read to learn whether BC committed
+it. A vendor PATCH with a stale ETag re-reads and retries once. A staged event is deleted only after its
+effect is done and audited; a failure leaves it staged (status failed, with its error) for the next run.
 
 **A replay never undoes a newer state.** A done status is a person's decision about the record *as it was
 then*. The write-back acts only when
@@ -28,10 +28,7 @@ returned by this Jira) rule 3 cannot be checked and is skipped with a warning.
 with an intent (``bc_jira.sync.effects``). A comment that failed or whose answer was lost stays pending and is
 made, after looking for it on the issue, at the start of the next run.
 
-Acts only on the record the issue names: before any BC write the issue's *BC Record Id* field must equal the
-link's record id. A link can only point at the wrong record through a bug or a hand-edited field (e.g. a
-bulk-create answer paired by position); on a mismatch nothing is written to BC, the issue gets a comment,
-the audit says ``writeback_mismatch``, the event stays staged and the task fails loudly.
+Acts only on the record the issue names (``bc_jira.sync.outcome.record_mismatch``).
 """
 
 from __future__ import annotations
@@ -45,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from bc_jira import adf
 from bc_jira.edges.intake import KIND_JIRA_TRANSITION
-from bc_jira.entities import SPECS, WRITEBACK_ENTITIES, noun
+from bc_jira.entities import SPECS
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
 from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
@@ -56,6 +53,18 @@ if TYPE_CHECKING:
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import Link, StateStore
+from bc_jira.sync.outcome import (
+    Decision,
+    Result,
+    acted_on,
+    audit_row,
+    carried_record_id,
+    comment_text,
+    entity_of,
+    record_mismatch,
+    replay_verdict,
+    slim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,55 +75,6 @@ REJECT_STATUSES = frozenset(
 POLL_LOOKBACK = "-2h"  # the cron safety net looks at issues done and updated this recently
 DONE_AT_FIELD = "statuscategorychangedate"  # when the issue last changed status category (Jira Cloud)
 COMMENT_KIND = "writeback_comment"  # bc_jira_effects.kind of outcome comments
-
-
-def replay_verdict(done_at: datetime | None, record_modified: datetime | None) -> str | None:
-    """None when the done decision may act on the record; otherwise why not (rule 3 of the module doc)."""
-    if done_at is None or record_modified is None:
-        return None
-    if record_modified > done_at:
-        return (
-            f"the issue reached its done status at {done_at.isoformat()}, before the record last changed in "
-            f"BC at {record_modified.isoformat()}: that decision was about an older state"
-        )
-    return None
-
-
-@dataclass
-class Result:
-    """One issue's outcome (audit action, what happened, and whether the staged event may go)."""
-
-    issue: str
-    action: str  # posted | unblocked | noop | rejected | ignored | error
-    entity: str | None = None
-    bc_id: str | None = None
-    document_number: str | None = None
-    new_number: str | None = None
-    detail: str = ""
-    done: bool = True  # False -> keep the event staged (failed) for replay
-    transient: bool = False
-    done_at: str | None = None  # the issue's statuscategorychangedate: which done decision this is about
-    alarm: bool = False  # a person must look (the issue names another record): the task fails
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do with one issue's outcome (see :meth:`WriteBack._finish`)."""
-
-    action: str
-    detail: str
-    comment: bool
-    done: bool = True  # False -> keep the event staged
-    error: bool = False  # the detail is audited as the error
-    mark_done: bool = False  # the link becomes written_back: the outbound adds no comment of its own
-    read: Any = None
-    sent: Any = None
-    response: Any = None
-    new_number: str | None = None
-    draft_number: str | None = None
 
 
 @dataclass
@@ -210,7 +170,7 @@ class WriteBack:
         early = self._not_to_act(base, category, name)
         if early is not None:
             return self._finish(base, link, early)
-        mismatch = self._record_mismatch(link, f)
+        mismatch = record_mismatch(link, self.record_id_field, f)
         if mismatch:
             return self._refuse(base, mismatch)
         return self._act(base, link, name, source)
@@ -229,8 +189,8 @@ class WriteBack:
         key = issue.get("key") or issue_id_or_key
         f = issue.get("fields") or {}
         link = self.store.get_link_by_issue(str(issue.get("id"))) or self.store.get_link_by_issue(key)
-        entity = link.entity if link else self._entity_of(f)
-        bc_id = link.bc_id if link else self._carried_record_id(f)
+        entity = link.entity if link else entity_of(self.cfg, f)
+        bc_id = link.bc_id if link else carried_record_id(self.record_id_field, f)
         if not entity or not bc_id:
             res = Result(key, "ignored", detail="not an issue of this connector (no link, no BC record id)")
             log.info("%s: %s", key, res.detail)
@@ -257,11 +217,6 @@ class WriteBack:
             done_at=str(f.get(DONE_AT_FIELD) or "") or None,
         )
         return base, link, f
-
-    def _carried_record_id(self, fields: Mapping[str, Any]) -> str | None:
-        if not self.record_id_field:
-            return None
-        return str(fields.get(self.record_id_field) or "").strip() or None
 
     def _not_to_act(self, base: Result, category: str, name: str) -> Decision | None:
         """Why the issue's status asks nothing of BC (not done, rejected, done action none), or None."""
@@ -301,24 +256,6 @@ class WriteBack:
             return self._fail(base, str(exc), transient=True)
         return self._finish(base, link, Decision("noop", f"unknown done action {action!r}", comment=False))
 
-    def _record_mismatch(self, link: Link | None, fields: Mapping[str, Any]) -> str | None:
-        """Why the issue may not act on the link's record (its BC Record Id names another one), or None."""
-        if link is None:
-            return None  # the record id was taken from the issue's own field
-        if not self.record_id_field:
-            return (
-                f"cannot confirm that the issue names BC record {link.bc_id}: the 'BC Record Id' field id is "
-                "unknown; run bc_jira_connect"
-            )
-        carried = str(fields.get(self.record_id_field) or "").strip()
-        if carried != link.bc_id:
-            return (
-                f"the issue's BC Record Id is {carried or '(empty)'!r} but it is linked to BC record "
-                f"{link.bc_id!r}; nothing was written to BC. Check which record this issue is about, fix the "
-                "field or the link, then move the issue again"
-            )
-        return None
-
     def _refuse(self, res: Result, detail: str) -> Result:
         """No BC call: audit, comment, keep the event staged and make the task fail."""
         res.action, res.detail, res.done, res.alarm = "mismatch", detail, False, True
@@ -326,13 +263,6 @@ class WriteBack:
         log.error("%s: write-back refused: %s", res.issue, detail)
         self._comment(res, None)
         return res
-
-    def _entity_of(self, fields: Mapping[str, Any]) -> str | None:
-        type_name = str((fields.get("issuetype") or {}).get("name") or "").casefold()
-        for entity in WRITEBACK_ENTITIES:
-            if self.cfg.entity(entity).issue_type.casefold() == type_name:
-                return entity
-        return None
 
     # -- BC actions -----------------------------------------------------------------------------------------
     def _post_invoice(self, base: Result, link: Link | None, status_name: str, source: str) -> Result:
@@ -348,7 +278,7 @@ class WriteBack:
                     "noop",
                     f"invoice {inv.get('number')} is already "
                     f"{inv.get('status')} in BC (posted before); nothing to do",
-                    comment=not _ours(link),
+                    comment=not acted_on(link),
                     mark_done=True,
                     read=inv,
                     new_number=inv.get("number"),
@@ -391,7 +321,7 @@ class WriteBack:
                 comment=True,
                 mark_done=True,
                 read=inv,
-                response=_slim(after),
+                response=slim(after),
                 new_number=new_no,
                 draft_number=draft_no,
             ),
@@ -409,7 +339,7 @@ class WriteBack:
                 Decision(
                     "noop",
                     f"vendor {ven.get('number')} is not blocked in BC; nothing to do",
-                    comment=not _ours(link),
+                    comment=not acted_on(link),
                     mark_done=True,
                     read=ven,
                 ),
@@ -453,18 +383,17 @@ class WriteBack:
                 mark_done=True,
                 read=first,
                 sent={"blocked": ""},
-                response=_slim(after),
+                response=slim(after),
             ),
         )
 
     def _stale(self, base: Result, record: Mapping[str, Any]) -> str | None:
         if base.done_at is None:
             log.warning(
-                "%s: Jira returned no %s; cannot tell whether the done status is older than the BC record",
+                "%s: Jira returned no %s; the done status is not checked for replay",
                 base.issue,
                 DONE_AT_FIELD,
             )
-            return None
         return replay_verdict(try_parse_ts(base.done_at), try_parse_ts(record.get("lastModifiedDateTime")))
 
     # -- bookkeeping ----------------------------------------------------------------------------------------
@@ -477,7 +406,7 @@ class WriteBack:
             # outbound must not add its own "no longer needs a step" comment for what we just did
             self.store.upsert_link(dataclasses.replace(link, state=LinkState.WRITTEN_BACK, updated_at=None))
         self._audit(
-            res, read=_slim(d.read), sent=d.sent, response=d.response, error=d.detail if d.error else None
+            res, read=slim(d.read), sent=d.sent, response=d.response, error=d.detail if d.error else None
         )
         log.info("%s: %s - %s", res.issue, d.action, d.detail)
         if d.comment:
@@ -503,30 +432,7 @@ class WriteBack:
         response: Any = None,
         error: str | None = None,
     ) -> None:
-        from bc_jira.store import AuditRow
-
-        run = {
-            k: v
-            for k, v in self.run.items()
-            if k in ("dag_id", "run_id", "task_id", "map_index", "try_number")
-        }
-        self.store.audit(
-            [
-                AuditRow(
-                    entity=res.entity or "jira",
-                    bc_id=res.bc_id or res.issue,
-                    action=f"writeback_{res.action}",
-                    document_number=res.document_number,
-                    issue_key=res.issue,
-                    reason=res.detail,
-                    read=read,
-                    sent=sent,
-                    response=response,
-                    error=error,
-                    **run,
-                )
-            ]
-        )
+        self.store.audit([audit_row(res, self.run, read=read, sent=sent, response=response, error=error)])
 
     def _comments(self) -> effects.CommentEffects:
         return effects.CommentEffects(
@@ -556,7 +462,7 @@ class WriteBack:
     def _comment(self, res: Result, draft_number: str | None) -> None:
         """One comment per record, issue, outcome and done episode: a replay or second delivery adds none,
         and one that failed or lost its answer is made later (after looking for it), never twice."""
-        text = _comment_text(res, draft_number)
+        text = comment_text(res, draft_number)
         body = adf.doc(adf.paragraph(adf.text("Business Central: ", strong=True), text, " (bc-jira)"))
         entity, bc_id = res.entity or "jira", res.bc_id or res.issue
         key = effects.effect_key(COMMENT_KIND, entity, bc_id, res.issue, res.done_at, text)
@@ -572,54 +478,3 @@ class WriteBack:
             context={"text": text, "document_number": res.document_number},
         )
         comments.make(eff)
-
-
-def _comment_text(res: Result, draft_number: str | None) -> str:
-    doc = res.document_number or res.bc_id
-    if res.action == "posted":
-        return (
-            f"purchase invoice {draft_number or doc} was posted; the posted invoice number is "
-            f"{res.new_number}."
-        )
-    if res.action == "unblocked":
-        return f"vendor {doc} was unblocked."
-    if res.action == "rejected":
-        return f"the issue was rejected; {_noun(res.entity)} {doc} was left unchanged."
-    if res.action == "stale":
-        return (
-            f"{_noun(res.entity)} {doc} changed in Business Central after this issue was moved to done, so "
-            "it was left as it is. To apply the decision to the current record, move the issue out of done "
-            "and back."
-        )
-    if res.action == "noop" and res.entity == "purchase_invoices":
-        return f"purchase invoice {res.new_number or doc} was already posted; nothing to do."
-    if res.action == "noop":
-        return f"vendor {doc} is not blocked; nothing to do."
-    return f"{_noun(res.entity)} {doc} could not be updated: {res.detail}"
-
-
-def _ours(link: Link | None) -> bool:
-    """The write-back already acted on this record (a replay or second delivery needs no new comment)."""
-    return link is not None and link.state == LinkState.WRITTEN_BACK
-
-
-def _noun(entity: str | None) -> str:
-    return noun(entity)
-
-
-def _slim(record: Any) -> Any:
-    if not isinstance(record, Mapping):
-        return record
-    keep = (
-        "id",
-        "number",
-        "status",
-        "blocked",
-        "displayName",
-        "vendorNumber",
-        "totalAmountIncludingTax",
-        "currencyCode",
-        "lastModifiedDateTime",
-        "@odata.etag",
-    )
-    return {k: record.get(k) for k in keep if k in record}

@@ -434,7 +434,7 @@ def test_100_done_invoices_with_comment_faults_get_exactly_one_outcome_comment(
 def test_replay_verdict_rule() -> None:
     from datetime import UTC, datetime
 
-    from bc_jira.sync.writeback import replay_verdict
+    from bc_jira.sync.outcome import replay_verdict
     from bc_jira.timeutil import try_parse_ts as _ts
 
     done = _ts("2026-12-01T10:00:00.000+0000")
