@@ -31,7 +31,6 @@ from bc_jira.setup.connect import ConnectError, connect_checks
 from bc_jira.sync.base import RunInfo, run_info
 from bc_jira.sync.extract import extract
 from bc_jira.sync.jira_ops import JiraOps
-from bc_jira.sync.outcome import Result
 from bc_jira.sync.upsert import Upserter
 from bc_jira.sync.watermark import held_records, hold_below, plan_watermark, watermark_key
 from bc_jira.sync.writeback import WriteBack
@@ -39,6 +38,8 @@ from bc_jira.timeutil import iso, now
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from bc_jira.sync.outcome import Result
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -49,6 +48,8 @@ from bc_jira.sync import effects
 from bc_jira.timeutil import try_parse_ts
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from bc_jira.config import Config
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.hooks.jira import JiraCloudHook
