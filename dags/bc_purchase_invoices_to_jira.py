@@ -17,9 +17,12 @@ Triggers: every 15 minutes **and** BC change notifications (asset from `bc_jira.
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
+from typing import TYPE_CHECKING
 
 from bc_jira.sync.dag import sync_dag
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
 
 bc_purchase_invoices_to_jira: DAG = sync_dag(
     "purchase_invoices",

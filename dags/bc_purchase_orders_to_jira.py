@@ -16,9 +16,12 @@ Trigger: cron only (every 30 minutes) — BC sends no webhooks for purchase orde
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
+from typing import TYPE_CHECKING
 
 from bc_jira.sync.dag import sync_dag
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
 
 bc_purchase_orders_to_jira: DAG = sync_dag(
     "purchase_orders",

@@ -15,12 +15,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 _HOME = Path(tempfile.mkdtemp(prefix="bc_jira_airflow_"))
@@ -146,6 +148,7 @@ def wipe_default_store() -> None:
     import sqlalchemy as sa
 
     from bc_jira import store
+    from bc_jira.store.schema import metadata
 
     path = _HOME / "bc_jira_state.db"
     if not path.exists():
@@ -153,7 +156,7 @@ def wipe_default_store() -> None:
     st = store.StateStore.from_url(f"sqlite:///{path}")
     st.ensure_schema()
     with st.engine.begin() as conn:
-        for table in reversed(store.metadata.sorted_tables):
+        for table in reversed(metadata.sorted_tables):
             conn.execute(sa.delete(table))
 
 
@@ -198,7 +201,7 @@ def pg_url() -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("select 1"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: skip (or fail in CI) with its name
         admin.dispose()
         reason = f"PostgreSQL not reachable at {_pg_admin_url().split('@')[-1]}: {type(exc).__name__}"
         if IN_CI:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from tests.conftest import REPO
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 COMPOSE = REPO / "docker-compose.yaml"
 AIRFLOW_SERVICES = {
@@ -90,7 +92,8 @@ def test_every_component_of_the_official_topology(compose: dict[str, Any]) -> No
         assert svc.get("build") == ".", f"{name}: built from this repository (Dockerfile)"
         assert _env(svc)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         if name != "airflow-init":
-            assert "healthcheck" in svc and svc.get("restart") == "always", name
+            assert "healthcheck" in svc, name
+            assert svc.get("restart") == "always", name
             init = services[name]["depends_on"]["airflow-init"]
             assert init["condition"] == "service_completed_successfully", name
     assert services["airflow-apiserver"]["ports"] == ["8080:8080"], "the api-server publishes UI + webhooks"
@@ -113,7 +116,8 @@ def test_depends_on_and_volumes_exist(compose: dict[str, Any]) -> None:
                 used.add(source)
     assert used == volumes, f"declared but unused volumes: {volumes - used}"
     init = REPO / "docker/postgres/10-bc-jira-db.sh"
-    assert "CREATE DATABASE bc_jira" in init.read_text() and init.stat().st_mode & 0o111
+    assert "CREATE DATABASE bc_jira" in init.read_text()
+    assert init.stat().st_mode & 0o111
 
 
 def test_env_files_exist_or_are_ignored_with_a_committed_example(compose: dict[str, Any]) -> None:
@@ -154,7 +158,7 @@ def test_airflow_env_var_names_are_real_config_options(compose: dict[str, Any]) 
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import DEFAULT_CONN_ID
-    from bc_jira.tokens import FERNET_KEYS_ENV
+    from bc_jira.token_cipher import FERNET_KEYS_ENV
 
     options = _airflow_options()
     conn_ids = {BusinessCentralHook.default_conn_name, JiraCloudHook.default_conn_name, DEFAULT_CONN_ID}
@@ -184,8 +188,10 @@ def test_airflow_env_var_names_are_real_config_options(compose: dict[str, Any]) 
 
 def test_a_typo_would_be_caught() -> None:
     options = _airflow_options()
-    assert ("core", "fernet_key") in options and ("celery", "broker_url") in options
-    assert ("core", "fernet_keys") not in options and ("api", "jwt_secret") not in options
+    assert ("core", "fernet_key") in options
+    assert ("celery", "broker_url") in options
+    assert ("core", "fernet_keys") not in options
+    assert ("api", "jwt_secret") not in options
 
 
 def test_connector_env_example_matches_the_provider_and_config() -> None:
@@ -212,4 +218,5 @@ def test_dockerfile_installs_this_package_on_the_pinned_airflow() -> None:
     assert "FROM apache/airflow:${AIRFLOW_VERSION}" in docker
     assert "apache-airflow-providers-celery" in pins, "CeleryExecutor needs the celery provider"
     for path in ("requirements.txt", "pyproject.toml", "include", "dags", "plugins"):
-        assert path in docker and (REPO / path).exists(), path
+        assert path in docker, path
+        assert (REPO / path).exists(), path

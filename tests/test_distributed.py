@@ -24,14 +24,16 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 
 from tests.conftest import IN_CI, REPO
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +92,7 @@ def _pg_database(prefix: str) -> Iterator[str]:
     try:
         with admin.connect() as conn:
             conn.execute(sa.text("select 1"))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server means: unavailable, with its name
         admin.dispose()
         _unavailable(f"PostgreSQL not reachable at {PG_ADMIN.split('@')[-1]}: {type(exc).__name__}")
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"

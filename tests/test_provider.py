@@ -40,7 +40,7 @@ def test_package_name_matches_distribution():
 
 
 @pytest.mark.parametrize(
-    "conn_type,fields",
+    ("conn_type", "fields"),
     [
         (
             "business_central",
@@ -53,7 +53,8 @@ def test_conn_fields_declared(conn_type, fields):
     ct = {c["connection-type"]: c for c in get_provider_info()["connection-types"]}[conn_type]
     assert fields <= set(ct["conn-fields"])
     for name, spec in ct["conn-fields"].items():
-        assert spec["label"] and spec["schema"]["type"], name
+        assert spec["label"], name
+        assert spec["schema"]["type"], name
     secret_fields = {n for n, s in ct["conn-fields"].items() if s["schema"].get("format") == "password"}
     assert secret_fields, "secrets must be declared as password fields so the UI masks them"
 

@@ -2,91 +2,43 @@
 
 Why one module: BC and Jira both throttle (429/503 with Retry-After), both answer 401 when a cached token
 went stale, and both must never see a secret leak into an exception or a log line. Keeping that in one
-place means the hooks only describe API calls.
+place means the hooks only describe API calls. What the rate-limit headers mean is ``bc_jira.http_ratelimit``,
+how each vendor spells an error is ``bc_jira.http_errors``, secret scrubbing is ``bc_jira.redact``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import json as jsonlib
 import logging
 import random
-import re
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
+from bc_jira.http_errors import MAX_MESSAGE, error_details
+from bc_jira.http_ratelimit import (
+    ProcessLimiter,
+    RateLimitInfo,
+    WaitRequest,
+    pacing_delay,
+    parse_rate_limit,
+    parse_retry_after,
+)
+from bc_jira.redact import redact_text, redact_url
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable, Iterator, Mapping
+
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "ApiClient",
-    "ApiError",
-    "AuthError",
-    "ClientError",
-    "NotFoundError",
-    "PreconditionFailed",
-    "RateLimitInfo",
-    "RateLimited",
-    "RetryPolicy",
-    "ServerError",
-    "TokenProvider",
-    "TransportError",
-    "WaitRequest",
-    "pacing_delay",
-    "parse_rate_limit",
-    "redact_text",
-    "redact_url",
-]
 
-# Query parameter names whose values must never be shown (OAuth codes, tokens, secrets, signatures).
-_SECRET_PARAM = re.compile(r"token|secret|code|password|passwd|signature|sig$|assertion|api[_-]?key", re.I)
-# Things that look like credentials inside free text (server messages may echo them).
-_SECRET_TEXT = [
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 ***"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}(\.[A-Za-z0-9_-]*)?"), "***jwt***"),
-    (
-        re.compile(
-            r"(?i)((?:client_secret|refresh_token|access_token|password|code|validationToken)=)[^&\s\"']+"
-        ),
-        r"\1***",
-    ),
-    (re.compile(r"(?i)(\"(?:client_secret|refresh_token|access_token|password)\"\s*:\s*\")[^\"]*"), r"\1***"),
-]
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-_MAX_MESSAGE = 500
-
-
-def redact_url(url: str) -> str:
-    """Return the URL with secret-looking query values replaced by ``***`` and no userinfo."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    if not parts.query:
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    safe = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in pairs]
-    query = urlencode(safe, quote_via=quote, safe="$'(),:*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def redact_text(text: str, extra_secrets: tuple[str, ...] = ()) -> str:
-    """Scrub bearer tokens, JWTs and ``secret=value`` fragments (plus any known secret values) from text."""
-    for secret in extra_secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern, repl in _SECRET_TEXT:
-        text = pattern.sub(repl, text)
-    return text
 
 
 class ApiError(Exception):
@@ -108,7 +60,7 @@ class ApiError(Exception):
         self.url = redact_url(url)
         self.status = status
         self.code = code
-        self.message = redact_text(message)[:_MAX_MESSAGE]
+        self.message = redact_text(message)[:MAX_MESSAGE]
         self.retry_after = retry_after
         self.response = response
         super().__init__(str(self))
@@ -174,188 +126,27 @@ class TokenProvider(Protocol):
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often and how long to retry.
+
+    :param max_attempts: attempts per logical request (the first included).
+    :param backoff_base: seconds of the first backoff bound, doubled per attempt (full jitter).
+    :param backoff_cap: the largest backoff bound in seconds.
+    :param max_retry_after: the longest Retry-After slept in process; a longer one records a
+        :class:`WaitRequest` and fails fast (the task defers).
+    :param max_pace_delay: the longest pause between two calls when the budget is nearly spent.
+    :param retry_statuses: statuses retried (429/503 even for a POST: the server did not process it).
+    """
+
     max_attempts: int = 6
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
-    # Longest Retry-After slept in process; a longer one records a WaitRequest (the task defers).
     max_retry_after: float = 120.0
-    # Longest pause between two calls when the server says its budget is nearly spent.
     max_pace_delay: float = 5.0
     retry_statuses: frozenset[int] = field(default_factory=lambda: frozenset({429, 500, 502, 503, 504}))
 
     def backoff(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
         """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**attempt))."""
         return rand() * min(self.backoff_cap, self.backoff_base * (2**attempt))
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent/invalid."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now if now is not None else time.time()
-    return max(0.0, when.timestamp() - current)
-
-
-def parse_reset(value: str | None, now: float | None = None) -> float | None:
-    """X-RateLimit-Reset as seconds from now (>= 0); None when absent or unreadable.
-
-    Jira sends ISO 8601 ``yyyy-MM-ddTHH:mmZ`` (rate-limiting page, quoted in JRACLOUD-69262); seconds and
-    offsets are accepted too, and a bare number is read as epoch seconds (other APIs' convention).
-    """
-    if not value:
-        return None
-    value = value.strip()
-    current = now if now is not None else time.time()
-    try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, number - current) if number > 1e9 else None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - current)
-
-
-@dataclass(frozen=True)
-class RateLimitInfo:
-    """What an answer says about the rate budget (Jira: X-RateLimit-*, RateLimit-Reason)."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset_in: float | None = None  # seconds until the budget resets
-    near_limit: bool = False
-    reason: str | None = None
-
-    @property
-    def present(self) -> bool:
-        return self.remaining is not None or self.near_limit or self.reason is not None
-
-    def describe(self) -> str:
-        parts = []
-        if self.reason:
-            parts.append(f"RateLimit-Reason {self.reason}")
-        if self.remaining is not None:
-            parts.append(f"remaining {self.remaining}/{self.limit if self.limit is not None else '?'}")
-        if self.near_limit:
-            parts.append("near limit")
-        if self.reset_in is not None:
-            parts.append(f"resets in {self.reset_in:.0f}s")
-        return ", ".join(parts) or "no rate-limit headers"
-
-
-def _int_header(value: str | None) -> int | None:
-    try:
-        return int(float(value)) if value not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def parse_rate_limit(headers: Mapping[str, str], now: float | None = None) -> RateLimitInfo:
-    """Read Jira's rate-limit headers (names are case-insensitive in requests' headers).
-
-    The ``X-Beta-RateLimit-*`` names of the 2026 points quotas (seen in developers' logs, not documented)
-    stand in when the documented ones are absent.
-    """
-
-    def first(*names: str) -> str | None:
-        return next((headers[n] for n in names if headers.get(n)), None)
-
-    return RateLimitInfo(
-        limit=_int_header(headers.get("X-RateLimit-Limit")),
-        remaining=_int_header(headers.get("X-RateLimit-Remaining")),
-        reset_in=parse_reset(first("X-RateLimit-Reset", "X-Beta-RateLimit-Reset"), now),
-        near_limit=str(first("X-RateLimit-NearLimit", "X-Beta-RateLimit-NearLimit") or "").strip().lower()
-        == "true",
-        reason=(first("RateLimit-Reason", "X-Beta-RateLimit-Reason") or "").strip() or None,
-    )
-
-
-NEAR_LIMIT_FRACTION = (
-    0.2  # Atlassian: X-RateLimit-NearLimit "indicates that less than 20% of any budget remains"
-)
-
-
-def pacing_delay(info: RateLimitInfo, policy: RetryPolicy) -> float:
-    """Seconds to pause before the next call so what is left of the budget lasts until it resets.
-
-    Zero while more than 20% is left. Near the limit: the time to the reset shared over the remaining
-    calls (one second per call when the reset is unknown), never more than ``policy.max_pace_delay``: a
-    soft slowdown; a 429 that still comes is handled by Retry-After.
-    """
-    low = info.near_limit or (
-        info.remaining is not None
-        and info.limit is not None
-        and info.limit > 0
-        and info.remaining < info.limit * NEAR_LIMIT_FRACTION
-    )
-    if not low:
-        return 0.0
-    if info.reset_in is None:
-        return min(policy.max_pace_delay, 1.0)
-    return min(policy.max_pace_delay, info.reset_in / max(1, info.remaining or 0))
-
-
-@dataclass(frozen=True)
-class WaitRequest:
-    """The server asked this client to wait longer than it may wait in process."""
-
-    service: str
-    method: str
-    path: str
-    status: int
-    seconds: float
-    until: datetime
-    info: RateLimitInfo = field(default_factory=RateLimitInfo)
-
-    def describe(self) -> str:
-        return (
-            f"{self.service} answered {self.status} to {self.method} {self.path} and asked to wait "
-            f"{self.seconds:.0f}s (until {self.until.isoformat(timespec='seconds')}; {self.info.describe()})"
-        )
-
-
-def _error_details(resp: requests.Response) -> tuple[str | None, str]:
-    """Extract (code, message) from the error body shapes of BC, Jira and Entra/Atlassian."""
-    text = resp.text or ""
-    try:
-        body = resp.json()
-    except ValueError:
-        return None, (text.strip()[:_MAX_MESSAGE] or resp.reason or "")
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):  # BC / OData: {"error": {"code", "message"}}
-            return err.get("code"), str(err.get("message") or "")
-        if isinstance(err, str):  # Entra / Atlassian OAuth: {"error", "error_description"}
-            return err, str(body.get("error_description") or body.get("message") or "")
-        msgs = body.get("errorMessages")
-        errs = body.get("errors")
-        if msgs is not None or errs is not None:  # Jira
-            parts = [str(m) for m in (msgs or [])]
-            if isinstance(errs, dict):
-                parts += [f"{k}: {v}" for k, v in errs.items()]
-            code = "errors" if errs else None
-            return code, "; ".join(parts)
-        if "message" in body:
-            return body.get("code") and str(body.get("code")), str(body["message"])
-    return None, jsonlib.dumps(body)[:_MAX_MESSAGE]
 
 
 def _not_sent(exc: requests.RequestException) -> bool:
@@ -367,22 +158,6 @@ def _not_sent(exc: requests.RequestException) -> bool:
         name = type(reason).__name__ if reason is not None else ""
         return name in {"NewConnectionError", "ConnectTimeoutError", "NameResolutionError"}
     return False
-
-
-class _Limiter:
-    """Per-process semaphores keyed by concurrency_key (e.g. one BC service principal)."""
-
-    _lock = threading.Lock()
-    _sems: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
-
-    @classmethod
-    def get(cls, key: str, limit: int) -> threading.BoundedSemaphore:
-        with cls._lock:
-            entry = cls._sems.get(key)
-            if entry is None or entry[0] != limit:
-                entry = (limit, threading.BoundedSemaphore(limit))
-                cls._sems[key] = entry
-            return entry[1]
 
 
 class ApiClient:
@@ -400,9 +175,21 @@ class ApiClient:
         concurrency_key: str | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        shared_limit: Callable[[], Any] | None = None,
+        shared_limit: Callable[[], AbstractContextManager[object]] | None = None,
         rand: Callable[[], float] = random.random,
     ) -> None:
+        """:param service: the name in errors and logs (``bc``, ``jira``, ``atlassian``).
+        :param base_url: relative paths are resolved under it; auth is sent only to its origin.
+        :param auth: adds the ``Authorization`` header and refreshes it once after a 401.
+        :param timeout: (connect, read) seconds per attempt.
+        :param retry: the retry policy.
+        :param max_concurrency: calls in flight at once per ``concurrency_key`` in this process.
+        :param concurrency_key: what shares that cap (default: service and base URL).
+        :param session: the ``requests`` session to send through.
+        :param sleep: how to wait (tests record instead).
+        :param shared_limit: a context-manager factory limiting calls across processes.
+        :param rand: the jitter source.
+        """
         self.service = service
         self.base_url = base_url.rstrip("/")
         self.auth = auth
@@ -414,8 +201,7 @@ class ApiClient:
         self._sem: threading.BoundedSemaphore | None = None
         if max_concurrency:
             key = concurrency_key or f"{service}:{self.base_url}"
-            self._sem = _Limiter.get(key, max_concurrency)
-        # Optional context-manager factory limiting calls across processes (see StateStore.call_slot).
+            self._sem = ProcessLimiter.get(key, max_concurrency)
         self._shared_limit = shared_limit
         origin = urlsplit(self.base_url)
         self._origin = (origin.scheme, origin.netloc)
@@ -469,7 +255,7 @@ class ApiClient:
         retry_after: float | None = None,
     ) -> ApiError:
         if resp is not None:
-            code, message = _error_details(resp)
+            code, message = error_details(resp)
             status = resp.status_code
         return cls(self.service, method, url, status, code, message, retry_after, resp)
 
@@ -504,91 +290,125 @@ class ApiClient:
         data: Any = None,
         retry_unsafe: bool = False,
     ) -> requests.Response:
-        """Send one logical request; retries per policy; returns a 2xx/3xx response or raises ApiError."""
+        """Send one logical request; retries per policy; returns a 2xx/3xx response or raises ApiError.
+
+        :param method: the HTTP method.
+        :param path_or_url: a path under ``base_url``, or an absolute URL (e.g. an ``@odata.nextLink``).
+        :param params: query parameters (``None`` values left out; spaces sent as ``%20``).
+        :param json: a JSON body.
+        :param headers: extra headers (``Accept: application/json`` and auth are added).
+        :param data: a form or raw body.
+        :param retry_unsafe: retry a non-idempotent method even when the server may have applied it (only
+            for calls that are safe to repeat, e.g. Jira's search POST).
+        """
         method = method.upper()
         url = self._with_params(self.url_for(path_or_url), params)
         safe = method in _IDEMPOTENT or retry_unsafe
         send_auth = self.auth is not None and self._same_origin(url)
         refreshed = False
-        policy = self.retry
         attempt = 0
         self._hold_or_pace(method, url)
         while True:
             attempt += 1
-            hdrs = {"Accept": "application/json"}
-            if headers:
-                hdrs.update(headers)
-            if send_auth:
-                hdrs.update(self.auth.auth_header(force_refresh=False))  # type: ignore[union-attr]
             try:
-                with self._slot():
-                    resp = self.session.request(
-                        method,
-                        url,
-                        json=json,
-                        data=data,
-                        headers=hdrs,
-                        timeout=self.timeout,
-                        allow_redirects=False,
-                    )
+                resp = self._send(method, url, headers, json, data, send_auth)
             except requests.RequestException as exc:
-                kind = type(exc).__name__
-                retryable = safe or _not_sent(exc)
-                if retryable and attempt < policy.max_attempts:
-                    wait = policy.backoff(attempt - 1, self.rand)
-                    log.warning(
-                        "%s %s %s: %s, retry %s/%s in %.2fs",
-                        self.service,
-                        method,
-                        redact_url(url),
-                        kind,
-                        attempt,
-                        policy.max_attempts - 1,
-                        wait,
-                    )
-                    self.sleep(wait)
-                    continue
-                why = "not retried (non-idempotent, may have been applied)" if not retryable else "gave up"
-                raise self._error(
-                    TransportError, method, url, code=kind, message=f"{why} after {attempt} attempt(s)"
-                ) from None
-
-            status = resp.status_code
-            if status == 401 and send_auth and not refreshed:
+                self._after_transport_error(exc, method, url, safe, attempt)
+                continue
+            if resp.status_code == 401 and send_auth and not refreshed:
                 refreshed = True
                 log.info("%s %s %s -> 401, refreshing token once", self.service, method, redact_url(url))
-                self.auth.auth_header(force_refresh=True)  # type: ignore[union-attr]
+                self._auth_header(force_refresh=True)
                 attempt -= 1  # the refresh retry does not consume a retry attempt
                 continue
-            if status < 400:
+            if resp.status_code < 400:
                 self._note_budget(resp)
                 return resp
+            self._after_error_status(resp, method, url, safe, attempt)
 
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            info = parse_rate_limit(resp.headers, self.clock()) if status in (429, 503) else RateLimitInfo()
-            if retry_after is None and status == 429:
-                retry_after = info.reset_in  # Jira: Reset = request time + Retry-After (not always both sent)
-            # 429/503 were not processed by the server; other 5xx may have been (don't repeat a POST).
-            retryable_status = status in policy.retry_statuses and (safe or status in (429, 503))
-            if retryable_status and retry_after is not None and retry_after > policy.max_retry_after:
-                raise self._asked_to_wait(method, url, resp, retry_after, info)
-            if retryable_status and attempt < policy.max_attempts:
-                wait = retry_after if retry_after is not None else policy.backoff(attempt - 1, self.rand)
-                log.warning(
-                    "%s %s %s -> %s, retry %s/%s in %.2fs%s",
-                    self.service,
-                    method,
-                    redact_url(url),
-                    status,
-                    attempt,
-                    policy.max_attempts - 1,
-                    wait,
-                    f" ({info.describe()})" if info.present else "",
-                )
-                resp.close()
-                self.sleep(wait)
-                continue
+    def _auth_header(self, force_refresh: bool = False) -> dict[str, str]:
+        return self.auth.auth_header(force_refresh=force_refresh) if self.auth is not None else {}
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        data: Any,
+        send_auth: bool,
+    ) -> requests.Response:
+        """One attempt, inside this process's and (when configured) every process's concurrency slot."""
+        hdrs = {"Accept": "application/json", **(headers or {})}
+        if send_auth:
+            hdrs.update(self._auth_header())
+        with self._slot():
+            return self.session.request(
+                method,
+                url,
+                json=json,
+                data=data,
+                headers=hdrs,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+
+    def _after_transport_error(
+        self, exc: requests.RequestException, method: str, url: str, safe: bool, attempt: int
+    ) -> None:
+        """Sleep before the next attempt, or raise TransportError (never repeat what may have been sent)."""
+        policy = self.retry
+        kind = type(exc).__name__
+        retryable = safe or _not_sent(exc)
+        if retryable and attempt < policy.max_attempts:
+            wait = policy.backoff(attempt - 1, self.rand)
+            log.warning(
+                "%s %s %s: %s, retry %s/%s in %.2fs",
+                self.service,
+                method,
+                redact_url(url),
+                kind,
+                attempt,
+                policy.max_attempts - 1,
+                wait,
+            )
+            self.sleep(wait)
+            return
+        why = "not retried (non-idempotent, may have been applied)" if not retryable else "gave up"
+        raise self._error(
+            TransportError, method, url, code=kind, message=f"{why} after {attempt} attempt(s)"
+        ) from None
+
+    def _after_error_status(
+        self, resp: requests.Response, method: str, url: str, safe: bool, attempt: int
+    ) -> None:
+        """Sleep before the next attempt (Retry-After, else backoff), or raise the typed error."""
+        policy = self.retry
+        status = resp.status_code
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        info = parse_rate_limit(resp.headers, self.clock()) if status in (429, 503) else RateLimitInfo()
+        if retry_after is None and status == 429:
+            retry_after = info.reset_in  # Jira: Reset = request time + Retry-After (not always both sent)
+        # 429/503 were not processed by the server; other 5xx may have been (don't repeat a POST).
+        retryable = status in policy.retry_statuses and (safe or status in (429, 503))
+        if retryable and retry_after is not None and retry_after > policy.max_retry_after:
+            raise self._asked_to_wait(method, url, resp, retry_after, info)
+        if not retryable or attempt >= policy.max_attempts:
             raise self._classify(method, url, resp, retry_after)
+        wait = retry_after if retry_after is not None else policy.backoff(attempt - 1, self.rand)
+        log.warning(
+            "%s %s %s -> %s, retry %s/%s in %.2fs%s",
+            self.service,
+            method,
+            redact_url(url),
+            status,
+            attempt,
+            policy.max_attempts - 1,
+            wait,
+            f" ({info.describe()})" if info.present else "",
+        )
+        resp.close()
+        self.sleep(wait)
 
     # -- rate limits ---------------------------------------------------------------------------------------
     def _hold_or_pace(self, method: str, url: str) -> None:
@@ -638,7 +458,7 @@ class ApiClient:
             "%s: longer than the %.0fs this process waits", wait.describe(), self.retry.max_retry_after
         )
         err = self._classify(method, url, resp, seconds)
-        err.message = redact_text(f"{err.message} ({wait.describe()})")[:_MAX_MESSAGE]
+        err.message = redact_text(f"{err.message} ({wait.describe()})")[:MAX_MESSAGE]
         err.args = (str(err),)
         return err
 

@@ -91,10 +91,11 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     from bc_jira.store import StateStore
 
     url = url or notification_url()
-    bc = BusinessCentralHook()
+    store = StateStore.from_airflow()
+    bc = BusinessCentralHook(call_limiter=store.call_slot)
     if not bc.settings.client_state:
         log.warning("bc_default has no extra.client_state: notifications cannot be authenticated; set one")
-    outcomes = ensure_bc_subscriptions(bc, StateStore.from_airflow(), url)
+    outcomes = ensure_bc_subscriptions(bc, store, url)
     for o in outcomes:
         log.info("bc subscription %s: %s (expires %s) %s", o.name, o.action, o.expires, o.detail)
     failed = [o for o in outcomes if o.action == "failed"]

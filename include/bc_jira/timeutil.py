@@ -61,5 +61,7 @@ def epoch_ms(value: Timestamp) -> int | None:
     """Epoch milliseconds (Jira webhook ``expirationDate`` comes either way), ``None`` when unreadable."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())  # exact: a round trip through float seconds can lose the last millisecond
     dt = try_parse_ts(value)
     return int(dt.timestamp() * 1000) if dt else None

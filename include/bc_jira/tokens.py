@@ -12,29 +12,28 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
 from bc_jira.http import ApiClient, ApiError, AuthError, RetryPolicy
+from bc_jira.token_cipher import TokenCipher, get_cipher
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
     import requests
 
     from bc_jira.store import StateStore, TokenTxn
 
 log = logging.getLogger(__name__)
 
-FERNET_KEYS_ENV = "BC_JIRA_FERNET_KEYS"
 DEFAULT_AUTH_URL = "https://auth.atlassian.com"
 DEFAULT_API_URL = "https://api.atlassian.com"
-# Classic scopes the connector needs (jira-api.md 1.5); offline_access is what yields a refresh token.
+# Classic scopes the connector needs; offline_access is what yields a refresh token:
+# https://developer.atlassian.com/cloud/jira/platform/scopes-for-connect-and-oauth-2-3LO-apps/
 DEFAULT_SCOPES: tuple[str, ...] = (
     "read:jira-work",
     "write:jira-work",
@@ -44,7 +43,8 @@ DEFAULT_SCOPES: tuple[str, ...] = (
 )
 MIN_TTL_S = 60.0
 # Atlassian ends every grant 365 days after the consent, however often it is refreshed, and a refresh token
-# unused for 90 days (jira-api.md 1.3, community t/54172 and t/60806/2). Warn 30 days ahead.
+# unused for 90 days. Warn 30 days ahead. https://community.developer.atlassian.com/t/54172 and
+# https://community.developer.atlassian.com/t/refresh-token-expire-after-36000-seconds/60806/2
 CONSENT_TTL_S = 365 * 86400.0
 CONSENT_WARN_S = 30 * 86400.0
 CONSENT_ROUTE = "/bc-jira/jira/oauth/start"
@@ -89,98 +89,6 @@ def consent_problem(meta: Mapping[str, Any] | None, now: float) -> str | None:
 def refresh_failure(exc: ApiError, now: float) -> dict[str, Any]:
     """What the store records about a refused refresh (health shows it); the message never holds a token."""
     return {"at": now, "status": exc.status, "code": exc.code, "message": exc.message[:300]}
-
-
-# -- encryption ----------------------------------------------------------------------------------------------
-
-
-class TokenCryptoError(RuntimeError):
-    """No usable key, or a stored value no configured key can decrypt. Never carries key or token material."""
-
-
-def _split_keys(raw: str | None) -> list[str]:
-    return [k.strip() for k in (raw or "").split(",") if k.strip()]
-
-
-def configured_keys() -> tuple[list[str], str]:
-    """``(keys, where)``: ``$BC_JIRA_FERNET_KEYS`` first, else Airflow's ``[core] fernet_key``.
-
-    The first key encrypts, every key decrypts: put a new key first and keep the old ones to rotate.
-    """
-    keys = _split_keys(os.environ.get(FERNET_KEYS_ENV))
-    if keys:
-        return keys, FERNET_KEYS_ENV
-    try:
-        from airflow.configuration import conf
-
-        keys = _split_keys(conf.get("core", "fernet_key", fallback=""))
-    except Exception as exc:  # airflow not importable / not configured: say so, not a traceback
-        log.debug("could not read [core] fernet_key: %s", type(exc).__name__)
-        keys = []
-    return keys, "[core] fernet_key"
-
-
-class TokenCipher:
-    """MultiFernet over the configured keys (first encrypts, all decrypt)."""
-
-    def __init__(self, keys: Sequence[str | bytes] | None = None, source: str = "keys") -> None:
-        if keys is None:
-            found, source = configured_keys()
-            keys = found
-        if not keys:
-            raise TokenCryptoError(
-                "no encryption key for the Jira token store: set BC_JIRA_FERNET_KEYS (comma-separated Fernet "
-                "keys, first one encrypts) or Airflow's [core] fernet_key. Generate one with: python -c "
-                "'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
-            )
-        fernets = []
-        for i, key in enumerate(keys, start=1):
-            try:
-                fernets.append(Fernet(key))
-            except (ValueError, TypeError):
-                raise TokenCryptoError(
-                    f"key #{i} of {source} is not a valid Fernet key (32 url-safe base64-encoded bytes)"
-                ) from None
-        self.source = source
-        self._fernet = MultiFernet(fernets)
-
-    def __repr__(self) -> str:
-        return f"TokenCipher(source={self.source!r})"
-
-    def encrypt(self, plaintext: str) -> str:
-        return self._fernet.encrypt(plaintext.encode()).decode()
-
-    def decrypt(self, ciphertext: str) -> str:
-        try:
-            return self._fernet.decrypt(ciphertext.encode()).decode()
-        except InvalidToken:
-            raise TokenCryptoError(
-                f"a stored token cannot be decrypted with the keys in {self.source}: when rotating keys keep "
-                "the old key after the new one (comma-separated) until every token was re-encrypted"
-            ) from None
-
-    def rotate(self, ciphertext: str) -> str:
-        """Re-encrypt with the first (newest) key."""
-        try:
-            return self._fernet.rotate(ciphertext.encode()).decode()
-        except InvalidToken:
-            raise TokenCryptoError(
-                f"a stored token cannot be decrypted with the keys in {self.source}"
-            ) from None
-
-
-_cipher_cache: dict[tuple[str, ...], TokenCipher] = {}
-
-
-def get_cipher() -> TokenCipher:
-    """The cipher for the currently configured keys (cached per key set; re-read so rotation applies)."""
-    keys, source = configured_keys()
-    cached = _cipher_cache.get(tuple(keys))
-    if cached is None:
-        cached = TokenCipher(keys, source)
-        _cipher_cache.clear()
-        _cipher_cache[tuple(keys)] = cached
-    return cached
 
 
 # -- Atlassian OAuth exchanges -------------------------------------------------------------------------------
@@ -495,27 +403,7 @@ class JiraTokenProvider:
         try:
             tokens = self.oauth.refresh(refresh_token)
         except AuthError as exc:
-            meta["last_refresh_error"] = refresh_failure(exc, self.clock())
-            txn.save(
-                row.refresh_token_enc if row else None,
-                row.access_token_enc if row else None,
-                row.expires_at if row else None,
-                meta,
-            )
-            log.error("jira token %s: refresh refused (%s %s)", self.name, exc.status, exc.code)
-            if exc.code in ("invalid_grant", "unauthorized_client"):
-                ended = consent_problem(meta, self.clock()) if self._consent_over(meta) else None
-                return AuthError(
-                    exc.service,
-                    exc.method,
-                    exc.url,
-                    exc.status,
-                    exc.code,
-                    f"{exc.message} — "
-                    + (ended or "the stored Jira refresh token was revoked or expired")
-                    + f"; consent again through {CONSENT_ROUTE}",
-                )
-            return exc
+            return self._refused(txn, exc, meta)
         self.refreshes += 1
         new_refresh = tokens.refresh_token or refresh_token
         now = self.clock()
@@ -534,6 +422,24 @@ class JiraTokenProvider:
         txn.save(cipher.encrypt(new_refresh), cipher.encrypt(tokens.access_token), tokens.expires_at, meta)
         log.info("jira token %s refreshed; valid until %s", self.name, _utc(tokens.expires_at))
         return _Cached(tokens.access_token, tokens.expires_at, meta)
+
+    def _refused(self, txn: TokenTxn, exc: AuthError, meta: dict[str, Any]) -> AuthError:
+        """Record a refused refresh in the row (tokens kept as they are); the error to raise after commit."""
+        row = txn.row
+        meta["last_refresh_error"] = refresh_failure(exc, self.clock())
+        txn.save(
+            row.refresh_token_enc if row else None,
+            row.access_token_enc if row else None,
+            row.expires_at if row else None,
+            meta,
+        )
+        log.error("jira token %s: refresh refused (%s %s)", self.name, exc.status, exc.code)
+        if exc.code not in ("invalid_grant", "unauthorized_client"):
+            return exc
+        ended = consent_problem(meta, self.clock()) if self._consent_over(meta) else None
+        why = ended or "the stored Jira refresh token was revoked or expired"
+        message = f"{exc.message} — {why}; consent again through {CONSENT_ROUTE}"
+        return AuthError(exc.service, exc.method, exc.url, exc.status, exc.code, message)
 
     def _consent_over(self, meta: Mapping[str, Any]) -> bool:
         ends = consent_expires_at(meta)

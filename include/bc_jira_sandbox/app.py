@@ -2,98 +2,120 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException
 
-from bc_jira_sandbox.core import BULK_CREATE_ORDERS, Sandbox, SandboxMiddleware
+from bc_jira_sandbox.core import BULK_CREATE_ORDERS
+from bc_jira_sandbox.deps import SANDBOX
+from bc_jira_sandbox.middleware import SandboxMiddleware
+
+if TYPE_CHECKING:
+    from bc_jira_sandbox.core import Sandbox
 
 
-def control_router(sb: Sandbox) -> APIRouter:
-    r = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
+router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 
-    def counts(body: dict[str, Any] | None) -> dict[str, int]:
-        body = body or {}
-        try:
-            return {k: int(body[k]) for k in ("vendors", "invoices", "orders", "draft_invoices") if k in body}
-        except (TypeError, ValueError) as exc:
-            raise HTTPException(
-                400, "seed counts must be integers: vendors, invoices, orders, draft_invoices"
-            ) from exc
 
-    @r.post("/reset")
-    def reset(body: dict[str, Any] | None = Body(default=None)) -> dict[str, Any]:
-        seed = counts(body)
-        drafts = seed.pop("draft_invoices", 0)
-        sb.reset(**seed)
-        if drafts:
-            sb.seed(draft_invoices=drafts)
-        return {"ok": True, "counts": sb.bc.counts()}
+def counts(body: dict[str, Any] | None) -> dict[str, int]:
+    body = body or {}
+    try:
+        return {k: int(body[k]) for k in ("vendors", "invoices", "orders", "draft_invoices") if k in body}
+    except (TypeError, ValueError) as exc:
+        raise HTTPException(
+            400, "seed counts must be integers: vendors, invoices, orders, draft_invoices"
+        ) from exc
 
-    @r.post("/seed")
-    def seed(body: dict[str, Any] | None = Body(default=None)) -> dict[str, Any]:
-        sb.seed(**counts(body))
-        return {"ok": True, "counts": sb.bc.counts()}
 
-    @r.post("/faults")
-    def faults(body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
-        try:
-            return {"rules": sb.faults.configure(body)}
-        except (TypeError, ValueError) as exc:
-            raise HTTPException(400, str(exc)) from exc
+@router.post("/reset")
+def reset(body: dict[str, Any] | None = Body(default=None), sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    seed = counts(body)
+    drafts = seed.pop("draft_invoices", 0)
+    sb.reset(**seed)
+    if drafts:
+        sb.seed(draft_invoices=drafts)
+    return {"ok": True, "counts": sb.bc.counts()}
 
-    @r.post("/rate_limit")
-    def rate_limit(body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
-        """Jira's rate limiting: ``{"limit": 50, "window_s": 300, "reason": ..., "retry_after": true}``."""
-        try:
-            return {"budget": sb.rate_limits.configure(body)}
-        except (TypeError, ValueError) as exc:
-            raise HTTPException(400, str(exc)) from exc
 
-    @r.get("/stats")
-    def stats() -> dict[str, Any]:
-        return sb.stats.snapshot()
+@router.post("/seed")
+def seed(body: dict[str, Any] | None = Body(default=None), sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    sb.seed(**counts(body))
+    return {"ok": True, "counts": sb.bc.counts()}
 
-    @r.post("/stats/reset")
-    def stats_reset() -> dict[str, Any]:
-        sb.stats.reset()
-        return {"ok": True}
 
-    @r.get("/credentials")
-    def credentials() -> dict[str, Any]:
-        return {**sb.creds, "base_url": sb.base_url}
+@router.post("/faults")
+def faults(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    try:
+        return {"rules": sb.faults.configure(body)}
+    except (TypeError, ValueError) as exc:
+        raise HTTPException(400, str(exc)) from exc
 
-    @r.post("/clock")
-    def clock(body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
-        now = sb.advance_clock(float(body.get("advance_s", 0)))
-        return {"now": now.isoformat(), "offset_s": sb.clock_offset_s}
 
-    @r.post("/options")
-    def options(body: dict[str, Any] = Body(default_factory=dict)) -> dict[str, Any]:
-        for key in ("latency_ms", "notify_delay_s", "search_lag_s"):
-            if key in body:
-                setattr(sb.options, key, type(getattr(sb.options, key))(body[key]))
-        if "bulk_create_order" in body:
-            if body["bulk_create_order"] not in BULK_CREATE_ORDERS:
-                raise HTTPException(400, f"bulk_create_order must be one of {', '.join(BULK_CREATE_ORDERS)}")
-            sb.options.bulk_create_order = body["bulk_create_order"]
-        return sb.public_options()
+@router.post("/rate_limit")
+def rate_limit(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    """Jira's rate limiting: ``{"limit": 50, "window_s": 300, "reason": ..., "retry_after": true}``."""
+    try:
+        return {"budget": sb.rate_limits.configure(body)}
+    except (TypeError, ValueError) as exc:
+        raise HTTPException(400, str(exc)) from exc
 
-    @r.get("/health")
-    def health() -> dict[str, Any]:
-        return {"ok": True, "base_url": sb.base_url}
 
-    return r
+@router.get("/stats")
+def stats(sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    return sb.stats.snapshot()
+
+
+@router.post("/stats/reset")
+def stats_reset(sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    sb.stats.reset()
+    return {"ok": True}
+
+
+@router.get("/credentials")
+def credentials(sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    return {**sb.creds, "base_url": sb.base_url}
+
+
+@router.post("/clock")
+def clock(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    now = sb.advance_clock(float(body.get("advance_s", 0)))
+    return {"now": now.isoformat(), "offset_s": sb.clock_offset_s}
+
+
+@router.post("/options")
+def options(body: dict[str, Any] = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    for key in ("latency_ms", "notify_delay_s", "search_lag_s"):
+        if key in body:
+            setattr(sb.options, key, type(getattr(sb.options, key))(body[key]))
+    if "bulk_create_order" in body:
+        if body["bulk_create_order"] not in BULK_CREATE_ORDERS:
+            raise HTTPException(400, f"bulk_create_order must be one of {', '.join(BULK_CREATE_ORDERS)}")
+        sb.options.bulk_create_order = body["bulk_create_order"]
+    return sb.public_options()
+
+
+@router.get("/health")
+def health(sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    return {"ok": True, "base_url": sb.base_url}
 
 
 def create_app(sb: Sandbox) -> Any:
-    from bc_jira_sandbox import atlassian, bc, entra, jira
+    """The ASGI app of ``sb``: the routers of every service (module-level, reaching ``sb`` through
+    :func:`~bc_jira_sandbox.deps.get_sandbox`), wrapped in the sandbox middleware (faults, rate limits)."""
+    from bc_jira_sandbox import atlassian, entra
+    from bc_jira_sandbox.bc import routes as bc_routes
+    from bc_jira_sandbox.bc import routes_control as bc_control
+    from bc_jira_sandbox.bc import routes_subscriptions as bc_subscriptions
+    from bc_jira_sandbox.bc.api import bc_error_handler
+    from bc_jira_sandbox.bc.entities import BcError
+    from bc_jira_sandbox.jira import routes as jira_routes
 
     app = FastAPI(
         title="bc-jira sandbox", description="Local emulator of BC, Entra ID, Atlassian OAuth and Jira"
     )
-    app.include_router(control_router(sb))
-    for module in (entra, bc, atlassian, jira):
-        app.include_router(module.router(sb))
+    app.include_router(router)
+    for module in (entra, bc_routes, bc_subscriptions, bc_control, atlassian, jira_routes):
+        app.include_router(module.router)
+    app.add_exception_handler(BcError, bc_error_handler)
     app.state.sandbox = sb
     return SandboxMiddleware(app, sb)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from bc_jira_sandbox.deps import SANDBOX
+
 if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
@@ -56,7 +58,7 @@ def issue_token(sb: Sandbox, audience: str, ttl_s: int = TOKEN_TTL_S) -> tuple[s
         "tid": sb.creds["tenant_id"],
         "roles": ["API.ReadWrite.All"],
         "ver": "1.0",
-        "oid": str(uuid.UUID(hashlib.md5(sb.creds["bc_client_id"].encode()).hexdigest())),  # noqa: S324
+        "oid": str(uuid.UUID(hashlib.md5(sb.creds["bc_client_id"].encode()).hexdigest())),
         "uti": _b64(uuid.uuid4().bytes),
     }
     head = _b64(json.dumps({"typ": "JWT", "alg": "HS256", "kid": "sandbox"}).encode())
@@ -119,142 +121,143 @@ def _tenant_not_found(sb: Sandbox, tenant: str) -> JSONResponse:
     )
 
 
-def router(sb: Sandbox) -> APIRouter:
-    r = APIRouter(tags=["entra"])
+router = APIRouter(tags=["entra"])
 
-    @r.get("/common/discovery/instance")
-    def instance_discovery(request: Request) -> dict[str, Any]:
-        host = request.url.netloc
-        return {
-            "tenant_discovery_endpoint": f"{sb.base_url}/common/v2.0/.well-known/openid-configuration",
-            "api-version": "1.1",
-            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-        }
 
-    @r.get("/{tenant}/v2.0/.well-known/openid-configuration")
-    def openid_configuration(tenant: str) -> Any:
-        if not _known_tenant(sb, tenant):
-            return _tenant_not_found(sb, tenant)
-        tid = sb.creds["tenant_id"]
-        root = f"{sb.base_url}/{tid}"
-        return {
-            "token_endpoint": f"{root}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_post",
-                "private_key_jwt",
-                "client_secret_basic",
-            ],
-            "jwks_uri": f"{sb.base_url}/{tid}/discovery/v2.0/keys",
-            "response_modes_supported": ["query", "fragment", "form_post"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
-            "issuer": f"{sb.base_url}/{tid}/v2.0",
-            "request_uri_parameter_supported": False,
-            "userinfo_endpoint": f"{sb.base_url}/oidc/userinfo",
-            "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
-            "device_authorization_endpoint": f"{root}/oauth2/v2.0/devicecode",
-            "http_logout_supported": True,
-            "frontchannel_logout_supported": True,
-            "end_session_endpoint": f"{root}/oauth2/v2.0/logout",
-            "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "ver", "oid"],
-            "kerberos_endpoint": f"{root}/kerberos",
-            "tenant_region_scope": "EU",
-            "cloud_instance_name": "microsoftonline.com",
-            "cloud_graph_host_name": "graph.windows.net",
-            "msgraph_host": "graph.microsoft.com",
-            "rbac_url": "https://pas.windows.net",
-        }
+@router.get("/common/discovery/instance")
+def instance_discovery(request: Request, sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    host = request.url.netloc
+    return {
+        "tenant_discovery_endpoint": f"{sb.base_url}/common/v2.0/.well-known/openid-configuration",
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+    }
 
-    @r.get("/{tenant}/discovery/v2.0/keys")
-    def keys(tenant: str) -> dict[str, Any]:
-        return {"keys": []}  # HS256 sandbox tokens: nothing public to verify with
 
-    @r.post("/{tenant}/oauth2/v2.0/token")
-    async def token(tenant: str, request: Request) -> Any:
-        form = await request.form()
-        if not _known_tenant(sb, tenant):
-            return _tenant_not_found(sb, tenant)
-        grant = form.get("grant_type")
-        if grant != "client_credentials":
-            return _error(
-                sb,
-                400,
-                "unsupported_grant_type",
-                70003,
-                "The app requested an unsupported grant type "
-                f"'{grant}'. This sandbox supports client_credentials.",
-            )
-        client_id = str(form.get("client_id") or "")
-        secret = str(form.get("client_secret") or "")
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("basic ") and not client_id:
-            try:
-                client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-            except ValueError:
-                client_id = ""
-        if not client_id:
-            return _error(
-                sb,
-                400,
-                "invalid_request",
-                900144,
-                "The request body must contain the following parameter: 'client_id'.",
-            )
-        if client_id != sb.creds["bc_client_id"]:
-            return _error(
-                sb,
-                400,
-                "unauthorized_client",
-                700016,
-                f"Application with identifier '{client_id}' was not found in the directory "
-                f"'{sb.creds['tenant_id']}'. This can happen if the application has not been "
-                "installed by the administrator of the tenant or consented to by any user in "
-                "the tenant.",
-            )
-        if not secret:
-            return _error(
-                sb,
-                401,
-                "invalid_client",
-                7000216,
-                "'client_assertion', 'client_secret' or 'request' is required for the "
-                "'client_credentials' grant type.",
-            )
-        if not hmac.compare_digest(secret.encode(), sb.creds["bc_client_secret"].encode()):
-            return _error(
-                sb,
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is "
-                f"the client secret value, not the client secret ID, for a secret added to app "
-                f"'{client_id}'.",
-            )
-        scopes = str(form.get("scope") or "").split()
-        resource = next((s[: -len("/.default")] for s in scopes if s.endswith("/.default")), None)
-        if resource is None:
-            return _error(
-                sb,
-                400,
-                "invalid_scope",
-                1002012,
-                f"The provided value for scope {' '.join(scopes) or '(none)'} is not valid. Client "
-                "credential flows must have a scope value with /.default suffixed to the resource "
-                "identifier (application ID URI).",
-            )
-        if resource.rstrip("/") not in resources(sb):
-            return _error(
-                sb,
-                400,
-                "invalid_resource",
-                500011,
-                f"The resource principal named {resource} was not found in the tenant named "
-                f"{sb.creds['tenant_id']}.",
-            )
-        access, ttl = issue_token(sb, resource.rstrip("/"))
-        sb.stats.bump("entra.token")
-        return {"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": access}
+@router.get("/{tenant}/v2.0/.well-known/openid-configuration")
+def openid_configuration(tenant: str, sb: Sandbox = SANDBOX) -> Any:
+    if not _known_tenant(sb, tenant):
+        return _tenant_not_found(sb, tenant)
+    tid = sb.creds["tenant_id"]
+    root = f"{sb.base_url}/{tid}"
+    return {
+        "token_endpoint": f"{root}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
+        "jwks_uri": f"{sb.base_url}/{tid}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": f"{sb.base_url}/{tid}/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": f"{sb.base_url}/oidc/userinfo",
+        "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{root}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{root}/oauth2/v2.0/logout",
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "ver", "oid"],
+        "kerberos_endpoint": f"{root}/kerberos",
+        "tenant_region_scope": "EU",
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    }
 
-    return r
+
+@router.get("/{tenant}/discovery/v2.0/keys")
+def keys(tenant: str, sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    return {"keys": []}  # HS256 sandbox tokens: nothing public to verify with
+
+
+@router.post("/{tenant}/oauth2/v2.0/token")
+async def token(tenant: str, request: Request, sb: Sandbox = SANDBOX) -> Any:
+    form = await request.form()
+    if not _known_tenant(sb, tenant):
+        return _tenant_not_found(sb, tenant)
+    grant = form.get("grant_type")
+    if grant != "client_credentials":
+        return _error(
+            sb,
+            400,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type "
+            f"'{grant}'. This sandbox supports client_credentials.",
+        )
+    client_id = str(form.get("client_id") or "")
+    secret = str(form.get("client_secret") or "")
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("basic ") and not client_id:
+        try:
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        except ValueError:
+            client_id = ""
+    if not client_id:
+        return _error(
+            sb,
+            400,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'client_id'.",
+        )
+    if client_id != sb.creds["bc_client_id"]:
+        return _error(
+            sb,
+            400,
+            "unauthorized_client",
+            700016,
+            f"Application with identifier '{client_id}' was not found in the directory "
+            f"'{sb.creds['tenant_id']}'. This can happen if the application has not been "
+            "installed by the administrator of the tenant or consented to by any user in "
+            "the tenant.",
+        )
+    if not secret:
+        return _error(
+            sb,
+            401,
+            "invalid_client",
+            7000216,
+            "'client_assertion', 'client_secret' or 'request' is required for the "
+            "'client_credentials' grant type.",
+        )
+    if not hmac.compare_digest(secret.encode(), sb.creds["bc_client_secret"].encode()):
+        return _error(
+            sb,
+            401,
+            "invalid_client",
+            7000215,
+            "Invalid client secret provided. Ensure the secret being sent in the request is "
+            f"the client secret value, not the client secret ID, for a secret added to app "
+            f"'{client_id}'.",
+        )
+    scopes = str(form.get("scope") or "").split()
+    resource = next((s[: -len("/.default")] for s in scopes if s.endswith("/.default")), None)
+    if resource is None:
+        return _error(
+            sb,
+            400,
+            "invalid_scope",
+            1002012,
+            f"The provided value for scope {' '.join(scopes) or '(none)'} is not valid. Client "
+            "credential flows must have a scope value with /.default suffixed to the resource "
+            "identifier (application ID URI).",
+        )
+    if resource.rstrip("/") not in resources(sb):
+        return _error(
+            sb,
+            400,
+            "invalid_resource",
+            500011,
+            f"The resource principal named {resource} was not found in the tenant named "
+            f"{sb.creds['tenant_id']}.",
+        )
+    access, ttl = issue_token(sb, resource.rstrip("/"))
+    sb.stats.bump("entra.token")
+    return {"token_type": "Bearer", "expires_in": ttl, "ext_expires_in": ttl, "access_token": access}

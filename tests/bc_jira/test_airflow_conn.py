@@ -44,7 +44,8 @@ class _Backend:
 def test_probe_tells_not_defined_from_unreadable() -> None:
     assert airflow_conn.probe_backends("x", [_Backend(), _Backend()]) == (None, [])
     conn, failed = airflow_conn.probe_backends("x", [_Backend(fail=True), _Backend()])
-    assert conn is None and failed == ["_Backend (ConnectionError)"]
+    assert conn is None
+    assert failed == ["_Backend (ConnectionError)"]
     assert airflow_conn.probe_backends("x", [_Backend(fail=True), _Backend("c")]) == ("c", [])
 
 
@@ -66,7 +67,9 @@ def test_secrets_backend_down_fails_closed(
         ),
         "test",
     )
-    assert res.status == 503 and res.reason == "connection unavailable" and store.count_pending() == 0
+    assert res.status == 503
+    assert res.reason == "connection unavailable"
+    assert store.count_pending() == 0
     monkeypatch.setattr(airflow_conn, "_backends", real)
     assert airflow_conn.get_connection("bc_jira_never_defined") is None  # all answered: truly undefined
     shared_secrets.clear_secrets_cache()
@@ -89,4 +92,5 @@ def test_access_denied_is_unavailable_not_undefined(monkeypatch: pytest.MonkeyPa
 def test_defined_connection_is_returned(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_BC_T2", json.dumps({"conn_type": "business_central", "login": "app"}))
     conn = airflow_conn.get_connection("bc_t2")
-    assert conn is not None and conn.login == "app"
+    assert conn is not None
+    assert conn.login == "app"

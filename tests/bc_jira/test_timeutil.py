@@ -26,7 +26,8 @@ NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 )
 def test_every_form_reads_as_the_same_aware_utc_instant(value: object) -> None:
     got = parse_ts(value)  # type: ignore[arg-type]
-    assert got == NOON and got.tzinfo is UTC
+    assert got == NOON
+    assert got.tzinfo is UTC
 
 
 def test_bc_seven_digit_fractions_are_read() -> None:
@@ -35,7 +36,8 @@ def test_bc_seven_digit_fractions_are_read() -> None:
 
 @pytest.mark.parametrize("value", [None, "", "   "])
 def test_absent_is_none(value: str | None) -> None:
-    assert parse_ts(value) is None and try_parse_ts(value) is None
+    assert parse_ts(value) is None
+    assert try_parse_ts(value) is None
 
 
 def test_malformed_is_loud_in_parse_and_none_in_try_parse() -> None:
@@ -54,4 +56,11 @@ def test_iso_round_trips_and_writes_z() -> None:
 def test_epoch_ms_reads_both_jira_forms() -> None:
     assert epoch_ms(1559392950000) == 1559392950000
     assert epoch_ms("2019-06-01T12:42:30.000+0000") == 1559392950000
-    assert epoch_ms("soon") is None and epoch_ms(None) is None
+    assert epoch_ms("soon") is None
+    assert epoch_ms(None) is None
+
+
+def test_epoch_ms_text_is_exact_to_the_millisecond() -> None:
+    # Through float seconds these come back one millisecond short (e.g. 1078625331859).
+    values = [1078625331860, 1092748005452, 1074829487820, 1559392950000]
+    assert [epoch_ms(str(v)) for v in values] == values

@@ -1,4 +1,4 @@
-"""Token encryption, Atlassian OAuth exchanges and the single-flight JiraTokenProvider.
+"""Atlassian OAuth exchanges and the single-flight JiraTokenProvider.
 
 Unit tests use an in-memory store with the StateStore token interface; the cross-process tests (16 processes,
 one refresh) run against the real StateStore on PostgreSQL and SQLite and the sandbox over real HTTP.
@@ -6,87 +6,31 @@ one refresh) run against the real StateStore on PostgreSQL and SQLite and the sa
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from bc_jira import tokens
+from bc_jira import token_cipher, tokens
 from bc_jira.http import AuthError
+from bc_jira.token_cipher import TokenCipher, TokenCryptoError, get_cipher
 from bc_jira.tokens import (
     AtlassianOAuth,
     JiraTokenProvider,
     SiteNotAccessible,
-    TokenCipher,
-    TokenCryptoError,
     TokenSet,
-    get_cipher,
 )
+from tests.support.token_store import FakeStore, Row
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 AUTH = "https://auth.example.test"
 API = "https://api.example.test"
-
-
-# -- an in-memory store with the StateStore token interface (unit tests only) --------------------------------
-
-
-@dataclass
-class Row:
-    name: str
-    refresh_token_enc: str | None
-    access_token_enc: str | None
-    expires_at: float | None
-    meta: dict[str, Any] = field(default_factory=dict)
-    updated_at: float = 0.0
-
-
-class Txn:
-    def __init__(self, store: FakeStore, name: str) -> None:
-        self.store, self.name = store, name
-        self.row = store.rows.get(name)
-
-    def save(
-        self,
-        refresh_token_enc: str | None,
-        access_token_enc: str | None,
-        expires_at: float | None,
-        meta: dict[str, Any],
-    ) -> None:
-        self.store.rows[self.name] = Row(
-            self.name, refresh_token_enc, access_token_enc, expires_at, dict(meta), time.time()
-        )
-        self.store.saves += 1
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.rows: dict[str, Row] = {}
-        self.lock = threading.Lock()
-        self.saves = 0
-        self.locks_taken = 0
-        self.before_lock: Any = None  # hook: simulate a neighbour acting between read and lock
-
-    def get_token(self, name: str) -> Row | None:
-        return self.rows.get(name)
-
-    def list_tokens(self, prefix: str = "") -> list[Row]:
-        return [row for name, row in sorted(self.rows.items()) if name.startswith(prefix)]
-
-    @contextlib.contextmanager
-    def token_lock(self, name: str) -> Iterator[Txn]:
-        if self.before_lock:
-            self.before_lock()
-        with self.lock:
-            self.locks_taken += 1
-            yield Txn(self, name)
 
 
 @pytest.fixture
@@ -111,59 +55,6 @@ def _token_answer(access: str, refresh: str, expires_in: int = 3600) -> dict[str
     }
 
 
-# -- encryption ----------------------------------------------------------------------------------------------
-
-
-def test_cipher_roundtrip_hides_plaintext(cipher: TokenCipher) -> None:
-    enc = cipher.encrypt("secret-refresh-token-value")
-    assert "secret-refresh-token-value" not in enc
-    assert cipher.decrypt(enc) == "secret-refresh-token-value"
-
-
-def test_key_rotation_old_key_still_decrypts() -> None:
-    old, new = Fernet.generate_key(), Fernet.generate_key()
-    enc_old = TokenCipher([old]).encrypt("tok-PLAIN-123")
-    rotated_cipher = TokenCipher([new, old])  # new first: encrypts; old kept: decrypts
-    assert rotated_cipher.decrypt(enc_old) == "tok-PLAIN-123"
-    enc_new = rotated_cipher.rotate(enc_old)
-    assert TokenCipher([new]).decrypt(enc_new) == "tok-PLAIN-123"  # re-encrypted with the new key
-    with pytest.raises(TokenCryptoError) as err:
-        TokenCipher([new]).decrypt(enc_old)  # old key dropped too early
-    assert "keep the old key" in str(err.value) and "tok-PLAIN-123" not in str(err.value)
-
-
-def test_keys_from_env_then_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    a, b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, f"{a}, {b}")
-    keys, where = tokens.configured_keys()
-    assert keys == [a, b] and where == tokens.FERNET_KEYS_ENV
-    assert Fernet(a.encode()).decrypt(get_cipher().encrypt("x").encode()) == b"x"  # first key encrypts
-    monkeypatch.delenv(tokens.FERNET_KEYS_ENV)
-    keys, where = tokens.configured_keys()
-    assert where == "[core] fernet_key" and len(keys) == 1  # conftest sets AIRFLOW__CORE__FERNET_KEY
-
-
-def test_airflow_fernet_key_may_hold_several(monkeypatch: pytest.MonkeyPatch) -> None:
-    a, b = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.delenv(tokens.FERNET_KEYS_ENV, raising=False)
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", f"{a},{b}")
-    enc_b = Fernet(b.encode()).encrypt(b"t").decode()
-    assert get_cipher().decrypt(enc_b) == "t"
-
-
-def test_no_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(tokens.FERNET_KEYS_ENV, raising=False)
-    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "")
-    with pytest.raises(TokenCryptoError, match="BC_JIRA_FERNET_KEYS"):
-        get_cipher()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, "not-a-key")
-    with pytest.raises(
-        TokenCryptoError, match="key #1 of BC_JIRA_FERNET_KEYS is not a valid Fernet key"
-    ) as e:
-        get_cipher()
-    assert "not-a-key" not in str(e.value)
-
-
 # -- Atlassian OAuth exchanges -------------------------------------------------------------------------------
 
 
@@ -176,8 +67,11 @@ def test_authorization_url_has_audience_offline_access_state_prompt() -> None:
     parts = urlsplit(url)
     q = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{AUTH}/authorize"
-    assert q["audience"] == "api.atlassian.com" and q["state"] == "st-1" and q["prompt"] == "consent"
-    assert q["response_type"] == "code" and q["redirect_uri"] == "https://af/cb"
+    assert q["audience"] == "api.atlassian.com"
+    assert q["state"] == "st-1"
+    assert q["prompt"] == "consent"
+    assert q["response_type"] == "code"
+    assert q["redirect_uri"] == "https://af/cb"
     assert q["scope"].split() == ["read:jira-work", "offline_access"]
     assert "sec" not in url
 
@@ -193,8 +87,11 @@ def test_code_exchange_and_refresh_bodies(requests_mock: Any) -> None:
         "client_id": "cid",
         "client_secret": "sec",
     }
-    assert got.access_token == "at1" and got.refresh_token == "rt2" and got.expires_at > time.time() + 3500
-    assert "at1" not in repr(got) and "rt2" not in repr(got)
+    assert got.access_token == "at1"
+    assert got.refresh_token == "rt2"
+    assert got.expires_at > time.time() + 3500
+    assert "at1" not in repr(got)
+    assert "rt2" not in repr(got)
     oauth.refresh("rt2")
     assert m.last_request.json()["grant_type"] == "refresh_token"
     assert m.last_request.json()["refresh_token"] == "rt2"
@@ -209,7 +106,8 @@ def test_refresh_failure_is_typed_and_secret_free(requests_mock: Any) -> None:
     with pytest.raises(AuthError) as err:
         AtlassianOAuth("cid", "sec-value", auth_url=AUTH).refresh("rt-secret-value")
     assert err.value.code == "invalid_grant"
-    assert "rt-secret-value" not in str(err.value) and "sec-value" not in str(err.value)
+    assert "rt-secret-value" not in str(err.value)
+    assert "sec-value" not in str(err.value)
 
 
 def test_resolve_cloud_id_by_site_url_not_first(requests_mock: Any) -> None:
@@ -225,7 +123,8 @@ def test_resolve_cloud_id_by_site_url_not_first(requests_mock: Any) -> None:
     assert requests_mock.last_request.headers["Authorization"] == "Bearer at"
     with pytest.raises(SiteNotAccessible) as err:
         oauth.resolve_cloud_id("at", "https://missing.atlassian.net")
-    assert "https://acme.atlassian.net" in str(err.value) and "https://other.atlassian.net" in str(err.value)
+    assert "https://acme.atlassian.net" in str(err.value)
+    assert "https://other.atlassian.net" in str(err.value)
 
 
 # -- JiraTokenProvider (in-memory store) ---------------------------------------------------------------------
@@ -241,10 +140,13 @@ def test_bootstrap_refresh_then_cached(requests_mock: Any, cipher: TokenCipher) 
     store = FakeStore()
     p = _provider(store, cipher)
     assert p.auth_header() == {"Authorization": "Bearer at-1"}
-    assert m.call_count == 1 and m.last_request.json()["refresh_token"] == "rt-boot"
+    assert m.call_count == 1
+    assert m.last_request.json()["refresh_token"] == "rt-boot"
     row = store.rows["jira:test"]
-    assert cipher.decrypt(row.refresh_token_enc) == "rt-2" and cipher.decrypt(row.access_token_enc) == "at-1"
-    assert "rt-2" not in row.refresh_token_enc and row.expires_at > time.time() + 3500
+    assert cipher.decrypt(row.refresh_token_enc) == "rt-2"
+    assert cipher.decrypt(row.access_token_enc) == "at-1"
+    assert "rt-2" not in row.refresh_token_enc
+    assert row.expires_at > time.time() + 3500
     for _ in range(5):
         assert p.access_token() == "at-1"
     assert m.call_count == 1
@@ -299,7 +201,8 @@ def test_force_refresh_after_401_refreshes_once(requests_mock: Any, cipher: Toke
     p = _provider(store, cipher)
     assert p.access_token() == "at-1"
     assert p.access_token(force_refresh=True) == "at-2"  # at-1 was rejected: refresh even though "valid"
-    assert m.call_count == 2 and m.last_request.json()["refresh_token"] == "rt-2"
+    assert m.call_count == 2
+    assert m.last_request.json()["refresh_token"] == "rt-2"
 
 
 def test_force_refresh_uses_neighbours_newer_token(requests_mock: Any, cipher: TokenCipher) -> None:
@@ -325,7 +228,8 @@ def test_revoked_grant_message_and_no_token_in_logs(
     caplog.set_level(logging.DEBUG)
     with pytest.raises(AuthError) as err:
         _provider(FakeStore(), cipher, bootstrap="rt-very-secret").access_token()
-    assert "consent again" in str(err.value) and "rt-very-secret" not in str(err.value)
+    assert "consent again" in str(err.value)
+    assert "rt-very-secret" not in str(err.value)
     assert "rt-very-secret" not in caplog.text
 
 
@@ -356,7 +260,8 @@ def test_bootstrap_exchange_marks_the_consent_date_estimated(requests_mock: Any,
     store = FakeStore()
     _provider(store, cipher).access_token()
     meta = store.rows["jira:test"].meta
-    assert meta["consent_estimated"] is True and meta["connected_at"] == pytest.approx(time.time(), abs=5)
+    assert meta["consent_estimated"] is True
+    assert meta["connected_at"] == pytest.approx(time.time(), abs=5)
     assert tokens.consent_expires_at(meta) == pytest.approx(meta["connected_at"] + 365 * DAY)
     # A real consent (the OAuth callback) replaces the estimate and starts a new year.
     p = _provider(store, cipher)
@@ -387,7 +292,8 @@ def test_task_log_warns_in_the_30_days_before_the_consent_ends(
         assert warnings == []
         return
     assert len(warnings) == 1  # once per task, not per call
-    assert "365 days" in warnings[0] and "/bc-jira/jira/oauth/start" in warnings[0]
+    assert "365 days" in warnings[0]
+    assert "/bc-jira/jira/oauth/start" in warnings[0]
     assert tokens._utc(consent + 365 * DAY) in warnings[0]
 
 
@@ -408,9 +314,12 @@ def test_refused_refresh_is_recorded_then_cleared(requests_mock: Any, cipher: To
         _provider(store, cipher).access_token()
     row = store.rows["jira:test"]
     failure = row.meta["last_refresh_error"]
-    assert failure["code"] == "invalid_grant" and failure["status"] == 403
-    assert "Unknown or invalid refresh token" in failure["message"] and failure["at"] <= time.time()
-    assert cipher.decrypt(row.refresh_token_enc) == "rt-dead" and row.meta["cloud_id"] == "c1"  # kept
+    assert failure["code"] == "invalid_grant"
+    assert failure["status"] == 403
+    assert "Unknown or invalid refresh token" in failure["message"]
+    assert failure["at"] <= time.time()
+    assert cipher.decrypt(row.refresh_token_enc) == "rt-dead"
+    assert row.meta["cloud_id"] == "c1"
     assert _provider(store, cipher).access_token() == "at-2"  # e.g. after a fix: the record is cleared
     assert "last_refresh_error" not in store.rows["jira:test"].meta
 
@@ -428,11 +337,9 @@ def test_expired_consent_error_names_the_365_day_limit(requests_mock: Any, ciphe
     with pytest.raises(AuthError) as err:
         _provider(store, cipher).access_token()
     msg = str(err.value)
-    assert (
-        "consent expired on" in msg
-        and "365-day" in msg
-        and "consent again through /bc-jira/jira/oauth/start" in msg
-    )
+    assert "consent expired on" in msg
+    assert "365-day" in msg
+    assert "consent again through /bc-jira/jira/oauth/start" in msg
 
 
 # -- cross-process: the real StateStore over PostgreSQL and SQLite, the sandbox over HTTP --------------------
@@ -464,7 +371,7 @@ def _worker(url: str, base: str, creds: dict[str, Any], barrier: Any, out: Any) 
             f"{base}/ex/jira/{creds['cloud_id']}/rest/api/3/myself", headers=header, timeout=30
         )
         out.put(("ok" if resp.status_code == 200 else f"http {resp.status_code}", provider.refreshes))
-    except Exception as exc:  # report, never hang the parent
+    except Exception as exc:  # noqa: BLE001 - report every failure, never hang the parent
         out.put((f"error {type(exc).__name__}: {exc}", 0))
 
 
@@ -481,7 +388,7 @@ def _seed_expired(store: Any, creds: dict[str, Any], base: str, cipher: TokenCip
 
 def _run_16(url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = Fernet.generate_key().decode()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, keys)
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, keys)
     store = _store(url)
     _seed_expired(store, sandbox.creds, sandbox.url, get_cipher())
     before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
@@ -522,7 +429,7 @@ def test_16_processes_one_refresh_sqlite(
 def test_store_dump_has_no_plaintext_token(
     sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, Fernet.generate_key().decode())
     store = _store(sqlite_url)
     if not hasattr(store, "dump_text"):
         pytest.skip("StateStore.dump_text not written yet")
@@ -541,7 +448,8 @@ def test_store_dump_has_no_plaintext_token(
     )
     provider.access_token()
     dump = store.dump_text()
-    assert captured["access"] and captured["refresh"]
+    assert captured["access"]
+    assert captured["refresh"]
     for secret in (
         captured["access"],
         captured["refresh"],
@@ -554,7 +462,7 @@ def test_store_dump_has_no_plaintext_token(
 
 def test_key_rotation_with_real_store(sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, old)
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, old)
     store = _store(sqlite_url)
     p = JiraTokenProvider(
         store,
@@ -564,11 +472,11 @@ def test_key_rotation_with_real_store(sqlite_url: str, sandbox: Any, monkeypatch
     )
     token = p.access_token()
     JiraTokenProvider._process_cache.clear()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, f"{new},{old}")
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, f"{new},{old}")
     assert p.access_token() == token  # old key still decrypts
     assert p.reencrypt()
     JiraTokenProvider._process_cache.clear()
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, new)
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, new)
     assert p.access_token() == token  # rewritten under the new key only
 
 
@@ -581,9 +489,7 @@ def test_missing_key_fails_before_the_refresh_token_is_spent(sandbox, sqlite_url
     monkeypatch.setattr(
         tokens_mod,
         "get_cipher",
-        lambda: (_ for _ in ()).throw(
-            tokens_mod.TokenCryptoError("no encryption key for the Jira token store")
-        ),
+        lambda: (_ for _ in ()).throw(TokenCryptoError("no encryption key for the Jira token store")),
     )
     c = sandbox.creds
     oauth = tokens_mod.AtlassianOAuth(
@@ -596,7 +502,7 @@ def test_missing_key_fails_before_the_refresh_token_is_spent(sandbox, sqlite_url
         StateStore.from_url(sqlite_url), oauth, "jira:nokey", bootstrap_refresh_token=c["refresh_token"]
     )
     before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
-    with pytest.raises(tokens_mod.TokenCryptoError):
+    with pytest.raises(TokenCryptoError):
         provider.access_token()
     assert sandbox.stats()["events"].get("atlassian.token.refresh", 0) == before
 
@@ -605,7 +511,7 @@ def test_refused_refresh_is_committed_in_the_real_store(
     sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The refusal is written in the lock's transaction and survives the exception (no rollback)."""
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, Fernet.generate_key().decode())
     store = _store(sqlite_url)
     creds = sandbox.creds
     provider = JiraTokenProvider(
@@ -617,7 +523,8 @@ def test_refused_refresh_is_committed_in_the_real_store(
     with pytest.raises(AuthError, match="consent again"):
         provider.access_token(force_refresh=True)
     row = store.get_token("jira:real")
-    assert row.meta["last_refresh_error"]["code"] == "invalid_grant" and row.refresh_token_enc
+    assert row.meta["last_refresh_error"]["code"] == "invalid_grant"
+    assert row.refresh_token_enc
     assert store.list_tokens("other:") == []
 
 
@@ -628,7 +535,7 @@ def test_a_year_on_the_sandbox_clock(
     warns from day 335 and the refusal after the end says to consent again."""
     from datetime import datetime
 
-    monkeypatch.setenv(tokens.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, Fernet.generate_key().decode())
 
     def sandbox_clock() -> float:
         now = sandbox.control("POST", "/_sandbox/clock", {"advance_s": 0})["now"]
@@ -660,6 +567,7 @@ def test_a_year_on_the_sandbox_clock(
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 6 * DAY})  # day 366
     with pytest.raises(AuthError) as err:
         provider().access_token()
-    assert "consent expired on" in str(err.value) and "/bc-jira/jira/oauth/start" in str(err.value)
+    assert "consent expired on" in str(err.value)
+    assert "/bc-jira/jira/oauth/start" in str(err.value)
     assert sandbox.stats()["events"]["atlassian.token.expired_absolute"] == 1
     assert store.get_token("jira:year").meta["last_refresh_error"]["code"] == "invalid_grant"

@@ -45,7 +45,8 @@ def test_airflow_env_prints_connections_for_this_sandbox(sandbox):
     assert bc["conn_type"] == "business_central"
     assert bc["extra"]["api_url"] == f"{sandbox.url}/v2.0"
     assert bc["extra"]["tenant_id"] == sandbox.creds["tenant_id"]
-    assert jira["conn_type"] == "jira_cloud" and jira["extra"]["auth"] == "oauth2"
+    assert jira["conn_type"] == "jira_cloud"
+    assert jira["extra"]["auth"] == "oauth2"
     assert jira["extra"]["webhook_secret"] == sandbox.creds["webhook_secret"]
     assert json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"])["project_key"] == "FIN"
 
@@ -63,7 +64,8 @@ def test_airflow_env_without_sandbox_says_how_to_start_one():
         text=True,
     )
     assert out.returncode == 1
-    assert f"serve --port {port}" in out.stderr and out.stdout == ""
+    assert f"serve --port {port}" in out.stderr
+    assert out.stdout == ""
 
 
 @pytest.mark.parametrize("kind", ["429", "503"])
@@ -81,7 +83,8 @@ def test_throttling_faults_carry_retry_after(sandbox, kind):
 def test_fault_path_pattern_only_hits_matching_calls(sandbox):
     sandbox.faults(**{"500": 1.0, "path": "/ex/jira/"})
     jira = requests.get(f"{sandbox.url}/ex/jira/abc/rest/api/3/myself", timeout=5)
-    assert jira.status_code == 500 and jira.json()["errorMessages"]
+    assert jira.status_code == 500
+    assert jira.json()["errorMessages"]
     other = requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=5)
     assert other.status_code != 500
     assert sandbox.stats()["faults"] == {"500": 1}
@@ -95,7 +98,8 @@ def test_timeout_fault_makes_the_client_time_out(sandbox):
 
 def test_bad_fault_kind_is_a_clear_400(sandbox):
     resp = requests.post(f"{sandbox.url}/_sandbox/faults", json={"rules": [{"kind": "404"}]}, timeout=5)
-    assert resp.status_code == 400 and "unknown fault kind" in resp.text
+    assert resp.status_code == 400
+    assert "unknown fault kind" in resp.text
 
 
 def test_latency_is_added_to_api_calls_not_control_calls(sandbox):
@@ -106,7 +110,8 @@ def test_latency_is_added_to_api_calls_not_control_calls(sandbox):
     start = time.monotonic()
     sandbox.stats()
     control = time.monotonic() - start
-    assert api >= 0.3 and control < 0.3
+    assert api >= 0.3
+    assert control < 0.3
 
 
 def test_stats_count_per_method_and_route_template(sandbox):
@@ -144,7 +149,8 @@ def test_data_file_persists_across_restarts(tmp_path):
 
 
 def test_drop_after_commit_applies_the_write_and_loses_the_answer(airflow_conns, sandbox):
-    from bc_jira.hooks.business_central import BusinessCentralHook, clear_token_cache
+    from bc_jira.entra import clear_token_cache
+    from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.http import TransportError
 
     clear_token_cache()
@@ -202,7 +208,8 @@ def test_jira_429_fault_asks_to_wait_minutes_with_jira_headers(sandbox):
 def test_throttling_fault_without_retry_after_sends_none(sandbox):
     sandbox.faults(rules=[{"kind": "429", "path": "/rest/api/3/", "count": 1, "retry_after": None}])
     resp = _myself(sandbox)
-    assert resp.status_code == 429 and "Retry-After" not in resp.headers
+    assert resp.status_code == 429
+    assert "Retry-After" not in resp.headers
 
 
 def test_rate_budget_warns_near_the_limit_then_refuses_then_refills(sandbox):
@@ -228,10 +235,12 @@ def test_rate_budget_warns_near_the_limit_then_refuses_then_refills(sandbox):
     assert sandbox.stats()["faults"] == {"rate_limit": 1}
     # a BC call is not charged to Jira's budget
     bc = requests.get(f"{sandbox.url}/v2.0/x/production/api/v2.0/companies", timeout=5)
-    assert bc.status_code != 429 and "X-RateLimit-Limit" not in bc.headers
+    assert bc.status_code != 429
+    assert "X-RateLimit-Limit" not in bc.headers
     time.sleep(int(refused.headers["Retry-After"]))
     again = _myself(sandbox)
-    assert again.status_code == 200 and again.headers["X-RateLimit-Remaining"] == "9"
+    assert again.status_code == 200
+    assert again.headers["X-RateLimit-Remaining"] == "9"
     sandbox.control("POST", "/_sandbox/rate_limit", {})
     assert "X-RateLimit-Limit" not in _myself(sandbox).headers
 
@@ -239,10 +248,12 @@ def test_rate_budget_warns_near_the_limit_then_refuses_then_refills(sandbox):
 def test_rate_budget_429_can_come_without_retry_after(sandbox):
     sandbox.control("POST", "/_sandbox/rate_limit", {"limit": 0, "window_s": 60, "retry_after": False})
     resp = _myself(sandbox)
-    assert resp.status_code == 429 and "Retry-After" not in resp.headers
+    assert resp.status_code == 429
+    assert "Retry-After" not in resp.headers
     assert re.match(RESET_RE, resp.headers["X-RateLimit-Reset"])
 
 
 def test_rate_budget_bad_settings_are_a_clear_400(sandbox):
     resp = requests.post(f"{sandbox.url}/_sandbox/rate_limit", json={"limit": "x", "window_s": 1}, timeout=5)
-    assert resp.status_code == 400 and "limit" in resp.text
+    assert resp.status_code == 400
+    assert "limit" in resp.text

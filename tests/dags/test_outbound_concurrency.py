@@ -182,7 +182,8 @@ class Pair:
 
     def store(self) -> Any:
         """The state store both processes use (the pair's ``bc_jira_db`` connection)."""
-        from bc_jira.store import StateStore, _url_from_connection
+        from bc_jira.store import StateStore
+        from bc_jira.store.engine import url_from_connection
 
         class _Conn:  # the same connection the processes used
             conn_type = self.state["conn_type"]
@@ -193,7 +194,7 @@ class Pair:
             schema = self.state.get("schema")
             extra_dejson = self.state.get("extra") or {}
 
-        return StateStore.from_url(_url_from_connection(_Conn()))
+        return StateStore.from_url(url_from_connection(_Conn()))
 
     def claimed_audits(self) -> int:
         return len(self.store().query_audit(entity="purchase_invoices", action="claimed", limit=100_000))

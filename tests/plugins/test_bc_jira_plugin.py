@@ -14,7 +14,8 @@ def load_plugin() -> Any:
     if "bc_jira_plugin" in sys.modules:
         return sys.modules["bc_jira_plugin"]
     spec = importlib.util.spec_from_file_location("bc_jira_plugin", PLUGIN)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     mod = importlib.util.module_from_spec(spec)
     sys.modules["bc_jira_plugin"] = mod
     spec.loader.exec_module(mod)
@@ -24,7 +25,8 @@ def load_plugin() -> Any:
 def test_plugin_registers_fastapi_app_at_bc_jira() -> None:
     mod = load_plugin()
     apps = mod.BcJiraPlugin.fastapi_apps
-    assert apps[0]["url_prefix"] == "/bc-jira" and apps[0]["app"] is mod.app
+    assert apps[0]["url_prefix"] == "/bc-jira"
+    assert apps[0]["app"] is mod.app
     paths = {r.path for r in mod.app.routes}
     assert {
         "/bc/notifications",

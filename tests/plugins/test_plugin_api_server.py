@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -19,6 +18,9 @@ import requests
 from bc_jira.store import StateStore
 from tests.support.api_server import ApiServer
 from tests.support.jira_tokens import fresh_claims, hub_signature, make_jwt
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 CLIENT_STATE = "cs-api-server-0123456789"
 CLIENT_SECRET = "cl-api-server-0123456789abcdef0123456789abcdef"
@@ -119,7 +121,8 @@ def test_unreadable_connections_fail_closed_503_nothing_staged(server: dict[str,
     # the secrets backend is down for the webhook secrets (bc_default / jira_default): 503, nothing staged
     flag.write_text("bc_default jira_default")
     r = requests.post(f"{base}/bc/notifications", data=bc_items("a1"), timeout=30)
-    assert r.status_code == 503 and r.headers.get("Retry-After"), r.text
+    assert r.status_code == 503, r.text
+    assert r.headers.get("Retry-After"), r.text
     r = requests.post(
         f"{base}/jira/webhook",
         data=body,
@@ -141,7 +144,8 @@ def test_unreadable_connections_fail_closed_503_nothing_staged(server: dict[str,
     flag.unlink()
     assert store.count_pending() == 0
     r = requests.post(f"{base}/bc/notifications", data=bc_items("a3"), timeout=30)
-    assert r.status_code == 202 and r.json()["staged"] == 1, r.text
+    assert r.status_code == 202, r.text
+    assert r.json()["staged"] == 1, r.text
     assert [e.payload["record_id"] for e in store.pending_events()] == ["a3"]
 
 
@@ -150,9 +154,11 @@ def test_jwt_deliveries_late_retries_and_reused_identifiers(server: dict[str, An
     body = jira_body("601", "c-601")
     h = bearer(make_jwt(fresh_claims(), CLIENT_SECRET), "late-601")
     first = requests.post(f"{base}/jira/webhook", data=body, headers=h, timeout=30)
-    assert first.status_code == 202 and first.json()["staged"] == 1, first.text
+    assert first.status_code == 202, first.text
+    assert first.json()["staged"] == 1, first.text
     (ev,) = store.pending_events("jira.transition")
-    assert ev.payload["verified_by"] == "jwt" and ev.payload["delivery_id"] == "late-601"
+    assert ev.payload["verified_by"] == "jwt"
+    assert ev.payload["delivery_id"] == "late-601"
     store.delete_event(ev.id)  # processed and deleted, as jira_transitions_to_bc does
     # Jira retries up to ~30 min later with the same identifier (and a fresh token)
     late = requests.post(
@@ -164,7 +170,8 @@ def test_jwt_deliveries_late_retries_and_reused_identifiers(server: dict[str, An
         },
         timeout=30,
     )
-    assert late.status_code == 202 and late.json() == {"status": "accepted", "staged": 0, "duplicate": True}
+    assert late.status_code == 202
+    assert late.json() == {"status": "accepted", "staged": 0, "duplicate": True}
     assert store.count_pending("jira.transition") == 0
     # the same identifier, a different (validly signed) body: not staged, audited as a conflicting duplicate
     other = jira_body("602", "c-602")
@@ -174,10 +181,12 @@ def test_jwt_deliveries_late_retries_and_reused_identifiers(server: dict[str, An
         headers=bearer(make_jwt(fresh_claims(), CLIENT_SECRET), "late-601"),
         timeout=30,
     )
-    assert reused.status_code == 202 and reused.json()["conflict"] is True
+    assert reused.status_code == 202
+    assert reused.json()["conflict"] is True
     assert store.count_pending("jira.transition") == 0
     (row,) = store.query_audit(action="duplicate_conflict")
-    assert row.issue_key == "FIN-602" and "late-601" in row.reason
+    assert row.issue_key == "FIN-602"
+    assert "late-601" in row.reason
     # an admin webhook's delivery (X-Hub-Signature with webhook_secret) is accepted too
     admin = jira_body("603", "c-603")
     r = requests.post(
@@ -189,7 +198,8 @@ def test_jwt_deliveries_late_retries_and_reused_identifiers(server: dict[str, An
         },
         timeout=30,
     )
-    assert r.status_code == 202 and r.json()["staged"] == 1
+    assert r.status_code == 202
+    assert r.json()["staged"] == 1
     assert store.pending_events("jira.transition")[-1].payload["verified_by"] == "hmac"
 
 
@@ -216,7 +226,8 @@ def test_bad_tokens_401_nothing_staged(server: dict[str, Any], token: str) -> No
     r = requests.post(
         f"{base}/jira/webhook", data=jira_body("700", "c-700"), headers=bearer(token, "bad-700"), timeout=30
     )
-    assert r.status_code == 401 and r.headers.get("WWW-Authenticate") == "Bearer"
+    assert r.status_code == 401
+    assert r.headers.get("WWW-Authenticate") == "Bearer"
     assert store.count_pending("jira.transition") == before
     missing = requests.post(f"{base}/jira/webhook", data=jira_body("700", "c-700"), timeout=30)
     assert missing.status_code == 401
@@ -225,12 +236,14 @@ def test_bad_tokens_401_nothing_staged(server: dict[str, Any], token: str) -> No
 def test_bc_repeat_after_processing_is_a_duplicate(server: dict[str, Any]) -> None:
     base, store = server["base"], server["store"]
     r = requests.post(f"{base}/bc/notifications", data=bc_items("b1"), timeout=30)
-    assert r.status_code == 202 and r.json()["staged"] == 1
+    assert r.status_code == 202
+    assert r.json()["staged"] == 1
     for ev in store.pending_events("bc.vendors"):
         if ev.payload["record_id"] == "b1":
             store.delete_event(ev.id)
     again = requests.post(f"{base}/bc/notifications", data=bc_items("b1"), timeout=30)
-    assert again.status_code == 202 and (again.json()["staged"], again.json()["duplicates"]) == (0, 1)
+    assert again.status_code == 202
+    assert (again.json()["staged"], again.json()["duplicates"]) == (0, 1)
     assert "b1" not in [e.payload["record_id"] for e in store.pending_events("bc.vendors")]
 
 
@@ -247,7 +260,8 @@ def test_poison_bodies_400_logged_once_nothing_staged(server: dict[str, Any]) ->
         },
         timeout=30,
     )
-    assert r.status_code == 400 and "depth 128" in r.json()["error"], r.text
+    assert r.status_code == 400, r.text
+    assert "depth 128" in r.json()["error"], r.text
     r = requests.post(
         f"{base}/jira/webhook",
         data=deep,
@@ -257,11 +271,13 @@ def test_poison_bodies_400_logged_once_nothing_staged(server: dict[str, Any]) ->
     assert r.status_code == 400
     bc_deep = b'{"value": ' + deep + b"}"
     r = requests.post(f"{base}/bc/notifications", data=bc_deep, timeout=30)
-    assert r.status_code == 400 and "deeper than 128" in r.json()["error"], r.text
+    assert r.status_code == 400, r.text
+    assert "deeper than 128" in r.json()["error"], r.text
     assert store.count_pending() == before
     time.sleep(0.5)
     log = api.log_text()
-    assert "RecursionError" not in log and "Traceback" not in log
+    assert "RecursionError" not in log
+    assert "Traceback" not in log
     assert len(re.findall(r"jira webhook deep-1: 400 .*too deep", log)) == 1
     assert len(re.findall(r"bc notification: 400 .*too deep", log)) == 1
 

@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 

@@ -7,7 +7,10 @@ writing one SQLite file wait for each other's write lock (up to this timeout) in
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONNECT_ARGS = {"timeout": 120}
 

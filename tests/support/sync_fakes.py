@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bc_jira.config import FieldNames, parse_config
-from bc_jira.hooks.jira import BulkCreateResult, BulkFailure
+from bc_jira.hooks.jira_bulk import BulkCreateResult, BulkFailure
 from bc_jira.http import ClientError, NotFoundError, TransportError
 from bc_jira.mapping import field_ids
 

@@ -1,28 +1,24 @@
 """Business Central API v2.0 hook: Entra client-credentials auth (MSAL) and the calls the DAGs need.
 
-Only auth wiring and API calls live here; retry/throttle/error policy is ``bc_jira.http``. Records are
-returned with enum values decoded (``_x0020_`` -> space, blank -> ""), and encoded again on write, so
-callers never see BC's EDM member-name encoding.
+Only auth wiring and API calls live here; retry/throttle/error policy is ``bc_jira.http``, tokens are
+``bc_jira.entra`` and how BC spells values (OData literals, ``$filter``, the enum codec) is
+``bc_jira.hooks.odata``. Records are returned with enum values decoded (``_x0020_`` -> space,
+blank -> ""), and encoded again on write, so callers never see BC's EDM member-name encoding.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import logging
-import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-import requests
 from airflow.sdk import BaseHook
 
+from bc_jira.entra import MsalTokenProvider
+from bc_jira.hooks.odata import build_filter, decode_record, encode_changes, entity_key, string_key
 from bc_jira.http import (
     ApiClient,
     ApiError,
@@ -30,8 +26,14 @@ from bc_jira.http import (
     NotFoundError,
     RetryPolicy,
     TransportError,
-    redact_text,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from contextlib import AbstractContextManager
+    from datetime import datetime
+
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -41,109 +43,29 @@ BC_RESOURCE = "https://api.businesscentral.dynamics.com"
 DEFAULT_PAGE_SIZE = 1000
 MAX_CONCURRENCY = 5  # BC online: 5 concurrent requests per user / service principal
 
-# Enum-typed fields of the entities this package reads (specs/bc-api-v2-entities.json).
-ENUM_FIELDS: dict[str, frozenset[str]] = {
-    "vendors": frozenset({"blocked"}),
-    "purchaseInvoices": frozenset({"status"}),
-    "purchaseOrders": frozenset({"status"}),
-    "purchaseInvoiceLines": frozenset({"lineType"}),
-    "purchaseOrderLines": frozenset({"lineType"}),
-}
-_ALL_ENUM_FIELDS = frozenset().union(*ENUM_FIELDS.values())
-_SPACE = "_x0020_"
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# -- settings, auth and the call limiter ---------------------------------------------------------------
 
 
-# -- pure helpers (unit-tested) -------------------------------------------------------------------------
+class CallLimiter(Protocol):
+    """Holds one of ``slots`` call slots for ``key`` across processes while the ``with`` block runs.
 
-
-def decode_enum(value: Any) -> Any:
-    """BC EDM enum member name -> display value: ``_x0020_``/" " -> "", ``In_x0020_Review`` -> "In Review"."""
-    if not isinstance(value, str):
-        return value
-    if value in (_SPACE, " "):
-        return ""
-    return value.replace(_SPACE, " ")
-
-
-def encode_enum(value: str) -> str:
-    """Display value -> BC EDM member name: "" -> ``_x0020_``, "In Review" -> ``In_x0020_Review``."""
-    if value in ("", " "):
-        return _SPACE
-    return value.replace(" ", _SPACE)
-
-
-def decode_record(entity: str, record: dict[str, Any]) -> dict[str, Any]:
-    fields = ENUM_FIELDS.get(entity, _ALL_ENUM_FIELDS)
-    for name in fields:
-        if name in record:
-            record[name] = decode_enum(record[name])
-    return record
-
-
-def encode_changes(entity: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-    fields = ENUM_FIELDS.get(entity, _ALL_ENUM_FIELDS)
-    return {k: encode_enum(v) if k in fields and isinstance(v, str) else v for k, v in changes.items()}
-
-
-def odata_datetime(value: datetime | str) -> str:
-    """An OData v4 DateTimeOffset literal (unquoted, UTC, ``Z``): ``2026-11-24T10:00:00Z`` / ``...00.123Z``.
-
-    Naive datetimes are taken as UTC; strings are parsed (ISO 8601) and normalised.
+    BC online allows 5 concurrent requests per user / service principal
+    (https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/administration/operational-limits-online);
+    ``StateStore.call_slot`` satisfies this structurally.
     """
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
-    if value.microsecond:
-        text += f".{value.microsecond:06d}".rstrip("0")
-    return text + "Z"
+
+    def __call__(self, key: str, slots: int) -> AbstractContextManager[object]: ...
 
 
-def odata_literal(entity: str, field: str, value: Any) -> str:
-    """Format a value for ``field eq <literal>`` (strings quoted with '' escaping, enums encoded)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, datetime):
-        return odata_datetime(value)
-    text = str(value)
-    if field in ENUM_FIELDS.get(entity, _ALL_ENUM_FIELDS):
-        text = encode_enum(text)
-    elif _GUID.match(text) and (field == "id" or field.endswith("Id")):
-        return text  # Edm.Guid literals are unquoted
-    return "'" + text.replace("'", "''") + "'"
+def _airflow_call_limiter() -> CallLimiter:
+    """The connector's state store limiter, for hooks Airflow builds from a connection id alone.
 
+    Imported here, lazily, so that the hook module does not depend on the store: callers that build the
+    store themselves pass ``call_limiter=store.call_slot``.
+    """
+    from bc_jira.store import StateStore
 
-def build_filter(
-    entity: str,
-    *,
-    since: datetime | str | None = None,
-    until: datetime | str | None = None,
-    extra: str | Mapping[str, Any] | None = None,
-) -> str | None:
-    """``lastModifiedDateTime gt <since> and lastModifiedDateTime le <until> and <extra>``."""
-    parts: list[str] = []
-    if since is not None:
-        parts.append(f"lastModifiedDateTime gt {odata_datetime(since)}")
-    if until is not None:
-        parts.append(f"lastModifiedDateTime le {odata_datetime(until)}")
-    if isinstance(extra, str) and extra.strip():
-        parts.append(f"({extra})" if " or " in extra.lower() else extra)
-    elif isinstance(extra, Mapping):
-        parts += [f"{k} eq {odata_literal(entity, k, v)}" for k, v in extra.items()]
-    return " and ".join(parts) or None
-
-
-def _key(record_id: str) -> str:
-    """Entity key segment: GUIDs unquoted (``vendors(<guid>)``), anything else as a quoted string."""
-    return record_id if _GUID.match(record_id) else "'" + record_id.replace("'", "''") + "'"
-
-
-# -- settings and auth -----------------------------------------------------------------------------------
+    return StateStore.from_airflow().call_slot
 
 
 @dataclass(frozen=True)
@@ -187,140 +109,33 @@ class BcSettings:
         return f"companies({self.company_id})"
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class _LoopbackHttpClient:
-    """MSAL only accepts https authorities. For a local emulator on http://127.0.0.1 we hand MSAL the
-    https form of the authority and downgrade those URLs here; any other host is left untouched."""
-
-    def __init__(self, http_origin: str, timeout: float) -> None:
-        self.session = requests.Session()
-        self._http = http_origin.rstrip("/")
-        self._https = "https://" + self._http.split("://", 1)[1]
-        self.timeout = timeout
-
-    def _fix(self, url: str) -> str:
-        return self._http + url[len(self._https) :] if url.startswith(self._https) else url
-
-    def get(self, url: str, params: Any = None, headers: Any = None, **kw: Any) -> requests.Response:
-        kw.setdefault("timeout", self.timeout)
-        resp = self.session.get(self._fix(url), params=params, headers=headers, **kw)
-        if resp.status_code == 200 and url.endswith("/.well-known/openid-configuration"):
-            # MSAL also insists on https endpoints in the discovery document: present them as https too.
-            resp._content = resp.content.replace(f'"{self._http}'.encode(), f'"{self._https}'.encode())
-        return resp
-
-    def post(
-        self, url: str, params: Any = None, data: Any = None, headers: Any = None, **kw: Any
-    ) -> requests.Response:
-        kw.setdefault("timeout", self.timeout)
-        return self.session.post(self._fix(url), params=params, data=data, headers=headers, **kw)
-
-    def close(self) -> None:
-        self.session.close()
-
-
-_APPS: dict[tuple[str, str, str], Any] = {}
-_APPS_LOCK = threading.Lock()
-
-
-def _entra_error(
-    settings: BcSettings, code: str | None, message: str, *, transport: bool = False
-) -> ApiError:
-    cls = TransportError if transport else AuthError
-    url = f"{settings.authority}/oauth2/v2.0/token"
-    return cls("entra", "POST", url, None, code, redact_text(message, (settings.client_secret,)))
-
-
-class MsalTokenProvider:
-    """Client-credentials tokens from MSAL, one ConfidentialClientApplication per process and principal,
-    so its in-memory cache reuses a token until near expiry (MSAL refreshes when < 5 min are left)."""
-
-    def __init__(self, settings: BcSettings, timeout: float = 30.0) -> None:
-        self.settings = settings
-        self.timeout = timeout
-
-    def _app(self) -> Any:
-        import msal
-
-        s = self.settings
-        key = (s.authority, s.client_id, hashlib.sha256(s.client_secret.encode()).hexdigest())
-        with _APPS_LOCK:
-            app = _APPS.get(key)
-            if app is not None:
-                return app
-            parts = urlsplit(s.authority)
-            kwargs: dict[str, Any] = {}
-            authority = s.authority
-            if parts.scheme == "http":
-                if not _is_loopback(parts.hostname):
-                    raise _entra_error(
-                        s,
-                        "insecure_authority",
-                        "authority_url must be https (plain http only for a local emulator)",
-                    )
-                kwargs["http_client"] = _LoopbackHttpClient(f"http://{parts.netloc}", self.timeout)
-                authority = "https://" + s.authority.split("://", 1)[1]
-            from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
-
-            if (parts.hostname or "") not in WELL_KNOWN_AUTHORITY_HOSTS:
-                kwargs.update(validate_authority=False, instance_discovery=False)
-            try:
-                app = msal.ConfidentialClientApplication(
-                    s.client_id,
-                    client_credential=s.client_secret,
-                    authority=authority,
-                    timeout=self.timeout,
-                    **kwargs,
-                )
-            except ValueError as exc:  # tenant discovery failed (unknown tenant, bad authority)
-                text = f"{exc} {exc.__context__ or ''}"
-                m = re.search(r"AADSTS\d+[^\"]*", text)
-                code = "invalid_tenant" if m and m.group(0).startswith("AADSTS90002") else "invalid_authority"
-                raise _entra_error(s, code, m.group(0) if m else str(exc)) from None
-            except requests.RequestException as exc:
-                raise _entra_error(
-                    s, type(exc).__name__, "cannot reach the Entra authority", transport=True
-                ) from None
-            _APPS[key] = app
-            return app
-
-    def token(self, force_refresh: bool = False) -> str:
-        app = self._app()
-        if force_refresh:  # acquire_token_for_client has no force_refresh: drop cached access tokens
-            cache = app.token_cache
-            for at in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
-                cache.remove_at(at)
-        try:
-            result = app.acquire_token_for_client(scopes=[self.settings.scope])
-        except requests.RequestException as exc:
-            raise _entra_error(
-                self.settings, type(exc).__name__, "cannot reach the Entra token endpoint", transport=True
-            ) from None
-        if "access_token" not in result:
-            raise _entra_error(self.settings, result.get("error"), str(result.get("error_description", "")))
-        return result["access_token"]
-
-    def auth_header(self, force_refresh: bool = False) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(force_refresh)}"}
-
-
-def clear_token_cache() -> None:
-    """Forget every MSAL application (tests; credential rotation)."""
-    with _APPS_LOCK:
-        _APPS.clear()
-
-
 # -- the hook --------------------------------------------------------------------------------
+
+
+def settings_from_connection(
+    conn_id: str, login: str | None, password: str | None, extra: Mapping[str, Any]
+) -> BcSettings:
+    """``BcSettings`` from a connection's fields; ``ValueError`` naming every missing one."""
+    tenant_id, company_id = extra.get("tenant_id"), extra.get("company_id")
+    required = (
+        ("login (client id)", login),
+        ("password (client secret)", password),
+        ("extra.tenant_id", tenant_id),
+        ("extra.company_id", company_id),
+    )
+    missing = [name for name, value in required if not value]
+    if missing or not (login and password and tenant_id and company_id):
+        raise ValueError(f"connection {conn_id!r} is missing {', '.join(missing)}")
+    return BcSettings(
+        client_id=login,
+        client_secret=password,
+        tenant_id=str(tenant_id),
+        environment=extra.get("environment") or "production",
+        company_id=str(company_id),
+        api_url=extra.get("api_url") or DEFAULT_API_URL,
+        authority_url=extra.get("authority_url") or DEFAULT_AUTHORITY_URL,
+        client_state=extra.get("client_state") or None,
+    )
 
 
 class BusinessCentralHook(BaseHook):
@@ -339,17 +154,28 @@ class BusinessCentralHook(BaseHook):
         bc_conn_id: str = default_conn_name,
         *,
         settings: BcSettings | None = None,
+        call_limiter: CallLimiter | None = None,
         page_size: int = DEFAULT_PAGE_SIZE,
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy = RetryPolicy(),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        store: Any = None,
     ) -> None:
+        """:param bc_conn_id: the Airflow connection to read (ignored when ``settings`` is given).
+        :param settings: use these instead of an Airflow connection (tests, tools).
+        :param call_limiter: holds one of ``MAX_CONCURRENCY`` call slots per service principal across
+            processes (``StateStore.call_slot``). When omitted, a hook that reads its connection from
+            Airflow uses the connector's state store; one given ``settings`` limits this process only.
+        :param page_size: ``odata.maxpagesize`` asked for when reading collections.
+        :param timeout: (connect, read) seconds per HTTP request.
+        :param retry: the retry/backoff policy for BC calls.
+        :param session: a ``requests`` session to send through (tests).
+        :param sleep: how to wait between retries (tests record instead of sleeping).
+        """
         super().__init__()
         self.bc_conn_id = bc_conn_id
-        self._store = store
         self._settings = settings
+        self._call_limiter = call_limiter
         self.page_size = page_size
         self._timeout = timeout
         self._retry = retry
@@ -359,29 +185,11 @@ class BusinessCentralHook(BaseHook):
     # -- wiring --------------------------------------------------------------------------------------------
     @cached_property
     def settings(self) -> BcSettings:
+        """The injected settings, else the Airflow connection's (``ValueError`` naming what is missing)."""
         if self._settings is not None:
             return self._settings
         conn = self.get_connection(self.bc_conn_id)
-        extra = conn.extra_dejson or {}
-        required = (
-            ("login (client id)", conn.login),
-            ("password (client secret)", conn.password),
-            ("extra.tenant_id", extra.get("tenant_id")),
-            ("extra.company_id", extra.get("company_id")),
-        )
-        missing = [name for name, value in required if not value]
-        if missing:
-            raise ValueError(f"connection {self.bc_conn_id!r} is missing {', '.join(missing)}")
-        return BcSettings(
-            client_id=conn.login,
-            client_secret=conn.password,
-            tenant_id=extra["tenant_id"],
-            environment=extra.get("environment") or "production",
-            company_id=extra["company_id"],
-            api_url=extra.get("api_url") or DEFAULT_API_URL,
-            authority_url=extra.get("authority_url") or DEFAULT_AUTHORITY_URL,
-            client_state=extra.get("client_state") or None,
-        )
+        return settings_from_connection(self.bc_conn_id, conn.login, conn.password, conn.extra_dejson or {})
 
     @cached_property
     def token_provider(self) -> MsalTokenProvider:
@@ -392,6 +200,7 @@ class BusinessCentralHook(BaseHook):
         """ApiClient rooted at ``{api_url}/{tenant}/{environment}/api/v2.0`` (subscriptions live there)."""
         s = self.settings
         key = f"bc:{s.tenant_id}:{s.client_id}"
+        limiter = self._limiter()
         return ApiClient(
             "bc",
             s.environment_url,
@@ -402,19 +211,14 @@ class BusinessCentralHook(BaseHook):
             concurrency_key=key,
             session=self._session,
             sleep=self._sleep,
-            shared_limit=self._shared_limit(key),
+            shared_limit=(lambda: limiter(key, MAX_CONCURRENCY)) if limiter is not None else None,
         )
 
-    def _shared_limit(self, key: str) -> Any:
-        """At most MAX_CONCURRENCY calls per principal across every worker, through the state store."""
-        store = self._store
-        if store is None and self._settings is None:  # a real deployment: the connector's state store
-            from bc_jira.store import StateStore
-
-            store = StateStore.from_airflow()
-        if store is None:
-            return None
-        return lambda: store.call_slot(key, MAX_CONCURRENCY)
+    def _limiter(self) -> CallLimiter | None:
+        """The injected limiter; for a hook built from an Airflow connection, the state store's."""
+        if self._call_limiter is None and self._settings is None:
+            self._call_limiter = _airflow_call_limiter()
+        return self._call_limiter
 
     def get_conn(self) -> ApiClient:
         return self.client
@@ -427,7 +231,7 @@ class BusinessCentralHook(BaseHook):
     def _path(self, entity: str, record_id: str | None = None, *rest: str) -> str:
         path = f"{self.settings.company_path}/{entity}"
         if record_id is not None:
-            path += f"({_key(record_id)})"
+            path += f"({entity_key(record_id)})"
         return "/".join([path, *rest])
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -561,7 +365,7 @@ class BusinessCentralHook(BaseHook):
         return self.client.get_json("subscriptions").get("value", [])
 
     def get_subscription(self, subscription_id: str) -> dict[str, Any]:
-        return self.client.get_json(f"subscriptions({_quote_key(subscription_id)})")
+        return self.client.get_json(f"subscriptions({string_key(subscription_id)})")
 
     def renew_subscription(
         self,
@@ -581,7 +385,7 @@ class BusinessCentralHook(BaseHook):
             current = self.get_subscription(subscription_id)
             etag = etag or current["@odata.etag"]
         return self.client.patch_json(
-            f"subscriptions({_quote_key(subscription_id)})",
+            f"subscriptions({string_key(subscription_id)})",
             json=renewal_body(current, changes),
             headers={"If-Match": etag, "Content-Type": "application/json"},
         )
@@ -591,7 +395,7 @@ class BusinessCentralHook(BaseHook):
         try:
             if etag is None:
                 etag = self.get_subscription(subscription_id)["@odata.etag"]
-            self.client.delete(f"subscriptions({_quote_key(subscription_id)})", headers={"If-Match": etag})
+            self.client.delete(f"subscriptions({string_key(subscription_id)})", headers={"If-Match": etag})
         except NotFoundError:
             return False
         return True
@@ -601,7 +405,7 @@ class BusinessCentralHook(BaseHook):
         """(True, msg) or (False, reason naming the cause: secret, tenant, environment, access, company)."""
         try:
             s = self.settings
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the test button
             return False, f"Connection {self.bc_conn_id!r} is incomplete: {exc}"
         try:
             self.token_provider.token()
@@ -643,11 +447,6 @@ def renewal_body(subscription: Mapping[str, Any], changes: Mapping[str, Any] | N
         body["clientState"] = subscription["clientState"]
     body.update(changes or {})
     return body
-
-
-def _quote_key(key: str) -> str:
-    """Subscription keys are strings: ``subscriptions('<id>')``."""
-    return "'" + key.replace("'", "''") + "'"
 
 
 def _explain_entra(exc: ApiError, s: BcSettings) -> str:

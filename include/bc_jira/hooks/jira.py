@@ -11,101 +11,59 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-import requests
 from airflow.sdk import BaseHook
 
-from bc_jira.http import ApiClient, ApiError, AuthError, NotFoundError, RetryPolicy, TransportError
+from bc_jira.hooks.jira_bulk import (
+    BulkCreateResult,
+    bulk_error_body,
+    read_bulk_answer,
+    search_body,
+    start_at_pages,
+)
+from bc_jira.hooks.jira_connection import (
+    JiraSettings,
+    explain_failure,
+    grant_for_test,
+    settings_from_connection,
+    site_cloud_id,
+)
+from bc_jira.http import ApiClient, ApiError, RetryPolicy
+from bc_jira.timeutil import Timestamp, epoch_ms
+from bc_jira.token_cipher import TokenCryptoError
 from bc_jira.tokens import (
-    CONSENT_ROUTE,
-    DEFAULT_API_URL,
-    DEFAULT_AUTH_URL,
     AtlassianOAuth,
     BasicAuth,
     JiraTokenProvider,
-    SiteNotAccessible,
-    TokenCryptoError,
 )
 
 if TYPE_CHECKING:
-    from bc_jira.store import StateStore, TokenRow
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+
+    import requests
+
+    from bc_jira.store import StateStore
 
 log = logging.getLogger(__name__)
 
-BULK_CREATE_MAX = 50
+BULK_CREATE_MAX = 50  # POST /issue/bulk: "Creates upto **50** issues"
 RECONCILE_MAX = 50
 BULK_FETCH_MAX = 100  # POST /issue/bulkfetch: "You can request up to 100 issues."
 SEARCH_PAGE_MAX = 5000
 USER_BULK_CHUNK = 50
 
 
-def expiration_ms(value: Any) -> int | None:
+def expiration_ms(value: Timestamp) -> int | None:
     """A webhook ``expirationDate`` as epoch ms, in either form Jira documents; None when absent/unreadable.
 
     The spec's schema says int64 epoch ms, its examples (and Atlassian's reference page) show
-    ``"2019-06-01T12:42:30.000+0000"`` (vendor-behaviour-review.md #4): read both wherever it is read.
+    ``"2019-06-01T12:42:30.000+0000"``
+    (https://developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-webhooks/): read both.
     """
-    if value is None or value == "" or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return int((dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp() * 1000)
-
-
-@dataclass(frozen=True)
-class JiraSettings:
-    """What the connection says; ``repr`` never shows a secret."""
-
-    auth: str  # "oauth2" | "basic"
-    site_url: str
-    client_id: str | None = None
-    client_secret: str | None = field(default=None, repr=False)
-    redirect_uri: str | None = None
-    auth_url: str = DEFAULT_AUTH_URL
-    api_url: str = DEFAULT_API_URL
-    refresh_token: str | None = field(default=None, repr=False)
-    email: str | None = None
-    api_token: str | None = field(default=None, repr=False)
-    webhook_secret: str | None = field(default=None, repr=False)
-
-
-@dataclass
-class BulkFailure:
-    """One element of a bulk create that Jira rejected; ``index`` is the position in the caller's input."""
-
-    index: int
-    status: int | None
-    messages: list[str]
-    errors: dict[str, str]
-
-    def __str__(self) -> str:
-        parts = self.messages + [f"{k}: {v}" for k, v in self.errors.items()]
-        return f"#{self.index} ({self.status}): {'; '.join(parts) or 'rejected'}"
-
-
-@dataclass
-class BulkCreateResult:
-    """``created``: (input index, {id, key, self}); ``failed``: per-element errors mapped to the input."""
-
-    created: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    failed: list[BulkFailure] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
+    return epoch_ms(value)
 
 
 class JiraCloudHook(BaseHook):
@@ -130,6 +88,14 @@ class JiraCloudHook(BaseHook):
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """:param jira_conn_id: the Airflow connection to read (ignored when ``settings`` is given).
+        :param settings: use these instead of an Airflow connection (tests, tools).
+        :param store: where the rotating OAuth tokens live (default: the connector's state store).
+        :param timeout: (connect, read) seconds per HTTP request.
+        :param retry: the retry/backoff policy for Jira and Atlassian calls.
+        :param session: a ``requests`` session to send through (tests).
+        :param sleep: how to wait between retries (tests record instead of sleeping).
+        """
         super().__init__()
         self.jira_conn_id = jira_conn_id
         self._settings = settings
@@ -142,62 +108,12 @@ class JiraCloudHook(BaseHook):
     # -- wiring ----------------------------------------------------------------------------------------------
     @cached_property
     def settings(self) -> JiraSettings:
+        """The injected settings, else the Airflow connection's (``ValueError`` naming what is missing)."""
         if self._settings is not None:
             return self._settings
         conn = self.get_connection(self.jira_conn_id)
-        extra = conn.extra_dejson or {}
-        auth = (extra.get("auth") or "oauth2").lower()
-        if auth == "basic":
-            site = extra.get("site_url") or conn.host
-            missing = [
-                n
-                for n, v in (
-                    ("host (site URL)", site),
-                    ("login (email)", conn.login),
-                    ("password (API token)", conn.password),
-                )
-                if not v
-            ]
-            if missing:
-                raise ValueError(
-                    f"connection {self.jira_conn_id!r} (auth=basic) is missing {', '.join(missing)}"
-                )
-            if "://" not in site:
-                site = f"https://{site}"
-            return JiraSettings(
-                auth="basic",
-                site_url=site.rstrip("/"),
-                email=conn.login,
-                api_token=conn.password,
-                webhook_secret=extra.get("webhook_secret"),
-            )
-        if auth != "oauth2":
-            raise ValueError(
-                f"connection {self.jira_conn_id!r}: extra.auth must be 'oauth2' or 'basic', not {auth!r}"
-            )
-        missing = [
-            n
-            for n, v in (
-                ("login (client id)", conn.login),
-                ("password (client secret)", conn.password),
-                ("extra.site_url", extra.get("site_url")),
-            )
-            if not v
-        ]
-        if missing:
-            raise ValueError(
-                f"connection {self.jira_conn_id!r} (auth=oauth2) is missing {', '.join(missing)}"
-            )
-        return JiraSettings(
-            auth="oauth2",
-            site_url=str(extra["site_url"]).rstrip("/"),
-            client_id=conn.login,
-            client_secret=conn.password,
-            redirect_uri=extra.get("redirect_uri"),
-            auth_url=(extra.get("auth_url") or DEFAULT_AUTH_URL).rstrip("/"),
-            api_url=(extra.get("api_url") or DEFAULT_API_URL).rstrip("/"),
-            refresh_token=extra.get("refresh_token") or None,
-            webhook_secret=extra.get("webhook_secret"),
+        return settings_from_connection(
+            self.jira_conn_id, conn.host, conn.login, conn.password, conn.extra_dejson or {}
         )
 
     @property
@@ -244,14 +160,7 @@ class JiraCloudHook(BaseHook):
             return self.__dict__["_cloud_id"]
         provider = self.token_provider
         assert isinstance(provider, JiraTokenProvider)
-        site = self.settings.site_url.lower()
-        meta = provider.get_meta()
-        if meta.get("cloud_id") and str(meta.get("site_url", "")).lower() == site:
-            cloud_id = str(meta["cloud_id"])
-        else:
-            cloud_id = self.oauth.resolve_cloud_id(provider.access_token(), self.settings.site_url)
-            provider.update_meta(cloud_id=cloud_id, site_url=self.settings.site_url)
-        self.__dict__["_cloud_id"] = cloud_id
+        cloud_id = self.__dict__["_cloud_id"] = site_cloud_id(provider, self.oauth, self.settings.site_url)
         return cloud_id
 
     @property
@@ -325,22 +234,9 @@ class JiraCloudHook(BaseHook):
         ``reconcile_issues``: numeric ids (≤ 50) whose latest state must be reflected (search lags writes).
         Search is read-only, so it is retried even after a lost answer.
         """
-        reconcile = [int(i) for i in reconcile_issues]
-        if len(reconcile) > RECONCILE_MAX:
-            raise ValueError(
-                f"reconcileIssues accepts at most {RECONCILE_MAX} issue ids, got {len(reconcile)}"
-            )
-        body: dict[str, Any] = {
-            "jql": jql,
-            "fields": list(fields),
-            "maxResults": max(1, min(max_results, SEARCH_PAGE_MAX)),
-        }
-        if reconcile:
-            body["reconcileIssues"] = reconcile
-        if expand:
-            body["expand"] = expand
-        if properties:
-            body["properties"] = list(properties)
+        body = search_body(
+            jql, fields, reconcile_issues, max_results, expand, properties, RECONCILE_MAX, SEARCH_PAGE_MAX
+        )
         token: str | None = None
         while True:
             page = (
@@ -395,42 +291,10 @@ class JiraCloudHook(BaseHook):
             try:
                 body = self.client.post_json("issue/bulk", json={"issueUpdates": chunk}) or {}
             except ApiError as exc:
-                body = _bulk_error_body(exc)
+                body = bulk_error_body(exc)
                 if body is None:
                     raise
-            failed_positions = set()
-            for err in body.get("errors") or []:
-                pos = err.get("failedElementNumber")
-                elem = err.get("elementErrors") or {}
-                if not isinstance(pos, int) or not 0 <= pos < len(chunk):
-                    # Not tied to one element (e.g. over the limit): every element of this chunk failed.
-                    for i in range(len(chunk)):
-                        if i not in failed_positions:
-                            failed_positions.add(i)
-                            result.failed.append(
-                                BulkFailure(
-                                    offset + i,
-                                    err.get("status"),
-                                    list(elem.get("errorMessages") or []),
-                                    dict(elem.get("errors") or {}),
-                                )
-                            )
-                    continue
-                failed_positions.add(pos)
-                result.failed.append(
-                    BulkFailure(
-                        offset + pos,
-                        err.get("status"),
-                        list(elem.get("errorMessages") or []),
-                        dict(elem.get("errors") or {}),
-                    )
-                )
-            # Paired with the input by position as a best guess only: Atlassian does not document that
-            # issues[] keeps the input order. Callers that act on the pairing confirm it by value
-            # (bc_jira.sync.outbound reads the record id of every created issue with bulk_fetch_issues).
-            ok_positions = [i for i in range(len(chunk)) if i not in failed_positions]
-            for pos, issue in zip(ok_positions, body.get("issues") or [], strict=False):
-                result.created.append((offset + pos, issue))
+            read_bulk_answer(body, offset, len(chunk), into=result)
         result.failed.sort(key=lambda f: f.index)
         return result
 
@@ -570,19 +434,13 @@ class JiraCloudHook(BaseHook):
         ids = list(dict.fromkeys(a for a in account_ids if a))
         users: list[dict[str, Any]] = []
         for offset in range(0, len(ids), USER_BULK_CHUNK):
-            chunk = ids[offset : offset + USER_BULK_CHUNK]
-            start = 0
-            while True:
-                query = urlencode(
-                    [("accountId", a) for a in chunk] + [("startAt", start), ("maxResults", len(chunk))]
-                )
-                page = self.client.get_json(f"user/bulk?{query}") or {}
-                values = list(page.get("values") or [])
-                users.extend(values)
-                start += len(values)
-                if page.get("isLast", True) or not values:
-                    break
+            chunk = [("accountId", a) for a in ids[offset : offset + USER_BULK_CHUNK]]
+            users += start_at_pages(partial(self._users_page, chunk))
         return users
+
+    def _users_page(self, chunk: list[tuple[str, str]], start: int) -> dict[str, Any] | None:
+        query = urlencode([*chunk, ("startAt", start), ("maxResults", len(chunk))])
+        return self.client.get_json(f"user/bulk?{query}")
 
     # -- webhooks (OAuth 2.0 / Connect apps only) ------------------------------------------------------------
     def register_webhooks(self, url: str, webhooks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -592,15 +450,9 @@ class JiraCloudHook(BaseHook):
 
     def list_webhooks(self) -> list[dict[str, Any]]:
         """Every webhook this app registered (``{id, jqlFilter, events, expirationDate, url, ...}``)."""
-        out: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            page = self.client.get_json("webhook", params={"startAt": start, "maxResults": 100}) or {}
-            values = list(page.get("values") or [])
-            out.extend(values)
-            start += len(values)
-            if page.get("isLast", True) or not values:
-                return out
+        return start_at_pages(
+            lambda start: self.client.get_json("webhook", params={"startAt": start, "maxResults": 100})
+        )
 
     def refresh_webhooks(self, webhook_ids: Sequence[int]) -> int:
         """``PUT /webhook/refresh``: extends the 30-day life; returns the new expiry (epoch ms, 0 if none)."""
@@ -619,7 +471,7 @@ class JiraCloudHook(BaseHook):
         """
         try:
             s = self.settings
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - report, do not crash the test button
             return False, f"Connection {self.jira_conn_id!r} is incomplete: {exc}"
         try:
             if s.auth == "oauth2":
@@ -629,122 +481,17 @@ class JiraCloudHook(BaseHook):
                 self.token_provider.auth_header()
                 _ = self.cloud_id
             me = self.myself()
-        except SiteNotAccessible as exc:
-            return False, f"No access to the Jira site: {exc.message}"
-        except TokenCryptoError as exc:
-            return False, str(exc)
-        except AuthError as exc:
-            return False, self._explain_auth(exc)
-        except TransportError as exc:
-            return False, f"Cannot reach {exc.url.split('?')[0]}: {exc.code}"
-        except NotFoundError as exc:
-            return False, f"Jira API not found at {self.settings.site_url} ({exc.path}): check the site URL"
-        except ApiError as exc:
-            return False, f"Jira call failed: {exc}"
+        except (ApiError, TokenCryptoError) as exc:
+            return False, explain_failure(exc, s)
         how = "OAuth 2.0" if s.auth == "oauth2" else "basic auth (email + API token)"
         where = f"{s.site_url} (cloudId {self.cloud_id})" if s.auth == "oauth2" else s.site_url
         return True, f"Connected to Jira {where} as {me.get('displayName')!r} via {how}"
 
     def _use_stored_grant(self) -> str | None:
         """Point this hook at the stored grant a test may use; the reason when there is none."""
-        s = self.settings
-        try:
-            rows = self.store.list_tokens("jira:")
-        except Exception as exc:  # noqa: BLE001 - report, do not crash the test button
-            return f"The connector's state store is not reachable ({type(exc).__name__}): check bc_jira_db"
-        name, why = choose_test_grant(
-            self.token_name, rows, s.client_id, s.site_url, has_bootstrap=bool(s.refresh_token)
-        )
+        name, why = grant_for_test(self.store, self.token_name, self.settings)
         if name is None:
             return why
         # No bootstrap token: a test refreshes only from the store's rotating token, under that row's lock.
         self.__dict__["token_provider"] = JiraTokenProvider(lambda: self.store, self.oauth, name)
         return None
-
-    def _explain_auth(self, exc: AuthError) -> str:
-        s = self.settings
-        if exc.service == "atlassian":
-            if exc.code in ("access_denied", "unauthorized_client", "invalid_client") and exc.status == 401:
-                return (
-                    f"Atlassian rejected the OAuth client id/secret (client id {s.client_id}): the "
-                    "connection password (client secret) is wrong or was rotated in the developer console"
-                )
-            if exc.code == "invalid_grant":
-                return (
-                    "The Jira refresh token was revoked or expired (invalid_grant): consent again through "
-                    "/bc-jira/jira/oauth/start (a reused rotated token revokes the whole grant)"
-                )
-            if exc.code == "no_refresh_token":
-                return exc.message
-            return f"Atlassian token request failed: {exc.code}: {exc.message}"
-        if s.auth == "basic":
-            return (
-                f"Jira rejected the email/API token for {s.email} at {s.site_url} ({exc.status}): create a "
-                "new API token at id.atlassian.com and put it in the connection password"
-            )
-        return (
-            f"Jira refused the OAuth access token ({exc.status} {exc.code}: {exc.message}): check the app's "
-            "scopes (read:jira-work write:jira-work read:jira-user manage:jira-webhook offline_access)"
-        )
-
-
-def choose_test_grant(
-    own_name: str,
-    rows: Sequence[TokenRow],
-    client_id: str | None,
-    site_url: str,
-    *,
-    has_bootstrap: bool,
-) -> tuple[str | None, str]:
-    """Which stored token row a connection test may use: ``(name, "")``, or ``(None, why not)``.
-
-    Airflow's Test button runs ``test_connection`` on a copy of the connection under a random id, so the
-    hook's own row (``jira:<conn_id>``) is usually not the DAGs' row. Spending the bootstrap refresh token
-    there would rotate it away from the DAGs, and Atlassian revokes the whole grant when a rotated token is
-    used again (jira-api.md 1.3). So: the own row if it holds a grant, else the one stored grant of the same
-    OAuth client and site, else nothing (the test refuses, and says what to do).
-    """
-    by_name = {r.name: r for r in rows}
-    own = by_name.get(own_name)
-    if own is not None and (own.refresh_token_enc or own.access_token_enc):
-        return own_name, ""
-    failure = (own.meta or {}).get("last_refresh_error") if own is not None else None
-    if failure:
-        return None, (
-            f"The last Jira token refresh was refused ({failure.get('code')}: {failure.get('message')}): "
-            f"an Airflow user must consent again through {CONSENT_ROUTE}"
-        )
-    site = site_url.rstrip("/").lower()
-    same = [
-        r.name
-        for r in rows
-        if r.refresh_token_enc
-        and str((r.meta or {}).get("site_url", "")).rstrip("/").lower() == site
-        and (r.meta or {}).get("client_id") in (None, client_id)
-    ]
-    if len(same) == 1:
-        return same[0], ""
-    if len(same) > 1:
-        return None, (
-            f"Not tested: several stored Jira grants match {site_url} ({', '.join(same)}); test from a task "
-            "that uses the connection (e.g. run bc_jira_connect)"
-        )
-    if not has_bootstrap:
-        return None, f"No Jira grant is stored yet: an Airflow user must consent once through {CONSENT_ROUTE}"
-    return None, (
-        "Not tested: no Jira grant is stored yet. The connection's refresh_token is a one-time bootstrap "
-        "that the first task exchanges under the connector's single-refresher lock; a test does not spend "
-        "it, because Atlassian rotates it on use and revokes the grant when the old one is used again. Run "
-        f"the bc_jira_connect DAG (or consent through {CONSENT_ROUTE}), then test again"
-    )
-
-
-def _bulk_error_body(exc: ApiError) -> dict[str, Any] | None:
-    """The CreatedIssues body of a 400 bulk answer (all elements failed), else None."""
-    if exc.status != 400 or exc.response is None:
-        return None
-    try:
-        body = exc.response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) and "errors" in body and isinstance(body["errors"], list) else None

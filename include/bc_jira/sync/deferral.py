@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bc_jira.http import RetryPolicy, WaitRequest
+from bc_jira.http import RetryPolicy
+from bc_jira.http_ratelimit import WaitRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

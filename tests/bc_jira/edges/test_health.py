@@ -17,7 +17,8 @@ def test_health_after_ensure(lc: dict[str, Any]) -> None:
 
     subscriptions.ensure_bc_subscriptions(lc["bc"], lc["store"], tasks.notification_url(lc["base"]))
     body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
-    assert body["ok"] is True and len(body["bc_subscriptions"]) == 2
+    assert body["ok"] is True
+    assert len(body["bc_subscriptions"]) == 2
     assert all(s["left_s"] > 2 * 86400 for s in body["bc_subscriptions"])
 
 
@@ -43,7 +44,8 @@ def test_revoked_grant_turns_health_red(lc: dict[str, Any], tmp_path: Any) -> No
         with pytest.raises(AuthError, match="consent again"):
             JiraCloudHook(store=store).myself()
     body = requests.get(f"{lc['base']}/bc-jira/health", timeout=10).json()
-    assert body["ok"] is False and body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
+    assert body["ok"] is False
+    assert body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
     assert any("refused" in p and "/bc-jira/jira/oauth/start" in p for p in body["problems"])
 
 

@@ -39,10 +39,13 @@ def test_bc_items_staged_once_with_kind_and_no_secret(store: StateStore) -> None
     again = bc_post(store, items)
     assert (again.status, again.staged, again.duplicates) == (202, 0, 2)
     inv = store.pending_events("bc.purchase_invoices")
-    assert len(inv) == 1 and store.count_pending("bc.vendors") == 1
+    assert len(inv) == 1
+    assert store.count_pending("bc.vendors") == 1
     p = inv[0].payload
-    assert p["record_id"] == "aaaa0000-1111-2222-3333-444455556666" and p["entity"] == "purchase_invoices"
-    assert CS not in json.dumps(p) and "clientState" not in p
+    assert p["record_id"] == "aaaa0000-1111-2222-3333-444455556666"
+    assert p["entity"] == "purchase_invoices"
+    assert CS not in json.dumps(p)
+    assert "clientState" not in p
 
 
 def test_same_record_new_change_time_is_a_new_event(store: StateStore) -> None:
@@ -53,7 +56,9 @@ def test_same_record_new_change_time_is_a_new_event(store: StateStore) -> None:
 
 def test_wrong_client_state_dropped_but_202(store: StateStore) -> None:
     res = bc_post(store, [bc_item(state="forged"), bc_item(rid="CCCC0000-1111-2222-3333-444455556666")])
-    assert res.status == 202 and res.staged == 1 and res.dropped == 1
+    assert res.status == 202
+    assert res.staged == 1
+    assert res.dropped == 1
     assert store.count_pending() == 1
 
 
@@ -80,9 +85,12 @@ def test_collection_stages_a_window_scan(store: StateStore) -> None:
     bare = dict(item, resource=f"api/v2.0/companies({COMPANY})/purchaseInvoices", lastModifiedDateTime="x")
     assert bc_post(store, [item, bare]).staged == 2
     ev = store.pending_events("bc.vendors")[0]
-    assert ev.payload["scan"] == {"since": "2026-03-01T09:59:59.95Z"} and ev.payload["record_id"] is None
+    assert ev.payload["scan"] == {"since": "2026-03-01T09:59:59.95Z"}
+    assert ev.payload["record_id"] is None
     full, since = settle.bc_scan_since(store.pending_events("bc.vendors"))
-    assert not full and since is not None and since.isoformat().startswith("2026-03-01T09:59:59.95")
+    assert not full
+    assert since is not None
+    assert since.isoformat().startswith("2026-03-01T09:59:59.95")
     assert settle.bc_scan_since(store.pending_events("bc.purchase_invoices")) == (True, None)
 
 
@@ -92,7 +100,8 @@ def test_store_failure_becomes_503_not_4xx() -> None:
             raise RuntimeError("db down")
 
     res = intake.safely(lambda: bc_post(Broken(), [bc_item()]), "test")  # type: ignore[arg-type]
-    assert res.status == 503 and "Retry-After" in res.headers
+    assert res.status == 503
+    assert "Retry-After" in res.headers
 
 
 # -- Jira ------------------------------------------------------------------------------------------------
@@ -145,7 +154,8 @@ def test_signed_delivery_staged_once(store: StateStore) -> None:
     assert jira_post(store, body, {**h, "X-Atlassian-Webhook-Identifier": "d-2"}).duplicates == 1
     evs = store.pending_events("jira.transition")
     assert len(evs) == 1
-    assert evs[0].payload["issue_id"] == "10001" and evs[0].payload["to_category"] == "done"
+    assert evs[0].payload["issue_id"] == "10001"
+    assert evs[0].payload["to_category"] == "done"
 
 
 def test_headers_case_insensitive_and_identifier_dedupe_without_changelog_id(store: StateStore) -> None:
@@ -171,13 +181,15 @@ def test_headers_case_insensitive_and_identifier_dedupe_without_changelog_id(sto
 )
 def test_forged_or_unsigned_rejected_nothing_staged(store: StateStore, headers: dict[str, str]) -> None:
     res = jira_post(store, jira_body(), headers)
-    assert res.status == 401 and store.count_pending() == 0
+    assert res.status == 401
+    assert store.count_pending() == 0
 
 
 def test_signature_over_other_body_rejected(store: StateStore) -> None:
     body = jira_body()
     res = jira_post(store, jira_body(issue_id="10002"), {"X-Hub-Signature": sign(body)})
-    assert res.status == 401 and store.count_pending() == 0
+    assert res.status == 401
+    assert store.count_pending() == 0
 
 
 def test_no_secret_configured_rejects_signed(store: StateStore) -> None:
@@ -191,7 +203,8 @@ def test_no_secret_configured_rejects_signed(store: StateStore) -> None:
 def test_non_status_events_accepted_not_staged(store: StateStore) -> None:
     for body in (jira_body(field="summary"), jira_body(event="comment_created")):
         res = jira_post(store, body, {"X-Hub-Signature": sign(body)})
-        assert res.status == 202 and res.staged == 0
+        assert res.status == 202
+        assert res.staged == 0
     assert store.count_pending() == 0
 
 
@@ -243,7 +256,8 @@ def test_unsigned_alg_none_token_rejected(store: StateStore) -> None:
     head = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
     claims = b64(json.dumps({"exp": int(time.time()) + 60}).encode())
     res = jira_post(store, jira_body(), {"Authorization": f"Bearer {head}.{claims}."})
-    assert res.status == 401 and store.count_pending() == 0
+    assert res.status == 401
+    assert store.count_pending() == 0
 
 
 def test_small_clock_skew_on_iat_is_tolerated(store: StateStore) -> None:
@@ -259,7 +273,9 @@ def test_jwt_claim_names_logged_at_debug_never_values(
     with caplog.at_level("DEBUG", logger="bc_jira.edges.intake"):
         assert jira_post(store, jira_body(), {"Authorization": f"Bearer {token}"}).status == 202
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "['exp', 'iat', 'sub']" in text and "value-not-to-log" not in text and token not in text
+    assert "['exp', 'iat', 'sub']" in text
+    assert "value-not-to-log" not in text
+    assert token not in text
 
 
 # -- late retries, reused identifiers, tombstones --------------------------------------------------------
@@ -274,7 +290,8 @@ def test_late_retry_after_processing_is_a_duplicate_not_staged_again(store: Stat
         store.delete_event(ev.id)
     late = jira_post(store, body, {**h, "X-Atlassian-Webhook-Retry": "5"})
     assert (late.status, late.staged, late.duplicates) == (202, 0, 1)
-    assert store.count_pending() == 0 and store.count_deliveries() == 1
+    assert store.count_pending() == 0
+    assert store.count_deliveries() == 1
 
 
 def test_bc_notification_repeated_after_processing_is_a_duplicate(store: StateStore) -> None:
@@ -296,14 +313,16 @@ def test_reused_identifier_with_other_body_is_a_conflicting_duplicate(store: Sta
     evs = store.pending_events("jira.transition")
     assert [e.payload["changelog_id"] for e in evs] == ["700"]
     rows = store.query_audit(action="duplicate_conflict")
-    assert len(rows) == 1 and rows[0].issue_key == "FIN-9" and "same-id" in rows[0].reason
+    assert len(rows) == 1
+    assert rows[0].issue_key == "FIN-9"
+    assert "same-id" in rows[0].reason
     assert rows[0].read["body_sha256"] == hashlib.sha256(second).hexdigest()
 
 
 def test_tombstones_purged_after_their_ttl(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
     import datetime as dt
 
-    from bc_jira import store as store_mod
+    from bc_jira.store import events as store_events
 
     body = jira_body()
     h = {"X-Hub-Signature": sign(body), "X-Atlassian-Webhook-Identifier": "ttl-1"}
@@ -311,11 +330,11 @@ def test_tombstones_purged_after_their_ttl(store: StateStore, monkeypatch: pytes
     assert jira_post(store, body, h).staged == 1
     for ev in store.pending_events():
         store.delete_event(ev.id)
-    real_now = store_mod._now
-    monkeypatch.setattr(store_mod, "_now", lambda: real_now() + dt.timedelta(minutes=29))
+    real_now = store_events.utcnow
+    monkeypatch.setattr(store_events, "utcnow", lambda: real_now() + dt.timedelta(minutes=29))
     assert jira_post(store, body, h).duplicates == 1  # inside the TTL: still remembered
     assert store.count_deliveries() == 1
-    monkeypatch.setattr(store_mod, "_now", lambda: real_now() + dt.timedelta(minutes=31))
+    monkeypatch.setattr(store_events, "utcnow", lambda: real_now() + dt.timedelta(minutes=31))
     other = jira_body(issue_id="10003", changelog_id="900")
     jira_post(store, other, {"X-Hub-Signature": sign(other), "X-Atlassian-Webhook-Identifier": "ttl-2"})
     assert store.count_deliveries() == 1  # ttl-1 purged, ttl-2 kept
@@ -340,7 +359,8 @@ def test_concurrent_twins_stage_once(store: StateStore) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(r.staged for r in out) == [0, 0, 0, 1] and store.count_pending() == 1
+    assert sorted(r.staged for r in out) == [0, 0, 0, 1]
+    assert store.count_pending() == 1
 
 
 # -- poison input ------------------------------------------------------------------------------------------
@@ -350,14 +370,18 @@ DEEP = b"[" * 100_000 + b"]" * 100_000
 
 def test_deeply_nested_jira_body_is_400_not_503(store: StateStore) -> None:
     res = intake.safely(lambda: jira_post(store, DEEP, {"X-Hub-Signature": sign(DEEP)}), "test")
-    assert res.status == 400 and "depth 128" in res.body["error"] and "size" in res.body["error"]
-    assert store.count_pending() == 0 and store.count_deliveries() == 0
+    assert res.status == 400
+    assert "depth 128" in res.body["error"]
+    assert "size" in res.body["error"]
+    assert store.count_pending() == 0
+    assert store.count_deliveries() == 0
 
 
 def test_deeply_nested_bc_body_is_400(store: StateStore) -> None:
     deep = b'{"value": ' + DEEP + b"}"
     res = intake.safely(lambda: intake.handle_bc_notification({}, deep, client_state=CS, store=store), "test")
-    assert res.status == 400 and "deeper than 128" in res.body["error"]
+    assert res.status == 400
+    assert "deeper than 128" in res.body["error"]
     assert store.count_pending() == 0
 
 
@@ -366,26 +390,28 @@ def test_deeply_nested_bc_body_is_400(store: StateStore) -> None:
 
 def test_bc_item_payload_names_entity_record_and_scan_window() -> None:
     key, payload = intake.bc_item_payload(bc_item(entity="vendors", rid="V1")) or ("", {})
-    assert key.startswith("bc:sub-1|") and payload["entity"] == "vendors" and payload["record_id"] == "v1"
-    assert payload["scan"] is None and payload["company_id"] == COMPANY
+    assert key.startswith("bc:sub-1|")
+    assert payload["entity"] == "vendors"
+    assert payload["record_id"] == "v1"
+    assert payload["scan"] is None
+    assert payload["company_id"] == COMPANY
     collection = {
         **bc_item(),
         "changeType": "collection",
         "resource": f"api/v2.0/companies({COMPANY})/vendors",
     }
     staged = intake.bc_item_payload(collection)
-    assert staged is not None and staged[1]["scan"] == {"since": None}
+    assert staged is not None
+    assert staged[1]["scan"] == {"since": None}
     assert intake.bc_item_payload(bc_item(entity="items")) is None  # not an entity we subscribe to
 
 
 def test_transition_of_reads_only_status_changes() -> None:
     payload = json.loads(jira_body())
     row = intake.transition_of(payload, {"X-Atlassian-Webhook-Retry": "1"}, "d-1", "hmac")
-    assert (
-        row is not None
-        and row["delivery_id"] == "d-1"
-        and row["retry"] == "1"
-        and row["verified_by"] == "hmac"
-    )
+    assert row is not None
+    assert row["delivery_id"] == "d-1"
+    assert row["retry"] == "1"
+    assert row["verified_by"] == "hmac"
     assert intake.transition_of({**payload, "webhookEvent": "jira:issue_created"}, {}, "d-2", "jwt") is None
     assert intake.transition_of({**payload, "changelog": {"items": []}}, {}, "d-3", "jwt") is None

@@ -29,5 +29,6 @@ def test_settle_deletes_only_covered_events_and_audits(store: StateStore) -> Non
     left = store.pending_events("bc.purchase_invoices")
     assert [e.payload["lastModifiedDateTime"] for e in left] == ["2026-03-01T11:00:00Z"]
     audit = store.query_audit(action="event_settled")
-    assert len(audit) == 1 and audit[0].dag_id == "d"
+    assert len(audit) == 1
+    assert audit[0].dag_id == "d"
     assert settle.settle_bc_events(store, "purchase_invoices", None) == 0

@@ -15,7 +15,8 @@ def test_secrets_repr_hides_values() -> None:
     s = shared_secrets.Secrets(
         client_state="a-secret", webhook_secret="b-secret", jira_client_secret="c-secret"
     )
-    assert "secret'" not in repr(s) and "a-secret" not in repr(s)
+    assert "secret'" not in repr(s)
+    assert "a-secret" not in repr(s)
 
 
 def test_secrets_from_airflow_env_connections(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,7 +27,8 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
     now = lambda: sandbox_now(sb)  # noqa: E731
     first = subscriptions.ensure_bc_subscriptions(bc, store, url, now=now)
     assert sorted(o.action for o in first) == ["created", "created"]
-    assert set(per_resource(bc).values()) == {1} and len(per_resource(bc)) == 2
+    assert set(per_resource(bc).values()) == {1}
+    assert len(per_resource(bc)) == 2
     assert [o.action for o in subscriptions.ensure_bc_subscriptions(bc, store, url, now=now)] == ["ok", "ok"]
     actions: Counter = Counter()
     for step in range(1, 41):  # 40 x 6 h = 10 days
@@ -42,7 +43,8 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
         actions.update(o.action for o in outcomes)
         t = sandbox_now(sb)
         subs = bc.list_subscriptions()
-        assert len(subs) == 2 and set(per_resource(bc).values()) == {1}, (step, subs)
+        assert len(subs) == 2, (step, subs)
+        assert set(per_resource(bc).values()) == {1}, (step, subs)
         for s in subs:  # never lapses: always more than a day left after the run
             left = datetime.fromisoformat(s["expirationDateTime"].replace("Z", "+00:00")) - t
             assert left > timedelta(hours=24), (step, s)
@@ -50,8 +52,10 @@ def test_bc_subscriptions_ten_days(lc: dict[str, Any], handshake: str) -> None:
             assert "recreated" in [o.action for o in outcomes]
         if step == 25:
             assert "deleted-duplicate" in [o.action for o in outcomes]
-    assert actions["renewed"] >= 16 and actions["failed"] == 0
-    assert actions["recreated"] == 1 and actions["deleted-duplicate"] == 1
+    assert actions["renewed"] >= 16
+    assert actions["failed"] == 0
+    assert actions["recreated"] == 1
+    assert actions["deleted-duplicate"] == 1
     assert all(s["last_error"] is None for s in store.list_subscriptions())
     events = sb.stats()["events"]
     other = {"POST": "GET", "GET": "POST"}[handshake]
@@ -81,7 +85,8 @@ def test_unreachable_url_fails_clearly(lc: dict[str, Any]) -> None:
     out = subscriptions.ensure_bc_subscriptions(
         lc["bc"], lc["store"], "http://127.0.0.1:9/bc-jira/bc/notifications"
     )
-    assert [o.action for o in out] == ["failed", "failed"] and "validated" in out[0].detail
+    assert [o.action for o in out] == ["failed", "failed"]
+    assert "validated" in out[0].detail
     assert lc["store"].list_subscriptions()[0]["last_error"]
 
 
@@ -115,7 +120,8 @@ def test_plan_creates_when_bc_has_none_and_marks_a_recreate() -> None:
     assert plan([]) == [("create", "None")]
     known = [subscriptions.Known("vendors", RES, "gone")]
     (action,) = subscriptions.plan_subscriptions([], known, URL, NOW)
-    assert action.kind == "create" and action.recreate
+    assert action.kind == "create"
+    assert action.recreate
 
 
 def test_plan_keeps_a_fresh_one_and_renews_an_expiring_one() -> None:
@@ -149,7 +155,8 @@ def test_plan_pushes_a_rotated_client_state_on_renewal() -> None:
     (action,) = subscriptions.plan_subscriptions(
         [remote_sub("s1", state="old")], [subscriptions.Known("vendors", RES)], URL, NOW, client_state="new"
     )
-    assert action.kind == "renew" and action.changes == {"clientState": "new"}
+    assert action.kind == "renew"
+    assert action.changes == {"clientState": "new"}
     (kept,) = subscriptions.plan_subscriptions(
         [remote_sub("s1", state=None)], [subscriptions.Known("vendors", RES)], URL, NOW, client_state="new"
     )

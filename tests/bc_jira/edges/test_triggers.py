@@ -25,7 +25,8 @@ def test_serialize_roundtrip_is_importable_by_path(sqlite_url: str) -> None:
     path, kwargs = t.serialize()
     mod, _, name = path.rpartition(".")
     again = getattr(importlib.import_module(mod), name)(**kwargs)
-    assert again.serialize() == (path, kwargs) and kwargs["kinds"] == ["a", "b"]
+    assert again.serialize() == (path, kwargs)
+    assert kwargs["kinds"] == ["a", "b"]
 
 
 def test_fires_on_new_events_only_and_never_consumes(store: StateStore, sqlite_url: str) -> None:
@@ -70,10 +71,12 @@ def test_fires_on_new_events_only_and_never_consumes(store: StateStore, sqlite_u
 
     events = asyncio.run(scenario())
     latency, first = events[0]
-    assert first["pending"] == 1 and first["kinds"] == ["jira.transition"]
+    assert first["pending"] == 1
+    assert first["kinds"] == ["jira.transition"]
     assert latency < 3.0  # poll interval 0.05 s; generous for a loaded CI machine
     assert events[1][1]["pending"] == 2
-    assert events[2][1] is not None and events[2][1]["pending"] == 1
+    assert events[2][1] is not None
+    assert events[2][1]["pending"] == 1
     assert store.count_pending("jira.transition") == 1  # not consumed
 
 
@@ -92,7 +95,8 @@ def test_restarted_trigger_announces_pending_backlog(store: StateStore, sqlite_u
 
 def test_assets_and_watchers_are_stable() -> None:
     a, b = triggers.bc_change_asset("vendors"), triggers.bc_vendor_events_asset()
-    assert a == b and a.name == "bc_jira_bc_vendors_changes"
+    assert a == b
+    assert a.name == "bc_jira_bc_vendors_changes"
     assert a.watchers[0].trigger.serialize() == b.watchers[0].trigger.serialize()
     assert triggers.bc_invoice_events_asset().watchers[0].trigger.kinds == ["bc.purchase_invoices"]
     assert triggers.jira_transition_asset().watchers[0].trigger.kinds == ["jira.transition"]

@@ -41,14 +41,16 @@ def test_jira_webhook_never_lapses_never_duplicates(lc: dict[str, Any], form: st
         assert expiration_ms(hooks[0]["expirationDate"]) - t_ms > 7 * 86400 * 1000, day
         recorded = try_parse_ts(store.get_webhook(webhooks.JIRA_WEBHOOK_NAME)["expiration"])
         assert abs(recorded.timestamp() * 1000 - expiration_ms(hooks[0]["expirationDate"])) < 1000
-    assert actions["refreshed"] >= 2 and actions.get("registered", 0) == 0
+    assert actions["refreshed"] >= 2
+    assert actions.get("registered", 0) == 0
     # a status change is delivered with the app's bearer JWT (a REST webhook is never HMAC-signed),
     # verified by the plugin with the client secret and staged once
     issue = jira.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Invoice"}, "summary": "x"})
     sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
     wait_for(lambda: store.count_pending("jira.transition"))
     ev = store.pending_events("jira.transition")[0]
-    assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "jwt"
+    assert ev.payload["issue_key"] == issue["key"]
+    assert ev.payload["verified_by"] == "jwt"
     assert store.get_webhook(webhooks.APP_DELIVERIES)["last_delivery_at"]
     assert [d["auth"] for d in sb.control("GET", "/_sandbox/jira/deliveries")] == ["jwt"]
 
@@ -58,8 +60,11 @@ def test_basic_auth_delivery_check_explains_admin_webhook(sqlite_url: str) -> No
     out = webhooks.check_basic_deliveries(store)
     text = out.detail.format(url="https://af.example.com/bc-jira/jira/webhook", jql="project = FIN")
     assert out.action == "no-deliveries"
-    assert "System > WebHooks" in text and "webhook_secret" in text and "X-Hub-Signature" in text
-    assert "https://af.example.com/bc-jira/jira/webhook" in text and "project = FIN" in text
+    assert "System > WebHooks" in text
+    assert "webhook_secret" in text
+    assert "X-Hub-Signature" in text
+    assert "https://af.example.com/bc-jira/jira/webhook" in text
+    assert "project = FIN" in text
     webhooks.note_delivery(store, "hmac")
     assert webhooks.check_basic_deliveries(store).action == "ok"
     later = lambda: datetime.now().astimezone() + timedelta(days=4)  # noqa: E731
@@ -75,7 +80,8 @@ def test_jira_refusal_is_reported_with_the_jql(lc: dict[str, Any]) -> None:
         tasks.jira_webhook_url(lc["base"]),
         "project = FIN AND watchCount > 1",
     )
-    assert out.action == "failed" and "watchCount" in out.detail
+    assert out.action == "failed"
+    assert "watchCount" in out.detail
     assert lc["store"].get_webhook(webhooks.JIRA_WEBHOOK_NAME)["last_error"]
 
 
@@ -87,8 +93,11 @@ def test_app_delivery_notice_decides_from_rows() -> None:
     assert webhooks.app_delivery_notice(hook, {}, now) is None  # not watched yet
     assert webhooks.app_delivery_notice(hook, {"watch_since": "2026-12-01T00:00:00Z"}, now) is None
     quiet = webhooks.app_delivery_notice(hook, {"watch_since": "2026-11-30T11:00:00Z"}, now)
-    assert quiet and "25 h" in quiet and "none since 2026-11-30T11:00:00" in quiet
-    assert "app's owner" in quiet and "Sharing" in quiet
+    assert quiet
+    assert "25 h" in quiet
+    assert "none since 2026-11-30T11:00:00" in quiet
+    assert "app's owner" in quiet
+    assert "Sharing" in quiet
     recent = {"watch_since": "2026-11-01T00:00:00Z", "last_delivery_at": "2026-12-01T08:00:00Z"}
     assert webhooks.app_delivery_notice(hook, recent, now) is None
     old = {"last_delivery_at": "2026-11-29T12:00:00Z"}
@@ -109,7 +118,8 @@ def test_admin_webhook_deliveries_verified_by_hmac(lc: dict[str, Any]) -> None:
     sb.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
     wait_for(lambda: store.count_pending("jira.transition"))
     (ev,) = store.pending_events("jira.transition")
-    assert ev.payload["issue_key"] == issue["key"] and ev.payload["verified_by"] == "hmac"
+    assert ev.payload["issue_key"] == issue["key"]
+    assert ev.payload["verified_by"] == "hmac"
     assert store.get_webhook("admin_deliveries")["last_delivery_at"]
     wrong = sb.control(
         "POST",
@@ -122,7 +132,8 @@ def test_admin_webhook_deliveries_verified_by_hmac(lc: dict[str, Any]) -> None:
     refused = wait_for(
         lambda: [d for d in sb.control("GET", "/_sandbox/jira/deliveries") if d["status"] == 401]
     )
-    assert refused[0]["auth"] == "hmac" and refused[0]["attempt"] == 0
+    assert refused[0]["auth"] == "hmac"
+    assert refused[0]["attempt"] == 0
     assert store.count_pending("jira.transition") == 1  # Jira does not retry a 401; nothing staged
 
 
@@ -164,7 +175,9 @@ def test_plan_webhook_deletes_duplicates_and_our_stale_jql_but_not_others() -> N
         hook_row(4, jql="project = SOMEONE"),  # not ours
     ]
     p = webhooks.plan_webhook(remote, [1, 3], URL, JQL, NOW)
-    assert p.kind == "keep" and p.current is not None and p.current["id"] == 2
+    assert p.kind == "keep"
+    assert p.current is not None
+    assert p.current["id"] == 2
     assert sorted(p.delete_ids) == [1, 3]
 
 

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-import requests_mock as rm
 
-from bc_jira.hooks.business_central import (
-    BcSettings,
-    BusinessCentralHook,
-    build_filter,
-    clear_token_cache,
-    decode_enum,
-    encode_enum,
-    odata_datetime,
-    odata_literal,
-)
+from bc_jira.entra import clear_token_cache
+from bc_jira.hooks.business_central import MAX_CONCURRENCY, BcSettings, BusinessCentralHook
 from bc_jira.http import AuthError, PreconditionFailed, RetryPolicy
+from bc_jira.store import StateStore
+
+if TYPE_CHECKING:
+    import requests_mock as rm
 
 LOGIN = "https://login.microsoftonline.com"
 API = "https://api.businesscentral.dynamics.com/v2.0"
@@ -69,46 +67,6 @@ def base(s: BcSettings) -> str:
     return f"{API}/{s.tenant_id}/production/api/v2.0/companies({s.company_id})"
 
 
-# -- pure helpers ------------------------------------------------------------------------------------------
-
-
-def test_odata_datetime_literal() -> None:
-    assert odata_datetime(datetime(2026, 11, 24, 10, 0, tzinfo=UTC)) == "2026-11-24T10:00:00Z"
-    cet = timezone(timedelta(hours=1))
-    assert odata_datetime(datetime(2026, 11, 24, 11, 0, 0, 530000, tzinfo=cet)) == "2026-11-24T10:00:00.53Z"
-    assert odata_datetime("2026-11-24T10:00:00.123Z") == "2026-11-24T10:00:00.123Z"
-    assert odata_datetime(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05Z"  # naive = UTC
-
-
-def test_build_filter_and_literals() -> None:
-    f = build_filter(
-        "purchaseInvoices",
-        since=datetime(2026, 11, 24, 10, tzinfo=UTC),
-        until="2026-11-24T10:15:00Z",
-        extra={"status": "Draft", "number": "O'Neil"},
-    )
-    assert f == (
-        "lastModifiedDateTime gt 2026-11-24T10:00:00Z and "
-        "lastModifiedDateTime le 2026-11-24T10:15:00Z and status eq 'Draft' and number eq 'O''Neil'"
-    )
-    assert build_filter("vendors", extra={"blocked": ""}) == "blocked eq '_x0020_'"
-    assert (
-        build_filter("purchaseOrders", extra="status eq 'Draft' or status eq 'Open'")
-        == "(status eq 'Draft' or status eq 'Open')"
-    )
-    gid = str(uuid.uuid4())
-    assert odata_literal("purchaseInvoices", "vendorId", gid) == gid
-    assert odata_literal("purchaseInvoices", "pricesIncludeTax", True) == "true"
-
-
-def test_enum_decode_encode() -> None:
-    assert decode_enum("_x0020_") == "" and decode_enum(" ") == ""
-    assert decode_enum("In_x0020_Review") == "In Review" and decode_enum("All") == "All"
-    assert encode_enum("") == "_x0020_" and encode_enum("In Review") == "In_x0020_Review"
-    assert encode_enum("Payment") == "Payment"
-    assert decode_enum(None) is None
-
-
 # -- hook over mocked HTTP ------------------------------------------------------------------------------
 
 
@@ -116,6 +74,72 @@ def test_no_network_in_init(requests_mock: rm.Mocker) -> None:
     BusinessCentralHook()
     BusinessCentralHook("other_conn")
     assert requests_mock.call_count == 0
+
+
+def free_slots(store: StateStore, key: str) -> int:
+    """How many of the principal's MAX_CONCURRENCY slots another caller can take right now."""
+    with contextlib.ExitStack() as taken:
+        for n in range(MAX_CONCURRENCY):
+            try:
+                taken.enter_context(store.call_slot(key, MAX_CONCURRENCY, timeout=0.3))
+            except TimeoutError:
+                return n
+    return MAX_CONCURRENCY
+
+
+def test_injected_call_limiter_holds_one_of_five_slots_per_principal(
+    requests_mock: rm.Mocker, settings: BcSettings, sqlite_url: str
+) -> None:
+    """A hook given settings keeps the cross-process limiter it is handed (the state store's call slots)."""
+    store = StateStore.from_url(sqlite_url)
+    key = f"bc:{settings.tenant_id}:{settings.client_id}"
+    mock_entra(requests_mock, settings)
+    during: list[int] = []
+
+    def companies(request: Any, context: Any) -> dict[str, Any]:
+        during.append(free_slots(store, key))  # the hook's call holds one slot while in flight
+        return {"value": []}
+
+    requests_mock.get(f"{API}/{settings.tenant_id}/production/api/v2.0/companies", json=companies)
+    h = BusinessCentralHook(settings=settings, call_limiter=store.call_slot, sleep=[].append)
+    assert h.list_companies() == []
+    assert during == [MAX_CONCURRENCY - 1]
+    assert free_slots(store, key) == MAX_CONCURRENCY  # released with the answer
+
+
+def test_settings_without_a_limiter_do_not_touch_a_store(
+    requests_mock: rm.Mocker, settings: BcSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a hook that reads its connection from Airflow builds the state store's limiter by itself."""
+    monkeypatch.setattr(StateStore, "from_airflow", classmethod(lambda cls, *a: pytest.fail("store built")))
+    mock_entra(requests_mock, settings)
+    requests_mock.get(f"{API}/{settings.tenant_id}/production/api/v2.0/companies", json={"value": []})
+    assert hook(settings).list_companies() == []
+
+
+def test_hook_from_an_airflow_connection_uses_the_state_stores_limiter(
+    requests_mock: rm.Mocker, settings: BcSettings, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore.from_url(sqlite_url)
+    monkeypatch.setattr(StateStore, "from_airflow", classmethod(lambda cls, *a: store))
+    extra = {"tenant_id": settings.tenant_id, "company_id": settings.company_id}
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BC_LIMITED",
+        json.dumps(
+            {"conn_type": "business_central", "login": settings.client_id, "password": SECRET, "extra": extra}
+        ),
+    )
+    key = f"bc:{settings.tenant_id}:{settings.client_id}"
+    mock_entra(requests_mock, settings)
+    during: list[int] = []
+
+    def companies(request: Any, context: Any) -> dict[str, Any]:
+        during.append(free_slots(store, key))
+        return {"value": []}
+
+    requests_mock.get(f"{API}/{settings.tenant_id}/production/api/v2.0/companies", json=companies)
+    assert BusinessCentralHook("bc_limited", sleep=[].append).list_companies() == []
+    assert during == [MAX_CONCURRENCY - 1]
 
 
 def test_iter_modified_pages_across_three_pages(requests_mock: rm.Mocker, settings: BcSettings) -> None:
@@ -153,7 +177,8 @@ def test_iter_modified_pages_across_three_pages(requests_mock: rm.Mocker, settin
     assert [r["status"] for r in rest] == ["In Review", "", "Open"]
     req = first.last_request
     raw_query = urlsplit(req.url).query
-    assert "%20" in raw_query and "+" not in raw_query
+    assert "%20" in raw_query
+    assert "+" not in raw_query
     q = {k: v[0] for k, v in parse_qs(raw_query).items()}
     assert q["$filter"] == (
         "lastModifiedDateTime gt 2026-11-24T10:00:00Z and "
@@ -193,7 +218,8 @@ def test_401_forces_one_token_refresh(requests_mock: rm.Mocker, settings: BcSett
         ],
     )
     rec = hook(settings).get_record("vendors", vid)
-    assert rec["blocked"] == "" and rec["@odata.etag"] == 'W/"JzE7Jw=="'
+    assert rec["blocked"] == ""
+    assert rec["@odata.etag"] == 'W/"JzE7Jw=="'
     assert token.call_count == 2
     assert [
         r.headers.get("Authorization") for r in requests_mock.request_history if r.url.startswith(url)
@@ -281,7 +307,8 @@ def test_subscriptions(requests_mock: rm.Mocker, settings: BcSettings) -> None:
     }
     gets = requests_mock.call_count
     h.renew_subscription("s1", 'W/"e9"', {"clientState": "state-2"}, current=listed)  # no extra GET
-    assert requests_mock.call_count == gets + 1 and renew.last_request.headers["If-Match"] == 'W/"e9"'
+    assert requests_mock.call_count == gets + 1
+    assert renew.last_request.headers["If-Match"] == 'W/"e9"'
     assert renew.last_request.json()["clientState"] == "state-2"
     assert h.delete_subscription("s1", etag='W/"e3"') is True
     assert delete.last_request.headers["If-Match"] == 'W/"e3"'
@@ -298,7 +325,10 @@ def test_test_connection_bad_secret(requests_mock: rm.Mocker, settings: BcSettin
         },
     )
     ok, msg = hook(settings).test_connection()
-    assert not ok and "AADSTS7000215" in msg and "secret" in msg and SECRET not in msg
+    assert not ok
+    assert "AADSTS7000215" in msg
+    assert "secret" in msg
+    assert SECRET not in msg
 
 
 def test_test_connection_ok_and_unknown_company(requests_mock: rm.Mocker, settings: BcSettings) -> None:
@@ -306,10 +336,13 @@ def test_test_connection_ok_and_unknown_company(requests_mock: rm.Mocker, settin
     env = f"{API}/{settings.tenant_id}/production/api/v2.0"
     requests_mock.get(f"{env}/companies", json={"value": [{"id": settings.company_id, "name": "CRONUS"}]})
     ok, msg = hook(settings).test_connection()
-    assert ok and "CRONUS" in msg
+    assert ok
+    assert "CRONUS" in msg
     other = BcSettings(**{**settings.__dict__, "company_id": str(uuid.uuid4())})
     ok, msg = hook(other).test_connection()
-    assert not ok and "Unknown company" in msg and "CRONUS" in msg
+    assert not ok
+    assert "Unknown company" in msg
+    assert "CRONUS" in msg
 
 
 def test_test_connection_wrong_environment(requests_mock: rm.Mocker, settings: BcSettings) -> None:
@@ -320,7 +353,8 @@ def test_test_connection_wrong_environment(requests_mock: rm.Mocker, settings: B
         json={"error": {"code": "NoEnvironment", "message": "no such environment"}},
     )
     ok, msg = hook(settings).test_connection()
-    assert not ok and "Environment 'production' not found" in msg
+    assert not ok
+    assert "Environment 'production' not found" in msg
 
 
 def test_settings_repr_hides_secret(settings: BcSettings) -> None:

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from bc_jira.hooks.jira import JiraCloudHook, JiraSettings, choose_test_grant, expiration_ms
+from bc_jira.hooks.jira import JiraCloudHook, expiration_ms
+from bc_jira.hooks.jira_connection import JiraSettings, choose_test_grant
 from bc_jira.http import AuthError, ClientError, RetryPolicy
 from bc_jira.store import TokenRow
-from bc_jira.tokens import JiraTokenProvider, get_cipher
+from bc_jira.token_cipher import get_cipher
+from bc_jira.tokens import JiraTokenProvider
 from bc_jira_sandbox.openapi import SpecViolation, get_validator
-from tests.bc_jira.test_tokens import FakeStore
+from tests.support.token_store import FakeStore
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SITE = "https://acme.atlassian.net"
 API = "https://api.example.test"
@@ -131,7 +135,8 @@ def _mock_oauth(m: Any) -> Any:
 def test_no_network_in_init() -> None:
     hook = JiraCloudHook("does_not_exist")  # neither the connection nor the network is touched
     assert hook.jira_conn_id == "does_not_exist"
-    assert JiraCloudHook.conn_type == "jira_cloud" and JiraCloudHook.default_conn_name == "jira_default"
+    assert JiraCloudHook.conn_type == "jira_cloud"
+    assert JiraCloudHook.default_conn_name == "jira_default"
 
 
 def test_oauth_base_url_uses_cloud_id_of_site(requests_mock: Any, spec_session: requests.Session) -> None:
@@ -162,7 +167,8 @@ def test_search_follows_next_page_token(requests_mock: Any, spec_session: reques
         reconcile_issues=["10001", 10002],
         max_results=1,
     )
-    assert next(got)["key"] == "FIN-1" and m.call_count == 1  # a generator: one page at a time
+    assert next(got)["key"] == "FIN-1"
+    assert m.call_count == 1
     assert [i["key"] for i in got] == ["FIN-2", "FIN-3"]
     bodies = [r.json() for r in m.request_history]
     assert [b.get("nextPageToken") for b in bodies] == [None, "p2", "p3"]
@@ -210,7 +216,8 @@ def test_bulk_create_reports_failed_element_by_input_index(
     items = [{"fields": {"summary": f"s{n}", "n": n}} for n in range(120)]
     del items[57]["fields"]["summary"]  # second chunk, position 7
     result = basic_hook(spec_session).bulk_create_issues(items)
-    assert m.call_count == 3 and [len(r.json()["issueUpdates"]) for r in m.request_history] == [50, 50, 20]
+    assert m.call_count == 3
+    assert [len(r.json()["issueUpdates"]) for r in m.request_history] == [50, 50, 20]
     assert [f.index for f in result.failed] == [57]
     assert result.failed[0].errors == {"summary": "You must specify a summary of the issue."}
     assert "#57 (400): summary: You must specify a summary" in str(result.failed[0])
@@ -284,7 +291,9 @@ def test_second_401_is_auth_error_without_secrets(requests_mock: Any, spec_sessi
     with pytest.raises(AuthError) as err:
         oauth_hook(spec_session).myself()
     assert token_calls.call_count == 2  # exactly one forced refresh, no loop
-    assert "at-" not in str(err.value) and "rt-" not in str(err.value) and "csec" not in str(err.value)
+    assert "at-" not in str(err.value)
+    assert "rt-" not in str(err.value)
+    assert "csec" not in str(err.value)
 
 
 def test_edit_comment_transition_users_webhooks_requests(
@@ -318,7 +327,8 @@ def test_edit_comment_transition_users_webhooks_requests(
     hook.edit_issue("FIN-1", {"summary": "s"}, update={"labels": [{"add": "x"}]}, notify_users=False)
     assert edit.last_request.qs == {"notifyusers": ["false"]}
     assert edit.last_request.json() == {"fields": {"summary": "s"}, "update": {"labels": [{"add": "x"}]}}
-    assert hook.add_comment("FIN-1", ADF)["id"] == "1" and comment.last_request.json() == {"body": ADF}
+    assert hook.add_comment("FIN-1", ADF)["id"] == "1"
+    assert comment.last_request.json() == {"body": ADF}
     assert hook.transition_to("FIN-1", "done") == "Approve"
     assert do.last_request.json() == {"transition": {"id": "31"}}
     assert hook.transition_to("FIN-1", "Nope") is None
@@ -361,17 +371,23 @@ def test_choose_test_grant_never_picks_an_unrelated_or_ambiguous_row() -> None:
         [],
     ):
         name, why = choose_test_grant(own, rows, "cid", SITE, has_bootstrap=True)
-        assert name is None and "Not tested" in why and "bc_jira_connect" in why
+        assert name is None
+        assert "Not tested" in why
+        assert "bc_jira_connect" in why
     name, why = choose_test_grant(own, [], "cid", SITE, has_bootstrap=False)
-    assert name is None and "/bc-jira/jira/oauth/start" in why
+    assert name is None
+    assert "/bc-jira/jira/oauth/start" in why
     two = [_row("jira:a", site_url=SITE, client_id="cid"), _row("jira:b", site_url=SITE, client_id="cid")]
     name, why = choose_test_grant(own, two, "cid", SITE, has_bootstrap=True)
-    assert name is None and "jira:a, jira:b" in why
+    assert name is None
+    assert "jira:a, jira:b" in why
     failed = _row(
         own, refresh=None, last_refresh_error={"code": "invalid_grant", "message": "Unknown token."}
     )
     name, why = choose_test_grant(own, [failed], "cid", SITE, has_bootstrap=True)
-    assert name is None and "invalid_grant" in why and "consent again" in why
+    assert name is None
+    assert "invalid_grant" in why
+    assert "consent again" in why
 
 
 def test_refresh_webhooks_reads_the_iso_form(requests_mock: Any) -> None:
@@ -479,21 +495,29 @@ def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) 
     hook = sandbox_oauth_hook(sandbox, spec_session, store)
     before = _refreshes(sandbox)
     ok, msg = hook.test_connection()  # nothing stored yet: the one-time bootstrap token is not spent
-    assert not ok and "Not tested" in msg and "bc_jira_connect" in msg and "/bc-jira/jira/oauth/start" in msg
-    assert _refreshes(sandbox) == before and store.rows == {}
+    assert not ok
+    assert "Not tested" in msg
+    assert "bc_jira_connect" in msg
+    assert "/bc-jira/jira/oauth/start" in msg
+    assert _refreshes(sandbox) == before
+    assert store.rows == {}
     hook = sandbox_oauth_hook(sandbox, spec_session, store)
     assert hook.myself()["accountId"]  # a task exchanges it, under the lock
     ok, msg = hook.test_connection()
     assert ok, msg
-    assert sandbox.creds["cloud_id"] in msg and "BC Connector" in msg
+    assert sandbox.creds["cloud_id"] in msg
+    assert "BC Connector" in msg
     ids = hook.field_ids_by_name()
     rec_f, amt_f = ids["BC Record Id"], ids["BC Amount"]
-    assert rec_f.startswith("customfield_") and amt_f.startswith("customfield_")
+    assert rec_f.startswith("customfield_")
+    assert amt_f.startswith("customfield_")
     assert {t["name"] for t in hook.get_project_issue_types("FIN")} >= {"Invoice", "Vendor", "Purchase Order"}
     statuses = {
         s["name"]: s["statusCategory"]["key"] for t in hook.get_project_statuses("FIN") for s in t["statuses"]
     }
-    assert statuses["Done"] == "done" and statuses["Rejected"] == "done" and statuses["To Do"] == "new"
+    assert statuses["Done"] == "done"
+    assert statuses["Rejected"] == "done"
+    assert statuses["To Do"] == "new"
 
     def upd(n: int) -> dict[str, Any]:
         return {
@@ -511,7 +535,8 @@ def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) 
     items = [upd(n) for n in range(53)]
     del items[51]["fields"]["summary"]
     result = hook.bulk_create_issues(items)
-    assert [f.index for f in result.failed] == [51] and "summary" in result.failed[0].errors
+    assert [f.index for f in result.failed] == [51]
+    assert "summary" in result.failed[0].errors
     assert len(result.created) == 52
     by_index = dict(result.created)
     jql = 'project = FIN AND "BC Record Id" in ("rec-0", "rec-52")'
@@ -530,7 +555,8 @@ def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) 
     key = by_index[0]["key"]
     hook.edit_issue(key, {"summary": "Invoice 0 (edited)"}, update={"labels": [{"add": "edited"}]})
     issue = hook.get_issue(key, ["summary", "labels", "status"])
-    assert issue["fields"]["summary"] == "Invoice 0 (edited)" and "edited" in issue["fields"]["labels"]
+    assert issue["fields"]["summary"] == "Invoice 0 (edited)"
+    assert "edited" in issue["fields"]["labels"]
     assert hook.transition_to(key, "Done") == "Done"
     assert hook.get_issue(key, ["status"])["fields"]["status"]["statusCategory"]["key"] == "done"
     hook.add_comment(key, ADF)
@@ -540,10 +566,12 @@ def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) 
     # Paging over the sandbox with small pages.
     time.sleep(1.1)  # search lag in tests is 1 s
     keys = [i["key"] for i in hook.search_jql("project = FIN ORDER BY key ASC", ["key"], max_results=7)]
-    assert len(keys) == 52 and len(set(keys)) == 52
+    assert len(keys) == 52
+    assert len(set(keys)) == 52
     users = hook.search_users("a")
     hidden = hook.search_users("bob")
-    assert hidden and "emailAddress" not in hidden[0]
+    assert hidden
+    assert "emailAddress" not in hidden[0]
     assert {u["accountId"] for u in hook.bulk_get_users([u["accountId"] for u in users])} == {
         u["accountId"] for u in users
     }
@@ -555,7 +583,8 @@ def test_sandbox_oauth_end_to_end(sandbox: Any, spec_session: requests.Session) 
             {"events": ["jira:issue_updated"], "jqlFilter": "summary ~ x"},
         ],
     )
-    assert "createdWebhookId" in res[0] and res[1]["errors"]
+    assert "createdWebhookId" in res[0]
+    assert res[1]["errors"]
     wid = res[0]["createdWebhookId"]
     listed = hook.list_webhooks()
     assert [w["id"] for w in listed] == [wid]
@@ -586,22 +615,27 @@ def test_sandbox_refresh_rotation(sandbox: Any, spec_session: requests.Session) 
     # (another store, another id) does not spend it...
     before_test = _refreshes(sandbox)
     ok, msg = sandbox_oauth_hook(sandbox, spec_session, FakeStore()).test_connection()
-    assert not ok and "Not tested" in msg and _refreshes(sandbox) == before_test
+    assert not ok
+    assert "Not tested" in msg
+    assert _refreshes(sandbox) == before_test
     # ...but a process that does reuse it (a second deployment with its own store) revokes the grant.
     with pytest.raises(AuthError) as err:
         sandbox_oauth_hook(sandbox, spec_session, FakeStore()).myself()
-    assert "revoked" in str(err.value) and "consent again" in str(err.value)
+    assert "revoked" in str(err.value)
+    assert "consent again" in str(err.value)
     JiraTokenProvider._process_cache.clear()
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})
     ok, msg = sandbox_oauth_hook(sandbox, spec_session, store).test_connection()
-    assert not ok and "invalid_grant" in msg  # the whole family died, like Atlassian
+    assert not ok
+    assert "invalid_grant" in msg
     assert store.rows[hook.token_name].meta["last_refresh_error"]["code"] == "invalid_grant"  # health sees it
 
 
 def test_sandbox_basic_auth(sandbox: Any, spec_session: requests.Session) -> None:
     hook = sandbox_basic_hook(sandbox, spec_session)
     ok, msg = hook.test_connection()
-    assert ok and "basic auth" in msg, msg
+    assert ok, msg
+    assert "basic auth" in msg, msg
     created = hook.create_issue({"project": {"key": "FIN"}, "issuetype": {"name": "Vendor"}, "summary": "V1"})
     assert created["key"].startswith("FIN-")
     assert hook.get_transitions(created["key"])
@@ -621,12 +655,14 @@ def test_sandbox_test_connection_false(case: str, sandbox: Any, spec_session: re
     elif case == "revoked":
         sandbox.control("POST", "/_sandbox/atlassian/revoke")
         ok, msg = sandbox_oauth_hook(sandbox, spec_session, store).test_connection()
-        assert "revoked" in msg and "consent again" in msg
+        assert "revoked" in msg
+        assert "consent again" in msg
     elif case == "site":
         ok, msg = sandbox_oauth_hook(
             sandbox, spec_session, store, site_url="https://elsewhere.atlassian.net"
         ).test_connection()
-        assert "No access to the Jira site" in msg and sandbox.creds["site_url"] in msg
+        assert "No access to the Jira site" in msg
+        assert sandbox.creds["site_url"] in msg
     else:
         ok, msg = sandbox_basic_hook(sandbox, spec_session, api_token="BAD-TOKEN-1").test_connection()
         assert "API token" in msg
@@ -644,10 +680,10 @@ def test_sandbox_test_connection_false(case: str, sandbox: Any, spec_session: re
 def test_hook_from_airflow_connection(airflow_conns: dict[str, str], sandbox: Any) -> None:
     """The connection printed by ``airflow-env`` (oauth2 flavour) works as is."""
     hook = JiraCloudHook(store=seeded_store(sandbox))
-    assert hook.settings.auth == "oauth2" and hook.settings.site_url == sandbox.creds["site_url"]
-    assert "password" not in repr(hook.settings) and sandbox.creds["atlassian_client_secret"] not in repr(
-        hook.settings
-    )
+    assert hook.settings.auth == "oauth2"
+    assert hook.settings.site_url == sandbox.creds["site_url"]
+    assert "password" not in repr(hook.settings)
+    assert sandbox.creds["atlassian_client_secret"] not in repr(hook.settings)
     ok, msg = hook.test_connection()
     assert ok, msg
 
@@ -669,10 +705,8 @@ def test_ui_test_under_a_transient_id_uses_the_dags_grant(
     ok, msg = Connection.get_connection_from_secrets(transient).test_connection()
     assert ok, msg
     events = sandbox.stats()["events"]
-    assert (
-        events.get("atlassian.grant.revoked", 0) == 0
-        and events.get("atlassian.token.reuse_in_leeway", 0) == 0
-    )
+    assert events.get("atlassian.grant.revoked", 0) == 0
+    assert events.get("atlassian.token.reuse_in_leeway", 0) == 0
     assert dag_hook.store.get_token(f"jira:{transient}") is None  # nothing stored under the copy's id
     JiraTokenProvider._process_cache.clear()
     assert JiraCloudHook().myself()["accountId"]  # the DAGs' grant is alive
@@ -693,7 +727,8 @@ def test_sandbox_cloud_id_cached_in_real_store(
     row = store.get_token(hook.token_name)
     assert row.meta["cloud_id"] == sandbox.creds["cloud_id"]
     assert row.meta["site_url"] == sandbox.creds["site_url"]
-    assert row.meta["client_id"] == sandbox.creds["atlassian_client_id"] and row.meta["consent_estimated"]
+    assert row.meta["client_id"] == sandbox.creds["atlassian_client_id"]
+    assert row.meta["consent_estimated"]
     before = sandbox.stats()["calls"].get("GET /oauth/token/accessible-resources", 0)
     JiraTokenProvider._process_cache.clear()
     again = sandbox_oauth_hook(sandbox, spec_session, StateStore.from_url(sqlite_url))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bc_jira.http import RateLimitInfo, WaitRequest
+from bc_jira.http_ratelimit import RateLimitInfo, WaitRequest
 from bc_jira.sync.deferral import (
     RateLimitWaitTooLong,
     defer_on_rate_limit,

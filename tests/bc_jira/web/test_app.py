@@ -37,12 +37,15 @@ def client(store: StateStore) -> TestClient:
 def test_bc_handshake_echo(client: TestClient, method: str) -> None:
     """Learn states the validationToken query parameter and the 200 echo, not the method: answer both."""
     r = client.request(method, "/bc/notifications?validationToken=tok-123")
-    assert r.status_code == 200 and r.text == "tok-123" and r.headers["content-type"].startswith("text/plain")
+    assert r.status_code == 200
+    assert r.text == "tok-123"
+    assert r.headers["content-type"].startswith("text/plain")
 
 
 def test_bc_get_without_token_stages_nothing(client: TestClient, store: StateStore) -> None:
     r = client.get("/bc/notifications")
-    assert r.status_code == 400 and "handshake" in r.text
+    assert r.status_code == 400
+    assert "handshake" in r.text
     assert store.count_pending() == 0
 
 
@@ -55,12 +58,14 @@ def test_bc_notification_staged_and_forged_dropped(client: TestClient, store: St
         "lastModifiedDateTime": "2026-03-01T10:00:00Z",
     }
     r = client.post("/bc/notifications", json={"value": [item]})
-    assert r.status_code == 202 and store.count_pending("bc.vendors") == 1
+    assert r.status_code == 202
+    assert store.count_pending("bc.vendors") == 1
     r = client.post(
         "/bc/notifications",
         json={"value": [dict(item, clientState="nope", lastModifiedDateTime="2026-03-02T00:00:00Z")]},
     )
-    assert r.status_code == 202 and store.count_pending("bc.vendors") == 1
+    assert r.status_code == 202
+    assert store.count_pending("bc.vendors") == 1
     assert client.post("/bc/notifications", content=b"garbage").status_code == 400
 
 
@@ -88,9 +93,11 @@ BODY = json.dumps(
 
 def test_jira_signed_202_one_row_twice_still_one(client: TestClient, store: StateStore) -> None:
     r = client.post("/jira/webhook", content=BODY, headers=_signed(BODY, "w-1"))
-    assert r.status_code == 202 and store.count_pending("jira.transition") == 1
+    assert r.status_code == 202
+    assert store.count_pending("jira.transition") == 1
     r = client.post("/jira/webhook", content=BODY, headers=_signed(BODY, "w-1"))
-    assert r.status_code == 202 and r.json().get("duplicate") is True
+    assert r.status_code == 202
+    assert r.json().get("duplicate") is True
     assert store.count_pending("jira.transition") == 1
     assert store.get_webhook("admin_deliveries")["last_delivery_at"]
 
@@ -128,7 +135,8 @@ def test_health_reports_store_and_backlog(client: TestClient, store: StateStore)
         expiration="2000-01-01T00:00:00Z",
     )
     body = client.get("/health").json()
-    assert body["store"]["ok"] is True and body["ok"] is False
+    assert body["store"]["ok"] is True
+    assert body["ok"] is False
     assert any("vendors" in p for p in body["problems"])
     assert body["pending_events"]["jira.transition"] == 0
 
@@ -142,7 +150,8 @@ def test_health_shows_consent_expiry_and_refused_refresh(client: TestClient, sto
     body = client.get("/health").json()
     expires = body["jira_token"]["consent_expires_at"]
     assert expires == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(consent + 365 * day)) + expires[19:]
-    assert body["ok"] is False and body["jira_token"]["consent_estimated"] is False
+    assert body["ok"] is False
+    assert body["jira_token"]["consent_estimated"] is False
     assert [p for p in body["problems"] if "consent" in p and "/bc-jira/jira/oauth/start" in p]
     with store.token_lock("jira:jira_default") as txn:  # a fresh consent: no problem
         txn.save("rt-ciphertext", "at-ciphertext", time.time() + 3000, {"connected_at": time.time()})
@@ -156,20 +165,23 @@ def test_health_shows_consent_expiry_and_refused_refresh(client: TestClient, sto
     with store.token_lock("jira:jira_default") as txn:
         txn.save("rt-ciphertext", None, None, {"connected_at": time.time(), "last_refresh_error": failure})
     body = client.get("/health").json()
-    assert body["ok"] is False and body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
+    assert body["ok"] is False
+    assert body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
     assert any("refused" in p and "invalid_grant" in p for p in body["problems"])
 
 
 def test_oauth_start_requires_airflow_user(client: TestClient) -> None:
     r = client.get("/jira/oauth/start", follow_redirects=False)
-    assert r.status_code == 401 and "location" not in r.headers
+    assert r.status_code == 401
+    assert "location" not in r.headers
 
 
 def test_oauth_flow_against_sandbox(sandbox: Any, store: StateStore) -> None:
     """start (state stored) -> sandbox /authorize auto-consents -> callback stores tokens encrypted."""
     from airflow.api_fastapi.core_api.security import get_user
 
-    from bc_jira.hooks.jira import JiraCloudHook, JiraSettings
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.hooks.jira_connection import JiraSettings
 
     c = sandbox.creds
     settings = JiraSettings(
@@ -205,10 +217,13 @@ def test_oauth_flow_against_sandbox(sandbox: Any, store: StateStore) -> None:
     assert done.status_code == 200, done.text
     assert c["cloud_id"] in done.text
     row = store.get_token("jira:jira_default")
-    assert row is not None and row.refresh_token_enc and row.meta["cloud_id"] == c["cloud_id"]
+    assert row is not None
+    assert row.refresh_token_enc
+    assert row.meta["cloud_id"] == c["cloud_id"]
     assert "connected_by" in row.meta
     token_health = TestClient(app).get("/health").json()["jira_token"]
-    assert token_health["consent_estimated"] is False and token_health["last_refresh_error"] is None
+    assert token_health["consent_estimated"] is False
+    assert token_health["last_refresh_error"] is None
     assert token_health["consent_expires_at"][:10] == time.strftime(
         "%Y-%m-%d", time.gmtime(row.meta["connected_at"] + 365 * 86400)
     )

@@ -152,14 +152,20 @@ def test_one_row_per_record_with_latest_action_status_and_links(client: TestClie
     by_doc = {r[0].split(" ")[0].split("Purchase")[0].split("Vendor")[0]: r for r in page.rows}
     assert set(by_doc) == {"PI-1001", "PI-1002", "V-0009"}
     doc, issue, action, status, error, _when, replay = by_doc["PI-1002"]
-    assert issue == "FIN-2" and action.startswith("writeback_post") and "issue done" in action
-    assert status == "resolved" and error == ""
-    assert "jira_transitions_to_bc / manual__x / write_back" in replay and "[" not in replay
+    assert issue == "FIN-2"
+    assert action.startswith("writeback_post")
+    assert "issue done" in action
+    assert status == "resolved"
+    assert error == ""
+    assert "jira_transitions_to_bc / manual__x / write_back" in replay
+    assert "[" not in replay
     assert by_doc["PI-1001"][3] == "linked"
     hrefs = [a["href"] for a in page.links]
-    assert f"{SITE}/browse/FIN-1" in hrefs and f"{SITE}/browse/FIN-2" in hrefs
+    assert f"{SITE}/browse/FIN-1" in hrefs
+    assert f"{SITE}/browse/FIN-2" in hrefs
     jira = next(a for a in page.links if a["href"].endswith("/browse/FIN-1"))
-    assert jira["target"] == "_blank" and "noopener" in jira["rel"]
+    assert jira["target"] == "_blank"
+    assert "noopener" in jira["rel"]
 
 
 def test_error_row_is_escaped_and_points_at_the_mapped_task_to_clear(client: TestClient) -> None:
@@ -167,8 +173,11 @@ def test_error_row_is_escaped_and_points_at_the_mapped_task_to_clear(client: Tes
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in resp.text
     page = parse(resp.text)
     row = next(r for r in page.rows if r[0].startswith("V-0009"))
-    assert row[1] == "-" and row[3] == "error" and "field 'BC Vendor' unknown" in row[4]
-    assert f"bc_vendors_to_jira / {RUN} / upsert [3]" in row[6] and "try 2" in row[6]
+    assert row[1] == "-"
+    assert row[3] == "error"
+    assert "field 'BC Vendor' unknown" in row[4]
+    assert f"bc_vendors_to_jira / {RUN} / upsert [3]" in row[6]
+    assert "try 2" in row[6]
     link = next(a for a in page.links if "/tasks/upsert/mapped/3" in a["href"])
     assert link["href"] == (
         "../dags/bc_vendors_to_jira/runs/scheduled__2026-11-24T10%3A00%3A00%2B00%3A00/tasks/upsert/mapped/3"
@@ -181,10 +190,12 @@ def test_text_filter_and_errors_only(client: TestClient) -> None:
     assert [r[0][:6] for r in get(client, errors="true").rows] == ["V-0009"]
     assert [r[0][:6] for r in get(client, q="BC Vendor", errors="true").rows] == ["V-0009"]
     empty = get(client, q="no-such-thing")
-    assert len(empty.rows) == 1 and "No synced records match" in empty.rows[0][0]
+    assert len(empty.rows) == 1
+    assert "No synced records match" in empty.rows[0][0]
     # the form keeps the filter the user typed (escaped)
     text = client.get("/audit", params={"q": '"><b>x', "errors": "true"}).text
-    assert 'value="&quot;&gt;&lt;b&gt;x"' in text and re.search(r'name="errors" value="true" checked', text)
+    assert 'value="&quot;&gt;&lt;b&gt;x"' in text
+    assert re.search(r'name="errors" value="true" checked', text)
 
 
 def test_limit_is_bounded(client: TestClient) -> None:
@@ -441,7 +452,9 @@ def test_audit_page_in_a_real_api_server_and_headless_chromium(tmp_path: Path) -
         page = parse(dom.stdout)
         assert len(page.rows) == 14, [r[:2] for r in page.rows]
         err = next(r for r in page.rows if r[3] == "error")
-        assert err[0].startswith("30000") and "customfield_10042" in err[4] and "upsert [0]" in err[6]
+        assert err[0].startswith("30000")
+        assert "customfield_10042" in err[4]
+        assert "upsert [0]" in err[6]
         assert "https://contoso-finance.atlassian.net/browse/FIN-105" in [a["href"] for a in page.links]
         filtered = parse(_chromium("--dump-dom", f"{base}/bc-jira/audit?errors=true", profile=profile).stdout)
         assert [r[3] for r in filtered.rows] == ["error"]
@@ -450,7 +463,8 @@ def test_audit_page_in_a_real_api_server_and_headless_chromium(tmp_path: Path) -
         res = _chromium(
             f"--screenshot={shot}", "--window-size=1400,820", f"{base}/bc-jira/audit", profile=profile
         )
-        assert res.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", res.stderr[-2000:]
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", res.stderr[-2000:]
         assert shot.stat().st_size > 30_000, "a table with data, not a blank page"
         in_ui = tmp_path / "audit-view-in-airflow-ui.png"
         _chromium(

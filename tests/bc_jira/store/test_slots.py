@@ -57,6 +57,5 @@ def test_other_keys_do_not_share_slots(sqlite_url):
     store = StateStore.from_url(sqlite_url)
     with store.call_slot("a", 1), store.call_slot("b", 1):
         pass  # would time out if "b" waited for "a"
-    with store.call_slot("a", 1), pytest.raises(TimeoutError):
-        with store.call_slot("a", 1, timeout=0.2):
-            pass
+    with store.call_slot("a", 1), pytest.raises(TimeoutError), store.call_slot("a", 1, timeout=0.2):
+        pass

@@ -10,18 +10,21 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
 from bc_jira_sandbox.core import Options, Sandbox
-from bc_jira_sandbox.jira import parse_jql, validate_adf
+from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.jql import parse_jql
 from bc_jira_sandbox.openapi import get_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 ADF = {
     "type": "doc",
@@ -118,7 +121,8 @@ def test_authorize_auto_consents_and_code_exchange(sandbox: Any) -> None:
     assert resp.status_code == 302
     loc = urlsplit(resp.headers["location"])
     q = {k: v[0] for k, v in parse_qs(loc.query).items()}
-    assert f"{loc.scheme}://{loc.netloc}{loc.path}" == c["redirect_uri"] and q["state"] == "s-42"
+    assert f"{loc.scheme}://{loc.netloc}{loc.path}" == c["redirect_uri"]
+    assert q["state"] == "s-42"
     body = {
         "grant_type": "authorization_code",
         "client_id": c["atlassian_client_id"],
@@ -127,15 +131,19 @@ def test_authorize_auto_consents_and_code_exchange(sandbox: Any) -> None:
         "redirect_uri": c["redirect_uri"],
     }
     tok = requests.post(f"{sandbox.url}/oauth/token", json=body, timeout=10)
-    assert tok.status_code == 200 and tok.json()["refresh_token"] and tok.json()["expires_in"] == 3600
+    assert tok.status_code == 200
+    assert tok.json()["refresh_token"]
+    assert tok.json()["expires_in"] == 3600
     again = requests.post(f"{sandbox.url}/oauth/token", json=body, timeout=10)  # codes are single use
-    assert again.status_code == 403 and again.json()["error"] == "invalid_grant"
+    assert again.status_code == 403
+    assert again.json()["error"] == "invalid_grant"
     res = requests.get(
         f"{sandbox.url}/oauth/token/accessible-resources",
         timeout=10,
         headers={"Authorization": f"Bearer {tok.json()['access_token']}"},
     )
-    assert res.json()[0]["id"] == c["cloud_id"] and res.json()[0]["url"] == c["site_url"]
+    assert res.json()[0]["id"] == c["cloud_id"]
+    assert res.json()[0]["url"] == c["site_url"]
     bad = requests.get(
         f"{sandbox.url}/authorize", params={**params, "client_id": "nope"}, allow_redirects=False, timeout=10
     )
@@ -158,7 +166,8 @@ def test_refresh_rotation_leeway_then_revocation(jira: Jira, sandbox: Any) -> No
     assert within.json()["refresh_token"] not in (first, second)  # every refresh rotates
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 601})
     late = jira.token("refresh_token", refresh_token=first)
-    assert late.status_code == 403 and late.json()["error"] == "invalid_grant"
+    assert late.status_code == 403
+    assert late.json()["error"] == "invalid_grant"
     # Reuse outside the leeway revoked the whole grant: the newest tokens are dead too.
     assert jira.token("refresh_token", refresh_token=within.json()["refresh_token"]).status_code == 403
     assert requests.get(f"{jira.base}/myself", headers=jira.headers, timeout=10).status_code == 401
@@ -173,7 +182,8 @@ def test_refresh_rotation_leeway_then_revocation(jira: Jira, sandbox: Any) -> No
             "refresh_token": second,
         },
     )
-    assert wrong.status_code == 401 and wrong.json()["error"] == "access_denied"
+    assert wrong.status_code == 401
+    assert wrong.json()["error"] == "access_denied"
 
 
 def test_access_token_of_a_rotated_refresh_token_dies_after_the_leeway(jira: Jira, sandbox: Any) -> None:
@@ -212,7 +222,8 @@ def test_grant_expires_365_days_after_consent_however_often_refreshed(jira: Jira
     assert jira.call("GET", "myself").status_code == 200
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5 * 86400})  # day 365
     late = jira.token("refresh_token", refresh_token=jira.refresh_token)
-    assert late.status_code == 403 and late.json()["error"] == "invalid_grant"
+    assert late.status_code == 403
+    assert late.json()["error"] == "invalid_grant"
     assert sandbox.stats()["events"]["atlassian.token.expired_absolute"] == 1
     # Consenting again starts a new year.
     c = sandbox.creds
@@ -245,7 +256,8 @@ def test_basic_auth_site_root(sandbox: Any) -> None:
     good = requests.get(
         f"{sandbox.url}/site/rest/api/3/myself", auth=(c["jira_email"], c["jira_api_token"]), timeout=10
     )
-    assert good.status_code == 200 and good.json()["emailAddress"] == c["jira_email"]
+    assert good.status_code == 200
+    assert good.json()["emailAddress"] == c["jira_email"]
     bad = requests.get(f"{sandbox.url}/site/rest/api/3/myself", auth=(c["jira_email"], "nope"), timeout=10)
     assert bad.status_code == 401
 
@@ -260,10 +272,8 @@ def test_custom_field_ids_differ_per_seed(jira: Jira) -> None:
     assert all(jira.fields[n].startswith("customfield_1") for n in names)
     assert [jira.fields[n] for n in names] != [other_ids[n] for n in names]
     field = next(f for f in jira.call("GET", "field").json() if f["name"] == "BC Amount")
-    assert (
-        field["schema"]["custom"].endswith(":float")
-        and f"cf[{field['schema']['customId']}]" in field["clauseNames"]
-    )
+    assert field["schema"]["custom"].endswith(":float")
+    assert f"cf[{field['schema']['customId']}]" in field["clauseNames"]
 
 
 def test_search_lags_writes_unless_reconciled(jira: Jira, sandbox: Any) -> None:
@@ -343,7 +353,8 @@ def test_jql_subset_and_paging(jira: Jira, sandbox: Any) -> None:
         'project = FIN AND updated > "yesterday"',
     ):
         resp = jira.search(bad)
-        assert resp.status_code == 400 and resp.json()["errorMessages"], bad
+        assert resp.status_code == 400, bad
+        assert resp.json()["errorMessages"], bad
 
 
 def test_bulk_create_partial_and_limits(jira: Jira) -> None:
@@ -360,13 +371,16 @@ def test_bulk_create_partial_and_limits(jira: Jira) -> None:
     resp = jira.call("POST", "issue/bulk", {"issueUpdates": [ok, missing, ok, bad_type]})
     assert resp.status_code == 201
     body = resp.json()
-    assert len(body["issues"]) == 2 and [e["failedElementNumber"] for e in body["errors"]] == [1, 3]
+    assert len(body["issues"]) == 2
+    assert [e["failedElementNumber"] for e in body["errors"]] == [1, 3]
     assert "summary" in body["errors"][0]["elementErrors"]["errors"]
     all_bad = jira.call("POST", "issue/bulk", {"issueUpdates": [missing]})
-    assert all_bad.status_code == 400 and all_bad.json()["issues"] == []
+    assert all_bad.status_code == 400
+    assert all_bad.json()["issues"] == []
     assert jira.call("POST", "issue/bulk", {"issueUpdates": [ok] * 51}).status_code == 400
     unknown = jira.call("POST", "issue", {"fields": {**ok["fields"], "customfield_1": "x"}})
-    assert unknown.status_code == 400 and "customfield_1" in unknown.json()["errors"]
+    assert unknown.status_code == 400
+    assert "customfield_1" in unknown.json()["errors"]
 
 
 def test_bulk_create_answer_order_is_not_promised_and_bulkfetch_reads_back(jira: Jira, sandbox: Any) -> None:
@@ -393,13 +407,15 @@ def test_bulk_create_answer_order_is_not_promised_and_bulkfetch_reads_back(jira:
     assert resp.status_code == 201
     created = resp.json()["issues"]
     ids = [int(i["id"]) for i in created]
-    assert sorted(ids) != ids and len(set(ids)) == 12  # all created, answered out of order
+    assert sorted(ids) != ids
+    assert len(set(ids)) == 12
     sandbox.options(search_lag_s=60)  # bulkfetch reads the issues themselves, not the lagging index
     asked = [i["id"] for i in reversed(created)] + ["99999999"]  # an unknown id is left out, not an error
     got = jira.call("POST", "issue/bulkfetch", {"issueIdsOrKeys": asked, "fields": [rid]})
     assert got.status_code == 200
     body = got.json()
-    assert [int(i["id"]) for i in body["issues"]] == sorted(ids) and body["issueErrors"] == []
+    assert [int(i["id"]) for i in body["issues"]] == sorted(ids)
+    assert body["issueErrors"] == []
     by_id = {i["id"]: i["fields"][rid] for i in body["issues"]}
     order = sorted(range(12), key=lambda n: ids[n])  # issue ids are allocated in input order
     assert [by_id[str(ids[n])] for n in order] == [f"rec-{n}" for n in range(12)]
@@ -432,7 +448,8 @@ def test_transitions_comments_adf(jira: Jira) -> None:
         jira.call("POST", f"issue/{a['key']}/transitions", {"transition": {"id": "999"}}).status_code == 400
     )
     good = jira.call("POST", f"issue/{a['key']}/comment", {"body": ADF})
-    assert good.status_code == 201 and good.json()["body"] == ADF
+    assert good.status_code == 201
+    assert good.json()["body"] == ADF
     for bad in (
         "plain text",
         {"type": "doc", "content": []},
@@ -504,14 +521,18 @@ def test_adf_validator_accepts_rich_documents() -> None:
 
 def test_users_hide_email_and_bulk(jira: Jira) -> None:
     everyone = jira.call("GET", "user/search", params={"query": "a"}).json()
-    assert everyone and all("accountId" in u for u in everyone)
+    assert everyone
+    assert all("accountId" in u for u in everyone)
     bob = jira.call("GET", "user/search", params={"query": "bob"}).json()
-    assert len(bob) == 1 and "emailAddress" not in bob[0]
+    assert len(bob) == 1
+    assert "emailAddress" not in bob[0]
     assert jira.call("GET", "user/search", params={"query": "bob.buyer@"}).json() == []  # hidden: no partial
     assert len(jira.call("GET", "user/search", params={"query": "bob.buyer@example.com"}).json()) == 1
     ids = [u["accountId"] for u in everyone]
     page = jira.call("GET", "user/bulk", params=[("accountId", i) for i in ids] + [("maxResults", 2)]).json()
-    assert len(page["values"]) == 2 and page["isLast"] is (len(ids) <= 2) and page["total"] == len(ids)
+    assert len(page["values"]) == 2
+    assert page["isLast"] is (len(ids) <= 2)
+    assert page["total"] == len(ids)
     assert jira.call("GET", "user/bulk").status_code == 400
     assert jira.call("GET", "user/search", params={"query": "a", "accountId": ids[0]}).status_code == 400
 
@@ -529,7 +550,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length", 0)))
                 outer.got.append(({k.lower(): v for k, v in self.headers.items()}, raw))
                 self.send_response(outer.statuses.pop(0) if outer.statuses else 200)
@@ -573,7 +594,8 @@ def test_webhook_delivery_signed_filtered_retried(jira: Jira, sandbox: Any, rece
             ],
         },
     ).json()["webhookRegistrationResult"]
-    assert "createdWebhookId" in res[0] and res[1]["errors"] == ["The clause updated is unsupported"]
+    assert "createdWebhookId" in res[0]
+    assert res[1]["errors"] == ["The clause updated is unsupported"]
     wid = res[0]["createdWebhookId"]
     a = jira.create(1)
     jira.call("PUT", f"issue/{a['key']}", {"fields": {"summary": "no status change"}})  # filtered out
@@ -584,17 +606,21 @@ def test_webhook_delivery_signed_filtered_retried(jira: Jira, sandbox: Any, rece
     assert moved.json()["status"] == "Done"
     receiver.wait(2, timeout=15)
     (h1, raw1), (h2, raw2) = receiver.got[:2]
-    assert raw1 == raw2 and h1["x-atlassian-webhook-identifier"] == h2["x-atlassian-webhook-identifier"]
-    assert "x-atlassian-webhook-retry" not in h1 and h2["x-atlassian-webhook-retry"] == "1"
+    assert raw1 == raw2
+    assert h1["x-atlassian-webhook-identifier"] == h2["x-atlassian-webhook-identifier"]
+    assert "x-atlassian-webhook-retry" not in h1
+    assert h2["x-atlassian-webhook-retry"] == "1"
     # A REST-registered (OAuth app) webhook: only a bearer JWT, HS256 with the app's client secret; no
     # X-Hub-Signature (its registration body has no place for a secret).
     for h in (h1, h2):
         assert "x-hub-signature" not in h
         claims = check_delivery_jwt(h, sandbox.creds["atlassian_client_secret"])
-        assert set(claims) == {"iat", "exp"} and 0 < claims["exp"] - claims["iat"] <= 300
+        assert set(claims) == {"iat", "exp"}
+        assert 0 < claims["exp"] - claims["iat"] <= 300
         assert abs(claims["iat"] - time.time()) < 60
     payload = json.loads(raw2)
-    assert payload["webhookEvent"] == "jira:issue_updated" and payload["matchedWebhookIds"] == [wid]
+    assert payload["webhookEvent"] == "jira:issue_updated"
+    assert payload["matchedWebhookIds"] == [wid]
     item = payload["changelog"]["items"][0]
     assert (item["field"], item["fieldId"], item["fromString"], item["toString"]) == (
         "status",
@@ -603,7 +629,8 @@ def test_webhook_delivery_signed_filtered_retried(jira: Jira, sandbox: Any, rece
         "Done",
     )
     assert payload["issue"]["fields"]["status"]["statusCategory"]["key"] == "done"
-    assert payload["issue"]["key"] == a["key"] and payload["user"]["displayName"] == "Alice Approver"
+    assert payload["issue"]["key"] == a["key"]
+    assert payload["user"]["displayName"] == "Alice Approver"
     get_validator().check({"$ref": "#/components/schemas/IssueBean"}, payload["issue"], "webhook issue")
     assert sandbox.stats()["events"]["jira.webhooks.sent"] == 2
     # A Vendor issue does not match the JQL filter: no delivery.
@@ -640,7 +667,8 @@ def test_admin_webhooks_sign_with_their_secret_only(jira: Jira, sandbox: Any, re
         json={"url": receiver.url, "jqlFilter": "project = FIN", "secret": "admin-secret-1"},
         timeout=10,
     )
-    assert signed.status_code == 201 and "secret" not in signed.json()
+    assert signed.status_code == 201
+    assert "secret" not in signed.json()
     plain_url = receiver.url.replace("/jira/webhook", "/jira/plain")
     assert (
         requests.post(
@@ -653,7 +681,8 @@ def test_admin_webhooks_sign_with_their_secret_only(jira: Jira, sandbox: Any, re
         json={"url": receiver.url, "jqlFilter": "updated > -1d"},
         timeout=10,
     )
-    assert bad.status_code == 400 and "unsupported" in bad.text
+    assert bad.status_code == 400
+    assert "unsupported" in bad.text
     a = jira.create(1)
     sandbox.control("POST", "/_sandbox/clock", {"advance_s": 40 * 86400})  # admin webhooks do not expire
     requests.post(
@@ -664,12 +693,14 @@ def test_admin_webhooks_sign_with_their_secret_only(jira: Jira, sandbox: Any, re
     assert len(by_path) == 2  # one delivery per admin webhook, each with its own identifier
     with_sig = [(h, raw) for h, raw in receiver.got if "x-hub-signature" in h]
     without = [(h, raw) for h, raw in receiver.got if "x-hub-signature" not in h]
-    assert len(with_sig) == 1 and len(without) == 1
+    assert len(with_sig) == 1
+    assert len(without) == 1
     h, raw = with_sig[0]
     assert h["x-hub-signature"] == "sha256=" + hmac.new(b"admin-secret-1", raw, hashlib.sha256).hexdigest()
     assert all("authorization" not in h for h, _ in receiver.got)
     payload = json.loads(raw)
-    assert payload["issue"]["key"] == a["key"] and "matchedWebhookIds" not in payload
+    assert payload["issue"]["key"] == a["key"]
+    assert "matchedWebhookIds" not in payload
 
 
 def test_webhook_expiry_refresh_list_delete(jira: Jira, sandbox: Any, receiver: Receiver) -> None:
@@ -679,7 +710,8 @@ def test_webhook_expiry_refresh_list_delete(jira: Jira, sandbox: Any, receiver: 
         {"url": receiver.url, "webhooks": [{"events": ["jira:issue_updated"], "jqlFilter": "project = FIN"}]},
     ).json()["webhookRegistrationResult"][0]["createdWebhookId"]
     listed = jira.call("GET", "webhook").json()
-    assert listed["total"] == 1 and listed["values"][0]["url"] == receiver.url
+    assert listed["total"] == 1
+    assert listed["values"][0]["url"] == receiver.url
     exp = listed["values"][0]["expirationDate"]
     assert abs(exp / 1000 - (time.time() + 30 * 86400)) < 120
     other = jira.call(
@@ -756,7 +788,8 @@ def test_basic_auth_cannot_register_webhooks(sandbox: Any) -> None:
         json={"url": "http://x", "webhooks": []},
         timeout=10,
     )
-    assert resp.status_code == 403 and "OAuth 2.0" in resp.json()["errorMessages"][0]
+    assert resp.status_code == 403
+    assert "OAuth 2.0" in resp.json()["errorMessages"][0]
 
 
 def test_sandbox_self_validation_reports_no_violation(jira: Jira, sandbox: Any) -> None:
@@ -818,7 +851,8 @@ def test_array_query_params_repeated_and_comma_separated(jira: Jira, sandbox: An
         }
     ]
     bad = jira.call("GET", "search/jql", params=[("jql", "project = FIN"), ("reconcileIssues", "ten")])
-    assert bad.status_code == 400 and "reconcileIssues" in bad.json()["errorMessages"][0]
+    assert bad.status_code == 400
+    assert "reconcileIssues" in bad.json()["errorMessages"][0]
 
     one = jira.call("GET", f"issue/{made[0]['key']}", params=[("fields", "summary"), ("fields", "labels")])
     assert set(one.json()["fields"]) == {"summary", "labels"}
@@ -872,7 +906,8 @@ def test_contains_is_a_tokenised_text_match_not_a_substring(jira: Jira, sandbox:
     not_contains = jira.search(f'project = FIN AND cf[{cf}] !~ "jira"', fields=["key"]).json()["issues"]
     assert {i["key"] for i in not_contains} == {made[v]["key"] for v in (g1, g2, "alpha-beta gamma")}
     empty = jira.search(f'project = FIN AND cf[{cf}] ~ "*"')
-    assert empty.status_code == 400 and empty.json()["errorMessages"]
+    assert empty.status_code == 400
+    assert empty.json()["errorMessages"]
 
 
 # -- screens, field types, searchers (issue 10.2) ------------------------------------------------------------
@@ -885,7 +920,8 @@ def test_createmeta_pages_issue_types_and_create_screen_fields(jira: Jira) -> No
     maxResults (default 50, at most 200) and total; the fields are those of the create screen."""
     first = jira.call("GET", "issue/createmeta/FIN/issuetypes", params={"maxResults": 2}).json()
     rest = jira.call("GET", "issue/createmeta/FIN/issuetypes", params={"startAt": 2}).json()
-    assert first["total"] == rest["total"] == 4 and len(first["issueTypes"]) == 2
+    assert first["total"] == rest["total"] == 4
+    assert len(first["issueTypes"]) == 2
     names = [t["name"] for t in first["issueTypes"] + rest["issueTypes"]]
     assert names == ["Task", "Invoice", "Vendor", "Purchase Order"]
     too_big = jira.call("GET", "issue/createmeta/FIN/issuetypes", params={"maxResults": 201})
@@ -894,7 +930,8 @@ def test_createmeta_pages_issue_types_and_create_screen_fields(jira: Jira) -> No
     invoice = next(t["id"] for t in first["issueTypes"] + rest["issueTypes"] if t["name"] == "Invoice")
     whole = jira.call("GET", f"issue/createmeta/FIN/issuetypes/{invoice}").json()
     ids = [f["fieldId"] for f in whole["fields"]]
-    assert whole["total"] == len(ids) and ids[:2] == ["issuetype", "project"]
+    assert whole["total"] == len(ids)
+    assert ids[:2] == ["issuetype", "project"]
     assert {"summary", "description", "labels", "assignee", *jira.fields_custom()} <= set(ids)
     assert next(f for f in whole["fields"] if f["fieldId"] == "summary")["required"] is True
     paged: list[str] = []
@@ -904,7 +941,8 @@ def test_createmeta_pages_issue_types_and_create_screen_fields(jira: Jira) -> No
             f"issue/createmeta/FIN/issuetypes/{invoice}",
             params={"startAt": len(paged), "maxResults": 3},
         ).json()
-        assert page["maxResults"] == 3 and page["fields"]
+        assert page["maxResults"] == 3
+        assert page["fields"]
         paged += [f["fieldId"] for f in page["fields"]]
     assert paged == ids
     assert jira.call("GET", "issue/createmeta/FIN/issuetypes/99999").status_code == 400
@@ -936,9 +974,11 @@ def test_field_off_a_screen_is_refused_like_jira(jira: Jira, sandbox: Any) -> No
         "POST", "/_sandbox/jira/screen", {"issue_type": "Invoice", "screen": "edit", "remove": ["labels"]}
     )
     edit = jira.call("PUT", f"issue/{made['key']}", {"update": {"labels": [{"add": "x"}]}})
-    assert edit.status_code == 400 and edit.json()["errors"] == {"labels": OFF_SCREEN.format("labels")}
+    assert edit.status_code == 400
+    assert edit.json()["errors"] == {"labels": OFF_SCREEN.format("labels")}
     editmeta = jira.call("GET", f"issue/{made['key']}/editmeta").json()["fields"]  # spec getEditIssueMeta
-    assert "labels" not in editmeta and {vendor_f, "summary", "description"} <= set(editmeta)
+    assert "labels" not in editmeta
+    assert {vendor_f, "summary", "description"} <= set(editmeta)
     sandbox.control(
         "POST", "/_sandbox/jira/screen", {"issue_type": "Invoice", "add": ["BC Vendor", "labels"]}
     )
@@ -953,7 +993,8 @@ def test_field_types_and_searchers_like_jira(jira: Jira, sandbox: Any) -> None:
     changed = sandbox.control("POST", "/_sandbox/jira/field", {"field": "BC Vendor", "type": "textarea"})
     assert changed["schema"]["custom"] == "com.atlassian.jira.plugin.system.customfieldtypes:textarea"
     listed = next(f for f in jira.call("GET", "field").json() if f["id"] == vendor_f)
-    assert listed["schema"] == changed["schema"] and listed["searchable"] is True
+    assert listed["schema"] == changed["schema"]
+    assert listed["searchable"] is True
     plain = jira.call(
         "POST",
         "issue",
@@ -966,7 +1007,8 @@ def test_field_types_and_searchers_like_jira(jira: Jira, sandbox: Any) -> None:
             }
         },
     )
-    assert plain.status_code == 400 and "Atlassian Document" in plain.json()["errors"][vendor_f]
+    assert plain.status_code == 400
+    assert "Atlassian Document" in plain.json()["errors"][vendor_f]
     adf_doc = {
         "type": "doc",
         "version": 1,
@@ -981,10 +1023,12 @@ def test_field_types_and_searchers_like_jira(jira: Jira, sandbox: Any) -> None:
     assert jira.search(f'project = FIN AND cf[{cf}] ~ "open"').status_code == 200
     sandbox.control("POST", "/_sandbox/jira/field", {"field": status_f, "searcher": None})
     listed = next(f for f in jira.call("GET", "field").json() if f["id"] == status_f)
-    assert listed["searchable"] is False and listed["clauseNames"] == []
+    assert listed["searchable"] is False
+    assert listed["clauseNames"] == []
     for jql in (f'project = FIN AND cf[{cf}] ~ "open"', 'project = FIN AND "BC Status" ~ "open"'):
         resp = jira.search(jql)
-        assert resp.status_code == 400 and "does not exist" in resp.json()["errorMessages"][0], jql
+        assert resp.status_code == 400, jql
+        assert "does not exist" in resp.json()["errorMessages"][0], jql
     sandbox.control("POST", "/_sandbox/jira/field", {"field": status_f, "searcher": "textsearcher"})
     assert jira.search(f'project = FIN AND cf[{cf}] ~ "open"').status_code == 200
 
@@ -1000,15 +1044,18 @@ def test_issue_link_types_and_duplicate_links_on_both_issues(jira: Jira) -> None
         "outwardIssue": {"id": original["id"]},
     }
     resp = jira.call("POST", "issueLink", body)
-    assert resp.status_code == 201 and not resp.content
+    assert resp.status_code == 201
+    assert not resp.content
     # the same link again: answered as created, not stored twice (spec of POST /issueLink)
     assert jira.call("POST", "issueLink", body).status_code == 201
     c_links = jira.call("GET", f"issue/{copy['key']}?fields=issuelinks").json()["fields"]["issuelinks"]
     o_links = jira.call("GET", f"issue/{original['key']}?fields=issuelinks").json()["fields"]["issuelinks"]
     assert len(c_links) == len(o_links) == 1
     # the copy reads "duplicates <original>", the original "is duplicated by <copy>"
-    assert c_links[0]["outwardIssue"]["key"] == original["key"] and "inwardIssue" not in c_links[0]
-    assert o_links[0]["inwardIssue"]["key"] == copy["key"] and o_links[0]["type"]["name"] == "Duplicate"
+    assert c_links[0]["outwardIssue"]["key"] == original["key"]
+    assert "inwardIssue" not in c_links[0]
+    assert o_links[0]["inwardIssue"]["key"] == copy["key"]
+    assert o_links[0]["type"]["name"] == "Duplicate"
     link = jira.call("GET", f"issueLink/{c_links[0]['id']}").json()
     assert (link["inwardIssue"]["key"], link["outwardIssue"]["key"]) == (copy["key"], original["key"])
     bad_type = dict(body, type={"name": "Nope"})
@@ -1032,9 +1079,12 @@ def test_comment_list_pages_and_orders(jira: Jira) -> None:
         return [c["body"]["content"][0]["content"][0]["text"] for c in page["comments"]]
 
     first = jira.call("GET", f"issue/{a['key']}/comment?maxResults=2").json()
-    assert texts(first) == ["c0", "c1"] and first["total"] == 5 and first["maxResults"] == 2
+    assert texts(first) == ["c0", "c1"]
+    assert first["total"] == 5
+    assert first["maxResults"] == 2
     newest = jira.call("GET", f"issue/{a['key']}/comment?orderBy=-created&maxResults=2&startAt=1").json()
-    assert texts(newest) == ["c3", "c2"] and newest["startAt"] == 1
+    assert texts(newest) == ["c3", "c2"]
+    assert newest["startAt"] == 1
     assert jira.call("GET", f"issue/{a['key']}/comment?orderBy=summary").status_code == 400
 
 

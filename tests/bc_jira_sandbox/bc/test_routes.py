@@ -6,22 +6,25 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook, clear_token_cache
+from bc_jira.entra import clear_token_cache
+from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook
 from bc_jira.http import ClientError, PreconditionFailed, TransportError
 from tests.conftest import IN_CI, SHARED_SPECS
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 SPEC_PATHS = [
-    Path(__file__).resolve().parents[2] / "include/bc_jira_sandbox/bc-api-v2-entities.json",
+    Path(__file__).resolve().parents[3] / "include/bc_jira_sandbox/bc-api-v2-entities.json",
     SHARED_SPECS / "bc-api-v2-entities.json",
 ]
 SPEC = json.loads(SPEC_PATHS[0].read_text())
@@ -97,7 +100,7 @@ class Receiver:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 token = parse_qs(urlsplit(self.path).query).get("validationToken", [None])[0]
                 if token is None or not outer.answer_get:
                     self._send(405, b"", "text/plain")
@@ -106,7 +109,7 @@ class Receiver:
                 outer.methods.append("GET")
                 self._send(200, (token if outer.mode == "echo" else "nope").encode(), "text/plain")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 token = parse_qs(urlsplit(self.path).query).get("validationToken", [None])[0]
@@ -172,7 +175,8 @@ def test_hook_reads_pages_with_msal(sandbox: Any, hook: BusinessCentralHook) -> 
             select=["number", "status", "totalAmountIncludingTax"],
         )
     )
-    assert len(recs) == 45 and len({r["id"] for r in recs}) == 45
+    assert len(recs) == 45
+    assert len({r["id"] for r in recs}) == 45
     stamps = [datetime.fromisoformat(r["lastModifiedDateTime"].replace("Z", "+00:00")) for r in recs]
     assert stamps == sorted(stamps)
     assert set(recs[0]) == {
@@ -200,9 +204,11 @@ def test_window_filter_is_exclusive_inclusive(sandbox: Any, hook: BusinessCentra
 def test_odata_filters_select_orderby_top_skip(sandbox: Any, hook: BusinessCentralHook) -> None:
     sandbox.reset(vendors=30, invoices=40, orders=15)
     drafts = list(hook.iter_modified("purchaseInvoices", None, extra_filter={"status": "Draft"}))
-    assert drafts and all(r["status"] == "Draft" for r in drafts)
+    assert drafts
+    assert all(r["status"] == "Draft" for r in drafts)
     review = list(hook.iter_records("purchaseOrders", filter="status eq 'In_x0020_Review'"))
-    assert review and all(r["status"] == "In Review" for r in review)
+    assert review
+    assert all(r["status"] == "In Review" for r in review)
     blocked = list(hook.iter_records("vendors", filter="blocked eq 'Payment' or blocked eq 'All'"))
     assert {v["blocked"] for v in blocked} == {"Payment", "All"}
     c = hook.client
@@ -210,14 +216,17 @@ def test_odata_filters_select_orderby_top_skip(sandbox: Any, hook: BusinessCentr
     body = c.get_json(path, params={"$orderby": "number desc", "$top": 3, "$skip": 2, "$select": "number"})
     numbers = [v["number"] for v in body["value"]]
     everything = sorted((v["number"] for v in hook.iter_records("vendors")), reverse=True)
-    assert numbers == everything[2:5] and "@odata.nextLink" not in body
+    assert numbers == everything[2:5]
+    assert "@odata.nextLink" not in body
     first = everything[0]
     one = c.get_json(path, params={"$filter": f"number eq '{first}'"})["value"]
-    assert len(one) == 1 and one[0]["number"] == first
+    assert len(one) == 1
+    assert one[0]["number"] == first
     # a quoted DateTimeOffset is a type error in OData v4, as on the real service
     with pytest.raises(ClientError) as ei:
         c.get_json(path, params={"$filter": "lastModifiedDateTime gt '2026-01-01T00:00:00Z'"})
-    assert ei.value.status == 400 and "incompatible types" in ei.value.message
+    assert ei.value.status == 400
+    assert "incompatible types" in ei.value.message
     with pytest.raises(ClientError):
         c.get_json(path, params={"$filter": "blocked eq ' '"})  # enum members are _x0020_-encoded
     with pytest.raises(ClientError):
@@ -251,7 +260,8 @@ def test_record_modified_mid_scan_is_not_lost(sandbox: Any, hook: BusinessCentra
     )
     rest = list(gen)
     ids = [r["id"] for r in first + rest]
-    assert len(set(ids)) == 12 and ids.count(first[0]["id"]) == 2
+    assert len(set(ids)) == 12
+    assert ids.count(first[0]["id"]) == 2
 
 
 # -- writing -------------------------------------------------------------------------------------------------
@@ -266,13 +276,16 @@ def test_post_draft_invoice_keeps_id(sandbox: Any, hook: BusinessCentralHook) ->
     )
     hook.post_purchase_invoice(draft["id"])
     posted = hook.get_record("purchaseInvoices", draft["id"])
-    assert posted["id"] == draft["id"] and posted["status"] == "Open"
-    assert posted["number"] != draft["number"] and posted["number"].startswith("108")
+    assert posted["id"] == draft["id"]
+    assert posted["status"] == "Open"
+    assert posted["number"] != draft["number"]
+    assert posted["number"].startswith("108")
     assert posted["lastModifiedDateTime"] > draft["lastModifiedDateTime"]
     assert posted["@odata.etag"] != draft["@odata.etag"]
     with pytest.raises(ClientError) as ei:
         hook.post_purchase_invoice(draft["id"])
-    assert ei.value.code == "Application_DialogException" and "draft invoice only" in ei.value.message
+    assert ei.value.code == "Application_DialogException"
+    assert "draft invoice only" in ei.value.message
 
 
 def test_post_for_vendor_blocked_all_fails(sandbox: Any, hook: BusinessCentralHook) -> None:
@@ -280,7 +293,8 @@ def test_post_for_vendor_blocked_all_fails(sandbox: Any, hook: BusinessCentralHo
     vendor = next(hook.iter_records("vendors", filter="blocked eq 'All'"))
     body = {"entity": "purchaseInvoices", "create": {"vendorId": vendor["id"]}}
     created = sandbox.control("POST", "/_sandbox/bc/change", body)["records"][0]
-    assert created["status"] == "Draft" and created["vendorNumber"] == vendor["number"]
+    assert created["status"] == "Draft"
+    assert created["vendorNumber"] == vendor["number"]
     with pytest.raises(ClientError) as ei:
         hook.post_purchase_invoice(created["id"])
     assert "blocked with type All" in ei.value.message
@@ -291,12 +305,14 @@ def test_unblock_vendor_with_if_match(sandbox: Any, hook: BusinessCentralHook) -
     vendor = next(hook.iter_records("vendors", filter="blocked eq 'All'"))
     stale = vendor["@odata.etag"]
     done = hook.unblock_vendor(vendor["id"], stale)
-    assert done["blocked"] == "" and done["@odata.etag"] != stale
+    assert done["blocked"] == ""
+    assert done["@odata.etag"] != stale
     raw = sandbox.control("GET", "/_sandbox/bc/records/vendors")["value"]
     assert next(v for v in raw if v["id"] == vendor["id"])["blocked"] == "_x0020_"
     with pytest.raises(PreconditionFailed) as ei:
         hook.set_vendor_blocked(vendor["id"], "Payment", stale)
-    assert ei.value.status == 412 and ei.value.code == "Request_EntityChanged"
+    assert ei.value.status == 412
+    assert ei.value.code == "Request_EntityChanged"
     with pytest.raises(ClientError) as ei2:  # If-Match is required
         hook.client.patch_json(
             f"companies({sandbox.creds['company_id']})/vendors({vendor['id']})", json={"blocked": "All"}
@@ -341,7 +357,8 @@ def test_test_connection_true_via_airflow_connection(sandbox: Any, airflow_conns
 def test_test_connection_false(sandbox: Any, over: dict[str, str], needle: str) -> None:
     clear_token_cache()
     ok, msg = BusinessCentralHook(settings=settings_for(sandbox, **over)).test_connection()
-    assert not ok and needle in msg, msg
+    assert not ok, msg
+    assert needle in msg, msg
     assert sandbox.creds["bc_client_secret"] not in msg
 
 
@@ -378,7 +395,8 @@ def test_subscription_handshake_notify_renew_delete(
         {"entity": "vendors", "id": vendor["id"], "set": {"phoneNumber": "+45 2"}},
     )
     got = receiver.wait(1)
-    assert len(got) == 1 and len(got[0]["value"]) == 1
+    assert len(got) == 1
+    assert len(got[0]["value"]) == 1
     item = got[0]["value"][0]
     assert set(item) == {
         "subscriptionId",
@@ -388,11 +406,13 @@ def test_subscription_handshake_notify_renew_delete(
         "changeType",
         "lastModifiedDateTime",
     }
-    assert item["subscriptionId"] == sub["subscriptionId"] and item["changeType"] == "updated"
+    assert item["subscriptionId"] == sub["subscriptionId"]
+    assert item["changeType"] == "updated"
     assert item["clientState"] == sandbox.creds["bc_client_state"]
     assert item["resource"] == f"api/v2.0/companies({sandbox.creds['company_id']})/vendors({vendor['id']})"
     hdr = {k.lower(): v for k, v in receiver.headers[0].items()}
-    assert hdr["clientrequestid"] == hdr["x-ms-correlation-id"] and "authorization" not in hdr
+    assert hdr["clientrequestid"] == hdr["x-ms-correlation-id"]
+    assert "authorization" not in hdr
     # invoices are not subscribed: no notification for them
     sandbox.control("POST", "/_sandbox/bc/change", {"entity": "purchaseInvoices", "create": {}})
     renewed = hook.renew_subscription(sub["subscriptionId"])
@@ -431,11 +451,13 @@ def test_renewal_needs_the_documented_body_and_handshakes(
     headers = {"If-Match": sub["@odata.etag"]}
     with pytest.raises(ClientError) as empty:
         hook.client.request("PATCH", path, json={}, headers=headers)
-    assert empty.value.status == 400 and "notificationUrl and resource" in empty.value.message
+    assert empty.value.status == 400
+    assert "notificationUrl and resource" in empty.value.message
     moved = {**hook_body(sub), "resource": sub["resource"].replace("/vendors", "/purchaseInvoices")}
     with pytest.raises(ClientError) as other:
         hook.client.request("PATCH", path, json=moved, headers=headers)
-    assert other.value.status == 400 and "does not match" in other.value.message
+    assert other.value.status == 400
+    assert "does not match" in other.value.message
     assert len(receiver.handshakes) == 1  # refused before any handshake; nothing changed
     assert hook.get_subscription(sub["subscriptionId"])["expirationDateTime"] == sub["expirationDateTime"]
     renewed = hook.renew_subscription(sub["subscriptionId"])  # the documented body
@@ -497,8 +519,10 @@ def test_notification_retried_after_503(sandbox: Any, hook: BusinessCentralHook,
         "records"
     ][0]
     got = receiver.wait(2, timeout=15)  # retry delay: BC's 60 s scaled by notify_delay_s/30 (1 s in tests)
-    assert len(got) == 2 and got[0] == got[1]
-    assert got[1]["value"][0]["changeType"] == "created" and created["id"] in got[1]["value"][0]["resource"]
+    assert len(got) == 2
+    assert got[0] == got[1]
+    assert got[1]["value"][0]["changeType"] == "created"
+    assert created["id"] in got[1]["value"][0]["resource"]
     assert len(hook.list_subscriptions()) == 1
 
 
@@ -510,7 +534,8 @@ def test_collection_notification_over_1000_changes(
     sandbox.control("POST", "/_sandbox/bc/change", {"entity": "vendors", "touch": 1001})
     got = receiver.wait(1)
     items = got[0]["value"]
-    assert len(items) == 1 and items[0]["changeType"] == "collection"
+    assert len(items) == 1
+    assert items[0]["changeType"] == "collection"
     m = re.search(r"\?\$filter=lastModifiedDateTime%20gt%20(\S+Z)$", items[0]["resource"])
     assert m, items[0]["resource"]
     changed = list(hook.iter_modified("vendors", m.group(1)))

@@ -1,0 +1,99 @@
+"""A run's extracted records as numbered batches (``bc_jira_batches``): a retry or clear gets them back.
+
+Why in the store and not XCom: the mapped upsert tasks read their batch by id, and a re-run of the extract
+must hand out the same ids (the same records) instead of a second, different set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from bc_jira.store.schema import batches, dumps, loads, utcnow
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from bc_jira.store.engine import Database
+
+
+def batch_id(entity: str, run_key: str, seq: int) -> str:
+    digest = hashlib.sha1(f"{entity}|{run_key}".encode(), usedforsecurity=False).hexdigest()[:16]
+    return f"{entity}:{digest}:{seq:05d}"
+
+
+def _check_size(batch_size: object) -> None:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+
+
+def plan_batches(
+    entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int, now: datetime
+) -> list[dict[str, Any]]:
+    """The ``bc_jira_batches`` rows of a run: ``batch_size`` records each, numbered from 0 (no I/O)."""
+    _check_size(batch_size)
+    chunks: list[list[dict[str, Any]]] = [[]]
+    for rec in records:
+        if len(chunks[-1]) >= batch_size:
+            chunks.append([])
+        chunks[-1].append(rec)
+    return [
+        {
+            "batch_id": batch_id(entity, run_key, seq),
+            "entity": entity,
+            "run_key": run_key,
+            "seq": seq,
+            "records": dumps(chunk),
+            "size": len(chunk),
+            "created_at": now,
+        }
+        for seq, chunk in enumerate(c for c in chunks if c)
+    ]
+
+
+class BatchRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def save_batches(
+        self, entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int
+    ) -> list[str]:
+        """Write a run's records once as numbered batches; a retry or clear gets the same ids back."""
+        _check_size(batch_size)
+        existing = self.batch_ids(entity, run_key)
+        if existing:
+            return existing
+        rows = plan_batches(entity, run_key, records, batch_size, utcnow())
+        if not rows:
+            return []
+        with self._db.tx(immediate=True) as conn:
+            # Batch 0 is the run's claim: whoever inserts it writes the whole run. A concurrent extract of
+            # the same run waits on that row (PostgreSQL) or the write lock (SQLite), then finds it taken.
+            if conn.execute(self._db.insert_ignore(batches, rows[0], ["batch_id"])).rowcount == 1:
+                if rows[1:]:
+                    conn.execute(batches.insert(), rows[1:])
+                return [r["batch_id"] for r in rows]
+        return self.batch_ids(entity, run_key)
+
+    def batch_ids(self, entity: str, run_key: str) -> list[str]:
+        q = (
+            sa.select(batches.c.batch_id)
+            .where(batches.c.entity == entity, batches.c.run_key == run_key)
+            .order_by(batches.c.seq)
+        )
+        with self._db.tx() as conn:
+            return [r.batch_id for r in conn.execute(q)]
+
+    def load_batch(self, batch_id: str) -> list[dict[str, Any]]:
+        with self._db.tx() as conn:
+            row = conn.execute(sa.select(batches.c.records).where(batches.c.batch_id == batch_id)).first()
+        if row is None:
+            raise KeyError(f"batch {batch_id} is not in the state store (purged? re-run the extract task)")
+        return loads(row.records)
+
+    def purge_batches(self, older_than: datetime) -> int:
+        with self._db.tx() as conn:
+            return conn.execute(batches.delete().where(batches.c.created_at < older_than)).rowcount

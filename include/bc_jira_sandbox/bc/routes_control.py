@@ -1,0 +1,118 @@
+"""``/_sandbox/bc`` control routes: change data as a BC user would, handshake options, raw records."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Body
+
+from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, BcError, _bad
+from bc_jira_sandbox.deps import SANDBOX
+
+if TYPE_CHECKING:
+    from bc_jira_sandbox.bc.state import BcState
+    from bc_jira_sandbox.core import Sandbox
+
+router = APIRouter(tags=["sandbox control"])
+
+
+@router.post("/_sandbox/bc/change")
+def change(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
+    items = body if isinstance(body, list) else body.get("changes", [body])
+    out = []
+    with sb.lock:
+        for item in items:
+            out += _control_change(sb, item)
+        sb.mark_dirty()
+    return {"ok": True, "records": out}
+
+
+@router.post("/_sandbox/bc/options")
+def options(body: Any = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> Any:
+    """``{"handshake_method": "POST" | "GET"}``: how the handshake request is sent (create and renew)."""
+    with sb.lock:
+        if "handshake_method" in body:
+            method = str(body["handshake_method"]).upper()
+            if method not in HANDSHAKE_METHODS:
+                raise _bad(f"handshake_method must be one of {', '.join(HANDSHAKE_METHODS)}")
+            sb.bc.handshake_method = method
+        return {"handshake_method": getattr(sb.bc, "handshake_method", "POST")}
+
+
+@router.get("/_sandbox/bc/records/{entity}")
+def dump(entity: str, sb: Sandbox = SANDBOX) -> Any:
+    if entity not in DOCUMENTS:
+        raise BcError(404, "BadRequest_NotFound", f"unknown entity {entity}")
+    with sb.lock:
+        return {"value": [sb.bc.public(entity, r) for r in sb.bc.records[entity].values()]}
+
+
+def _control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """One user action: create, set fields, post, delete or touch N records; fires subscriptions."""
+    state = sb.bc
+    entity = item.get("entity")
+    if entity not in DOCUMENTS:
+        raise _bad(f"entity must be one of {', '.join(DOCUMENTS)}")
+    if "touch" in item:  # a batch job re-saving N records (e.g. to trigger a collection notification)
+        recs = list(state.records[entity].values())[: int(item["touch"])]
+        for rec in recs:
+            state.touch(entity, rec)
+        return [{"touched": len(recs)}]
+    if "create" in item:
+        return [_create(sb, entity, dict(item["create"]))]
+    rec = state.get(entity, str(_record_key(state, entity, item)))
+    if item.get("delete"):
+        del state.records[entity][rec["id"]]
+        state.by_number[entity].pop(rec["number"], None)
+        state.lines.pop(rec["id"], None)
+        state.notify(entity, rec["id"], "deleted", state._next_modified())
+        return [{"id": rec["id"], "deleted": True}]
+    if item.get("action") == "post":
+        return [state.public(entity, state.post_invoice(rec["id"]))]
+    if state.apply(entity, rec, dict(item.get("set") or {}), api=False):
+        state.touch(entity, rec)
+    return [state.public(entity, rec)]
+
+
+def _record_key(state: BcState, entity: str, item: dict[str, Any]) -> Any:
+    """The id of the record an action names by ``id`` or ``number``."""
+    key = item.get("id")
+    if key is None and item.get("number") is not None:
+        key = state.by_number[entity].get(str(item["number"]))
+        if key is None:
+            raise BcError(404, "Internal_RecordNotFound", f"No {entity} record with number {item['number']}")
+    if key is None:
+        raise _bad("give id or number (or create / touch)")
+    return key
+
+
+def _create(sb: Sandbox, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A record created as a BC user would (a document for the named or the first vendor)."""
+    state = sb.bc
+    rng, now = sb.rng, sb.now()
+    if entity == "vendors":
+        rec = state._make_vendor(rng, now)
+        lines = None
+    else:
+        vendor = _vendor_for(state, fields) or state._make_vendor(rng, now)
+        if vendor["id"] not in state.records["vendors"]:
+            state._insert("vendors", vendor)
+        make = state._make_invoice if entity == "purchaseInvoices" else state._make_order
+        rec, lines = make(rng, now, vendor, status="Draft")
+        fields.pop("vendorId", None)
+        fields.pop("vendorNumber", None)
+    state.apply(entity, rec, fields, api=False)
+    state._insert(entity, rec, lines)
+    state.touch(entity, rec, "created")
+    return state.public(entity, rec)
+
+
+def _vendor_for(state: BcState, fields: dict[str, Any]) -> dict[str, Any] | None:
+    """The vendor named by ``vendorId`` or ``vendorNumber``, else the first vendor (None if there is none)."""
+    vendor = None
+    if fields.get("vendorId"):
+        vendor = state.get("vendors", fields["vendorId"])
+    elif fields.get("vendorNumber"):
+        vid = state.by_number["vendors"].get(fields["vendorNumber"])
+        vendor = state.get("vendors", vid or fields["vendorNumber"])
+    return vendor or next(iter(state.records["vendors"].values()), None)

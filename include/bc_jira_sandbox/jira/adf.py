@@ -1,0 +1,101 @@
+"""Atlassian Document Format: the node subset Jira accepts here, validated like Jira does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_BLOCK_CHILDREN: dict[str, set[str] | None] = {
+    "doc": {
+        "paragraph",
+        "heading",
+        "bulletList",
+        "orderedList",
+        "table",
+        "codeBlock",
+        "blockquote",
+        "rule",
+        "panel",
+        "mediaSingle",
+        "expand",
+    },
+    "paragraph": {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status"},
+    "heading": {"text", "hardBreak", "mention", "emoji", "inlineCard", "date", "status"},
+    "bulletList": {"listItem"},
+    "orderedList": {"listItem"},
+    "listItem": {"paragraph", "bulletList", "orderedList", "codeBlock"},
+    "table": {"tableRow"},
+    "tableRow": {"tableHeader", "tableCell"},
+    "tableHeader": {"paragraph", "bulletList", "orderedList", "heading", "codeBlock", "rule", "panel"},
+    "tableCell": {"paragraph", "bulletList", "orderedList", "heading", "codeBlock", "rule", "panel"},
+    "codeBlock": {"text"},
+    "blockquote": {"paragraph", "bulletList", "orderedList", "codeBlock"},
+    "panel": {"paragraph", "bulletList", "orderedList", "heading"},
+    "expand": {"paragraph", "bulletList", "orderedList", "heading", "table", "codeBlock", "panel"},
+    "rule": None,
+    "hardBreak": None,
+    "text": None,
+    "mention": None,
+    "emoji": None,
+    "inlineCard": None,
+    "date": None,
+    "status": None,
+    "mediaSingle": None,
+}
+_MARKS = {"strong", "em", "code", "strike", "underline", "link", "subsup", "textColor"}
+
+
+def validate_adf(doc: Any) -> str | None:
+    """None when ``doc`` is a well-formed ADF document (the node subset Jira accepts here), else why not."""
+    if not isinstance(doc, dict) or doc.get("type") != "doc":
+        return "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
+    if doc.get("version") != 1 or not isinstance(doc.get("content"), list):
+        return "INVALID_INPUT: a doc needs version 1 and a content array"
+    extra = set(doc) - {"type", "version", "content"}
+    if extra:
+        return f"INVALID_INPUT: unexpected keys on doc: {sorted(extra)}"
+
+    for i, child in enumerate(doc["content"]):
+        err = _walk(child, "doc", f"content[{i}]")
+        if err:
+            return err
+    return None
+
+
+# -- JQL (the subset the connector and its webhooks use) -----------------------------------------------------
+
+
+def _walk(node: Any, parent: str, path: str) -> str | None:
+    """Why ``node`` (at ``path``, inside a ``parent`` node) is not valid ADF, or None."""
+    if not isinstance(node, dict) or not isinstance(node.get("type"), str):
+        return f"INVALID_INPUT at {path}: a node must be an object with a type"
+    ntype = node["type"]
+    allowed = _BLOCK_CHILDREN.get(parent)
+    if ntype not in _BLOCK_CHILDREN:
+        return f"INVALID_INPUT at {path}: unknown node type {ntype!r}"
+    if allowed is None or ntype not in allowed:
+        return f"INVALID_INPUT at {path}: {ntype!r} is not allowed inside {parent!r}"
+    if ntype == "text":
+        return _text_error(node, path)
+    if ntype == "heading" and (node.get("attrs") or {}).get("level") not in (1, 2, 3, 4, 5, 6):
+        return f"INVALID_INPUT at {path}: heading needs attrs.level 1-6"
+    content = node.get("content", [])
+    if not isinstance(content, list):
+        return f"INVALID_INPUT at {path}: content must be an array"
+    if ntype in ("bulletList", "orderedList", "table", "tableRow", "listItem") and not content:
+        return f"INVALID_INPUT at {path}: {ntype} needs content"
+    for i, child in enumerate(content):
+        err = _walk(child, ntype, f"{path}.content[{i}]")
+        if err:
+            return err
+    return None
+
+
+def _text_error(node: dict[str, Any], path: str) -> str | None:
+    if not isinstance(node.get("text"), str) or node["text"] == "":
+        return f"INVALID_INPUT at {path}: text nodes need a non-empty text"
+    for mark in node.get("marks", []) or []:
+        if not isinstance(mark, dict) or mark.get("type") not in _MARKS:
+            return f"INVALID_INPUT at {path}: unknown mark {mark!r}"
+        if mark["type"] == "link" and not (mark.get("attrs") or {}).get("href"):
+            return f"INVALID_INPUT at {path}: link marks need attrs.href"
+    return None
