@@ -32,10 +32,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bc_jira.http import RetryPolicy
-from bc_jira.http_ratelimit import WaitRequest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
+
+    from bc_jira.http_ratelimit import WaitRequest
 
 log = logging.getLogger(__name__)
 
