@@ -13,15 +13,18 @@ import sys
 import time
 from typing import Any
 
-from bc_jira import outbound
 from bc_jira.config import load_config
 from bc_jira.hooks.business_central import BusinessCentralHook
 from bc_jira.hooks.jira import JiraCloudHook
 from bc_jira.mapping import field_ids
 from bc_jira.store import StateStore
+from bc_jira.sync import extract as sync_extract
+from bc_jira.sync.base import RunInfo
+from bc_jira.sync.jira_ops import JiraOps
+from bc_jira.sync.upsert import Upserter
 
 ENTITY = "purchase_invoices"
-RUN = outbound.RunInfo(dag_id="bench", run_id="bench", task_id="bench", run_type="manual")
+RUN = RunInfo(dag_id="bench", run_id="bench", task_id="bench", run_type="manual")
 
 
 def _fields(jira: JiraCloudHook) -> Any:
@@ -31,7 +34,7 @@ def _fields(jira: JiraCloudHook) -> Any:
 
 def extract() -> dict[str, Any]:
     cfg = load_config()
-    result = outbound.extract(
+    result = sync_extract.extract(
         ENTITY, cfg=cfg, bc=BusinessCentralHook(), store=StateStore.from_airflow(), run=RUN, watermark=None
     )
     xcom = {k: result[k] for k in ("high_watermark", "watermark", "backfill", "read", "kept")}
@@ -50,10 +53,8 @@ def upsert(batch_ids: list[str]) -> dict[str, Any]:
     totals: dict[str, int] = {}
     xcom_bytes = 0
     for index, batch_id in enumerate(batch_ids):
-        run = outbound.RunInfo(dag_id="bench", run_id="bench", task_id="upsert", map_index=index)
-        upserter = outbound.Upserter(
-            cfg=cfg, entity=ENTITY, ids=ids, jira=outbound.JiraOps(jira), store=store, run=run
-        )
+        run = RunInfo(dag_id="bench", run_id="bench", task_id="upsert", map_index=index)
+        upserter = Upserter(cfg=cfg, entity=ENTITY, ids=ids, jira=JiraOps(jira), store=store, run=run)
         counts = upserter.upsert(store.load_batch(batch_id)).as_dict()
         xcom_bytes = max(xcom_bytes, len(json.dumps(counts)))
         for key, value in counts.items():

@@ -22,7 +22,9 @@ import pendulum
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from bc_jira import outbound
+from bc_jira import tasks
+from bc_jira.setup.connect import ConnectError
+from bc_jira.sync.dag import DEFAULT_ARGS
 
 
 @dag(
@@ -31,7 +33,7 @@ from bc_jira import outbound
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={**outbound.DEFAULT_ARGS, "retry_delay": timedelta(seconds=30)},
+    default_args={**DEFAULT_ARGS, "retry_delay": timedelta(seconds=30)},
     tags=["bc-jira", "setup"],
     doc_md=__doc__,
 )
@@ -39,8 +41,8 @@ def bc_jira_connect() -> None:
     @task
     def connect() -> dict:
         try:
-            return outbound.connect_task()
-        except outbound.ConnectError as exc:  # a configuration problem: retrying will not fix it
+            return tasks.connect_task()
+        except ConnectError as exc:  # a configuration problem: retrying will not fix it
             raise AirflowFailException(str(exc)) from None
 
     connect()

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bc_jira import outbound
+from bc_jira.sync.dag import sync_dag
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-bc_purchase_invoices_to_jira: DAG = outbound.sync_dag(
+bc_purchase_invoices_to_jira: DAG = sync_dag(
     "purchase_invoices",
     dag_id="bc_purchase_invoices_to_jira",
     cron="*/15 * * * *",

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bc_jira import outbound
+from bc_jira.sync.dag import sync_dag
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
 
-bc_vendors_to_jira: DAG = outbound.sync_dag(
+bc_vendors_to_jira: DAG = sync_dag(
     "vendors",
     dag_id="bc_vendors_to_jira",
     cron="*/15 * * * *",

@@ -26,7 +26,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from bc_jira import writeback
+from bc_jira import tasks
 from bc_jira.edges import triggers
 
 SCHEDULE = AssetOrTimeSchedule(
@@ -53,11 +53,11 @@ SCHEDULE = AssetOrTimeSchedule(
 def jira_transitions_to_bc() -> None:
     @task
     def process_staged_transitions() -> dict:
-        return writeback.process_staged_task()
+        return tasks.process_staged_task()
 
     @task(trigger_rule="all_done")
     def safety_net_poll() -> dict:
-        return writeback.safety_net_task()
+        return tasks.safety_net_task()
 
     process_staged_transitions() >> safety_net_poll()
 

@@ -16,75 +16,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bc_jira.entities import BLANK, ENTITIES, SPECS
+from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variable name, read by the edges
+
 VARIABLE_KEY = "bc_jira_config"
 FIELDS_VARIABLE_KEY = "bc_jira_jira_fields"
 USERS_VARIABLE_KEY = "bc_jira_jira_users"
-WATERMARK_PREFIX = "bc_jira_watermark_"
 
-ENTITIES: tuple[str, ...] = ("purchase_invoices", "vendors", "purchase_orders")
-
-# BC API v2.0 entity set per config entity name.
-ENTITY_SETS: dict[str, str] = {
-    "purchase_invoices": "purchaseInvoices",
-    "vendors": "vendors",
-    "purchase_orders": "purchaseOrders",
-}
-
-BLANK = "_x0020_"
-
-# Enum JSON encodings from specs/bc-api-v2-entities.json ($metadata member names).
-ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "purchase_invoices": {
-        "status": (BLANK, "Draft", "In_x0020_Review", "Open", "Paid", "Canceled", "Corrective"),
-    },
-    "vendors": {"blocked": (BLANK, "Payment", "All")},
-    "purchase_orders": {"status": ("Draft", "In_x0020_Review", "Open")},
-}
-
-# Fields a summary template may reference (BC API v2.0 JSON names), plus helpers added by mapping.
-_COMMON_DOC = (
-    "id number vendorId vendorNumber vendorName payToName payToVendorNumber shipToName shipToContact "
-    "buyFromCity buyFromCountry shortcutDimension1Code shortcutDimension2Code currencyCode purchaser "
-    "pricesIncludeTax discountAmount totalAmountExcludingTax totalTaxAmount totalAmountIncludingTax status "
-    "postingDate lastModifiedDateTime"
-).split()
-TEMPLATE_FIELDS: dict[str, frozenset[str]] = {
-    "purchase_invoices": frozenset(
-        _COMMON_DOC + "invoiceDate dueDate vendorInvoiceNumber orderNumber payToContact".split()
-    ),
-    "vendors": frozenset(
-        (
-            "id number displayName addressLine1 city state country postalCode phoneNumber email website "
-            "taxRegistrationNumber currencyCode blocked balance lastModifiedDateTime"
-        ).split()
-    ),
-    "purchase_orders": frozenset(_COMMON_DOC + "orderDate requestedReceiptDate fullyReceived".split()),
-}
+# Views of the entity registry (bc_jira.entities) under the names the config model uses.
+ENTITY_SETS: dict[str, str] = {n: s.entity_set for n, s in SPECS.items()}
+ENUMS: dict[str, dict[str, tuple[str, ...]]] = {n: s.enums for n, s in SPECS.items()}
+TEMPLATE_FIELDS: dict[str, frozenset[str]] = {n: s.template_fields for n, s in SPECS.items()}
 # Derived values mapping.py offers to every template.
 TEMPLATE_EXTRAS = frozenset({"status_text", "amount", "currency"})
-
-DONE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "purchase_invoices": ("post", "none"),
-    "vendors": ("unblock", "none"),
-    "purchase_orders": ("none",),
-}
-
-DEFAULT_ISSUE_TYPES = {
-    "purchase_invoices": "Invoice",
-    "vendors": "Vendor",
-    "purchase_orders": "Purchase Order",
-}
-DEFAULT_SELECTION = {
-    "purchase_invoices": ("status", ("Draft",)),
-    "vendors": ("blocked", ("Payment", "All")),
-    "purchase_orders": ("status", ("In_x0020_Review",)),
-}
-DEFAULT_DONE_ACTION = {"purchase_invoices": "post", "vendors": "unblock", "purchase_orders": "none"}
-DEFAULT_SUMMARY = {
-    "purchase_invoices": "Purchase invoice {number}: {vendorName} {amount} {currency}",
-    "vendors": "Blocked vendor {number}: {displayName} ({status_text})",
-    "purchase_orders": "Purchase order {number}: {vendorName} {amount} {currency}",
-}
+DONE_ACTIONS: dict[str, tuple[str, ...]] = {n: s.done_actions for n, s in SPECS.items()}
+DEFAULT_ISSUE_TYPES = {n: s.issue_type for n, s in SPECS.items()}
+DEFAULT_SELECTION = {n: s.selection for n, s in SPECS.items()}
+DEFAULT_DONE_ACTION = {n: s.done_action for n, s in SPECS.items()}
+DEFAULT_SUMMARY = {n: s.summary for n, s in SPECS.items()}
 DEFAULT_FIELD_NAMES = {
     "record_id": "BC Record Id",
     "document_number": "BC Document No.",
@@ -173,7 +122,7 @@ class AssigneeRule:
 
     def applies(self, record: Mapping[str, Any], entity: str) -> bool:
         if self.match == "vendor_number":
-            key = "number" if entity == "vendors" else "vendorNumber"
+            key = SPECS[entity].vendor_number_field
             return str(record.get(key) or "").casefold() == self.value.casefold()
         return str(record.get("purchaser") or "").casefold() == self.value.casefold()
 
@@ -374,6 +323,36 @@ def _entity(name: str, value: Any, problems: list[str]) -> EntityConfig:
     )
 
 
+def _unknown_rule_keys(path: str, rule: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{path}.{key}: unknown key; use vendor_number|purchaser and account_id|email"
+        for key in sorted(set(rule) - {"vendor_number", "purchaser", "account_id", "email"})
+    ]
+
+
+def _rule_problems(path: str, rule: Mapping[str, Any]) -> list[str]:
+    """What makes one assignee rule unusable (empty: it is valid; unknown keys are reported apart)."""
+    problems: list[str] = []
+    matches = [k for k in _RULE_MATCH if k in rule]
+    users = [k for k in ("account_id", "email") if k in rule]
+    if len(matches) != 1:
+        problems.append(f"{path}: needs exactly one of vendor_number or purchaser")
+    elif not isinstance(rule[matches[0]], str) or not rule[matches[0]].strip():
+        problems.append(f"{path}.{matches[0]}: must be a non-empty BC code")
+    if len(users) != 1:
+        problems.append(
+            f"{path}: needs exactly one of account_id or email (users are set by accountId; "
+            "an email is resolved by bc_jira_connect)"
+        )
+    elif users[0] == "email" and not (isinstance(rule["email"], str) and _EMAIL_RE.match(rule["email"])):
+        problems.append(f"{path}.email: {rule['email']!r} is not an email address")
+    elif users[0] == "account_id" and not (
+        isinstance(rule["account_id"], str) and 0 < len(rule["account_id"].strip()) <= 128
+    ):
+        problems.append(f"{path}.account_id: must be a Jira accountId (1..128 characters)")
+    return problems
+
+
 def _assignees(value: Any, problems: list[str]) -> tuple[AssigneeRule, ...]:
     if value is None:
         return ()
@@ -390,37 +369,15 @@ def _assignees(value: Any, problems: list[str]) -> tuple[AssigneeRule, ...]:
                 f"{path}: must be an object with vendor_number or purchaser, and account_id or email"
             )
             continue
-        unknown = set(rule) - {"vendor_number", "purchaser", "account_id", "email"}
-        for key in sorted(unknown):
-            problems.append(f"{path}.{key}: unknown key; use vendor_number|purchaser and account_id|email")
-        matches = [k for k in _RULE_MATCH if k in rule]
-        users = [k for k in ("account_id", "email") if k in rule]
-        ok = True
-        if len(matches) != 1:
-            problems.append(f"{path}: needs exactly one of vendor_number or purchaser")
-            ok = False
-        elif not isinstance(rule[matches[0]], str) or not rule[matches[0]].strip():
-            problems.append(f"{path}.{matches[0]}: must be a non-empty BC code")
-            ok = False
-        if len(users) != 1:
-            problems.append(
-                f"{path}: needs exactly one of account_id or email (users are set by accountId; "
-                "an email is resolved by bc_jira_connect)"
-            )
-            ok = False
-        elif users[0] == "email" and not (isinstance(rule["email"], str) and _EMAIL_RE.match(rule["email"])):
-            problems.append(f"{path}.email: {rule['email']!r} is not an email address")
-            ok = False
-        elif users[0] == "account_id" and not (
-            isinstance(rule["account_id"], str) and 0 < len(rule["account_id"].strip()) <= 128
-        ):
-            problems.append(f"{path}.account_id: must be a Jira accountId (1..128 characters)")
-            ok = False
-        if ok:
+        problems.extend(_unknown_rule_keys(path, rule))
+        found = _rule_problems(path, rule)
+        problems.extend(found)
+        if not found:
+            match = next(k for k in _RULE_MATCH if k in rule)
             rules.append(
                 AssigneeRule(
-                    match=matches[0],
-                    value=rule[matches[0]].strip(),
+                    match=match,
+                    value=rule[match].strip(),
                     account_id=rule.get("account_id"),
                     email=(rule.get("email") or None),
                 )
@@ -453,9 +410,8 @@ def _rate_limit(value: Any, problems: list[str]) -> RateLimitConfig:
     return RateLimitConfig(max_inline_wait_seconds=inline, max_defer_seconds=defer)
 
 
-def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
-    """Validate a config document (JSON text or dict) into :class:`Config`; raise one ConfigError."""
-    problems: list[str] = []
+def _document(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """The JSON object (a missing, empty, malformed or non-object document is the one problem)."""
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise ConfigError(
             [
@@ -475,36 +431,38 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
             ) from None
     if not isinstance(raw, Mapping):
         raise ConfigError(["(root): must be a JSON object"])
-    doc = dict(raw)
-    for key in sorted(set(doc) - _TOP_KEYS):
-        problems.append(f"{key}: unknown key; allowed keys are {', '.join(sorted(_TOP_KEYS))}")
+    return dict(raw)
 
-    project_key = doc.get("project_key")
-    if not isinstance(project_key, str) or not _PROJECT_KEY_RE.match(project_key):
+
+def _project_key(value: Any, problems: list[str]) -> str:
+    if not isinstance(value, str) or not _PROJECT_KEY_RE.match(value):
         problems.append(
-            f"project_key: {project_key!r} is not a Jira project key; use the uppercase key "
+            f"project_key: {value!r} is not a Jira project key; use the uppercase key "
             'shown in the project\'s issue keys, e.g. "FIN"'
         )
-        project_key = ""
+        return ""
+    return value
 
-    entities_raw = doc.get("entities", {})
-    if not isinstance(entities_raw, dict):
+
+def _entities(value: Any, problems: list[str]) -> dict[str, EntityConfig]:
+    if not isinstance(value, dict):
         problems.append("entities: must be an object keyed by " + ", ".join(ENTITIES))
-        entities_raw = {}
-    for key in sorted(set(entities_raw) - set(ENTITIES)):
+        value = {}
+    for key in sorted(set(value) - set(ENTITIES)):
         problems.append(f"entities.{key}: unknown entity; use one of {', '.join(ENTITIES)}")
-    entities = {name: _entity(name, entities_raw.get(name), problems) for name in ENTITIES}
+    return {name: _entity(name, value.get(name), problems) for name in ENTITIES}
 
-    fields_raw = doc.get("fields", {})
+
+def _field_names(value: Any, problems: list[str]) -> FieldNames:
     names = dict(DEFAULT_FIELD_NAMES)
-    if not isinstance(fields_raw, dict):
+    if not isinstance(value, dict):
         problems.append(
             "fields: must be an object mapping "
             + ", ".join(DEFAULT_FIELD_NAMES)
             + " to Jira custom field names"
         )
-        fields_raw = {}
-    for key, val in fields_raw.items():
+        value = {}
+    for key, val in value.items():
         if key not in DEFAULT_FIELD_NAMES:
             problems.append(f"fields.{key}: unknown key; use one of {', '.join(DEFAULT_FIELD_NAMES)}")
         elif not isinstance(val, str) or not val.strip():
@@ -518,52 +476,69 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         problems.append(
             f"fields: the name {d!r} is used for more than one field; each needs its own custom field"
         )
+    return FieldNames(**names)
 
-    batch_size = doc.get("batch_size", DEFAULT_BATCH_SIZE)
-    if not _is_int(batch_size) or not 1 <= batch_size <= 1000:
-        problems.append(
-            f"batch_size: {batch_size!r} must be an integer from 1 to 1000 (default {DEFAULT_BATCH_SIZE})"
-        )
-        batch_size = DEFAULT_BATCH_SIZE
 
-    overlap = doc.get("overlap_seconds", DEFAULT_OVERLAP_SECONDS)
-    if not _is_int(overlap) or not 0 <= overlap <= 86400:
-        problems.append(
-            f"overlap_seconds: {overlap!r} must be an integer from 0 to 86400 (default "
-            f"{DEFAULT_OVERLAP_SECONDS})"
-        )
-        overlap = DEFAULT_OVERLAP_SECONDS
+def _bounded_int(
+    doc: Mapping[str, Any], key: str, default: int, top: int, hint: str, problems: list[str]
+) -> int:
+    """An integer setting from its minimum (1 for batch_size, else 0) to ``top``; the default when absent."""
+    value = doc.get(key, default)
+    low = 1 if key == "batch_size" else 0
+    if not _is_int(value) or not low <= value <= top:
+        problems.append(f"{key}: {value!r} must be an integer from {low} to {top} (default {default}){hint}")
+        return default
+    return int(value)
 
-    settle = doc.get("search_settle_seconds", DEFAULT_SEARCH_SETTLE_SECONDS)
-    if not _is_int(settle) or not 0 <= settle <= 3600:
-        problems.append(
-            f"search_settle_seconds: {settle!r} must be an integer from 0 to 3600 (default "
-            f"{DEFAULT_SEARCH_SETTLE_SECONDS}); it should exceed Jira's search lag"
-        )
-        settle = DEFAULT_SEARCH_SETTLE_SECONDS
 
-    duplicate_transition = doc.get("duplicate_transition")
-    if duplicate_transition is not None and (
-        not isinstance(duplicate_transition, str) or not duplicate_transition.strip()
-    ):
+def _duplicate_transition(value: Any, problems: list[str]) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
         problems.append(
             'duplicate_transition: must be a Jira transition or status name (e.g. "Done") or null '
             "(duplicates are then linked and commented but left in their status)"
         )
-        duplicate_transition = None
+        return None
+    return value.strip() if value else None
 
-    url = doc.get("bc_web_client_url")
-    if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^\s]+$", url)):
+
+def _web_client_url(value: Any, problems: list[str]) -> str | None:
+    if value is not None and (not isinstance(value, str) or not re.match(r"^https?://[^\s]+$", value)):
         problems.append(
             "bc_web_client_url: must be an http(s) URL such as "
             '"https://businesscentral.dynamics.com/<tenant>/<environment>?company=CRONUS"'
         )
-        url = None
+        return None
+    return value.rstrip("/") if value else None
 
+
+def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
+    """Validate a config document (JSON text or dict) into :class:`Config`; raise one ConfigError.
+
+    Each section has its own parser that appends its problems; they run in document order so the list reads
+    top to bottom."""
+    doc = _document(raw)
+    problems: list[str] = [
+        f"{key}: unknown key; allowed keys are {', '.join(sorted(_TOP_KEYS))}"
+        for key in sorted(set(doc) - _TOP_KEYS)
+    ]
+    project_key = _project_key(doc.get("project_key"), problems)
+    entities = _entities(doc.get("entities", {}), problems)
+    fields = _field_names(doc.get("fields", {}), problems)
+    batch_size = _bounded_int(doc, "batch_size", DEFAULT_BATCH_SIZE, 1000, "", problems)
+    overlap = _bounded_int(doc, "overlap_seconds", DEFAULT_OVERLAP_SECONDS, 86400, "", problems)
+    settle = _bounded_int(
+        doc,
+        "search_settle_seconds",
+        DEFAULT_SEARCH_SETTLE_SECONDS,
+        3600,
+        "; it should exceed Jira's search lag",
+        problems,
+    )
+    duplicate_transition = _duplicate_transition(doc.get("duplicate_transition"), problems)
+    url = _web_client_url(doc.get("bc_web_client_url"), problems)
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
     rate_limit = _rate_limit(doc.get("rate_limit"), problems)
-
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -571,15 +546,15 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         purchase_invoices=entities["purchase_invoices"],
         vendors=entities["vendors"],
         purchase_orders=entities["purchase_orders"],
-        fields=FieldNames(**names),
+        fields=fields,
         labels=labels,
         assignees=assignees,
         batch_size=batch_size,
-        bc_web_client_url=url.rstrip("/") if url else None,
+        bc_web_client_url=url,
         overlap_seconds=overlap,
         search_settle_seconds=settle,
         rate_limit=rate_limit,
-        duplicate_transition=duplicate_transition.strip() if duplicate_transition else None,
+        duplicate_transition=duplicate_transition,
     )
 
 

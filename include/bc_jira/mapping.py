@@ -11,24 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from bc_jira import adf
 from bc_jira.config import Config, ConfigError, EntityConfig, FieldNames, decode_enum
+from bc_jira.entities import spec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # Bump when the mapping changes in a way that should re-edit every issue once.
 MAPPING_VERSION = 1
 
 TEXT_MAX = 255
 SUMMARY_MAX = 254
-
-# BC web client page ids for the link back to the document.
-_PAGES = {"purchase_invoices": 51, "purchase_invoices_posted": 138, "vendors": 26, "purchase_orders": 50}
-_KIND = {"purchase_invoices": "Purchase invoice", "vendors": "Vendor", "purchase_orders": "Purchase order"}
 
 
 @dataclass(frozen=True)
@@ -97,21 +96,20 @@ def _trim(value: Any, limit: int = TEXT_MAX) -> str:
 
 
 def amount_of(entity: str, record: Mapping[str, Any]) -> Decimal | None:
-    return _decimal(record.get("balance" if entity == "vendors" else "totalAmountIncludingTax"))
+    return _decimal(record.get(spec(entity).amount_field))
 
 
 def status_text(entity: str, record: Mapping[str, Any]) -> str:
-    if entity == "vendors":
-        blocked = decode_enum(record.get("blocked"))
-        return f"Blocked: {blocked}" if blocked else "Not blocked"
-    return decode_enum(record.get("status"))
+    value = decode_enum(record.get(spec(entity).status_field))
+    if spec(entity).document:
+        return value
+    return f"Blocked: {value}" if value else "Not blocked"
 
 
 def vendor_text(entity: str, record: Mapping[str, Any]) -> str:
-    if entity == "vendors":
-        number, name = record.get("number"), record.get("displayName")
-    else:
-        number, name = record.get("vendorNumber"), record.get("vendorName")
+    s = spec(entity)
+    number = record.get(s.vendor_number_field)
+    name = record.get(s.vendor_name_field) if s.vendor_name_field else None
     return _trim(" - ".join(str(p) for p in (number, name) if p))
 
 
@@ -136,16 +134,17 @@ class _Blank(dict):
 def render_summary(template: str, entity: str, record: Mapping[str, Any]) -> str:
     """Render the configured template; unknown values render empty, result is one line <= 254 chars."""
     text = string.Formatter().vformat(template, (), _Blank(template_view(entity, record)))
-    return _trim(text, SUMMARY_MAX) or f"{_KIND[entity]} {record.get('number') or record.get('id')}"
+    return _trim(text, SUMMARY_MAX) or f"{spec(entity).kind} {record.get('number') or record.get('id')}"
 
 
 def bc_link(cfg: Config, entity: str, record: Mapping[str, Any]) -> str | None:
     """Deep link to the document in the BC web client (page + filter on No.)."""
     if not cfg.bc_web_client_url or not record.get("number"):
         return None
-    page = _PAGES[entity]
-    if entity == "purchase_invoices" and decode_enum(record.get("status")) not in ("Draft", ""):
-        page = _PAGES["purchase_invoices_posted"]
+    s = spec(entity)
+    page = s.page
+    if s.posted_page is not None and decode_enum(record.get(s.status_field)) not in ("Draft", ""):
+        page = s.posted_page
     sep = "&" if "?" in cfg.bc_web_client_url else "?"
     query = urlencode({"page": page, "filter": f"'No.' IS '{record['number']}'"}, quote_via=quote)
     return f"{cfg.bc_web_client_url}{sep}{query}"
@@ -154,7 +153,7 @@ def bc_link(cfg: Config, entity: str, record: Mapping[str, Any]) -> str | None:
 def _facts(entity: str, record: Mapping[str, Any]) -> list[tuple[str, Any]]:
     amount = amount_of(entity, record)
     money = f"{amount:,.2f} {record.get('currencyCode') or ''}".strip() if amount is not None else ""
-    if entity == "vendors":
+    if not spec(entity).document:
         rows = [
             ("Vendor No.", record.get("number")),
             ("Name", record.get("displayName")),
@@ -172,17 +171,7 @@ def _facts(entity: str, record: Mapping[str, Any]) -> list[tuple[str, Any]]:
             ("Document No.", record.get("number")),
             ("Vendor", vendor_text(entity, record)),
         ]
-        if entity == "purchase_invoices":
-            rows += [
-                ("Vendor invoice No.", record.get("vendorInvoiceNumber")),
-                ("Invoice date", record.get("invoiceDate")),
-                ("Due date", record.get("dueDate")),
-            ]
-        else:
-            rows += [
-                ("Order date", record.get("orderDate")),
-                ("Requested receipt", record.get("requestedReceiptDate")),
-            ]
+        rows += [(label, record.get(key)) for label, key in spec(entity).extra_facts]
         rows += [
             ("Amount excl. tax", f"{excl:,.2f}" if excl is not None else ""),
             ("Tax", f"{tax:,.2f}" if tax is not None else ""),
@@ -198,7 +187,7 @@ def description(cfg: Config, entity: str, record: Mapping[str, Any]) -> dict[str
     """ADF: one intro line, the facts table, and a link back to BC when a web client URL is configured."""
     url = bc_link(cfg, entity, record)
     intro = adf.paragraph(
-        f"{_KIND[entity]} ",
+        f"{spec(entity).kind} ",
         adf.text(record.get("number") or record.get("id"), strong=True),
         " needs a step in Business Central. Resolve it here; the outcome flows back to BC.",
     )
@@ -212,7 +201,7 @@ def assignee_for(
     """First matching rule's accountId; emails resolve through ``bc_jira_jira_users`` (email -> id)."""
     users = {k.casefold(): v for k, v in (users or {}).items()}
     for rule in cfg.assignees:
-        if entity == "vendors" and rule.match == "purchaser":
+        if rule.match == "purchaser" and not spec(entity).has_purchaser:
             continue
         if rule.applies(record, entity):
             if rule.account_id:
@@ -287,16 +276,12 @@ def edit_payload(draft: IssueDraft) -> dict[str, Any]:
 def resolved_comment(entity: str, record: Mapping[str, Any]) -> dict[str, Any]:
     """Comment for a record that no longer needs a human step (posted / unblocked / released in BC)."""
     number = record.get("number") or record.get("id")
-    if entity == "vendors":
-        msg = f"Vendor {number} is no longer blocked in Business Central ({status_text(entity, record)})."
-    elif entity == "purchase_invoices":
-        msg = (
-            f"Purchase invoice {number} no longer needs a step in Business Central "
-            f"(status {status_text(entity, record) or 'blank'})."
-        )
+    s = spec(entity)
+    if not s.document:
+        msg = f"{s.kind} {number} is no longer blocked in Business Central ({status_text(entity, record)})."
     else:
         msg = (
-            f"Purchase order {number} no longer needs a step in Business Central "
+            f"{s.kind} {number} no longer needs a step in Business Central "
             f"(status {status_text(entity, record) or 'blank'})."
         )
     return adf.doc(adf.paragraph(msg, " (bc-jira)"))

@@ -30,3 +30,14 @@ def lc(sandbox: Any, airflow_conns: dict[str, str], sqlite_url: str) -> Iterator
         "base": server.url,
     }
     server.stop()
+
+
+@pytest.fixture
+def sandbox_jira(sandbox, airflow_conns) -> Iterator[Any]:
+    """The freshly reset sandbox with the Jira connection aimed at it and no access token cached in-process
+    (a reset sandbox issues a new grant)."""
+    from bc_jira.tokens import JiraTokenProvider
+
+    JiraTokenProvider._process_cache.clear()
+    yield sandbox
+    JiraTokenProvider._process_cache.clear()

@@ -95,9 +95,9 @@ class Pair:
         """Fresh BC and Jira with ``n`` new draft invoices, no watermark, field ids discovered."""
         from airflow.models.variable import Variable
 
-        from bc_jira import outbound as ob
         from bc_jira.config import parse_config
         from bc_jira.hooks.jira import JiraCloudHook
+        from bc_jira.setup import connect as ob
         from bc_jira.tokens import JiraTokenProvider
         from tests.support.airflow_runs import sync_dags
 

@@ -40,10 +40,11 @@ def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
     """Sandbox seeded with a few of each; config with small batches; field ids discovered; clean state."""
     from airflow.models.variable import Variable
 
-    from bc_jira import outbound as ob
     from bc_jira.config import parse_config
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.setup import connect as ob
     from bc_jira.store import StateStore
+    from bc_jira.sync import dag
 
     sandbox.reset(vendors=20, invoices=30, orders=12)
     cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
@@ -54,8 +55,8 @@ def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
     )
     # one store per test (if the store caches per process)
     monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
-    monkeypatch.setitem(ob.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setitem(ob.DEFAULT_ARGS, "retry_exponential_backoff", False)
+    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
+    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_exponential_backoff", False)
     for key in [f"bc_jira_watermark_{e}" for e in DAG_IDS] + ["bc_jira_jira_fields", "bc_jira_jira_users"]:
         Variable.delete(key)
     rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
@@ -265,9 +266,9 @@ def test_connect_dag_writes_field_ids(sandbox, outbound) -> None:
 
 
 def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
-    from bc_jira import outbound as ob
     from bc_jira.config import parse_config
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.setup import connect as ob
 
     cfg = dict(outbound["cfg"])
     cfg["fields"] = {"vendor": "BC Supplier"}
@@ -369,12 +370,12 @@ def test_long_retry_after_defers_the_batch_and_resumes_it_without_duplicates(
 def test_wait_beyond_max_defer_fails_with_a_clear_message(sandbox, outbound, monkeypatch, caplog) -> None:
     from airflow.utils.state import DagRunState
 
-    from bc_jira import outbound as ob
+    from bc_jira.sync import dag
 
     caplog.set_level(logging.ERROR, logger="bc_jira")
     cfg = {**outbound["cfg"], "rate_limit": {"max_inline_wait_seconds": 1, "max_defer_seconds": 2}}
     monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-    monkeypatch.setitem(ob.DEFAULT_ARGS, "retries", 0)
+    monkeypatch.setitem(dag.DEFAULT_ARGS, "retries", 0)
     sandbox.faults(rules=[{"kind": "429", "path": "/issue/bulk$", "count": 1, "retry_after": 600}])
     dr = run_dag("bc_purchase_invoices_to_jira")
     assert dr.state == DagRunState.FAILED
@@ -567,9 +568,9 @@ def test_resolve_comment_exactly_once_under_comment_faults(sandbox, outbound, mo
 
 
 def test_connect_checks_duplicate_link_type_and_transition(sandbox, outbound) -> None:
-    from bc_jira import outbound as ob
     from bc_jira.config import parse_config
     from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.setup import connect as ob
 
     good = ob.connect_checks(
         parse_config(dict(outbound["cfg"], duplicate_transition="Rejected")), JiraCloudHook().client

@@ -107,8 +107,8 @@ def test_assets_and_watchers_are_stable() -> None:
 def test_outbound_schedule_picks_up_the_asset() -> None:
     from airflow.sdk import AssetOrTimeSchedule
 
-    from bc_jira import outbound
+    from bc_jira.sync import dag
 
-    sched = outbound.schedule_for("vendors", "*/15 * * * *")
+    sched = dag.schedule_for("vendors", "*/15 * * * *")
     assert isinstance(sched, AssetOrTimeSchedule)
     assert "bc_jira_bc_vendors_changes" in repr(sched)

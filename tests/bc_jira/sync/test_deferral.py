@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bc_jira.deferral import (
+from bc_jira.http_ratelimit import RateLimitInfo, WaitRequest
+from bc_jira.sync.deferral import (
     RateLimitWaitTooLong,
     defer_on_rate_limit,
     hook_wait,
     plan_wait,
     retry_policy,
 )
-from bc_jira.http_ratelimit import RateLimitInfo, WaitRequest
 
 NOW = datetime(2026, 3, 26, 15, 0, tzinfo=UTC)
 

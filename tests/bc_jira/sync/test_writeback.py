@@ -10,7 +10,8 @@ import pytest
 
 from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.store import Link, StateStore
-from bc_jira.writeback import WRITTEN_BACK, WriteBack
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.writeback import WriteBack
 
 POST = (
     "POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
@@ -110,7 +111,7 @@ def test_done_invoice_posted_once_commented_audited(env: Env) -> None:
     assert res[0].new_number == after["number"]
     assert env.store.count_pending() == 0
     assert env.comments(issue) == 1
-    assert env.store.get_link_by_issue(issue["key"]).state == WRITTEN_BACK
+    assert env.store.get_link_by_issue(issue["key"]).state == LinkState.WRITTEN_BACK
     posted = env.store.query_audit(bc_id=inv["id"], action="writeback_posted")
     assert posted and posted[0].dag_id == "jira_transitions_to_bc" and posted[0].read["status"] == "Draft"
     comment = env.store.query_audit(bc_id=inv["id"], action="writeback_comment")[0]
@@ -433,7 +434,8 @@ def test_100_done_invoices_with_comment_faults_get_exactly_one_outcome_comment(
 def test_replay_verdict_rule() -> None:
     from datetime import UTC, datetime
 
-    from bc_jira.writeback import _ts, replay_verdict
+    from bc_jira.sync.outcome import replay_verdict
+    from bc_jira.timeutil import try_parse_ts as _ts
 
     done = _ts("2026-12-01T10:00:00.000+0000")
     assert done == datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -447,7 +449,7 @@ def test_replay_verdict_rule() -> None:
 def test_issue_naming_another_record_makes_no_bc_call(env: Env) -> None:
     """A link pointing at another record than the issue's BC Record Id (e.g. a bulk answer paired by
     position): nothing is posted, the issue gets a comment, the audit says so, the task fails loudly."""
-    from bc_jira.writeback import _summary
+    from bc_jira.tasks import _summary
 
     first, second = [r for r in env.records("purchaseInvoices") if r["status"] == "Draft"][:2]
     issue = env.issue("purchase_invoices", first, link=False)  # the issue names `first` ...

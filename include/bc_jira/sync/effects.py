@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bc_jira.http import ApiError, AuthError, ClientError, NotFoundError, RateLimited, ServerError
+from bc_jira.timeutil import try_parse_ts
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +89,8 @@ def has_marker(comment_body: Any, key: str) -> bool:
 
 
 def _created(comment: Mapping[str, Any]) -> datetime | None:
-    raw = comment.get("created")
-    if not raw:
-        return None
-    try:  # Jira: 2026-12-01T10:00:00.000+0000
-        return datetime.strptime(str(raw), "%Y-%m-%dT%H:%M:%S.%f%z")
-    except ValueError:
-        try:
-            return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-        except ValueError:
-            return None
+    """When Jira says the comment was made (``2026-12-01T10:00:00.000+0000``); None when unreadable."""
+    return try_parse_ts(comment.get("created"))
 
 
 def certainly_not_made(exc: ApiError) -> bool:
@@ -167,41 +160,50 @@ class CommentEffects:
             return CommentResult("already", (effect.result or {}).get("comment_id"))
         if effect.state == FAILED:
             return CommentResult("failed", error=effect.error, terminal=True)
+        if effect.attempts > 0 or look_first:
+            seen = self._look(effect)
+            if seen is not None:
+                return seen
+        return self._post(effect)
+
+    def _look(self, effect: Any) -> CommentResult | None:
+        """The comment found on the issue (an earlier answer lost, or another store made it); None: absent."""
+        issue = effect.issue_id or effect.issue_key
+        what = str(effect.payload.get("text") or "comment")
+        try:
+            # a first look (another store may have made it at any time before) reads every comment
+            found = self._find(issue, effect, whole_history=not effect.attempts)
+        except ApiError as exc:
+            self.store.finish_effect(effect.effect_key, PENDING, error=str(exc))
+            self.audit(
+                "comment_unconfirmed",
+                effect,
+                "could not read the comments to look for it",
+                None,
+                None,
+                str(exc),
+            )
+            return CommentResult("unconfirmed", error=str(exc))
+        if found is None:
+            return None
+        cid = str(found.get("id") or "") or None
+        self.store.finish_effect(effect.effect_key, DONE, result={"comment_id": cid, "found": True})
+        self.audit(
+            "comment",
+            effect,
+            f"{what} (found on the issue: "
+            + ("an earlier answer was lost)" if effect.attempts else "made before, by another state store)"),
+            None,
+            {"id": cid},
+            None,
+        )
+        return CommentResult("found", cid)
+
+    def _post(self, effect: Any) -> CommentResult:
+        """Post the comment, its intent recorded first; a lost answer leaves it to be looked for."""
         body = effect.payload["body"]
         issue = effect.issue_id or effect.issue_key
         what = str(effect.payload.get("text") or "comment")
-        if effect.attempts > 0 or look_first:
-            try:
-                # a first look (another store may have made it at any time before) reads every comment
-                found = self._find(issue, effect, whole_history=not effect.attempts)
-            except ApiError as exc:
-                self.store.finish_effect(effect.effect_key, PENDING, error=str(exc))
-                self.audit(
-                    "comment_unconfirmed",
-                    effect,
-                    "could not read the comments to look for it",
-                    None,
-                    None,
-                    str(exc),
-                )
-                return CommentResult("unconfirmed", error=str(exc))
-            if found is not None:
-                cid = str(found.get("id") or "") or None
-                self.store.finish_effect(effect.effect_key, DONE, result={"comment_id": cid, "found": True})
-                self.audit(
-                    "comment",
-                    effect,
-                    f"{what} (found on the issue: "
-                    + (
-                        "an earlier answer was lost)"
-                        if effect.attempts
-                        else "made before, by another state store)"
-                    ),
-                    None,
-                    {"id": cid},
-                    None,
-                )
-                return CommentResult("found", cid)
         self.store.effect_attempt(effect.effect_key)  # the intent of this very call, before Jira sees it
         try:
             answer = self.post(issue, body)

@@ -26,14 +26,17 @@ hashes make records already done no-ops, and pending create intents are looked u
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bc_jira.http import RetryPolicy
-from bc_jira.http_ratelimit import WaitRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+    from bc_jira.http_ratelimit import WaitRequest
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ def first_wait_at(context: Mapping[str, Any]) -> datetime | None:
         return None
     try:
         return getter(context)
-    except Exception:  # noqa: BLE001 - only the bound of the total wait depends on it
+    except Exception:
         log.debug("first reschedule date unavailable", exc_info=True)
         return None
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bc_jira import adf
-from bc_jira.effects import (
+from bc_jira.http import ClientError, NotFoundError, RateLimited, ServerError, TransportError
+from bc_jira.sync.effects import (
     CommentEffects,
     certainly_not_made,
     effect_key,
@@ -15,7 +16,6 @@ from bc_jira.effects import (
     marker,
     with_marker,
 )
-from bc_jira.http import ClientError, NotFoundError, RateLimited, ServerError, TransportError
 
 
 def test_effect_key_is_stable_and_distinguishes_parts() -> None:

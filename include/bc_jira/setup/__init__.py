@@ -1,0 +1,1 @@
+"""Setup checks (bc_jira_connect)."""

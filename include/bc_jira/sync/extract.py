@@ -1,0 +1,226 @@
+"""Read changed BC records into stored batches (what the upserts map over)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.base import _MIN, RunInfo, SyncError, iso, parse_ts
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from bc_jira.config import Config, EntityConfig
+    from bc_jira.sync.plan import LinkView
+
+log = logging.getLogger(__name__)
+
+LINK_LOOKUP_CHUNK = 1000
+BC_PAGE_SIZE = 1000
+MAX_BATCHES = 200  # batch ids are ~40 bytes: the extract's XCom stays under 10 KB
+
+
+@dataclass(frozen=True)
+class Window:
+    since: datetime | None
+    until: datetime | None
+    initial: bool
+
+
+def sync_window(
+    cfg: Config,
+    run: RunInfo,
+    watermark: str | None,
+    events_scan: tuple[bool, datetime | None] = (False, None),
+) -> Window:
+    """Backfill: the run's data interval. Otherwise: watermark minus the overlap, open-ended.
+
+    ``events_scan`` comes from staged BC ``collection`` notifications (``intake.bc_scan_since``): BC merged
+    more than 1,000 changes, so read from their ``since`` when that is earlier, or everything.
+    """
+    if run.is_backfill:
+        if run.data_interval_start is None or run.data_interval_end is None:
+            raise SyncError("a backfill run needs a data interval (schedule with CronDataIntervalTimetable)")
+        return Window(parse_ts(run.data_interval_start), parse_ts(run.data_interval_end), False)
+    wm = parse_ts(watermark)
+    if wm is None:
+        return Window(None, None, True)
+    full, earliest = events_scan
+    if full:
+        return Window(None, None, False)
+    since = wm - timedelta(seconds=cfg.overlap_seconds)
+    first = parse_ts(earliest)
+    if first is not None and first < since:
+        since = first
+    return Window(since, None, False)
+
+
+class BcRecords(Protocol):
+    """What the extract needs of the BC hook (``BusinessCentralHook.iter_modified``)."""
+
+    def iter_modified(
+        self,
+        entity: str,
+        since: datetime | None,
+        until: datetime | None = None,
+        *,
+        extra_filter: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterable[dict[str, Any]]: ...
+
+
+class BatchStore(Protocol):
+    """The state-store calls of the extract (``bc_jira.store.StateStore``)."""
+
+    def batch_ids(self, entity: str, run_key: str) -> list[str]: ...
+    def load_batch(self, batch_id: str) -> list[dict[str, Any]]: ...
+    def get_links(self, entity: str, bc_ids: Iterable[str]) -> Mapping[str, LinkView]: ...
+    def save_batches(
+        self, entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int
+    ) -> list[str]: ...
+
+
+def _modified(rec: Mapping[str, Any]) -> datetime | None:
+    return parse_ts(rec.get("lastModifiedDateTime"))
+
+
+def _newest(current: datetime | None, ts: datetime | None) -> datetime | None:
+    return ts if ts is not None and (current is None or ts > current) else current
+
+
+def _result(watermark: str | None, run: RunInfo, **kw: Any) -> dict[str, Any]:
+    high = kw.pop("high", None)
+    return {
+        "batch_ids": [],
+        "watermark": watermark,
+        "read": 0,
+        "kept": 0,
+        "backfill": run.is_backfill,
+        **kw,
+        "high_watermark": iso(high) if high else None,
+    }
+
+
+def _replay(
+    entity: str, store: BatchStore, run: RunInfo, existing: list[str], watermark: str | None
+) -> dict[str, Any]:
+    """This run already extracted: the same batches again (clearing the task replays them)."""
+    high: datetime | None = None
+    count = 0
+    for bid in existing:
+        for rec in store.load_batch(bid):
+            count += 1
+            high = _newest(high, _modified(rec))
+    log.info("%s: run %s already extracted %d batch(es); replaying them", entity, run.run_id, len(existing))
+    return _result(watermark, run, batch_ids=list(existing), high=high, kept=count, read=count)
+
+
+@dataclass
+class _Reading:
+    """What a BC scan kept so far: the newest version of each record the sync needs."""
+
+    ecfg: EntityConfig
+    store: BatchStore
+    kept: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buffer: dict[str, dict[str, Any]] = field(default_factory=dict)
+    high: datetime | None = None
+    read: int = 0
+
+    def add(self, raw: Mapping[str, Any]) -> None:
+        self.read += 1
+        ts = _modified(raw)
+        self.high = _newest(self.high, ts)
+        rec = {k: v for k, v in raw.items() if not k.startswith("@odata")}
+        prev = self.buffer.get(rec["id"]) or self.kept.get(rec["id"])
+        if prev is not None and (_modified(prev) or _MIN) > (ts or _MIN):
+            return  # de-duplicate by id (the overlap re-reads records): keep the newest version
+        self.buffer[rec["id"]] = rec
+        if len(self.buffer) >= LINK_LOOKUP_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Keep what needs a human step or already has an issue (one link read per chunk)."""
+        if not self.buffer:
+            return
+        linked = self.store.get_links(self.ecfg.name, list(self.buffer))
+        for bc_id, rec in self.buffer.items():
+            link = linked.get(bc_id)
+            if self.ecfg.selection.matches(rec) or (link is not None and link.state != LinkState.FAILED):
+                self.kept[bc_id] = rec
+            else:
+                self.kept.pop(bc_id, None)
+        self.buffer.clear()
+
+
+def batch_size(cfg: Config, count: int) -> int:
+    """The configured size, or larger so the run has at most MAX_BATCHES batches (small XCom, map length)."""
+    return max(cfg.batch_size, -(-count // MAX_BATCHES))
+
+
+def extract(
+    entity: str,
+    *,
+    cfg: Config,
+    bc: BcRecords,
+    store: BatchStore,
+    run: RunInfo,
+    watermark: str | None,
+    events_scan: tuple[bool, datetime | None] = (False, None),
+) -> dict[str, Any]:
+    """Read changed records into the state store as batches; return only batch ids and the high-water mark.
+
+    Kept: records the selection says need a human step, plus records that already have an issue (so one that
+    stopped needing a human step gets its comment/transition). Clearing this task replays the same batches.
+    """
+    ecfg = cfg.entity(entity)
+    if not ecfg.enabled:
+        log.info("%s: disabled in bc_jira_config (entities.%s.enabled); nothing to do", entity, entity)
+        return _result(watermark, run)
+    existing = store.batch_ids(entity, run.run_id)
+    if existing:
+        return _replay(entity, store, run, existing, watermark)
+
+    window = sync_window(cfg, run, watermark, events_scan)
+    # First sync ever: no issue can be linked yet, so let BC filter by the selection.
+    extra = ecfg.selection.odata_filter() if window.initial else None
+    log.info(
+        "%s: reading %s modified %s%s%s",
+        entity,
+        ecfg.entity_set,
+        f"after {iso(window.since)}" if window.since else "at any time",
+        f" up to {iso(window.until)}" if window.until else "",
+        f" where {extra}" if extra else "",
+    )
+    reading = _Reading(ecfg, store)
+    for rec in bc.iter_modified(
+        ecfg.entity_set, window.since, window.until, extra_filter=extra, page_size=BC_PAGE_SIZE
+    ):
+        reading.add(rec)
+    reading.flush()
+
+    records = sorted(reading.kept.values(), key=lambda r: (r.get("lastModifiedDateTime") or "", r["id"]))
+    size = batch_size(cfg, len(records))
+    if size != cfg.batch_size:
+        log.info(
+            "%s: %d records: batches of %d instead of %d (at most %d mapped tasks)",
+            entity,
+            len(records),
+            size,
+            cfg.batch_size,
+            MAX_BATCHES,
+        )
+    batch_ids = store.save_batches(entity, run.run_id, records, size) if records else []
+    log.info(
+        "%s: read %d, %d need sync, %d batch(es) of up to %d",
+        entity,
+        reading.read,
+        len(records),
+        len(batch_ids),
+        size,
+    )
+    return _result(
+        watermark, run, batch_ids=list(batch_ids), high=reading.high, read=reading.read, kept=len(records)
+    )

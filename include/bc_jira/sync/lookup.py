@@ -1,0 +1,115 @@
+"""Find the issue of a record the link table does not know: pending intents and the record-id JQL."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from bc_jira.config import ENTITIES
+from bc_jira.hooks.jira import RECONCILE_MAX
+from bc_jira.store.schema import LinkState
+from bc_jira.sync.base import UpsertBase, _chunks, _Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from bc_jira.sync.plan import BatchPlan, ReadPlan
+
+log = logging.getLogger(__name__)
+
+JQL_IDS_PER_SEARCH = 100
+
+# Issue ids this process created recently, passed as reconcileIssues so a search right after our own
+# creates sees them (Jira: consistency only for the ids listed, at most 50).
+_RECENT_CREATED: dict[str, deque[int]] = {e: deque(maxlen=RECONCILE_MAX) for e in ENTITIES}
+
+
+def _jql_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _text_phrase(value: str) -> str:
+    """``value`` as a Jira text-search phrase: ``~`` matches words, so without the inner quotes a GUID would
+    be any issue holding its five hyphen-separated words in any order (Atlassian, "Search syntax for text
+    fields": an exact phrase needs quote-marks, escaped inside JQL). Quotes inside the value cannot be part
+    of a phrase; they only separate words, so they become spaces."""
+    return _jql_string('"' + value.replace('"', " ") + '"')
+
+
+def _cf_clause(field_id: str) -> str:
+    """``customfield_10042`` -> ``cf[10042]`` (names may contain dots or quotes; ids do not)."""
+    return f"cf[{field_id.removeprefix('customfield_')}]" if field_id.startswith("customfield_") else field_id
+
+
+# record id -> the issues carrying it, oldest first
+Found = dict[str, list[dict[str, str]]]
+
+
+class LookupMixin(UpsertBase):
+    # unlinked records: pending intents and JQL ----------------------------------------------------
+    def _lookups(self, read: ReadPlan) -> tuple[Found, Found]:
+        """Look up the pending intents (once Jira search has settled) and the unknown records by record id."""
+        found_pending: Found = {}
+        if read.pending:
+            if read.settle_wait > 0:
+                log.info(
+                    "%s: %d create(s) with a lost answer; waiting %.1fs for Jira search to settle",
+                    self.entity,
+                    len(read.pending),
+                    read.settle_wait,
+                )
+                self.sleep(read.settle_wait)
+            found_pending = self._find_all(read.pending)
+        found_unknown = self._find_all(read.unknown) if read.unknown else {}
+        return found_pending, found_unknown
+
+    def _apply_lookups(
+        self, plan: BatchPlan, read: ReadPlan, links: Mapping[str, Any], outcomes: dict[str, _Outcome]
+    ) -> None:
+        """Queue the links the lookups decided: found issues linked, intents Jira never saw given up."""
+        for b, (issue, content_hash) in plan.relink.items():
+            self._link(read.current[b], issue, LinkState.LINKED, content_hash)
+        for b in plan.recovered:
+            log.info(
+                "%s: record %s was created as %s before the answer was lost",
+                self.entity,
+                b,
+                plan.relink[b][0]["key"],
+            )
+        for b in plan.give_up:
+            self._save_link(read.current[b], None, None, LinkState.FAILED, "")
+            outcomes[b] = _Outcome("skipped", reason="create never reached Jira; no longer needed")
+
+    def _find(self, bc_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The oldest issue carrying each of these record ids (the one the record keeps)."""
+        return {bc_id: issues[0] for bc_id, issues in self._find_all(bc_ids).items()}
+
+    def _find_all(self, bc_ids: Sequence[str]) -> Found:
+        """Issues carrying these record ids in the record-id field (one JQL per 100 ids), oldest first."""
+        fid = self.ids.record_id
+        out: Found = {}
+        reconcile = list(_RECENT_CREATED[self.entity])
+        for chunk in _chunks(list(bc_ids), JQL_IDS_PER_SEARCH):
+            # a phrase per id; a phrase also matches a longer value holding it, so only exact values count
+            ors = " OR ".join(f"{_cf_clause(fid)} ~ {_text_phrase(b)}" for b in chunk)
+            jql = f"project = {_jql_string(self.cfg.project_key)} AND ({ors}) ORDER BY created ASC"
+            issues = self.jira.search(jql, ["id", "key", fid], reconcile)
+            wanted = set(chunk)
+            every: dict[str, list[dict[str, Any]]] = {}
+            for issue in issues:
+                value = (issue.get("fields") or {}).get(fid)
+                if isinstance(value, str) and value in wanted:
+                    every.setdefault(value, []).append({"id": str(issue["id"]), "key": issue["key"]})
+            for value, found in every.items():
+                found = sorted({i["id"]: i for i in found}.values(), key=lambda i: int(i["id"]))
+                out[value] = found
+                if len(found) > 1:
+                    log.warning(
+                        "%s: record %s has %d issues (%s); keeping the oldest, healing the others",
+                        self.entity,
+                        value,
+                        len(found),
+                        ", ".join(i["key"] for i in found),
+                    )
+        return out

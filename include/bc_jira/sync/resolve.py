@@ -1,0 +1,95 @@
+"""Update an issue whose owned fields changed; resolve one whose record needs no human step."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from bc_jira.mapping import IssueDraft, edit_payload, resolved_comment
+from bc_jira.store.schema import DONE_STATES, LinkState
+from bc_jira.sync import effects
+from bc_jira.sync.base import UpsertBase, _NotConfirmed, _Outcome
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
+
+RESOLVE_COMMENT_KIND = "resolve_comment"
+
+
+class ResolveMixin(UpsertBase):
+    # update / resolve -----------------------------------------------------------------------------
+    def _update(
+        self, draft: IssueDraft, record: Mapping[str, Any], link: Any, assumed_hash: str | None
+    ) -> _Outcome:
+        current_hash = link.content_hash if assumed_hash is None else assumed_hash
+        key = link.issue_key or link.issue_id
+        outcome = _Outcome("unchanged", issue_key=key)
+        state = link.state
+        try:
+            if draft.content_hash != current_hash:
+                body = edit_payload(draft)
+                self.jira.edit(link.issue_id, body)
+                outcome = _Outcome("update", issue_key=key, sent=body, reason="owned fields changed")
+                current_hash = draft.content_hash
+            if draft.needs_human:
+                if state in DONE_STATES or state == LinkState.RESOLVING:
+                    state = LinkState.LINKED  # needs a human again (e.g. vendor blocked again)
+            elif state not in DONE_STATES:
+                comment = resolved_comment(self.entity, record)
+                refused = None
+                if state != LinkState.RESOLVING:
+                    made = self._resolve_comment(draft, link, comment)
+                    if not made.settled:
+                        raise _NotConfirmed(f"resolve comment not confirmed ({made.state}: {made.error})")
+                    refused = None if made.exists else made.error
+                    state = (
+                        LinkState.RESOLVING
+                    )  # a failing transition below is retried without a second comment
+                moved = None
+                if self.ecfg.resolved_transition:
+                    moved = self.jira.transition(link.issue_id, self.ecfg.resolved_transition)
+                reason = "no longer needs a human step in BC; " + (
+                    f"Jira refused the comment ({refused})" if refused else "commented"
+                )
+                if self.ecfg.resolved_transition:
+                    reason += (
+                        f", moved with {moved!r}"
+                        if moved
+                        else f", transition {self.ecfg.resolved_transition!r} not available"
+                    )
+                outcome = _Outcome(
+                    "resolve", issue_key=key, sent={"edit": outcome.sent, "comment": comment}, reason=reason
+                )
+                state = LinkState.RESOLVED
+        except Exception as exc:  # noqa: BLE001 - audited; the batch fails at the end and retries
+            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
+            return _Outcome(
+                "error", issue_key=key, sent=outcome.sent, error=str(exc), reason="Jira call failed"
+            )
+        if current_hash != link.content_hash or state != link.state or assumed_hash is not None:
+            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
+        return outcome
+
+    def _resolve_comment(
+        self, draft: IssueDraft, link: Any, comment: dict[str, Any]
+    ) -> effects.CommentResult:
+        """The "no longer needs a human step" comment, once per episode (see the module docstring)."""
+        episode = sum(
+            self.store.count_effects(RESOLVE_COMMENT_KIND, self.entity, draft.bc_id, state)
+            for state in (effects.DONE, effects.FAILED)
+        )
+        key = effects.effect_key(RESOLVE_COMMENT_KIND, self.entity, draft.bc_id, link.issue_id, episode)
+        comments = self._comment_effects()
+        eff = comments.plan(
+            key,
+            kind=RESOLVE_COMMENT_KIND,
+            entity=self.entity,
+            bc_id=draft.bc_id,
+            issue=str(link.issue_id),
+            issue_key=link.issue_key,
+            body=comment,
+            context={"text": "no longer needs a human step", "document_number": draft.document_number},
+        )
+        return comments.make(eff)
