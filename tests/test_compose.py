@@ -89,7 +89,8 @@ def test_every_component_of_the_official_topology(compose: dict[str, Any]) -> No
     for name, command in AIRFLOW_SERVICES.items():
         svc = services[name]
         if name == "airflow-init":
-            assert svc["entrypoint"] == "/bin/bash" and svc["command"][:1] == ["-c"], name
+            assert svc["entrypoint"] == "/bin/bash", name
+            assert svc["command"][:1] == ["-c"], name
             assert svc["command"][1].startswith(f"/entrypoint airflow {command} &&"), "migrate + admin user"
         else:
             assert svc["command"] == command, name
@@ -256,7 +257,8 @@ def test_airflow_init_writes_bc_jira_config_into_the_metadata_db_once(
             env={**env, "BC_JIRA_CONFIG": '{"project_key": "FIN"}'},
             capture_output=True,
         )
-        assert again.returncode == 0 and b"kept" in again.stdout, again.stderr[-2000:]
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert b"kept" in again.stdout, again.stderr[-2000:]
         assert json.loads(Variable.get("bc_jira_config")) == {"project_key": "EDIT"}
     finally:
         Variable.delete("bc_jira_config")

@@ -622,7 +622,7 @@ def _warn_if_shadowed() -> None:
 
     try:
         keys = list(Variable.keys(prefix=VARIABLE_KEY))  # the metadata DB only, not the env var
-    except Exception as exc:  # outside a task (server process) there is no supervisor to ask
+    except Exception as exc:  # noqa: BLE001 - outside a task (server process) there is no supervisor to ask
         _log.debug("cannot list Variables to check for shadowing: %s", type(exc).__name__)
         return
     warning = shadowed_variable_warning(env_value, keys)

@@ -10,10 +10,13 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bc_jira_sandbox import demo
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SQLITE_BACKFILL_REFUSAL = (
     "backfill needs the PostgreSQL variant of the demo: on SQLite (one writer at a time) the backfill's "

@@ -10,7 +10,8 @@ def test_doc_paragraph_and_link_are_valid() -> None:
         adf.paragraph("Hello ", adf.text("world", strong=True)),
         adf.paragraph(adf.link("Open", "https://example.com/x?a=1")),
     )
-    assert d["version"] == 1 and d["type"] == "doc"
+    assert d["version"] == 1
+    assert d["type"] == "doc"
     assert adf.validate(d) == []
     link = d["content"][1]["content"][0]
     assert link["marks"] == [{"type": "link", "attrs": {"href": "https://example.com/x?a=1"}}]
@@ -39,13 +40,13 @@ def test_table_with_header() -> None:
     t = adf.table([["a", "b"], []], header=["H1", "H2"])
     assert len(t["content"]) == 2
     assert adf.validate(adf.doc(t)) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one row"):
         adf.table([])
 
 
 def test_control_characters_stripped_and_links_checked() -> None:
     assert adf.text("a\x00b\x07c\n")["text"] == "abc\n"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be http"):
         adf.link("x", "javascript:alert(1)")
 
 

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +15,10 @@ from bc_jira.config import (
     encode_enum,
     parse_config,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
 
 
 def test_minimal_document_gets_every_default() -> None:
@@ -284,7 +287,8 @@ def test_an_env_var_shadowing_the_ui_variable_is_logged_by_the_first_task(
     state, logged = _run_one_task(
         "t_config_shadowed", lambda: seen.append(load_config().project_key), tmp_path
     )
-    assert state == "success" and seen == ["ENV"], "Airflow reads the env var first"
+    assert state == "success", "Airflow reads the env var first"
+    assert seen == ["ENV"], "Airflow reads the env var first"
     assert any(ENV_VARIABLE in m and "shadows" in m and "Admin > Variables" in m for m in logged), logged
 
 
@@ -299,7 +303,8 @@ def test_no_shadow_warning_when_only_the_ui_variable_exists(
     state, logged = _run_one_task(
         "t_config_ui_only", lambda: seen.append(load_config().project_key), tmp_path
     )
-    assert state == "success" and seen == ["UIV"]
+    assert state == "success"
+    assert seen == ["UIV"]
     assert not any("shadows" in m for m in logged), logged
 
 
@@ -321,4 +326,6 @@ def test_a_broken_json_ui_variable_fails_the_task_with_a_clear_message(
 
     state, _ = _run_one_task("t_config_broken", load, tmp_path)
     assert state == "failed"
-    assert errors and "not valid JSON" in errors[0] and "line 1" in errors[0], errors
+    assert errors, errors
+    assert "not valid JSON" in errors[0], errors
+    assert "line 1" in errors[0], errors

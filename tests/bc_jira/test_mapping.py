@@ -89,8 +89,10 @@ def test_invoice_maps_to_owned_fields() -> None:
     assert d.needs_human is True
     assert adf.validate(f["description"]) == []
     texts = str(f["description"])
-    assert "INV-77" in texts and "Open in Business Central" in texts
-    assert "page=51" in texts and "filter=%27No.%27%20IS%20%27108001%27" in texts
+    assert "INV-77" in texts
+    assert "Open in Business Central" in texts
+    assert "page=51" in texts
+    assert "filter=%27No.%27%20IS%20%27108001%27" in texts
 
 
 def test_create_and_edit_payloads() -> None:
@@ -105,7 +107,8 @@ def test_create_and_edit_payloads() -> None:
     assert edit["fields"]["customfield_10005"] is None  # cleared on edit
     assert "labels" not in edit["fields"]
     assert edit["update"] == {"labels": [{"add": "bc-jira"}]}
-    assert "project" not in edit["fields"] and "issuetype" not in edit["fields"]
+    assert "project" not in edit["fields"]
+    assert "issuetype" not in edit["fields"]
 
 
 def test_hash_is_stable_and_tracks_only_owned_fields() -> None:

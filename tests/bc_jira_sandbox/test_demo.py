@@ -12,12 +12,15 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from bc_jira_sandbox import airflow_cli, demo
 from tests.conftest import REPO, _free_port
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONTRACT_DAGS = {
     "bc_purchase_invoices_to_jira",
@@ -149,7 +152,8 @@ def test_setup_writes_bc_jira_config_into_admin_variables_and_a_rerun_keeps_an_e
     assert saved.returncode == 0, saved.stderr[-2000:]
     _setup(demo_home, sandbox_server.port, db="sqlite")  # a re-run of `make run`
     again = _wrapper(demo_home, sandbox_server.port, "variables", "get", "bc_jira_config")
-    assert again.returncode == 0 and json.loads(again.stdout) == edited, again.stderr[-2000:]
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout) == edited, again.stderr[-2000:]
 
 
 def test_make_airflow_dags_list_shows_the_contract_dags(demo_home, sandbox_server) -> None:
@@ -164,10 +168,12 @@ def test_make_airflow_dags_list_shows_the_contract_dags(demo_home, sandbox_serve
 def test_readme_backfill_on_sqlite_says_why_in_one_line_and_creates_nothing(tmp_path, sandbox_server) -> None:
     home = tmp_path / ".airflow"
     out = _wrapper(home, sandbox_server.port, *README_BACKFILL, db=("--db", "sqlite"))
-    assert out.returncode == 2 and out.stdout == ""
+    assert out.returncode == 2
+    assert out.stdout == ""
     lines = out.stderr.strip().splitlines()
     assert lines == [airflow_cli.SQLITE_BACKFILL_REFUSAL]
-    assert "database is locked" in lines[0] and "make run DB=postgres" in lines[0]
+    assert "database is locked" in lines[0]
+    assert "make run DB=postgres" in lines[0]
     assert not home.exists(), "refused before Airflow touched anything"
 
 
@@ -203,8 +209,10 @@ def test_readme_backfill_on_the_postgres_variant_creates_its_runs(pg_url, sandbo
 def test_an_unreachable_postgres_is_one_line_with_how_to_start_one() -> None:
     with pytest.raises(RuntimeError) as err:
         demo.ensure_pg_database(f"postgresql+psycopg2://postgres@127.0.0.1:{_free_port()}/bc_jira_demo")
-    assert "\n" not in str(err.value) and "PostgreSQL not reachable at 127.0.0.1" in str(err.value)
-    assert "docker run" in str(err.value) and "DB_URL=" in str(err.value)
+    assert "\n" not in str(err.value)
+    assert "PostgreSQL not reachable at 127.0.0.1" in str(err.value)
+    assert "docker run" in str(err.value)
+    assert "DB_URL=" in str(err.value)
 
 
 # -- health watcher and API retry (narrow unit tests: a fake Airflow API with requests-mock) ---------------
@@ -246,7 +254,8 @@ def test_the_watcher_says_once_when_a_component_died_and_when_it_is_back(tmp_pat
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 2, out
     assert "AIRFLOW IS UNHEALTHY: scheduler is unhealthy, last heartbeat T" in out[0]
-    assert "standalone.log" in out[0] and "re-run `make run`" in out[0]
+    assert "standalone.log" in out[0]
+    assert "re-run `make run`" in out[0]
     assert "healthy again" in out[1]
 
 
@@ -272,7 +281,8 @@ def test_a_transient_500_is_retried_with_backoff(tmp_path, monkeypatch) -> None:
             url, [{"status_code": 500, "text": "database is locked"}] * 2 + [{"json": {"is_paused": False}}]
         )
         d.unpause("jira_webhooks_refresh")
-        assert m.call_count == 3 and m.request_history[-1].json() == {"is_paused": False}
+        assert m.call_count == 3
+        assert m.request_history[-1].json() == {"is_paused": False}
     assert waits == [1.0, 2.0]
 
 
@@ -290,9 +300,12 @@ def test_what_is_not_transient_fails_in_one_line_with_the_fix(tmp_path, monkeypa
             d.unpause("jira_webhooks_refresh")
         assert m.call_count == 1 + 5
     for e in (err, err5):
-        assert "\n" not in str(e.value) and "answered" in str(e.value)
-    assert "404" in str(err.value) and "DAG nope not found" in str(err.value)
-    assert "500" in str(err5.value) and "standalone.log" in str(err5.value)
+        assert "\n" not in str(e.value)
+        assert "answered" in str(e.value)
+    assert "404" in str(err.value)
+    assert "DAG nope not found" in str(err.value)
+    assert "500" in str(err5.value)
+    assert "standalone.log" in str(err5.value)
 
 
 def test_run_reports_an_api_error_in_one_line_not_a_traceback(tmp_path, monkeypatch, capsys) -> None:

@@ -105,9 +105,11 @@ def test_lifecycle_dags_create_then_keep_one(inbound: dict[str, Any]) -> None:
         _success(run_dag("bc_subscriptions_renewal"))
         _success(run_dag("jira_webhooks_refresh"))
     subs = BusinessCentralHook().list_subscriptions()
-    assert len(subs) == 2 and all(s["notificationUrl"].startswith(inbound["server"].url) for s in subs)
+    assert len(subs) == 2
+    assert all(s["notificationUrl"].startswith(inbound["server"].url) for s in subs)
     hooks = JiraCloudHook(store=inbound["store"]).list_webhooks()
-    assert len(hooks) == 1 and hooks[0]["jqlFilter"] == 'project = FIN AND issuetype IN ("Invoice", "Vendor")'
+    assert len(hooks) == 1
+    assert hooks[0]["jqlFilter"] == 'project = FIN AND issuetype IN ("Invoice", "Vendor")'
     actions = {s["last_action"] for s in inbound["store"].list_subscriptions()}
     assert actions == {"ok"}
 
@@ -328,13 +330,15 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         t_first = time.monotonic()
         first = requests.post(f"{base}/jira/webhook", data=body, headers=signed, timeout=90)
         print("first signed delivery answered in", round(time.monotonic() - t_first, 2), "s")
-        assert first.status_code == 202 and first.json()["staged"] == 1
+        assert first.status_code == 202
+        assert first.json()["staged"] == 1
         staged_or_handled = store.count_pending("jira.transition") == 1 or store.query_audit(
             issue_key="999001"
         )
         assert staged_or_handled
         dup = requests.post(f"{base}/jira/webhook", data=body, headers=signed, timeout=10)
-        assert dup.status_code == 202 and dup.json().get("duplicate") is True
+        assert dup.status_code == 202
+        assert dup.json().get("duplicate") is True
         forged = requests.post(
             f"{base}/jira/webhook",
             data=body,
@@ -344,7 +348,8 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         unsigned = requests.post(
             f"{base}/jira/webhook", data=body, timeout=10, headers={"Content-Type": "application/json"}
         )
-        assert forged.status_code == 401 and unsigned.status_code == 401
+        assert forged.status_code == 401
+        assert unsigned.status_code == 401
         assert store.count_pending("jira.transition") <= 1
 
         # -- lifecycle DAGs register the live edges against this api-server -------------------------------
@@ -439,10 +444,13 @@ def test_end_to_end_in_standalone_airflow(tmp_path: Any) -> None:
         assert latencies["bc_change_to_jira_issue_s"] < 60
         # health of the running plugin
         health = requests.get(f"{base}/health", timeout=10).json()
-        assert health["store"]["ok"] and len(health["bc_subscriptions"]) == 2
+        assert health["store"]["ok"]
+        assert len(health["bc_subscriptions"]) == 2
         # the REST webhook's deliveries carried only the app's bearer JWT, and the plugin accepted them
         sent = sb.control("GET", "/_sandbox/jira/deliveries")
-        assert sent and {d["auth"] for d in sent} == {"jwt"} and {d["status"] for d in sent} == {202}, sent
+        assert sent, sent
+        assert {d["auth"] for d in sent} == {"jwt"}, sent
+        assert {d["status"] for d in sent} == {202}, sent
         assert health["jira_app_webhook"]["last_delivery_at"]
     finally:
         if af is not None:
@@ -494,12 +502,14 @@ def test_transitions_dag_waits_out_a_long_retry_after(
     assert staged.try_number == 1, "the wait must not spend a retry"
     with create_session() as session:
         rows = session.scalars(select(TaskReschedule).where(TaskReschedule.ti_id == staged.id)).all()
-        assert len(rows) == 1 and (rows[0].reschedule_date - rows[0].end_date).total_seconds() >= 3
+        assert len(rows) == 1
+        assert (rows[0].reschedule_date - rows[0].end_date).total_seconds() >= 3
     key = (
         "POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
         "/Microsoft.NAV.post"
     )
-    assert sb.stats()["calls"].get(key) == 1 and store.count_pending() == 0
+    assert sb.stats()["calls"].get(key) == 1
+    assert store.count_pending() == 0
     comments = sb.control("GET", "/_sandbox/jira/issues")
     assert next(i for i in comments if str(i["id"]) == str(issue["id"]))["comments"] == 1
 
@@ -563,7 +573,8 @@ def test_replayed_done_does_not_unblock_a_vendor_blocked_again(inbound: dict[str
     _success(run_dag("jira_transitions_to_bc"))  # and a new run: the poll keeps finding the issue in Done
     assert vendor()["blocked"] == "All"
     stale = store.query_audit(bc_id=ven["id"], action="writeback_stale")
-    assert len(stale) >= 2 and {r.task_id for r in stale} >= {"process_staged_transitions", "safety_net_poll"}
+    assert len(stale) >= 2
+    assert {r.task_id for r in stale} >= {"process_staged_transitions", "safety_net_poll"}
     made = store.query_audit(bc_id=ven["id"], action="writeback_comment")
     assert len(made) == 2  # "unblocked" once, "changed after the decision" once, whatever the replays
     assert (

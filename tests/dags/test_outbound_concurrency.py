@@ -169,7 +169,8 @@ class Pair:
         for p, log in zip(procs, logs, strict=True):
             text = log.read_text(encoding="utf-8", errors="replace")
             line = next((ln for ln in text.splitlines() if ln.startswith("RESULT ")), None)
-            assert p.returncode == 0 and line, f"run failed (rc {p.returncode}):\n{text[-6000:]}"
+            assert p.returncode == 0, f"run failed (rc {p.returncode}):\n{text[-6000:]}"
+            assert line, f"run failed (rc {p.returncode}):\n{text[-6000:]}"
             results.append(json.loads(line.removeprefix("RESULT ")))
         return results
 

@@ -110,7 +110,8 @@ def test_invoices_create_then_idle_then_edit_exactly_one(sandbox, outbound) -> N
     assert f[fields["BC Document No."]] == sample["number"]
     assert f[fields["BC Amount"]] == pytest.approx(sample["totalAmountIncludingTax"])
     assert f[fields["BC Status"]] == "Draft"
-    assert f["issuetype"]["name"] == "Invoice" and f["project"]["key"] == "FIN"
+    assert f["issuetype"]["name"] == "Invoice"
+    assert f["project"]["key"] == "FIN"
     assert sample["number"] in f["summary"]
     assert f["description"]["type"] == "doc"
     assert "bc-jira" in f["labels"]
@@ -134,7 +135,8 @@ def test_invoices_create_then_idle_then_edit_exactly_one(sandbox, outbound) -> N
         {"entity": "purchaseInvoices", "id": target["id"], "set": {"totalAmountIncludingTax": 4321.5}},
     )
     assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
-    assert calls(sandbox, ISSUE_PUT) == put0 + 1 and calls(sandbox, BULK) == bulk0
+    assert calls(sandbox, ISSUE_PUT) == put0 + 1
+    assert calls(sandbox, BULK) == bulk0
     assert by_record(sandbox, fields)[target["id"]][0]["fields"][fields["BC Amount"]] == 4321.5
 
 
@@ -147,7 +149,8 @@ def test_crash_after_commit_does_not_duplicate(sandbox, outbound) -> None:
     tries = {ti.map_index: ti.try_number for ti in dr.get_task_instances() if ti.task_id == "upsert"}
     assert max(tries.values()) >= 2, "the dropped answer should have failed one batch once"
     counts = Counter(i["fields"].get(outbound["fields"]["BC Record Id"]) for i in issues(sandbox))
-    assert counts and max(counts.values()) == 1
+    assert counts
+    assert max(counts.values()) == 1
     drafts = {r["id"] for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"}
     assert drafts <= set(counts)
     # the audit shows the story: the lost answer as errors on try 1, the retry linking what Jira had committed
@@ -156,7 +159,8 @@ def test_crash_after_commit_does_not_duplicate(sandbox, outbound) -> None:
     store = StateStore.from_airflow()
     errors = store.query_audit(entity="purchase_invoices", action="error", limit=1000)
     linked = store.query_audit(entity="purchase_invoices", action="link", limit=1000)
-    assert errors and {r.try_number for r in errors} == {1}
+    assert errors
+    assert {r.try_number for r in errors} == {1}
     assert {r.bc_id for r in linked} == {r.bc_id for r in errors}
     assert all(r.try_number == 2 and r.task_id == "upsert" and r.map_index is not None for r in linked)
 
@@ -243,7 +247,8 @@ def test_backfill_resyncs_window_and_keeps_watermark(sandbox, outbound, monkeypa
     assert calls(sandbox, ISSUE_PUT) == put0 + 1
     assert by_record(sandbox, fields)[draft["id"]][0]["fields"][fields["BC Amount"]] == 77.25
     assert _metastore_var("bc_jira_watermark_purchase_invoices") == wm
-    assert wm is not None and datetime.fromisoformat(wm.replace("Z", "+00:00")) < modified.astimezone(UTC)
+    assert wm is not None
+    assert datetime.fromisoformat(wm.replace("Z", "+00:00")) < modified.astimezone(UTC)
 
 
 def test_connect_dag_writes_field_ids(sandbox, outbound) -> None:
@@ -317,7 +322,8 @@ def test_long_retry_after_defers_the_batch_and_resumes_it_without_duplicates(
     assert dr.state == DagRunState.SUCCESS
     assert sandbox.stats()["faults"] == {"429": 1}
     upserts = [ti for ti in dr.get_task_instances() if ti.task_id == "upsert"]
-    assert upserts and {ti.try_number for ti in upserts} == {1}, "a deferral must not spend a retry"
+    assert upserts, "a deferral must not spend a retry"
+    assert {ti.try_number for ti in upserts} == {1}, "a deferral must not spend a retry"
     rescheduled = _reschedules(dr)
     assert len(rescheduled) == 1
     row = rescheduled[0]
@@ -325,10 +331,12 @@ def test_long_retry_after_defers_the_batch_and_resumes_it_without_duplicates(
     assert any("deferring the task until" in r.getMessage() for r in caplog.records)
     assert any("asked to wait 3s" in r.getMessage() for r in caplog.records)
     counts = Counter(i["fields"].get(fields["BC Record Id"]) for i in issues(sandbox))
-    assert {r["id"] for r in drafts} <= set(counts) and max(counts.values()) == 1
+    assert {r["id"] for r in drafts} <= set(counts)
+    assert max(counts.values()) == 1
     store = StateStore.from_airflow()
     held = store.query_audit(entity="purchase_invoices", action="error", limit=1000)
-    assert held and all("asked to wait" in (r.error or "") for r in held)
+    assert held
+    assert all("asked to wait" in (r.error or "") for r in held)
     assert {r.bc_id for r in held} <= {
         r.bc_id for r in store.query_audit(entity="purchase_invoices", action="create")
     }
@@ -359,7 +367,9 @@ def test_long_retry_after_defers_the_batch_and_resumes_it_without_duplicates(
         v for k, v in sandbox.stats()["calls"].items() if k.startswith("POST") and k.endswith("/comment")
     )
     # A, B, C edited once each, plus the one refused PUT; B commented once; nothing created
-    assert calls(sandbox, ISSUE_PUT) == 4 and comment_calls == 1 and calls(sandbox, BULK) == 0
+    assert calls(sandbox, ISSUE_PUT) == 4
+    assert comment_calls == 1
+    assert calls(sandbox, BULK) == 0
     linked = by_record(sandbox, fields)
     assert linked[a["id"]][0]["fields"][fields["BC Amount"]] == 111.5
     assert linked[c["id"]][0]["fields"][fields["BC Amount"]] == 333.5
@@ -381,7 +391,9 @@ def test_wait_beyond_max_defer_fails_with_a_clear_message(sandbox, outbound, mon
     assert dr.state == DagRunState.FAILED
     assert _reschedules(dr) == []
     msgs = [r.getMessage() for r in caplog.records if "max_defer_seconds=2" in r.getMessage()]
-    assert msgs and "asked to wait 600s" in msgs[0] and "Failing" in msgs[0]
+    assert msgs
+    assert "asked to wait 600s" in msgs[0]
+    assert "Failing" in msgs[0]
 
 
 def _comment_texts(issue_key: str) -> list[str]:
@@ -457,11 +469,13 @@ def test_planted_duplicates_are_linked_commented_and_moved_once(
                     ("Duplicate", keep["key"])
                 ]
                 texts = [t for t in _comment_texts(d["key"]) if "This issue duplicates" in t]
-                assert len(texts) == 1 and keep["key"] in texts[0]
+                assert len(texts) == 1
+                assert keep["key"] in texts[0]
                 status = jira.get_issue(d["key"], fields=["status"])["fields"]["status"]["name"]
                 assert status == "Done"
                 healed = store.query_audit(issue_key=d["key"], action="duplicate")
-                assert len(healed) == 1 and keep["key"] in healed[0].reason
+                assert len(healed) == 1
+                assert keep["key"] in healed[0].reason
 
     check()
     assert calls(sandbox, "POST /ex/jira/{cloudId}/rest/api/3/issueLink") >= 3
@@ -482,7 +496,8 @@ def test_planted_duplicates_are_linked_commented_and_moved_once(
     restored = StateStore.from_airflow()
     assert restored.url.endswith("restored.db"), restored.url
     rows = restored.query_audit(action="duplicate", limit=100)
-    assert len(rows) == 3 and all("already there" in r.reason for r in rows)
+    assert len(rows) == 3
+    assert all("already there" in r.reason for r in rows)
 
 
 # ~20 % of comment posts fail (refused, overloaded, lost before or after Jira stored them), plus faults on
@@ -519,7 +534,8 @@ def test_resolve_comment_exactly_once_under_comment_faults(sandbox, outbound, mo
         and r.get("vendorInvoiceNumber")
     ][:50]
     blocked = [v for v in vendors.values() if v["blocked"] in ("Payment", "All") and v["id"] in linked][:5]
-    assert len(postable) == 50 and len(blocked) == 5
+    assert len(postable) == 50
+    assert len(blocked) == 5
     changes = [{"entity": "purchaseInvoices", "id": r["id"], "action": "post"} for r in postable]
     changes += [{"entity": "vendors", "id": v["id"], "set": {"blocked": ""}} for v in blocked]
     sandbox.control("POST", "/_sandbox/bc/change", {"changes": changes})
@@ -575,7 +591,8 @@ def test_connect_checks_duplicate_link_type_and_transition(sandbox, outbound) ->
     good = ob.connect_checks(
         parse_config(dict(outbound["cfg"], duplicate_transition="Rejected")), JiraCloudHook().client
     )
-    assert good.problems == [] and any("'Duplicate' issue link type" in n for n in good.notes)
+    assert good.problems == []
+    assert any("'Duplicate' issue link type" in n for n in good.notes)
     sandbox.control("POST", "/_sandbox/jira/options", {"issue_linking": False})
     rep = ob.connect_checks(
         parse_config(dict(outbound["cfg"], duplicate_transition="Closed")), JiraCloudHook().client
@@ -624,14 +641,18 @@ def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) ->
     )
     assert run_dag(dag_id, logical_date=now - timedelta(hours=1)).state == DagRunState.SUCCESS
     w2 = _metastore_var(key)
-    assert w1 is not None and w2 is not None and w2 > w1
+    assert w1 is not None
+    assert w2 is not None
+    assert w2 > w1
     newest = {r["id"]: r for r in bc_records(sandbox, "purchase_invoices")}
-    assert newest[posted["id"]]["number"] != posted["number"] and newest[posted["id"]]["status"] == "Open"
+    assert newest[posted["id"]]["number"] != posted["number"]
+    assert newest[posted["id"]]["status"] == "Open"
 
     def assert_newest() -> None:
         linked = by_record(sandbox, fields)
         p, e = linked[posted["id"]], linked[edited["id"]]
-        assert len(p) == 1 and len(e) == 1
+        assert len(p) == 1
+        assert len(e) == 1
         assert p[0]["fields"][fields["BC Document No."]] == newest[posted["id"]]["number"]
         assert p[0]["fields"][fields["BC Status"]] == "Open"
         assert e[0]["fields"][fields["BC Amount"]] == 4321.5
@@ -660,9 +681,9 @@ def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) ->
     store = StateStore.from_airflow()
     for rec in (posted, edited):
         rows = store.query_audit(bc_id=rec["id"], action="stale")
-        assert (
-            rows and rows[0].run_id == first.run_id and "older than the one already synced" in rows[0].reason
-        )
+        assert rows
+        assert rows[0].run_id == first.run_id
+        assert "older than the one already synced" in rows[0].reason
     print(f"WATERMARK first run {w1}, second run {w2}, after replaying the first run {_metastore_var(key)}")
 
 

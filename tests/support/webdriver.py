@@ -11,12 +11,14 @@ import contextlib
 import shutil
 import subprocess
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from tests.support.api_server import free_port
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -27,7 +29,8 @@ class Browser:
     """One chromedriver process and one headless session; ``close()`` ends both."""
 
     def __init__(self, profile: Path, *, width: int = 1400, height: int = 820) -> None:
-        assert CHROMEDRIVER and CHROMIUM, "chromium and chromedriver must be installed"
+        assert CHROMEDRIVER, "chromium and chromedriver must be installed"
+        assert CHROMIUM, "chromium and chromedriver must be installed"
         self.port = free_port()
         self._proc = subprocess.Popen(
             [CHROMEDRIVER, f"--port={self.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

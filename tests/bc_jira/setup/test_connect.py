@@ -69,7 +69,8 @@ def test_connect_names_every_field_setup_problem_with_its_fix(sandbox_jira, airf
     assert set(rep.fields) == {"BC Record Id", "BC Document No.", "BC Vendor"}
     # what Jira itself answers to such a create
     res = JiraOps(JiraCloudHook()).bulk_create([{"fields": {**payload, fields["BC Vendor"]: "x"}}])
-    assert not res.created and "not on the appropriate screen" in res.failed[0].errors[fields["BC Vendor"]]
+    assert not res.created
+    assert "not on the appropriate screen" in res.failed[0].errors[fields["BC Vendor"]]
 
 
 def test_connect_reads_every_createmeta_page(sandbox_jira, airflow_conns, monkeypatch) -> None:

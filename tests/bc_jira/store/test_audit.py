@@ -125,7 +125,8 @@ def test_latest_per_record_pages_by_entity_and_history(store: StateStore) -> Non
             break
         before = page[-1]["id"]
     seen = [b for p in pages for b in p]
-    assert seen[0] == "r1" and len(seen) == len(set(seen)) == 10  # each record once, r1's latest first
+    assert seen[0] == "r1"
+    assert len(seen) == len(set(seen)) == 10
     ids = [r["id"] for r in store.latest_per_record(limit=100)]
     assert ids == sorted(ids, reverse=True)
     assert sorted(r["bc_id"] for r in store.latest_per_record(entity="vendors")) == ["v0", "v1", "v2"]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -12,6 +11,9 @@ from bc_jira.store import AuditRow, Link, StateStore
 from bc_jira.sync.base import RunInfo
 from bc_jira.sync.upsert import Upserter
 from tests.support.sync_fakes import IDS, Clock, FakeJira
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.fixture

@@ -27,9 +27,11 @@ def wait(seconds: float) -> WaitRequest:
 
 def test_plan_defers_until_the_wait_ends_plus_a_margin() -> None:
     plan = plan_wait(wait(300), now=NOW, first_wait_at=None, max_defer_seconds=3900, what="b1")
-    assert plan.defer and plan.until == NOW + timedelta(seconds=301)
+    assert plan.defer
+    assert plan.until == NOW + timedelta(seconds=301)
     assert "deferring the task until 2026-03-26T15:05:01+00:00" in plan.message
-    assert "asked to wait 300s" in plan.message and "jira-quota-tenant-based" in plan.message
+    assert "asked to wait 300s" in plan.message
+    assert "jira-quota-tenant-based" in plan.message
 
 
 def test_plan_fails_beyond_the_maximum_counting_earlier_waits() -> None:
@@ -37,7 +39,9 @@ def test_plan_fails_beyond_the_maximum_counting_earlier_waits() -> None:
     # 3000 s already waited in earlier reschedules + 1000 s more > 3900 s
     earlier = NOW - timedelta(seconds=3000)
     plan = plan_wait(wait(1000), now=NOW, first_wait_at=earlier, max_defer_seconds=3900, what="b")
-    assert not plan.defer and "(3000s already)" in plan.message and "max_defer_seconds=3900" in plan.message
+    assert not plan.defer
+    assert "(3000s already)" in plan.message
+    assert "max_defer_seconds=3900" in plan.message
     assert plan_wait(wait(800), now=NOW, first_wait_at=earlier, max_defer_seconds=3900, what="b").defer
     assert not plan_wait(wait(5), now=NOW, first_wait_at=None, max_defer_seconds=0, what="b").defer
 
@@ -45,22 +49,29 @@ def test_plan_fails_beyond_the_maximum_counting_earlier_waits() -> None:
 def test_a_wait_already_over_reschedules_at_once() -> None:
     late = NOW + timedelta(seconds=600)
     plan = plan_wait(wait(300), now=late, first_wait_at=None, max_defer_seconds=3900, what="b")
-    assert plan.defer and plan.until == late + timedelta(seconds=1)
+    assert plan.defer
+    assert plan.until == late + timedelta(seconds=1)
 
 
 def test_guard_reschedules_only_when_a_wait_was_recorded() -> None:
     from airflow.sdk.exceptions import AirflowRescheduleException
 
-    with pytest.raises(AirflowRescheduleException) as ei:
-        with defer_on_rate_limit(lambda: wait(60), max_defer_seconds=3900, what="b", clock=lambda: NOW):
-            raise RuntimeError("3 of 7 record(s) failed")
+    with (
+        pytest.raises(AirflowRescheduleException) as ei,
+        defer_on_rate_limit(lambda: wait(60), max_defer_seconds=3900, what="b", clock=lambda: NOW),
+    ):
+        raise RuntimeError("3 of 7 record(s) failed")
     assert ei.value.reschedule_date == NOW + timedelta(seconds=61)
-    with pytest.raises(RuntimeError, match="other"):  # no wait recorded: the failure stays a failure
-        with defer_on_rate_limit(lambda: None, max_defer_seconds=3900, what="b"):
-            raise RuntimeError("other")
-    with pytest.raises(RateLimitWaitTooLong, match="max_defer_seconds=30"):
-        with defer_on_rate_limit(lambda: wait(60), max_defer_seconds=30, what="b", clock=lambda: NOW):
-            raise RuntimeError("x")
+    with (
+        pytest.raises(RuntimeError, match="other"),
+        defer_on_rate_limit(lambda: None, max_defer_seconds=3900, what="b"),
+    ):  # no wait recorded: the failure stays a failure
+        raise RuntimeError("other")
+    with (
+        pytest.raises(RateLimitWaitTooLong, match="max_defer_seconds=30"),
+        defer_on_rate_limit(lambda: wait(60), max_defer_seconds=30, what="b", clock=lambda: NOW),
+    ):
+        raise RuntimeError("x")
     with defer_on_rate_limit(lambda: wait(60), max_defer_seconds=30, what="b"):
         pass  # success is success, even if a wait was recorded and then slept out elsewhere
 

@@ -37,7 +37,9 @@ def test_marker_replaces_the_bc_jira_tag_or_is_appended() -> None:
     plain = adf.doc(adf.paragraph(adf.text("Business Central: ", strong=True), "posted"))
     out = with_marker(plain, "k2")
     assert [n["text"] for n in out["content"][0]["content"]][-1] == " (bc-jira ref k2)"
-    assert has_marker(out, "k2") and not has_marker(out, "k1") and not has_marker(None, "k2")
+    assert has_marker(out, "k2")
+    assert not has_marker(out, "k1")
+    assert not has_marker(None, "k2")
     nested = {"type": "doc", "version": 1, "content": [{"type": "panel", "content": [out["content"][0]]}]}
     assert has_marker(nested, "k2")
 
@@ -46,8 +48,10 @@ def test_which_failures_certainly_did_not_make_the_comment() -> None:
     def err(cls: type, status: int | None) -> object:
         return cls("jira", "POST", "https://x/comment", status, None, "m")
 
-    assert certainly_not_made(err(ClientError, 400)) and certainly_not_made(err(NotFoundError, 404))
-    assert certainly_not_made(err(RateLimited, 429)) and certainly_not_made(err(ServerError, 503))
+    assert certainly_not_made(err(ClientError, 400))
+    assert certainly_not_made(err(NotFoundError, 404))
+    assert certainly_not_made(err(RateLimited, 429))
+    assert certainly_not_made(err(ServerError, 503))
     assert not certainly_not_made(err(ServerError, 500))  # may have been stored before the error
     assert not certainly_not_made(err(TransportError, None))  # lost answer: may exist
 
@@ -94,7 +98,9 @@ def test_a_first_look_reads_the_whole_history_a_retry_only_since_the_intent() ->
         issue_key="FIN-9",
         body=adf.doc(adf.paragraph("dup", " (bc-jira)")),
     )
-    assert fx.make(eff, look_first=True).state == "found" and posted == [] and audits == ["comment"]
+    assert fx.make(eff, look_first=True).state == "found"
+    assert posted == []
+    assert audits == ["comment"]
     other = fx.plan(
         effect_key("x"),
         kind="resolve_comment",
@@ -105,4 +111,5 @@ def test_a_first_look_reads_the_whole_history_a_retry_only_since_the_intent() ->
         body=adf.doc(adf.paragraph("resolved", " (bc-jira)")),
     )
     other.attempts = 1  # an earlier attempt lost its answer: look only since the intent, then post
-    assert fx.make(other).state == "made" and len(posted) == 1
+    assert fx.make(other).state == "made"
+    assert len(posted) == 1

@@ -30,7 +30,7 @@ def test_create_then_rerun_changes_nothing(env, store) -> None:
     counts = up().upsert(recs)
     assert (counts.created, counts.updated, counts.unchanged) == (0, 0, 120)
     assert jira.calls == before  # link table answered everything: no search, no create, no edit
-    assert "read 120, created 0, updated 0, unchanged 120" == counts.line()
+    assert counts.line() == "read 120, created 0, updated 0, unchanged 120"
 
 
 def test_change_edits_exactly_that_issue_and_keeps_peoples_edits(env) -> None:
@@ -45,7 +45,8 @@ def test_change_edits_exactly_that_issue_and_keeps_peoples_edits(env) -> None:
     assert (counts.updated, counts.unchanged, jira.calls["edit"]) == (1, 4, 1)
     assert issue["fields"][AMT] == 999.5
     assert issue["fields"]["customfield_10099"] == "set by a person"
-    assert "urgent" in issue["fields"]["labels"] and "bc-jira" in issue["fields"]["labels"]
+    assert "urgent" in issue["fields"]["labels"]
+    assert "bc-jira" in issue["fields"]["labels"]
 
 
 def test_lost_bulk_answer_after_commit_does_not_duplicate(env, store) -> None:
@@ -60,7 +61,9 @@ def test_lost_bulk_answer_after_commit_does_not_duplicate(env, store) -> None:
     # the retry comes right away (before search caught up): it must wait, then find all 50
     counts = up().upsert(recs)
     assert clock.slept >= 29
-    assert counts.created == 0 and counts.linked == 50 and counts.unchanged == 10
+    assert counts.created == 0
+    assert counts.linked == 50
+    assert counts.unchanged == 10
     assert all(len(jira.by_record(r["id"])) == 1 for r in recs)
     links = store.get_links("purchase_invoices", [r["id"] for r in recs])
     assert {lk.state for lk in links.values()} == {LinkState.LINKED}
@@ -91,12 +94,14 @@ def test_record_that_stops_needing_a_human_is_commented_and_moved_once(env, stor
     counts = up().upsert([posted, recs[1]])
     assert (counts.resolved, counts.unchanged) == (1, 1)
     issue_id = store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].issue_id
-    assert len(jira.comments[issue_id]) == 1 and "PPI108001" in str(jira.comments[issue_id][0])
+    assert len(jira.comments[issue_id]) == 1
+    assert "PPI108001" in str(jira.comments[issue_id][0])
     assert jira.transitions[issue_id] == ["Done"]
     assert jira.issues[issue_id]["fields"][STS] == "Open"
     assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVED
     counts = up().upsert([posted])
-    assert counts.unchanged == 1 and len(jira.comments[issue_id]) == 1
+    assert counts.unchanged == 1
+    assert len(jira.comments[issue_id]) == 1
 
 
 def test_rejected_element_is_audited_and_retried_later(env, store) -> None:
@@ -107,8 +112,11 @@ def test_rejected_element_is_audited_and_retried_later(env, store) -> None:
         up().upsert(recs)
     assert store.get_links("purchase_invoices", [recs[1]["id"]])[recs[1]["id"]].state == LinkState.FAILED
     err = [r for r in store.query_audit(bc_id=recs[1]["id"]) if r.action == "error"]
-    assert err and "not on screen" in (err[0].error or "")
-    assert err[0].dag_id == "d" and err[0].map_index == 0 and err[0].try_number == 1
+    assert err
+    assert "not on screen" in (err[0].error or "")
+    assert err[0].dag_id == "d"
+    assert err[0].map_index == 0
+    assert err[0].try_number == 1
     jira.reject.clear()
     counts = up().upsert(recs)
     assert (counts.created, counts.unchanged) == (1, 1)
@@ -124,7 +132,8 @@ def test_issue_found_by_jql_when_link_table_lost(env, stores) -> None:
     u = up()
     u.store = fresh
     counts = u.upsert(recs)
-    assert counts.created == 0 and counts.updated == 1  # content unknown: owned fields written once
+    assert counts.created == 0
+    assert counts.updated == 1
     assert len(jira.issues) == 1
     assert fresh.get_links("purchase_invoices", [recs[0]["id"]])[recs[0]["id"]].state == LinkState.LINKED
 
@@ -132,7 +141,9 @@ def test_issue_found_by_jql_when_link_table_lost(env, stores) -> None:
 def test_not_selected_and_unlinked_is_skipped(env) -> None:
     clock, jira, up = env
     counts = up().upsert([invoice(1, status="Open")])
-    assert counts.skipped == 1 and not jira.issues and "search" not in jira.calls
+    assert counts.skipped == 1
+    assert not jira.issues
+    assert "search" not in jira.calls
 
 
 def test_counts_line() -> None:
@@ -152,18 +163,23 @@ def test_lost_resolve_comment_answer_and_failed_transition_never_comment_twice(e
     assert len(jira.comments[issue_id]) == 1  # Jira stored it; the answer was lost
     assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.LINKED
     actions = [r.action for r in store.query_audit(bc_id=posted["id"])]
-    assert "resolve_comment_unconfirmed" in actions and "resolve_comment_failed" not in actions
+    assert "resolve_comment_unconfirmed" in actions
+    assert "resolve_comment_failed" not in actions
     jira.fail_next_transition = True  # the retry finds the comment, then the transition fails
     with pytest.raises(SyncError):
         up().upsert([posted])
-    assert len(jira.comments[issue_id]) == 1 and jira.calls["list_comments"] == 1
+    assert len(jira.comments[issue_id]) == 1
+    assert jira.calls["list_comments"] == 1
     assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVING
     counts = up().upsert([posted])  # the next retry only moves it
-    assert counts.resolved == 1 and jira.transitions[issue_id] == ["Done"]
-    assert len(jira.comments[issue_id]) == 1 and jira.calls["comment"] == 1
+    assert counts.resolved == 1
+    assert jira.transitions[issue_id] == ["Done"]
+    assert len(jira.comments[issue_id]) == 1
+    assert jira.calls["comment"] == 1
     assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVED
     made = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
-    assert len(made) == 1 and "found on the issue" in made[0].reason
+    assert len(made) == 1
+    assert "found on the issue" in made[0].reason
     # blocked/needed again, then resolved again: a new episode gets its own (single) comment
     again = dict(posted, status="Draft", lastModifiedDateTime="2026-11-20T12:00:00Z")
     up().upsert([again])
@@ -181,10 +197,12 @@ def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_recor
     issue_id = store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].issue_id
     jira.refuse_next_comment = True
     counts = up().upsert([posted])
-    assert counts.resolved == 1 and jira.comments.get(issue_id) == []
+    assert counts.resolved == 1
+    assert jira.comments.get(issue_id) == []
     assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.RESOLVED
     failed = [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment_failed"]
-    assert len(failed) == 1 and "refused" in failed[0].reason
+    assert len(failed) == 1
+    assert "refused" in failed[0].reason
     assert not [r for r in store.query_audit(bc_id=posted["id"]) if r.action == "resolve_comment"]
 
 
@@ -198,17 +216,22 @@ def test_planted_duplicates_healed_once_and_a_deleted_one_does_not_wedge_the_bat
     jira.gone.add(deleted)  # found by the search, deleted before it is healed
     clock.now += timedelta(seconds=60)  # past the search lag
     counts = up().upsert([rec])
-    assert counts.created == 0 and counts.updated == 1  # found by JQL; owned fields written once
+    assert counts.created == 0
+    assert counts.updated == 1
     assert store.get_links("purchase_invoices", [rec["id"]])[rec["id"]].issue_id == keep
     assert jira.links == [("Duplicate", dup, keep)]
-    assert len(jira.comments[dup]) == 1 and "duplicates FIN-" in str(jira.comments[dup][0])
-    assert keep not in jira.comments and jira.transitions == {}  # no duplicate_transition configured
+    assert len(jira.comments[dup]) == 1
+    assert "duplicates FIN-" in str(jira.comments[dup][0])
+    assert keep not in jira.comments
+    assert jira.transitions == {}
     rows = {r.action: r for r in store.query_audit(bc_id=rec["id"])}
-    assert "duplicate" in rows and "issue no longer exists" in rows["duplicate_failed"].reason
+    assert "duplicate" in rows
+    assert "issue no longer exists" in rows["duplicate_failed"].reason
     assert store.pending_effects("duplicate") == []
     before = dict(jira.calls)
     up().upsert([rec])  # the retry / the next run: the link table knows the record, nothing is owed
-    assert jira.calls.get("link") == before.get("link") and len(jira.comments[dup]) == 1
+    assert jira.calls.get("link") == before.get("link")
+    assert len(jira.comments[dup]) == 1
 
 
 # -- replay never moves data backwards --------------------------------------------------------------------
@@ -231,7 +254,8 @@ def test_replayed_older_version_is_stale_and_sends_nothing(env, store) -> None:
     link = store.get_links("purchase_invoices", [old["id"]])[old["id"]]
     assert link.bc_last_modified == "2026-11-20T11:00:00Z"  # the link still knows the newest version
     row = store.query_audit(bc_id=old["id"], action="stale")[0]
-    assert "older than the one already synced" in row.reason and row.issue_key == issue["key"]
+    assert "older than the one already synced" in row.reason
+    assert row.issue_key == issue["key"]
     assert up().upsert([new]).unchanged == 1  # the same version is not stale
 
 

@@ -14,14 +14,18 @@ def test_watermark_plan_never_decreases_and_says_so() -> None:
     replay = {"high_watermark": older, "watermark": "2026-12-01T18:00:00Z"}
     plan = plan_watermark(replay, newer)
     assert (plan.value, plan.write) == (newer, False)
-    assert "advanced" not in plan.message and f"left at {newer}" in plan.message
+    assert "advanced" not in plan.message
+    assert f"left at {newer}" in plan.message
     assert next_watermark(replay, newer) == newer
     fresh = plan_watermark({"high_watermark": newer, "watermark": older}, older)
-    assert (fresh.value, fresh.write) == (newer, True) and "advanced" in fresh.message
+    assert (fresh.value, fresh.write) == (newer, True)
+    assert "advanced" in fresh.message
     same = plan_watermark({"high_watermark": newer, "watermark": newer}, newer)
-    assert not same.write and "unchanged" in same.message
+    assert not same.write
+    assert "unchanged" in same.message
     back = plan_watermark({"backfill": True, "high_watermark": "2027-01-01T00:00:00Z"}, older)
-    assert (back.value, back.write) == (older, False) and "backfill" in back.message
+    assert (back.value, back.write) == (older, False)
+    assert "backfill" in back.message
 
 
 def test_watermark_held_below_records_another_run_has_not_synced() -> None:
@@ -40,7 +44,9 @@ def test_watermark_held_below_records_another_run_has_not_synced() -> None:
     hold = hold_below(skipped, links)
     assert hold == datetime(2026, 12, 1, 11, 0, 0, 250000, tzinfo=UTC)
     plan = plan_watermark(read, start, hold)
-    assert plan.write and plan.value == "2026-12-01T11:00:00.249000Z" and "held below" in plan.message
+    assert plan.write
+    assert plan.value == "2026-12-01T11:00:00.249000Z"
+    assert "held below" in plan.message
     links["a"] = Link("purchase_invoices", "a", state=LinkState.LINKED, bc_last_modified=skipped["a"])
     assert hold_below(skipped, links) == datetime(2026, 12, 1, 11, 40, tzinfo=UTC)  # c: older version synced
     links["c"] = Link("purchase_invoices", "c", state=LinkState.RESOLVED, bc_last_modified=skipped["c"])

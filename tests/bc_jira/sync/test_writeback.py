@@ -107,13 +107,16 @@ def test_done_invoice_posted_once_commented_audited(env: Env) -> None:
     res = env.wb.process_pending()
     assert [r.action for r in res] == ["posted"]
     after = env.record("purchaseInvoices", inv["id"])
-    assert after["status"] == "Open" and after["number"] != inv["number"]
+    assert after["status"] == "Open"
+    assert after["number"] != inv["number"]
     assert res[0].new_number == after["number"]
     assert env.store.count_pending() == 0
     assert env.comments(issue) == 1
     assert env.store.get_link_by_issue(issue["key"]).state == LinkState.WRITTEN_BACK
     posted = env.store.query_audit(bc_id=inv["id"], action="writeback_posted")
-    assert posted and posted[0].dag_id == "jira_transitions_to_bc" and posted[0].read["status"] == "Draft"
+    assert posted
+    assert posted[0].dag_id == "jira_transitions_to_bc"
+    assert posted[0].read["status"] == "Draft"
     comment = env.store.query_audit(bc_id=inv["id"], action="writeback_comment")[0]
     assert after["number"] in json.dumps(comment.sent)
     # the same transition delivered again (and a replay): no second post, no second comment, audited no-op
@@ -121,7 +124,8 @@ def test_done_invoice_posted_once_commented_audited(env: Env) -> None:
     env.stage(issue)
     again = env.wb.process_pending()
     assert [r.action for r in again] == ["noop", "noop"]
-    assert env.calls(POST) == 1 and env.comments(issue) == 1
+    assert env.calls(POST) == 1
+    assert env.comments(issue) == 1
     assert len(env.store.query_audit(bc_id=inv["id"], action="writeback_noop")) == 2
     assert env.store.count_pending() == 0
 
@@ -147,9 +151,11 @@ def test_vendor_unblocked_with_stale_etag_retry(env: Env, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(env.bc, "get_record", get_then_someone_edits)
     res = env.wb.process_pending()
-    assert [r.action for r in res] == ["unblocked"] and state["n"] == 2
+    assert [r.action for r in res] == ["unblocked"]
+    assert state["n"] == 2
     after = env.record("vendors", ven["id"])
-    assert after["blocked"] in ("", "_x0020_") and after["phoneNumber"] == "+1 555 0100"
+    assert after["blocked"] in ("", "_x0020_")
+    assert after["phoneNumber"] == "+1 555 0100"
     assert env.comments(issue) == 1
 
 
@@ -179,7 +185,9 @@ def test_rejected_and_reopened_leave_bc_untouched(env: Env) -> None:
     assert [r.action for r in res] == ["rejected", "noop"]
     assert env.record("purchaseInvoices", a["id"])["status"] == "Draft"
     assert env.record("purchaseInvoices", b["id"])["status"] == "Draft"
-    assert env.calls(POST) == 0 and env.comments(ia) == 1 and env.comments(ib) == 0
+    assert env.calls(POST) == 0
+    assert env.comments(ia) == 1
+    assert env.comments(ib) == 0
 
 
 def test_transient_failure_stays_staged_then_replays(env: Env) -> None:
@@ -190,12 +198,16 @@ def test_transient_failure_stays_staged_then_replays(env: Env) -> None:
     env.sandbox.faults(**{"503": 1.0, "path": "purchaseInvoices", "retry_after": 0})
     env.bc.client.retry = type(env.bc.client.retry)(max_attempts=2, backoff_base=0.01, backoff_cap=0.01)
     res = env.wb.process_pending()
-    assert res[0].action == "error" and res[0].transient
+    assert res[0].action == "error"
+    assert res[0].transient
     pending = env.store.pending_events(KIND_JIRA_TRANSITION)
-    assert len(pending) == 1 and pending[0].status == "failed" and pending[0].error
+    assert len(pending) == 1
+    assert pending[0].status == "failed"
+    assert pending[0].error
     env.sandbox.faults()
     res = env.wb.process_pending()
-    assert [r.action for r in res] == ["posted"] and env.store.count_pending() == 0
+    assert [r.action for r in res] == ["posted"]
+    assert env.store.count_pending() == 0
 
 
 def test_unlinked_issue_found_by_record_id_field_and_foreign_issue_ignored(env: Env) -> None:
@@ -250,11 +262,14 @@ def test_failed_outcome_comment_is_owed_and_made_once_on_the_next_run(env: Env) 
     # Jira overloaded for the whole retry budget (503 is never processed: certainly not made)
     env.sandbox.faults(rules=[{"kind": "503", "path": "/comment$", "method": "POST", "retry_after": 0}])
     assert [r.action for r in env.wb.process_pending()] == ["posted"]
-    assert env.comments(issue) == 0 and env.store.count_pending() == 0  # BC effect done: the event went
+    assert env.comments(issue) == 0
+    assert env.store.count_pending() == 0
     failed = env.store.query_audit(bc_id=inv["id"], action="writeback_comment_failed")
-    assert len(failed) == 1 and "a later run makes it" in failed[0].reason
+    assert len(failed) == 1
+    assert "a later run makes it" in failed[0].reason
     owed = env.store.pending_effects("writeback_comment")
-    assert len(owed) == 1 and owed[0].attempts == 1
+    assert len(owed) == 1
+    assert owed[0].attempts == 1
     # next run: a 500 (may or may not have been stored: the connector cannot know) -> unconfirmed
     env.sandbox.faults(rules=[{"kind": "500", "path": "/comment$", "method": "POST", "count": 1}])
     assert env.wb.process_pending() == []
@@ -264,12 +279,14 @@ def test_failed_outcome_comment_is_owed_and_made_once_on_the_next_run(env: Env) 
     env.sandbox.faults()
     assert env.wb.process_pending() == []
     texts = outcome_comments(env, issue)
-    assert len(texts) == 1 and "was posted" in texts[0]
+    assert len(texts) == 1
+    assert "was posted" in texts[0]
     assert len(env.store.query_audit(bc_id=inv["id"], action="writeback_comment")) == 1
     assert env.store.pending_effects("writeback_comment") == []
     posts = env.calls(COMMENT_POST)
     env.wb.process_pending()
-    assert env.comments(issue) == 1 and env.calls(COMMENT_POST) == posts
+    assert env.comments(issue) == 1
+    assert env.calls(COMMENT_POST) == posts
 
 
 def test_lost_comment_answer_is_found_not_reposted(env: Env) -> None:
@@ -283,14 +300,15 @@ def test_lost_comment_answer_is_found_not_reposted(env: Env) -> None:
     assert [r.action for r in env.wb.process_pending()] == ["unblocked"]
     assert env.comments(issue) == 1  # Jira committed it; the answer never arrived
     unconfirmed = env.store.query_audit(bc_id=ven["id"], action="writeback_comment_unconfirmed")
-    assert len(unconfirmed) == 1 and not env.store.query_audit(
-        bc_id=ven["id"], action="writeback_comment_failed"
-    )
+    assert len(unconfirmed) == 1
+    assert not env.store.query_audit(bc_id=ven["id"], action="writeback_comment_failed")
     posts = env.calls(COMMENT_POST)
     env.wb.process_pending()
-    assert env.comments(issue) == 1 and env.calls(COMMENT_POST) == posts  # found by its marker, not posted
+    assert env.comments(issue) == 1
+    assert env.calls(COMMENT_POST) == posts
     done = env.store.query_audit(bc_id=ven["id"], action="writeback_comment")
-    assert len(done) == 1 and "found on the issue" in done[0].reason
+    assert len(done) == 1
+    assert "found on the issue" in done[0].reason
     assert "(bc-jira ref " in outcome_comments(env, issue)[0]
 
 
@@ -320,9 +338,12 @@ def test_replayed_done_never_undoes_a_newer_block(env: Env) -> None:
     assert [r.action for r in env.wb.poll_done_issues()] == ["stale"]
     assert env.record("vendors", ven["id"])["blocked"] == "Payment"
     stale = env.store.query_audit(bc_id=ven["id"], action="writeback_stale")
-    assert len(stale) == 3 and "older state" in stale[0].reason
+    assert len(stale) == 3
+    assert "older state" in stale[0].reason
     texts = outcome_comments(env, issue)
-    assert len(texts) == 2 and "was unblocked" in texts[0] and "move the issue out of done" in texts[1]
+    assert len(texts) == 2
+    assert "was unblocked" in texts[0]
+    assert "move the issue out of done" in texts[1]
     # a person decides again on the current record: out of done and back -> unblocked, commented again
     env.sandbox.control("POST", "/_sandbox/clock", {"advance_s": 5})
     env.move(issue, "In Progress")
@@ -331,7 +352,8 @@ def test_replayed_done_never_undoes_a_newer_block(env: Env) -> None:
     assert [r.action for r in env.wb.process_pending()] == ["unblocked"]
     assert env.record("vendors", ven["id"])["blocked"] in ("", "_x0020_")
     texts = outcome_comments(env, issue)
-    assert len(texts) == 3 and "was unblocked" in texts[2]
+    assert len(texts) == 3
+    assert "was unblocked" in texts[2]
 
 
 def test_invoice_edited_after_approval_is_not_posted(env: Env) -> None:
@@ -346,7 +368,8 @@ def test_invoice_edited_after_approval_is_not_posted(env: Env) -> None:
     )
     env.stage(issue)
     assert [r.action for r in env.wb.process_pending()] == ["stale"]
-    assert env.record("purchaseInvoices", inv["id"])["status"] == "Draft" and env.calls(POST) == 0
+    assert env.record("purchaseInvoices", inv["id"])["status"] == "Draft"
+    assert env.calls(POST) == 0
 
 
 def test_duplicate_issue_moved_to_done_is_ignored(env: Env) -> None:
@@ -356,8 +379,10 @@ def test_duplicate_issue_moved_to_done_is_ignored(env: Env) -> None:
     env.move(dup)
     env.stage(dup)
     res = env.wb.process_pending()
-    assert [r.action for r in res] == ["ignored"] and kept["key"] in res[0].detail
-    assert env.record("purchaseInvoices", inv["id"])["status"] == "Draft" and env.calls(POST) == 0
+    assert [r.action for r in res] == ["ignored"]
+    assert kept["key"] in res[0].detail
+    assert env.record("purchaseInvoices", inv["id"])["status"] == "Draft"
+    assert env.calls(POST) == 0
 
 
 # About 20 % of comment posts fail in every way an answer can (refused, overloaded, lost before or after Jira
@@ -406,7 +431,8 @@ def test_100_done_invoices_with_comment_faults_get_exactly_one_outcome_comment(
         runs += 1
         env.wb.process_pending()
     stuck = [e.error for e in env.store.pending_events(KIND_JIRA_TRANSITION)]
-    assert env.store.pending_effects("writeback_comment") == [] and stuck == []
+    assert env.store.pending_effects("writeback_comment") == []
+    assert stuck == []
     per_issue = {bc_id: outcome_comments(env, issue) for bc_id, issue in issues.items()}
     counts = [len(t) for t in per_issue.values()]
     after = {r["id"]: r for r in env.records("purchaseInvoices")}
@@ -424,11 +450,14 @@ def test_100_done_invoices_with_comment_faults_get_exactly_one_outcome_comment(
         f"audited comment rows min={min(audit_made)} max={max(audit_made)} "
         f"unconfirmed={lost} failed={failed} found-after-lost-answer={found}"
     )
-    assert fired.get("drop_after_commit") and fired.get("500")
-    assert len(posted) == 100 and all("was posted" in per_issue[b][0] for b in posted)
+    assert fired.get("drop_after_commit")
+    assert fired.get("500")
+    assert len(posted) == 100
+    assert all("was posted" in per_issue[b][0] for b in posted)
     assert min(counts) == max(counts) == 1
     assert min(audit_made) == max(audit_made) == 1  # the audit says "comment" exactly where one exists
-    assert lost > 0 and found > 0  # lost answers really happened and were settled by looking, not re-posting
+    assert lost > 0
+    assert found > 0
 
 
 def test_replay_verdict_rule() -> None:
@@ -442,7 +471,8 @@ def test_replay_verdict_rule() -> None:
     assert replay_verdict(done, _ts("2026-12-01T09:59:59.9Z")) is None  # decided on the current record
     assert replay_verdict(done, _ts("2026-12-01T10:00:00Z")) is None  # same instant: acts
     why = replay_verdict(done, _ts("2026-12-01T10:00:00.001Z"))
-    assert why and "older state" in why  # the record changed after the decision
+    assert why
+    assert "older state" in why
     assert replay_verdict(None, _ts("2026-12-01T10:00:00Z")) is None  # unknown: not checked (warned)
 
 
@@ -466,14 +496,19 @@ def test_issue_naming_another_record_makes_no_bc_call(env: Env) -> None:
     env.move(issue)
     env.stage(issue)
     res = env.wb.process_pending()
-    assert [r.action for r in res] == ["mismatch"] and res[0].alarm and not res[0].done
-    assert first["id"] in res[0].detail and second["id"] in res[0].detail
+    assert [r.action for r in res] == ["mismatch"]
+    assert res[0].alarm
+    assert not res[0].done
+    assert first["id"] in res[0].detail
+    assert second["id"] in res[0].detail
     assert env.calls(POST) == 0
     assert env.record("purchaseInvoices", first["id"])["status"] == "Draft"
     assert env.record("purchaseInvoices", second["id"])["status"] == "Draft"
     assert env.comments(issue) == 1
     rows = env.store.query_audit(action="writeback_mismatch")
-    assert len(rows) == 1 and rows[0].issue_key == issue["key"] and rows[0].error
+    assert len(rows) == 1
+    assert rows[0].issue_key == issue["key"]
+    assert rows[0].error
     assert env.store.count_pending() == 1  # kept staged until a person fixes the field or the link
     with pytest.raises(RuntimeError, match="name another BC record"):
         _summary(res, "staged transitions")
@@ -485,4 +520,6 @@ def test_issue_naming_another_record_makes_no_bc_call(env: Env) -> None:
         )
     )
     again = env.wb.process_issue(issue["key"])
-    assert again.action == "mismatch" and "(empty)" in again.detail and env.calls(POST) == 0
+    assert again.action == "mismatch"
+    assert "(empty)" in again.detail
+    assert env.calls(POST) == 0

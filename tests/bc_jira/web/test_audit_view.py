@@ -222,11 +222,14 @@ def test_pages_past_the_first_page_with_the_older_link(store: StateStore, client
         older = [a["href"] for a in page.links if a.get("class") == "older"]
         if not older:
             break
-        assert len(page.rows) == 500 and "(a page of 500; older ones below)" in resp.text
+        assert len(page.rows) == 500
+        assert "(a page of 500; older ones below)" in resp.text
         params = dict(p.split("=", 1) for p in older[0].lstrip("?").split("&"))
         assert any(a.get("class") == "newest" for a in parse(client.get("/audit", params=params).text).links)
-    assert pages == 3 and len(seen) == 1206 == len(set(seen))  # 1203 orders + the 3 fixture records
-    assert seen[0] == "PO1202" and seen[-1] == "PI-1001"  # newest first, down to the oldest
+    assert pages == 3
+    assert len(seen) == 1206 == len(set(seen))
+    assert seen[0] == "PO1202"
+    assert seen[-1] == "PI-1001"
 
 
 def test_record_history_lists_every_attempt(client: TestClient) -> None:
@@ -237,18 +240,22 @@ def test_record_history_lists_every_attempt(client: TestClient) -> None:
     assert "History of Purchase invoice <code>id-2</code>" in resp.text
     rows = parse(resp.text).rows
     assert [r[2].split("issue")[0] for r in rows] == ["writeback_post", "create"]  # newest first
-    assert "jira_transitions_to_bc / manual__x / write_back" in rows[0][6] and "try 2" in rows[0][6]
+    assert "jira_transitions_to_bc / manual__x / write_back" in rows[0][6]
+    assert "try 2" in rows[0][6]
     assert f"{INV} / {RUN} / upsert [1]" in rows[1][6]
     assert [r[3] for r in rows] == ["ok", "ok"]
     failed = parse(client.get("/audit", params={"entity": "vendors", "record": "v-9"}).text).rows
-    assert [r[3] for r in failed] == ["error"] and "field 'BC Vendor' unknown" in failed[0][4]
+    assert [r[3] for r in failed] == ["error"]
+    assert "field 'BC Vendor' unknown" in failed[0][4]
     assert client.get("/audit", params={"record": "id-2"}).status_code == 422  # the entity is needed
 
 
 def test_link_script_is_served(client: TestClient) -> None:
     resp = client.get("/audit.js")
-    assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/javascript")
-    assert "window.top.document" in resp.text and 'proxy.target = a.target === "_blank"' in resp.text
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/javascript")
+    assert "window.top.document" in resp.text
+    assert 'proxy.target = a.target === "_blank"' in resp.text
 
 
 def test_limit_is_bounded(client: TestClient) -> None:
@@ -476,7 +483,8 @@ def test_audit_page_links_clicked_inside_the_airflow_ui(tmp_path: Path) -> None:
         browser.get(ui)
         _in_audit_frame(browser)
         sandbox = browser.run("return window.frameElement.getAttribute('sandbox')")
-        assert "allow-top-navigation" not in sandbox and "allow-popups" not in sandbox, sandbox
+        assert "allow-top-navigation" not in sandbox, sandbox
+        assert "allow-popups" not in sandbox, sandbox
         page = _frame_rows(browser)
         assert len(page.rows) == 14, [r[:2] for r in page.rows]
         err = next(r for r in page.rows if r[3] == "error")
@@ -544,7 +552,8 @@ def test_audit_page_links_clicked_inside_the_airflow_ui(tmp_path: Path) -> None:
             browser.screenshot(tmp_path / "ti-page.png")
             (tmp_path / "ti-page.txt").write_text(browser.run("return document.body.innerHTML"))
             raise
-        assert clear and "upsert" in browser.run("return document.body.innerText")
+        assert clear
+        assert "upsert" in browser.run("return document.body.innerText")
         assert not browser.run("return document.querySelector('iframe')")  # the UI's own page, not embedded
     finally:
         if browser is not None:
