@@ -39,6 +39,7 @@ services:
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: install services lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
