@@ -119,8 +119,9 @@ class Receiver:
                     answer = token if outer.mode == "echo" else "nope"
                     self._send(200, answer.encode(), "text/plain")
                     return
-                outer.notifications.append(json.loads(body))
+                # headers first: wait() returns as soon as the notification is in, and reads headers next
                 outer.headers.append(dict(self.headers))
+                outer.notifications.append(json.loads(body))
                 status = outer.statuses.pop(0) if outer.statuses else 202
                 self._send(status, b"", "text/plain")
 
