@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bc_jira.hooks.jira import BULK_CREATE_MAX
+from bc_jira.hooks.jira import BULK_CREATE_MAX, BULK_FETCH_MAX
 from bc_jira.mapping import IssueDraft, create_payload
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import UpsertBase, _chunks, _Outcome, _short
@@ -16,13 +16,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BULK_FETCH_MAX = 100  # POST /issue/bulkfetch takes up to 100 ids: one read confirms two bulk creates
-
 
 class CreateMixin(UpsertBase):
     # create ------------------------------------------------------------------------------------------------
     def _create(self, drafts: list[IssueDraft], outcomes: dict[str, _Outcome]) -> int:
         failures = 0
+        # one bulk-fetch read (up to BULK_FETCH_MAX ids) confirms two bulk creates
         for group in _chunks(drafts, BULK_FETCH_MAX):
             self._heartbeat()
             waiting: dict[str, tuple[IssueDraft, dict[str, Any]]] = {}
