@@ -31,6 +31,8 @@ from bc_jira.setup.connect import ConnectError, connect_checks
 from bc_jira.sync.base import RunInfo, run_info
 from bc_jira.sync.extract import extract
 from bc_jira.sync.jira_ops import JiraOps
+from bc_jira.sync.links import set_batch_links
+from bc_jira.sync.report import LABEL_CONTEXT_KEY, batch_label, batch_report, jira_search_url, keys_jql
 from bc_jira.sync.upsert import Upserter
 from bc_jira.sync.watermark import held_records, hold_below, plan_watermark, watermark_key
 from bc_jira.sync.writeback import WriteBack
@@ -235,21 +237,27 @@ def extract_task(entity: str) -> list[str]:
     return list(result["batch_ids"])
 
 
-def upsert_task(entity: str, batch_id: str) -> dict[str, Any]:
+def upsert_task(entity: str, batch_id: str, extract_task_id: str = "extract") -> dict[str, Any]:
     """Mapped task: upsert one stored batch. Clearing it replays exactly this batch.
 
     When Jira asks to wait longer than ``rate_limit.max_inline_wait_seconds``, the task is rescheduled for
-    that time (``bc_jira.sync.deferral``) and runs the batch again, done records being no-ops.
+    that time (``bc_jira.sync.deferral``) and runs the batch again, done records being no-ops. Its log names
+    the issues created and updated (``bc_jira.sync.report``); its extra links open them in Jira and its audit
+    rows (``bc_jira.sync.links``).
     """
+    from airflow.sdk import get_current_context
+
     from bc_jira.config import load_config
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import StateStore
     from bc_jira.sync.deferral import retry_policy, waiting_out_rate_limits
 
-    cfg = load_config()
-    ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
+    context = get_current_context()
     store = StateStore.from_airflow()
     records = store.load_batch(batch_id)
+    label = _label_batch(context, batch_id, len(records), extract_task_id)
+    cfg = load_config()
+    ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
     hook = JiraCloudHook(retry=retry_policy(cfg))
     upserter = Upserter(
         cfg=cfg,
@@ -258,13 +266,38 @@ def upsert_task(entity: str, batch_id: str) -> dict[str, Any]:
         jira=JiraOps(hook),
         store=store,
         run=_context_run(),
-        users=_variable_json(USERS_VARIABLE_KEY),
+        # only assignee rules by email need it; reading an empty "{}" registers a too-short secret (a warning)
+        users=_variable_json(USERS_VARIABLE_KEY) if cfg.emails() else {},
     )
-    log.info("%s: batch %s with %d record(s)", entity, batch_id, len(records))
-    with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} batch {batch_id}"):
-        counts = upserter.upsert(records).as_dict()
+    log.info("%s: %s (%s)", entity, label, batch_id)
+    try:
+        with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} batch {batch_id}"):
+            counts = upserter.upsert(records).as_dict()
+    finally:
+        _report_batch(context, entity, upserter, hook)
     # records another run holds: advance_watermark checks that they got synced before passing them
     return {**counts, "held": dict(upserter.held)}
+
+
+def _label_batch(context: Any, batch_id: str, records: int, extract_task_id: str) -> str:
+    """``batch 2/7 · 500 records``: the context variable the upsert's ``map_index_template`` renders."""
+    batch_ids = context["ti"].xcom_pull(task_ids=extract_task_id) or []
+    position = batch_ids.index(batch_id) + 1 if batch_id in batch_ids else None
+    label = batch_label(position, len(batch_ids) or None, records)
+    context[LABEL_CONTEXT_KEY] = label
+    return label
+
+
+def _report_batch(context: Any, entity: str, upserter: Upserter, hook: Any) -> None:
+    """Log which issue got what, with the JQL that shows them all; hand the Jira link to the operator."""
+    rep = batch_report(upserter.outcomes.values())
+    for line in rep.lines(entity):
+        log.info("%s", line)
+    jql = keys_jql(rep.all_keys)
+    url = jira_search_url(hook.settings.site_url, jql) if jql else None
+    if jql:
+        log.info("%s: all %d issue(s) of this batch in Jira: %s", entity, len(rep.all_keys), url)
+    set_batch_links(context["task"], jira=url)
 
 
 def finalize_task(
