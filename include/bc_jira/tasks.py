@@ -2,7 +2,9 @@
 
 Each function here reads what it needs from Airflow (Variables, connections through the hooks, the state
 store's connection), calls the pure and short functions of the package, logs, and fails the task when the
-outcome says so. One section per area, functions grouped by DAG.
+outcome says so. One section per area, functions grouped by DAG. Every entry point is ``@fail_fast``: a
+configuration or connection error fails its task at once with the problem list, while transient errors keep
+the DAG's retries (``bc_jira.failfast``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from bc_jira.edges.webhooks import (
     transitions_jql,
 )
 from bc_jira.entities import EVENT_ENTITIES
+from bc_jira.failfast import fail_fast
 from bc_jira.mapping import field_ids
 from bc_jira.setup.connect import ConnectError, connect_checks
 from bc_jira.sync.base import RunInfo, run_info
@@ -87,6 +90,7 @@ def jira_webhook_url(base: str | None = None) -> str:
 # -- bc_subscriptions_renewal ----------------------------------------------------------------------------
 
 
+@fail_fast
 def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     """The ``bc_subscriptions_renewal`` task: ensure, log, fail when any entity could not be secured."""
     from bc_jira.hooks.business_central import BusinessCentralHook
@@ -112,6 +116,7 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     return [o.as_dict() for o in outcomes]
 
 
+@fail_fast
 def settle_covered_events_task() -> dict[str, int]:
     """Backstop: delete staged BC events the outbound watermarks already cover (audited)."""
     from airflow.sdk import Variable
@@ -134,6 +139,7 @@ def settle_covered_events_task() -> dict[str, int]:
 # -- jira_webhooks_refresh -------------------------------------------------------------------------------
 
 
+@fail_fast
 def jira_webhook_task(url: str | None = None) -> dict[str, Any]:
     """The ``jira_webhooks_refresh`` task."""
     from bc_jira.config import load_config
@@ -202,6 +208,7 @@ def _context_run() -> RunInfo:
 SYNC_XCOM_KEY = "sync_state"
 
 
+@fail_fast
 def extract_task(entity: str) -> list[str]:
     """Task: validate config (every problem at once), read BC, save batches.
 
@@ -237,6 +244,7 @@ def extract_task(entity: str) -> list[str]:
     return list(result["batch_ids"])
 
 
+@fail_fast
 def upsert_task(entity: str, batch_id: str, extract_task_id: str = "extract") -> dict[str, Any]:
     """Mapped task: upsert one stored batch. Clearing it replays exactly this batch.
 
@@ -300,6 +308,7 @@ def _report_batch(context: Any, entity: str, upserter: Upserter, hook: Any) -> N
     set_batch_links(context["task"], jira=url)
 
 
+@fail_fast
 def finalize_task(
     entity: str,
     extracted: Mapping[str, Any] | None = None,
@@ -356,6 +365,7 @@ def finalize_task(
 # -- setup --------------------------------------------------------------------------------------------------
 
 
+@fail_fast
 def connect_task() -> dict[str, Any]:
     """Task of bc_jira_connect: validate everything, then write bc_jira_jira_fields / bc_jira_jira_users."""
     import json
@@ -456,6 +466,7 @@ def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
     return {"counts": counts, "issues": [r.as_dict() for r in results[:100]]}
 
 
+@fail_fast
 def process_staged_task() -> dict[str, Any]:
     from bc_jira.sync.deferral import waiting_out_rate_limits
 
@@ -465,6 +476,7 @@ def process_staged_task() -> dict[str, Any]:
         return _summary(wb.process_pending(), "staged transitions")
 
 
+@fail_fast
 def safety_net_task() -> dict[str, Any]:
     from bc_jira.sync.deferral import waiting_out_rate_limits
 

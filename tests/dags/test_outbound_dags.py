@@ -797,3 +797,34 @@ def test_upsert_logs_keys_labels_batches_and_links_work_on_a_real_api_server(
         assert f"Batch upsert [{last.map_index}] of bc_purchase_invoices_to_jira" in page.text
     finally:
         server.stop()
+
+
+def test_config_error_fails_at_once_a_transient_error_still_retries(
+    sandbox, outbound, monkeypatch, capfd, caplog
+) -> None:
+    """A broken bc_jira_config: failed on try 1 with the problem list; BC answering 503: retried, then synced."""
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    broken = {**outbound["cfg"], "batch_size": "lots", "project_key": "fin 1"}
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(broken))
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.FAILED
+    extract = next(t for t in dr.get_task_instances() if t.task_id == "extract")
+    assert (extract.state, extract.try_number) == (TaskInstanceState.FAILED, 1)
+    out = capfd.readouterr().out + caplog.text
+    assert "bc_jira_config is invalid (2 problem(s)):" in out
+    assert "- batch_size:" in out
+    assert "- project_key:" in out
+    assert "(not retried: a retry cannot fix this)" in out
+    assert "up_for_retry" not in out.lower()
+    assert issues(sandbox) == []
+
+    # transient: every attempt of the connector's HTTP retries gets 503 once, so the first try fails
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(outbound["cfg"]))
+    sandbox.faults(rules=[{"kind": "503", "path": "/purchaseInvoices", "count": 6, "retry_after": 0}])
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
+    extract = next(t for t in dr.get_task_instances() if t.task_id == "extract")
+    assert extract.try_number == 2
+    assert sandbox.stats()["faults"]["503"] == 6
+    assert issues(sandbox)
