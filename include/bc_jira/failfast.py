@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import textwrap
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Airflow's log view does not wrap lines by default: a fix at the end of a 200-character line is off screen.
+WRAP_WIDTH = 100
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -52,6 +55,24 @@ def fatal_message(exc: BaseException) -> str | None:
     return None
 
 
+def wrapped(message: str, width: int = WRAP_WIDTH) -> str:
+    """Each line of ``message`` wrapped at ``width``; a ``  - problem`` bullet continues under its text."""
+    out: list[str] = []
+    for line in message.splitlines() or [""]:
+        bullet = len(line) - len(line.lstrip(" -")) if line.lstrip().startswith("- ") else 0
+        out.extend(
+            textwrap.wrap(
+                line,
+                width=width,
+                subsequent_indent=" " * bullet,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [""]
+        )
+    return "\n".join(out)
+
+
 def fail_fast(fn: Callable[P, R]) -> Callable[P, R]:
     """Decorate a task entry point: known configuration and connection errors fail the task at once."""
 
@@ -63,9 +84,10 @@ def fail_fast(fn: Callable[P, R]) -> Callable[P, R]:
             message = fatal_message(exc)
             if message is None:
                 raise
+            message = wrapped(message)
             from airflow.sdk.exceptions import AirflowFailException
 
-            log.error("%s (not retried: a retry cannot fix this)", message)
+            log.error("%s\n(not retried: a retry cannot fix this)", message)
             raise AirflowFailException(message) from None
 
     return run

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bc_jira.config import FIELDS_VARIABLE_KEY, USERS_VARIABLE_KEY
+from bc_jira.config.variables import variable_description
 from bc_jira.edges import BC_NOTIFICATION_PATH, JIRA_WEBHOOK_PATH
 from bc_jira.edges.intake import BC_ENTITIES, bc_kind
 from bc_jira.edges.subscriptions import ensure_bc_subscriptions
@@ -336,7 +337,7 @@ def finalize_task(
         current = Variable.get(key, default=None)
         plan = plan_watermark(extracted, current, hold, key)
         if plan.write:
-            Variable.set(key, plan.value)
+            Variable.set(key, plan.value, description=variable_description(key))
     log.info("%s: %s", entity, plan.message)
     new = plan.value
     if entity in EVENT_ENTITIES and not extracted.get("backfill") and new:
@@ -391,8 +392,8 @@ def connect_task() -> dict[str, Any]:
     problems += rep.problems
     if problems:
         raise ConnectError(problems)
-    Variable.set(FIELDS_VARIABLE_KEY, json.dumps(rep.fields, sort_keys=True))
-    Variable.set(USERS_VARIABLE_KEY, json.dumps(rep.users, sort_keys=True))
+    for key, value in ((FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)):
+        Variable.set(key, json.dumps(value, sort_keys=True), description=variable_description(key))
     for note in rep.notes:
         log.info("%s", note)
     log.info(
@@ -473,7 +474,10 @@ def process_staged_task() -> dict[str, Any]:
     wb = _build(_run_context())
     # Jira (or BC) asked to wait longer than the process waits: rescheduled; failed events stay staged.
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="staged transitions"):
-        return _summary(wb.process_pending(), "staged transitions")
+        results = wb.process_pending()
+    if not results:
+        log.info("no staged transitions: no Jira issue reached a done status since the last run")
+    return _summary(results, "staged transitions")
 
 
 @fail_fast
@@ -487,4 +491,7 @@ def safety_net_task() -> dict[str, Any]:
         )
         return {"counts": {}, "skipped": True}
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="safety-net poll"):
-        return _summary(wb.poll_done_issues(), "safety-net poll")
+        results = wb.poll_done_issues()
+    if not results:
+        log.info("safety-net poll: no done issue is waiting for its write-back")
+    return _summary(results, "safety-net poll")

@@ -6,7 +6,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException, AirflowRescheduleException
 
 from bc_jira.config import ConfigError, parse_config
-from bc_jira.failfast import ConnectionConfigError, fail_fast, fatal_message
+from bc_jira.failfast import ConnectionConfigError, fail_fast, fatal_message, wrapped
 from bc_jira.hooks.jira_connection import settings_from_connection
 from bc_jira.http import AuthError, RateLimited, ServerError, TransportError
 from bc_jira.setup.connect import ConnectError
@@ -67,7 +67,7 @@ def test_fail_fast_turns_a_config_error_into_one_clean_airflow_fail() -> None:
 
     with pytest.raises(AirflowFailException) as info:
         task()
-    assert str(info.value) == str(err)
+    assert str(info.value) == wrapped(str(err))
     assert info.value.__cause__ is None
     assert info.value.__suppress_context__  # no "during handling of the above exception" chain
 
@@ -78,3 +78,16 @@ def test_fail_fast_turns_a_config_error_into_one_clean_airflow_fail() -> None:
     with pytest.raises(AirflowRescheduleException):
         deferring()
     assert fail_fast(lambda: 7)() == 7
+
+
+def test_long_fix_texts_wrap_under_their_bullet() -> None:
+    problem = "fields.amount: " + "the field must be a Number field; " * 6 + "run bc_jira_connect"
+    text = wrapped(f"bc_jira_config is invalid (1 problem(s)):\n  - {problem}", width=60)
+    lines = text.splitlines()
+    assert lines[0] == "bc_jira_config is invalid (1 problem(s)):"
+    assert lines[1].startswith("  - fields.amount: the field")
+    assert len(lines) > 4
+    assert all(len(line) <= 60 for line in lines)
+    assert all(line.startswith("    ") and not line.startswith("     ") for line in lines[2:])
+    assert " ".join(line.strip(" -") for line in lines[1:]) == problem
+    assert wrapped("https://example.atlassian.net/" + "x" * 120, 60).count("\n") == 0  # URLs stay whole

@@ -271,6 +271,21 @@ def test_connect_dag_writes_field_ids(sandbox, outbound) -> None:
         "BC Currency",
         "BC Status",
     }
+    # what Admin > Variables shows beside the value (the metadata DB's description column)
+    described = _descriptions("bc_jira_jira_fields", "bc_jira_jira_users")
+    assert described["bc_jira_jira_fields"].startswith(
+        "bc-jira: Jira custom field ids by configured field name"
+    )
+    assert "assignee rules" in described["bc_jira_jira_users"]
+
+
+def _descriptions(*keys: str) -> dict[str, str]:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(Variable).filter(Variable.key.in_(keys)).all()
+        return {v.key: v.description for v in rows}
 
 
 def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
@@ -741,6 +756,10 @@ def test_upsert_logs_keys_labels_batches_and_links_work_on_a_real_api_server(
     assert dr.state == DagRunState.SUCCESS
     out = capfd.readouterr().out + caplog.text  # Airflow's structlog output and the stdlib records
     assert "[DAG TEST] end task task_id=upsert" in out
+    mark = _descriptions("bc_jira_watermark_purchase_invoices")["bc_jira_watermark_purchase_invoices"]
+    assert mark.startswith(
+        "bc-jira: high-water mark (ISO-8601 UTC lastModifiedDateTime) of the purchase invoices"
+    )
     assert "Skipping masking for a secret" not in out
     store = StateStore.from_airflow()
     batch_ids = store.batch_ids("purchase_invoices", dr.run_id)
@@ -802,7 +821,7 @@ def test_upsert_logs_keys_labels_batches_and_links_work_on_a_real_api_server(
 def test_config_error_fails_at_once_a_transient_error_still_retries(
     sandbox, outbound, monkeypatch, capfd, caplog
 ) -> None:
-    """A broken bc_jira_config: failed on try 1 with the problem list; BC answering 503: retried, then synced."""
+    """A broken bc_jira_config: failed on try 1 with the problem list; BC answering 503: retried, synced."""
     from airflow.utils.state import DagRunState, TaskInstanceState
 
     broken = {**outbound["cfg"], "batch_size": "lots", "project_key": "fin 1"}
