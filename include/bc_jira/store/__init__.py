@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from bc_jira.store import slots as _slots
-from bc_jira.store.audit import AuditRepository
+from bc_jira.store.audit import AuditRepository, BatchKey
 from bc_jira.store.batches import BatchRepository
 from bc_jira.store.claims import ClaimRepository, Holder
 from bc_jira.store.effects import EffectRepository
@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_CONN_ID",
     "DONE_STATES",
     "AuditRow",
+    "BatchKey",
     "Effect",
     "Event",
     "Link",
@@ -207,6 +208,7 @@ class StateStore:
         errors_only: bool = False,
         before_id: int | None = None,
         limit: int = 200,
+        batch: BatchKey | None = None,
     ) -> list[AuditRow]:
         return self._audit_log.query_audit(
             entity=entity,
@@ -216,6 +218,7 @@ class StateStore:
             errors_only=errors_only,
             before_id=before_id,
             limit=limit,
+            batch=batch,
         )
 
     def latest_per_record(

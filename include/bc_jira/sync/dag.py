@@ -48,6 +48,8 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
     import pendulum
     from airflow.sdk import dag, task
 
+    from bc_jira.sync.links import batch_upsert_task
+    from bc_jira.sync.report import MAP_INDEX_TEMPLATE
     from bc_jira.tasks import extract_task, finalize_task, upsert_task
 
     @dag(
@@ -65,7 +67,8 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def extract() -> list[str]:
             return extract_task(entity)
 
-        @task(max_active_tis_per_dagrun=8)
+        # extra links: the batch's issues, its audit rows; the UI labels it "batch 2/7 · 500 records"
+        @batch_upsert_task(max_active_tis_per_dagrun=8, map_index_template=MAP_INDEX_TEMPLATE)
         def upsert(batch_id: str) -> dict:
             return upsert_task(entity, batch_id)
 
