@@ -529,19 +529,25 @@ bc-jira demo is running (Ctrl-C stops everything this command started)
   audit page      {self.api}/plugin/bc-jira-audit   (Browse > bc-jira audit)
   DAGs            {", ".join(ids)}
   sandbox         {sb}   (BC + Entra + Atlassian + Jira emulated; data in .airflow/sandbox.pickle)
-  sandbox Jira    {sb}/_sandbox/jira/issues        every issue, no search lag
+  Jira board      {sb}/site/jira/core/projects/{project}/board   issues by status, a Done button on each
+  an issue        {sb}/site/browse/{project}-1   (the issue links the connector writes land here)
+  BC web client   {sb}/bc-web   purchase invoices, vendors, purchase orders; New draft invoice, Block buttons
   sandbox stats   {sb}/_sandbox/stats
 
 What happens now: the three sync DAGs read draft purchase invoices, blocked vendors and purchase orders in
 review from BC and create one {project} issue each in mapped batches (refresh the UI's grid view). BC change
 notifications reach {self.api}/bc-jira/bc/notifications and start the invoice/vendor DAGs within seconds.
 
-Move an issue to Done as a Jira user would; the Jira webhook starts jira_transitions_to_bc, which acts by the
-issue's type (see "issuetype" in {sb}/_sandbox/jira/issues): an Invoice issue posts the draft invoice in BC, a
-Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it comments on the issue:
+Press Done on the board (or move an issue with curl) as a Jira user would; the Jira webhook starts
+jira_transitions_to_bc, which acts by the issue's type (the tag on each card): an Invoice issue posts the
+draft invoice in BC, a Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it
+comments on the issue. Which kind {project}-1 is depends on which sync finished first (the board's type
+tabs show each kind).
+The same from a script (JSON of every issue: {sb}/_sandbox/jira/issues):
   curl -s -X POST {sb}/_sandbox/jira/transition -H 'Content-Type: application/json' \\
        -d '{{"issue": "{project}-1", "to": "Done"}}'
-Enter a new draft invoice in BC as a user would (a BC notification starts the sync; a new issue follows):
+Enter a new draft invoice in BC as a user would (the button on {sb}/bc-web?page=9308, or curl; a BC
+notification starts the sync; a new issue follows):
   curl -s -X POST {sb}/_sandbox/bc/change -H 'Content-Type: application/json' \\
        -d '{{"entity": "purchaseInvoices", "create": {{}}}}'
 """,
