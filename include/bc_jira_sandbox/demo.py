@@ -210,6 +210,19 @@ def health_problems(health: dict[str, Any]) -> list[str]:
     return problems
 
 
+def issue_kinds(issues: Iterable[dict[str, Any]]) -> str:
+    """Which keys are which kind, in key order ("FIN-1…FIN-134 Invoice, FIN-135…FIN-140 Purchase Order"):
+    the syncs run side by side, so which kind gets FIN-1 differs from run to run."""
+    runs: list[list[Any]] = []  # [kind, first key, last key]
+    for issue in sorted(issues, key=lambda i: int(str(i["key"]).rsplit("-", 1)[1])):
+        kind = issue["fields"]["issuetype"]["name"]
+        if runs and runs[-1][0] == kind:
+            runs[-1][2] = issue["key"]
+        else:
+            runs.append([kind, issue["key"], issue["key"]])
+    return ", ".join(f"{a} {kind}" if a == b else f"{a}…{b} {kind}" for kind, a, b in runs)
+
+
 class ApiError(RuntimeError):
     """A REST call that failed for good: one line with what to do."""
 
@@ -546,8 +559,8 @@ tabs show each kind).
 The same from a script (JSON of every issue: {sb}/_sandbox/jira/issues):
   curl -s -X POST {sb}/_sandbox/jira/transition -H 'Content-Type: application/json' \\
        -d '{{"issue": "{project}-1", "to": "Done"}}'
-Enter a new draft invoice in BC as a user would (the button on {sb}/bc-web?page=9308, or curl; a BC
-notification starts the sync; a new issue follows):
+Enter a new draft invoice in BC as a user would (New draft invoice on {sb}/bc-web?page=9308,
+or curl); its BC notification starts the sync and a new issue follows:
   curl -s -X POST {sb}/_sandbox/bc/change -H 'Content-Type: application/json' \\
        -d '{{"entity": "purchaseInvoices", "create": {{}}}}'
 """,
@@ -565,10 +578,11 @@ notification starts the sync; a new issue follows):
                 continue
             try:
                 runs = self.rest("GET", "/dags/~/dagRuns", params={"limit": 500})["dag_runs"]
-                n_issues = len(requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json())
+                issues = requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json()
             except (requests.RequestException, ValueError):
                 time.sleep(5)
                 continue
+            n_issues = len(issues)
             states: dict[str, int] = {}
             for r in runs:
                 states[r["state"]] = states.get(r["state"], 0) + 1
@@ -582,7 +596,7 @@ notification starts the sync; a new issue follows):
                 first_green = time.monotonic() - self.t0
                 self.say(
                     f"first green runs of all three sync DAGs after {first_green:.0f} s "
-                    f"({n_issues} issues in the sandbox Jira)"
+                    f"({n_issues} issues in the sandbox Jira: {issue_kinds(issues)}; Done acts by kind)"
                 )
                 if self.args.exit_when_green:
                     return

@@ -1,5 +1,5 @@
-"""A person in a real browser (headless Chromium): from the connector's audit page to the sandbox Jira issue it
-links, from the issue's "Open in Business Central" link to the BC record, Done on the board, a new draft
+"""A person in a real browser (headless Chromium): from the connector's audit page to the sandbox Jira issue
+it links, from the issue's "Open in Business Central" link to the BC record, Done on the board, a new draft
 invoice in BC. The issues are the connector's own (``bc_vendors_to_jira`` and ``bc_purchase_invoices_to_jira``
 run with ``dag.test()``), so every link followed is one the connector wrote."""
 
