@@ -71,7 +71,8 @@ def render(node: Any) -> str:
     kind = str(node.get("type", ""))
     if kind == "text":
         return _text(node)
-    attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
+    raw_attrs = node.get("attrs")
+    attrs: dict[str, Any] = raw_attrs if isinstance(raw_attrs, dict) else {}
     atom = _inline_atom(kind, attrs)
     if atom is not None:
         return atom
@@ -84,5 +85,5 @@ def render(node: Any) -> str:
         return f"<pre><code>{inner}</code></pre>"
     if kind == "table":
         return f"<table><tbody>{inner}</tbody></table>"
-    tag = _BLOCKS.get(kind)
-    return f"<{tag}>{inner}</{tag}>" if tag else inner
+    block = _BLOCKS.get(kind)
+    return f"<{block}>{inner}</{block}>" if block else inner
