@@ -1,4 +1,4 @@
-"""ADF as HTML: the nodes the connector writes (paragraph, strong text, facts table, link) and hostile input."""
+"""ADF as HTML: the nodes the connector writes (paragraph, strong text, facts table, link), hostile input."""
 
 from __future__ import annotations
 
