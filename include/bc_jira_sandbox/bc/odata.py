@@ -147,8 +147,9 @@ class _Filter:
 
     def _in_list(self, name: str, prop: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
         """``name in (v1, v2, ...)``: BC supports the OData v4 IN operator since 2024 wave 1
-        (https://learn.microsoft.com/en-us/dynamics365/release-plan/2024wave1/smb/dynamics365-business-central/
-        use-odata-v4-operator-web-service-queries; "In a list of values" in use-filter-expressions-in-odata-uris).
+        (https://learn.microsoft.com/en-us/dynamics365/release-plan/2024wave1/smb/
+        dynamics365-business-central/use-odata-v4-operator-web-service-queries; "In a list of values" in
+        use-filter-expressions-in-odata-uris).
         Each value must have the property's type (an Edm.Guid unquoted), like ``eq``."""
         if self._take()[0] != "lp":
             raise _bad(f"Syntax error: '(' expected after '{name} in'.")
