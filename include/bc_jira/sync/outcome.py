@@ -71,10 +71,11 @@ class Decision:
     draft_number: str | None = None
 
 
-def deleted_decision(category: str, status_name: str, bc_id: str) -> Decision:
+def deleted_decision(category: str, status_name: str, bc_id: str, *, own_move: bool = False) -> Decision:
     """The issue of a record deleted in BC moved: nothing is sent to BC; a done status is an audited no-op
-    with one comment per done episode (``writeback_deleted_noop``)."""
-    if category != "done":
+    with one comment per done episode (``writeback_deleted_noop``). The move to ``deleted_transition``
+    (``own_move``: the connector's own) is audited without a comment: the deletion comment said it all."""
+    if category != "done" or own_move:
         return Decision(
             "noop", f"the BC record {bc_id} was deleted; issue is in {status_name!r}", comment=False
         )

@@ -170,7 +170,8 @@ class WriteBack:
         category = str((status.get("statusCategory") or {}).get("key") or "")
         name = str(status.get("name") or "")
         if link is not None and link.state == LinkState.DELETED:  # never a BC call for a deleted record
-            return self._finish(base, link, deleted_decision(category, name, link.bc_id))
+            own = (self.cfg.deleted_transition or "").casefold() == name.casefold()
+            return self._finish(base, link, deleted_decision(category, name, link.bc_id, own_move=own))
         early = self._not_to_act(base, category, name)
         if early is not None:
             return self._finish(base, link, early)

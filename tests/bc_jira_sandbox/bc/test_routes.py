@@ -623,7 +623,7 @@ def test_429_retry_after_honoured_and_dropped_post_not_repeated(sandbox: Any) ->
     assert h.get_record("purchaseInvoices", draft["id"])["status"] == "Open"  # it was applied
 
 
-# -- deletes and the `in` filter ------------------------------------------------------------------------------
+# -- deletes and the `in` filter -------------------------------------------------------------------------
 
 
 def test_delete_needs_if_match_answers_204_and_notifies_deleted(
