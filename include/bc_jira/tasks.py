@@ -363,6 +363,32 @@ def finalize_task(
     return new
 
 
+@fail_fast
+def deletions_task(entity: str) -> dict[str, Any]:
+    """Task: follow records deleted in BC (``bc_jira.sync.deletions``); fails while any is still owed."""
+    from bc_jira.config import load_config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
+    from bc_jira.sync.deferral import retry_policy
+    from bc_jira.sync.deletions import Deletions, follow_deletions
+
+    cfg = load_config()
+    if not cfg.entity(entity).enabled:
+        return {"skipped": True}
+    store = StateStore.from_airflow()
+    run = _context_run()
+    jira = JiraOps(JiraCloudHook(store=store, retry=retry_policy(cfg)))
+    d = Deletions(cfg=cfg, entity=entity, store=store, jira=jira, run=run)
+    out = follow_deletions(
+        d, BusinessCentralHook(), now().date(), bc_kind(entity), reconcile=not run.is_backfill
+    )
+    log.info("%s: deletions %s; reconcile %s", entity, out["counts"], out["reconcile"])
+    if out["pending"]:
+        raise RuntimeError(f"{entity}: {out['pending']} deletion(s) not carried to Jira yet; retried")
+    return out
+
+
 # -- setup --------------------------------------------------------------------------------------------------
 
 

@@ -162,6 +162,9 @@ class Config:
     # A second issue found for one record is linked to the kept one as a Duplicate, commented, and moved with
     # this transition (name of a transition or of its target status, e.g. "Done") when set.
     duplicate_transition: str | None = None
+    # An issue whose BC record was deleted is commented and moved with this transition (name of a transition
+    # or of its target status) when set; null leaves it in its status.
+    deleted_transition: str | None = None
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:

@@ -41,7 +41,8 @@ def schedule_for(entity: str, cron: str) -> Any:
 
 
 def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: Sequence[str]) -> Any:
-    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → advance_watermark.
+    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → advance_watermark,
+    and after the upserts ``follow_deletions`` (deleted notifications and the daily reconcile).
 
     The DAG files keep what differs (id, schedule, docs); the wiring lives once here.
     """
@@ -50,7 +51,7 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
 
     from bc_jira.sync.links import batch_upsert_task
     from bc_jira.sync.report import MAP_INDEX_TEMPLATE
-    from bc_jira.tasks import extract_task, finalize_task, upsert_task
+    from bc_jira.tasks import deletions_task, extract_task, finalize_task, upsert_task
 
     @dag(
         dag_id=dag_id,
@@ -76,6 +77,12 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def advance_watermark() -> str | None:
             return finalize_task(entity)
 
-        upsert.expand(batch_id=extract()) >> advance_watermark()
+        @task(trigger_rule="all_done")
+        def follow_deletions() -> dict:
+            return deletions_task(entity)
+
+        upserts = upsert.expand(batch_id=extract())
+        upserts >> advance_watermark()
+        upserts >> follow_deletions()  # after the upserts: a deleted record's link is not written back over
 
     return sync()

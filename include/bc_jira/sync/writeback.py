@@ -61,6 +61,7 @@ from bc_jira.sync.outcome import (
     audit_row,
     carried_record_id,
     comment_text,
+    deleted_decision,
     entity_of,
     record_mismatch,
     replay_verdict,
@@ -170,6 +171,9 @@ class WriteBack:
         status = f.get("status") or {}
         category = str((status.get("statusCategory") or {}).get("key") or "")
         name = str(status.get("name") or "")
+        if link is not None and link.state == LinkState.DELETED:  # never a BC call for a deleted record
+            own = (self.cfg.deleted_transition or "").casefold() == name.casefold()
+            return self._finish(base, link, deleted_decision(category, name, link.bc_id, own_move=own))
         early = self._not_to_act(base, category, name)
         if early is not None:
             return self._finish(base, link, early)

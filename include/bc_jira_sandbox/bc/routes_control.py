@@ -65,10 +65,7 @@ def control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
         return [_create(sb, entity, dict(item["create"]))]
     rec = state.get(entity, str(_record_key(state, entity, item)))
     if item.get("delete"):
-        del state.records[entity][rec["id"]]
-        state.by_number[entity].pop(rec["number"], None)
-        state.lines.pop(rec["id"], None)
-        state.notify(entity, rec["id"], "deleted", state._next_modified())
+        state.delete(entity, rec)  # a user deleting it in the BC client: the same rules as the API
         return [{"id": rec["id"], "deleted": True}]
     if item.get("action") == "post":
         return [state.public(entity, state.post_invoice(rec["id"]))]
