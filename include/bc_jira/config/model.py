@@ -12,6 +12,8 @@ from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variabl
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from bc_jira.config.priority import PriorityRule
+
 VARIABLE_KEY = "bc_jira_config"
 FIELDS_VARIABLE_KEY = "bc_jira_jira_fields"
 USERS_VARIABLE_KEY = "bc_jira_jira_users"
@@ -162,6 +164,8 @@ class Config:
     # A second issue found for one record is linked to the kept one as a Duplicate, commented, and moved with
     # this transition (name of a transition or of its target status, e.g. "Done") when set.
     duplicate_transition: str | None = None
+    # Jira priority by rule, first match wins (``priority_rules``; config.priority).
+    priority_rules: tuple[PriorityRule, ...] = ()
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:
