@@ -41,6 +41,14 @@ _COMMON_DOC = [
     "lastModifiedDateTime",
 ]
 
+# Line fields read with the document (BC API v2.0 purchaseInvoiceLines / purchaseOrderLines; the unit cost is
+# ``unitCost`` on invoice lines and ``directUnitCost`` on order lines). ``amountExcludingTax`` is the line
+# amount (quantity x cost - line discount) before the invoice discount; ``sequence`` is BC's "Line No.".
+_LINE_FIELDS = ("sequence", "lineType", "lineObjectNumber", "description", "quantity", "amountExcludingTax")
+# Per line, its dimension set (navigation ``dimensionSetLines``: dimension code and value code).
+DIMENSION_SET_LINES = "dimensionSetLines"
+DIMENSION_FIELDS = ("code", "valueCode")
+
 
 @dataclass(frozen=True)
 class EntitySpec:
@@ -66,6 +74,9 @@ class EntitySpec:
     posted_page: int | None = None  # page id once the document is posted (status no longer Draft)
     has_purchaser: bool = True  # assignee rules on ``purchaser`` apply
     extra_facts: tuple[tuple[str, str], ...] = ()  # (label, field) rows of the issue description
+    lines: str | None = None  # the document's lines navigation property (read with $expand)
+    line_fields: tuple[str, ...] = ()  # the line fields the description's table shows ($select on the lines)
+    due_date_field: str | None = None  # goes into Jira's system field ``duedate``
 
     @property
     def watermark_key(self) -> str:
@@ -107,6 +118,9 @@ SPECS: dict[str, EntitySpec] = {
                 ("Invoice date", "invoiceDate"),
                 ("Due date", "dueDate"),
             ),
+            lines="purchaseInvoiceLines",
+            line_fields=_LINE_FIELDS + ("unitCost",),  # invoice lines: unitCost (BC "Direct Unit Cost")
+            due_date_field="dueDate",
         ),
         EntitySpec(
             name="vendors",
@@ -166,6 +180,8 @@ SPECS: dict[str, EntitySpec] = {
             status_field="status",
             page=50,
             extra_facts=(("Order date", "orderDate"), ("Requested receipt", "requestedReceiptDate")),
+            lines="purchaseOrderLines",
+            line_fields=_LINE_FIELDS + ("directUnitCost",),
         ),
     )
 }

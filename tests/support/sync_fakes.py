@@ -199,9 +199,13 @@ class FakeBC:
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self.records = records
         self.queries: list[tuple] = []
+        self.expands: list[str | None] = []
 
-    def iter_modified(self, entity_set, since, until=None, *, extra_filter=None, page_size=None, select=None):
+    def iter_modified(
+        self, entity_set, since, until=None, *, extra_filter=None, page_size=None, select=None, expand=None
+    ):
         self.queries.append((entity_set, since, until, extra_filter))
+        self.expands.append(expand)
         for r in self.records:
             yield dict(r, **{"@odata.etag": 'W/"1"'})
 

@@ -42,6 +42,7 @@ from bc_jira.config.model import (
     decode_enum,
     encode_enum,
 )
+from bc_jira.config.priority import PriorityRule, parse_priority_rules, priority_for
 from bc_jira.config.sections import (
     _TOP_KEYS,
     _assignees,
@@ -86,6 +87,7 @@ __all__ = [
     "EntityConfig",
     "FIELDS_VARIABLE_KEY",
     "FieldNames",
+    "PriorityRule",
     "RateLimitConfig",
     "SPECS",
     "Selection",
@@ -99,6 +101,7 @@ __all__ = [
     "encode_enum",
     "load_config",
     "parse_config",
+    "priority_for",
     "shadowed_variable_warning",
 ]
 
@@ -132,6 +135,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
     rate_limit = _rate_limit(doc.get("rate_limit"), problems)
+    priority_rules = parse_priority_rules(doc.get("priority_rules"), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -149,6 +153,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         rate_limit=rate_limit,
         duplicate_transition=duplicate_transition,
         deleted_transition=deleted_transition,
+        priority_rules=priority_rules,
     )
 
 
@@ -165,6 +170,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
         },
         "duplicate_transition": None,
         "deleted_transition": None,
+        "priority_rules": [],
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

@@ -12,6 +12,8 @@ from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variabl
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from bc_jira.config.priority import PriorityRule
+
 VARIABLE_KEY = "bc_jira_config"
 FIELDS_VARIABLE_KEY = "bc_jira_jira_fields"
 USERS_VARIABLE_KEY = "bc_jira_jira_users"
@@ -165,6 +167,8 @@ class Config:
     # An issue whose BC record was deleted is commented and moved with this transition (name of a transition
     # or of its target status) when set; null leaves it in its status.
     deleted_transition: str | None = None
+    # Jira priority by rule, first match wins (``priority_rules``; config.priority).
+    priority_rules: tuple[PriorityRule, ...] = ()
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:

@@ -48,6 +48,7 @@ _TOP_KEYS = {
     "rate_limit",
     "duplicate_transition",
     "deleted_transition",
+    "priority_rules",
 }
 _ENTITY_KEYS = {
     "enabled",

@@ -278,8 +278,12 @@ class BusinessCentralHook(BaseHook):
         select: Iterable[str] | None = None,
         extra_filter: str | Mapping[str, Any] | None = None,
         page_size: int | None = None,
+        expand: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Records with ``since < lastModifiedDateTime <= until``, oldest first.
+
+        ``expand``: navigation read in the same request (``odata.expand_clause``, e.g. the lines); BC pages
+        the records and every page's records carry their expanded lines, so the call count stays one per page.
 
         ``extra_filter``: raw OData (``"status eq 'Draft'"``) or ``{field: value}`` equalities
         (enum values given decoded, e.g. ``{"status": "In Review"}``, are encoded).
@@ -289,7 +293,12 @@ class BusinessCentralHook(BaseHook):
             select = list(dict.fromkeys(["id", "lastModifiedDateTime", *select]))
         flt = build_filter(entity, since=since, until=until, extra=extra_filter)
         yield from self.iter_records(
-            entity, filter=flt, select=select, orderby="lastModifiedDateTime asc", page_size=page_size
+            entity,
+            filter=flt,
+            select=select,
+            orderby="lastModifiedDateTime asc",
+            page_size=page_size,
+            expand=expand,
         )
 
     def get_record(

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bc_jira.config import ENTITIES, AssigneeRule, Config, EntityConfig
+from bc_jira.entities import spec
+from bc_jira.setup.priorities import check_priorities
 from bc_jira.sync.heal import duplicate_link_type
 from bc_jira.sync.lookup import _jql_string
 
@@ -84,6 +86,10 @@ def create_screen_fields(cfg: Config, ecfg: EntityConfig, custom_ids: Mapping[st
         need["labels"] = "Labels"
     if cfg.assignees:
         need["assignee"] = "Assignee"
+    if spec(ecfg.name).due_date_field:
+        need["duedate"] = "Due date"
+    if any(ecfg.name in rule.entities for rule in cfg.priority_rules):
+        need["priority"] = "Priority"
     return need
 
 
@@ -398,6 +404,7 @@ def project_checks(
     if project is None:
         return problems
     problems += check_issue_types(cfg, project)
+    problems += check_priorities(cfg, client, project)
     problems += check_workflows(cfg, client, rep)
     problems += create_screen_checks(cfg, client, custom_ids)
     edit_problems, edit_notes = edit_screen_checks(cfg, client, custom_ids)

@@ -14,12 +14,12 @@ from bc_jira_sandbox.bc.entities import (
     ENTITY_TYPE,
     ENUMS,
     FIELDS,
-    LINES,
     MAX_PAGE,
     BcError,
     _bad,
     parse_ts,
 )
+from bc_jira_sandbox.bc.expand import Expand, parse_expand
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -329,16 +329,9 @@ def _int_param(request: Request, name: str) -> int | None:
 # -- routes ------------------------------------------------------------------------------------------------
 
 
-def _expand(entity: str, text: str | None) -> list[str]:
-    if not text:
-        return []
-    navs = [t.strip() for t in text.split(",") if t.strip()]
-    for nav in navs:
-        if LINES.get(entity) != nav:
-            raise _bad(
-                f"Could not find a property named '{nav}' on type 'Microsoft.NAV.{ENTITY_TYPE[entity]}'."
-            )
-    return navs
+def _expand(entity: str, text: str | None) -> list[Expand]:
+    """``$expand`` with its nested options (:mod:`bc_jira_sandbox.bc.expand`)."""
+    return parse_expand(entity, text)
 
 
 @dataclass(frozen=True)
@@ -348,7 +341,7 @@ class ListQuery:
     pred: Callable[[dict[str, Any]], bool] | None
     select: list[str] | None
     order: list[tuple[str, bool]]
-    expand: list[str]
+    expand: list[Expand]
     top: int | None
     skip: int | None
     size: int

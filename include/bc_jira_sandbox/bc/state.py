@@ -15,6 +15,8 @@ from bc_jira_sandbox.bc.entities import (
     parse_ts,
     ts,
 )
+from bc_jira_sandbox.bc.expand import Expand, expanded
+from bc_jira_sandbox.bc.lines import LinesMixin
 from bc_jira_sandbox.bc.notifications import NotificationsMixin
 from bc_jira_sandbox.bc.seed import SeedMixin
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
 
-class BcState(SeedMixin, NotificationsMixin):
+class BcState(SeedMixin, LinesMixin, NotificationsMixin):
     """All BC data of the sandbox (picklable: no locks or callables; the ``sb`` back-reference is skipped)."""
 
     def __init__(self, sb: Sandbox) -> None:
@@ -192,13 +194,13 @@ class BcState(SeedMixin, NotificationsMixin):
         entity: str,
         rec: dict[str, Any],
         select: list[str] | None = None,
-        expand: list[str] | None = None,
+        expand: list[Expand] | None = None,
     ) -> dict[str, Any]:
         out: dict[str, Any] = {"@odata.etag": self.etag(rec["id"])} if entity in DOCUMENTS else {}
         if select:
             out.update({k: rec[k] for k in select})
         else:
             out.update(rec)
-        for nav in expand or []:
-            out[nav] = [dict(ln) for ln in self.lines.get(rec["id"], [])]
+        if expand:
+            out.update(expanded(entity, rec, self.lines.get(rec["id"], []), expand))
         return out

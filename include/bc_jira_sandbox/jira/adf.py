@@ -41,6 +41,7 @@ _BLOCK_CHILDREN: dict[str, set[str] | None] = {
     "status": None,
     "mediaSingle": None,
 }
+_NEEDS_CONTENT = {"bulletList", "orderedList", "table", "tableRow", "tableHeader", "tableCell", "listItem"}
 _MARKS = {"strong", "em", "code", "strike", "underline", "link", "subsup", "textColor"}
 
 
@@ -81,7 +82,11 @@ def _walk(node: Any, parent: str, path: str) -> str | None:
     content = node.get("content", [])
     if not isinstance(content, list):
         return f"INVALID_INPUT at {path}: content must be an array"
-    if ntype in ("bulletList", "orderedList", "table", "tableRow", "listItem") and not content:
+    # ADF JSON schema (https://unpkg.com/@atlaskit/adf-schema/dist/json-schema/v1/full.json): table_node,
+    # table_row_node, table_cell_node and table_header_node all have "content" with "minItems": 1 (a cell
+    # holds at least one block, e.g. a paragraph; developer.atlassian.com/cloud/jira/platform/apis/document/
+    # nodes/table_cell).
+    if ntype in _NEEDS_CONTENT and not content:
         return f"INVALID_INPUT at {path}: {ntype} needs content"
     for i, child in enumerate(content):
         err = _walk(child, ntype, f"{path}.content[{i}]")
