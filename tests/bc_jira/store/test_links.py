@@ -43,7 +43,9 @@ def test_links_upsert_and_lookup(store: StateStore) -> None:
 
 def test_written_text_hashes_are_kept_per_link(store: StateStore) -> None:
     store.upsert_link(
-        Link("vendors", "v1", "V1", "1", "FIN-1", "h", None, "linked", summary_hash="s1", description_hash="d1")
+        Link(
+            "vendors", "v1", "V1", "1", "FIN-1", "h", None, "linked", summary_hash="s1", description_hash="d1"
+        )
     )
     got = store.get_links("vendors", ["v1"])["v1"]
     assert (got.summary_hash, got.description_hash) == ("s1", "d1")
@@ -92,8 +94,12 @@ def test_text_hash_columns_added_to_a_store_made_before_them(url: str) -> None:
         None,
         None,
     )
-    s.upsert_link(Link("vendors", "v1", "V1", "1", "FIN-1", state="linked", summary_hash="s", description_hash="d"))
+    s.upsert_link(
+        Link("vendors", "v1", "V1", "1", "FIN-1", state="linked", summary_hash="s", description_hash="d")
+    )
     assert s.get_links("vendors", ["v1"])["v1"].description_hash == "d"
     engine = sa.create_engine(url)
-    assert {"summary_hash", "description_hash"} <= {c["name"] for c in sa.inspect(engine).get_columns("bc_jira_links")}
+    assert {"summary_hash", "description_hash"} <= {
+        c["name"] for c in sa.inspect(engine).get_columns("bc_jira_links")
+    }
     engine.dispose()
