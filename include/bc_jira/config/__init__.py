@@ -42,6 +42,7 @@ from bc_jira.config.model import (
     decode_enum,
     encode_enum,
 )
+from bc_jira.config.reject import DEFAULT_REJECT_STATUSES, parse_reject_statuses
 from bc_jira.config.sections import (
     _TOP_KEYS,
     _assignees,
@@ -74,6 +75,7 @@ __all__ = [
     "DEFAULT_MAX_DEFER_SECONDS",
     "DEFAULT_MAX_INLINE_WAIT_SECONDS",
     "DEFAULT_OVERLAP_SECONDS",
+    "DEFAULT_REJECT_STATUSES",
     "DEFAULT_SEARCH_SETTLE_SECONDS",
     "DEFAULT_SELECTION",
     "DEFAULT_SUMMARY",
@@ -130,6 +132,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
     rate_limit = _rate_limit(doc.get("rate_limit"), problems)
+    reject_statuses = parse_reject_statuses(doc.get("reject_statuses"), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -146,6 +149,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         search_settle_seconds=settle,
         rate_limit=rate_limit,
         duplicate_transition=duplicate_transition,
+        reject_statuses_configured=reject_statuses,
     )
 
 
@@ -161,6 +165,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
             "max_defer_seconds": DEFAULT_MAX_DEFER_SECONDS,
         },
         "duplicate_transition": None,
+        "reject_statuses": list(DEFAULT_REJECT_STATUSES),
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],
