@@ -107,7 +107,11 @@ class FakeJira:
         self._count("fetch")
         assert len(issue_ids) <= 100
         return [
-            {"id": i, "key": self.issues[i]["key"], "fields": {RID: self.issues[i]["fields"][RID]}}
+            {
+                "id": i,
+                "key": self.issues[i]["key"],
+                "fields": {f: self.issues[i]["fields"].get(f) for f in fields},
+            }
             for i in sorted(issue_ids, key=int)
             if i in self.issues
         ]

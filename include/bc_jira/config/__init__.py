@@ -43,6 +43,7 @@ from bc_jira.config.model import (
     encode_enum,
 )
 from bc_jira.config.priority import PriorityRule, parse_priority_rules, priority_for
+from bc_jira.config.reject import DEFAULT_REJECT_STATUSES, parse_reject_statuses
 from bc_jira.config.sections import (
     _TOP_KEYS,
     _assignees,
@@ -76,6 +77,7 @@ __all__ = [
     "DEFAULT_MAX_DEFER_SECONDS",
     "DEFAULT_MAX_INLINE_WAIT_SECONDS",
     "DEFAULT_OVERLAP_SECONDS",
+    "DEFAULT_REJECT_STATUSES",
     "DEFAULT_SEARCH_SETTLE_SECONDS",
     "DEFAULT_SELECTION",
     "DEFAULT_SUMMARY",
@@ -136,6 +138,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     assignees = _assignees(doc.get("assignees"), problems)
     rate_limit = _rate_limit(doc.get("rate_limit"), problems)
     priority_rules = parse_priority_rules(doc.get("priority_rules"), problems)
+    reject_statuses = parse_reject_statuses(doc.get("reject_statuses"), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -154,6 +157,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         duplicate_transition=duplicate_transition,
         deleted_transition=deleted_transition,
         priority_rules=priority_rules,
+        reject_statuses_configured=reject_statuses,
     )
 
 
@@ -171,6 +175,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
         "duplicate_transition": None,
         "deleted_transition": None,
         "priority_rules": [],
+        "reject_statuses": list(DEFAULT_REJECT_STATUSES),
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

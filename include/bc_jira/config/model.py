@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bc_jira.config.reject import DEFAULT_REJECT_STATUSES
 from bc_jira.entities import BLANK, ENTITIES, SPECS
 from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variable name, read by the edges
 
@@ -169,6 +170,18 @@ class Config:
     deleted_transition: str | None = None
     # Jira priority by rule, first match wins (``priority_rules``; config.priority).
     priority_rules: tuple[PriorityRule, ...] = ()
+    # Done statuses that mean "no" (``reject_statuses``; None: not configured, ``DEFAULT_REJECT_STATUSES``).
+    reject_statuses_configured: tuple[str, ...] | None = None
+
+    @property
+    def reject_statuses(self) -> tuple[str, ...]:
+        if self.reject_statuses_configured is None:
+            return DEFAULT_REJECT_STATUSES
+        return self.reject_statuses_configured
+
+    def is_reject_status(self, name: str) -> bool:
+        """Whether an issue in the done status ``name`` was rejected (case-insensitive, like Jira)."""
+        return name.strip().casefold() in {n.casefold() for n in self.reject_statuses}
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:

@@ -49,6 +49,7 @@ _TOP_KEYS = {
     "duplicate_transition",
     "deleted_transition",
     "priority_rules",
+    "reject_statuses",
 }
 _ENTITY_KEYS = {
     "enabled",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from bc_jira.config import ENTITIES, AssigneeRule, Config, EntityConfig
 from bc_jira.entities import spec
 from bc_jira.setup.priorities import check_priorities
+from bc_jira.setup.reject import reject_checks
 from bc_jira.sync.heal import duplicate_link_type
 from bc_jira.sync.lookup import _jql_string
 
@@ -321,11 +322,13 @@ def check_workflows(cfg: Config, client: JiraClient, rep: ConnectReport) -> list
         return [f"project_key: cannot read the workflow statuses of {cfg.project_key} ({exc})"]
     per_type = {(s.get("name") or "").casefold(): s.get("statuses") or [] for s in statuses}
     problems: list[str] = []
+    workflows: dict[str, tuple[EntityConfig, list[dict[str, Any]]]] = {}
     for ecfg in _enabled(cfg):
         sts = per_type.get(ecfg.issue_type.casefold())
         if sts is not None:
             problems += workflow_problems(cfg, ecfg, sts, rep.notes)
-    return problems
+            workflows[ecfg.name] = (ecfg, sts)
+    return problems + reject_checks(cfg, workflows, rep.notes)
 
 
 def check_link_types(client: JiraClient, rep: ConnectReport) -> list[str]:

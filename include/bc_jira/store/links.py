@@ -30,6 +30,8 @@ def link_from_row(r: Row[Any]) -> Link:
         r.bc_last_modified,
         r.state,
         aware(r.updated_at),
+        r.summary_hash,
+        r.description_hash,
     )
 
 

@@ -49,6 +49,7 @@ class Result:
     transient: bool = False
     done_at: str | None = None  # the issue's statuscategorychangedate: which done decision this is about
     alarm: bool = False  # a person must look (the issue names another record): the task fails
+    status: str | None = None  # the Jira status the decision is about (rejected: which "no")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,7 +100,11 @@ def comment_text(res: Result, draft_number: str | None) -> str:
     if res.action == "unblocked":
         return f"vendor {doc} was unblocked."
     if res.action == "rejected":
-        return f"the issue was rejected; {noun(res.entity)} {doc} was left unchanged."
+        return (
+            f"{noun(res.entity)} {doc} was left untouched: this issue was moved to "
+            f"{res.status or 'a reject status'!r}, which means no (reject_statuses), so nothing was "
+            "posted or changed in Business Central."
+        )
     if res.action == "stale":
         return (
             f"{noun(res.entity)} {doc} changed in Business Central after this issue was moved to done, so "

@@ -6,7 +6,7 @@ import re
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.adf import as_stored, validate_adf
 from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import (
     _KEEP,
@@ -195,7 +195,7 @@ class FieldsMixin(JiraBase):
         why = None if value is None else validate_adf(value)
         if why:
             raise _Invalid(why)
-        return value
+        return as_stored(value)
 
     def _labels_value(self, fid: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(x, str) and x and " " not in x for x in value):
