@@ -294,16 +294,57 @@ def _int_param(request: Request, name: str) -> int | None:
 # -- routes ------------------------------------------------------------------------------------------------
 
 
-def _expand(entity: str, text: str | None) -> list[str]:
+def _split_top(text: str) -> list[str]:
+    """``a($select=x,y),b`` -> ``["a($select=x,y)", "b"]``: commas inside parentheses stay."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _expand(entity: str, text: str | None) -> list[Expand]:
+    """``$expand`` with nested ``$select`` (OData v4 ``nav($select=a,b)``; several navigations comma-separated,
+    https://docs.oasis-open.org/odata/odata/v4.01/odata-v4.01-part2-url-conventions.html section 5.1.3)."""
     if not text:
         return []
-    navs = [t.strip() for t in text.split(",") if t.strip()]
-    for nav in navs:
-        if LINES.get(entity) != nav:
+    out: list[Expand] = []
+    for item in _split_top(text):
+        m = re.fullmatch(r"(\w+)(?:\((.*)\))?", item, re.S)
+        nav = m.group(1) if m else item
+        if m is None or nav not in expandable(entity):
             raise _bad(
                 f"Could not find a property named '{nav}' on type 'Microsoft.NAV.{ENTITY_TYPE[entity]}'."
             )
-    return navs
+        select: list[str] | None = None
+        for opt in (o.strip() for o in (m.group(2) or "").split(";") if o.strip()):
+            name, _, value = opt.partition("=")
+            if name.strip() != "$select":
+                raise _bad(f"The query option '{name.strip()}' is not supported inside $expand here.")
+            select = _select(nav, value)
+        out.append(Expand(nav, select))
+    return out
+
+
+def expandable(entity: str) -> set[str]:
+    """Navigation properties the sandbox serves for ``entity``: its lines, and its attachments."""
+    from bc_jira_sandbox.bc.attachments import ATTACHMENT_SETS, PARENT_TYPES
+
+    navs = {LINES[entity]} if entity in LINES else set()
+    return navs | (set(ATTACHMENT_SETS) if entity in PARENT_TYPES else set())
+
+
+@dataclass(frozen=True)
+class Expand:
+    """One ``$expand`` item: the navigation property and its nested ``$select`` (None: every field)."""
+
+    nav: str
+    select: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -313,7 +354,7 @@ class ListQuery:
     pred: Callable[[dict[str, Any]], bool] | None
     select: list[str] | None
     order: list[tuple[str, bool]]
-    expand: list[str]
+    expand: list[Expand]
     top: int | None
     skip: int | None
     size: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bc_jira_sandbox.bc.attachments import ATTACHMENT_SETS, AttachmentsMixin
 from bc_jira_sandbox.bc.entities import (
     BLANK_DATE,
     DOCUMENTS,
@@ -19,10 +20,11 @@ from bc_jira_sandbox.bc.notifications import NotificationsMixin
 from bc_jira_sandbox.bc.seed import SeedMixin
 
 if TYPE_CHECKING:
+    from bc_jira_sandbox.bc.odata import Expand
     from bc_jira_sandbox.core import Sandbox
 
 
-class BcState(SeedMixin, NotificationsMixin):
+class BcState(SeedMixin, NotificationsMixin, AttachmentsMixin):
     """All BC data of the sandbox (picklable: no locks or callables; the ``sb`` back-reference is skipped)."""
 
     def __init__(self, sb: Sandbox) -> None:
@@ -53,6 +55,7 @@ class BcState(SeedMixin, NotificationsMixin):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, dict[str, Any]] = {}  # notificationUrl -> {"subs": {id: [items]}, ...}
         self.last_modified = now - timedelta(days=60)
+        self.reset_attachments()
 
     def counts(self) -> dict[str, int]:
         return {
@@ -158,13 +161,26 @@ class BcState(SeedMixin, NotificationsMixin):
         entity: str,
         rec: dict[str, Any],
         select: list[str] | None = None,
-        expand: list[str] | None = None,
+        expand: list[Expand] | None = None,
     ) -> dict[str, Any]:
         out: dict[str, Any] = {"@odata.etag": self.etag(rec["id"])} if entity in DOCUMENTS else {}
         if select:
             out.update({k: rec[k] for k in select})
         else:
             out.update(rec)
-        for nav in expand or []:
-            out[nav] = [dict(ln) for ln in self.lines.get(rec["id"], [])]
+        for item in expand or []:
+            if item.nav in ATTACHMENT_SETS:
+                if item.nav == "documentAttachments" and not getattr(self, "document_attachments_api", True):
+                    raise BcError(
+                        400,
+                        "BadRequest",
+                        f"Could not find a property named '{item.nav}' on type 'Microsoft.NAV.{entity}'.",
+                    )
+                base = f"{self.sb.base_url}/v2.0/{self.sb.creds['tenant_id']}/{self.sb.creds['environment']}"
+                base += f"/api/v2.0/companies({self.company['id']})"
+                rows = self.attachments_of(item.nav, rec["id"])
+                out[item.nav] = [self.attachment_json(item.nav, r, item.select, base) for r in rows]
+            else:
+                lines = self.lines.get(rec["id"], [])
+                out[item.nav] = [{k: ln[k] for k in item.select} if item.select else dict(ln) for ln in lines]
         return out
