@@ -74,6 +74,7 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
         {"type": "array", "items": "issuelinks", "system": "issuelinks"},
         ["issueLink"],
     ),
+    ("attachment", "Attachment", {"type": "array", "items": "attachment", "system": "attachment"}, ["attachments"]),
     (
         "statuscategorychangedate",
         "Status Category Changed",
