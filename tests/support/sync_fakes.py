@@ -200,8 +200,11 @@ class FakeBC:
         self.records = records
         self.queries: list[tuple] = []
 
-    def iter_modified(self, entity_set, since, until=None, *, extra_filter=None, page_size=None, select=None):
+    def iter_modified(
+        self, entity_set, since, until=None, *, extra_filter=None, page_size=None, select=None, expand=None
+    ):
         self.queries.append((entity_set, since, until, extra_filter))
+        self.expands = [*getattr(self, "expands", []), expand]
         for r in self.records:
             yield dict(r, **{"@odata.etag": 'W/"1"'})
 

@@ -11,6 +11,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from bc_jira.config.attachments import AttachmentsConfig, parse_attachments
+
 # The model's names are this package's public names: callers import them from ``bc_jira.config``.
 from bc_jira.config.model import (
     DEFAULT_BATCH_SIZE,
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
 
 # What callers import from ``bc_jira.config``: the model, the registry names it is built on, and the loaders.
 __all__ = [
+    "AttachmentsConfig",
     "AssigneeRule",
     "BLANK",
     "Config",
@@ -130,6 +133,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
     rate_limit = _rate_limit(doc.get("rate_limit"), problems)
+    attachments = parse_attachments(doc.get("attachments"), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -146,6 +150,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         search_settle_seconds=settle,
         rate_limit=rate_limit,
         duplicate_transition=duplicate_transition,
+        attachments=attachments,
     )
 
 

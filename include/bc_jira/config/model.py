@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bc_jira.config.attachments import AttachmentsConfig
 from bc_jira.entities import BLANK, ENTITIES, SPECS
 from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variable name, read by the edges
 
@@ -162,6 +163,7 @@ class Config:
     # A second issue found for one record is linked to the kept one as a Duplicate, commented, and moved with
     # this transition (name of a transition or of its target status, e.g. "Done") when set.
     duplicate_transition: str | None = None
+    attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)  # the vendor's files
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:

@@ -47,6 +47,7 @@ _TOP_KEYS = {
     "search_settle_seconds",
     "rate_limit",
     "duplicate_transition",
+    "attachments",
 }
 _ENTITY_KEYS = {
     "enabled",

@@ -7,7 +7,7 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bc_jira.entities import EVENT_ENTITIES
+from bc_jira.entities import EVENT_ENTITIES, has_attachments
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,14 +41,15 @@ def schedule_for(entity: str, cron: str) -> Any:
 
 
 def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: Sequence[str]) -> Any:
-    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → advance_watermark.
+    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → [attach (mapped per
+    batch, entities with attachments)] → advance_watermark.
 
     The DAG files keep what differs (id, schedule, docs); the wiring lives once here.
     """
     import pendulum
     from airflow.sdk import dag, task
 
-    from bc_jira.tasks import extract_task, finalize_task, upsert_task
+    from bc_jira.tasks import attach_task, extract_task, finalize_task, upsert_task
 
     @dag(
         dag_id=dag_id,
@@ -73,6 +74,17 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def advance_watermark() -> str | None:
             return finalize_task(entity)
 
-        upsert.expand(batch_id=extract()) >> advance_watermark()
+        batches = extract()
+        upserted = upsert.expand(batch_id=batches)
+        if not has_attachments(entity):
+            upserted >> advance_watermark()
+            return
+
+        @task(max_active_tis_per_dagrun=4)
+        def attach(batch_id: str) -> dict:
+            return attach_task(entity, batch_id)
+
+        # after every upsert (the issues exist), before the watermark (a failed upload holds it: re-read)
+        upserted >> attach.expand(batch_id=batches) >> advance_watermark()
 
     return sync()

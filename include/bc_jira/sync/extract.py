@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bc_jira.entities import ATTACHMENT_SETS, expand_clause
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import _MIN, RunInfo, SyncError, iso, parse_ts
 
@@ -69,6 +70,7 @@ class BcRecords(Protocol):
         *,
         extra_filter: str | None = None,
         page_size: int | None = None,
+        expand: str | None = None,
     ) -> Iterable[dict[str, Any]]: ...
 
 
@@ -155,6 +157,14 @@ class _Reading:
         self.buffer.clear()
 
 
+def record_expand(cfg: Config, entity: str) -> str | None:
+    """What the list request expands for ``entity``: its registered navigations, the attachments only when
+    the ``attachments`` section is on, under the entity set it names."""
+    att = cfg.attachments
+    skip = () if att.enabled else ATTACHMENT_SETS
+    return expand_clause(entity, rename={"documentAttachments": att.source}, skip=skip)
+
+
 def batch_size(cfg: Config, count: int) -> int:
     """The configured size, or larger so the run has at most MAX_BATCHES batches (small XCom, map length)."""
     return max(cfg.batch_size, -(-count // MAX_BATCHES))
@@ -196,7 +206,12 @@ def extract(
     )
     reading = _Reading(ecfg, store)
     for rec in bc.iter_modified(
-        ecfg.entity_set, window.since, window.until, extra_filter=extra, page_size=BC_PAGE_SIZE
+        ecfg.entity_set,
+        window.since,
+        window.until,
+        extra_filter=extra,
+        page_size=BC_PAGE_SIZE,
+        expand=record_expand(cfg, entity),
     ):
         reading.add(rec)
     reading.flush()

@@ -47,7 +47,12 @@ _DOC_ONLY = [("lineNumber", "integer", None), ("documentFlowSales", "boolean", N
 _DOC_ONLY += [("documentFlowPurchase", "boolean", None)]
 
 
-_EDM = {"uuid": "Edm.Guid", "date-time": "Edm.DateTimeOffset", "integer": "Edm.Int32", "boolean": "Edm.Boolean"}
+_EDM = {
+    "uuid": "Edm.Guid",
+    "date-time": "Edm.DateTimeOffset",
+    "integer": "Edm.Int32",
+    "boolean": "Edm.Boolean",
+}
 
 
 def _props(rows: list[tuple[str, str, str | None]]) -> dict[str, dict[str, Any]]:
@@ -128,7 +133,13 @@ class AttachmentsMixin(BcBase):
         self.document_attachments_api = True
 
     def add_attachment(
-        self, parent: dict[str, Any], file_name: str, content: bytes, when: datetime, *, incoming: bool = False
+        self,
+        parent: dict[str, Any],
+        file_name: str,
+        content: bytes,
+        when: datetime,
+        *,
+        incoming: bool = False,
     ) -> dict[str, Any]:
         """Attach ``content`` to ``parent`` (a purchase invoice); ``incoming``: an Incoming Document
         (the older ``attachments`` entity) instead of a Document Attachment."""

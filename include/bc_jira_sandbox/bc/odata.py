@@ -309,8 +309,8 @@ def _split_top(text: str) -> list[str]:
 
 
 def _expand(entity: str, text: str | None) -> list[Expand]:
-    """``$expand`` with nested ``$select`` (OData v4 ``nav($select=a,b)``; several navigations comma-separated,
-    https://docs.oasis-open.org/odata/odata/v4.01/odata-v4.01-part2-url-conventions.html section 5.1.3)."""
+    """``$expand`` with nested ``$select`` (OData v4 ``nav($select=a,b)``; several navigations separated by
+    commas, https://docs.oasis-open.org/odata/odata/v4.01/odata-v4.01-part2-url-conventions.html 5.1.3)."""
     if not text:
         return []
     out: list[Expand] = []

@@ -1,4 +1,4 @@
-"""Jira issue attachments: upload (multipart, XSRF header, size limit), metadata, content, ``fields.attachment``.
+"""Jira issue attachments: upload (multipart, XSRF header, size limit), metadata, content, the issue field.
 
 Sources (the official OpenAPI document, ``specs/jira-platform-openapi-v3.json``):
 

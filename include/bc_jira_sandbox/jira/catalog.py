@@ -74,7 +74,12 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
         {"type": "array", "items": "issuelinks", "system": "issuelinks"},
         ["issueLink"],
     ),
-    ("attachment", "Attachment", {"type": "array", "items": "attachment", "system": "attachment"}, ["attachments"]),
+    (
+        "attachment",
+        "Attachment",
+        {"type": "array", "items": "attachment", "system": "attachment"},
+        ["attachments"],
+    ),
     (
         "statuscategorychangedate",
         "Status Category Changed",

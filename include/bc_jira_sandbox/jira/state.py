@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from bc_jira_sandbox import atlassian
+from bc_jira_sandbox.jira.attachments import DEFAULT_UPLOAD_LIMIT, AttachmentsMixin
 from bc_jira_sandbox.jira.catalog import (
     API,
     CATEGORIES,
@@ -20,7 +21,6 @@ from bc_jira_sandbox.jira.catalog import (
     USERS,
     JiraError,
 )
-from bc_jira_sandbox.jira.attachments import DEFAULT_UPLOAD_LIMIT, AttachmentsMixin
 from bc_jira_sandbox.jira.fields import FieldsMixin
 from bc_jira_sandbox.jira.issues import IssuesMixin
 from bc_jira_sandbox.jira.links import LinksMixin

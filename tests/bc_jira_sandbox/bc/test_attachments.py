@@ -44,7 +44,7 @@ def hook(sandbox: Any) -> Iterator[BusinessCentralHook]:
         api_url=f"{sandbox.url}/v2.0",
         authority_url=sandbox.url,
     )
-    yield BusinessCentralHook(settings=settings)
+    return BusinessCentralHook(settings=settings)
 
 
 def _with_files(hook: BusinessCentralHook) -> list[dict[str, Any]]:
@@ -58,16 +58,19 @@ def test_some_seeded_invoices_carry_real_pdfs_and_pngs(hook: BusinessCentralHook
     with_files = [i for i in invoices if i["documentAttachments"]]
     assert 0 < len(with_files) < len(invoices)  # some, not all
     names = [a["fileName"] for i in with_files for a in i["documentAttachments"]]
-    assert any(n.endswith(".pdf") for n in names) and any(n.endswith(".png") for n in names)
+    assert any(n.endswith(".pdf") for n in names)
+    assert any(n.endswith(".png") for n in names)
     for inv in with_files:
         for att in inv["documentAttachments"]:
             assert set(att) == DOC_FIELDS
-            assert GUID.match(att["id"]) and att["parentId"] == inv["id"]
+            assert GUID.match(att["id"])
+            assert att["parentId"] == inv["id"]
             assert att["parentType"] == "Purchase_x0020_Invoice"  # the EDM member name of "Purchase Invoice"
             data = hook.client.request("GET", att["attachmentContent@odata.mediaReadLink"]).content
             assert len(data) == att["byteSize"]
             if att["fileName"].endswith(".pdf"):
-                assert data.startswith(b"%PDF-1.4") and data.rstrip().endswith(b"%%EOF")
+                assert data.startswith(b"%PDF-1.4")
+                assert data.rstrip().endswith(b"%%EOF")
                 xref = int(data.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
                 assert data[xref:].startswith(b"xref")  # a real PDF: the trailer points at its xref table
             else:
@@ -81,16 +84,16 @@ def test_nested_select_and_two_expands_combine(hook: BusinessCentralHook) -> Non
     """``$expand=a($select=…),b($select=…)``: both navigations in one request, each with its own fields."""
     expand = "purchaseInvoiceLines($select=sequence,description),documentAttachments($select=id,fileName)"
     rec = next(iter(hook.iter_records("purchaseInvoices", expand=expand, top=1)))
-    assert rec["purchaseInvoiceLines"] and all(
-        set(ln) == {"sequence", "description"} for ln in rec["purchaseInvoiceLines"]
-    )
+    assert rec["purchaseInvoiceLines"]
+    assert all(set(ln) == {"sequence", "description"} for ln in rec["purchaseInvoiceLines"])
     assert all(set(a) == {"id", "fileName"} for a in rec["documentAttachments"])
 
 
 def test_unknown_navigation_or_field_is_a_400_like_bc(hook: BusinessCentralHook) -> None:
     with pytest.raises(ClientError) as exc:
         list(hook.iter_records("purchaseInvoices", expand="documentAttachment"))
-    assert exc.value.status == 400 and "Could not find a property named 'documentAttachment'" in str(exc.value)
+    assert exc.value.status == 400
+    assert "Could not find a property named 'documentAttachment'" in str(exc.value)
     with pytest.raises(ClientError):
         list(hook.iter_records("purchaseInvoices", expand="documentAttachments($select=nope)"))
     with pytest.raises(ClientError):
@@ -101,7 +104,8 @@ def test_single_attachment_collection_filter_and_navigation(hook: BusinessCentra
     inv = _with_files(hook)[0]
     att = inv["documentAttachments"][0]
     one = hook.client.get_json(f"companies({hook.settings.company_id})/documentAttachments({att['id']})")
-    assert one["fileName"] == att["fileName"] and one["byteSize"] == att["byteSize"]
+    assert one["fileName"] == att["fileName"]
+    assert one["byteSize"] == att["byteSize"]
     listed = hook.client.get_json(
         f"companies({hook.settings.company_id})/documentAttachments",
         params={"$filter": f"parentId eq {inv['id']}"},
@@ -131,7 +135,8 @@ def test_older_attachments_entity_and_an_environment_without_document_attachment
     data = hook.client.request(
         "GET", f"companies({hook.settings.company_id})/attachments({row['id']})/attachmentContent"
     ).content
-    assert data.startswith(b"%PDF") and len(data) == row["byteSize"]
+    assert data.startswith(b"%PDF")
+    assert len(data) == row["byteSize"]
 
     sandbox.control("POST", "/_sandbox/bc/attachments", {"document_attachments_api": False})
     with pytest.raises(ClientError) as exc:
@@ -151,4 +156,5 @@ def test_control_attach_pads_a_pdf_to_the_size_asked(sandbox: Any, hook: Busines
     data = hook.client.request(
         "GET", f"companies({hook.settings.company_id})/documentAttachments({row['id']})/attachmentContent"
     ).content
-    assert len(data) == row["byteSize"] and data.startswith(b"%PDF-1.4")
+    assert len(data) == row["byteSize"]
+    assert data.startswith(b"%PDF-1.4")

@@ -64,9 +64,13 @@ def test_upload_needs_the_xsrf_header_and_stores_only_file_parts(jira: JiraClien
     key = jira.issue()
     pdf = minimal_pdf("x")
     no_header = jira.call("POST", f"issue/{key}/attachments", files={"file": ("a.pdf", pdf)})
-    assert no_header.status_code == 403 and "XSRF check failed" in no_header.text
-    wrong_part = jira.call("POST", f"issue/{key}/attachments", headers=NO_CHECK, files={"upload": ("a.pdf", pdf)})
-    assert wrong_part.status_code == 200 and wrong_part.json() == []  # Jira's way: nothing stored, no error
+    assert no_header.status_code == 403
+    assert "XSRF check failed" in no_header.text
+    wrong_part = jira.call(
+        "POST", f"issue/{key}/attachments", headers=NO_CHECK, files={"upload": ("a.pdf", pdf)}
+    )
+    assert wrong_part.status_code == 200
+    assert wrong_part.json() == []
     unknown = jira.call("POST", "issue/FIN-999/attachments", headers=NO_CHECK, files={"file": ("a.pdf", pdf)})
     assert unknown.status_code == 404
     fields = jira.call("GET", f"issue/{key}", params={"fields": "attachment"}).json()["fields"]
@@ -88,14 +92,18 @@ def test_upload_list_read_back_and_download(jira: JiraClient) -> None:
         ("inv [bc-1].pdf", len(pdf), "application/pdf"),
         ("scan.png", len(png), "image/png"),  # no part type given: Jira goes by the name
     ]
-    on_issue = jira.call("GET", f"issue/{key}", params={"fields": "attachment"}).json()["fields"]["attachment"]
+    on_issue = jira.call("GET", f"issue/{key}", params={"fields": "attachment"}).json()["fields"][
+        "attachment"
+    ]
     assert [a["id"] for a in on_issue] == [a["id"] for a in made]
     meta = jira.call("GET", f"attachment/{made[0]['id']}").json()
-    assert meta["filename"] == "inv [bc-1].pdf" and meta["size"] == len(pdf)
+    assert meta["filename"] == "inv [bc-1].pdf"
+    assert meta["size"] == len(pdf)
     redirect = jira.call("GET", f"attachment/content/{made[0]['id']}")
     assert redirect.status_code == 303
     data = jira.call("GET", f"attachment/content/{made[0]['id']}", params={"redirect": "false"})
-    assert data.status_code == 200 and data.content == pdf
+    assert data.status_code == 200
+    assert data.content == pdf
     assert jira.call("GET", "attachment/99999").status_code == 404
 
 
@@ -105,7 +113,10 @@ def test_over_the_size_limit_is_413_and_stores_nothing(jira: JiraClient, sandbox
     key = jira.issue()
     small, big = minimal_pdf("small"), minimal_pdf("big", 5000)
     resp = jira.call(
-        "POST", f"issue/{key}/attachments", headers=NO_CHECK, files=[("file", ("s.pdf", small)), ("file", ("b.pdf", big))]
+        "POST",
+        f"issue/{key}/attachments",
+        headers=NO_CHECK,
+        files=[("file", ("s.pdf", small)), ("file", ("b.pdf", big))],
     )
     assert resp.status_code == 413
     fields = jira.call("GET", f"issue/{key}", params={"fields": "attachment"}).json()["fields"]
