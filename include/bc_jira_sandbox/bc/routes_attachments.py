@@ -142,3 +142,11 @@ def control_attach(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
         row = state.add_attachment(inv, name, data, sb.now(), incoming=bool(body.get("incoming")))
         sb.mark_dirty()
     return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+@router.get("/_sandbox/bc/attachments/{invoice_id}")
+def control_list(invoice_id: str, sb: Sandbox = SANDBOX) -> Any:
+    """Every attachment of an invoice (both entity sets), as BC holds it (tests and the demo)."""
+    with sb.lock:
+        rows = [r for r in sb.bc.attachment_rows.values() if r["parentId"] == invoice_id.lower()]
+        return [{k: v for k, v in r.items() if not k.startswith("_")} | {"set": r["_set"]} for r in rows]
