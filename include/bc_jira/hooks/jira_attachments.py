@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
     from bc_jira.http import ApiClient
 
-BULK_FETCH_MAX = 100  # POST /issue/bulkfetch: "You can request up to 100 issues."
-
 
 class JiraAttachmentsMixin:
     """The attachment calls of :class:`bc_jira.hooks.jira.JiraCloudHook` (its ``client``)."""
@@ -31,6 +29,10 @@ class JiraAttachmentsMixin:
 
         @property
         def client(self) -> ApiClient: ...
+
+        def bulk_fetch_issues(
+            self, issue_ids: Sequence[int | str], fields: Sequence[str]
+        ) -> list[dict[str, Any]]: ...
 
     def add_attachment(
         self, issue_id_or_key: str, file_name: str, data: bytes, mime_type: str
@@ -60,14 +62,8 @@ class JiraAttachmentsMixin:
         call; it reads the issues themselves, so a file uploaded a moment ago is already listed)."""
         out: dict[str, list[dict[str, Any]]] = {}
         ids = list(dict.fromkeys(str(i) for i in issue_ids))
-        for offset in range(0, len(ids), BULK_FETCH_MAX):
-            body = self.client.post_json(
-                "issue/bulkfetch",
-                json={"issueIdsOrKeys": ids[offset : offset + BULK_FETCH_MAX], "fields": ["attachment"]},
-                retry_unsafe=True,  # a read: safe to repeat
-            )
-            for issue in (body or {}).get("issues") or []:
-                atts = list((issue.get("fields") or {}).get("attachment") or [])
-                out[str(issue["id"])] = atts
-                out[str(issue.get("key"))] = atts
+        for issue in self.bulk_fetch_issues(ids, ["attachment"]):
+            atts = list((issue.get("fields") or {}).get("attachment") or [])
+            out[str(issue["id"])] = atts
+            out[str(issue.get("key"))] = atts
         return out

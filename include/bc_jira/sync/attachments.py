@@ -166,6 +166,7 @@ class Counts:
     failed: int = 0
     unconfirmed: int = 0
     bytes: int = 0
+    lookups: int = 0  # reads of the issues' attachments (bulkfetch calls, 100 issues each)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -215,7 +216,9 @@ class AttachmentSync:
         ]
         if not wanted:
             return {}
-        found = self.jira.issue_attachments(list(dict.fromkeys(wanted)))
+        issues = list(dict.fromkeys(wanted))
+        self.counts.lookups += -(-len(issues) // 100)
+        found = self.jira.issue_attachments(issues)
         return {
             issue: {str(a.get("filename")): str(a.get("id")) for a in atts} for issue, atts in found.items()
         }
