@@ -48,6 +48,7 @@ from bc_jira.config.sections import (
     _TOP_KEYS,
     _assignees,
     _bounded_int,
+    _deleted_transition,
     _document,
     _duplicate_transition,
     _entities,
@@ -129,6 +130,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         problems,
     )
     duplicate_transition = _duplicate_transition(doc.get("duplicate_transition"), problems)
+    deleted_transition = _deleted_transition(doc.get("deleted_transition"), problems)
     url = _web_client_url(doc.get("bc_web_client_url"), problems)
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
@@ -150,6 +152,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         search_settle_seconds=settle,
         rate_limit=rate_limit,
         duplicate_transition=duplicate_transition,
+        deleted_transition=deleted_transition,
         attachments=attachments,
     )
 
@@ -166,6 +169,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
             "max_defer_seconds": DEFAULT_MAX_DEFER_SECONDS,
         },
         "duplicate_transition": None,
+        "deleted_transition": None,
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

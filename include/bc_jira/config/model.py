@@ -163,6 +163,9 @@ class Config:
     # A second issue found for one record is linked to the kept one as a Duplicate, commented, and moved with
     # this transition (name of a transition or of its target status, e.g. "Done") when set.
     duplicate_transition: str | None = None
+    # An issue whose BC record was deleted is commented and moved with this transition (name of a transition
+    # or of its target status) when set; null leaves it in its status.
+    deleted_transition: str | None = None
     attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)  # the vendor's files
 
     def entity(self, name: str) -> EntityConfig:

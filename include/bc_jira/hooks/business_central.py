@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 
 from bc_jira.entra import MsalTokenProvider
+from bc_jira.failfast import ConnectionConfigError
 from bc_jira.hooks.odata import build_filter, decode_record, encode_changes, entity_key, string_key
 from bc_jira.http import (
     ApiClient,
@@ -125,7 +126,7 @@ def settings_from_connection(
     )
     missing = [name for name, value in required if not value]
     if missing or not (login and password and tenant_id and company_id):
-        raise ValueError(f"connection {conn_id!r} is missing {', '.join(missing)}")
+        raise ConnectionConfigError(f"connection {conn_id!r} is missing {', '.join(missing)}")
     return BcSettings(
         client_id=login,
         client_secret=password,

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 from airflow.sdk import BaseHook
 
+from bc_jira.failfast import ConnectionConfigError
 from bc_jira.hooks.jira_attachments import JiraAttachmentsMixin
 from bc_jira.hooks.jira_bulk import (
     BulkCreateResult,
@@ -134,7 +135,7 @@ class JiraCloudHook(JiraAttachmentsMixin, BaseHook):
     def oauth(self) -> AtlassianOAuth:
         s = self.settings
         if s.auth != "oauth2":
-            raise ValueError(f"connection {self.jira_conn_id!r} uses basic auth: no OAuth client")
+            raise ConnectionConfigError(f"connection {self.jira_conn_id!r} uses basic auth: no OAuth client")
         return AtlassianOAuth(
             s.client_id or "",
             s.client_secret or "",

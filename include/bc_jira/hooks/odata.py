@@ -106,6 +106,14 @@ def build_filter(
     return " and ".join(parts) or None
 
 
+def id_in_filter(ids: list[str]) -> str:
+    """``id in (<guid>, ...)``: the OData v4 IN operator BC supports since 2024 wave 1; Edm.Guid unquoted."""
+    bad = [i for i in ids if not _GUID.match(i)]
+    if bad or not ids:
+        raise ValueError(f"id in (...) needs BC record GUIDs; got {bad[:3] or 'none'}")
+    return f"id in ({','.join(ids)})"
+
+
 def entity_key(record_id: str) -> str:
     """Entity key segment: GUIDs unquoted (``vendors(<guid>)``), anything else as a quoted string."""
     return record_id if _GUID.match(record_id) else "'" + record_id.replace("'", "''") + "'"

@@ -290,6 +290,12 @@ def workflow_problems(
             f"duplicate_transition: no status {dup_to!r} in the workflow of {ecfg.issue_type!r}; use "
             f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
         )
+    del_to = cfg.deleted_transition
+    if del_to and del_to.casefold() not in names:
+        problems.append(
+            f"deleted_transition: no status {del_to!r} in the workflow of {ecfg.issue_type!r}; use "
+            f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
+        )
     if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
         problems.append(
             f"entities.{ecfg.name}.resolved_transition: no status "

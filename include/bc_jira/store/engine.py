@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bc_jira.failfast import ConnectionConfigError
 from bc_jira.store.schema import audit_log, metadata
 
 if TYPE_CHECKING:
@@ -98,9 +99,13 @@ def url_from_connection(conn: AirflowConnection, conn_id: str = DEFAULT_CONN_ID)
     if conn_type == "sqlite":
         path = conn.host or conn.schema
         if not path:
-            raise ValueError("bc_jira_db: a sqlite connection needs the database file path in host")
+            raise ConnectionConfigError(
+                "bc_jira_db: a sqlite connection needs the database file path in host"
+            )
         return f"sqlite:///{os.path.abspath(os.path.expanduser(path))}"
-    raise ValueError(f"bc_jira_db: conn_type {conn_type!r} is not supported; use postgres or sqlite")
+    raise ConnectionConfigError(
+        f"bc_jira_db: conn_type {conn_type!r} is not supported; use postgres or sqlite"
+    )
 
 
 def url_from_airflow(conn_id: str = DEFAULT_CONN_ID) -> str:

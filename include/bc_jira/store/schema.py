@@ -29,10 +29,12 @@ class LinkState(StrEnum):
     FAILED = "failed"  # Jira refused the create (known not to exist)
     WRITTEN_BACK = "written_back"  # the write-back acted on the record (no "no longer needed" comment)
     DONE = "done"  # never written by this version; read as closed, as every earlier version did
+    DELETED = "deleted"  # the record was deleted in BC: commented (+ deleted_transition); never written back
 
 
-# The write-back or the outbound already closed the record's episode: no "no longer needed" comment.
-DONE_STATES = frozenset({LinkState.RESOLVED, LinkState.WRITTEN_BACK, LinkState.DONE})
+# The write-back or the outbound already closed the record's episode: no "no longer needed" comment, and the
+# safety-net poll leaves the issue alone (a deleted record's issue is never written back).
+DONE_STATES = frozenset({LinkState.RESOLVED, LinkState.WRITTEN_BACK, LinkState.DONE, LinkState.DELETED})
 
 # -- tables ---------------------------------------------------------------------------------------------
 metadata = sa.MetaData()

@@ -42,14 +42,17 @@ def schedule_for(entity: str, cron: str) -> Any:
 
 def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: Sequence[str]) -> Any:
     """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → [attach (mapped per
-    batch, entities with attachments)] → advance_watermark.
+    batch, entities with attachments)] → advance_watermark, and after the upserts ``follow_deletions``
+    (deleted notifications and the daily reconcile).
 
     The DAG files keep what differs (id, schedule, docs); the wiring lives once here.
     """
     import pendulum
     from airflow.sdk import dag, task
 
-    from bc_jira.tasks import attach_task, extract_task, finalize_task, upsert_task
+    from bc_jira.sync.links import batch_upsert_task
+    from bc_jira.sync.report import MAP_INDEX_TEMPLATE
+    from bc_jira.tasks import attach_task, deletions_task, extract_task, finalize_task, upsert_task
 
     @dag(
         dag_id=dag_id,
@@ -66,7 +69,8 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def extract() -> list[str]:
             return extract_task(entity)
 
-        @task(max_active_tis_per_dagrun=8)
+        # extra links: the batch's issues, its audit rows; the UI labels it "batch 2/7 · 500 records"
+        @batch_upsert_task(max_active_tis_per_dagrun=8, map_index_template=MAP_INDEX_TEMPLATE)
         def upsert(batch_id: str) -> dict:
             return upsert_task(entity, batch_id)
 
@@ -74,10 +78,15 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def advance_watermark() -> str | None:
             return finalize_task(entity)
 
+        @task(trigger_rule="all_done")
+        def follow_deletions() -> dict:
+            return deletions_task(entity)
+
         batches = extract()
-        upserted = upsert.expand(batch_id=batches)
+        upserts = upsert.expand(batch_id=batches)
+        upserts >> follow_deletions()  # after the upserts: a deleted record's link is not written back over
         if not has_attachments(entity):
-            upserted >> advance_watermark()
+            upserts >> advance_watermark()
             return
 
         @task(max_active_tis_per_dagrun=4)
@@ -85,6 +94,6 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
             return attach_task(entity, batch_id)
 
         # after every upsert (the issues exist), before the watermark (a failed upload holds it: re-read)
-        upserted >> attach.expand(batch_id=batches) >> advance_watermark()
+        upserts >> attach.expand(batch_id=batches) >> advance_watermark()
 
     return sync()

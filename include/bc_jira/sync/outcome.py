@@ -71,8 +71,26 @@ class Decision:
     draft_number: str | None = None
 
 
+def deleted_decision(category: str, status_name: str, bc_id: str, *, own_move: bool = False) -> Decision:
+    """The issue of a record deleted in BC moved: nothing is sent to BC; a done status is an audited no-op
+    with one comment per done episode (``writeback_deleted_noop``). The move to ``deleted_transition``
+    (``own_move``: the connector's own) is audited without a comment: the deletion comment said it all."""
+    if category != "done" or own_move:
+        return Decision(
+            "noop", f"the BC record {bc_id} was deleted; issue is in {status_name!r}", comment=False
+        )
+    return Decision(
+        "deleted_noop",
+        f"the BC record {bc_id} was deleted in Business Central; moving the issue to {status_name!r} "
+        "changes nothing in BC",
+        comment=True,
+    )
+
+
 def comment_text(res: Result, draft_number: str | None) -> str:
     doc = res.document_number or res.bc_id
+    if res.action == "deleted_noop":
+        return f"{noun(res.entity)} {doc} was deleted in Business Central; nothing was changed in BC."
     if res.action == "posted":
         return (
             f"purchase invoice {draft_number or doc} was posted; the posted invoice number is "

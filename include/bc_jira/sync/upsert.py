@@ -107,6 +107,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     link_cls: Any = None  # bc_jira.store.Link unless given (tests)
     audit_cls: Any = None  # bc_jira.store.AuditRow unless given
+    outcomes: dict[str, _Outcome] = field(default_factory=dict, init=False)  # the last batch's, per record
 
     # public ------------------------------------------------------------------------------------------------
     def upsert(self, records: Iterable[Mapping[str, Any]]) -> Counts:
@@ -118,6 +119,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
         recs = {str(r["id"]): dict(r) for r in records}
         counts = Counts(read=len(recs))
         outcomes: dict[str, _Outcome] = {}
+        self.outcomes = outcomes  # read by bc_jira.sync.report (issue keys per action), even when it fails
         all_drafts = {
             bc_id: map_record(self.cfg, self.entity, rec, self.ids, self.users) for bc_id, rec in recs.items()
         }

@@ -155,6 +155,40 @@ class BcState(SeedMixin, NotificationsMixin, AttachmentsMixin):
         self.touch("purchaseInvoices", inv)
         return inv
 
+    def delete(self, entity: str, rec: dict[str, Any]) -> None:
+        """Delete a record as BC does (``DELETE`` with ``If-Match``, or a user in the client); fires a
+        ``deleted`` notification (changeType values: https://learn.microsoft.com/en-us/dynamics365/
+        business-central/dev-itpro/api-reference/v2.0/dynamics-subscriptions, "Notification payload").
+
+        [inference from the AL tables' OnDelete triggers] A posted invoice (Purch. Inv. Header) is not
+        deleted through the API, and a vendor with outstanding purchase documents cannot be deleted.
+        """
+        if entity == "purchaseInvoices" and rec["status"] != "Draft":
+            raise BcError(
+                400,
+                "Application_DialogException",
+                f"You cannot delete posted purchase invoice {rec['number']}: posted documents are kept.",
+            )
+        if entity == "vendors":
+            open_docs = [
+                d
+                for e in ("purchaseInvoices", "purchaseOrders")
+                for d in self.records[e].values()
+                if d.get("vendorId") == rec["id"] and (e == "purchaseOrders" or d.get("status") == "Draft")
+            ]
+            if open_docs:
+                raise BcError(
+                    400,
+                    "Application_DialogException",
+                    f"You cannot delete Vendor {rec['number']} because there is at least one outstanding "
+                    "Purchase document for this vendor.",
+                )
+        del self.records[entity][rec["id"]]
+        self.by_number[entity].pop(rec["number"], None)
+        self.lines.pop(rec["id"], None)
+        self.versions.pop(rec["id"], None)
+        self.notify(entity, rec["id"], "deleted", self._next_modified())
+
     # -- output ---------------------------------------------------------------------------------------------
     def public(
         self,

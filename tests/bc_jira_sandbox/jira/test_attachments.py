@@ -123,3 +123,23 @@ def test_over_the_size_limit_is_413_and_stores_nothing(jira: JiraClient, sandbox
     assert fields["attachment"] == []
     ok = jira.call("POST", f"issue/{key}/attachments", headers=NO_CHECK, files={"file": ("s.pdf", small)})
     assert ok.status_code == 200
+
+
+def test_the_issue_page_lists_the_attachments_and_serves_them(jira: JiraClient, sandbox: Any) -> None:
+    from bc_jira_sandbox.pages import SITE
+
+    key = jira.issue()
+    pdf = minimal_pdf("Invoice 9")
+    made = jira.call(
+        "POST", f"issue/{key}/attachments", headers=NO_CHECK, files={"file": ("inv [bc-9].pdf", pdf)}
+    ).json()[0]
+    page = requests.get(f"{sandbox.url}{SITE}/browse/{key}", timeout=10)
+    assert page.status_code == 200
+    assert "Attachments (1)" in page.text
+    href = f"{SITE}/secure/attachment/{made['id']}/inv%20%5Bbc-9%5D.pdf"
+    assert f'href="{href}"' in page.text
+    got = requests.get(f"{sandbox.url}{href}", timeout=10)
+    assert got.status_code == 200
+    assert got.content == pdf
+    assert got.headers["content-type"] == "application/pdf"
+    assert requests.get(f"{sandbox.url}{SITE}/secure/attachment/1/x.pdf", timeout=10).status_code == 404
