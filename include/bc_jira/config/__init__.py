@@ -11,6 +11,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from bc_jira.config.attachments import AttachmentsConfig, parse_attachments
+
 # The model's names are this package's public names: callers import them from ``bc_jira.config``.
 from bc_jira.config.model import (
     DEFAULT_BATCH_SIZE,
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
 
 # What callers import from ``bc_jira.config``: the model, the registry names it is built on, and the loaders.
 __all__ = [
+    "AttachmentsConfig",
     "AssigneeRule",
     "BLANK",
     "Config",
@@ -139,6 +142,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     rate_limit = _rate_limit(doc.get("rate_limit"), problems)
     priority_rules = parse_priority_rules(doc.get("priority_rules"), problems)
     reject_statuses = parse_reject_statuses(doc.get("reject_statuses"), problems)
+    attachments = parse_attachments(doc.get("attachments"), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -158,6 +162,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         deleted_transition=deleted_transition,
         priority_rules=priority_rules,
         reject_statuses_configured=reject_statuses,
+        attachments=attachments,
     )
 
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bc_jira.config.attachments import AttachmentsConfig
 from bc_jira.config.reject import DEFAULT_REJECT_STATUSES
 from bc_jira.entities import BLANK, ENTITIES, SPECS
 from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variable name, read by the edges
@@ -182,6 +183,8 @@ class Config:
     def is_reject_status(self, name: str) -> bool:
         """Whether an issue in the done status ``name`` was rejected (case-insensitive, like Jira)."""
         return name.strip().casefold() in {n.casefold() for n in self.reject_statuses}
+
+    attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)  # the vendor's files
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:

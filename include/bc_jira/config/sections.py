@@ -50,6 +50,7 @@ _TOP_KEYS = {
     "deleted_transition",
     "priority_rules",
     "reject_statuses",
+    "attachments",
 }
 _ENTITY_KEYS = {
     "enabled",

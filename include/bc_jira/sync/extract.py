@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from bc_jira.entities import DIMENSION_FIELDS, DIMENSION_SET_LINES, spec
+from bc_jira.entities import ATTACHMENT_SETS, DIMENSION_FIELDS, DIMENSION_SET_LINES, navigation_expands, spec
 from bc_jira.hooks.odata import expand_clause
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import _MIN, RunInfo, SyncError, iso, parse_ts
@@ -167,6 +167,16 @@ class _Reading:
         self.buffer.clear()
 
 
+def record_expand(cfg: Config, entity: str) -> str | None:
+    """What the list request expands for ``entity``, in one ``$expand``: its lines (with their dimensions),
+    and its registered navigations, the attachments only when the ``attachments`` section is on, under the
+    entity set it names."""
+    att = cfg.attachments
+    skip = () if att.enabled else ATTACHMENT_SETS
+    navs = navigation_expands(entity, rename={"documentAttachments": att.source}, skip=skip)
+    return ",".join(part for part in (lines_expand(entity), navs) if part) or None
+
+
 def batch_size(cfg: Config, count: int) -> int:
     """The configured size, or larger so the run has at most MAX_BATCHES batches (small XCom, map length)."""
     return max(cfg.batch_size, -(-count // MAX_BATCHES))
@@ -213,7 +223,7 @@ def extract(
         window.until,
         extra_filter=extra,
         page_size=BC_PAGE_SIZE,
-        expand=lines_expand(entity),
+        expand=record_expand(cfg, entity),
     ):
         reading.add(rec)
     reading.flush()

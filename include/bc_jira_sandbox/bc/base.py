@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bc_jira_sandbox.core import Sandbox
 
 
@@ -28,3 +30,4 @@ class BcBase:
         ) -> None: ...
 
         def touch(self, entity: str, rec: dict[str, Any], change: str = "updated") -> None: ...
+        def seed_attachments(self, inv: dict[str, Any], when: datetime) -> None: ...

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from bc_jira_sandbox.bc.attachments import ATTACHMENT_SETS
 from bc_jira_sandbox.bc.entities import ENTITY_TYPE, FIELDS, LINES, _bad
 
 DIMENSION_SET_LINES = "dimensionSetLines"
@@ -35,7 +36,7 @@ DIMENSION_FIELDS = (
 )
 # Navigation properties served per entity set (the rest of BC's navigation answers 400 here).
 NAVIGATION: dict[str, tuple[str, ...]] = {
-    "purchaseInvoices": ("purchaseInvoiceLines", DIMENSION_SET_LINES),
+    "purchaseInvoices": ("purchaseInvoiceLines", DIMENSION_SET_LINES, *ATTACHMENT_SETS),
     "purchaseOrders": ("purchaseOrderLines", DIMENSION_SET_LINES),
     "purchaseInvoiceLines": (DIMENSION_SET_LINES,),
     "purchaseOrderLines": (DIMENSION_SET_LINES,),
@@ -95,6 +96,8 @@ def _split(text: str, sep: str) -> list[str]:
 def _target(entity: str, nav: str) -> str:
     if nav not in NAVIGATION.get(entity, ()):
         raise _bad(f"Could not find a property named '{nav}' on type 'Microsoft.NAV.{ENTITY_TYPE[entity]}'.")
+    if nav in ATTACHMENT_SETS:  # bc_jira_sandbox.bc.attachments: documentAttachments / attachments
+        return nav
     return LINES[entity] if nav == LINES.get(entity) else DIMENSION_SET_LINES
 
 
@@ -133,7 +136,7 @@ def parse_expand(entity: str, text: str | None) -> list[Expand]:
                     raise _bad(f"Syntax error: '{opt}' is not a query option in $expand.")
                 if name == "$select":
                     select = _nested_select(target, value)
-                elif name == "$expand" and target != DIMENSION_SET_LINES:
+                elif name == "$expand" and target not in (DIMENSION_SET_LINES, *ATTACHMENT_SETS):
                     nested = parse_expand(target, value)
                 else:
                     raise _bad(f"The query option '{name}' is not supported inside $expand here.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bc_jira_sandbox.bc.attachments import ATTACHMENT_SETS, AttachmentsMixin
 from bc_jira_sandbox.bc.entities import (
     BLANK_DATE,
     DOCUMENTS,
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
 
-class BcState(SeedMixin, LinesMixin, NotificationsMixin):
+class BcState(SeedMixin, LinesMixin, NotificationsMixin, AttachmentsMixin):
     """All BC data of the sandbox (picklable: no locks or callables; the ``sb`` back-reference is skipped)."""
 
     def __init__(self, sb: Sandbox) -> None:
@@ -55,6 +56,7 @@ class BcState(SeedMixin, LinesMixin, NotificationsMixin):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, dict[str, Any]] = {}  # notificationUrl -> {"subs": {id: [items]}, ...}
         self.last_modified = now - timedelta(days=60)
+        self.reset_attachments()
 
     def counts(self) -> dict[str, int]:
         return {
@@ -201,6 +203,19 @@ class BcState(SeedMixin, LinesMixin, NotificationsMixin):
             out.update({k: rec[k] for k in select})
         else:
             out.update(rec)
-        if expand:
-            out.update(expanded(entity, rec, self.lines.get(rec["id"], []), expand))
+        for item in expand or []:
+            if item.nav in ATTACHMENT_SETS:
+                if item.nav == "documentAttachments" and not getattr(self, "document_attachments_api", True):
+                    raise BcError(
+                        400,
+                        "BadRequest",
+                        f"Could not find a property named '{item.nav}' on type 'Microsoft.NAV.{entity}'.",
+                    )
+                base = f"{self.sb.base_url}/v2.0/{self.sb.creds['tenant_id']}/{self.sb.creds['environment']}"
+                base += f"/api/v2.0/companies({self.company['id']})"
+                rows = self.attachments_of(item.nav, rec["id"])
+                out[item.nav] = [self.attachment_json(item.nav, r, item.select, base) for r in rows]
+        others = [item for item in expand or [] if item.nav not in ATTACHMENT_SETS]
+        if others:
+            out.update(expanded(entity, rec, self.lines.get(rec["id"], []), others))
         return out

@@ -79,6 +79,12 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
         ["issueLink"],
     ),
     (
+        "attachment",
+        "Attachment",
+        {"type": "array", "items": "attachment", "system": "attachment"},
+        ["attachments"],
+    ),
+    (
         "statuscategorychangedate",
         "Status Category Changed",
         {"type": "datetime", "system": "statuscategorychangedate"},

@@ -110,6 +110,7 @@ class FieldsMixin(JiraBase):
             "created": jira_ts(rec["created"]),
             "updated": jira_ts(rec["updated"]),
             "issuelinks": self.issuelinks_json(rec),
+            "attachment": self.attachments_json(rec),
             # set when the status category changes (To Do -> Done, Done -> In Progress), not within a category
             "statuscategorychangedate": jira_ts(rec.get("category_changed") or rec["created"]),
         }

@@ -184,7 +184,8 @@ def control_field(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
 def control_options(body: dict[str, Any], sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec;
     ``{"expiration_date_format": "epoch_ms" | "iso"}``: how webhook ``expirationDate`` is answered;
-    ``{"issue_linking": false}``: issue linking turned off by an admin (its endpoints answer 404)."""
+    ``{"issue_linking": false}``: issue linking turned off by an admin (its endpoints answer 404);
+    ``{"attachment_max_bytes": N}``: the site's maximum attachment size (larger uploads answer 413)."""
     with sb.lock:
         if "validate" in body:
             sb.jira.validate = bool(body["validate"])
@@ -195,6 +196,11 @@ def control_options(body: dict[str, Any], sb: Sandbox = SANDBOX) -> dict[str, An
             sb.jira.expiration_date_format = form
         if "issue_linking" in body:
             sb.jira.issue_linking = bool(body["issue_linking"])
+        if "attachment_max_bytes" in body:
+            limit = body["attachment_max_bytes"]
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                raise HTTPException(400, "attachment_max_bytes must be a positive integer")
+            sb.jira.attachment_max_bytes = limit
         return {
             "validate": sb.jira.validate,
             "expiration_date_format": getattr(sb.jira, "expiration_date_format", "epoch_ms"),
