@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bc_jira.config.model import _PROJECT_KEY_RE, AssigneeRule, Selection
 from bc_jira.entities import ENTITIES, spec
+from bc_jira.failfast import ConnectionConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -151,7 +152,9 @@ def _entry_selection(value: Any, path: str, problems: list[str]) -> dict[str, Se
     return out
 
 
-def _entry_identity(value: Mapping[str, Any], path: str, problems: list[str]) -> tuple[str | None, str | None]:
+def _entry_identity(
+    value: Mapping[str, Any], path: str, problems: list[str]
+) -> tuple[str | None, str | None]:
     cid, name = value.get("id"), value.get("name")
     if cid is None and name is None:
         problems.append(f'{path}: needs "id" (the company GUID from BC\'s GET companies) or "name"')
@@ -217,7 +220,10 @@ def parse_companies(value: Any, problems: list[str]) -> tuple[CompanyEntry, ...]
     entries = [e for i, v in enumerate(value) if (e := _entry(i, v, problems)) is not None]
     seen: dict[tuple[str, str], CompanyEntry] = {}
     for e in entries:
-        for ident in ((e.connection, f"id:{e.company_id}"), (e.connection, f"name:{(e.name or '').casefold()}")):
+        for ident in (
+            (e.connection, f"id:{e.company_id}"),
+            (e.connection, f"name:{(e.name or '').casefold()}"),
+        ):
             if ident[1] in ("id:None", "name:"):
                 continue
             first = seen.setdefault(ident, e)
@@ -240,8 +246,9 @@ class ConnectionFacts:
     company_id: str | None
 
 
-class CompanyError(RuntimeError):
-    """A company cannot be synced (unknown name, missing connection); names the company and the fix."""
+class CompanyError(ConnectionConfigError):
+    """A company cannot be synced (unknown name, missing connection, BC refuses it); names the company and the
+    fix. A configuration error: its task fails at once, not retried (``bc_jira.failfast``)."""
 
 
 def resolve_company(

@@ -326,9 +326,7 @@ def _field_names(value: Any, problems: list[str]) -> FieldNames:
         if key not in names:
             problems.append(f"fields.{key}: unknown key; use one of {', '.join(names)}")
         elif not isinstance(val, str) or not val.strip():
-            problems.append(
-                f"fields.{key}: must be the name of a Jira custom field, e.g. {names[key]!r}"
-            )
+            problems.append(f"fields.{key}: must be the name of a Jira custom field, e.g. {names[key]!r}")
         else:
             names[key] = val.strip()
     dupes = {v for v in names.values() if list(names.values()).count(v) > 1}

@@ -69,6 +69,7 @@ class StateStore:
     """
 
     company: str | None = None
+    bc_company_id: str | None = None  # the company's GUID: staged BC events of other companies are not its
 
     def __init__(self, url: str) -> None:
         self._db = db = Database(url)
@@ -96,10 +97,12 @@ class StateStore:
         """The ``bc_jira_db`` connection when defined, else a SQLite file in ``$AIRFLOW_HOME``."""
         return cls.from_url(url_from_airflow(conn_id))
 
-    def for_company(self, company: str) -> StateStore:
-        """This store, acting in ``company`` (the store key: ``""`` is the default company)."""
+    def for_company(self, company: str, bc_company_id: str | None = None) -> StateStore:
+        """This store, acting in ``company`` (the store key: ``""`` is the default company); with
+        ``bc_company_id``, its pending BC events are that company's only (notifications name it)."""
         view = copy.copy(self)
         view.company = company
+        view.bc_company_id = bc_company_id.lower() if bc_company_id else None
         return view
 
     @property
@@ -107,7 +110,7 @@ class StateStore:
         return self.company or ""
 
     def _stamp(self, row: _Row) -> _Row:
-        """A row written through a company's view carries that company (rows name theirs when they know it)."""
+        """A row written through a company's view carries that company (unless it names its own)."""
         if self.company and not row.company:
             return dataclasses.replace(row, company=self.company)
         return row
@@ -142,7 +145,17 @@ class StateStore:
         return self._events.count_deliveries()
 
     def pending_events(self, kind: str | None = None, limit: int = 500) -> list[Event]:
-        return self._events.pending_events(kind, limit)
+        events = self._events.pending_events(kind, limit)
+        if self.bc_company_id is None:
+            return events
+        return [e for e in events if self._own_event(e)]
+
+    def _own_event(self, event: Event) -> bool:
+        """A BC event is this company's when it names its GUID (every BC notification does); others pass."""
+        if event.source != "bc":
+            return True
+        named = str((event.payload or {}).get("company_id") or "").lower()
+        return not named or named == self.bc_company_id
 
     def count_pending(self, kind: str | None = None) -> int:
         return self._events.count_pending(kind)

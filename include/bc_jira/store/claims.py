@@ -74,7 +74,14 @@ class ClaimRepository:
     ) -> list[str]:
         company, entity = key
         rows = [
-            {"company": company, "entity": entity, "bc_id": b, "owner": owner, "try_number": try_number, "claimed_at": now}
+            {
+                "company": company,
+                "entity": entity,
+                "bc_id": b,
+                "owner": owner,
+                "try_number": try_number,
+                "claimed_at": now,
+            }
             for b in chunk
         ]
         stmt = self._db.insert(claims).values(rows)
