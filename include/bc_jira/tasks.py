@@ -268,9 +268,19 @@ def connect_task() -> dict[str, Any]:
         raise ConnectError(problems) from None
     rep = connect_checks(cfg, hook.client, cloud_id)
     problems += rep.problems
+    written = [(FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)]
+    if cfg.companies:
+        from bc_jira.config.companies import COMPANIES_VARIABLE_KEY
+        from bc_jira.hooks.business_central import BusinessCentralHook
+        from bc_jira.setup.companies import airflow_lister, check_companies
+
+        crep = check_companies(cfg.companies, airflow_lister(lambda conn: BusinessCentralHook(conn)))
+        problems += crep.problems
+        rep.notes.extend(crep.notes)
+        written.append((COMPANIES_VARIABLE_KEY, crep.resolved))
     if problems:
         raise ConnectError(problems)
-    for key, value in ((FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)):
+    for key, value in written:
         Variable.set(key, json.dumps(value, sort_keys=True), description=variable_description(key))
     for note in rep.notes:
         log.info("%s", note)

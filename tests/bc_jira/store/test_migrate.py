@@ -77,8 +77,16 @@ def test_store_from_main_upgraded_rows_are_the_default_companys(url: str) -> Non
     assert store.get_link_by_issue("CA-1").company == "c0ffee00"
 
     inspector = sa.inspect(store.engine)
-    assert inspector.get_pk_constraint("bc_jira_links")["constrained_columns"] == ["company", "entity", "bc_id"]
-    assert inspector.get_pk_constraint("bc_jira_claims")["constrained_columns"] == ["company", "entity", "bc_id"]
+    assert inspector.get_pk_constraint("bc_jira_links")["constrained_columns"] == [
+        "company",
+        "entity",
+        "bc_id",
+    ]
+    assert inspector.get_pk_constraint("bc_jira_claims")["constrained_columns"] == [
+        "company",
+        "entity",
+        "bc_id",
+    ]
     assert "bc_jira_links_pre_company" not in inspector.get_table_names()
     indexes = {ix["name"] for ix in inspector.get_indexes("bc_jira_links")}
     assert {"ix_bc_jira_links_issue_id", "ix_bc_jira_links_issue_key"} <= indexes
@@ -109,7 +117,9 @@ def test_same_guid_in_two_companies_is_two_records(store: StateStore) -> None:
 
     b_us = us.save_batches("vendors", "run-1", [{"id": GUID}], 10)
     b_ca = ca.save_batches("vendors", "run-1", [{"id": GUID}], 10)
-    assert b_us != b_ca and us.batch_ids("vendors", "run-1") == b_us and ca.batch_ids("vendors", "run-1") == b_ca
+    assert (
+        b_us != b_ca and us.batch_ids("vendors", "run-1") == b_us and ca.batch_ids("vendors", "run-1") == b_ca
+    )
     assert (store.batch_company(b_us[0]), store.batch_company(b_ca[0])) == ("", "ab12cd34")
     assert b_us[0].startswith("vendors:")  # the default company's batch ids are the ones from before
 
