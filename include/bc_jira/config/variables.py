@@ -15,7 +15,7 @@ _DESCRIPTIONS = {
         "Written by bc_jira_connect; run it again after renaming or recreating a field instead of editing."
     ),
     "bc_jira_bc_companies": (
-        "bc-jira: BC company id by name per BC connection, for the companies of bc_jira_config named by name; "
+        "bc-jira: BC company id by name per BC connection, for the companies bc_jira_config names by name; "
         "resolved by the bc_jira_connect DAG (GET companies). Run it again after renaming a company."
     ),
     USERS_VARIABLE_KEY: (

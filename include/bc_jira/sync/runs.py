@@ -256,10 +256,12 @@ def finalize_task(entity: str, *, attachments: bool = False) -> Any:
     done = _done_batches(ti, "upsert")
     attached = _done_batches(ti, "attach") if attachments else None
     out: dict[str, str | None] = {}
+    blocked: list[str] = []
     for ref, state, ids in zip(refs, states, lists, strict=False):
         blocker = _company_blocker(ids if state is not None else None, done, attached)
         if blocker:
-            log.warning("%s: company %s: watermark not advanced: %s", entity, ref["label"] or "-", blocker)
+            who = f"company {ref['label']}: " if ref["label"] else ""
+            blocked.append(f"{who}watermark not advanced: {blocker}")
             continue
         company = resolve(cfg, int(ref["index"]))
         mine = [done[b] for b in ids or []]
@@ -268,6 +270,13 @@ def finalize_task(entity: str, *, attachments: bool = False) -> Any:
         StateStore.from_airflow().purge_batches(datetime.now(UTC) - timedelta(days=7))
     except Exception:
         log.warning("%s: purging old batches failed", entity, exc_info=True)
+    if blocked:
+        # the run must show failed (Airflow derives it from the leaf tasks); a retry cannot change upstream
+        from airflow.sdk.exceptions import AirflowFailException
+
+        message = f"{entity}: " + "; ".join(blocked) + ". Clear the failed tasks to run them again"
+        log.error("%s", message)
+        raise AirflowFailException(message)
     if not cfg.companies:  # one company: the watermark, as before companies
         return out.get("")
     return out

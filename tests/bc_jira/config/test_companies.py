@@ -28,7 +28,8 @@ def _cfg(companies: object, **extra: object):
 
 def test_without_companies_the_connection_company_keeps_todays_names() -> None:
     cfg = parse_config({"project_key": "FIN"})
-    assert cfg.companies == () and company_refs(cfg) == [{"index": -1, "label": ""}]
+    assert cfg.companies == ()
+    assert company_refs(cfg) == [{"index": -1, "label": ""}]
     one = single_company(DEFAULT)
     assert (one.default, one.store_key, one.watermark_key("vendors")) == (
         True,
@@ -77,13 +78,16 @@ def test_the_current_company_listed_again_is_the_default_one() -> None:
         "",
         "bc_jira_watermark_purchase_invoices",
     )
-    assert not ca.default and ca.store_key == ca.key == company_key("bc_default", "production", CA)
-    assert len(ca.key) == 8 and ca.watermark_key("vendors") == f"bc_jira_watermark_vendors__{ca.key}"
+    assert not ca.default
+    assert ca.store_key == ca.key == company_key("bc_default", "production", CA)
+    assert len(ca.key) == 8
+    assert ca.watermark_key("vendors") == f"bc_jira_watermark_vendors__{ca.key}"
     assert watermark_key("vendors", ca.key) == ca.watermark_key("vendors")
     ca_cfg, us_cfg = ca.config(cfg), us.config(cfg)
     assert (ca_cfg.project_key, us_cfg.project_key) == ("CA", "FIN")
     assert ca_cfg.labels == ("bc-jira", f"bc-company-{ca.key}")
-    assert us_cfg.company is not None and us_cfg.company.default and us_cfg.company.name == "CRONUS USA"
+    assert us_cfg.company is not None
+    assert (us_cfg.company.default, us_cfg.company.name) == (True, "CRONUS USA")
     # the same GUID in another environment (a copy of the company) is another company, another key
     assert company_key("bc_default", "sandbox", US) != us.key
     with pytest.raises(CompanyError, match="run the bc_jira_connect DAG"):

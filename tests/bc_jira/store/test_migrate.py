@@ -17,14 +17,15 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def _old_store(url: str) -> None:
     """The tables exactly as today's main creates them, with a link, a claim, an audit row, an effect."""
     engine = sa.create_engine(url)
-    ddl = pre_company_ddl.POSTGRESQL if url.startswith("postgresql") else pre_company_ddl.SQLITE
+    pg = url.startswith("postgresql")
+    ddl = pre_company_ddl.POSTGRESQL if pg else pre_company_ddl.SQLITE
     with engine.begin() as conn:
         for stmt in ddl:
             conn.execute(sa.text(stmt))
         conn.execute(
             sa.text(
-                "INSERT INTO bc_jira_links (entity, bc_id, document_number, issue_id, issue_key, content_hash,"
-                " state, updated_at, summary_hash) VALUES ('purchase_invoices', :b, '108001', '10001', "
+                "INSERT INTO bc_jira_links (entity, bc_id, document_number, issue_id, issue_key, "
+                "content_hash, state, updated_at, summary_hash) VALUES ('purchase_invoices', :b, '108001', '10001', "
                 "'FIN-1', 'h1', 'linked', :t, 's1')"
             ),
             {"b": GUID, "t": T0},
@@ -64,7 +65,8 @@ def test_store_from_main_upgraded_rows_are_the_default_companys(url: str) -> Non
     assert [r.issue_key for r in store.query_audit(company="")] == ["FIN-1"]
     # the old claim is the default company's: another owner cannot take it while fresh
     taken, held = store.claim_records("purchase_invoices", [GUID], "other", 1, T0 + timedelta(seconds=5), 600)
-    assert taken == set() and held[GUID][0] == "d/r/upsert[0]"
+    assert taken == set()
+    assert held[GUID][0] == "d/r/upsert[0]"
 
     # the key now holds the company: the same GUID in another company is another record
     ca = store.for_company("c0ffee00")
@@ -117,9 +119,8 @@ def test_same_guid_in_two_companies_is_two_records(store: StateStore) -> None:
 
     b_us = us.save_batches("vendors", "run-1", [{"id": GUID}], 10)
     b_ca = ca.save_batches("vendors", "run-1", [{"id": GUID}], 10)
-    assert (
-        b_us != b_ca and us.batch_ids("vendors", "run-1") == b_us and ca.batch_ids("vendors", "run-1") == b_ca
-    )
+    assert b_us != b_ca
+    assert (us.batch_ids("vendors", "run-1"), ca.batch_ids("vendors", "run-1")) == (b_us, b_ca)
     assert (store.batch_company(b_us[0]), store.batch_company(b_ca[0])) == ("", "ab12cd34")
     assert b_us[0].startswith("vendors:")  # the default company's batch ids are the ones from before
 
