@@ -25,8 +25,8 @@ def _old_store(url: str) -> None:
         conn.execute(
             sa.text(
                 "INSERT INTO bc_jira_links (entity, bc_id, document_number, issue_id, issue_key, "
-                "content_hash, state, updated_at, summary_hash) VALUES ('purchase_invoices', :b, '108001', '10001', "
-                "'FIN-1', 'h1', 'linked', :t, 's1')"
+                "content_hash, state, updated_at, summary_hash) VALUES "
+                "('purchase_invoices', :b, '108001', '10001', 'FIN-1', 'h1', 'linked', :t, 's1')"
             ),
             {"b": GUID, "t": T0},
         )
