@@ -321,11 +321,32 @@ def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
     return WriteBack(
         cfg=cfg,
         bc=BusinessCentralHook(),
+        bc_for=_company_hooks(cfg) if cfg.companies else None,
         jira=JiraCloudHook(store=store, retry=retry_policy(cfg)),
         store=store,
         record_id_field=discovered.get(cfg.fields.record_id),
         run=run or {},
     )
+
+
+def _company_hooks(cfg: Any) -> Any:
+    """store key -> the BC hook of that company (the write-back acts in the record's own company)."""
+    from bc_jira.config.companies import CompanyError, company_by_store_key
+    from bc_jira.sync.companies import bc_hook, resolve_all
+
+    cache: dict[str, Any] = {}
+
+    def hook_for(key: str) -> Any:
+        if key not in cache:
+            companies, problems = resolve_all(cfg)
+            company = company_by_store_key(companies, key)
+            if company is None:
+                why = "; ".join(problems) or "removed"
+                raise CompanyError(f"company {key}: not in bc_jira_config or not resolvable ({why})")
+            cache[key] = bc_hook(company)
+        return cache[key]
+
+    return hook_for
 
 
 def _run_context() -> dict[str, Any]:
