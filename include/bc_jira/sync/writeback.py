@@ -87,12 +87,8 @@ class WriteBack:
     run: Mapping[str, Any] = field(default_factory=dict)  # dag_id, run_id, task_id, try_number
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     bc_for: Callable[[str], BusinessCentralHook] | None = None  # store key -> its company's hook (companies)
-    _acting: BusinessCentralHook | None = field(default=None, init=False, repr=False)
+    _acting: BusinessCentralHook | None = field(default=None, init=False, repr=False)  # its company's hook
     _company: str = field(default="", init=False, repr=False)
-
-    @property
-    def bc_now(self) -> BusinessCentralHook:  # the acted-on record's company's hook
-        return self._acting or self.bc
 
     # -- entry points --------------------------------------------------------------------------------------
     def retry_comments(self, limit: int = 200) -> dict[str, int]:
@@ -288,7 +284,7 @@ class WriteBack:
     def _post_invoice(self, base: Result, link: Link | None, status_name: str, source: str) -> Result:
         bc_id = str(base.bc_id)  # set: the issue names a record
         eset = SPECS["purchase_invoices"].entity_set
-        inv = self.bc_now.get_record(eset, bc_id)
+        inv = (self._acting or self.bc).get_record(eset, bc_id)
         base.document_number = inv.get("number") or base.document_number
         if inv.get("status") != "Draft":
             return self._finish(
@@ -315,10 +311,10 @@ class WriteBack:
             )
         draft_no = inv.get("number")
         try:
-            self.bc_now.post_purchase_invoice(bc_id)
+            (self._acting or self.bc).post_purchase_invoice(bc_id)
         except (TransportError, ClientError) as exc:
             # Lost answer or "draft only": BC may have committed it. The record tells.
-            after = self.bc_now.get_record(eset, bc_id)
+            after = (self._acting or self.bc).get_record(eset, bc_id)
             if after.get("status") == "Draft":
                 raise
             log.info(
@@ -327,7 +323,7 @@ class WriteBack:
                 type(exc).__name__,
                 after.get("status"),
             )
-        after = self.bc_now.get_record(eset, bc_id)
+        after = (self._acting or self.bc).get_record(eset, bc_id)
         new_no = after.get("number")
         base.new_number = new_no
         return self._finish(
@@ -350,7 +346,7 @@ class WriteBack:
     def _unblock_vendor(self, base: Result, link: Link | None, status_name: str, source: str) -> Result:
         bc_id = str(base.bc_id)  # set: the issue names a record
         eset = SPECS["vendors"].entity_set
-        ven = self.bc_now.get_record(eset, bc_id)
+        ven = (self._acting or self.bc).get_record(eset, bc_id)
         base.document_number = ven.get("number") or base.document_number
         if not ven.get("blocked"):
             return self._finish(
@@ -375,9 +371,11 @@ class WriteBack:
             )
         first = ven
         try:
-            after = self.bc_now.unblock_vendor(bc_id, ven["@odata.etag"])
+            after = (self._acting or self.bc).unblock_vendor(bc_id, ven["@odata.etag"])
         except PreconditionFailed:
-            ven = self.bc_now.get_record(eset, bc_id)  # someone changed it: look again, retry once
+            ven = (self._acting or self.bc).get_record(
+                eset, bc_id
+            )  # someone changed it: look again, retry once
             if not ven.get("blocked"):
                 return self._finish(
                     base,
@@ -390,7 +388,7 @@ class WriteBack:
                         read=ven,
                     ),
                 )
-            after = self.bc_now.unblock_vendor(bc_id, ven["@odata.etag"])
+            after = (self._acting or self.bc).unblock_vendor(bc_id, ven["@odata.etag"])
         return self._finish(
             base,
             link,
