@@ -268,7 +268,7 @@ def connect_task() -> dict[str, Any]:
         raise ConnectError(problems) from None
     rep = connect_checks(cfg, hook.client, cloud_id)
     problems += rep.problems
-    written = [(FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)]
+    written: list[tuple[str, object]] = [(FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)]
     if cfg.companies:
         from bc_jira.config.companies import COMPANIES_VARIABLE_KEY
         from bc_jira.hooks.business_central import BusinessCentralHook
