@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
+# the task instance header's Clear button: "Clear Task Instance", or its shortcut hint where the page's
+# hotkeys are on (``dags:runAndTaskActions.clear.button`` / ``.buttonTooltip`` of the 3.3.2 UI)
+CLEAR_BUTTON = ("Clear Task Instance", "Press shift+c to clear")
+
 INV = "bc_purchase_invoices_to_jira"
 ENTITY = "purchase_invoices"
 WATERMARK = "bc_jira_watermark_purchase_invoices"
@@ -204,22 +208,26 @@ def test_upsert_extra_links_clicked_in_the_airflow_ui(
     print(f"UI-LINKS sync run {t_run:.1f}s, UI walk {time.monotonic() - t0 - t_run:.1f}s")
 
 
-def _clear_dialog_state(browser: Browser) -> dict[str, Any]:
-    """What the open Clear dialog shows: its title, the option buttons that are on, the checkboxes."""
+def _clear_dialog_state(browser: Browser) -> dict[str, Any] | None:
+    """What the open Clear dialog shows: the option buttons that are on (the selected one has the panel's
+    background, the others are transparent), its named checkboxes, how many affected rows are ticked."""
     return browser.run(
         """
-        const d = document.querySelector('[role=dialog]');
+        const d = [...document.querySelectorAll('.chakra-dialog__content')].find(
+            e => e.innerText.trim().startsWith('Clear Task Instance'));
         if (!d) return null;
         const on = b => getComputedStyle(b).backgroundColor !== 'rgba(0, 0, 0, 0)';
         const group = [...d.querySelectorAll('button')].filter(b => ['Past', 'Future', 'Upstream',
             'Downstream', 'Clear only failed tasks'].includes(b.innerText.trim()));
         const boxes = [...d.querySelectorAll('label')].filter(l => l.querySelector('input[type=checkbox]'));
+        const named = boxes.filter(l => l.innerText.trim());
+        const rows = [...d.querySelectorAll('tbody tr')];
         return {
-            title: (d.querySelector('h2, h1, header') || d).innerText.trim(),
             options: Object.fromEntries(group.map(b => [b.innerText.trim(), on(b)])),
-            disabled: group.filter(b => b.disabled).map(b => b.innerText.trim()),
-            checkboxes: Object.fromEntries(boxes.map(l => [l.innerText.trim(),
+            checkboxes: Object.fromEntries(named.map(l => [l.innerText.trim(),
                 l.querySelector('input[type=checkbox]').checked])),
+            rows: rows.length,
+            rows_ticked: rows.filter(r => (r.querySelector('input[type=checkbox]') || {}).checked).length,
             text: d.innerText,
         };
         """
@@ -251,12 +259,13 @@ def test_replay_cleared_in_the_ui_with_its_defaults_never_moves_data_backwards(
     the dialog's defaults and a real scheduler re-runs it: Jira is not written, keeps the newest values,
     and the watermark stays where the second run put it.
 
-    The Clear dialog of a mapped task instance in Airflow 3.3.2 (``ClearTaskInstanceDialog``, read in the
-    installed UI and asserted below): "Downstream" on; "Past", "Future", "Upstream" and "Clear only failed
-    tasks" off; "Clear all mapped tasks" unticked (only this map index is cleared); "Prevent rerun if task
-    is running" ticked; "Run with latest bundle version" shown only when the bundle version changed. So
-    the defaults clear ``upsert [1]`` and its downstream ``advance_watermark`` of that run (2 affected
-    tasks). "Confirm" then opens a confirmation that confirms itself unless the task is queued/scheduled.
+    The Clear dialog of a mapped task instance in Airflow 3.3.2 (the header's icon button, aria-label
+    "Press shift+c to clear"; read in the installed UI and asserted below): "Downstream" on; "Past",
+    "Future", "Upstream" and "Clear only failed tasks" off; "Prevent rerun if task is running" ticked; the
+    dry run's affected tasks listed with every row ticked. It clears only this map index (``task_ids:
+    [[upsert, 1]]``; all mapped instances have their own "Clear All Mapped Tasks" button), so the defaults
+    clear ``upsert [1]`` and its downstream ``advance_watermark`` of that run: "Affected Tasks: 2".
+    "Confirm" then opens a confirmation that confirms itself unless the task is queued or scheduled.
     """
     from airflow.models.variable import Variable
     from airflow.utils.state import DagRunState
@@ -304,7 +313,10 @@ def test_replay_cleared_in_the_ui_with_its_defaults_never_moves_data_backwards(
             assert resp.status_code == 200, resp.text  # a deployed sync DAG runs unpaused
             scheduler = Scheduler(server)
             browser.get(server.url + ti_path(first.run_id, 1))
-            browser.click(browser.find_text("Clear Task Instance", "button", timeout=60))
+            # the header's icon button (CgRedo); its tooltip and aria-label say what it does
+            clear = browser.find_text(CLEAR_BUTTON, "button", timeout=60)
+            label = browser.attribute(clear, "aria-label")
+            browser.click(clear)
             state = browser.wait(
                 lambda: (s := _clear_dialog_state(browser)) and "Affected Tasks: 2" in s["text"] and s,
                 timeout=30,
@@ -317,17 +329,15 @@ def test_replay_cleared_in_the_ui_with_its_defaults_never_moves_data_backwards(
                 "Downstream": True,
                 "Clear only failed tasks": False,
             }, state
-            assert state["checkboxes"] == {
-                "Clear all mapped tasks": False,
-                "Prevent rerun if task is running": True,
-            }, state
+            assert state["checkboxes"] == {"Prevent rerun if task is running": True}, state
+            assert (state["rows"], state["rows_ticked"]) == (2, 2), state  # every affected task ticked
             assert "advance_watermark" in state["text"]
             assert "upsert" in state["text"]
             if SCREENSHOTS:
                 time.sleep(1)
                 browser.screenshot(DOCS / "ui-clear-dialog.png")
             t_clear = time.monotonic()
-            browser.click(browser.find_text("Confirm", "[role=dialog] button"))
+            browser.click(browser.find_text("Confirm", ".chakra-dialog__content button"))
             browser.wait(lambda: not _clear_dialog_state(browser), what="the dialog to close")
             run = scheduler.wait_for_run(INV, first.run_id)
             t_replay = time.monotonic() - t_clear
@@ -355,6 +365,6 @@ def test_replay_cleared_in_the_ui_with_its_defaults_never_moves_data_backwards(
         assert rows[0].run_id == first.run_id
         assert "older than the one already synced" in rows[0].reason
     print(
-        f"UI-CLEAR two syncs {t_runs:.1f}s, clear -> replay done {t_replay:.1f}s; "
+        f"UI-CLEAR button {label!r}; two syncs {t_runs:.1f}s, clear -> replay done {t_replay:.1f}s; "
         f"watermark {w1} -> {w2} -> {Variable.get(WATERMARK)}"
     )

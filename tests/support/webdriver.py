@@ -87,15 +87,16 @@ class Browser:
                     raise
                 time.sleep(0.25)
 
-    def find_text(self, text: str, css: str = "a, button", timeout: float = 20.0) -> str:
+    def find_text(self, text: str | tuple[str, ...], css: str = "a, button", timeout: float = 20.0) -> str:
         """The first visible element matching ``css`` whose text is ``text`` (what a user reads, or what a
-        screen reader says of an icon button: its ``aria-label``), waiting for it."""
+        screen reader says of an icon button: its ``aria-label``; a tuple: any of them), waiting for it."""
         script = (
-            "const [css, text] = arguments;"
+            "const [css, texts] = arguments;"
             "return [...document.querySelectorAll(css)].find(e => e.getClientRects().length > 0 && "
-            "(e.innerText.trim() === text || e.getAttribute('aria-label') === text)) || null;"
+            "(texts.includes(e.innerText.trim()) || texts.includes(e.getAttribute('aria-label')))) || null;"
         )
-        found = self.wait(lambda: self.run(script, css, text), timeout=timeout, what=f"{css} {text!r}")
+        texts = [text] if isinstance(text, str) else list(text)
+        found = self.wait(lambda: self.run(script, css, texts), timeout=timeout, what=f"{css} {text!r}")
         return found[ELEMENT]
 
     @property
