@@ -204,17 +204,21 @@ def test_jira_oauth_right_and_wrong_client_secret(airflow_ui: Setup) -> None:
     assert airflow_ui.sandbox.stats()["events"].get("atlassian.grant.revoked", 0) == 0
 
 
+def _basic_spec(setup: Setup) -> dict[str, Any]:
+    """A basic-auth Jira connection as the form fills it: site URL, email and API token as extras."""
+    c = setup.creds
+    extra = {
+        "auth": "basic",
+        "site_url": f"{setup.sandbox.url}/site",
+        "email": c["jira_email"],
+        "api_token": c["jira_api_token"],
+    }
+    return {"conn_type": "jira_cloud", "extra": extra}
+
+
 def test_jira_basic_auth_with_the_forms_own_fields(airflow_ui: Setup) -> None:
     c = airflow_ui.creds
-    spec = {
-        "conn_type": "jira_cloud",
-        "extra": {
-            "auth": "basic",
-            "site_url": f"{airflow_ui.sandbox.url}/site",
-            "email": c["jira_email"],
-            "api_token": c["jira_api_token"],
-        },
-    }
+    spec = _basic_spec(airflow_ui)
     airflow_ui.store("jira_basic", spec)
     try:
         row = airflow_ui.api("GET", "/connections/jira_basic").json()
@@ -274,53 +278,51 @@ def _need_browser() -> None:
 
 
 def _row_button(browser: Browser, conn_id: str, label: str) -> str:
-    return browser.element(
+    """The row's button (waiting for the list to show the row)."""
+    script = (
         "return [...document.querySelectorAll('tbody tr')]"
         ".find(r => [...r.querySelectorAll('td')].some(td => td.innerText.trim() === arguments[0]))"
-        "?.querySelector(`button[aria-label='${arguments[1]}']`)",
-        conn_id,
-        label,
+        "?.querySelector(`button[aria-label='${arguments[1]}']`) || null"
     )
+    browser.wait(lambda: browser.run(script, conn_id, label), timeout=30, what=f"{label} of {conn_id}")
+    return browser.element(script, conn_id, label)
 
 
-def _dismiss_toasts(browser: Browser) -> None:
-    browser.run(
-        "document.querySelectorAll('[data-scope=toast] [data-part=close-trigger]').forEach(b => b.click())"
-    )
-    browser.wait(
-        lambda: not browser.run("return document.querySelectorAll(arguments[0]).length", TOAST),
-        what="old toasts gone",
-    )
+def _toasts(browser: Browser, expect: str) -> list[str]:
+    texts = browser.run(f"return [...document.querySelectorAll('{TOAST}')].map(t => t.innerText)")
+    return [t for t in texts if expect in t]
 
 
 def _click_test(browser: Browser, conn_id: str, expect: str) -> str:
-    """Click the row's Test button; the toast's text once it shows ``expect``."""
-    _dismiss_toasts(browser)
+    """Click the row's Test button; the text of the new toast that shows ``expect``."""
+    before = len(_toasts(browser, expect))
     browser.click(_row_button(browser, conn_id, "Test Connection"))
-    return browser.wait(
-        lambda: next(
-            (
-                t
-                for t in browser.run(
-                    f"return [...document.querySelectorAll('{TOAST}')].map(t => t.innerText)"
-                )
-                if expect in t
-            ),
-            None,
-        ),
-        timeout=60,
-        what=f"a toast with {expect!r}",
+    browser.wait(
+        lambda: len(_toasts(browser, expect)) > before, timeout=60, what=f"a new toast with {expect!r}"
     )
+    return _toasts(browser, expect)[-1]
 
 
-def _open_form(browser: Browser, conn_id: str) -> dict[str, Any]:
-    """Open the row's Edit form; its text and its inputs (name, type, value)."""
+def _open_form(browser: Browser, conn_id: str, section: str = "Extra Fields") -> dict[str, Any]:
+    """Open the row's Edit form at ``section``; its labels and its inputs (name, type, value)."""
     browser.click(_row_button(browser, conn_id, "Edit Connection"))
     browser.find("[role=dialog] input[name=login]")
     time.sleep(1)  # the extra fields render after the connection type's metadata
+    trigger = (
+        "return [...document.querySelectorAll('[role=dialog] button')]"
+        ".find(b => b.innerText.trim() === arguments[0])"
+    )
+    if browser.attribute(browser.element(trigger, section), "aria-expanded") != "true":
+        browser.click(browser.element(trigger, section))  # the accordion a user opens to see them
+    browser.wait(
+        lambda: browser.attribute(browser.element(trigger, section), "aria-expanded") == "true",
+        what=f"{section} shown",
+    )
+    time.sleep(0.5)
     return browser.run(
         "const d = document.querySelector('[role=dialog]');"
-        "return {text: d.innerText, inputs: [...d.querySelectorAll('input')].map("
+        "return {text: [...d.querySelectorAll('label')].map(l => l.textContent.trim()).join('\\n'),"
+        "inputs: [...d.querySelectorAll('input')].map("
         "i => ({name: i.name, type: i.type, value: i.value}))}"
     )
 
@@ -342,6 +344,15 @@ def _save_form(browser: Browser) -> None:
     browser.wait(lambda: not browser.run("return document.querySelector('[role=dialog]')"), what="form saved")
 
 
+def _show_secrets(browser: Browser) -> None:
+    """Scroll the form so its last secret extra (masked) is in the screenshot."""
+    browser.run(
+        "const s = [...document.querySelectorAll('[role=dialog] input[type=password][name^=element_]')];"
+        "s.length && s[s.length - 1].scrollIntoView({block: 'center'})"
+    )
+    time.sleep(0.3)
+
+
 def _shot(browser: Browser, name: str, tmp: Path) -> None:
     browser.screenshot(tmp / name)
     if os.environ.get("BC_JIRA_UPDATE_SCREENSHOTS") == "1":
@@ -355,6 +366,7 @@ def _inputs(form: dict[str, Any]) -> dict[str, dict[str, str]]:
 def test_forms_and_test_button_clicked_in_the_airflow_ui(airflow_ui: Setup, tmp_path: Path) -> None:
     _need_browser()
     airflow_ui.ensure_jira_grant()
+    airflow_ui.store("jira_basic", _basic_spec(airflow_ui))
     browser = Browser(tmp_path / "profile", height=1000)
     try:
         browser.get(f"{airflow_ui.server.url}/connections")
@@ -366,34 +378,45 @@ def test_forms_and_test_button_clicked_in_the_airflow_ui(airflow_ui: Setup, tmp_
         form = _open_form(browser, "bc_default")
         for label in ("Client ID (Entra application)", "Client secret", "Tenant ID", "Client state"):
             assert label in form["text"], form["text"]
-        assert "Host" not in form["text"].split("Extra Fields")[0]
+        assert "Host" not in form["text"].splitlines()
         fields = _inputs(form)
         assert fields["password"]["type"] == fields["element_client_state"]["type"] == "password"
         assert fields["password"]["value"] == fields["element_client_state"]["value"] == "***"
         assert airflow_ui.creds["bc_client_state"] not in json.dumps(form)
+        _show_secrets(browser)
         _shot(browser, "connection-form-bc.png", tmp_path)
         _close_form(browser)
 
-        # the Jira form: one Site URL, labels per auth mode, secrets masked
+        # the Jira form: one Site URL, labels per auth mode, secrets masked. Airflow's edit form shows the
+        # extras a connection has: an oauth2 one shows the OAuth fields, a basic one the basic fields.
         form = _open_form(browser, "jira_default")
         text = form["text"]
-        assert text.count("Site URL") == 1, text
+        assert text.splitlines().count("Site URL") == 1, text
         for label in (
             "OAuth client ID (oauth2)",
             "OAuth client secret (oauth2)",
-            "Email (basic auth)",
-            "API token (basic auth)",
+            "Redirect URI (oauth2)",
             "Webhook secret",
             "Bootstrap refresh token (oauth2)",
         ):
             assert label in text, (label, text)
         assert "Client ID / email" not in text
+        assert "Host" not in text.splitlines()
         fields = _inputs(form)
-        for name in ("password", "element_webhook_secret", "element_refresh_token", "element_api_token"):
-            assert fields[name]["type"] == "password", name
         for name in ("password", "element_webhook_secret", "element_refresh_token"):
+            assert fields[name]["type"] == "password", name
             assert fields[name]["value"] == "***", name
+        _show_secrets(browser)
         _shot(browser, "connection-form-jira.png", tmp_path)
+        _close_form(browser)
+        form = _open_form(browser, "jira_basic")
+        assert {"Site URL", "Email (basic auth)", "API token (basic auth)"} <= set(form["text"].splitlines())
+        fields = _inputs(form)
+        assert fields["element_api_token"]["type"] == "password"
+        assert fields["element_api_token"]["value"] == "***"
+        assert fields["element_email"]["value"] == airflow_ui.creds["jira_email"]
+        _show_secrets(browser)
+        _shot(browser, "connection-form-jira-basic.png", tmp_path)
         _close_form(browser)
 
         # Test from the list, right secrets: our hooks' success messages
@@ -403,9 +426,11 @@ def test_forms_and_test_button_clicked_in_the_airflow_ui(airflow_ui: Setup, tmp_
         toast = _click_test(browser, "jira_default", "Connected to Jira")
         assert "via OAuth 2.0" in toast
         _shot(browser, "connection-test-jira.png", tmp_path)
+        toast = _click_test(browser, "jira_basic", "via basic auth (email + API token)")
+        assert "Test Connection Successful" in toast
 
         # a wrong secret typed into the form and saved: the hook's reason, not "Bad Request"
-        form = _open_form(browser, "bc_default")
+        _open_form(browser, "bc_default", "Standard Fields")
         secret = browser.find("[role=dialog] input[name=password]")
         browser.clear(secret)
         browser.type_text(secret, "WRONG-UI-SECRET-5")
@@ -420,7 +445,7 @@ def test_forms_and_test_button_clicked_in_the_airflow_ui(airflow_ui: Setup, tmp_
         )
 
         # and the right one typed again: green
-        _open_form(browser, "bc_default")
+        _open_form(browser, "bc_default", "Standard Fields")
         secret = browser.find("[role=dialog] input[name=password]")
         browser.clear(secret)
         browser.type_text(secret, airflow_ui.creds["bc_client_secret"])
