@@ -216,6 +216,19 @@ def health_problems(health: dict[str, Any]) -> list[str]:
     return problems
 
 
+def issue_kinds(issues: Iterable[dict[str, Any]]) -> str:
+    """Which keys are which kind, in key order ("FIN-1…FIN-134 Invoice, FIN-135…FIN-140 Purchase Order"):
+    the syncs run side by side, so which kind gets FIN-1 differs from run to run."""
+    runs: list[list[Any]] = []  # [kind, first key, last key]
+    for issue in sorted(issues, key=lambda i: int(str(i["key"]).rsplit("-", 1)[1])):
+        kind = issue["fields"]["issuetype"]["name"]
+        if runs and runs[-1][0] == kind:
+            runs[-1][2] = issue["key"]
+        else:
+            runs.append([kind, issue["key"], issue["key"]])
+    return ", ".join(f"{a} {kind}" if a == b else f"{a}…{b} {kind}" for kind, a, b in runs)
+
+
 class ApiError(RuntimeError):
     """A REST call that failed for good: one line with what to do."""
 
@@ -536,19 +549,25 @@ bc-jira demo is running (Ctrl-C stops everything this command started)
   audit page      {self.api}/plugin/bc-jira-audit   (Browse > bc-jira audit)
   DAGs            {", ".join(ids)}
   sandbox         {sb}   (BC + Entra + Atlassian + Jira emulated; data in .airflow/sandbox.pickle)
-  sandbox Jira    {sb}/_sandbox/jira/issues        every issue, no search lag
+  Jira board      {sb}/site/jira/core/projects/{project}/board   issues by status, a Done button on each
+  an issue        {sb}/site/browse/{project}-1   (the issue links the connector writes land here)
+  BC web client   {sb}/bc-web   purchase invoices, vendors, purchase orders; New draft invoice, Block buttons
   sandbox stats   {sb}/_sandbox/stats
 
 What happens now: the three sync DAGs read draft purchase invoices, blocked vendors and purchase orders in
 review from BC and create one {project} issue each in mapped batches (refresh the UI's grid view). BC change
 notifications reach {self.api}/bc-jira/bc/notifications and start the invoice/vendor DAGs within seconds.
 
-Move an issue to Done as a Jira user would; the Jira webhook starts jira_transitions_to_bc, which acts by the
-issue's type (see "issuetype" in {sb}/_sandbox/jira/issues): an Invoice issue posts the draft invoice in BC, a
-Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it comments on the issue:
+Press Done on the board (or move an issue with curl) as a Jira user would; the Jira webhook starts
+jira_transitions_to_bc, which acts by the issue's type (the tag on each card): an Invoice issue posts the
+draft invoice in BC, a Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it
+comments on the issue. Which kind {project}-1 is depends on which sync finished first (the board's type
+tabs show each kind).
+The same from a script (JSON of every issue: {sb}/_sandbox/jira/issues):
   curl -s -X POST {sb}/_sandbox/jira/transition -H 'Content-Type: application/json' \\
        -d '{{"issue": "{project}-1", "to": "Done"}}'
-Enter a new draft invoice in BC as a user would (a BC notification starts the sync; a new issue follows):
+Enter a new draft invoice in BC as a user would (New draft invoice on {sb}/bc-web?page=9308,
+or curl); its BC notification starts the sync and a new issue follows:
   curl -s -X POST {sb}/_sandbox/bc/change -H 'Content-Type: application/json' \\
        -d '{{"entity": "purchaseInvoices", "create": {{}}}}'
 """,
@@ -566,10 +585,11 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
                 continue
             try:
                 runs = self.rest("GET", "/dags/~/dagRuns", params={"limit": 500})["dag_runs"]
-                n_issues = len(requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json())
+                issues = requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json()
             except (requests.RequestException, ValueError):
                 time.sleep(5)
                 continue
+            n_issues = len(issues)
             states: dict[str, int] = {}
             for r in runs:
                 states[r["state"]] = states.get(r["state"], 0) + 1
@@ -583,7 +603,7 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
                 first_green = time.monotonic() - self.t0
                 self.say(
                     f"first green runs of all three sync DAGs after {first_green:.0f} s "
-                    f"({n_issues} issues in the sandbox Jira)"
+                    f"({n_issues} issues in the sandbox Jira: {issue_kinds(issues)}; Done acts by kind)"
                 )
                 if self.args.exit_when_green:
                     return

@@ -245,6 +245,17 @@ def _demo(tmp_path: Path) -> demo.Demo:
     return d
 
 
+def test_issue_kinds_names_each_run_of_keys_by_kind_in_key_order() -> None:
+    def issue(n: int, kind: str) -> dict:
+        return {"key": f"FIN-{n}", "fields": {"issuetype": {"name": kind}}}
+
+    issues = [issue(3, "Invoice"), issue(10, "Vendor"), issue(1, "Invoice"), issue(2, "Invoice")]
+    issues += [issue(11, "Purchase Order"), issue(4, "Vendor")]
+    issues += [issue(n, "Vendor") for n in range(5, 10)]
+    assert demo.issue_kinds(issues) == "FIN-1…FIN-3 Invoice, FIN-4…FIN-10 Vendor, FIN-11 Purchase Order"
+    assert demo.issue_kinds([]) == ""
+
+
 def test_health_problems_name_each_component_that_is_not_healthy() -> None:
     assert demo.health_problems(HEALTHY) == []
     dead = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bc_jira.failfast import ConnectionConfigError
 from bc_jira.http import ApiError, AuthError, NotFoundError, TransportError
 from bc_jira.token_cipher import TokenCryptoError
 from bc_jira.tokens import CONSENT_ROUTE, DEFAULT_API_URL, DEFAULT_AUTH_URL, SiteNotAccessible
@@ -49,13 +50,15 @@ def settings_from_connection(
     if auth == "basic":
         return _basic_settings(conn_id, host, login, password, extra)
     if auth != "oauth2":
-        raise ValueError(f"connection {conn_id!r}: extra.auth must be 'oauth2' or 'basic', not {auth!r}")
+        raise ConnectionConfigError(
+            f"connection {conn_id!r}: extra.auth must be 'oauth2' or 'basic', not {auth!r}"
+        )
     site = extra.get("site_url")
     missing = _missing(
         (("login (client id)", login), ("password (client secret)", password), ("extra.site_url", site))
     )
     if missing:
-        raise ValueError(f"connection {conn_id!r} (auth=oauth2) is missing {', '.join(missing)}")
+        raise ConnectionConfigError(f"connection {conn_id!r} (auth=oauth2) is missing {', '.join(missing)}")
     return JiraSettings(
         auth="oauth2",
         site_url=str(site).rstrip("/"),
@@ -82,7 +85,7 @@ def _basic_settings(
         (("extra.site_url (site URL)", site), ("extra.email", email), ("extra.api_token (API token)", token))
     )
     if missing or not site:
-        raise ValueError(f"connection {conn_id!r} (auth=basic) is missing {', '.join(missing)}")
+        raise ConnectionConfigError(f"connection {conn_id!r} (auth=basic) is missing {', '.join(missing)}")
     site = str(site)
     if "://" not in site:
         site = f"https://{site}"
