@@ -64,7 +64,7 @@ def missing_names(masker: _Masker, names: Iterable[str] = ALL_SECRET_EXTRAS) -> 
 def register_with_airflow() -> list[str]:
     """Add our secret extras the maskers do not hide yet; returns what was added (idempotent).
 
-    Called where our code loads: the plugin (api-server: API, UI forms, Test) and the hooks (tasks' logs).
+    Called where our code loads: the plugin (api-server: API, UI forms, Test) and ``bc_jira.hooks`` (tasks).
     Without a masker to teach, say which setting does the same.
     """
     maskers = _airflow_maskers()

@@ -28,7 +28,6 @@ from bc_jira.http import (
     RetryPolicy,
     TransportError,
 )
-from bc_jira.secret_fields import register_with_airflow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -175,7 +174,6 @@ class BusinessCentralHook(BaseHook):
         :param sleep: how to wait between retries (tests record instead of sleeping).
         """
         super().__init__()
-        register_with_airflow()  # mask our secret extras in this process's logs too
         self.bc_conn_id = bc_conn_id
         self._settings = settings
         self._call_limiter = call_limiter

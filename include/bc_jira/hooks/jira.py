@@ -34,7 +34,6 @@ from bc_jira.hooks.jira_connection import (
     site_cloud_id,
 )
 from bc_jira.http import ApiClient, ApiError, RetryPolicy
-from bc_jira.secret_fields import register_with_airflow
 from bc_jira.timeutil import Timestamp, epoch_ms
 from bc_jira.token_cipher import TokenCryptoError
 from bc_jira.tokens import (
@@ -100,7 +99,6 @@ class JiraCloudHook(JiraAttachmentsMixin, BaseHook):
         :param sleep: how to wait between retries (tests record instead of sleeping).
         """
         super().__init__()
-        register_with_airflow()  # mask our secret extras in this process's logs too
         self.jira_conn_id = jira_conn_id
         self._settings = settings
         self._store = store
