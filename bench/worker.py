@@ -1,8 +1,8 @@
 """One benchmark step in its own process, as an Airflow task would run it; prints one JSON line.
 
 ``extract``: read BC, write batches (the extract task). ``upsert ID...``: upsert batches (mapped tasks;
-a worker runs several in a row like a Celery/Local worker slot). ``baseline N``: the naive
-per-record integration.
+a worker runs several in a row like a Celery/Local worker slot). ``attach ID...``: the vendor's files of
+those batches. ``baseline N``: the naive per-record integration.
 """
 
 from __future__ import annotations
@@ -62,6 +62,22 @@ def upsert(batch_ids: list[str]) -> dict[str, Any]:
     return {"counts": totals, "xcom_bytes": xcom_bytes}
 
 
+def attach(batch_ids: list[str]) -> dict[str, Any]:
+    """The attach mapped tasks: each batch's vendor files onto its issues (counted on their own line)."""
+    from bc_jira.sync.attachments import AttachmentSync
+
+    cfg = load_config()
+    store = StateStore.from_airflow()
+    jira, bc = JiraCloudHook(), BusinessCentralHook(call_limiter=store.call_slot)
+    totals: dict[str, int] = {}
+    for index, batch_id in enumerate(batch_ids):
+        run = RunInfo(dag_id="bench", run_id="bench", task_id="attach", map_index=index)
+        sync = AttachmentSync(cfg=cfg, entity=ENTITY, jira=jira, bc=bc, store=store, run=run)
+        for key, value in sync.attach(store.load_batch(batch_id)).as_dict().items():
+            totals[key] = totals.get(key, 0) + value
+    return {"counts": totals}
+
+
 def baseline(limit: int) -> dict[str, Any]:
     """What per-record integrations do: page through BC, then one JQL search and one create per record."""
     jira = JiraCloudHook()
@@ -94,6 +110,8 @@ def main(argv: list[str]) -> int:
         out = extract()
     elif step == "upsert":
         out = upsert(args)
+    elif step == "attach":
+        out = attach(args)
     elif step == "baseline":
         out = baseline(int(args[0]))
     else:

@@ -288,6 +288,27 @@ def upsert_task(entity: str, batch_id: str, extract_task_id: str = "extract") ->
     return {**counts, "held": dict(upserter.held)}
 
 
+def attach_task(entity: str, batch_id: str) -> dict[str, Any]:
+    """Mapped task after the upserts: the vendor's files of one batch onto their issues, each once
+    (``bc_jira.sync.attachments``). Clearing it replays exactly this batch; done files cost no call."""
+    from bc_jira.config import load_config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
+    from bc_jira.sync.attachments import AttachmentSync
+    from bc_jira.sync.deferral import retry_policy, waiting_out_rate_limits
+
+    cfg = load_config()
+    store = StateStore.from_airflow()
+    hook = JiraCloudHook(retry=retry_policy(cfg))
+    bc = BusinessCentralHook(call_limiter=store.call_slot)
+    sync = AttachmentSync(cfg=cfg, entity=entity, jira=hook, bc=bc, store=store, run=_context_run())
+    with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} attachments of batch {batch_id}"):
+        counts = sync.attach(store.load_batch(batch_id)).as_dict()
+    log.info("%s: batch %s attachments: %s", entity, batch_id, counts)
+    return counts
+
+
 def _label_batch(context: Any, batch_id: str, records: int, extract_task_id: str) -> str:
     """``batch 2/7 · 500 records``: the context variable the upsert's ``map_index_template`` renders."""
     batch_ids = context["ti"].xcom_pull(task_ids=extract_task_id) or []
@@ -361,6 +382,32 @@ def finalize_task(
     except Exception:
         log.warning("%s: purging old batches failed", entity, exc_info=True)
     return new
+
+
+@fail_fast
+def deletions_task(entity: str) -> dict[str, Any]:
+    """Task: follow records deleted in BC (``bc_jira.sync.deletions``); fails while any is still owed."""
+    from bc_jira.config import load_config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
+    from bc_jira.sync.deferral import retry_policy
+    from bc_jira.sync.deletions import Deletions, follow_deletions
+
+    cfg = load_config()
+    if not cfg.entity(entity).enabled:
+        return {"skipped": True}
+    store = StateStore.from_airflow()
+    run = _context_run()
+    jira = JiraOps(JiraCloudHook(store=store, retry=retry_policy(cfg)))
+    d = Deletions(cfg=cfg, entity=entity, store=store, jira=jira, run=run)
+    out = follow_deletions(
+        d, BusinessCentralHook(), now().date(), bc_kind(entity), reconcile=not run.is_backfill
+    )
+    log.info("%s: deletions %s; reconcile %s", entity, out["counts"], out["reconcile"])
+    if out["pending"]:
+        raise RuntimeError(f"{entity}: {out['pending']} deletion(s) not carried to Jira yet; retried")
+    return out
 
 
 # -- setup --------------------------------------------------------------------------------------------------

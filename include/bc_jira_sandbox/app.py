@@ -104,6 +104,7 @@ def create_app(sb: Sandbox) -> Any:
     :func:`~bc_jira_sandbox.deps.get_sandbox`), wrapped in the sandbox middleware (faults, rate limits)."""
     from bc_jira_sandbox import atlassian, entra
     from bc_jira_sandbox.bc import routes as bc_routes
+    from bc_jira_sandbox.bc import routes_attachments as bc_attachments
     from bc_jira_sandbox.bc import routes_control as bc_control
     from bc_jira_sandbox.bc import routes_subscriptions as bc_subscriptions
     from bc_jira_sandbox.bc.api import bc_error_handler
@@ -121,6 +122,7 @@ def create_app(sb: Sandbox) -> Any:
         jira_search,
         bc_web,
         entra,
+        bc_attachments,
         bc_routes,
         bc_subscriptions,
         bc_control,

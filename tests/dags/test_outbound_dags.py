@@ -710,17 +710,24 @@ def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) ->
 FETCH = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulkfetch"
 
 
-def test_reordered_bulk_answers_still_link_each_record_to_its_own_issue(sandbox, outbound) -> None:
+def test_reordered_bulk_answers_still_link_each_record_to_its_own_issue(
+    sandbox, outbound, monkeypatch
+) -> None:
     """Atlassian does not document the order of issues[] in a bulk-create answer: the sandbox shuffles it,
     and every link must still point at the issue that carries its record id."""
     from airflow.utils.state import DagRunState
 
+    # the attach tasks read issues with bulkfetch too; this test counts the upsert's read-backs alone
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps({**outbound["cfg"], "attachments": {"enabled": False}})
+    )
     from bc_jira.store import StateStore
 
     fields = outbound["fields"]
     rid = fields["BC Record Id"]
     sandbox.options(bulk_create_order="shuffled")
-    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
     by_id = {i["id"]: i for i in issues(sandbox)}
     drafts = [r["id"] for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
     links = StateStore.from_airflow().get_links("purchase_invoices", drafts)
@@ -847,3 +854,86 @@ def test_config_error_fails_at_once_a_transient_error_still_retries(
     assert extract.try_number == 2
     assert sandbox.stats()["faults"]["503"] == 6
     assert issues(sandbox)
+
+
+def _texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "text" else []
+        return own + [t for child in node.get("content", []) for t in _texts(child)]
+    return []
+
+
+def _line_table(description: dict[str, Any]) -> list[list[str]]:
+    table = [b for b in description["content"] if b["type"] == "table"][1]  # [0] is the facts table
+    return [[" ".join(_texts(cell)) for cell in row["content"]] for row in table["content"]]
+
+
+def test_invoice_issue_has_lines_table_duedate_priority_and_a_line_change_edits_once(
+    sandbox, outbound, monkeypatch
+) -> None:
+    """The lines come in the same BC request as their invoices ($expand, one call per page), become the
+    description's table; dueDate -> duedate; priority_rules pick the priority; a changed line in BC edits
+    that one issue once, and the run after edits nothing."""
+    from airflow.utils.state import DagRunState
+
+    fields = outbound["fields"]
+    drafts = sorted(
+        (r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"),
+        key=lambda r: -r["totalAmountIncludingTax"],
+    )
+    big, small = drafts[0], drafts[-1]
+    cfg = dict(outbound["cfg"])
+    cfg["priority_rules"] = [
+        {"priority": "Highest", "amount_at_least": big["totalAmountIncludingTax"]},
+        {"priority": "Low", "due_within_days": 3650, "entities": ["purchase_invoices"]},
+    ]
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+    bc_list = "GET /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/{entity}"
+    bc_lines = "GET /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/{entity}({key})/{nav}"
+    list0, lines0 = calls(sandbox, bc_list), calls(sandbox, bc_lines)
+
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert calls(sandbox, bc_lines) == lines0  # no per-document line reads
+    # the extract's one page (lines included) + follow_deletions' first reconcile of the day: one id-list
+    # read for the freshly linked drafts (at most 40 ids a read; bc_jira.sync.reconcile)
+    assert calls(sandbox, bc_list) - list0 == 2
+    list1 = calls(sandbox, bc_list)
+    linked = by_record(sandbox, fields)
+    for rec in (big, small):
+        f = linked[rec["id"]][0]["fields"]
+        rows = _line_table(f["description"])
+        assert rows[0][:6] == ["Type", "No.", "Description", "Quantity", "Unit cost", "Line amount"]
+        assert f["duedate"] == rec["dueDate"]
+    from tests.support.bc_hook import sandbox_bc_hook
+
+    hook = sandbox_bc_hook(sandbox)
+    big_lines = sorted(hook.list_lines("purchaseInvoices", big["id"]), key=lambda ln: ln["sequence"])
+    big_fields = by_record(sandbox, fields)[big["id"]][0]["fields"]
+    rows = _line_table(big_fields["description"])
+    assert [r[2] for r in rows[1:]] == [ln["description"] for ln in big_lines]
+    assert [r[5] for r in rows[1:]] == [f"{ln['amountExcludingTax']:,.2f}" for ln in big_lines]
+    if big["shortcutDimension1Code"] or big["shortcutDimension2Code"]:
+        assert rows[0][-1] == "Dimensions"
+        assert (big["shortcutDimension1Code"] or big["shortcutDimension2Code"]) in rows[1][-1]
+    assert big_fields["priority"]["name"] == "Highest"
+    assert by_record(sandbox, fields)[small["id"]][0]["fields"]["priority"]["name"] == "Low"
+
+    # a user changes a line's quantity in BC: that issue is edited once, with the new table
+    put0 = calls(sandbox, ISSUE_PUT)
+    line = big_lines[0]
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {
+            "entity": "purchaseInvoices",
+            "id": big["id"],
+            "line": {"sequence": line["sequence"], "set": {"quantity": line["quantity"] + 5}},
+        },
+    )
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert calls(sandbox, ISSUE_PUT) == put0 + 1
+    assert calls(sandbox, bc_list) == list1 + 1  # the day's reconcile is done: the extract's one page only
+    rows = _line_table(by_record(sandbox, fields)[big["id"]][0]["fields"]["description"])
+    assert rows[1][3] == str(line["quantity"] + 5)
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert calls(sandbox, ISSUE_PUT) == put0 + 1  # second run: no edit

@@ -18,6 +18,7 @@ from urllib.parse import quote, urlencode
 from airflow.sdk import BaseHook
 
 from bc_jira.failfast import ConnectionConfigError
+from bc_jira.hooks.jira_attachments import JiraAttachmentsMixin
 from bc_jira.hooks.jira_bulk import (
     BulkCreateResult,
     bulk_error_body,
@@ -67,7 +68,7 @@ def expiration_ms(value: Timestamp) -> int | None:
     return epoch_ms(value)
 
 
-class JiraCloudHook(BaseHook):
+class JiraCloudHook(JiraAttachmentsMixin, BaseHook):
     """Jira Cloud platform REST v3 (connection ``jira_default``, type ``jira_cloud``).
 
     No network in ``__init__``: connection, token and cloudId are resolved on first use.

@@ -133,6 +133,9 @@ class StateStore:
     def get_link_by_issue(self, issue_id_or_key: str) -> Link | None:
         return self._links.get_link_by_issue(issue_id_or_key)
 
+    def linked_ids(self, entity: str, exclude_states: Iterable[str] = ()) -> list[str]:
+        return self._links.linked_ids(entity, exclude_states)
+
     def upsert_link(self, link: Link) -> None:
         self._links.upsert_link(link)
 

@@ -61,6 +61,7 @@ from bc_jira.sync.outcome import (
     audit_row,
     carried_record_id,
     comment_text,
+    deleted_decision,
     entity_of,
     record_mismatch,
     replay_verdict,
@@ -69,10 +70,6 @@ from bc_jira.sync.outcome import (
 
 log = logging.getLogger(__name__)
 
-# Done-category statuses that mean "no" rather than "approved" (Jira has one done category for both).
-REJECT_STATUSES = frozenset(
-    {"rejected", "declined", "won't do", "wont do", "cancelled", "canceled", "not approved"}
-)
 POLL_LOOKBACK = "-2h"  # the cron safety net looks at issues done and updated this recently
 DONE_AT_FIELD = "statuscategorychangedate"  # when the issue last changed status category (Jira Cloud)
 COMMENT_KIND = "writeback_comment"  # bc_jira_effects.kind of outcome comments
@@ -170,6 +167,9 @@ class WriteBack:
         status = f.get("status") or {}
         category = str((status.get("statusCategory") or {}).get("key") or "")
         name = str(status.get("name") or "")
+        if link is not None and link.state == LinkState.DELETED:  # never a BC call for a deleted record
+            own = (self.cfg.deleted_transition or "").casefold() == name.casefold()
+            return self._finish(base, link, deleted_decision(category, name, link.bc_id, own_move=own))
         early = self._not_to_act(base, category, name)
         if early is not None:
             return self._finish(base, link, early)
@@ -227,8 +227,13 @@ class WriteBack:
         """Why the issue's status asks nothing of BC (not done, rejected, done action none), or None."""
         if category != "done":
             return Decision("noop", f"issue is in {name!r} now ({category}); nothing to do", comment=False)
-        if name.casefold() in REJECT_STATUSES:
-            return Decision("rejected", f"issue was moved to {name!r}: BC record left as it is", comment=True)
+        if self.cfg.is_reject_status(name):  # reject_statuses: a done status that means "no"
+            base.status = name
+            return Decision(
+                "rejected",
+                f"issue was moved to {name!r} (one of reject_statuses): BC record left as it is",
+                comment=True,
+            )
         if self.cfg.entity(str(base.entity)).done_action == "none":
             return Decision("noop", f"done action for {base.entity} is 'none'", comment=False)
         return None

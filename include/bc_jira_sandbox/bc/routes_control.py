@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body
 
-from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, BcError, _bad
+from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, LINES, BcError, _bad
 from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ def dump(entity: str, sb: Sandbox = SANDBOX) -> Any:
 
 
 def control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """One user action: create, set fields, post, delete or touch N records; fires subscriptions.
+    """One user action: create, set fields or lines, post, delete or touch N records; fires subscriptions.
 
     Also what the BC pages' buttons call (:mod:`bc_jira_sandbox.pages.bc_web`); the caller holds ``sb.lock``.
     """
@@ -65,11 +65,16 @@ def control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
         return [_create(sb, entity, dict(item["create"]))]
     rec = state.get(entity, str(_record_key(state, entity, item)))
     if item.get("delete"):
-        del state.records[entity][rec["id"]]
-        state.by_number[entity].pop(rec["number"], None)
-        state.lines.pop(rec["id"], None)
-        state.notify(entity, rec["id"], "deleted", state._next_modified())
+        state.delete(entity, rec)  # a user deleting it in the BC client: the same rules as the API
         return [{"id": rec["id"], "deleted": True}]
+    if "line" in item or "add_lines" in item:  # a user editing the document's lines (see bc.lines)
+        if entity not in LINES:
+            raise _bad(f"{entity} has no lines")
+        if "add_lines" in item:
+            state.add_lines(entity, rec, int(item["add_lines"]))
+        else:
+            state.change_line(entity, rec, dict(item["line"]))
+        return [state.public(entity, rec)]
     if item.get("action") == "post":
         return [state.public(entity, state.post_invoice(rec["id"]))]
     if state.apply(entity, rec, dict(item.get("set") or {}), api=False):

@@ -139,6 +139,20 @@ def _comments_html(j: JiraState, rec: dict[str, Any]) -> str:
     return f"<h2>Comments ({len(out)})</h2>{''.join(out) or '<p class=note>none</p>'}"
 
 
+def attachment_path(att: dict[str, Any]) -> str:
+    """Where a browser downloads an attachment on a Jira site: ``/secure/attachment/{id}/{filename}``."""
+    return f"{SITE}/secure/attachment/{quote(att['id'], safe='')}/{quote(att['filename'], safe='')}"
+
+
+def _attachments_html(rec: dict[str, Any]) -> str:
+    items = [
+        f"<li>{link(attachment_path(a), a['filename'])} "
+        f'<span class="meta">{esc(a["mimeType"])}, {a["size"]:,} bytes</span></li>'
+        for a in rec.get("attachments") or []
+    ]
+    return f"<h2>Attachments ({len(items)})</h2><ul>{''.join(items)}</ul>" if items else ""
+
+
 def render_issue(j: JiraState, rec: dict[str, Any]) -> HTMLResponse:
     """Fields, BC fields, transition buttons, description, links and comments of one issue."""
     f = rec["fields"]
@@ -163,7 +177,7 @@ def render_issue(j: JiraState, rec: dict[str, Any]) -> HTMLResponse:
     body = (
         f'<p>{moves}</p>{facts(pairs)}<h2>Description</h2><div class="card">'
         f"{render(f.get('description')) or '<p class=note>none</p>'}</div>"
-        f"{_links_html(j, rec)}{_comments_html(j, rec)}"
+        f"{_attachments_html(rec)}{_links_html(j, rec)}{_comments_html(j, rec)}"
     )
     return _page(j, f"{rec['key']}: {f.get('summary', '')}", body)
 
@@ -202,6 +216,19 @@ def browse(key: str, sb: Sandbox = SANDBOX) -> Response:
         except JiraError:
             return _not_found(j, f"Issue {key} does not exist.")
         return render_issue(j, rec)
+
+
+@router.get(f"{SITE}/secure/attachment/{{att_id}}/{{filename}}")
+def download(att_id: str, filename: str, sb: Sandbox = SANDBOX) -> Response:
+    """An attachment's file, as the issue page links it (the sandbox pages need no login)."""
+    with sb.lock:
+        try:
+            _, att = sb.jira.find_attachment(att_id)
+        except JiraError:
+            return _not_found(sb.jira, f"Attachment {att_id} does not exist.")
+        data = sb.jira.attachment_content(att_id)
+    disposition = f"inline; filename*=UTF-8''{quote(att['filename'], safe='')}"
+    return Response(data, media_type=att["mimeType"], headers={"Content-Disposition": disposition})
 
 
 @router.post(f"{SITE}/browse/{{key}}/transitions")
