@@ -110,7 +110,7 @@ def create_app(sb: Sandbox) -> Any:
     from bc_jira_sandbox.bc.api import bc_error_handler
     from bc_jira_sandbox.bc.entities import BcError
     from bc_jira_sandbox.jira import routes as jira_routes
-    from bc_jira_sandbox.pages import bc_web, jira_board
+    from bc_jira_sandbox.pages import bc_web, jira_board, jira_search
 
     app = FastAPI(
         title="bc-jira sandbox", description="Local emulator of BC, Entra ID, Atlassian OAuth and Jira"
@@ -119,6 +119,7 @@ def create_app(sb: Sandbox) -> Any:
     # the pages first: ``/site/browse/...`` must not be taken for a Jira REST path
     for module in (
         jira_board,
+        jira_search,
         bc_web,
         entra,
         bc_attachments,
