@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from bc_jira_sandbox.demo_connections import write_connections
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
@@ -74,6 +76,9 @@ def airflow_env(repo: Path, home: Path, api_port: int) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         # 4 LocalExecutor workers are plenty here (default 32 forks ~1 GB).
         "AIRFLOW__CORE__PARALLELISM": "8",
+        # Local, so the Connections list's Test button is on: it runs the hooks' test_connection in the
+        # api-server against the sandbox (README: Testing a connection). Off by default in Airflow.
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         # Short retry delays so a hiccup in the demo heals in seconds, not minutes.
         "BC_JIRA_RETRY_DELAY_SECONDS": "15",
     }
@@ -82,8 +87,9 @@ def airflow_env(repo: Path, home: Path, api_port: int) -> dict[str, str]:
 def sandbox_env(sandbox_url: str) -> dict[str, str]:
     """``eval "$(python -m bc_jira_sandbox airflow-env)"`` as a dict (the running sandbox's credentials).
 
-    Connections only: ``bc_jira_config`` goes into the metadata DB (:func:`ensure_config_variable`) so that
-    it is listed, and editable, in Admin > Variables; an env var would shadow whatever the UI saves.
+    Connections only, as ``AIRFLOW_CONN_*`` JSON; the demo stores them in the metadata DB
+    (``demo_connections``) and ``bc_jira_config`` too (:func:`ensure_config_variable`) so that they are
+    listed, editable and testable in the UI; an env var would shadow whatever the UI saves.
     """
     from bc_jira_sandbox.__main__ import airflow_env_lines
 
@@ -414,7 +420,6 @@ class Demo:
             **clean_base_env(),
             **airflow_env(self.repo, self.home, self.args.port),
             **self.db_env,
-            **sandbox_env(self.sandbox_url),
         }
         if answers(f"{self.api}/api/v2/version"):
             raise RuntimeError(
@@ -435,6 +440,8 @@ class Demo:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        written = write_connections(self.env, self.repo, sandbox_env(self.sandbox_url))
+        self.say(f"{' and '.join(written)} written to Admin > Connections, aimed at the sandbox (Test works)")
         if ensure_config_variable(self.env, self.repo, sandbox_config(self.sandbox_url)):
             self.say(f"{CONFIG_VARIABLE} written to Admin > Variables (edit it there; a re-run keeps it)")
         else:

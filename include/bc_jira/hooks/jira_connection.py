@@ -75,9 +75,14 @@ def settings_from_connection(
 def _basic_settings(
     conn_id: str, host: str | None, login: str | None, password: str | None, extra: Mapping[str, Any]
 ) -> JiraSettings:
+    """Basic auth reads its own fields (``extra.email``, ``extra.api_token``, ``extra.site_url``, as the form
+    shows them); ``login``, ``password`` and ``host`` are still read when those are empty (older
+    connections)."""
     site = extra.get("site_url") or host
+    email = extra.get("email") or login
+    token = extra.get("api_token") or password
     missing = _missing(
-        (("host (site URL)", site), ("login (email)", login), ("password (API token)", password))
+        (("extra.site_url (site URL)", site), ("extra.email", email), ("extra.api_token (API token)", token))
     )
     if missing or not site:
         raise ConnectionConfigError(f"connection {conn_id!r} (auth=basic) is missing {', '.join(missing)}")
@@ -87,8 +92,8 @@ def _basic_settings(
     return JiraSettings(
         auth="basic",
         site_url=site.rstrip("/"),
-        email=login,
-        api_token=password,
+        email=email,
+        api_token=token,
         webhook_secret=extra.get("webhook_secret"),
     )
 
@@ -161,12 +166,15 @@ def choose_test_grant(
             "that uses the connection (e.g. run bc_jira_connect)"
         )
     if not has_bootstrap:
-        return None, f"No Jira grant is stored yet: an Airflow user must consent once through {CONSENT_ROUTE}"
+        return None, (
+            "Not tested yet: no Jira grant is stored. An Airflow user must consent once: open "
+            f"{CONSENT_ROUTE} on this Airflow, then click Test again"
+        )
     return None, (
-        "Not tested: no Jira grant is stored yet. The connection's refresh_token is a one-time bootstrap "
-        "that the first task exchanges under the connector's single-refresher lock; a test does not spend "
-        "it, because Atlassian rotates it on use and revokes the grant when the old one is used again. Run "
-        f"the bc_jira_connect DAG (or consent through {CONSENT_ROUTE}), then test again"
+        "Not tested yet: no Jira grant is stored. Trigger the bc_jira_connect DAG once (it exchanges the "
+        f"bootstrap refresh token), or consent through {CONSENT_ROUTE}, then click Test again. Test never "
+        "spends the bootstrap token itself: Atlassian rotates it on use and revokes the grant when the old "
+        "one is used again"
     )
 
 
