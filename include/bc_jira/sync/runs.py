@@ -24,6 +24,7 @@ from bc_jira.failfast import fail_fast
 from bc_jira.mapping import field_ids
 from bc_jira.sync.companies import bc_hook, company_refs, resolve, resolve_all
 from bc_jira.sync.watermark import held_records, hold_below, plan_watermark
+from bc_jira.timeutil import now
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -324,7 +325,6 @@ def deletions_task(entity: str) -> dict[str, Any]:
     from bc_jira.sync.deferral import retry_policy
     from bc_jira.sync.deletions import Deletions, follow_deletions
     from bc_jira.sync.jira_ops import JiraOps
-    from bc_jira.timeutil import now
 
     cfg = load_config()
     if not cfg.entity(entity).enabled:
