@@ -339,7 +339,10 @@ def test_refresh_now_refreshes_a_fresh_token_and_saves_the_rotation(
     assert m.last_request.json()["refresh_token"] == "rt-stored"  # the store's, never the bootstrap
     assert m.last_request.json()["client_secret"] == "sec"
     row = store.rows["jira:test"]
-    assert (cipher.decrypt(row.refresh_token_enc), cipher.decrypt(row.access_token_enc)) == ("rt-new", "at-new")
+    assert (cipher.decrypt(row.refresh_token_enc), cipher.decrypt(row.access_token_enc)) == (
+        "rt-new",
+        "at-new",
+    )
     assert row.meta["c"] == 1
     assert p.access_token() == "at-new"  # the process cache holds the new token: no second refresh
     assert m.call_count == 1
@@ -349,7 +352,7 @@ def test_refresh_now_refreshes_a_fresh_token_and_saves_the_rotation(
 def test_refresh_now_with_a_rejected_client_leaves_the_row_as_it_was(
     error: str, requests_mock: Any, cipher: TokenCipher
 ) -> None:
-    """A 401 is about the typed client id/secret, not the grant: nothing is recorded for health or the DAGs."""
+    """A 401 is about the typed client id/secret, not the grant: nothing recorded for health or the DAGs."""
     requests_mock.post(
         f"{AUTH}/oauth/token", status_code=401, json={"error": error, "error_description": "Unauthorized"}
     )
@@ -511,7 +514,8 @@ def test_concurrent_test_clicks_keep_the_grant(
     out, barrier = ctx.Queue(), ctx.Barrier(3)
     secrets = [creds["atlassian_client_secret"], creds["atlassian_client_secret"], "WRONG-SECRET-7"]
     procs = [
-        ctx.Process(target=_test_click, args=(sqlite_url, sandbox.url, creds, s, barrier, out)) for s in secrets
+        ctx.Process(target=_test_click, args=(sqlite_url, sandbox.url, creds, s, barrier, out))
+        for s in secrets
     ]
     for proc in procs:
         proc.start()

@@ -691,7 +691,8 @@ def test_sandbox_test_connection_checks_the_typed_secret_while_the_token_is_fres
     ok, msg = sandbox_oauth_hook(sandbox, spec_session, store, client_secret="BAD-SECRET-2").test_connection()
     assert not ok
     assert msg.startswith("Atlassian rejected the OAuth client id/secret"), msg
-    assert "BAD-SECRET-2" not in msg and sandbox.creds["atlassian_client_secret"] not in msg
+    assert "BAD-SECRET-2" not in msg
+    assert sandbox.creds["atlassian_client_secret"] not in msg
     assert _refreshes(sandbox) == refreshes + 1  # asked Atlassian, which refused the client
     assert store.get_token(dag_hook.token_name) is row  # nothing spent, nothing recorded
     ok, msg = sandbox_oauth_hook(sandbox, spec_session, store).test_connection()
