@@ -382,11 +382,12 @@ def process_staged_task() -> dict[str, Any]:
 
     wb = _build(_run_context())
     # Jira (or BC) asked to wait longer than the process waits: rescheduled; failed events stay staged.
+    # _summary raises for failed issues: inside the block, so a rate-limit wait reschedules instead of failing
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="staged transitions"):
         results = wb.process_pending()
-    if not results:
-        log.info("no staged transitions: no Jira issue reached a done status since the last run")
-    return _summary(results, "staged transitions")
+        if not results:
+            log.info("no staged transitions: no Jira issue reached a done status since the last run")
+        return _summary(results, "staged transitions")
 
 
 @fail_fast
@@ -401,6 +402,6 @@ def safety_net_task() -> dict[str, Any]:
         return {"counts": {}, "skipped": True}
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="safety-net poll"):
         results = wb.poll_done_issues()
-    if not results:
-        log.info("safety-net poll: no done issue is waiting for its write-back")
-    return _summary(results, "safety-net poll")
+        if not results:
+            log.info("safety-net poll: no done issue is waiting for its write-back")
+        return _summary(results, "safety-net poll")
