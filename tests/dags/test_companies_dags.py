@@ -1,0 +1,129 @@
+"""Several BC companies in one deployment, end to end: ``dag.test()`` of the real DAGs against the sandbox
+serving three companies over real HTTP (BC, Entra, Atlassian, Jira), a per-test SQLite state store.
+
+Company 1 (CRONUS DK) is ``bc_default``'s own company (the default company: today's names); CRONUS US goes to
+its own Jira project CA; CRONUS CA shares the default project FIN.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from tests.support.companies import (
+    bc_companies,
+    company_calls,
+    drafts,
+    issues_by_record,
+    jira_issues,
+    key_of,
+    metastore_var,
+    record_id_counts,
+    set_companies,
+)
+from tests.support.outbound import prepare_outbound, run_dag
+
+INVOICE_DAG = "bc_purchase_invoices_to_jira"
+WM = "bc_jira_watermark_purchase_invoices"
+
+
+@pytest.fixture
+def three(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path) -> dict[str, Any]:
+    """Three companies in BC (a few invoices each), project CA in Jira, no ``companies`` yet."""
+    from airflow.models.variable import Variable
+
+    prep = prepare_outbound(
+        sandbox, airflow_conns, monkeypatch, tmp_path, batch_size=5, companies=3, vendors=4, invoices=8, orders=0
+    )
+    sandbox.control("POST", "/_sandbox/jira/projects", {"key": "CA", "name": "CRONUS US approvals"})
+    companies = bc_companies(sandbox)
+    assert list(companies) == ["CRONUS DK", "CRONUS US", "CRONUS CA"]
+    assert companies["CRONUS DK"]["id"] == sandbox.creds["company_id"]
+    for c in companies.values():
+        Variable.delete(f"{WM}__{key_of(sandbox, c['id'])}")
+    Variable.delete("bc_jira_bc_companies")
+    return {**prep, "companies": companies}
+
+
+def _entries(three: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"id": three["companies"]["CRONUS DK"]["id"]},
+        {"name": "CRONUS US", "project_key": "CA"},
+        {"name": "CRONUS CA"},
+    ]
+
+
+def _connect(monkeypatch, three: dict[str, Any], entries: list[dict[str, Any]]) -> dict[str, str]:
+    """``companies`` set and ``bc_jira_connect`` run (it discovers BC Company and resolves the names)."""
+    from airflow.utils.state import DagRunState
+
+    set_companies(monkeypatch, entries)
+    dr = run_dag("bc_jira_connect")
+    assert dr.state == DagRunState.SUCCESS
+    fields = json.loads(metastore_var("bc_jira_jira_fields") or "{}")
+    assert "BC Company" in fields
+    return fields
+
+
+def _labels(dr: Any, task_id: str) -> list[str]:
+    return sorted(str(t.rendered_map_index) for t in dr.get_task_instances() if t.task_id == task_id)
+
+
+def test_three_companies_each_record_gets_one_issue_in_its_company(sandbox, three, monkeypatch) -> None:
+    from airflow.utils.state import DagRunState
+
+    fields = _connect(monkeypatch, three, _entries(three))
+    c = three["companies"]
+    resolved = json.loads(metastore_var("bc_jira_bc_companies") or "{}")
+    assert resolved["bc_default"] == {"CRONUS US": c["CRONUS US"]["id"], "CRONUS CA": c["CRONUS CA"]["id"]}
+    keys = {name: key_of(sandbox, row["id"]) for name, row in c.items()}
+    before = company_calls(sandbox)
+    t0 = time.monotonic()
+    dr = run_dag(INVOICE_DAG)
+    took = time.monotonic() - t0
+    assert dr.state == DagRunState.SUCCESS
+    linked = issues_by_record(sandbox, fields)
+    expect = {  # company -> (project, BC Company value)
+        "CRONUS DK": ("FIN", keys["CRONUS DK"]),
+        "CRONUS US": ("CA", "CRONUS US"),
+        "CRONUS CA": ("FIN", "CRONUS CA"),
+    }
+    per_company = {}
+    for name, (project, value) in expect.items():
+        mine = drafts(sandbox, name)
+        assert mine, name
+        for rec in mine:
+            got = linked.get((rec["id"], value))
+            assert got is not None and len(got) == 1, (name, rec["number"], got)
+            f = got[0]["fields"]
+            assert f["project"]["key"] == project
+            assert f"bc-company-{keys[name]}" in f["labels"]
+            assert f[fields["BC Document No."]] == rec["number"]
+        per_company[name] = len(mine)
+    assert len(jira_issues(sandbox)) == sum(per_company.values())
+    # the same document numbers in every company (each has its own number series): three issues, not one
+    numbers = [{r["number"] for r in drafts(sandbox, n)} for n in c]
+    assert numbers[0] & numbers[1] & numbers[2]
+    # per-company watermarks: the default company keeps today's Variable
+    assert metastore_var(WM) is not None
+    for name in ("CRONUS US", "CRONUS CA"):
+        assert metastore_var(f"{WM}__{keys[name]}") is not None
+    # map labels name the company
+    extracts = _labels(dr, "extract")
+    assert extracts == sorted([c["CRONUS DK"]["id"][:8], "CRONUS US", "CRONUS CA"])
+    upserts = _labels(dr, "upsert")
+    assert any(u.startswith("CRONUS US · batch 1/") for u in upserts), upserts
+    assert any(u.startswith("CRONUS CA · batch 1/") for u in upserts), upserts
+    calls = company_calls(sandbox)
+    spent = {n: calls.get(row["id"], 0) - before.get(row["id"], 0) for n, row in c.items()}
+    assert all(v > 0 for v in spent.values()), spent
+    print(f"\nissues per company {per_company}; BC calls per company {spent}; run {took:.1f}s")
+
+    # a second run: nothing new anywhere
+    n0 = len(jira_issues(sandbox))
+    assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
+    assert len(jira_issues(sandbox)) == n0
+    assert max(record_id_counts(sandbox, fields).values()) == 1
