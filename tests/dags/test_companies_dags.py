@@ -21,6 +21,7 @@ from tests.support.companies import (
     jira_issues,
     key_of,
     metastore_var,
+    pre_company_copy,
     record_id_counts,
     set_companies,
 )
@@ -128,3 +129,69 @@ def test_three_companies_each_record_gets_one_issue_in_its_company(sandbox, thre
     assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
     assert len(jira_issues(sandbox)) == n0
     assert max(record_id_counts(sandbox, fields).values()) == 1
+
+
+def test_upgrade_adding_companies_to_a_pre_company_store_makes_no_duplicate(
+    sandbox, three, monkeypatch, tmp_path
+) -> None:
+    """Today's deployment (no ``companies``, a store of the schema before companies) adds ``companies``
+    listing its current company and CRONUS US: the current company's issues stay the ones it has (none
+    created twice, counted by BC Record Id); CRONUS US's records get theirs; the old store is upgraded."""
+    import sqlalchemy as sa
+    from airflow.utils.state import DagRunState
+
+    from bc_jira.store import StateStore
+
+    c = three["companies"]
+    assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS  # no companies: as before
+    fields = dict(three["fields"])
+    dk = {r["id"] for r in drafts(sandbox, "CRONUS DK")}
+    before = {i["key"]: i for i in jira_issues(sandbox)}
+    assert {i["fields"][fields["BC Record Id"]] for i in before.values()} == dk
+    assert "BC Company" not in fields  # not needed, not looked up without companies
+    wm_before = metastore_var(WM)
+
+    old_path = tmp_path / "pre-company.db"
+    copied = pre_company_copy(three["state_db"]["host"], str(old_path))
+    assert copied["bc_jira_links"] == len(dk)
+    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(old_path)}))
+    monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
+
+    fields = _connect(monkeypatch, three, [{"id": c["CRONUS DK"]["id"]}, {"name": "CRONUS US", "project_key": "CA"}])
+    t0 = time.monotonic()
+    dr = run_dag(INVOICE_DAG)
+    took = time.monotonic() - t0
+    assert dr.state == DagRunState.SUCCESS
+    counts = record_id_counts(sandbox, fields)
+    us = {r["id"] for r in drafts(sandbox, "CRONUS US")}
+    assert {k: counts[k] for k in dk} == dict.fromkeys(dk, 1)  # no duplicate for the current company
+    assert {k: counts[k] for k in us} == dict.fromkeys(us, 1)
+    after = {i["key"]: i for i in jira_issues(sandbox)}
+    assert set(before) <= set(after)
+    new = [i for k, i in after.items() if k not in before]
+    assert len(new) == len(us) and {i["fields"]["project"]["key"] for i in new} == {"CA"}
+    assert wm_before and (metastore_var(WM) or "") >= wm_before  # today's Variable, never backwards
+    us_key = key_of(sandbox, c["CRONUS US"]["id"])
+    assert metastore_var(f"{WM}__{us_key}") is not None
+    # the upgraded store: the old rows are the default company's, the new ones CRONUS US's
+    engine = sa.create_engine(f"sqlite:///{old_path}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT company, COUNT(*) FROM bc_jira_links GROUP BY company")).all()
+    engine.dispose()
+    assert dict(rows) == {"": len(dk), us_key: len(us)}
+
+    # the current company's issues get the company at their next edit
+    target = sorted(dk)[0]
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {"entity": "purchaseInvoices", "id": target, "set": {"totalAmountIncludingTax": 777.5}},
+    )
+    assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
+    issue = next(i for i in jira_issues(sandbox) if i["fields"][fields["BC Record Id"]] == target)
+    dk_key = key_of(sandbox, c["CRONUS DK"]["id"])
+    assert issue["fields"][fields["BC Company"]] == dk_key
+    assert f"bc-company-{dk_key}" in issue["fields"]["labels"]
+    assert issue["fields"][fields["BC Amount"]] == 777.5
+    assert max(record_id_counts(sandbox, fields).values()) == 1
+    print(f"\nupgrade: {len(dk)} DK issues kept, {len(us)} US issues created; run {took:.1f}s")

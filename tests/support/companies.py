@@ -75,3 +75,36 @@ def metastore_var(key: str) -> str | None:
 
 def company_calls(sandbox: SandboxProcess) -> dict[str, int]:
     return dict(sandbox.stats().get("company_calls") or {})
+
+
+def pre_company_copy(src: str, dst: str) -> dict[str, int]:
+    """A SQLite state store at ``dst`` in the schema from before companies (``pre_company_ddl``) holding every
+    row of ``src`` (a store of today's schema, single company: ``company`` empty), as an existing deployment
+    that never ran this version would have it. Returns rows copied per table."""
+    import sqlalchemy as sa
+
+    from tests.support import pre_company_ddl
+
+    old = sa.create_engine(f"sqlite:///{dst}")
+    new = sa.create_engine(f"sqlite:///{src}")
+    copied: dict[str, int] = {}
+    with old.begin() as conn:
+        for stmt in pre_company_ddl.SQLITE:
+            conn.execute(sa.text(stmt))
+        tables = sa.inspect(conn).get_table_names()
+        for table in tables:
+            cols = [c["name"] for c in sa.inspect(conn).get_columns(table)]
+            with new.connect() as read:
+                src_cols = {c["name"] for c in sa.inspect(read).get_columns(table)}
+                assert "company" not in cols
+                rows = read.execute(sa.text(f"SELECT {', '.join(cols)} FROM {table}")).mappings().all()
+                if "company" in src_cols:
+                    keys = read.execute(sa.text(f"SELECT DISTINCT company FROM {table}")).scalars().all()
+                    assert set(keys) <= {""}, (table, keys)
+            if rows:
+                marks = ", ".join(f":{c}" for c in cols)
+                conn.execute(sa.text(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})"), rows)
+            copied[table] = len(rows)
+    old.dispose()
+    new.dispose()
+    return copied
