@@ -8,6 +8,7 @@ its own Jira project CA; CRONUS CA shares the default project FIN.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -195,3 +196,55 @@ def test_upgrade_adding_companies_to_a_pre_company_store_makes_no_duplicate(
     assert issue["fields"][fields["BC Amount"]] == 777.5
     assert max(record_id_counts(sandbox, fields).values()) == 1
     print(f"\nupgrade: {len(dk)} DK issues kept, {len(us)} US issues created; run {took:.1f}s")
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    out = []
+    for r in caplog.records:
+        text = r.getMessage()
+        if r.exc_info and r.exc_info[1] is not None:
+            text += f" | {type(r.exc_info[1]).__name__}: {r.exc_info[1]}"
+        out.append(" ".join(text.split()))  # bc_jira.failfast wraps its message over lines
+    return out
+
+
+def test_a_company_without_permission_fails_alone_and_catches_up(sandbox, three, monkeypatch, caplog) -> None:
+    """CRONUS US revoked: its extract fails naming it, the others' issues are created and their watermarks
+    advance, the run ends failed saying which company held its watermark; access back: caught up, once."""
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    caplog.set_level(logging.ERROR)
+    fields = _connect(monkeypatch, three, _entries(three))
+    c = three["companies"]
+    keys = {name: key_of(sandbox, row["id"]) for name, row in c.items()}
+    sandbox.control("POST", "/_sandbox/bc/companies", {"company": "CRONUS US", "access": False})
+    dr = run_dag(INVOICE_DAG)
+    assert dr.state == DagRunState.FAILED
+    tis = {(t.task_id, t.map_index): t for t in dr.get_task_instances()}
+    assert tis[("extract", 1)].state == TaskInstanceState.FAILED
+    assert tis[("extract", 1)].try_number == 1  # a configuration error: not retried
+    assert tis[("extract", 0)].state == tis[("extract", 2)].state == TaskInstanceState.SUCCESS
+    assert tis[("advance_watermark", -1)].state == TaskInstanceState.FAILED
+    linked = issues_by_record(sandbox, fields)
+    for name, value in (("CRONUS DK", keys["CRONUS DK"]), ("CRONUS CA", "CRONUS CA")):
+        assert all(len(linked.get((r["id"], value), [])) == 1 for r in drafts(sandbox, name)), name
+    assert not [k for k in linked if k[1] == "CRONUS US"]
+    assert metastore_var(WM) is not None
+    assert metastore_var(f"{WM}__{keys['CRONUS CA']}") is not None
+    assert metastore_var(f"{WM}__{keys['CRONUS US']}") is None
+    msgs = _messages(caplog)
+    refused = [m for m in msgs if "Business Central refused it" in m]
+    assert refused, msgs
+    assert f"company CRONUS US ({keys['CRONUS US']}) (id {c['CRONUS US']['id']} on bc_default)" in refused[0]
+    assert "permission" in refused[0]
+    held = [m for m in msgs if "watermark not advanced" in m]
+    assert held, msgs
+    assert "company CRONUS US: watermark not advanced: its extract failed" in held[0]
+    print(f"\nrevoked: {refused[0][:400]}\nrun failed with: {held[0][:300]}")
+
+    sandbox.control("POST", "/_sandbox/bc/companies", {"company": "CRONUS US", "access": True})
+    assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
+    linked = issues_by_record(sandbox, fields)
+    assert all(len(linked.get((r["id"], "CRONUS US"), [])) == 1 for r in drafts(sandbox, "CRONUS US"))
+    assert max(record_id_counts(sandbox, fields).values()) == 1
+    assert metastore_var(f"{WM}__{keys['CRONUS US']}") is not None
