@@ -170,7 +170,9 @@ def jira_webhook_task(url: str | None = None) -> dict[str, Any]:
         for e in ("purchase_invoices", "vendors")
         if cfg.entity(e).enabled and cfg.entity(e).done_action != "none"
     ]
-    jql = transitions_jql(cfg.project_key, types or [cfg.purchase_invoices.issue_type])
+    from bc_jira.config.companies import project_keys
+
+    jql = transitions_jql(project_keys(cfg), types or [cfg.purchase_invoices.issue_type])
     store = StateStore.from_airflow()
     jira = JiraCloudHook(store=store)
     if jira.settings.auth == "basic":
