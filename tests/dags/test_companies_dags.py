@@ -248,3 +248,42 @@ def test_a_company_without_permission_fails_alone_and_catches_up(sandbox, three,
     assert all(len(linked.get((r["id"], "CRONUS US"), [])) == 1 for r in drafts(sandbox, "CRONUS US"))
     assert max(record_id_counts(sandbox, fields).values()) == 1
     assert metastore_var(f"{WM}__{keys['CRONUS US']}") is not None
+
+
+def test_done_in_a_companys_project_posts_in_that_company_only(sandbox, three, monkeypatch) -> None:
+    """CRONUS US's issue (project CA) moved to Done: the write-back posts CRONUS US's invoice; CRONUS DK's
+    invoice with the same number is untouched and CRONUS DK gets no BC call at all."""
+    from airflow.utils.state import DagRunState
+
+    fields = _connect(monkeypatch, three, _entries(three))
+    c = three["companies"]
+    assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
+    dk = {r["number"]: r for r in drafts(sandbox, "CRONUS DK")}
+    us_inv = next(r for r in drafts(sandbox, "CRONUS US") if r["number"] in dk)
+    twin = dk[us_inv["number"]]
+    assert twin["id"] != us_inv["id"]
+    issue = issues_by_record(sandbox, fields)[(us_inv["id"], "CRONUS US")][0]
+    assert issue["key"].startswith("CA-")
+    sandbox.control("POST", "/_sandbox/jira/transition", {"issue": issue["key"], "to": "Done"})
+    time.sleep(1.5)  # the search lag of the test options: the safety-net poll finds it by JQL
+    before = company_calls(sandbox)
+    t0 = time.monotonic()
+    dr = run_dag("jira_transitions_to_bc")
+    took = time.monotonic() - t0
+    assert dr.state == DagRunState.SUCCESS
+    after = company_calls(sandbox)
+    spent = {n: after.get(row["id"], 0) - before.get(row["id"], 0) for n, row in c.items()}
+    posted = {r["id"]: r for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices?company=CRONUS US")["value"]}
+    assert posted[us_inv["id"]]["status"] == "Open"
+    still = {r["id"]: r for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices?company=CRONUS DK")["value"]}
+    assert still[twin["id"]]["status"] == "Draft"
+    assert spent["CRONUS DK"] == 0 and spent["CRONUS CA"] == 0, spent
+    assert spent["CRONUS US"] >= 2, spent  # re-read, then post
+    post = (
+        "POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
+        "/Microsoft.NAV.post"
+    )
+    assert sandbox.stats()["calls"].get(post) == 1
+    print(f"\nwrite-back: BC calls per company {spent}; run {took:.1f}s")
+    assert run_dag("jira_transitions_to_bc").state == DagRunState.SUCCESS  # again: nothing posted twice
+    assert sandbox.stats()["calls"].get(post) == 1
