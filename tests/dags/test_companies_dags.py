@@ -287,3 +287,64 @@ def test_done_in_a_companys_project_posts_in_that_company_only(sandbox, three, m
     print(f"\nwrite-back: BC calls per company {spent}; run {took:.1f}s")
     assert run_dag("jira_transitions_to_bc").state == DagRunState.SUCCESS  # again: nothing posted twice
     assert sandbox.stats()["calls"].get(post) == 1
+
+
+def _notify(store: Any, sandbox: Any, company_id: str, rid: str, when: str) -> None:
+    """A BC notification item for a record of ``company_id``, staged through the intake as BC posts it."""
+    from bc_jira.edges import intake
+
+    item = {
+        "subscriptionId": "sub-1",
+        "clientState": sandbox.creds["bc_client_state"],
+        "expirationDateTime": "2026-12-31T10:00:00Z",
+        "resource": f"api/v2.0/companies({company_id})/purchaseInvoices({rid})",
+        "changeType": "updated",
+        "lastModifiedDateTime": when,
+    }
+    res = intake.handle_bc_notification(
+        {}, json.dumps({"value": [item]}).encode(), client_state=sandbox.creds["bc_client_state"], store=store
+    )
+    assert res.status == 202, res
+
+
+def test_the_backstop_settles_each_companys_events_against_its_own_watermark(sandbox, three, monkeypatch) -> None:
+    """bc_subscriptions_renewal's settle task read every staged event against the default company's
+    watermark: CRONUS US's notification was deleted (lost) once CRONUS DK's watermark passed its time, though
+    CRONUS US had not synced it. Each company's events go by its own watermark now."""
+    from airflow.models.variable import Variable
+    from airflow.utils.state import TaskInstanceState
+
+    from bc_jira.edges.intake import bc_kind
+    from bc_jira.store import StateStore
+    from tests.support.plugin_server import PluginServer, sandbox_secrets
+
+    _connect(monkeypatch, three, _entries(three))
+    c = three["companies"]
+    us_key = key_of(sandbox, c["CRONUS US"]["id"])
+    store = StateStore.from_url(f"sqlite:///{three['state_db']['host']}")
+    store.ensure_schema()
+    server = PluginServer(store, sandbox_secrets(sandbox))
+    Variable.set("bc_jira_public_url", server.url)
+    try:
+        t = "2026-11-20T10:00:00.000Z"
+        _notify(store, sandbox, c["CRONUS DK"]["id"], "11111111-0000-4000-8000-000000000001", t)
+        _notify(store, sandbox, c["CRONUS US"]["id"], "22222222-0000-4000-8000-000000000002", t)
+        Variable.set(WM, "2026-11-21T00:00:00Z")  # CRONUS DK synced past the change
+        Variable.set(f"{WM}__{us_key}", "2026-11-19T00:00:00Z")  # CRONUS US not yet
+
+        def settle() -> None:
+            dr = run_dag("bc_subscriptions_renewal")
+            ti = next(t for t in dr.get_task_instances() if t.task_id == "settle_covered_events")
+            assert ti.state == TaskInstanceState.SUCCESS
+
+        settle()
+        left = store.pending_events(bc_kind("purchase_invoices"))
+        assert [e.payload["company_id"] for e in left] == [c["CRONUS US"]["id"]]
+        Variable.set(f"{WM}__{us_key}", "2026-11-21T00:00:00Z")  # now CRONUS US synced it too
+        settle()
+        assert store.pending_events(bc_kind("purchase_invoices")) == []
+        settled = [a for a in store.query_audit(entity="purchase_invoices") if a.action == "event_settled"]
+        assert sorted(a.company or "" for a in settled) == sorted(["", us_key])
+    finally:
+        server.stop()
+        Variable.delete("bc_jira_public_url")
