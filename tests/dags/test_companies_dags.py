@@ -348,3 +348,50 @@ def test_the_backstop_settles_each_companys_events_against_its_own_watermark(san
     finally:
         server.stop()
         Variable.delete("bc_jira_public_url")
+
+
+def test_a_notification_of_one_company_is_read_by_its_extract_only(sandbox, three, monkeypatch) -> None:
+    """A BC subscription on CRONUS US (created here with the hook: the per-company renewal is built apart):
+    a change there is delivered, staged naming CRONUS US, seen by CRONUS US's view of the store only, and
+    settled by CRONUS US's sync (its own watermark), nobody else's."""
+    from airflow.models.variable import Variable
+    from airflow.utils.state import DagRunState
+
+    from bc_jira.edges.intake import bc_kind
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.store import StateStore
+    from tests.support.plugin_server import PluginServer, sandbox_secrets, wait_for
+
+    fields = _connect(monkeypatch, three, _entries(three))
+    c = three["companies"]
+    us_id, us_key = c["CRONUS US"]["id"], key_of(sandbox, c["CRONUS US"]["id"])
+    assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
+    store = StateStore.from_url(f"sqlite:///{three['state_db']['host']}")
+    server = PluginServer(store, sandbox_secrets(sandbox))
+    try:
+        us_bc = BusinessCentralHook("bc_default", company_id=us_id)
+        sub = us_bc.create_subscription(f"{server.url}/bc-jira/bc/notifications", "purchaseInvoices")
+        assert f"companies({us_id})" in sub["resource"]
+        target = drafts(sandbox, "CRONUS US")[0]
+        sandbox.control(
+            "POST",
+            "/_sandbox/bc/change",
+            {"company": "CRONUS US", "entity": "purchaseInvoices", "id": target["id"],
+             "set": {"totalAmountIncludingTax": 4242.5}},
+        )
+        kind = bc_kind("purchase_invoices")
+        staged = wait_for(lambda: store.pending_events(kind))
+        assert [e.payload["company_id"] for e in staged] == [us_id]
+        assert store.for_company("", c["CRONUS DK"]["id"]).pending_events(kind) == []
+        assert store.for_company(key_of(sandbox, c["CRONUS CA"]["id"]), c["CRONUS CA"]["id"]).pending_events(kind) == []
+        assert len(store.for_company(us_key, us_id).pending_events(kind)) == 1
+        assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
+        assert store.pending_events(kind) == []
+        settled = [a for a in store.query_audit(entity="purchase_invoices") if a.action == "event_settled"]
+        assert [a.company for a in settled] == [us_key]
+        issue = issues_by_record(sandbox, fields)[(target["id"], "CRONUS US")][0]
+        assert issue["fields"][fields["BC Amount"]] == 4242.5
+        us_bc.delete_subscription(sub["subscriptionId"] if "subscriptionId" in sub else sub["id"])
+    finally:
+        server.stop()
+        Variable.delete("bc_jira_public_url")
