@@ -38,7 +38,15 @@ def three(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path) -> dict[str
     from airflow.models.variable import Variable
 
     prep = prepare_outbound(
-        sandbox, airflow_conns, monkeypatch, tmp_path, batch_size=5, companies=3, vendors=4, invoices=8, orders=0
+        sandbox,
+        airflow_conns,
+        monkeypatch,
+        tmp_path,
+        batch_size=5,
+        companies=3,
+        vendors=4,
+        invoices=8,
+        orders=0,
     )
     sandbox.control("POST", "/_sandbox/jira/projects", {"key": "CA", "name": "CRONUS US approvals"})
     companies = bc_companies(sandbox)
@@ -99,7 +107,8 @@ def test_three_companies_each_record_gets_one_issue_in_its_company(sandbox, thre
         assert mine, name
         for rec in mine:
             got = linked.get((rec["id"], value))
-            assert got is not None and len(got) == 1, (name, rec["number"], got)
+            assert got is not None, (name, rec["number"])
+            assert len(got) == 1, (name, rec["number"], got)
             f = got[0]["fields"]
             assert f["project"]["key"] == project
             assert f"bc-company-{keys[name]}" in f["labels"]
@@ -158,7 +167,9 @@ def test_upgrade_adding_companies_to_a_pre_company_store_makes_no_duplicate(
     monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(old_path)}))
     monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
 
-    fields = _connect(monkeypatch, three, [{"id": c["CRONUS DK"]["id"]}, {"name": "CRONUS US", "project_key": "CA"}])
+    fields = _connect(
+        monkeypatch, three, [{"id": c["CRONUS DK"]["id"]}, {"name": "CRONUS US", "project_key": "CA"}]
+    )
     t0 = time.monotonic()
     dr = run_dag(INVOICE_DAG)
     took = time.monotonic() - t0
@@ -170,8 +181,10 @@ def test_upgrade_adding_companies_to_a_pre_company_store_makes_no_duplicate(
     after = {i["key"]: i for i in jira_issues(sandbox)}
     assert set(before) <= set(after)
     new = [i for k, i in after.items() if k not in before]
-    assert len(new) == len(us) and {i["fields"]["project"]["key"] for i in new} == {"CA"}
-    assert wm_before and (metastore_var(WM) or "") >= wm_before  # today's Variable, never backwards
+    assert len(new) == len(us)
+    assert {i["fields"]["project"]["key"] for i in new} == {"CA"}
+    assert wm_before
+    assert (metastore_var(WM) or "") >= wm_before
     us_key = key_of(sandbox, c["CRONUS US"]["id"])
     assert metastore_var(f"{WM}__{us_key}") is not None
     # the upgraded store: the old rows are the default company's, the new ones CRONUS US's
@@ -273,11 +286,18 @@ def test_done_in_a_companys_project_posts_in_that_company_only(sandbox, three, m
     assert dr.state == DagRunState.SUCCESS
     after = company_calls(sandbox)
     spent = {n: after.get(row["id"], 0) - before.get(row["id"], 0) for n, row in c.items()}
-    posted = {r["id"]: r for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices?company=CRONUS US")["value"]}
+    posted = {
+        r["id"]: r
+        for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices?company=CRONUS US")["value"]
+    }
     assert posted[us_inv["id"]]["status"] == "Open"
-    still = {r["id"]: r for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices?company=CRONUS DK")["value"]}
+    still = {
+        r["id"]: r
+        for r in sandbox.control("GET", "/_sandbox/bc/records/purchaseInvoices?company=CRONUS DK")["value"]
+    }
     assert still[twin["id"]]["status"] == "Draft"
-    assert spent["CRONUS DK"] == 0 and spent["CRONUS CA"] == 0, spent
+    assert spent["CRONUS DK"] == 0, spent
+    assert spent["CRONUS CA"] == 0, spent
     assert spent["CRONUS US"] >= 2, spent  # re-read, then post
     post = (
         "POST /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/purchaseInvoices({key})"
@@ -307,7 +327,9 @@ def _notify(store: Any, sandbox: Any, company_id: str, rid: str, when: str) -> N
     assert res.status == 202, res
 
 
-def test_the_backstop_settles_each_companys_events_against_its_own_watermark(sandbox, three, monkeypatch) -> None:
+def test_the_backstop_settles_each_companys_events_against_its_own_watermark(
+    sandbox, three, monkeypatch
+) -> None:
     """bc_subscriptions_renewal's settle task read every staged event against the default company's
     watermark: CRONUS US's notification was deleted (lost) once CRONUS DK's watermark passed its time, though
     CRONUS US had not synced it. Each company's events go by its own watermark now."""
@@ -376,14 +398,23 @@ def test_a_notification_of_one_company_is_read_by_its_extract_only(sandbox, thre
         sandbox.control(
             "POST",
             "/_sandbox/bc/change",
-            {"company": "CRONUS US", "entity": "purchaseInvoices", "id": target["id"],
-             "set": {"totalAmountIncludingTax": 4242.5}},
+            {
+                "company": "CRONUS US",
+                "entity": "purchaseInvoices",
+                "id": target["id"],
+                "set": {"totalAmountIncludingTax": 4242.5},
+            },
         )
         kind = bc_kind("purchase_invoices")
         staged = wait_for(lambda: store.pending_events(kind))
         assert [e.payload["company_id"] for e in staged] == [us_id]
         assert store.for_company("", c["CRONUS DK"]["id"]).pending_events(kind) == []
-        assert store.for_company(key_of(sandbox, c["CRONUS CA"]["id"]), c["CRONUS CA"]["id"]).pending_events(kind) == []
+        assert (
+            store.for_company(key_of(sandbox, c["CRONUS CA"]["id"]), c["CRONUS CA"]["id"]).pending_events(
+                kind
+            )
+            == []
+        )
         assert len(store.for_company(us_key, us_id).pending_events(kind)) == 1
         assert run_dag(INVOICE_DAG).state == DagRunState.SUCCESS
         assert store.pending_events(kind) == []

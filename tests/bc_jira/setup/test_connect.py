@@ -110,7 +110,9 @@ def test_connect_with_companies_checks_the_company_field_and_each_companys_proje
     assert rep.problems == []
     assert rep.fields["BC Company"].startswith("customfield_")
     sandbox_jira.control(
-        "POST", "/_sandbox/jira/screen", {"issue_type": "Invoice", "screen": "create", "remove": ["BC Company"]}
+        "POST",
+        "/_sandbox/jira/screen",
+        {"issue_type": "Invoice", "screen": "create", "remove": ["BC Company"]},
     )
     rep = connect_checks(cfg, client)
     assert any("'BC Company'" in p and "create screen" in p for p in rep.problems), rep.problems

@@ -1,6 +1,6 @@
-"""The sandbox Jira holds the BC Company field and several projects, as a site that syncs several BC companies.
+"""The sandbox Jira holds the BC Company field and several projects, like a site syncing several companies.
 
-A Jira admin creates the short text field "BC Company" like the six other BC fields (it is discoverable by name
+A Jira admin creates the short text field "BC Company" like the six other BC fields (discoverable by name
 with ``GET /rest/api/3/field`` and on the create/edit screens), and a project per company that wants its own
 (``POST /_sandbox/jira/projects``). Issue keys are numbered per project; JQL ``project = X`` finds each one's.
 """
@@ -64,20 +64,24 @@ def test_an_admin_adds_a_project_with_its_own_issue_keys(site: Site, sandbox: An
     added = sandbox.control("POST", "/_sandbox/jira/projects", {"key": "CA", "name": "Canada Approvals"})
     assert (added["key"], added["name"]) == ("CA", "Canada Approvals")
     bad = requests.post(f"{sandbox.url}/_sandbox/jira/projects", json={"key": "CA"}, timeout=10)
-    assert bad.status_code == 400 and "uses this project key" in bad.json()["error"]
+    assert bad.status_code == 400
+    assert "uses this project key" in bad.json()["error"]
     bad = requests.post(f"{sandbox.url}/_sandbox/jira/projects", json={"key": "ca"}, timeout=10)
     assert bad.status_code == 400
     keys = [site.create(p).json()["key"] for p in ("FIN", "CA", "CA", "FIN")]
     assert keys == ["FIN-1", "CA-1", "CA-2", "FIN-2"]
     project = site.call("GET", "project/CA").json()
-    assert project["id"] == added["id"] and {t["name"] for t in project["issueTypes"]} >= {"Invoice"}
+    assert project["id"] == added["id"]
+    assert {t["name"] for t in project["issueTypes"]} >= {"Invoice"}
     assert site.call("GET", "project/XX").status_code == 404
     assert site.call("GET", "issue/createmeta/CA/issuetypes").status_code == 200
     assert site.call("GET", f"issuetype/project?projectId={added['id']}").status_code == 200
     issue = site.call("GET", "issue/CA-2?fields=project").json()
     assert issue["fields"]["project"]["key"] == "CA"
     time.sleep(1.2)  # the search lag of the test options
-    found = site.call("POST", "search/jql", {"jql": "project = CA ORDER BY key", "fields": ["summary"]}).json()
+    found = site.call(
+        "POST", "search/jql", {"jql": "project = CA ORDER BY key", "fields": ["summary"]}
+    ).json()
     assert [i["key"] for i in found["issues"]] == ["CA-1", "CA-2"]
     listed = sandbox.control("GET", "/_sandbox/jira/projects")
     assert [p["key"] for p in listed] == ["FIN", "CA"]
