@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 LINK_LOOKUP_CHUNK = 1000
 BC_PAGE_SIZE = 1000
 MAX_BATCHES = 200  # batch ids are ~40 bytes: the extract's XCom stays under 10 KB
+# A batch grows past batch_size only to keep the map within its limit; beyond this an upsert's records and
+# its per-batch Jira work stop being a task's worth, so the extract fails with a clear error instead.
+MAX_BATCH_RECORDS = 5000
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,27 @@ class _Reading:
         self.buffer.clear()
 
 
-def batch_size(cfg: Config, count: int) -> int:
-    """The configured size, or larger so the run has at most MAX_BATCHES batches (small XCom, map length)."""
-    return max(cfg.batch_size, -(-count // MAX_BATCHES))
+def map_limit() -> int:
+    """How many mapped upserts a run may have: MAX_BATCHES, or Airflow's ``[core] max_map_length`` if lower
+    (default 1024; a longer list fails the extract with "pushed value is too large to map")."""
+    from airflow.configuration import conf
+
+    return max(1, min(MAX_BATCHES, conf.getint("core", "max_map_length", fallback=1024)))
+
+
+def batch_size(cfg: Config, count: int, limit: int = MAX_BATCHES) -> int:
+    """The configured size, or larger so the run has at most ``limit`` batches (small XCom, map length).
+
+    ``SyncError`` when even MAX_BATCH_RECORDS per batch would need more than ``limit`` batches."""
+    size = max(cfg.batch_size, -(-count // limit))
+    if size > MAX_BATCH_RECORDS:
+        raise SyncError(
+            f"{count} records to sync would need more than {limit} mapped upserts of at most "
+            f"{MAX_BATCH_RECORDS} records (the limit is the lower of {MAX_BATCHES} and Airflow's "
+            "[core] max_map_length): raise [core] max_map_length, or sync the backlog in smaller windows "
+            "(a backfill over data intervals); nothing was stored"
+        )
+    return size
 
 
 def extract(
@@ -169,6 +190,7 @@ def extract(
     run: RunInfo,
     watermark: str | None,
     events_scan: tuple[bool, datetime | None] = (False, None),
+    max_batches: int | None = None,
 ) -> dict[str, Any]:
     """Read changed records into the state store as batches; return only batch ids and the high-water mark.
 
@@ -202,7 +224,8 @@ def extract(
     reading.flush()
 
     records = sorted(reading.kept.values(), key=lambda r: (r.get("lastModifiedDateTime") or "", r["id"]))
-    size = batch_size(cfg, len(records))
+    limit = map_limit() if max_batches is None else max_batches
+    size = batch_size(cfg, len(records), limit)
     if size != cfg.batch_size:
         log.info(
             "%s: %d records: batches of %d instead of %d (at most %d mapped tasks)",
@@ -210,7 +233,7 @@ def extract(
             len(records),
             size,
             cfg.batch_size,
-            MAX_BATCHES,
+            limit,
         )
     batch_ids = store.save_batches(entity, run.run_id, records, size) if records else []
     log.info(
