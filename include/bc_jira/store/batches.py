@@ -33,25 +33,37 @@ def _check_size(batch_size: object) -> None:
 def plan_batches(
     entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int, now: datetime
 ) -> list[dict[str, Any]]:
-    """The ``bc_jira_batches`` rows of a run: ``batch_size`` records each, numbered from 0 (no I/O)."""
+    """The ``bc_jira_batches`` rows of a run: ``batch_size`` records each, numbered from 0 (no I/O).
+
+    Each chunk is serialised as soon as it is full, so a caller that hands over records one at a time (and
+    lets go of them) never holds a run's records as objects and as JSON at once (a 100,000-record extract).
+    """
     _check_size(batch_size)
-    chunks: list[list[dict[str, Any]]] = [[]]
+    rows: list[dict[str, Any]] = []
+    chunk: list[dict[str, Any]] = []
+
+    def close() -> None:
+        seq = len(rows)
+        rows.append(
+            {
+                "batch_id": batch_id(entity, run_key, seq),
+                "entity": entity,
+                "run_key": run_key,
+                "seq": seq,
+                "records": dumps(chunk),
+                "size": len(chunk),
+                "created_at": now,
+            }
+        )
+        chunk.clear()
+
     for rec in records:
-        if len(chunks[-1]) >= batch_size:
-            chunks.append([])
-        chunks[-1].append(rec)
-    return [
-        {
-            "batch_id": batch_id(entity, run_key, seq),
-            "entity": entity,
-            "run_key": run_key,
-            "seq": seq,
-            "records": dumps(chunk),
-            "size": len(chunk),
-            "created_at": now,
-        }
-        for seq, chunk in enumerate(c for c in chunks if c)
-    ]
+        chunk.append(rec)
+        if len(chunk) >= batch_size:
+            close()
+    if chunk:
+        close()
+    return rows
 
 
 class BatchRepository:

@@ -223,27 +223,30 @@ def extract(
         reading.add(rec)
     reading.flush()
 
-    records = sorted(reading.kept.values(), key=lambda r: (r.get("lastModifiedDateTime") or "", r["id"]))
+    kept = reading.kept
+    order = sorted(kept, key=lambda b: (kept[b].get("lastModifiedDateTime") or "", b))
     limit = map_limit() if max_batches is None else max_batches
-    size = batch_size(cfg, len(records), limit)
+    size = batch_size(cfg, len(order), limit)
     if size != cfg.batch_size:
         log.info(
             "%s: %d records: batches of %d instead of %d (at most %d mapped tasks)",
             entity,
-            len(records),
+            len(order),
             size,
             cfg.batch_size,
             limit,
         )
-    batch_ids = store.save_batches(entity, run.run_id, records, size) if records else []
+    # handed over one at a time and let go of: the batches' JSON replaces the records, never doubles them
+    records = (kept.pop(b) for b in order)
+    batch_ids = store.save_batches(entity, run.run_id, records, size) if order else []
     log.info(
         "%s: read %d, %d need sync, %d batch(es) of up to %d",
         entity,
         reading.read,
-        len(records),
+        len(order),
         len(batch_ids),
         size,
     )
     return _result(
-        watermark, run, batch_ids=list(batch_ids), high=reading.high, read=reading.read, kept=len(records)
+        watermark, run, batch_ids=list(batch_ids), high=reading.high, read=reading.read, kept=len(order)
     )

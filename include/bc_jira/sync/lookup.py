@@ -91,7 +91,8 @@ class LookupMixin(UpsertBase):
         return {bc_id: issues[0] for bc_id, issues in self._find_all(bc_ids).items()}
 
     def _find_all(self, bc_ids: Sequence[str]) -> Found:
-        """Issues carrying these record ids in the record-id field (one JQL per JQL_IDS_PER_SEARCH ids), oldest first."""
+        """Issues carrying these record ids in the record-id field, oldest first (one JQL per
+        JQL_IDS_PER_SEARCH ids)."""
         fid = self.ids.record_id
         out: Found = {}
         reconcile = list(_RECENT_CREATED[self.entity])

@@ -1,4 +1,4 @@
-"""The incremental sync's statements use indexes: one changed record costs the same with 3,000 links as with 3.
+"""The incremental sync's statements use indexes: one changed record costs the same over 3,000 links as 3.
 
 Every statement the extract and the upsert of one changed record send (captured from the real code, not
 listed by hand) is explained on SQLite (``EXPLAIN QUERY PLAN``) and PostgreSQL (``EXPLAIN`` with sequential

@@ -1,4 +1,4 @@
-"""Bulk create, read-back and lookup against the sandbox's Jira over real HTTP: what a batch costs in calls."""
+"""Bulk create, read-back and lookup against the sandbox's Jira over real HTTP: what a batch costs."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ def test_lookup_of_250_ids_finds_issues_made_outside_the_link_table(
 
     assert counts.created == 0
     calls = sandbox_jira.stats()["calls"]
-    assert calls.get(SEARCH) == 2 and BULK not in calls, calls
+    assert calls.get(SEARCH) == 2, calls
+    assert BULK not in calls, calls
     ids = [r["id"] for r in recs]
     before, after = first.get_links("purchase_invoices", ids), lost.get_links("purchase_invoices", ids)
     assert all(after[b].issue_id == before[b].issue_id for b in ids)
