@@ -173,6 +173,7 @@ def first_sync(sb: Sandbox, env: dict[str, str], n: int, workers: int) -> dict[s
     wall = time.monotonic() - start
     sb_cpu = _proc_cpu_s(sb.proc.pid) - sb_cpu
     stats = sb.control("GET", "/_sandbox/stats")
+    attached = _attach_line(sb, env, shards, stats)
     counts = _sum_counts(results)
     created = max(counts.get("created", 0), 1)
     cpu = extracted["cpu_s"] + sum(r[0]["cpu_s"] for r in results)
@@ -196,7 +197,46 @@ def first_sync(sb: Sandbox, env: dict[str, str], n: int, workers: int) -> dict[s
         "sandbox_cpu_s_per_1k": round(sb_cpu / created * 1000, 3),
         "high_watermark": extracted["high_watermark"],
         "calls": stats["calls"],
+        **attached,
     }
+
+
+def _attach_line(
+    sb: Sandbox, env: dict[str, str], shards: list[list[str]], before: dict[str, Any]
+) -> dict[str, Any]:
+    """The attachment uploads on their own line: run after the upserts, counted as the stats' difference, so
+    the per-record Jira/BC lines above exclude them (they are bounded by files, not records)."""
+    start = time.monotonic()
+    with ThreadPoolExecutor(len(shards) or 1) as pool:
+        results = list(pool.map(lambda ids: _run_step(env, "attach", *ids), shards))
+    after = sb.control("GET", "/_sandbox/stats")
+    counts: dict[str, int] = {}
+    for answer, _, _ in results:
+        for key, value in answer["counts"].items():
+            counts[key] = counts.get(key, 0) + value
+    return {
+        "attach_files": counts.get("uploaded", 0) + counts.get("found", 0),
+        "attach_bytes": counts.get("bytes", 0),
+        "attach_jira_calls": after["totals"]["jira"] - before["totals"]["jira"],
+        "attach_bc_calls": after["totals"]["bc"] - before["totals"]["bc"],
+        "attach_comments": counts.get("commented", 0),
+        "attach_seconds": round(time.monotonic() - start, 2),
+        "attach_peak_rss_mb": round(max([0.0, *(r[2] for r in results)]), 1),
+    }
+
+
+def _attach_table(rows: list[dict[str, Any]]) -> str:
+    cols = [
+        "invoices",
+        "attach_files",
+        "attach_bytes",
+        "attach_jira_calls",
+        "attach_bc_calls",
+        "attach_seconds",
+    ]
+    lines = ["attachments (separate budget): " + " | ".join(cols)]
+    lines += ["  " + " | ".join(str(r.get(c)) for c in cols) for r in rows]
+    return "\n".join(lines)
 
 
 def _one_linked_record(home: Path) -> tuple[str, int]:
@@ -296,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{n} invoices: {row['created']} created in {row['seconds']} s", flush=True)
     print()
     print(report.table(rows))
+    print(_attach_table(rows))
     big = rows[-1]
     print(f"\nJira and BC calls of the first sync of {big['invoices']} invoices, by endpoint (sandbox log):")
     print("\n".join(report.calls_by_endpoint(big)))

@@ -1,10 +1,11 @@
 """One benchmark step in its own process, as an Airflow task would run it; prints one JSON line.
 
 ``extract RUN [WATERMARK]``: read BC, write batches (the extract task of run RUN). ``upsert ID...``: upsert
-batches (mapped tasks; a worker runs several in a row like a Celery/Local worker slot). ``census``: the
-issues in Jira and the record ids they carry. ``baseline N``: the naive per-record integration. Every
-answer carries the process's own CPU seconds (user + system, from ``getrusage``) and peak RSS; an upsert
-also its slowest batch's own time (from loading the batch to its counts, without the process start-up).
+batches (mapped tasks; a worker runs several in a row like a Celery/Local worker slot). ``attach ID...``: the
+vendor's files of those batches. ``census``: the issues in Jira and the record ids they carry.
+``baseline N``: the naive per-record integration. Every answer carries the process's own CPU seconds
+(user + system, from ``getrusage``) and peak RSS; an upsert also its slowest batch's own time (from loading
+the batch to its counts, without the process start-up).
 """
 
 from __future__ import annotations
@@ -77,6 +78,22 @@ def upsert(batch_ids: list[str]) -> dict[str, Any]:
     return {"counts": totals, "xcom_bytes": xcom_bytes, "slowest_batch_s": round(slowest, 3)}
 
 
+def attach(batch_ids: list[str]) -> dict[str, Any]:
+    """The attach mapped tasks: each batch's vendor files onto its issues (counted on their own line)."""
+    from bc_jira.sync.attachments import AttachmentSync
+
+    cfg = load_config()
+    store = StateStore.from_airflow()
+    jira, bc = JiraCloudHook(), BusinessCentralHook(call_limiter=store.call_slot)
+    totals: dict[str, int] = {}
+    for index, batch_id in enumerate(batch_ids):
+        run = RunInfo(dag_id="bench", run_id="bench", task_id="attach", map_index=index)
+        sync = AttachmentSync(cfg=cfg, entity=ENTITY, jira=jira, bc=bc, store=store, run=run)
+        for key, value in sync.attach(store.load_batch(batch_id)).as_dict().items():
+            totals[key] = totals.get(key, 0) + value
+    return {"counts": totals}
+
+
 def baseline(limit: int) -> dict[str, Any]:
     """What per-record integrations do: page through BC, then one JQL search and one create per record."""
     jira = JiraCloudHook()
@@ -123,11 +140,13 @@ def main(argv: list[str]) -> int:
         out = upsert(args)
     elif step == "census":
         out = census()
+    elif step == "attach":
+        out = attach(args)
     elif step == "baseline":
         out = baseline(int(args[0]))
     else:
         raise SystemExit(
-            f"unknown step {step!r}: extract RUN [WATERMARK] | upsert ID... | census | baseline N"
+            f"unknown step {step!r}: extract RUN [WATERMARK] | upsert ID... | attach ID... | census | baseline N"
         )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: KiB

@@ -123,6 +123,39 @@ def plain(value: Any) -> Node:
     return doc(*(paragraph(line) for line in lines))
 
 
+# --- canonical form (to tell whether a document changed) ----------------------------------------
+
+# The attributes that change what a reader sees; every other attribute is presentation Jira may add or
+# rewrite on the way back (a table's ``localId``, ``width``, ``displayMode``; a cell's ``attrs: {}``:
+# https://developer.atlassian.com/cloud/jira/platform/apis/document/nodes/table).
+_MEANING_ATTRS = {"heading": ("level",), "link": ("href",), "mention": ("id",), "status": ("text",)}
+
+
+def canonical(node: Any) -> Any:
+    """``node`` reduced to what a reader sees: node types, text (whitespace runs collapsed), marks (as a
+    sorted set) and the few attributes that carry meaning. Two documents that read the same compare equal,
+    whatever attributes or empty containers Jira added when it stored one of them."""
+    if isinstance(node, str):
+        return " ".join(node.split())
+    if not isinstance(node, dict):
+        return None
+    kind = node.get("type")
+    out: dict[str, Any] = {"t": kind}
+    attrs = node.get("attrs") or {}
+    kept = {a: attrs[a] for a in _MEANING_ATTRS.get(str(kind), ()) if a in attrs}
+    if kept:
+        out["a"] = kept
+    if kind == "text":
+        out["x"] = canonical(node.get("text") or "")
+        marks = [canonical(m) for m in node.get("marks") or []]
+        if marks:
+            out["m"] = sorted(marks, key=lambda m: (str(m.get("t")), str(m.get("a"))))
+    content = [canonical(c) for c in node.get("content") or []]
+    if content:
+        out["c"] = content
+    return out
+
+
 # --- validation (used by tests and as a guard before sending) -----------------------------------
 
 _BLOCKS = {"paragraph", "heading", "table", "bulletList", "orderedList", "rule", "codeBlock", "blockquote"}

@@ -10,6 +10,10 @@ https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-ref
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 WATERMARK_PREFIX = "bc_jira_watermark_"
 BLANK = "_x0020_"
@@ -41,6 +45,14 @@ _COMMON_DOC = [
     "lastModifiedDateTime",
 ]
 
+# Line fields read with the document (BC API v2.0 purchaseInvoiceLines / purchaseOrderLines; the unit cost is
+# ``unitCost`` on invoice lines and ``directUnitCost`` on order lines). ``amountExcludingTax`` is the line
+# amount (quantity x cost - line discount) before the invoice discount; ``sequence`` is BC's "Line No.".
+_LINE_FIELDS = ("sequence", "lineType", "lineObjectNumber", "description", "quantity", "amountExcludingTax")
+# Per line, its dimension set (navigation ``dimensionSetLines``: dimension code and value code).
+DIMENSION_SET_LINES = "dimensionSetLines"
+DIMENSION_FIELDS = ("code", "valueCode")
+
 
 @dataclass(frozen=True)
 class EntitySpec:
@@ -66,6 +78,9 @@ class EntitySpec:
     posted_page: int | None = None  # page id once the document is posted (status no longer Draft)
     has_purchaser: bool = True  # assignee rules on ``purchaser`` apply
     extra_facts: tuple[tuple[str, str], ...] = ()  # (label, field) rows of the issue description
+    lines: str | None = None  # the document's lines navigation property (read with $expand)
+    line_fields: tuple[str, ...] = ()  # the line fields the description's table shows ($select on the lines)
+    due_date_field: str | None = None  # goes into Jira's system field ``duedate``
 
     @property
     def watermark_key(self) -> str:
@@ -107,6 +122,9 @@ SPECS: dict[str, EntitySpec] = {
                 ("Invoice date", "invoiceDate"),
                 ("Due date", "dueDate"),
             ),
+            lines="purchaseInvoiceLines",
+            line_fields=_LINE_FIELDS + ("unitCost",),  # invoice lines: unitCost (BC "Direct Unit Cost")
+            due_date_field="dueDate",
         ),
         EntitySpec(
             name="vendors",
@@ -166,6 +184,8 @@ SPECS: dict[str, EntitySpec] = {
             status_field="status",
             page=50,
             extra_facts=(("Order date", "orderDate"), ("Requested receipt", "requestedReceiptDate")),
+            lines="purchaseOrderLines",
+            line_fields=_LINE_FIELDS + ("directUnitCost",),
         ),
     )
 }
@@ -176,6 +196,38 @@ EVENT_ENTITIES: frozenset[str] = frozenset(n for n, s in SPECS.items() if s.webh
 # Entities whose issue, when done, the write-back acts on in BC.
 WRITEBACK_ENTITIES: tuple[str, ...] = tuple(n for n, s in SPECS.items() if set(s.done_actions) - {"none"})
 BY_ENTITY_SET: dict[str, str] = {s.entity_set: n for n, s in SPECS.items()}
+
+# Navigation properties read with each record in the same list request (one OData ``$expand``, nested
+# ``$select``), per entity: navigation -> its fields. Every reader adds its own entry here so the expands
+# combine into one ``$expand=a($select=…),b($select=…)`` instead of one request per record.
+ATTACHMENT_SETS = ("documentAttachments", "attachments")  # BC API v2.0: newer, and older Incoming Documents
+ATTACHMENT_FIELDS = ("id", "fileName", "byteSize", "lastModifiedDateTime")
+EXPANDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "purchase_invoices": {"documentAttachments": ATTACHMENT_FIELDS},
+}
+
+
+def navigation_expands(
+    name: str, *, rename: Mapping[str, str] | None = None, skip: Iterable[str] = ()
+) -> str | None:
+    """The ``EXPANDS`` part of ``name``'s list request ``$expand`` (None when nothing is expanded; the lines
+    come from the spec, ``sync.extract.lines_expand``).
+
+    ``rename``: read a navigation under another name (``documentAttachments`` -> ``attachments`` where an
+    environment has only those); ``skip``: navigations switched off by configuration.
+    """
+    parts = []
+    for nav, fields in EXPANDS.get(name, {}).items():
+        if nav in set(skip):
+            continue
+        nav = (rename or {}).get(nav, nav)
+        parts.append(f"{nav}($select={','.join(fields)})" if fields else nav)
+    return ",".join(parts) or None
+
+
+def has_attachments(name: str) -> bool:
+    """Whether the vendor's files of ``name``'s records are read (and attached to their issues)."""
+    return any(nav in ATTACHMENT_SETS for nav in EXPANDS.get(name, {}))
 
 
 def spec(name: str) -> EntitySpec:

@@ -1,7 +1,8 @@
 """BC record -> Jira issue fields. Pure functions, no I/O.
 
 The content hash covers exactly the fields this connector owns (summary, the six mapped custom
-fields, our labels, the rule-based assignee, the description). An issue is edited only when that
+fields, our labels, the rule-based assignee, the description with its lines table, the due date and the
+rule-based priority). An issue is edited only when that
 hash changes, and an edit only sends those fields, so whatever a person changed elsewhere on the
 issue is never overwritten.
 """
@@ -19,12 +20,15 @@ from urllib.parse import quote, urlencode
 from bc_jira import adf
 from bc_jira.config import Config, ConfigError, EntityConfig, FieldNames, decode_enum
 from bc_jira.entities import spec
+from bc_jira.mapping_lines import lines_blocks, schedule_fields
+from bc_jira.timeutil import now
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from datetime import date
 
 # Bump when the mapping changes in a way that should re-edit every issue once.
-MAPPING_VERSION = 1
+MAPPING_VERSION = 2  # 2: the lines table, duedate, priority
 
 TEXT_MAX = 255
 SUMMARY_MAX = 254
@@ -192,7 +196,8 @@ def description(cfg: Config, entity: str, record: Mapping[str, Any]) -> dict[str
         " needs a step in Business Central. Resolve it here; the outcome flows back to BC.",
     )
     link_para = adf.paragraph(adf.link("Open in Business Central", url)) if url else None
-    return adf.doc(intro, adf.facts_table(_facts(entity, record)), link_para)
+    lines = lines_blocks(entity, record, url)
+    return adf.doc(intro, adf.facts_table(_facts(entity, record)), *lines, link_para)
 
 
 def assignee_for(
@@ -223,9 +228,14 @@ def needs_human(ecfg: EntityConfig, record: Mapping[str, Any]) -> bool:
 
 
 def map_record(
-    cfg: Config, entity: str, record: Mapping[str, Any], ids: FieldIds, users: Mapping[str, str] | None = None
+    cfg: Config,
+    entity: str,
+    record: Mapping[str, Any],
+    ids: FieldIds,
+    users: Mapping[str, str] | None = None,
+    today: date | None = None,
 ) -> IssueDraft:
-    """The owned fields of the issue for one BC record."""
+    """The owned fields of the issue for one BC record (``today``: for "due within N days" priority rules)."""
     ecfg = cfg.entity(entity)
     amount = amount_of(entity, record)
     fields: dict[str, Any] = {
@@ -237,6 +247,7 @@ def map_record(
         ids.currency: _trim(record.get("currencyCode")) or None,
         ids.status: _trim(status_text(entity, record)) or None,
         "description": description(cfg, entity, record),
+        **schedule_fields(cfg, entity, record, today or now().date()),
     }
     account = assignee_for(cfg, entity, record, users)
     if account:

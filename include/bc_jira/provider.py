@@ -35,7 +35,7 @@ BUSINESS_CENTRAL = {
     "connection-type": "business_central",
     "ui-field-behaviour": {
         "hidden-fields": ["host", "schema", "port"],
-        "relabeling": {"login": "Client ID", "password": "Client secret"},
+        "relabeling": {"login": "Client ID (Entra application)", "password": "Client secret"},
         "placeholders": {"login": "Entra application (client) id", "password": "client secret value"},
     },
     "conn-fields": {
@@ -52,18 +52,20 @@ BUSINESS_CENTRAL = {
     },
 }
 
+# One field per fact: Airflow 3.3's form cannot relabel a field by the value of another (ui-field-behaviour
+# is static), so login/password are the OAuth client's and basic auth has its own email and API token
+# fields. The site URL is the extra ``site_url`` in both modes (host stays readable for older connections).
 JIRA_CLOUD = {
     "hook-class-name": "bc_jira.hooks.jira.JiraCloudHook",
     "hook-name": "Jira Cloud",
     "connection-type": "jira_cloud",
     "ui-field-behaviour": {
-        "hidden-fields": ["schema", "port"],
-        "relabeling": {
-            "host": "Site URL (basic auth)",
-            "login": "Client ID / email",
-            "password": "Client secret / API token",
+        "hidden-fields": ["host", "schema", "port"],
+        "relabeling": {"login": "OAuth client ID (oauth2)", "password": "OAuth client secret (oauth2)"},
+        "placeholders": {
+            "login": "Client ID of the OAuth 2.0 (3LO) app",
+            "password": "Secret of the OAuth 2.0 (3LO) app",
         },
-        "placeholders": {"host": "https://acme.atlassian.net"},
     },
     "conn-fields": {
         "auth": _field(
@@ -72,19 +74,23 @@ JIRA_CLOUD = {
             enum=["oauth2", "basic"],
             default="oauth2",
         ),
-        "site_url": _field("Site URL", "https://acme.atlassian.net: picks the cloudId (oauth2)."),
-        "redirect_uri": _field(
-            "Redirect URI", "OAuth callback: https://<airflow>/bc-jira/jira/oauth/callback"
+        "site_url": _field("Site URL", "https://acme.atlassian.net (both modes; oauth2 picks its cloudId)."),
+        "email": _field("Email (basic auth)", "Atlassian account email that owns the API token."),
+        "api_token": _field(
+            "API token (basic auth)", "Created at id.atlassian.com > Security > API tokens.", secret=True
         ),
-        "auth_url": _field("Auth URL", "Atlassian auth server; default https://auth.atlassian.com"),
-        "api_url": _field("API URL", "Atlassian API gateway; default https://api.atlassian.com"),
+        "redirect_uri": _field(
+            "Redirect URI (oauth2)", "OAuth callback: https://<airflow>/bc-jira/jira/oauth/callback"
+        ),
+        "auth_url": _field("Auth URL (oauth2)", "Atlassian auth server; default https://auth.atlassian.com"),
+        "api_url": _field("API URL (oauth2)", "Atlassian API gateway; default https://api.atlassian.com"),
         "webhook_secret": _field(
             "Webhook secret",
             "Secret of an admin webhook (X-Hub-Signature); OAuth app webhooks use the client secret.",
             secret=True,
         ),
         "refresh_token": _field(
-            "Bootstrap refresh token",
+            "Bootstrap refresh token (oauth2)",
             "Optional, used once: the first task exchanges it (Atlassian rotates it) and from then on only "
             "the rotating token in the state store is used; editing this field later changes nothing. To "
             "connect again, consent through /bc-jira/jira/oauth/start. Test does not spend it.",

@@ -2,7 +2,9 @@
 
 Each function here reads what it needs from Airflow (Variables, connections through the hooks, the state
 store's connection), calls the pure and short functions of the package, logs, and fails the task when the
-outcome says so. One section per area, functions grouped by DAG.
+outcome says so. One section per area, functions grouped by DAG. Every entry point is ``@fail_fast``: a
+configuration or connection error fails its task at once with the problem list, while transient errors keep
+the DAG's retries (``bc_jira.failfast``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bc_jira.config import FIELDS_VARIABLE_KEY, USERS_VARIABLE_KEY
+from bc_jira.config.variables import variable_description
 from bc_jira.edges import BC_NOTIFICATION_PATH, JIRA_WEBHOOK_PATH
 from bc_jira.edges.intake import BC_ENTITIES, bc_kind
 from bc_jira.edges.subscriptions import ensure_bc_subscriptions
@@ -26,11 +29,14 @@ from bc_jira.edges.webhooks import (
     transitions_jql,
 )
 from bc_jira.entities import EVENT_ENTITIES
+from bc_jira.failfast import fail_fast
 from bc_jira.mapping import field_ids
 from bc_jira.setup.connect import ConnectError, connect_checks
 from bc_jira.sync.base import RunInfo, run_info
 from bc_jira.sync.extract import extract
 from bc_jira.sync.jira_ops import JiraOps
+from bc_jira.sync.links import set_batch_links
+from bc_jira.sync.report import LABEL_CONTEXT_KEY, batch_label, batch_report, jira_search_url, keys_jql
 from bc_jira.sync.upsert import Upserter
 from bc_jira.sync.watermark import held_records, hold_below, plan_watermark, watermark_key
 from bc_jira.sync.writeback import WriteBack
@@ -85,6 +91,7 @@ def jira_webhook_url(base: str | None = None) -> str:
 # -- bc_subscriptions_renewal ----------------------------------------------------------------------------
 
 
+@fail_fast
 def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     """The ``bc_subscriptions_renewal`` task: ensure, log, fail when any entity could not be secured."""
     from bc_jira.hooks.business_central import BusinessCentralHook
@@ -110,6 +117,7 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     return [o.as_dict() for o in outcomes]
 
 
+@fail_fast
 def settle_covered_events_task() -> dict[str, int]:
     """Backstop: delete staged BC events the outbound watermarks already cover (audited)."""
     from airflow.sdk import Variable
@@ -132,6 +140,7 @@ def settle_covered_events_task() -> dict[str, int]:
 # -- jira_webhooks_refresh -------------------------------------------------------------------------------
 
 
+@fail_fast
 def jira_webhook_task(url: str | None = None) -> dict[str, Any]:
     """The ``jira_webhooks_refresh`` task."""
     from bc_jira.config import load_config
@@ -200,6 +209,7 @@ def _context_run() -> RunInfo:
 SYNC_XCOM_KEY = "sync_state"
 
 
+@fail_fast
 def extract_task(entity: str) -> list[str]:
     """Task: validate config (every problem at once), read BC, save batches.
 
@@ -235,21 +245,28 @@ def extract_task(entity: str) -> list[str]:
     return list(result["batch_ids"])
 
 
-def upsert_task(entity: str, batch_id: str) -> dict[str, Any]:
+@fail_fast
+def upsert_task(entity: str, batch_id: str, extract_task_id: str = "extract") -> dict[str, Any]:
     """Mapped task: upsert one stored batch. Clearing it replays exactly this batch.
 
     When Jira asks to wait longer than ``rate_limit.max_inline_wait_seconds``, the task is rescheduled for
-    that time (``bc_jira.sync.deferral``) and runs the batch again, done records being no-ops.
+    that time (``bc_jira.sync.deferral``) and runs the batch again, done records being no-ops. Its log names
+    the issues created and updated (``bc_jira.sync.report``); its extra links open them in Jira and its audit
+    rows (``bc_jira.sync.links``).
     """
+    from airflow.sdk import get_current_context
+
     from bc_jira.config import load_config
     from bc_jira.hooks.jira import JiraCloudHook
     from bc_jira.store import StateStore
     from bc_jira.sync.deferral import retry_policy, waiting_out_rate_limits
 
-    cfg = load_config()
-    ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
+    context = get_current_context()
     store = StateStore.from_airflow()
     records = store.load_batch(batch_id)
+    label = _label_batch(context, batch_id, len(records), extract_task_id)
+    cfg = load_config()
+    ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
     hook = JiraCloudHook(retry=retry_policy(cfg))
     upserter = Upserter(
         cfg=cfg,
@@ -258,15 +275,62 @@ def upsert_task(entity: str, batch_id: str) -> dict[str, Any]:
         jira=JiraOps(hook),
         store=store,
         run=_context_run(),
-        users=_variable_json(USERS_VARIABLE_KEY),
+        # only assignee rules by email need it; reading an empty "{}" registers a too-short secret (a warning)
+        users=_variable_json(USERS_VARIABLE_KEY) if cfg.emails() else {},
     )
-    log.info("%s: batch %s with %d record(s)", entity, batch_id, len(records))
-    with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} batch {batch_id}"):
-        counts = upserter.upsert(records).as_dict()
+    log.info("%s: %s (%s)", entity, label, batch_id)
+    try:
+        with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} batch {batch_id}"):
+            counts = upserter.upsert(records).as_dict()
+    finally:
+        _report_batch(context, entity, upserter, hook)
     # records another run holds: advance_watermark checks that they got synced before passing them
     return {**counts, "held": dict(upserter.held)}
 
 
+def attach_task(entity: str, batch_id: str) -> dict[str, Any]:
+    """Mapped task after the upserts: the vendor's files of one batch onto their issues, each once
+    (``bc_jira.sync.attachments``). Clearing it replays exactly this batch; done files cost no call."""
+    from bc_jira.config import load_config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
+    from bc_jira.sync.attachments import AttachmentSync
+    from bc_jira.sync.deferral import retry_policy, waiting_out_rate_limits
+
+    cfg = load_config()
+    store = StateStore.from_airflow()
+    hook = JiraCloudHook(retry=retry_policy(cfg))
+    bc = BusinessCentralHook(call_limiter=store.call_slot)
+    sync = AttachmentSync(cfg=cfg, entity=entity, jira=hook, bc=bc, store=store, run=_context_run())
+    with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} attachments of batch {batch_id}"):
+        counts = sync.attach(store.load_batch(batch_id)).as_dict()
+    log.info("%s: batch %s attachments: %s", entity, batch_id, counts)
+    return counts
+
+
+def _label_batch(context: Any, batch_id: str, records: int, extract_task_id: str) -> str:
+    """``batch 2/7 · 500 records``: the context variable the upsert's ``map_index_template`` renders."""
+    batch_ids = context["ti"].xcom_pull(task_ids=extract_task_id) or []
+    position = batch_ids.index(batch_id) + 1 if batch_id in batch_ids else None
+    label = batch_label(position, len(batch_ids) or None, records)
+    context[LABEL_CONTEXT_KEY] = label
+    return label
+
+
+def _report_batch(context: Any, entity: str, upserter: Upserter, hook: Any) -> None:
+    """Log which issue got what, with the JQL that shows them all; hand the Jira link to the operator."""
+    rep = batch_report(upserter.outcomes.values())
+    for line in rep.lines(entity):
+        log.info("%s", line)
+    jql = keys_jql(rep.all_keys)
+    url = jira_search_url(hook.settings.site_url, jql) if jql else None
+    if jql:
+        log.info("%s: all %d issue(s) of this batch in Jira: %s", entity, len(rep.all_keys), url)
+    set_batch_links(context["task"], jira=url)
+
+
+@fail_fast
 def finalize_task(
     entity: str,
     extracted: Mapping[str, Any] | None = None,
@@ -294,7 +358,7 @@ def finalize_task(
         current = Variable.get(key, default=None)
         plan = plan_watermark(extracted, current, hold, key)
         if plan.write:
-            Variable.set(key, plan.value)
+            Variable.set(key, plan.value, description=variable_description(key))
     log.info("%s: %s", entity, plan.message)
     new = plan.value
     if entity in EVENT_ENTITIES and not extracted.get("backfill") and new:
@@ -320,9 +384,36 @@ def finalize_task(
     return new
 
 
+@fail_fast
+def deletions_task(entity: str) -> dict[str, Any]:
+    """Task: follow records deleted in BC (``bc_jira.sync.deletions``); fails while any is still owed."""
+    from bc_jira.config import load_config
+    from bc_jira.hooks.business_central import BusinessCentralHook
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import StateStore
+    from bc_jira.sync.deferral import retry_policy
+    from bc_jira.sync.deletions import Deletions, follow_deletions
+
+    cfg = load_config()
+    if not cfg.entity(entity).enabled:
+        return {"skipped": True}
+    store = StateStore.from_airflow()
+    run = _context_run()
+    jira = JiraOps(JiraCloudHook(store=store, retry=retry_policy(cfg)))
+    d = Deletions(cfg=cfg, entity=entity, store=store, jira=jira, run=run)
+    out = follow_deletions(
+        d, BusinessCentralHook(), now().date(), bc_kind(entity), reconcile=not run.is_backfill
+    )
+    log.info("%s: deletions %s; reconcile %s", entity, out["counts"], out["reconcile"])
+    if out["pending"]:
+        raise RuntimeError(f"{entity}: {out['pending']} deletion(s) not carried to Jira yet; retried")
+    return out
+
+
 # -- setup --------------------------------------------------------------------------------------------------
 
 
+@fail_fast
 def connect_task() -> dict[str, Any]:
     """Task of bc_jira_connect: validate everything, then write bc_jira_jira_fields / bc_jira_jira_users."""
     import json
@@ -348,8 +439,8 @@ def connect_task() -> dict[str, Any]:
     problems += rep.problems
     if problems:
         raise ConnectError(problems)
-    Variable.set(FIELDS_VARIABLE_KEY, json.dumps(rep.fields, sort_keys=True))
-    Variable.set(USERS_VARIABLE_KEY, json.dumps(rep.users, sort_keys=True))
+    for key, value in ((FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)):
+        Variable.set(key, json.dumps(value, sort_keys=True), description=variable_description(key))
     for note in rep.notes:
         log.info("%s", note)
     log.info(
@@ -423,15 +514,20 @@ def _summary(results: Sequence[Result], what: str) -> dict[str, Any]:
     return {"counts": counts, "issues": [r.as_dict() for r in results[:100]]}
 
 
+@fail_fast
 def process_staged_task() -> dict[str, Any]:
     from bc_jira.sync.deferral import waiting_out_rate_limits
 
     wb = _build(_run_context())
     # Jira (or BC) asked to wait longer than the process waits: rescheduled; failed events stay staged.
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="staged transitions"):
-        return _summary(wb.process_pending(), "staged transitions")
+        results = wb.process_pending()
+    if not results:
+        log.info("no staged transitions: no Jira issue reached a done status since the last run")
+    return _summary(results, "staged transitions")
 
 
+@fail_fast
 def safety_net_task() -> dict[str, Any]:
     from bc_jira.sync.deferral import waiting_out_rate_limits
 
@@ -442,4 +538,7 @@ def safety_net_task() -> dict[str, Any]:
         )
         return {"counts": {}, "skipped": True}
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="safety-net poll"):
-        return _summary(wb.poll_done_issues(), "safety-net poll")
+        results = wb.poll_done_issues()
+    if not results:
+        log.info("safety-net poll: no done issue is waiting for its write-back")
+    return _summary(results, "safety-net poll")

@@ -1,8 +1,9 @@
 """``make airflow ARGS="dags list"``: the ``airflow`` CLI next to ``make run`` (like ``astro dev run``).
 
 Runs ``airflow <ARGS>`` with the demo's AIRFLOW_HOME (``.airflow/``), its metadata DB (the one the last
-``make run`` used: SQLite, or PostgreSQL after ``make run DB=postgres``), the dags/plugins folders and
-the sandbox's connections (when the sandbox runs). ``bc_jira_config`` comes from Admin > Variables.
+``make run`` used: SQLite, or PostgreSQL after ``make run DB=postgres``), the dags/plugins folders. The
+connections (``bc_default``, ``jira_default``) and ``bc_jira_config`` come from that DB, where ``make run``
+wrote them (Admin > Connections, Admin > Variables); no env var shadows them.
 """
 
 from __future__ import annotations
@@ -34,13 +35,9 @@ def refusal(db_env: dict[str, str], airflow_args: Sequence[str]) -> str | None:
     return None
 
 
-def cli_env(home: Path, db_env: dict[str, str], port: int, sandbox_port: int) -> dict[str, str]:
-    """The demo's environment: Airflow settings, its DB, the sandbox's connections if it answers."""
-    env = {**demo.clean_base_env(), **demo.airflow_env(demo.repo_root(), home, port), **db_env}
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    if demo.answers(f"{sandbox_url}/_sandbox/health"):
-        env.update(demo.sandbox_env(sandbox_url))
-    return env
+def cli_env(home: Path, db_env: dict[str, str], port: int) -> dict[str, str]:
+    """The demo's environment: Airflow settings and its DB (connections live in that DB)."""
+    return {**demo.clean_base_env(), **demo.airflow_env(demo.repo_root(), home, port), **db_env}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--db-url", default=None)
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--sandbox-port", type=int, default=8990)
     parser.add_argument("airflow_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     airflow_args = args.airflow_args[1:] if args.airflow_args[:1] == ["--"] else args.airflow_args
@@ -63,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(reason, file=sys.stderr)
         return 2
-    env = cli_env(args.home, db_env, args.port, args.sandbox_port)
+    env = cli_env(args.home, db_env, args.port)
     return subprocess.run([sys.executable, "-m", "airflow", *airflow_args], env=env).returncode
 
 

@@ -104,17 +104,30 @@ def create_app(sb: Sandbox) -> Any:
     :func:`~bc_jira_sandbox.deps.get_sandbox`), wrapped in the sandbox middleware (faults, rate limits)."""
     from bc_jira_sandbox import atlassian, entra
     from bc_jira_sandbox.bc import routes as bc_routes
+    from bc_jira_sandbox.bc import routes_attachments as bc_attachments
     from bc_jira_sandbox.bc import routes_control as bc_control
     from bc_jira_sandbox.bc import routes_subscriptions as bc_subscriptions
     from bc_jira_sandbox.bc.api import bc_error_handler
     from bc_jira_sandbox.bc.entities import BcError
     from bc_jira_sandbox.jira import routes as jira_routes
+    from bc_jira_sandbox.pages import bc_web, jira_board
 
     app = FastAPI(
         title="bc-jira sandbox", description="Local emulator of BC, Entra ID, Atlassian OAuth and Jira"
     )
     app.include_router(router)
-    for module in (entra, bc_routes, bc_subscriptions, bc_control, atlassian, jira_routes):
+    # the pages first: ``/site/browse/...`` must not be taken for a Jira REST path
+    for module in (
+        jira_board,
+        bc_web,
+        entra,
+        bc_attachments,
+        bc_routes,
+        bc_subscriptions,
+        bc_control,
+        atlassian,
+        jira_routes,
+    ):
         app.include_router(module.router)
     app.add_exception_handler(BcError, bc_error_handler)
     app.state.sandbox = sb

@@ -160,7 +160,7 @@ class Sandbox:
         self.lock = threading.RLock()
         self.rng = random.Random(self.options.seed)
         self.creds = _make_creds(random.Random(f"creds-{self.options.seed}"))
-        self.base_url = ""
+        self._base_url = ""
         self.clock_offset_s = 0.0
         self.stats = Stats()
         self.faults = Faults(random.Random(f"faults-{self.options.seed}"))
@@ -178,6 +178,30 @@ class Sandbox:
             self.load(self.options.data_file)
         else:
             self.reset()
+
+    # -- where it listens -------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, url: str) -> None:
+        self._base_url = url.rstrip("/")
+        self._bind_site()
+
+    def _bind_site(self) -> None:
+        """Once the sandbox listens on ``base_url``, its Jira site is ``{base_url}/site``: a URL that answers.
+
+        Real Jira serves its REST API (``{site}/rest/api/3``, basic auth) and its pages
+        (``{site}/browse/KEY``) under one site URL, and accessible-resources names that URL as the site's
+        ``url`` ("url": "https://your-domain.atlassian.net", https://developer.atlassian.com/cloud/oauth/
+        getting-started/making-calls-to-api/). So the sandbox's site is where its basic-auth API already
+        lives, accessible-resources names it, and every link the connector builds from ``site_url``
+        resolves to the sandbox's issue page. Unbound (in-process, no server) the site keeps an
+        ``atlassian.net`` name that never answers.
+        """
+        if self._base_url:
+            self.creds["site_url"] = f"{self._base_url}/site"
 
     # -- clock -------------------------------------------------------------------------------------------
     def now(self) -> datetime:
@@ -274,6 +298,7 @@ class Sandbox:
             data = pickle.load(fh)
         with self.lock:
             self.creds = data["creds"]
+            self._bind_site()
             self.clock_offset_s = data["clock_offset_s"]
             self.bc.__dict__.update(data["bc"])
             self.jira.__dict__.update(data["jira"])

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from bc_jira_sandbox.demo_connections import write_connections
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
@@ -74,6 +76,9 @@ def airflow_env(repo: Path, home: Path, api_port: int) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         # 4 LocalExecutor workers are plenty here (default 32 forks ~1 GB).
         "AIRFLOW__CORE__PARALLELISM": "8",
+        # Local, so the Connections list's Test button is on: it runs the hooks' test_connection in the
+        # api-server against the sandbox (README: Testing a connection). Off by default in Airflow.
+        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         # Short retry delays so a hiccup in the demo heals in seconds, not minutes.
         "BC_JIRA_RETRY_DELAY_SECONDS": "15",
     }
@@ -82,8 +87,9 @@ def airflow_env(repo: Path, home: Path, api_port: int) -> dict[str, str]:
 def sandbox_env(sandbox_url: str) -> dict[str, str]:
     """``eval "$(python -m bc_jira_sandbox airflow-env)"`` as a dict (the running sandbox's credentials).
 
-    Connections only: ``bc_jira_config`` goes into the metadata DB (:func:`ensure_config_variable`) so that
-    it is listed, and editable, in Admin > Variables; an env var would shadow whatever the UI saves.
+    Connections only, as ``AIRFLOW_CONN_*`` JSON; the demo stores them in the metadata DB
+    (``demo_connections``) and ``bc_jira_config`` too (:func:`ensure_config_variable`) so that they are
+    listed, editable and testable in the UI; an env var would shadow whatever the UI saves.
     """
     from bc_jira_sandbox.__main__ import airflow_env_lines
 
@@ -208,6 +214,19 @@ def health_problems(health: dict[str, Any]) -> list[str]:
             since = f", last heartbeat {beat}" if beat else ""
             problems.append(f"{component} is {status or 'missing'}{since}")
     return problems
+
+
+def issue_kinds(issues: Iterable[dict[str, Any]]) -> str:
+    """Which keys are which kind, in key order ("FIN-1…FIN-134 Invoice, FIN-135…FIN-140 Purchase Order"):
+    the syncs run side by side, so which kind gets FIN-1 differs from run to run."""
+    runs: list[list[Any]] = []  # [kind, first key, last key]
+    for issue in sorted(issues, key=lambda i: int(str(i["key"]).rsplit("-", 1)[1])):
+        kind = issue["fields"]["issuetype"]["name"]
+        if runs and runs[-1][0] == kind:
+            runs[-1][2] = issue["key"]
+        else:
+            runs.append([kind, issue["key"], issue["key"]])
+    return ", ".join(f"{a} {kind}" if a == b else f"{a}…{b} {kind}" for kind, a, b in runs)
 
 
 class ApiError(RuntimeError):
@@ -401,7 +420,6 @@ class Demo:
             **clean_base_env(),
             **airflow_env(self.repo, self.home, self.args.port),
             **self.db_env,
-            **sandbox_env(self.sandbox_url),
         }
         if answers(f"{self.api}/api/v2/version"):
             raise RuntimeError(
@@ -422,6 +440,8 @@ class Demo:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        written = write_connections(self.env, self.repo, sandbox_env(self.sandbox_url))
+        self.say(f"{' and '.join(written)} written to Admin > Connections, aimed at the sandbox (Test works)")
         if ensure_config_variable(self.env, self.repo, sandbox_config(self.sandbox_url)):
             self.say(f"{CONFIG_VARIABLE} written to Admin > Variables (edit it there; a re-run keeps it)")
         else:
@@ -529,19 +549,25 @@ bc-jira demo is running (Ctrl-C stops everything this command started)
   audit page      {self.api}/plugin/bc-jira-audit   (Browse > bc-jira audit)
   DAGs            {", ".join(ids)}
   sandbox         {sb}   (BC + Entra + Atlassian + Jira emulated; data in .airflow/sandbox.pickle)
-  sandbox Jira    {sb}/_sandbox/jira/issues        every issue, no search lag
+  Jira board      {sb}/site/jira/core/projects/{project}/board   issues by status, a Done button on each
+  an issue        {sb}/site/browse/{project}-1   (the issue links the connector writes land here)
+  BC web client   {sb}/bc-web   purchase invoices, vendors, purchase orders; New draft invoice, Block buttons
   sandbox stats   {sb}/_sandbox/stats
 
 What happens now: the three sync DAGs read draft purchase invoices, blocked vendors and purchase orders in
 review from BC and create one {project} issue each in mapped batches (refresh the UI's grid view). BC change
 notifications reach {self.api}/bc-jira/bc/notifications and start the invoice/vendor DAGs within seconds.
 
-Move an issue to Done as a Jira user would; the Jira webhook starts jira_transitions_to_bc, which acts by the
-issue's type (see "issuetype" in {sb}/_sandbox/jira/issues): an Invoice issue posts the draft invoice in BC, a
-Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it comments on the issue:
+Press Done on the board (or move an issue with curl) as a Jira user would; the Jira webhook starts
+jira_transitions_to_bc, which acts by the issue's type (the tag on each card): an Invoice issue posts the
+draft invoice in BC, a Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it
+comments on the issue. Which kind {project}-1 is depends on which sync finished first (the board's type
+tabs show each kind).
+The same from a script (JSON of every issue: {sb}/_sandbox/jira/issues):
   curl -s -X POST {sb}/_sandbox/jira/transition -H 'Content-Type: application/json' \\
        -d '{{"issue": "{project}-1", "to": "Done"}}'
-Enter a new draft invoice in BC as a user would (a BC notification starts the sync; a new issue follows):
+Enter a new draft invoice in BC as a user would (New draft invoice on {sb}/bc-web?page=9308,
+or curl); its BC notification starts the sync and a new issue follows:
   curl -s -X POST {sb}/_sandbox/bc/change -H 'Content-Type: application/json' \\
        -d '{{"entity": "purchaseInvoices", "create": {{}}}}'
 """,
@@ -559,10 +585,11 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
                 continue
             try:
                 runs = self.rest("GET", "/dags/~/dagRuns", params={"limit": 500})["dag_runs"]
-                n_issues = len(requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json())
+                issues = requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json()
             except (requests.RequestException, ValueError):
                 time.sleep(5)
                 continue
+            n_issues = len(issues)
             states: dict[str, int] = {}
             for r in runs:
                 states[r["state"]] = states.get(r["state"], 0) + 1
@@ -576,7 +603,7 @@ Enter a new draft invoice in BC as a user would (a BC notification starts the sy
                 first_green = time.monotonic() - self.t0
                 self.say(
                     f"first green runs of all three sync DAGs after {first_green:.0f} s "
-                    f"({n_issues} issues in the sandbox Jira)"
+                    f"({n_issues} issues in the sandbox Jira: {issue_kinds(issues)}; Done acts by kind)"
                 )
                 if self.args.exit_when_green:
                     return

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bc_jira_sandbox.pages import is_page
+
 if TYPE_CHECKING:
     import random
 
@@ -225,7 +227,8 @@ class SandboxMiddleware:
         self.sb = sb
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/_sandbox"):
+        # control routes and a person's pages: no latency, faults, rate limits or API call stats
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox") or is_page(scope["path"]):
             await self.app(scope, receive, send)
             return
         path, method = scope["path"], scope["method"]

@@ -117,7 +117,7 @@ def _wrapper(
             "--port",
             str(_free_port()),
         ]
-        + ["--sandbox-port", str(sandbox_port), *db, "--", *args],
+        + [*db, "--", *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -154,6 +154,26 @@ def test_setup_writes_bc_jira_config_into_admin_variables_and_a_rerun_keeps_an_e
     again = _wrapper(demo_home, sandbox_server.port, "variables", "get", "bc_jira_config")
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout) == edited, again.stderr[-2000:]
+
+
+def test_setup_writes_both_connections_into_admin_connections_aimed_at_the_sandbox(
+    demo_home, sandbox_server
+) -> None:
+    """Listed (and so testable) in the UI; no AIRFLOW_CONN_* in the demo's env shadows them; a re-run
+    rewrites them to match the sandbox."""
+    env = airflow_cli.cli_env(demo_home, demo.load_db_choice(demo_home) or {}, 18080)
+    assert not [k for k in env if k.startswith("AIRFLOW_CONN_")]
+    assert env["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+    deleted = _wrapper(demo_home, sandbox_server.port, "connections", "delete", "jira_default")
+    assert deleted.returncode == 0, deleted.stderr[-2000:]
+    _setup(demo_home, sandbox_server.port, db="sqlite")  # a re-run of `make run`
+    for conn_id, conn_type in (("bc_default", "business_central"), ("jira_default", "jira_cloud")):
+        got = _wrapper(demo_home, sandbox_server.port, "connections", "get", conn_id, "-o", "json")
+        assert got.returncode == 0, got.stderr[-2000:]
+        (conn,) = json.loads(got.stdout.strip().splitlines()[-1])
+        assert conn["conn_type"] == conn_type
+        assert conn["extra_dejson"]["api_url"].startswith(sandbox_server.url)
+        assert conn["port"] is None
 
 
 def test_make_airflow_dags_list_shows_the_contract_dags(demo_home, sandbox_server) -> None:
@@ -223,6 +243,17 @@ def _demo(tmp_path: Path) -> demo.Demo:
     d = demo.Demo(argparse.Namespace(port=18080, sandbox_port=18990, exit_when_green=False))
     d.home = tmp_path
     return d
+
+
+def test_issue_kinds_names_each_run_of_keys_by_kind_in_key_order() -> None:
+    def issue(n: int, kind: str) -> dict:
+        return {"key": f"FIN-{n}", "fields": {"issuetype": {"name": kind}}}
+
+    issues = [issue(3, "Invoice"), issue(10, "Vendor"), issue(1, "Invoice"), issue(2, "Invoice")]
+    issues += [issue(11, "Purchase Order"), issue(4, "Vendor")]
+    issues += [issue(n, "Vendor") for n in range(5, 10)]
+    assert demo.issue_kinds(issues) == "FIN-1…FIN-3 Invoice, FIN-4…FIN-10 Vendor, FIN-11 Purchase Order"
+    assert demo.issue_kinds([]) == ""
 
 
 def test_health_problems_name_each_component_that_is_not_healthy() -> None:

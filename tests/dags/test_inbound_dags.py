@@ -588,3 +588,27 @@ def test_replayed_done_does_not_unblock_a_vendor_blocked_again(inbound: dict[str
     store.stage_event("jira", KIND_JIRA_TRANSITION, "d-2", delivery)
     _success(run_dag("jira_transitions_to_bc"))
     assert vendor()["blocked"] in ("", "_x0020_")
+
+
+def test_idle_run_says_so_and_errors_name_the_issue_key(
+    inbound: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing staged: "no staged transitions" in words. A staged issue Jira no longer has: named by key."""
+    store = inbound["store"]
+    with caplog.at_level("INFO", logger="bc_jira"):
+        _success(run_dag("jira_transitions_to_bc"))
+    assert "no staged transitions: no Jira issue reached a done status since the last run" in caplog.text
+    store.stage_event(
+        "jira",
+        KIND_JIRA_TRANSITION,
+        "gone:1",
+        {"issue_id": "99913", "issue_key": "FIN-913", "delivery_id": "d1"},
+    )
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bc_jira"):
+        dr = run_dag("jira_transitions_to_bc")
+    _success(dr)
+    ti = next(t for t in dr.get_task_instances() if t.task_id == "process_staged_transitions")
+    assert ti.xcom_pull(task_ids=ti.task_id)["issues"][0]["issue"] == "FIN-913"
+    (row,) = store.query_audit(action="writeback_ignored")
+    assert (row.issue_key, row.reason) == ("FIN-913", "issue no longer exists in Jira")

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import REPO
 
@@ -268,6 +271,21 @@ def test_connect_dag_writes_field_ids(sandbox, outbound) -> None:
         "BC Currency",
         "BC Status",
     }
+    # what Admin > Variables shows beside the value (the metadata DB's description column)
+    described = _descriptions("bc_jira_jira_fields", "bc_jira_jira_users")
+    assert described["bc_jira_jira_fields"].startswith(
+        "bc-jira: Jira custom field ids by configured field name"
+    )
+    assert "assignee rules" in described["bc_jira_jira_users"]
+
+
+def _descriptions(*keys: str) -> dict[str, str]:
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(Variable).filter(Variable.key.in_(keys)).all()
+        return {v.key: v.description for v in rows}
 
 
 def test_connect_reports_every_problem_at_once(sandbox, outbound) -> None:
@@ -692,17 +710,24 @@ def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) ->
 FETCH = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulkfetch"
 
 
-def test_reordered_bulk_answers_still_link_each_record_to_its_own_issue(sandbox, outbound) -> None:
+def test_reordered_bulk_answers_still_link_each_record_to_its_own_issue(
+    sandbox, outbound, monkeypatch
+) -> None:
     """Atlassian does not document the order of issues[] in a bulk-create answer: the sandbox shuffles it,
     and every link must still point at the issue that carries its record id."""
     from airflow.utils.state import DagRunState
 
+    # the attach tasks read issues with bulkfetch too; this test counts the upsert's read-backs alone
+    monkeypatch.setenv(
+        "AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps({**outbound["cfg"], "attachments": {"enabled": False}})
+    )
     from bc_jira.store import StateStore
 
     fields = outbound["fields"]
     rid = fields["BC Record Id"]
     sandbox.options(bulk_create_order="shuffled")
-    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
     by_id = {i["id"]: i for i in issues(sandbox)}
     drafts = [r["id"] for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"]
     links = StateStore.from_airflow().get_links("purchase_invoices", drafts)
@@ -712,3 +737,203 @@ def test_reordered_bulk_answers_still_link_each_record_to_its_own_issue(sandbox,
         assert by_id[link.issue_id]["key"] == link.issue_key
     # batches of 7 -> one bulk create and one read-back per batch
     assert calls(sandbox, FETCH) == calls(sandbox, BULK)
+
+
+def test_upsert_logs_keys_labels_batches_and_links_work_on_a_real_api_server(
+    sandbox, outbound, airflow_db, capfd, caplog, tmp_path
+) -> None:
+    """Issue keys in the log, "batch i/n · k records" labels, the extra links served by a real api-server
+    (the endpoint the UI calls), the JQL finding exactly the batch's issues, and no short-secret warning."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from airflow.models.variable import Variable
+    from airflow.models.xcom import XComModel
+    from airflow.sdk._shared.secrets_masker.secrets_masker import SecretsMasker
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.store import BatchKey, StateStore
+    from bc_jira.sync.links import AUDIT_LINK_NAME, JIRA_LINK_NAME
+    from tests.support.api_server import ApiServer, conn_env
+
+    Variable.set("bc_jira_jira_users", "{}")  # what bc_jira_connect writes when no assignee rule names a user
+    SecretsMasker._has_warned_short_secret = False  # the warning is given once per process: re-arm it
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
+    out = capfd.readouterr().out + caplog.text  # Airflow's structlog output and the stdlib records
+    assert "[DAG TEST] end task task_id=upsert" in out
+    mark = _descriptions("bc_jira_watermark_purchase_invoices")["bc_jira_watermark_purchase_invoices"]
+    assert mark.startswith(
+        "bc-jira: high-water mark (ISO-8601 UTC lastModifiedDateTime) of the purchase invoices"
+    )
+    assert "Skipping masking for a secret" not in out
+    store = StateStore.from_airflow()
+    batch_ids = store.batch_ids("purchase_invoices", dr.run_id)
+    upserts = sorted((t for t in dr.get_task_instances() if t.task_id == "upsert"), key=lambda t: t.map_index)
+    assert len(upserts) == len(batch_ids) >= 2
+    with create_session() as session:
+        links = {
+            (x.map_index, x.key): x.value
+            for x in session.query(XComModel).filter(
+                XComModel.run_id == dr.run_id, XComModel.task_id == "upsert", XComModel.key.like("_link_%")
+            )
+        }
+    jira = JiraCloudHook()
+    time.sleep(sandbox.TEST_OPTIONS["search_lag_s"] + 0.5)  # Jira search lags writes (the sandbox too)
+    for ti in upserts:
+        size = len(store.load_batch(batch_ids[ti.map_index]))
+        assert ti.rendered_map_index == f"batch {ti.map_index + 1}/{len(batch_ids)} · {size} records"
+        rows = store.query_audit(batch=BatchKey(dr.dag_id, dr.run_id, "upsert", ti.map_index), limit=1000)
+        created = sorted((r.issue_key for r in rows if r.action == "create"), key=lambda k: int(k[4:]))
+        assert len(rows) == size
+        assert len(created) == size
+        assert f"purchase_invoices: created {size}: {', '.join(created)}" in out
+        jql = parse_qs(urlsplit(str(links[(ti.map_index, "_link_JiraBatchIssuesLink")])).query)["jql"][0]
+        assert {i["key"] for i in jira.search_all(jql, ["summary"])} == set(created)
+
+    # the endpoint the UI calls for a mapped task instance's extra links, on a real api-server
+    state_db = json.loads(os.environ["AIRFLOW_CONN_BC_JIRA_DB"])
+    env = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        **conn_env("bc_jira_db", state_db),
+        "AIRFLOW_CONN_JIRA_DEFAULT": os.environ["AIRFLOW_CONN_JIRA_DEFAULT"],
+    }
+    server = ApiServer(tmp_path / "api", env)
+    try:
+        last = upserts[-1]
+        resp = requests.get(
+            f"{server.url}/api/v2/dags/{dr.dag_id}/dagRuns/{dr.run_id}/taskInstances/upsert/links",
+            params={"map_index": last.map_index},
+            timeout=30,
+        )
+        assert resp.status_code == 200, resp.text
+        served = resp.json()["extra_links"]
+        assert served[JIRA_LINK_NAME] == links[(last.map_index, "_link_JiraBatchIssuesLink")]
+        assert served[JIRA_LINK_NAME].startswith(jira.settings.site_url + "/issues/?jql=key%20in%20%28FIN-")
+        audit = served[AUDIT_LINK_NAME]
+        assert audit.startswith("/bc-jira/audit?dag=bc_purchase_invoices_to_jira&run=")
+        page = requests.get(f"{server.url}{audit}", timeout=30)
+        assert page.status_code == 200, page.text[:500]
+        batch = store.load_batch(batch_ids[last.map_index])
+        others = [r for b in batch_ids[: last.map_index] for r in store.load_batch(b)]
+        assert all(r["number"] in page.text for r in batch)
+        assert not any(r["number"] in page.text for r in others)
+        assert f"Batch upsert [{last.map_index}] of bc_purchase_invoices_to_jira" in page.text
+    finally:
+        server.stop()
+
+
+def test_config_error_fails_at_once_a_transient_error_still_retries(
+    sandbox, outbound, monkeypatch, capfd, caplog
+) -> None:
+    """A broken bc_jira_config: failed on try 1 with the problem list; BC answering 503: retried, synced."""
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    broken = {**outbound["cfg"], "batch_size": "lots", "project_key": "fin 1"}
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(broken))
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.FAILED
+    extract = next(t for t in dr.get_task_instances() if t.task_id == "extract")
+    assert (extract.state, extract.try_number) == (TaskInstanceState.FAILED, 1)
+    out = capfd.readouterr().out + caplog.text
+    assert "bc_jira_config is invalid (2 problem(s)):" in out
+    assert "- batch_size:" in out
+    assert "- project_key:" in out
+    assert "(not retried: a retry cannot fix this)" in out
+    assert "up_for_retry" not in out.lower()
+    assert issues(sandbox) == []
+
+    # transient: every attempt of the connector's HTTP retries gets 503 once, so the first try fails
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(outbound["cfg"]))
+    sandbox.faults(rules=[{"kind": "503", "path": "/purchaseInvoices", "count": 6, "retry_after": 0}])
+    dr = run_dag("bc_purchase_invoices_to_jira")
+    assert dr.state == DagRunState.SUCCESS
+    extract = next(t for t in dr.get_task_instances() if t.task_id == "extract")
+    assert extract.try_number == 2
+    assert sandbox.stats()["faults"]["503"] == 6
+    assert issues(sandbox)
+
+
+def _texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["text"]] if node.get("type") == "text" else []
+        return own + [t for child in node.get("content", []) for t in _texts(child)]
+    return []
+
+
+def _line_table(description: dict[str, Any]) -> list[list[str]]:
+    table = [b for b in description["content"] if b["type"] == "table"][1]  # [0] is the facts table
+    return [[" ".join(_texts(cell)) for cell in row["content"]] for row in table["content"]]
+
+
+def test_invoice_issue_has_lines_table_duedate_priority_and_a_line_change_edits_once(
+    sandbox, outbound, monkeypatch
+) -> None:
+    """The lines come in the same BC request as their invoices ($expand, one call per page), become the
+    description's table; dueDate -> duedate; priority_rules pick the priority; a changed line in BC edits
+    that one issue once, and the run after edits nothing."""
+    from airflow.utils.state import DagRunState
+
+    fields = outbound["fields"]
+    drafts = sorted(
+        (r for r in bc_records(sandbox, "purchase_invoices") if r["status"] == "Draft"),
+        key=lambda r: -r["totalAmountIncludingTax"],
+    )
+    big, small = drafts[0], drafts[-1]
+    cfg = dict(outbound["cfg"])
+    cfg["priority_rules"] = [
+        {"priority": "Highest", "amount_at_least": big["totalAmountIncludingTax"]},
+        {"priority": "Low", "due_within_days": 3650, "entities": ["purchase_invoices"]},
+    ]
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+    bc_list = "GET /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/{entity}"
+    bc_lines = "GET /v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})/{entity}({key})/{nav}"
+    list0, lines0 = calls(sandbox, bc_list), calls(sandbox, bc_lines)
+
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert calls(sandbox, bc_lines) == lines0  # no per-document line reads
+    # the extract's one page (lines included) + follow_deletions' first reconcile of the day: one id-list
+    # read for the freshly linked drafts (at most 40 ids a read; bc_jira.sync.reconcile)
+    assert calls(sandbox, bc_list) - list0 == 2
+    list1 = calls(sandbox, bc_list)
+    linked = by_record(sandbox, fields)
+    for rec in (big, small):
+        f = linked[rec["id"]][0]["fields"]
+        rows = _line_table(f["description"])
+        assert rows[0][:6] == ["Type", "No.", "Description", "Quantity", "Unit cost", "Line amount"]
+        assert f["duedate"] == rec["dueDate"]
+    from tests.support.bc_hook import sandbox_bc_hook
+
+    hook = sandbox_bc_hook(sandbox)
+    big_lines = sorted(hook.list_lines("purchaseInvoices", big["id"]), key=lambda ln: ln["sequence"])
+    big_fields = by_record(sandbox, fields)[big["id"]][0]["fields"]
+    rows = _line_table(big_fields["description"])
+    assert [r[2] for r in rows[1:]] == [ln["description"] for ln in big_lines]
+    assert [r[5] for r in rows[1:]] == [f"{ln['amountExcludingTax']:,.2f}" for ln in big_lines]
+    if big["shortcutDimension1Code"] or big["shortcutDimension2Code"]:
+        assert rows[0][-1] == "Dimensions"
+        assert (big["shortcutDimension1Code"] or big["shortcutDimension2Code"]) in rows[1][-1]
+    assert big_fields["priority"]["name"] == "Highest"
+    assert by_record(sandbox, fields)[small["id"]][0]["fields"]["priority"]["name"] == "Low"
+
+    # a user changes a line's quantity in BC: that issue is edited once, with the new table
+    put0 = calls(sandbox, ISSUE_PUT)
+    line = big_lines[0]
+    sandbox.control(
+        "POST",
+        "/_sandbox/bc/change",
+        {
+            "entity": "purchaseInvoices",
+            "id": big["id"],
+            "line": {"sequence": line["sequence"], "set": {"quantity": line["quantity"] + 5}},
+        },
+    )
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert calls(sandbox, ISSUE_PUT) == put0 + 1
+    assert calls(sandbox, bc_list) == list1 + 1  # the day's reconcile is done: the extract's one page only
+    rows = _line_table(by_record(sandbox, fields)[big["id"]][0]["fields"]["description"])
+    assert rows[1][3] == str(line["quantity"] + 5)
+    assert run_dag("bc_purchase_invoices_to_jira").state == DagRunState.SUCCESS
+    assert calls(sandbox, ISSUE_PUT) == put0 + 1  # second run: no edit

@@ -107,7 +107,11 @@ class FakeJira:
         self._count("fetch")
         assert len(issue_ids) <= 100
         return [
-            {"id": i, "key": self.issues[i]["key"], "fields": {RID: self.issues[i]["fields"][RID]}}
+            {
+                "id": i,
+                "key": self.issues[i]["key"],
+                "fields": {f: self.issues[i]["fields"].get(f) for f in fields},
+            }
             for i in sorted(issue_ids, key=int)
             if i in self.issues
         ]
@@ -199,9 +203,13 @@ class FakeBC:
     def __init__(self, records: list[dict[str, Any]]) -> None:
         self.records = records
         self.queries: list[tuple] = []
+        self.expands: list[str | None] = []
 
-    def iter_modified(self, entity_set, since, until=None, *, extra_filter=None, page_size=None, select=None):
+    def iter_modified(
+        self, entity_set, since, until=None, *, extra_filter=None, page_size=None, select=None, expand=None
+    ):
         self.queries.append((entity_set, since, until, extra_filter))
+        self.expands.append(expand)
         for r in self.records:
             yield dict(r, **{"@odata.etag": 'W/"1"'})
 

@@ -90,6 +90,20 @@ class Browser:
     def click(self, element: str) -> None:
         self._call("POST", f"/element/{element}/click", {})
 
+    def clear(self, element: str) -> None:
+        self._call("POST", f"/element/{element}/clear", {})
+
+    def type_text(self, element: str, text: str) -> None:
+        """Key presses into the element, as a user types (React sees each input event)."""
+        self._call("POST", f"/element/{element}/value", {"text": text})
+
+    def element(self, script: str, *args: Any) -> str:
+        """The element id of what ``script`` returns (a DOM element found by JavaScript)."""
+        found = self.run(script, *args)
+        assert isinstance(found, dict), f"no element from {script!r}: {found!r}"
+        assert ELEMENT in found, f"no element from {script!r}: {found!r}"
+        return found[ELEMENT]
+
     def attribute(self, element: str, name: str) -> str | None:
         return self._call("GET", f"/element/{element}/attribute/{name}")
 

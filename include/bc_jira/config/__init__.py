@@ -11,6 +11,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from bc_jira.config.attachments import AttachmentsConfig, parse_attachments
+
 # The model's names are this package's public names: callers import them from ``bc_jira.config``.
 from bc_jira.config.model import (
     DEFAULT_BATCH_SIZE,
@@ -42,10 +44,13 @@ from bc_jira.config.model import (
     decode_enum,
     encode_enum,
 )
+from bc_jira.config.priority import PriorityRule, parse_priority_rules, priority_for
+from bc_jira.config.reject import DEFAULT_REJECT_STATUSES, parse_reject_statuses
 from bc_jira.config.sections import (
     _TOP_KEYS,
     _assignees,
     _bounded_int,
+    _deleted_transition,
     _document,
     _duplicate_transition,
     _entities,
@@ -62,6 +67,7 @@ if TYPE_CHECKING:
 
 # What callers import from ``bc_jira.config``: the model, the registry names it is built on, and the loaders.
 __all__ = [
+    "AttachmentsConfig",
     "AssigneeRule",
     "BLANK",
     "Config",
@@ -74,6 +80,7 @@ __all__ = [
     "DEFAULT_MAX_DEFER_SECONDS",
     "DEFAULT_MAX_INLINE_WAIT_SECONDS",
     "DEFAULT_OVERLAP_SECONDS",
+    "DEFAULT_REJECT_STATUSES",
     "DEFAULT_SEARCH_SETTLE_SECONDS",
     "DEFAULT_SELECTION",
     "DEFAULT_SUMMARY",
@@ -85,6 +92,7 @@ __all__ = [
     "EntityConfig",
     "FIELDS_VARIABLE_KEY",
     "FieldNames",
+    "PriorityRule",
     "RateLimitConfig",
     "SPECS",
     "Selection",
@@ -98,6 +106,7 @@ __all__ = [
     "encode_enum",
     "load_config",
     "parse_config",
+    "priority_for",
     "shadowed_variable_warning",
 ]
 
@@ -126,10 +135,14 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         problems,
     )
     duplicate_transition = _duplicate_transition(doc.get("duplicate_transition"), problems)
+    deleted_transition = _deleted_transition(doc.get("deleted_transition"), problems)
     url = _web_client_url(doc.get("bc_web_client_url"), problems)
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
     rate_limit = _rate_limit(doc.get("rate_limit"), problems)
+    priority_rules = parse_priority_rules(doc.get("priority_rules"), problems)
+    reject_statuses = parse_reject_statuses(doc.get("reject_statuses"), problems)
+    attachments = parse_attachments(doc.get("attachments"), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -146,6 +159,10 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         search_settle_seconds=settle,
         rate_limit=rate_limit,
         duplicate_transition=duplicate_transition,
+        deleted_transition=deleted_transition,
+        priority_rules=priority_rules,
+        reject_statuses_configured=reject_statuses,
+        attachments=attachments,
     )
 
 
@@ -161,6 +178,9 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
             "max_defer_seconds": DEFAULT_MAX_DEFER_SECONDS,
         },
         "duplicate_transition": None,
+        "deleted_transition": None,
+        "priority_rules": [],
+        "reject_statuses": list(DEFAULT_REJECT_STATUSES),
         "labels": list(DEFAULT_LABELS),
         "fields": dict(DEFAULT_FIELD_NAMES),
         "assignees": [],

@@ -6,11 +6,15 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bc_jira.config.attachments import AttachmentsConfig
+from bc_jira.config.reject import DEFAULT_REJECT_STATUSES
 from bc_jira.entities import BLANK, ENTITIES, SPECS
 from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variable name, read by the edges
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from bc_jira.config.priority import PriorityRule
 
 VARIABLE_KEY = "bc_jira_config"
 FIELDS_VARIABLE_KEY = "bc_jira_jira_fields"
@@ -162,6 +166,25 @@ class Config:
     # A second issue found for one record is linked to the kept one as a Duplicate, commented, and moved with
     # this transition (name of a transition or of its target status, e.g. "Done") when set.
     duplicate_transition: str | None = None
+    # An issue whose BC record was deleted is commented and moved with this transition (name of a transition
+    # or of its target status) when set; null leaves it in its status.
+    deleted_transition: str | None = None
+    # Jira priority by rule, first match wins (``priority_rules``; config.priority).
+    priority_rules: tuple[PriorityRule, ...] = ()
+    # Done statuses that mean "no" (``reject_statuses``; None: not configured, ``DEFAULT_REJECT_STATUSES``).
+    reject_statuses_configured: tuple[str, ...] | None = None
+
+    @property
+    def reject_statuses(self) -> tuple[str, ...]:
+        if self.reject_statuses_configured is None:
+            return DEFAULT_REJECT_STATUSES
+        return self.reject_statuses_configured
+
+    def is_reject_status(self, name: str) -> bool:
+        """Whether an issue in the done status ``name`` was rejected (case-insensitive, like Jira)."""
+        return name.strip().casefold() in {n.casefold() for n in self.reject_statuses}
+
+    attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)  # the vendor's files
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:

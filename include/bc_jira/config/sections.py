@@ -47,6 +47,10 @@ _TOP_KEYS = {
     "search_settle_seconds",
     "rate_limit",
     "duplicate_transition",
+    "deleted_transition",
+    "priority_rules",
+    "reject_statuses",
+    "attachments",
 }
 _ENTITY_KEYS = {
     "enabled",
@@ -351,6 +355,16 @@ def _duplicate_transition(value: Any, problems: list[str]) -> str | None:
         problems.append(
             'duplicate_transition: must be a Jira transition or status name (e.g. "Done") or null '
             "(duplicates are then linked and commented but left in their status)"
+        )
+        return None
+    return value.strip() if value else None
+
+
+def _deleted_transition(value: Any, problems: list[str]) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        problems.append(
+            'deleted_transition: must be a Jira transition or status name (e.g. "Done") or null (an issue '
+            "whose BC record was deleted is then commented but left in its status)"
         )
         return None
     return value.strip() if value else None

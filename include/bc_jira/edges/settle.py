@@ -54,6 +54,8 @@ def settle_bc_events(
     rows: list[AuditRow] = []
     done: list[int] = []
     for ev in store.pending_events(bc_kind(entity), limit=5000):
+        if (ev.payload or {}).get("changeType") == "deleted":
+            continue  # its effect is the deletion comment: bc_jira.sync.deletions deletes it when done
         changed = timeutil.try_parse_ts((ev.payload or {}).get("lastModifiedDateTime"))
         if changed is None or changed > mark:
             continue

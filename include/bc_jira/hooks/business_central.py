@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from airflow.sdk import BaseHook
 
 from bc_jira.entra import MsalTokenProvider
+from bc_jira.failfast import ConnectionConfigError
 from bc_jira.hooks.odata import build_filter, decode_record, encode_changes, entity_key, string_key
 from bc_jira.http import (
     ApiClient,
@@ -125,7 +126,7 @@ def settings_from_connection(
     )
     missing = [name for name, value in required if not value]
     if missing or not (login and password and tenant_id and company_id):
-        raise ValueError(f"connection {conn_id!r} is missing {', '.join(missing)}")
+        raise ConnectionConfigError(f"connection {conn_id!r} is missing {', '.join(missing)}")
     return BcSettings(
         client_id=login,
         client_secret=password,
@@ -277,8 +278,13 @@ class BusinessCentralHook(BaseHook):
         select: Iterable[str] | None = None,
         extra_filter: str | Mapping[str, Any] | None = None,
         page_size: int | None = None,
+        expand: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Records with ``since < lastModifiedDateTime <= until``, oldest first.
+
+        ``expand``: navigations read in the same request (``sync.extract.record_expand``: the lines, the
+        attachments); BC pages the records and every page's records carry their expanded navigations, so the
+        call count stays one per page.
 
         ``extra_filter``: raw OData (``"status eq 'Draft'"``) or ``{field: value}`` equalities
         (enum values given decoded, e.g. ``{"status": "In Review"}``, are encoded).
@@ -288,7 +294,12 @@ class BusinessCentralHook(BaseHook):
             select = list(dict.fromkeys(["id", "lastModifiedDateTime", *select]))
         flt = build_filter(entity, since=since, until=until, extra=extra_filter)
         yield from self.iter_records(
-            entity, filter=flt, select=select, orderby="lastModifiedDateTime asc", page_size=page_size
+            entity,
+            filter=flt,
+            select=select,
+            orderby="lastModifiedDateTime asc",
+            page_size=page_size,
+            expand=expand,
         )
 
     def get_record(
@@ -310,6 +321,11 @@ class BusinessCentralHook(BaseHook):
         lines = {"purchaseInvoices": "purchaseInvoiceLines", "purchaseOrders": "purchaseOrderLines"}[entity]
         body = self.client.get_json(self._path(entity, record_id, lines))
         return [decode_record(lines, r) for r in body.get("value", [])]
+
+    def attachment_content(self, entity_set: str, attachment_id: str) -> bytes:
+        """The bytes of a ``documentAttachments`` (or ``attachments``) row: its ``attachmentContent`` stream
+        (https://learn.microsoft.com/dynamics365/business-central/dev-itpro/api-reference/v2.0/api/dynamics_attachment_update)."""
+        return self.client.request("GET", self._path(entity_set, attachment_id, "attachmentContent")).content
 
     def list_companies(self) -> list[dict[str, Any]]:
         return self.client.get_json("companies").get("value", [])

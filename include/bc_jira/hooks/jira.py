@@ -17,6 +17,8 @@ from urllib.parse import quote, urlencode
 
 from airflow.sdk import BaseHook
 
+from bc_jira.failfast import ConnectionConfigError
+from bc_jira.hooks.jira_attachments import JiraAttachmentsMixin
 from bc_jira.hooks.jira_bulk import (
     BulkCreateResult,
     bulk_error_body,
@@ -66,7 +68,7 @@ def expiration_ms(value: Timestamp) -> int | None:
     return epoch_ms(value)
 
 
-class JiraCloudHook(BaseHook):
+class JiraCloudHook(JiraAttachmentsMixin, BaseHook):
     """Jira Cloud platform REST v3 (connection ``jira_default``, type ``jira_cloud``).
 
     No network in ``__init__``: connection, token and cloudId are resolved on first use.
@@ -133,7 +135,7 @@ class JiraCloudHook(BaseHook):
     def oauth(self) -> AtlassianOAuth:
         s = self.settings
         if s.auth != "oauth2":
-            raise ValueError(f"connection {self.jira_conn_id!r} uses basic auth: no OAuth client")
+            raise ConnectionConfigError(f"connection {self.jira_conn_id!r} uses basic auth: no OAuth client")
         return AtlassianOAuth(
             s.client_id or "",
             s.client_secret or "",

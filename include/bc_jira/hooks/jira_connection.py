@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bc_jira.failfast import ConnectionConfigError
 from bc_jira.http import ApiError, AuthError, NotFoundError, TransportError
 from bc_jira.token_cipher import TokenCryptoError
 from bc_jira.tokens import CONSENT_ROUTE, DEFAULT_API_URL, DEFAULT_AUTH_URL, SiteNotAccessible
@@ -49,13 +50,15 @@ def settings_from_connection(
     if auth == "basic":
         return _basic_settings(conn_id, host, login, password, extra)
     if auth != "oauth2":
-        raise ValueError(f"connection {conn_id!r}: extra.auth must be 'oauth2' or 'basic', not {auth!r}")
+        raise ConnectionConfigError(
+            f"connection {conn_id!r}: extra.auth must be 'oauth2' or 'basic', not {auth!r}"
+        )
     site = extra.get("site_url")
     missing = _missing(
         (("login (client id)", login), ("password (client secret)", password), ("extra.site_url", site))
     )
     if missing:
-        raise ValueError(f"connection {conn_id!r} (auth=oauth2) is missing {', '.join(missing)}")
+        raise ConnectionConfigError(f"connection {conn_id!r} (auth=oauth2) is missing {', '.join(missing)}")
     return JiraSettings(
         auth="oauth2",
         site_url=str(site).rstrip("/"),
@@ -72,20 +75,25 @@ def settings_from_connection(
 def _basic_settings(
     conn_id: str, host: str | None, login: str | None, password: str | None, extra: Mapping[str, Any]
 ) -> JiraSettings:
+    """Basic auth reads its own fields (``extra.email``, ``extra.api_token``, ``extra.site_url``, as the form
+    shows them); ``login``, ``password`` and ``host`` are still read when those are empty (older
+    connections)."""
     site = extra.get("site_url") or host
+    email = extra.get("email") or login
+    token = extra.get("api_token") or password
     missing = _missing(
-        (("host (site URL)", site), ("login (email)", login), ("password (API token)", password))
+        (("extra.site_url (site URL)", site), ("extra.email", email), ("extra.api_token (API token)", token))
     )
     if missing or not site:
-        raise ValueError(f"connection {conn_id!r} (auth=basic) is missing {', '.join(missing)}")
+        raise ConnectionConfigError(f"connection {conn_id!r} (auth=basic) is missing {', '.join(missing)}")
     site = str(site)
     if "://" not in site:
         site = f"https://{site}"
     return JiraSettings(
         auth="basic",
         site_url=site.rstrip("/"),
-        email=login,
-        api_token=password,
+        email=email,
+        api_token=token,
         webhook_secret=extra.get("webhook_secret"),
     )
 
@@ -158,12 +166,15 @@ def choose_test_grant(
             "that uses the connection (e.g. run bc_jira_connect)"
         )
     if not has_bootstrap:
-        return None, f"No Jira grant is stored yet: an Airflow user must consent once through {CONSENT_ROUTE}"
+        return None, (
+            "Not tested yet: no Jira grant is stored. An Airflow user must consent once: open "
+            f"{CONSENT_ROUTE} on this Airflow, then click Test again"
+        )
     return None, (
-        "Not tested: no Jira grant is stored yet. The connection's refresh_token is a one-time bootstrap "
-        "that the first task exchanges under the connector's single-refresher lock; a test does not spend "
-        "it, because Atlassian rotates it on use and revokes the grant when the old one is used again. Run "
-        f"the bc_jira_connect DAG (or consent through {CONSENT_ROUTE}), then test again"
+        "Not tested yet: no Jira grant is stored. Trigger the bc_jira_connect DAG once (it exchanges the "
+        f"bootstrap refresh token), or consent through {CONSENT_ROUTE}, then click Test again. Test never "
+        "spends the bootstrap token itself: Atlassian rotates it on use and revokes the grant when the old "
+        "one is used again"
     )
 
 

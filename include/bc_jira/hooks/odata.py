@@ -8,7 +8,7 @@ leave the hook decoded and changes are encoded again on write, so callers never 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,11 +42,25 @@ def encode_enum(value: str) -> str:
 
 
 def decode_record(entity: str, record: dict[str, Any]) -> dict[str, Any]:
+    """Enums decoded, also in expanded lines (``record["purchaseInvoiceLines"]``)."""
     fields = ENUM_FIELDS.get(entity, _ALL_ENUM_FIELDS)
     for name in fields:
         if name in record:
             record[name] = decode_enum(record[name])
+    for nav in ("purchaseInvoiceLines", "purchaseOrderLines"):
+        rows = record.get(nav)
+        if isinstance(rows, list):
+            record[nav] = [decode_record(nav, r) if isinstance(r, dict) else r for r in rows]
     return record
+
+
+def expand_clause(nav: str, select: Iterable[str], nested: Mapping[str, Iterable[str]] | None = None) -> str:
+    """``nav($select=a,b;$expand=sub($select=c))``: OData v4 nested options, as BC reads them."""
+    opts = [f"$select={','.join(select)}"] if select else []
+    subs = [f"{sub}($select={','.join(fields)})" for sub, fields in (nested or {}).items()]
+    if subs:
+        opts.append(f"$expand={','.join(subs)}")
+    return f"{nav}({';'.join(opts)})" if opts else nav
 
 
 def encode_changes(entity: str, changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,6 +118,14 @@ def build_filter(
     elif isinstance(extra, Mapping):
         parts += [f"{k} eq {odata_literal(entity, k, v)}" for k, v in extra.items()]
     return " and ".join(parts) or None
+
+
+def id_in_filter(ids: list[str]) -> str:
+    """``id in (<guid>, ...)``: the OData v4 IN operator BC supports since 2024 wave 1; Edm.Guid unquoted."""
+    bad = [i for i in ids if not _GUID.match(i)]
+    if bad or not ids:
+        raise ValueError(f"id in (...) needs BC record GUIDs; got {bad[:3] or 'none'}")
+    return f"id in ({','.join(ids)})"
 
 
 def entity_key(record_id: str) -> str:

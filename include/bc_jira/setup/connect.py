@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bc_jira.config import ENTITIES, AssigneeRule, Config, EntityConfig
+from bc_jira.entities import spec
+from bc_jira.setup.priorities import check_priorities
+from bc_jira.setup.reject import reject_checks
 from bc_jira.sync.heal import duplicate_link_type
 from bc_jira.sync.lookup import _jql_string
 
@@ -84,6 +87,10 @@ def create_screen_fields(cfg: Config, ecfg: EntityConfig, custom_ids: Mapping[st
         need["labels"] = "Labels"
     if cfg.assignees:
         need["assignee"] = "Assignee"
+    if spec(ecfg.name).due_date_field:
+        need["duedate"] = "Due date"
+    if any(ecfg.name in rule.entities for rule in cfg.priority_rules):
+        need["priority"] = "Priority"
     return need
 
 
@@ -290,6 +297,12 @@ def workflow_problems(
             f"duplicate_transition: no status {dup_to!r} in the workflow of {ecfg.issue_type!r}; use "
             f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
         )
+    del_to = cfg.deleted_transition
+    if del_to and del_to.casefold() not in names:
+        problems.append(
+            f"deleted_transition: no status {del_to!r} in the workflow of {ecfg.issue_type!r}; use "
+            f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
+        )
     if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
         problems.append(
             f"entities.{ecfg.name}.resolved_transition: no status "
@@ -309,11 +322,13 @@ def check_workflows(cfg: Config, client: JiraClient, rep: ConnectReport) -> list
         return [f"project_key: cannot read the workflow statuses of {cfg.project_key} ({exc})"]
     per_type = {(s.get("name") or "").casefold(): s.get("statuses") or [] for s in statuses}
     problems: list[str] = []
+    workflows: dict[str, tuple[EntityConfig, list[dict[str, Any]]]] = {}
     for ecfg in _enabled(cfg):
         sts = per_type.get(ecfg.issue_type.casefold())
         if sts is not None:
             problems += workflow_problems(cfg, ecfg, sts, rep.notes)
-    return problems
+            workflows[ecfg.name] = (ecfg, sts)
+    return problems + reject_checks(cfg, workflows, rep.notes)
 
 
 def check_link_types(client: JiraClient, rep: ConnectReport) -> list[str]:
@@ -392,6 +407,7 @@ def project_checks(
     if project is None:
         return problems
     problems += check_issue_types(cfg, project)
+    problems += check_priorities(cfg, client, project)
     problems += check_workflows(cfg, client, rep)
     problems += create_screen_checks(cfg, client, custom_ids)
     edit_problems, edit_notes = edit_screen_checks(cfg, client, custom_ids)

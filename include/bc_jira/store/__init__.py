@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from bc_jira.store import slots as _slots
-from bc_jira.store.audit import AuditRepository
+from bc_jira.store.audit import AuditRepository, BatchKey
 from bc_jira.store.batches import BatchRepository
 from bc_jira.store.claims import ClaimRepository, Holder
 from bc_jira.store.effects import EffectRepository
@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_CONN_ID",
     "DONE_STATES",
     "AuditRow",
+    "BatchKey",
     "Effect",
     "Event",
     "Link",
@@ -132,6 +133,9 @@ class StateStore:
     def get_link_by_issue(self, issue_id_or_key: str) -> Link | None:
         return self._links.get_link_by_issue(issue_id_or_key)
 
+    def linked_ids(self, entity: str, exclude_states: Iterable[str] = ()) -> list[str]:
+        return self._links.linked_ids(entity, exclude_states)
+
     def upsert_link(self, link: Link) -> None:
         self._links.upsert_link(link)
 
@@ -207,6 +211,7 @@ class StateStore:
         errors_only: bool = False,
         before_id: int | None = None,
         limit: int = 200,
+        batch: BatchKey | None = None,
     ) -> list[AuditRow]:
         return self._audit_log.query_audit(
             entity=entity,
@@ -216,6 +221,7 @@ class StateStore:
             errors_only=errors_only,
             before_id=before_id,
             limit=limit,
+            batch=batch,
         )
 
     def latest_per_record(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -102,6 +102,18 @@ def _latest_per_record_query(
     return q.order_by(audit_log.c.id.desc()).limit(limit)
 
 
+class BatchKey(NamedTuple):
+    """The task instance that wrote audit rows (``map_index`` None: any, e.g. a task that is not mapped)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int | None = None
+
+
+_BATCH_COLUMNS = (audit_log.c.dag_id, audit_log.c.run_id, audit_log.c.task_id, audit_log.c.map_index)
+
+
 class AuditRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -123,8 +135,10 @@ class AuditRepository:
         errors_only: bool = False,
         before_id: int | None = None,
         limit: int = 200,
+        batch: BatchKey | None = None,
     ) -> list[AuditRow]:
-        """Audit rows, newest first; ``before_id`` pages on (keyset on the primary key)."""
+        """Audit rows, newest first; ``before_id`` pages on (keyset on the primary key); ``batch`` keeps the
+        rows one task instance wrote (dag, run, task, map index: one batch of one run)."""
         q = sa.select(audit_log)
         if before_id is not None:
             q = q.where(audit_log.c.id < before_id)
@@ -133,6 +147,7 @@ class AuditRepository:
             (audit_log.c.bc_id, bc_id),
             (audit_log.c.issue_key, issue_key),
             (audit_log.c.action, action),
+            *(zip(_BATCH_COLUMNS, batch, strict=True) if batch else ()),
         ):
             if value is not None:
                 q = q.where(col == value)

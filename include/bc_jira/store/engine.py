@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bc_jira.store.schema import audit_log, metadata
+from bc_jira.failfast import ConnectionConfigError
+from bc_jira.store.schema import LATER_COLUMNS, audit_log, metadata
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -98,9 +99,13 @@ def url_from_connection(conn: AirflowConnection, conn_id: str = DEFAULT_CONN_ID)
     if conn_type == "sqlite":
         path = conn.host or conn.schema
         if not path:
-            raise ValueError("bc_jira_db: a sqlite connection needs the database file path in host")
+            raise ConnectionConfigError(
+                "bc_jira_db: a sqlite connection needs the database file path in host"
+            )
         return f"sqlite:///{os.path.abspath(os.path.expanduser(path))}"
-    raise ValueError(f"bc_jira_db: conn_type {conn_type!r} is not supported; use postgres or sqlite")
+    raise ConnectionConfigError(
+        f"bc_jira_db: conn_type {conn_type!r} is not supported; use postgres or sqlite"
+    )
 
 
 def url_from_airflow(conn_id: str = DEFAULT_CONN_ID) -> str:
@@ -148,6 +153,22 @@ def engine_for(url: str) -> Engine:
         return engine
 
 
+def _add_later_columns(conn: Connection) -> None:
+    """Columns added after their table existed (``schema.LATER_COLUMNS``): ``create_all`` leaves an existing
+    table as it is, so an older store gets them here, under the schema lock, nullable (old rows: unknown)."""
+    inspector = sa.inspect(conn)
+    present: dict[str, set[str]] = {}
+    for table, name in LATER_COLUMNS:
+        if table.name not in present:
+            present[table.name] = {c["name"] for c in inspector.get_columns(table.name)}
+        if name in present[table.name]:
+            continue
+        column_type = table.c[name].type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE {table.name} ADD COLUMN {name} {column_type}"))
+        present[table.name].add(name)
+        log.info("state store schema: added column %s.%s", table.name, name)
+
+
 class Database:
     """One store's engine, its schema and its transactions; every repository of the store shares it."""
 
@@ -174,6 +195,7 @@ class Database:
                         # indexes added after a table existed: create_all skips them on an old database
                         for index in _LATER_INDEXES:
                             index.create(conn, checkfirst=True)
+                        _add_later_columns(conn)
                 break
             except sa.exc.DatabaseError as exc:  # a creator outside our lock won the race: look again
                 if attempt == 2:

@@ -30,6 +30,8 @@ def link_from_row(r: Row[Any]) -> Link:
         r.bc_last_modified,
         r.state,
         aware(r.updated_at),
+        r.summary_hash,
+        r.description_hash,
     )
 
 
@@ -46,6 +48,15 @@ class LinkRepository:
                 q = sa.select(links).where(links.c.entity == entity, links.c.bc_id.in_(chunk))
                 out.update({r.bc_id: link_from_row(r) for r in conn.execute(q)})
         return out
+
+    def linked_ids(self, entity: str, exclude_states: Iterable[str] = ()) -> list[str]:
+        """The record ids of ``entity`` that have an issue, except links in ``exclude_states`` (id order)."""
+        q = sa.select(links.c.bc_id).where(links.c.entity == entity, links.c.issue_id.is_not(None))
+        skip = [str(s) for s in exclude_states]
+        if skip:
+            q = q.where(links.c.state.not_in(skip))
+        with self._db.tx() as conn:
+            return [r.bc_id for r in conn.execute(q.order_by(links.c.bc_id))]
 
     def get_link_by_issue(self, issue_id_or_key: str) -> Link | None:
         q = sa.select(links).where(

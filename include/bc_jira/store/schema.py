@@ -29,10 +29,12 @@ class LinkState(StrEnum):
     FAILED = "failed"  # Jira refused the create (known not to exist)
     WRITTEN_BACK = "written_back"  # the write-back acted on the record (no "no longer needed" comment)
     DONE = "done"  # never written by this version; read as closed, as every earlier version did
+    DELETED = "deleted"  # the record was deleted in BC: commented (+ deleted_transition); never written back
 
 
-# The write-back or the outbound already closed the record's episode: no "no longer needed" comment.
-DONE_STATES = frozenset({LinkState.RESOLVED, LinkState.WRITTEN_BACK, LinkState.DONE})
+# The write-back or the outbound already closed the record's episode: no "no longer needed" comment, and the
+# safety-net poll leaves the issue alone (a deleted record's issue is never written back).
+DONE_STATES = frozenset({LinkState.RESOLVED, LinkState.WRITTEN_BACK, LinkState.DONE, LinkState.DELETED})
 
 # -- tables ---------------------------------------------------------------------------------------------
 metadata = sa.MetaData()
@@ -80,6 +82,10 @@ links = sa.Table(
     sa.Column("bc_last_modified", sa.String(40)),
     sa.Column("state", sa.String(16), nullable=False, default=LinkState.OPEN.value),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # Hashes of the summary and the description the connector last wrote (``bc_jira.sync.edits``): a person's
+    # edit of either is kept. Added after the table existed: ``LATER_COLUMNS`` adds them to older stores.
+    sa.Column("summary_hash", sa.String(64)),
+    sa.Column("description_hash", sa.String(64)),
     sa.Index("ix_bc_jira_links_issue_id", "issue_id"),
     sa.Index("ix_bc_jira_links_issue_key", "issue_key"),
 )
@@ -200,6 +206,15 @@ effects = sa.Table(
 )
 
 
+# Columns added to tables that older databases already have: (table, column name). ``create_all`` creates
+# only missing tables, so ``Database.ensure_schema`` adds these with ``ALTER TABLE … ADD COLUMN`` (nullable,
+# no default: existing rows read None, "not known").
+LATER_COLUMNS: tuple[tuple[sa.Table, str], ...] = (
+    (links, "summary_hash"),
+    (links, "description_hash"),
+)
+
+
 # -- row codecs -------------------------------------------------------------------------------------------
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -250,6 +265,8 @@ class Link:
     bc_last_modified: str | None = None
     state: str = LinkState.OPEN.value
     updated_at: datetime | None = None
+    summary_hash: str | None = None  # what the connector last wrote (None: not known, a store before these)
+    description_hash: str | None = None
 
 
 @dataclass

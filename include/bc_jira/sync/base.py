@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 STALE = "stale"  # audit action: the batch's record is older than the version already synced
 CLAIMED = "claimed"  # audit action: another live run holds the record
 _MIN = datetime.min.replace(tzinfo=UTC)
+Texts = tuple[str | None, str | None]  # hashes of the summary and description last written (None: unknown)
 
 
 class SyncError(RuntimeError):
@@ -222,13 +223,27 @@ class UpsertBase:
             ]
         )
 
-    def _link(self, draft: IssueDraft, issue: Mapping[str, Any], state: str, content_hash: str) -> None:
-        self._save_link(draft, str(issue["id"]), issue["key"], state, content_hash)
+    def _link(
+        self,
+        draft: IssueDraft,
+        issue: Mapping[str, Any],
+        state: str,
+        content_hash: str,
+        texts: Texts = (None, None),
+    ) -> None:
+        self._save_link(draft, str(issue["id"]), issue["key"], state, content_hash, texts)
 
     def _save_link(
-        self, draft: IssueDraft, issue_id: str | None, issue_key: str | None, state: str, content_hash: str
+        self,
+        draft: IssueDraft,
+        issue_id: str | None,
+        issue_key: str | None,
+        state: str,
+        content_hash: str,
+        texts: Texts = (None, None),
     ) -> None:
-        """Queue a link write; :meth:`_flush_links` writes the queue (in one transaction when it can)."""
+        """Queue a link write; :meth:`_flush_links` writes the queue (in one transaction when it can).
+        ``texts``: the hashes of the summary and description last written (``bc_jira.sync.edits``)."""
         self._links_out.append(
             self.link_cls(
                 entity=self.entity,
@@ -240,6 +255,8 @@ class UpsertBase:
                 bc_last_modified=draft.last_modified,
                 state=state,
                 updated_at=self.clock(),
+                summary_hash=texts[0],
+                description_hash=texts[1],
             )
         )
 

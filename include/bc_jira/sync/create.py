@@ -9,6 +9,7 @@ from bc_jira.hooks.jira import BULK_CREATE_MAX, BULK_FETCH_MAX
 from bc_jira.mapping import IssueDraft, create_payload
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import UpsertBase, _chunks, _Outcome, _short
+from bc_jira.sync.edits import written_hashes
 from bc_jira.sync.lookup import _RECENT_CREATED
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ class CreateMixin(UpsertBase):
                 payloads = [create_payload(self.cfg, d) for d in chunk]
                 # the intent: if the answer is lost, the next attempt knows to look before creating again
                 for d in chunk:
-                    self._save_link(d, None, None, LinkState.PENDING, d.content_hash)
+                    self._save_link(d, None, None, LinkState.PENDING, d.content_hash, written_hashes(d))
                 self._flush_links()  # the intents are durable before Jira sees the request
                 try:
                     answer = self.jira.bulk_create(payloads)
@@ -107,6 +108,6 @@ class CreateMixin(UpsertBase):
                 continue
             _RECENT_CREATED[self.entity].append(int(made_issue["id"]))
             state = LinkState.LINKED if d.needs_human else LinkState.RESOLVED
-            self._save_link(d, made_issue["id"], made_issue["key"], state, d.content_hash)
+            self._save_link(d, made_issue["id"], made_issue["key"], state, d.content_hash, written_hashes(d))
             outcomes[bc_id] = _Outcome("create", issue_key=made_issue["key"], sent=p, response=made_issue)
         return failures

@@ -7,7 +7,7 @@ import os
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bc_jira.entities import EVENT_ENTITIES
+from bc_jira.entities import EVENT_ENTITIES, has_attachments
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,14 +41,18 @@ def schedule_for(entity: str, cron: str) -> Any:
 
 
 def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: Sequence[str]) -> Any:
-    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → advance_watermark.
+    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → [attach (mapped per
+    batch, entities with attachments)] → advance_watermark, and after the upserts ``follow_deletions``
+    (deleted notifications and the daily reconcile).
 
     The DAG files keep what differs (id, schedule, docs); the wiring lives once here.
     """
     import pendulum
     from airflow.sdk import dag, task
 
-    from bc_jira.tasks import extract_task, finalize_task, upsert_task
+    from bc_jira.sync.links import batch_upsert_task
+    from bc_jira.sync.report import MAP_INDEX_TEMPLATE
+    from bc_jira.tasks import attach_task, deletions_task, extract_task, finalize_task, upsert_task
 
     @dag(
         dag_id=dag_id,
@@ -65,7 +69,8 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def extract() -> list[str]:
             return extract_task(entity)
 
-        @task(max_active_tis_per_dagrun=8)
+        # extra links: the batch's issues, its audit rows; the UI labels it "batch 2/7 · 500 records"
+        @batch_upsert_task(max_active_tis_per_dagrun=8, map_index_template=MAP_INDEX_TEMPLATE)
         def upsert(batch_id: str) -> dict:
             return upsert_task(entity, batch_id)
 
@@ -73,6 +78,22 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def advance_watermark() -> str | None:
             return finalize_task(entity)
 
-        upsert.expand(batch_id=extract()) >> advance_watermark()
+        @task(trigger_rule="all_done")
+        def follow_deletions() -> dict:
+            return deletions_task(entity)
+
+        batches = extract()
+        upserts = upsert.expand(batch_id=batches)
+        upserts >> follow_deletions()  # after the upserts: a deleted record's link is not written back over
+        if not has_attachments(entity):
+            upserts >> advance_watermark()
+            return
+
+        @task(max_active_tis_per_dagrun=4)
+        def attach(batch_id: str) -> dict:
+            return attach_task(entity, batch_id)
+
+        # after every upsert (the issues exist), before the watermark (a failed upload holds it: re-read)
+        upserts >> attach.expand(batch_id=batches) >> advance_watermark()
 
     return sync()

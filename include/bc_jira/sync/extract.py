@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from bc_jira.entities import ATTACHMENT_SETS, DIMENSION_FIELDS, DIMENSION_SET_LINES, navigation_expands, spec
+from bc_jira.hooks.odata import expand_clause
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import _MIN, RunInfo, SyncError, iso, parse_ts
 
@@ -72,6 +74,7 @@ class BcRecords(Protocol):
         *,
         extra_filter: str | None = None,
         page_size: int | None = None,
+        expand: str | None = None,
     ) -> Iterable[dict[str, Any]]: ...
 
 
@@ -84,6 +87,15 @@ class BatchStore(Protocol):
     def save_batches(
         self, entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int
     ) -> list[str]: ...
+
+
+def lines_expand(entity: str) -> str | None:
+    """The ``$expand`` that reads a document's lines (the table's fields, their dimensions) with its header:
+    one request per page of documents instead of one per document."""
+    s = spec(entity)
+    if not s.lines:
+        return None
+    return expand_clause(s.lines, s.line_fields, {DIMENSION_SET_LINES: DIMENSION_FIELDS})
 
 
 def _modified(rec: Mapping[str, Any]) -> datetime | None:
@@ -158,6 +170,16 @@ class _Reading:
         self.buffer.clear()
 
 
+def record_expand(cfg: Config, entity: str) -> str | None:
+    """What the list request expands for ``entity``, in one ``$expand``: its lines (with their dimensions),
+    and its registered navigations, the attachments only when the ``attachments`` section is on, under the
+    entity set it names."""
+    att = cfg.attachments
+    skip = () if att.enabled else ATTACHMENT_SETS
+    navs = navigation_expands(entity, rename={"documentAttachments": att.source}, skip=skip)
+    return ",".join(part for part in (lines_expand(entity), navs) if part) or None
+
+
 def map_limit() -> int:
     """How many mapped upserts a run may have: MAX_BATCHES, or Airflow's ``[core] max_map_length`` if lower
     (default 1024; a longer list fails the extract with "pushed value is too large to map")."""
@@ -218,7 +240,12 @@ def extract(
     )
     reading = _Reading(ecfg, store)
     for rec in bc.iter_modified(
-        ecfg.entity_set, window.since, window.until, extra_filter=extra, page_size=BC_PAGE_SIZE
+        ecfg.entity_set,
+        window.since,
+        window.until,
+        extra_filter=extra,
+        page_size=BC_PAGE_SIZE,
+        expand=record_expand(cfg, entity),
     ):
         reading.add(rec)
     reading.flush()

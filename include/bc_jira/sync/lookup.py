@@ -74,7 +74,10 @@ class LookupMixin(UpsertBase):
     ) -> None:
         """Queue the links the lookups decided: found issues linked, intents Jira never saw given up."""
         for b, (issue, content_hash) in plan.relink.items():
-            self._link(read.current[b], issue, LinkState.LINKED, content_hash)
+            # a recovered intent carries what its create wrote; an issue found by JQL alone is not known
+            lk = links.get(b) if b in plan.recovered else None
+            texts = (lk.summary_hash, lk.description_hash) if lk is not None else (None, None)
+            self._link(read.current[b], issue, LinkState.LINKED, content_hash, texts)
         for b in plan.recovered:
             log.info(
                 "%s: record %s was created as %s before the answer was lost",

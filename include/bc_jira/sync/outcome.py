@@ -49,6 +49,7 @@ class Result:
     transient: bool = False
     done_at: str | None = None  # the issue's statuscategorychangedate: which done decision this is about
     alarm: bool = False  # a person must look (the issue names another record): the task fails
+    status: str | None = None  # the Jira status the decision is about (rejected: which "no")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -71,8 +72,26 @@ class Decision:
     draft_number: str | None = None
 
 
+def deleted_decision(category: str, status_name: str, bc_id: str, *, own_move: bool = False) -> Decision:
+    """The issue of a record deleted in BC moved: nothing is sent to BC; a done status is an audited no-op
+    with one comment per done episode (``writeback_deleted_noop``). The move to ``deleted_transition``
+    (``own_move``: the connector's own) is audited without a comment: the deletion comment said it all."""
+    if category != "done" or own_move:
+        return Decision(
+            "noop", f"the BC record {bc_id} was deleted; issue is in {status_name!r}", comment=False
+        )
+    return Decision(
+        "deleted_noop",
+        f"the BC record {bc_id} was deleted in Business Central; moving the issue to {status_name!r} "
+        "changes nothing in BC",
+        comment=True,
+    )
+
+
 def comment_text(res: Result, draft_number: str | None) -> str:
     doc = res.document_number or res.bc_id
+    if res.action == "deleted_noop":
+        return f"{noun(res.entity)} {doc} was deleted in Business Central; nothing was changed in BC."
     if res.action == "posted":
         return (
             f"purchase invoice {draft_number or doc} was posted; the posted invoice number is "
@@ -81,7 +100,11 @@ def comment_text(res: Result, draft_number: str | None) -> str:
     if res.action == "unblocked":
         return f"vendor {doc} was unblocked."
     if res.action == "rejected":
-        return f"the issue was rejected; {noun(res.entity)} {doc} was left unchanged."
+        return (
+            f"{noun(res.entity)} {doc} was left untouched: this issue was moved to "
+            f"{res.status or 'a reject status'!r}, which means no (reject_statuses), so nothing was "
+            "posted or changed in Business Central."
+        )
     if res.action == "stale":
         return (
             f"{noun(res.entity)} {doc} changed in Business Central after this issue was moved to done, so "

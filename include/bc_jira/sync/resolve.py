@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bc_jira.mapping import IssueDraft, edit_payload, resolved_comment
+from bc_jira.mapping import IssueDraft, resolved_comment
 from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
-from bc_jira.sync.base import UpsertBase, _NotConfirmed, _Outcome
+from bc_jira.sync.base import _NotConfirmed, _Outcome
+from bc_jira.sync.kept import KeptEditsMixin
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,20 +19,26 @@ log = logging.getLogger(__name__)
 RESOLVE_COMMENT_KIND = "resolve_comment"
 
 
-class ResolveMixin(UpsertBase):
+class ResolveMixin(KeptEditsMixin):
     # update / resolve -----------------------------------------------------------------------------
     def _update(
-        self, draft: IssueDraft, record: Mapping[str, Any], link: Any, assumed_hash: str | None
+        self,
+        draft: IssueDraft,
+        record: Mapping[str, Any],
+        link: Any,
+        assumed_hash: str | None,
+        current: Mapping[str, Any] | None = None,
     ) -> _Outcome:
+        """Edit the issue when its owned fields changed (``current``: its fields as just read, see
+        :mod:`bc_jira.sync.kept`), resolve it when the record needs no human step any more."""
         current_hash = link.content_hash if assumed_hash is None else assumed_hash
+        texts = (link.summary_hash, link.description_hash)
         key = link.issue_key or link.issue_id
         outcome = _Outcome("unchanged", issue_key=key)
         state = link.state
         try:
             if draft.content_hash != current_hash:
-                body = edit_payload(draft)
-                self.jira.edit(link.issue_id, body)
-                outcome = _Outcome("update", issue_key=key, sent=body, reason="owned fields changed")
+                outcome, texts = self._edit(draft, link, current, key)
                 current_hash = draft.content_hash
             if draft.needs_human:
                 if state in DONE_STATES or state == LinkState.RESOLVING:
@@ -64,12 +71,13 @@ class ResolveMixin(UpsertBase):
                 )
                 state = LinkState.RESOLVED
         except Exception as exc:  # noqa: BLE001 - audited; the batch fails at the end and retries
-            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
+            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash, texts)
             return _Outcome(
                 "error", issue_key=key, sent=outcome.sent, error=str(exc), reason="Jira call failed"
             )
-        if current_hash != link.content_hash or state != link.state or assumed_hash is not None:
-            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash)
+        changed = current_hash != link.content_hash or state != link.state
+        if changed or assumed_hash is not None or texts != (link.summary_hash, link.description_hash):
+            self._save_link(draft, link.issue_id, link.issue_key, state, current_hash, texts)
         return outcome
 
     def _resolve_comment(

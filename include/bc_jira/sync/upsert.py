@@ -79,6 +79,7 @@ from bc_jira.sync.base import (
 from bc_jira.sync.claims import ClaimsMixin
 from bc_jira.sync.create import CreateMixin
 from bc_jira.sync.heal import HealMixin
+from bc_jira.sync.kept import KEPT_EDIT
 from bc_jira.sync.lookup import LookupMixin
 from bc_jira.sync.plan import plan_batch, plan_reads
 from bc_jira.sync.resolve import ResolveMixin
@@ -108,6 +109,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     link_cls: Any = None  # bc_jira.store.Link unless given (tests)
     audit_cls: Any = None  # bc_jira.store.AuditRow unless given
+    outcomes: dict[str, _Outcome] = field(default_factory=dict, init=False)  # the last batch's, per record
 
     # public ------------------------------------------------------------------------------------------------
     def upsert(self, records: Iterable[Mapping[str, Any]]) -> Counts:
@@ -119,6 +121,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
         recs = {str(r["id"]): dict(r) for r in records}
         counts = Counts(read=len(recs))
         outcomes: dict[str, _Outcome] = {}
+        self.outcomes = outcomes  # read by bc_jira.sync.report (issue keys per action), even when it fails
         all_drafts = {
             bc_id: map_record(self.cfg, self.entity, rec, self.ids, self.users) for bc_id, rec in recs.items()
         }
@@ -136,6 +139,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
             name = {
                 "create": "created",
                 "update": "updated",
+                KEPT_EDIT: "updated",
                 "unchanged": "unchanged",
                 "resolve": "resolved",
                 "skipped": "skipped",
@@ -181,9 +185,21 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
         failures = self._create([read.current[b] for b in plan.create], outcomes)
         for bc_id in plan.skip:
             outcomes[bc_id] = _Outcome("skipped", reason="does not need a human step and has no issue")
+        current, unread = self._current_for(plan.update, read.current, links, plan.assumed_hash)
         for bc_id in plan.update:
             self._heartbeat()
-            outcome = self._update(read.current[bc_id], recs[bc_id], links[bc_id], plan.assumed_hash(bc_id))
+            issue_id = str(links[bc_id].issue_id)
+            if unread and issue_id not in current:
+                outcomes[bc_id] = _Outcome("error", issue_key=links[bc_id].issue_key, error=unread)
+                failures += 1
+                continue
+            outcome = self._update(
+                read.current[bc_id],
+                recs[bc_id],
+                links[bc_id],
+                plan.assumed_hash(bc_id),
+                current.get(issue_id),
+            )
             if bc_id in plan.relink and outcome.action == "unchanged":
                 outcome = _Outcome(
                     "link", issue_key=outcome.issue_key, reason="issue found by JQL on the record id; linked"

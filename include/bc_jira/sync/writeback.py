@@ -61,6 +61,7 @@ from bc_jira.sync.outcome import (
     audit_row,
     carried_record_id,
     comment_text,
+    deleted_decision,
     entity_of,
     record_mismatch,
     replay_verdict,
@@ -69,10 +70,6 @@ from bc_jira.sync.outcome import (
 
 log = logging.getLogger(__name__)
 
-# Done-category statuses that mean "no" rather than "approved" (Jira has one done category for both).
-REJECT_STATUSES = frozenset(
-    {"rejected", "declined", "won't do", "wont do", "cancelled", "canceled", "not approved"}
-)
 POLL_LOOKBACK = "-2h"  # the cron safety net looks at issues done and updated this recently
 DONE_AT_FIELD = "statuscategorychangedate"  # when the issue last changed status category (Jira Cloud)
 COMMENT_KIND = "writeback_comment"  # bc_jira_effects.kind of outcome comments
@@ -108,14 +105,13 @@ class WriteBack:
         for ev in self.store.pending_events(KIND_JIRA_TRANSITION, limit=limit):
             p = ev.payload or {}
             issue = str(p.get("issue_id") or p.get("issue_key") or "")
+            key = str(p.get("issue_key") or issue)  # what people call it (FIN-14), not its id (10013)
             try:
                 res = self.process_issue(
-                    issue, source=f"webhook {p.get('delivery_id')}", actor=p.get("actor")
+                    issue, source=f"webhook {p.get('delivery_id')}", actor=p.get("actor"), key=key
                 )
             except Exception as exc:  # noqa: BLE001 - recorded on the event and audited; next event goes on
-                res = Result(
-                    issue, "error", detail=f"{type(exc).__name__}: {exc}", done=False, transient=True
-                )
+                res = Result(key, "error", detail=f"{type(exc).__name__}: {exc}", done=False, transient=True)
                 self._audit(res, error=res.detail)
             if res.done:
                 self.store.delete_event(ev.id)
@@ -146,7 +142,7 @@ class WriteBack:
             if link is not None and link.state in DONE_STATES:
                 continue  # already acted on (or BC resolved it itself)
             try:
-                results.append(self.process_issue(issue_id, source="safety-net poll"))
+                results.append(self.process_issue(issue_id, source="safety-net poll", key=issue.get("key")))
             except Exception as exc:  # noqa: BLE001 - audited; the task reports it at the end
                 res = Result(
                     issue.get("key") or issue_id,
@@ -160,14 +156,20 @@ class WriteBack:
         return results
 
     # -- one issue ------------------------------------------------------------------------------------------
-    def process_issue(self, issue_id_or_key: str, *, source: str = "", actor: str | None = None) -> Result:
-        found = self._read_issue(issue_id_or_key)
+    def process_issue(
+        self, issue_id_or_key: str, *, source: str = "", actor: str | None = None, key: str | None = None
+    ) -> Result:
+        """``key``: the issue's key when known, so what is reported before the issue is read names it."""
+        found = self._read_issue(issue_id_or_key, key)
         if isinstance(found, Result):
             return found
         base, link, f = found
         status = f.get("status") or {}
         category = str((status.get("statusCategory") or {}).get("key") or "")
         name = str(status.get("name") or "")
+        if link is not None and link.state == LinkState.DELETED:  # never a BC call for a deleted record
+            own = (self.cfg.deleted_transition or "").casefold() == name.casefold()
+            return self._finish(base, link, deleted_decision(category, name, link.bc_id, own_move=own))
         early = self._not_to_act(base, category, name)
         if early is not None:
             return self._finish(base, link, early)
@@ -176,7 +178,9 @@ class WriteBack:
             return self._refuse(base, mismatch)
         return self._act(base, link, name, source)
 
-    def _read_issue(self, issue_id_or_key: str) -> Result | tuple[Result, Link | None, Mapping[str, Any]]:
+    def _read_issue(
+        self, issue_id_or_key: str, known_key: str | None = None
+    ) -> Result | tuple[Result, Link | None, Mapping[str, Any]]:
         """The issue, its link and record; or the Result that ends here (gone, not ours, a duplicate)."""
         fields = ["status", "issuetype", DONE_AT_FIELD] + (
             [self.record_id_field] if self.record_id_field else []
@@ -184,7 +188,7 @@ class WriteBack:
         try:
             issue = self.jira.get_issue(issue_id_or_key, fields=fields)
         except NotFoundError:
-            res = Result(issue_id_or_key, "ignored", detail="issue no longer exists in Jira")
+            res = Result(known_key or issue_id_or_key, "ignored", detail="issue no longer exists in Jira")
             self._audit(res)
             return res
         key = issue.get("key") or issue_id_or_key
@@ -223,8 +227,13 @@ class WriteBack:
         """Why the issue's status asks nothing of BC (not done, rejected, done action none), or None."""
         if category != "done":
             return Decision("noop", f"issue is in {name!r} now ({category}); nothing to do", comment=False)
-        if name.casefold() in REJECT_STATUSES:
-            return Decision("rejected", f"issue was moved to {name!r}: BC record left as it is", comment=True)
+        if self.cfg.is_reject_status(name):  # reject_statuses: a done status that means "no"
+            base.status = name
+            return Decision(
+                "rejected",
+                f"issue was moved to {name!r} (one of reject_statuses): BC record left as it is",
+                comment=True,
+            )
         if self.cfg.entity(str(base.entity)).done_action == "none":
             return Decision("noop", f"done action for {base.entity} is 'none'", comment=False)
         return None

@@ -31,7 +31,7 @@ from fastapi.responses import HTMLResponse, Response
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from bc_jira.store import AuditRow
+    from bc_jira.store import AuditRow, BatchKey
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,13 @@ class AuditRecords(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def query_audit(
-        self, *, entity: str | None = None, bc_id: str | None = None, before_id: int | None = None, limit: int
+        self,
+        *,
+        entity: str | None = None,
+        bc_id: str | None = None,
+        before_id: int | None = None,
+        limit: int,
+        batch: BatchKey | None = None,
     ) -> list[AuditRow]: ...
 
 
@@ -124,12 +130,24 @@ async def audit_page(
     record: str | None = Query(None, max_length=64, description="BC record id: its full history"),
     before: int | None = Query(None, ge=1, description="next page: rows older than this audit row id"),
     limit: int = Query(500, ge=1, le=MAX_LIMIT),
+    dag: str | None = Query(None, max_length=250, description="batch: the DAG id"),
+    run: str | None = Query(None, max_length=250, description="batch: the run id (the upsert's extra link)"),
+    task: str | None = Query(None, max_length=250, description="batch: the task id"),
+    map_index: int | None = Query(None, ge=0, description="batch: the mapped task's index"),
     user: Any = Depends(get_user),
     store: AuditRecords = Depends(get_store),
     site: str | None = Depends(jira_site_url),
 ) -> HTMLResponse:
     view = View(q or "", errors, entity or "", record or "", before, limit)
-    if view.record:
+    if run:
+        if not (dag and task):
+            raise HTTPException(422, "a batch needs its DAG, run and task (dag=...&run=...&task=...)")
+        from bc_jira.store import BatchKey
+
+        view.batch = BatchKey(dag, run, task, map_index)
+        found = await run_in_threadpool(store.query_audit, batch=view.batch, before_id=before, limit=limit)
+        rows = [_history_row(r) for r in found]
+    elif view.record:
         if not view.entity:
             raise HTTPException(422, "a record's history needs its entity (entity=...&record=...)")
         found = await run_in_threadpool(
@@ -287,6 +305,7 @@ class View:
             record,
         )
         self.before, self.limit = before, limit
+        self.batch: BatchKey | None = None  # one task instance's rows (the upsert's extra link)
 
     def query(self, **change: Any) -> str:
         """``?...`` for this view with some parameters changed (None drops one)."""
@@ -298,6 +317,9 @@ class View:
             "before": self.before,
             "limit": self.limit if self.limit != 500 else None,
         }
+        if self.batch is not None:
+            params.update(dag=self.batch.dag_id, run=self.batch.run_id, task=self.batch.task_id)
+            params["map_index"] = self.batch.map_index
         params.update(change)
         return "?" + urlencode({k: v for k, v in params.items() if v not in (None, "", False)})
 
@@ -359,7 +381,7 @@ def render_page(
 ) -> str:
     """The whole HTML document (pure function: the route only fetches rows and the site URL)."""
     view = view or View()
-    history = bool(view.record)
+    history = bool(view.record or view.batch)
     n_err = sum(1 for r in rows if r.get("error"))
     noun = "audit row" if history else "record"
     shown = f"{len(rows)} {noun}{'s' if len(rows) != 1 else ''}"
@@ -377,7 +399,16 @@ def render_page(
     else:
         what = "audit rows" if history else "synced records"
         body = f'<tr><td colspan="7" class="muted">No {what} match.</td></tr>'
-    if history:
+    if view.batch is not None:
+        b = view.batch
+        mapped = f" [{b.map_index}]" if b.map_index is not None else ""
+        title = f"Batch {_e(b.task_id)}{_e(mapped)} of {_e(b.dag_id)}"
+        sub = (
+            f"Every audit row run <code>{_e(b.run_id)}</code> wrote for this batch, newest first · "
+            f'{_e(shown)} · <a href="?" class="back">back to all records</a></p>'
+        )
+        controls = ""
+    elif history:
         label = ENTITY_LABELS.get(view.entity, view.entity)
         title = f"History of {_e(label)} <code>{_e(view.record)}</code>"
         sub = (

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from bc_jira_sandbox.core import Sandbox
 
 
@@ -26,3 +28,6 @@ class BcBase:
         def _insert(
             self, entity: str, rec: dict[str, Any], lines: list[dict[str, Any]] | None = None
         ) -> None: ...
+
+        def touch(self, entity: str, rec: dict[str, Any], change: str = "updated") -> None: ...
+        def seed_attachments(self, inv: dict[str, Any], when: datetime) -> None: ...

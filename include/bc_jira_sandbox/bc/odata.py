@@ -14,12 +14,12 @@ from bc_jira_sandbox.bc.entities import (
     ENTITY_TYPE,
     ENUMS,
     FIELDS,
-    LINES,
     MAX_PAGE,
     BcError,
     _bad,
     parse_ts,
 )
+from bc_jira_sandbox.bc.expand import Expand, parse_expand
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,6 +33,13 @@ _TOKEN = re.compile(
     r"|(?P<ident>[A-Za-z_][\w]*)|(?P<lp>\()|(?P<rp>\))|(?P<comma>,))"
 )
 _OPS = {"eq", "ne", "gt", "ge", "lt", "le"}
+# OData's default MaxNodeCount: BC answers "The node count limit of '100' has been exceeded" (a BC community
+# thread, https://community.dynamics.com/forums/thread/details/?threadid=f4bc1a3e-3956-ef11-a316-6045bdec6b18).
+# Every literal counts here, so one `in` list holds fewer than 100 values.
+MAX_NODES = 100
+# [inference] BC's exact URL limit is not documented; IIS/HTTP.sys refuse query strings over 2,048 bytes by
+# default (maxQueryString), so the sandbox does too (414): clients must batch `id in (...)` lists.
+MAX_QUERY_STRING = 2048
 
 
 class _Filter:
@@ -52,6 +59,12 @@ class _Filter:
             pos = m.end()
             while pos < len(text) and text[pos].isspace():
                 pos += 1
+        literals = sum(1 for kind, _ in self.tokens if kind in ("str", "guid", "dt", "date", "num"))
+        if literals > MAX_NODES:
+            raise _bad(
+                f"The node count limit of '{MAX_NODES}' has been exceeded. To increase the limit, set the "
+                "'MaxNodeCount' property on EnableQueryAttribute or ODataValidationSettings."
+            )
         self.i = 0
         self.pred = self._or()
         if self.i != len(self.tokens):
@@ -110,6 +123,8 @@ class _Filter:
                 f"'Microsoft.NAV.{ENTITY_TYPE[self.entity]}'."
             )
         op_kind, op = self._take()
+        if op_kind == "ident" and op.lower() == "in":
+            return self._in_list(name, prop)
         if op_kind != "ident" or op.lower() not in _OPS:
             raise _bad(f"Syntax error: comparison operator expected after '{name}', found '{op}'.")
         op = op.lower()
@@ -129,6 +144,26 @@ class _Filter:
                 return False
 
         return pred
+
+    def _in_list(self, name: str, prop: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+        """``name in (v1, v2, ...)``: BC supports the OData v4 IN operator since 2024 wave 1
+        (https://learn.microsoft.com/en-us/dynamics365/release-plan/2024wave1/smb/
+        dynamics365-business-central/use-odata-v4-operator-web-service-queries; "In a list of values" in
+        use-filter-expressions-in-odata-uris).
+        Each value must have the property's type (an Edm.Guid unquoted), like ``eq``."""
+        if self._take()[0] != "lp":
+            raise _bad(f"Syntax error: '(' expected after '{name} in'.")
+        values = set()
+        while True:
+            kind, lit = self._take()
+            values.add(self._literal(prop, kind, lit, "eq"))
+            sep = self._take()[0]
+            if sep == "rp":
+                break
+            if sep != "comma":
+                raise _bad("Syntax error: ',' or ')' expected in the 'in' list.")
+        convert = _converter(prop)
+        return lambda rec: convert(rec.get(name)) in values
 
     def _literal(self, prop: dict[str, Any], kind: str, lit: str, op: str) -> Any:
         edm = prop["edm_type"]
@@ -294,16 +329,9 @@ def _int_param(request: Request, name: str) -> int | None:
 # -- routes ------------------------------------------------------------------------------------------------
 
 
-def _expand(entity: str, text: str | None) -> list[str]:
-    if not text:
-        return []
-    navs = [t.strip() for t in text.split(",") if t.strip()]
-    for nav in navs:
-        if LINES.get(entity) != nav:
-            raise _bad(
-                f"Could not find a property named '{nav}' on type 'Microsoft.NAV.{ENTITY_TYPE[entity]}'."
-            )
-    return navs
+def _expand(entity: str, text: str | None) -> list[Expand]:
+    """``$expand`` with its nested options (:mod:`bc_jira_sandbox.bc.expand`)."""
+    return parse_expand(entity, text)
 
 
 @dataclass(frozen=True)
@@ -313,7 +341,7 @@ class ListQuery:
     pred: Callable[[dict[str, Any]], bool] | None
     select: list[str] | None
     order: list[tuple[str, bool]]
-    expand: list[str]
+    expand: list[Expand]
     top: int | None
     skip: int | None
     size: int
@@ -323,6 +351,8 @@ class ListQuery:
 
 def list_query(request: Request, entity: str) -> ListQuery:
     """Parse ``$filter``, ``$select``, ``$orderby``, ``$expand``, ``$top``, ``$skip``, paging; 400 like BC."""
+    if len(request.url.query.encode()) > MAX_QUERY_STRING:
+        raise BcError(414, "RequestUriTooLong", f"The query string is longer than {MAX_QUERY_STRING} bytes.")
     q = request.query_params
     pred = _Filter(entity, q["$filter"]).pred if q.get("$filter") else None
     sel = _select(entity, q.get("$select"))

@@ -120,15 +120,7 @@ def patch_record(
     with sb.lock:
         state = sb.bc
         rec = state.get(entity, parse_key(key))
-        if not if_match:
-            raise BcError(
-                400,
-                "BadRequest_InvalidToken",
-                "Could not validate the client concurrency token required by the service. Please "
-                "provide a valid token in the client request.",
-            )
-        if if_match != "*" and if_match != state.etag(rec["id"]):
-            raise BcError(412, "Request_EntityChanged", "Another user has already changed the record.")
+        _check_if_match(if_match, state.etag(rec["id"]))
         if entity == "purchaseInvoices" and rec["status"] != "Draft":
             raise BcError(
                 400,
@@ -140,6 +132,33 @@ def patch_record(
         out = state.public(entity, rec)
     ctx = f"{env_url(sb, tenant, environment)}/$metadata#companies({company_id})/{entity}/$entity"
     return JSONResponse({"@odata.context": ctx, **out}, headers={"ETag": out["@odata.etag"]})
+
+
+@router.delete(COMPANY + "/{entity}({key})", dependencies=[Depends(company_claims)])
+def delete_record(request: Request, key: str, entity: str = Depends(document), sb: Sandbox = SANDBOX) -> Any:
+    """``DELETE`` with a required ``If-Match``; 204 No Content
+    (https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-reference/v2.0/api/
+    dynamics_purchaseinvoice_delete, ``dynamics_vendor_delete``, ``dynamics_purchaseorder_delete``)."""
+    if_match = request.headers.get("if-match")
+    with sb.lock:
+        state = sb.bc
+        rec = state.get(entity, parse_key(key))
+        _check_if_match(if_match, state.etag(rec["id"]))
+        state.delete(entity, rec)
+    return Response(status_code=204)
+
+
+def _check_if_match(if_match: str | None, current: str) -> None:
+    """BC's concurrency check (bc-api.md 3.2): missing -> 400 BadRequest_InvalidToken, stale -> 412."""
+    if not if_match:
+        raise BcError(
+            400,
+            "BadRequest_InvalidToken",
+            "Could not validate the client concurrency token required by the service. Please "
+            "provide a valid token in the client request.",
+        )
+    if if_match != "*" and if_match != current:
+        raise BcError(412, "Request_EntityChanged", "Another user has already changed the record.")
 
 
 # -- collections --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body
 
-from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, BcError, _bad
+from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, LINES, BcError, _bad
 from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ def change(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
     out = []
     with sb.lock:
         for item in items:
-            out += _control_change(sb, item)
+            out += control_change(sb, item)
         sb.mark_dirty()
     return {"ok": True, "records": out}
 
@@ -47,8 +47,11 @@ def dump(entity: str, sb: Sandbox = SANDBOX) -> Any:
         return {"value": [sb.bc.public(entity, r) for r in sb.bc.records[entity].values()]}
 
 
-def _control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
-    """One user action: create, set fields, post, delete or touch N records; fires subscriptions."""
+def control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """One user action: create, set fields or lines, post, delete or touch N records; fires subscriptions.
+
+    Also what the BC pages' buttons call (:mod:`bc_jira_sandbox.pages.bc_web`); the caller holds ``sb.lock``.
+    """
     state = sb.bc
     entity = item.get("entity")
     if entity not in DOCUMENTS:
@@ -62,11 +65,16 @@ def _control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
         return [_create(sb, entity, dict(item["create"]))]
     rec = state.get(entity, str(_record_key(state, entity, item)))
     if item.get("delete"):
-        del state.records[entity][rec["id"]]
-        state.by_number[entity].pop(rec["number"], None)
-        state.lines.pop(rec["id"], None)
-        state.notify(entity, rec["id"], "deleted", state._next_modified())
+        state.delete(entity, rec)  # a user deleting it in the BC client: the same rules as the API
         return [{"id": rec["id"], "deleted": True}]
+    if "line" in item or "add_lines" in item:  # a user editing the document's lines (see bc.lines)
+        if entity not in LINES:
+            raise _bad(f"{entity} has no lines")
+        if "add_lines" in item:
+            state.add_lines(entity, rec, int(item["add_lines"]))
+        else:
+            state.change_line(entity, rec, dict(item["line"]))
+        return [state.public(entity, rec)]
     if item.get("action") == "post":
         return [state.public(entity, state.post_invoice(rec["id"]))]
     if state.apply(entity, rec, dict(item.get("set") or {}), api=False):

@@ -129,9 +129,11 @@ class SeedMixin(BcBase):
         for _ in range(invoices):
             inv, lines = self._make_invoice(rng, now, rng.choice(vendor_list))
             self._insert("purchaseInvoices", inv, lines)
+            self.seed_attachments(inv, now)
         for _ in range(draft_invoices):
             inv, lines = self._make_invoice(rng, now, rng.choice(vendor_list), status="Draft")
             self._insert("purchaseInvoices", inv, lines)
+            self.seed_attachments(inv, now)
         for _ in range(orders):
             po, lines = self._make_order(rng, now, rng.choice(vendor_list))
             self._insert("purchaseOrders", po, lines)

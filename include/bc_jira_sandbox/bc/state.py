@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bc_jira_sandbox.bc.attachments import ATTACHMENT_SETS, AttachmentsMixin
 from bc_jira_sandbox.bc.entities import (
     BLANK_DATE,
     DOCUMENTS,
@@ -15,6 +16,8 @@ from bc_jira_sandbox.bc.entities import (
     parse_ts,
     ts,
 )
+from bc_jira_sandbox.bc.expand import Expand, expanded
+from bc_jira_sandbox.bc.lines import LinesMixin
 from bc_jira_sandbox.bc.notifications import NotificationsMixin
 from bc_jira_sandbox.bc.seed import SeedMixin
 
@@ -22,7 +25,7 @@ if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
 
-class BcState(SeedMixin, NotificationsMixin):
+class BcState(SeedMixin, LinesMixin, NotificationsMixin, AttachmentsMixin):
     """All BC data of the sandbox (picklable: no locks or callables; the ``sb`` back-reference is skipped)."""
 
     def __init__(self, sb: Sandbox) -> None:
@@ -53,6 +56,7 @@ class BcState(SeedMixin, NotificationsMixin):
         self.subscriptions: dict[str, dict[str, Any]] = {}
         self.pending: dict[str, dict[str, Any]] = {}  # notificationUrl -> {"subs": {id: [items]}, ...}
         self.last_modified = now - timedelta(days=60)
+        self.reset_attachments()
 
     def counts(self) -> dict[str, int]:
         return {
@@ -152,19 +156,66 @@ class BcState(SeedMixin, NotificationsMixin):
         self.touch("purchaseInvoices", inv)
         return inv
 
+    def delete(self, entity: str, rec: dict[str, Any]) -> None:
+        """Delete a record as BC does (``DELETE`` with ``If-Match``, or a user in the client); fires a
+        ``deleted`` notification (changeType values: https://learn.microsoft.com/en-us/dynamics365/
+        business-central/dev-itpro/api-reference/v2.0/dynamics-subscriptions, "Notification payload").
+
+        [inference from the AL tables' OnDelete triggers] A posted invoice (Purch. Inv. Header) is not
+        deleted through the API, and a vendor with outstanding purchase documents cannot be deleted.
+        """
+        if entity == "purchaseInvoices" and rec["status"] != "Draft":
+            raise BcError(
+                400,
+                "Application_DialogException",
+                f"You cannot delete posted purchase invoice {rec['number']}: posted documents are kept.",
+            )
+        if entity == "vendors":
+            open_docs = [
+                d
+                for e in ("purchaseInvoices", "purchaseOrders")
+                for d in self.records[e].values()
+                if d.get("vendorId") == rec["id"] and (e == "purchaseOrders" or d.get("status") == "Draft")
+            ]
+            if open_docs:
+                raise BcError(
+                    400,
+                    "Application_DialogException",
+                    f"You cannot delete Vendor {rec['number']} because there is at least one outstanding "
+                    "Purchase document for this vendor.",
+                )
+        del self.records[entity][rec["id"]]
+        self.by_number[entity].pop(rec["number"], None)
+        self.lines.pop(rec["id"], None)
+        self.versions.pop(rec["id"], None)
+        self.notify(entity, rec["id"], "deleted", self._next_modified())
+
     # -- output ---------------------------------------------------------------------------------------------
     def public(
         self,
         entity: str,
         rec: dict[str, Any],
         select: list[str] | None = None,
-        expand: list[str] | None = None,
+        expand: list[Expand] | None = None,
     ) -> dict[str, Any]:
         out: dict[str, Any] = {"@odata.etag": self.etag(rec["id"])} if entity in DOCUMENTS else {}
         if select:
             out.update({k: rec[k] for k in select})
         else:
             out.update(rec)
-        for nav in expand or []:
-            out[nav] = [dict(ln) for ln in self.lines.get(rec["id"], [])]
+        for item in expand or []:
+            if item.nav in ATTACHMENT_SETS:
+                if item.nav == "documentAttachments" and not getattr(self, "document_attachments_api", True):
+                    raise BcError(
+                        400,
+                        "BadRequest",
+                        f"Could not find a property named '{item.nav}' on type 'Microsoft.NAV.{entity}'.",
+                    )
+                base = f"{self.sb.base_url}/v2.0/{self.sb.creds['tenant_id']}/{self.sb.creds['environment']}"
+                base += f"/api/v2.0/companies({self.company['id']})"
+                rows = self.attachments_of(item.nav, rec["id"])
+                out[item.nav] = [self.attachment_json(item.nav, r, item.select, base) for r in rows]
+        others = [item for item in expand or [] if item.nav not in ATTACHMENT_SETS]
+        if others:
+            out.update(expanded(entity, rec, self.lines.get(rec["id"], []), others))
         return out

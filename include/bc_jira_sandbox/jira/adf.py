@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import uuid
 from typing import Any
 
 _BLOCK_CHILDREN: dict[str, set[str] | None] = {
@@ -41,6 +44,7 @@ _BLOCK_CHILDREN: dict[str, set[str] | None] = {
     "status": None,
     "mediaSingle": None,
 }
+_NEEDS_CONTENT = {"bulletList", "orderedList", "table", "tableRow", "tableHeader", "tableCell", "listItem"}
 _MARKS = {"strong", "em", "code", "strike", "underline", "link", "subsup", "textColor"}
 
 
@@ -59,6 +63,35 @@ def validate_adf(doc: Any) -> str | None:
         if err:
             return err
     return None
+
+
+def as_stored(doc: Any) -> Any:
+    """The document as Jira hands it back after storing it: not byte-for-byte what was sent. Jira's own
+    example of a stored table carries attributes a client need not send (``"attrs": {"isNumberColumnEnabled":
+    false, "layout": "center", "width": 900, "displayMode": "default"}``, each cell ``"attrs": {}``:
+    https://developer.atlassian.com/cloud/jira/platform/apis/document/nodes/table), and stored tables carry a
+    ``localId`` (https://bitbucket.org/atlassian/adf-builder-java/issues/112). So the sandbox adds those to
+    what it stores: a client that compares a description with what it sent byte for byte sees a change."""
+    if not isinstance(doc, dict):
+        return doc
+    out = copy.deepcopy(doc)
+    _store_node(out)
+    return out
+
+
+def _store_node(node: dict[str, Any]) -> None:
+    kind = node.get("type")
+    if kind == "table":
+        # derived from the table, so storing the same document twice stores the same thing (no change)
+        local_id = str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(node, sort_keys=True)))
+        node["attrs"] = {"localId": local_id, "width": 760, "displayMode": "default"} | dict(
+            node.get("attrs") or {}
+        )
+    elif kind in ("tableCell", "tableHeader"):
+        node.setdefault("attrs", {})
+    for child in node.get("content") or []:
+        if isinstance(child, dict):
+            _store_node(child)
 
 
 # -- JQL (the subset the connector and its webhooks use) -----------------------------------------------------
@@ -81,7 +114,11 @@ def _walk(node: Any, parent: str, path: str) -> str | None:
     content = node.get("content", [])
     if not isinstance(content, list):
         return f"INVALID_INPUT at {path}: content must be an array"
-    if ntype in ("bulletList", "orderedList", "table", "tableRow", "listItem") and not content:
+    # ADF JSON schema (https://unpkg.com/@atlaskit/adf-schema/dist/json-schema/v1/full.json): table_node,
+    # table_row_node, table_cell_node and table_header_node all have "content" with "minItems": 1 (a cell
+    # holds at least one block, e.g. a paragraph; developer.atlassian.com/cloud/jira/platform/apis/document/
+    # nodes/table_cell).
+    if ntype in _NEEDS_CONTENT and not content:
         return f"INVALID_INPUT at {path}: {ntype} needs content"
     for i, child in enumerate(content):
         err = _walk(child, ntype, f"{path}.content[{i}]")

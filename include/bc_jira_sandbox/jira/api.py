@@ -131,13 +131,18 @@ async def read_body(sb: Sandbox, request: Request) -> Any:
     return body
 
 
-def jira_call(scope: str) -> Callable[..., Awaitable[Call]]:
-    """The dependency of a route needing ``scope``: authenticate, no basic auth on webhooks, read the body."""
+def jira_call(scope: str, *, multipart: bool = False) -> Callable[..., Awaitable[Call]]:
+    """The dependency of a route needing ``scope``: authenticate, no basic auth on webhooks, read the body
+    (``multipart``: the uploaded files, see :func:`bc_jira_sandbox.jira.attachments.read_files`)."""
 
     async def dependency(request: Request, sb: Sandbox = SANDBOX) -> Call:
         actor = authenticate(sb, request, scope)
         if request.path_params.get("cloudId") is None and request.url.path.startswith(f"/site{API}/webhook"):
             raise JiraError(403, ["Only Connect and OAuth 2.0 apps can use this operation."])
+        if multipart:
+            from bc_jira_sandbox.jira.attachments import read_files
+
+            return Call(sb, request, actor, await read_files(sb, request))
         return Call(sb, request, actor, await read_body(sb, request))
 
     return dependency
@@ -145,6 +150,7 @@ def jira_call(scope: str) -> Callable[..., Awaitable[Call]]:
 
 READ = Depends(jira_call("read"))
 WRITE = Depends(jira_call("write"))
+UPLOAD = Depends(jira_call("write", multipart=True))
 USER = Depends(jira_call("user"))
 WEBHOOK = Depends(jira_call("webhook"))
 

@@ -66,6 +66,10 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
     ("created", "Created", {"type": "datetime", "system": "created"}, ["created", "createdDate"]),
     ("updated", "Updated", {"type": "datetime", "system": "updated"}, ["updated", "updatedDate"]),
     ("issuekey", "Key", None, ["id", "issue", "issuekey", "key"]),
+    # Jira Cloud system fields on every site (GET /field): due date (a date, "YYYY-MM-DD" on create/edit;
+    # JQL "due" / "duedate") and priority (the project's priority scheme; see jira.priorities).
+    ("duedate", "Due date", {"type": "date", "system": "duedate"}, ["due", "duedate"]),
+    ("priority", "Priority", {"type": "priority", "system": "priority"}, ["priority"]),
     # Jira Cloud system fields (GET /field lists them on every site): links to other issues, and when the
     # issue last changed status category (JQL statusCategoryChangedDate).
     (
@@ -73,6 +77,12 @@ SYSTEM_FIELDS = [  # id, name, schema, clause names
         "Linked Issues",
         {"type": "array", "items": "issuelinks", "system": "issuelinks"},
         ["issueLink"],
+    ),
+    (
+        "attachment",
+        "Attachment",
+        {"type": "array", "items": "attachment", "system": "attachment"},
+        ["attachments"],
     ),
     (
         "statuscategorychangedate",
@@ -93,7 +103,7 @@ CUSTOM_TYPES = {
 }
 CUSTOM_TYPE_PREFIX = "com.atlassian.jira.plugin.system.customfieldtypes:"
 # System fields a screen can hold (project and issue type are always part of a create, never of a screen).
-SCREEN_SYSTEM_FIELDS = ("summary", "description", "labels", "assignee", "reporter")
+SCREEN_SYSTEM_FIELDS = ("summary", "description", "labels", "assignee", "reporter", "duedate", "priority")
 CREATEMETA_MAX = 200
 OFF_SCREEN = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
 NAVIGABLE = [
@@ -109,6 +119,8 @@ NAVIGABLE = [
     "updated",
     "issuelinks",
     "statuscategorychangedate",
+    "duedate",
+    "priority",
 ]
 # Jira Cloud default issue link types (GET /rest/api/3/issueLinkType on a new site): id, name, inward, outward
 LINK_TYPES = [

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from bc_jira_sandbox.jira.adf import validate_adf
+from bc_jira_sandbox.jira.adf import as_stored, validate_adf
 from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import (
     _KEEP,
@@ -15,6 +17,7 @@ from bc_jira_sandbox.jira.catalog import (
     SCREEN_SYSTEM_FIELDS,
     jira_ts,
 )
+from bc_jira_sandbox.jira.priorities import by_id, priority_json, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -107,9 +110,13 @@ class FieldsMixin(JiraBase):
             "created": jira_ts(rec["created"]),
             "updated": jira_ts(rec["updated"]),
             "issuelinks": self.issuelinks_json(rec),
+            "attachment": self.attachments_json(rec),
             # set when the status category changes (To Do -> Done, Done -> In Progress), not within a category
             "statuscategorychangedate": jira_ts(rec.get("category_changed") or rec["created"]),
         }
+        out["duedate"] = f.get("duedate")
+        prio = by_id(f["priority"]) if f.get("priority") else None
+        out["priority"] = priority_json(self.url(), prio) if prio else None
         out["statusCategory"] = out["status"]["statusCategory"]
         for fd in self.fields:
             if fd["custom"]:
@@ -189,7 +196,7 @@ class FieldsMixin(JiraBase):
         why = None if value is None else validate_adf(value)
         if why:
             raise _Invalid(why)
-        return value
+        return as_stored(value)
 
     def _labels_value(self, fid: str, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(x, str) and x and " " not in x for x in value):
@@ -203,6 +210,25 @@ class FieldsMixin(JiraBase):
         if acct is None or self.user(str(acct)) is None:
             raise _Invalid(f"User '{acct}' does not exist or cannot be {fid}.")
         return str(acct)
+
+    def _duedate_value(self, fid: str, value: Any) -> Any:
+        """``duedate``: "YYYY-MM-DD" or null (the REST field takes a date, not a date-time)."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not _DATE.match(value):
+            raise _Invalid(f"Error parsing date string: {value}")
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise _Invalid(f"Error parsing date string: {value}") from None
+        return value
+
+    def _priority_value(self, fid: str, value: Any) -> Any:
+        """``priority``: ``{"id"}`` or ``{"name"}`` of a priority in the project's scheme."""
+        try:
+            return resolve(value, self.project["id"])
+        except ValueError as exc:
+            raise _Invalid(str(exc)) from None
 
     def _custom_value(self, fid: str, value: Any) -> Any:
         fd = self.field(fid) if fid.startswith("customfield_") else None
@@ -239,4 +265,7 @@ _SYSTEM_CHECKS: dict[str, Callable[[FieldsMixin, str, Any], Any]] = {
     "labels": FieldsMixin._labels_value,
     "assignee": FieldsMixin._user_value,
     "reporter": FieldsMixin._user_value,
+    "duedate": FieldsMixin._duedate_value,
+    "priority": FieldsMixin._priority_value,
 }
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")

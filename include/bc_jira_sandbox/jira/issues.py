@@ -7,6 +7,7 @@ from typing import Any
 from bc_jira_sandbox.jira.adf import validate_adf
 from bc_jira_sandbox.jira.base import JiraBase
 from bc_jira_sandbox.jira.catalog import API, STATUSES, JiraError, _as_string, jira_ts
+from bc_jira_sandbox.jira.priorities import DEFAULT_PRIORITY
 
 
 class IssuesMixin(JiraBase):
@@ -34,6 +35,7 @@ class IssuesMixin(JiraBase):
         self.next_issue_num += 1
         clean.setdefault("labels", [])
         clean.setdefault("reporter", actor["accountId"])
+        clean.setdefault("priority", DEFAULT_PRIORITY)  # the scheme's default when the create names none
         clean["status"] = STATUSES[0][0]
         rec = {
             "id": iid,

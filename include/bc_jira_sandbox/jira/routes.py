@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bc_jira_sandbox.jira import routes_control, routes_issues, routes_webhooks
+from bc_jira_sandbox.jira import (
+    routes_attachments,
+    routes_control,
+    routes_issues,
+    routes_priorities,
+    routes_webhooks,
+)
 
 router = APIRouter(tags=["jira"])
-for _api in (routes_issues.api, routes_webhooks.api):
+for _api in (routes_issues.api, routes_priorities.api, routes_webhooks.api, routes_attachments.api):
     for _prefix in ("/ex/jira/{cloudId}", "/site"):
         router.include_router(_api, prefix=_prefix)
 router.include_router(routes_control.router)

@@ -50,6 +50,30 @@ def control_transition(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONRespo
         return JSONResponse({"key": rec["key"], "id": rec["id"], "status": target[1]})
 
 
+@router.post("/_sandbox/jira/edit")
+def control_edit(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
+    """Edit an issue as a person would (Alice Approver by default): ``{"issue", "fields"?, "update"?,
+    "user"?}``, applied exactly like ``PUT /rest/api/3/issue/{issueIdOrKey}`` (spec editIssue: the same
+    field checks, edit screen and ADF rules, a 400 with every field error and nothing changed), and the
+    ``jira:issue_updated`` webhooks fire with that user as the actor."""
+    with sb.lock:
+        j = sb.jira
+        try:
+            rec = j.issue(str(body.get("issue", "")))
+        except JiraError as exc:
+            return JSONResponse(exc.body, status_code=404)
+        actor = j.user(body["user"]) if body.get("user") else j.users[1]
+        if actor is None:
+            return JSONResponse({"error": "unknown user accountId"}, status_code=400)
+        edit = {k: body[k] for k in ("fields", "update") if k in body}
+        try:
+            j.edit(rec, edit, actor)
+        except JiraError as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
+        sb.mark_dirty()
+        return JSONResponse({"key": rec["key"], "id": rec["id"]})
+
+
 @router.get("/_sandbox/jira/issues")
 def control_issues(sb: Sandbox = SANDBOX) -> list[dict[str, Any]]:
     """Every issue, current state, no search lag (tests and the demo)."""
@@ -160,7 +184,8 @@ def control_field(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
 def control_options(body: dict[str, Any], sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec;
     ``{"expiration_date_format": "epoch_ms" | "iso"}``: how webhook ``expirationDate`` is answered;
-    ``{"issue_linking": false}``: issue linking turned off by an admin (its endpoints answer 404)."""
+    ``{"issue_linking": false}``: issue linking turned off by an admin (its endpoints answer 404);
+    ``{"attachment_max_bytes": N}``: the site's maximum attachment size (larger uploads answer 413)."""
     with sb.lock:
         if "validate" in body:
             sb.jira.validate = bool(body["validate"])
@@ -171,6 +196,11 @@ def control_options(body: dict[str, Any], sb: Sandbox = SANDBOX) -> dict[str, An
             sb.jira.expiration_date_format = form
         if "issue_linking" in body:
             sb.jira.issue_linking = bool(body["issue_linking"])
+        if "attachment_max_bytes" in body:
+            limit = body["attachment_max_bytes"]
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                raise HTTPException(400, "attachment_max_bytes must be a positive integer")
+            sb.jira.attachment_max_bytes = limit
         return {
             "validate": sb.jira.validate,
             "expiration_date_format": getattr(sb.jira, "expiration_date_format", "epoch_ms"),

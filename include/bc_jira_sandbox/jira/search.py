@@ -252,6 +252,11 @@ class SearchMixin(JiraBase):
                 raise JiraError(
                     400, [f"Field '{fname}' does not exist or you do not have permission to view it."]
                 )
+        for fname, _ in order:  # ORDER BY on an unknown field is refused like a clause on one
+            if fname.lower() not in ("key", "issuekey", "id") and self.field(fname) is None:
+                raise JiraError(
+                    400, [f"Field '{fname}' does not exist or you do not have permission to view it."]
+                )
         return jql, where, order
 
     def _sort_key(self, low: str) -> Callable[[tuple[dict[str, Any], dict[str, Any]]], Any]:

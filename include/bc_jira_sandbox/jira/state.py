@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from bc_jira_sandbox import atlassian
+from bc_jira_sandbox.jira.attachments import DEFAULT_UPLOAD_LIMIT, AttachmentsMixin
 from bc_jira_sandbox.jira.catalog import (
     API,
     CATEGORIES,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
 
-class JiraState(FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin):
+class JiraState(FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin, AttachmentsMixin):
     """Everything Jira holds; guarded by ``sb.lock``; picklable apart from ``sb``."""
 
     def __init__(self, sb: Sandbox) -> None:
@@ -108,6 +109,9 @@ class JiraState(FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin
         self.next_change_id = 10000
         self.issue_links: dict[str, dict[str, str]] = {}  # link id -> {type, inward, outward} (issue ids)
         self.next_link_id = 10000
+        self.attachment_bytes: dict[str, bytes] = {}  # attachment id -> file (metadata: issue["attachments"])
+        self.next_attachment_id = 10000
+        self.attachment_max_bytes = DEFAULT_UPLOAD_LIMIT
         self.webhooks: dict[int, dict[str, Any]] = {}
         self.webhook_url: str | None = None
         self.next_webhook_id = 1000

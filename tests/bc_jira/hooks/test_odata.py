@@ -46,3 +46,28 @@ def test_enum_decode_encode() -> None:
     assert encode_enum("In Review") == "In_x0020_Review"
     assert encode_enum("Payment") == "Payment"
     assert decode_enum(None) is None
+
+
+def test_expand_clause_nests_select_and_expand_like_bc_reads_them() -> None:
+    from bc_jira.hooks.odata import expand_clause
+    from bc_jira.sync.extract import lines_expand
+
+    assert expand_clause("purchaseInvoiceLines", ["a", "b"]) == "purchaseInvoiceLines($select=a,b)"
+    assert (
+        expand_clause("purchaseOrderLines", ["q"], {"dimensionSetLines": ["code", "valueCode"]})
+        == "purchaseOrderLines($select=q;$expand=dimensionSetLines($select=code,valueCode))"
+    )
+    assert lines_expand("vendors") is None
+    inv = lines_expand("purchase_invoices") or ""
+    assert inv.startswith("purchaseInvoiceLines($select=sequence,lineType,")
+    assert ",unitCost;$expand=dimensionSetLines($select=code,valueCode))" in inv
+
+
+def test_expanded_lines_are_decoded_too() -> None:
+    from bc_jira.hooks.odata import decode_record
+
+    rec = decode_record(
+        "purchaseInvoices",
+        {"status": "In_x0020_Review", "purchaseInvoiceLines": [{"lineType": "Fixed_x0020_Asset"}]},
+    )
+    assert rec == {"status": "In Review", "purchaseInvoiceLines": [{"lineType": "Fixed Asset"}]}

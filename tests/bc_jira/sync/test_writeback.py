@@ -282,6 +282,7 @@ def test_failed_outcome_comment_is_owed_and_made_once_on_the_next_run(env: Env) 
     assert len(texts) == 1
     assert "was posted" in texts[0]
     assert len(env.store.query_audit(bc_id=inv["id"], action="writeback_comment")) == 1
+    assert env.store.query_audit(bc_id=inv["id"], action="writeback_comment_unconfirmed")
     assert env.store.pending_effects("writeback_comment") == []
     posts = env.calls(COMMENT_POST)
     env.wb.process_pending()
@@ -523,3 +524,67 @@ def test_issue_naming_another_record_makes_no_bc_call(env: Env) -> None:
     assert again.action == "mismatch"
     assert "(empty)" in again.detail
     assert env.calls(POST) == 0
+
+
+def _bc_writes(env: Env) -> int:
+    """Every BC call that could change a record (the sandbox's request log: POST, PATCH, PUT, DELETE)."""
+    calls = env.sandbox.stats()["calls"]
+    return sum(
+        n
+        for k, n in calls.items()
+        if k.split(" ", 1)[0] in ("POST", "PATCH", "PUT", "DELETE")
+        and k.split(" ", 1)[1].startswith("/v2.0/")
+    )
+
+
+def _texts(env: Env, issue: dict[str, Any]) -> list[str]:
+    return [
+        "".join(n.get("text", "") for p in c["body"]["content"] for n in p.get("content", []))
+        for c in env.jira.iter_comments(issue["key"], newest_first=False)
+    ]
+
+
+def test_reject_statuses_leave_bc_untouched_and_say_why_once(env: Env) -> None:
+    """A configured "no" status: BC untouched (no write call at all), one comment naming the status, even
+    when its answer is lost and the event is delivered again."""
+    from bc_jira.config import parse_config
+
+    env.wb.cfg = parse_config({"project_key": env.cfg.project_key, "reject_statuses": ["Rejected"]})
+    inv = draft(env)
+    issue = env.issue("purchase_invoices", inv)
+    env.move(issue, "Rejected")
+    env.stage(issue)
+    writes = _bc_writes(env)
+    env.sandbox.faults(
+        rules=[{"kind": "drop_after_commit", "path": "/comment$", "method": "POST", "count": 1}]
+    )
+    res = env.wb.process_pending()
+    assert [r.action for r in res] == ["rejected"]
+    assert env.sandbox.stats()["faults"].get("drop_after_commit") == 1
+    env.sandbox.faults()
+    env.stage(issue)  # a second delivery of the same transition; the owed comment is settled first
+    assert [r.action for r in env.wb.process_pending()] == ["rejected"]
+    assert env.wb.retry_comments() == {}
+    texts = _texts(env, issue)
+    assert len(texts) == 1
+    assert f"purchase invoice {inv['number']} was left untouched" in texts[0]
+    assert "moved to 'Rejected', which means no (reject_statuses)" in texts[0]
+    assert _bc_writes(env) == writes
+    assert env.record("purchaseInvoices", inv["id"])["status"] == "Draft"
+    rejected = env.store.query_audit(bc_id=inv["id"], action="writeback_rejected")
+    assert len(rejected) == 2
+    assert "'Rejected' (one of reject_statuses)" in rejected[0].reason
+    assert len(env.store.query_audit(bc_id=inv["id"], action="writeback_comment")) == 1
+    assert env.store.query_audit(bc_id=inv["id"], action="writeback_comment_unconfirmed")
+
+
+def test_a_done_status_not_in_reject_statuses_runs_the_done_action(env: Env) -> None:
+    from bc_jira.config import parse_config
+
+    env.wb.cfg = parse_config({"project_key": env.cfg.project_key, "reject_statuses": ["Declined"]})
+    inv = draft(env)
+    issue = env.issue("purchase_invoices", inv)
+    env.move(issue, "Rejected")  # this site's "Rejected" is not a "no" any more
+    env.stage(issue)
+    assert [r.action for r in env.wb.process_pending()] == ["posted"]
+    assert env.calls(POST) == 1

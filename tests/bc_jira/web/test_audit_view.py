@@ -148,6 +148,17 @@ def get(client: TestClient, **params: Any) -> _Table:
     return parse(resp.text)
 
 
+def test_batch_view_shows_the_rows_one_task_instance_wrote(client: TestClient) -> None:
+    """The upsert's extra link: one mapped task instance of one run (``bc_jira.sync.links``)."""
+    page = get(client, dag=INV, run=RUN, task="upsert", map_index=1)
+    assert [r[0][:7] for r in page.rows] == ["PI-1002"]
+    assert page.rows[0][2].startswith("create")  # not the later write-back row of the same record
+    assert get(client, dag=INV, run=RUN, task="upsert", map_index=2).rows[0][0].startswith("No audit rows")
+    both = get(client, dag=INV, run=RUN, task="upsert")  # no map index: every batch of the run
+    assert sorted(r[0][:7] for r in both.rows) == ["PI-1001", "PI-1002"]
+    assert client.get("/audit", params={"run": RUN}).status_code == 422
+
+
 def test_one_row_per_record_with_latest_action_status_and_links(client: TestClient) -> None:
     page = get(client)
     by_doc = {r[0].split(" ")[0].split("Purchase")[0].split("Vendor")[0]: r for r in page.rows}

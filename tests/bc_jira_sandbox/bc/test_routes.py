@@ -621,3 +621,84 @@ def test_429_retry_after_honoured_and_dropped_post_not_repeated(sandbox: Any) ->
     calls = sandbox.stats()["calls"]
     assert sum(v for k, v in calls.items() if k.endswith("Microsoft.NAV.post")) == 1  # not repeated
     assert h.get_record("purchaseInvoices", draft["id"])["status"] == "Open"  # it was applied
+
+
+# -- deletes and the `in` filter -------------------------------------------------------------------------
+
+
+def test_delete_needs_if_match_answers_204_and_notifies_deleted(
+    sandbox: Any, hook: BusinessCentralHook, receiver: Receiver
+) -> None:
+    sandbox.reset(vendors=5, invoices=12, orders=0)
+    hook.create_subscription(receiver.url, "purchaseInvoices")
+    draft = next(hook.iter_records("purchaseInvoices", filter="status eq 'Draft'"))
+    path = f"companies({sandbox.creds['company_id']})/purchaseInvoices({draft['id']})"
+    with pytest.raises(ClientError) as missing:
+        hook.client.request("DELETE", path)
+    assert missing.value.code == "BadRequest_InvalidToken"
+    with pytest.raises(PreconditionFailed):
+        hook.client.request("DELETE", path, headers={"If-Match": 'W/"stale"'})
+    answer = hook.client.request("DELETE", path, headers={"If-Match": draft["@odata.etag"]})
+    assert answer.status_code == 204
+    assert answer.content == b""
+    assert draft["id"] not in {r["id"] for r in hook.iter_records("purchaseInvoices")}
+    got = receiver.wait(1)
+    items = [i for n in got for i in n["value"]]
+    assert [(i["changeType"], i["resource"].rsplit("(", 1)[1].rstrip(")")) for i in items] == [
+        ("deleted", draft["id"])
+    ]
+    with pytest.raises(ClientError) as gone:  # a second DELETE: the record is gone
+        hook.client.request("DELETE", path, headers={"If-Match": "*"})
+    assert gone.value.status == 404
+
+
+def test_posted_invoice_and_vendor_with_open_documents_cannot_be_deleted(
+    sandbox: Any, hook: BusinessCentralHook
+) -> None:
+    sandbox.reset(vendors=5, invoices=12, orders=3)
+    cid = sandbox.creds["company_id"]
+    posted = next(hook.iter_records("purchaseInvoices", filter="status eq 'Open'"))
+    with pytest.raises(ClientError) as ei:
+        hook.client.request(
+            "DELETE", f"companies({cid})/purchaseInvoices({posted['id']})", headers={"If-Match": "*"}
+        )
+    assert ei.value.status == 400
+    assert ei.value.code == "Application_DialogException"
+    draft = next(hook.iter_records("purchaseInvoices", filter="status eq 'Draft'"))
+    with pytest.raises(ClientError) as ev:
+        hook.client.request(
+            "DELETE", f"companies({cid})/vendors({draft['vendorId']})", headers={"If-Match": "*"}
+        )
+    assert "outstanding" in ev.value.message
+    fresh = sandbox.control("POST", "/_sandbox/bc/change", {"entity": "vendors", "create": {}})["records"][0]
+    done = hook.client.request(
+        "DELETE", f"companies({cid})/vendors({fresh['id']})", headers={"If-Match": "*"}
+    )
+    assert done.status_code == 204
+    assert posted["id"] in {r["id"] for r in hook.iter_records("purchaseInvoices")}
+
+
+def test_in_filter_matches_a_list_of_guids_and_refuses_long_lists(
+    sandbox: Any, hook: BusinessCentralHook
+) -> None:
+    sandbox.reset(vendors=30, invoices=0, orders=0)
+    ids = [v["id"] for v in hook.iter_records("vendors")]
+    want = ids[:3] + ["00000000-0000-4000-8000-00000000dead"]
+    got = list(hook.iter_records("vendors", filter=f"id in ({', '.join(want)})", select=["id"]))
+    assert sorted(r["id"] for r in got) == sorted(ids[:3])
+    assert all(set(r) == {"@odata.etag", "id"} for r in got)
+    path = f"companies({sandbox.creds['company_id']})/vendors"
+    with pytest.raises(ClientError) as quoted:  # an Edm.Guid literal is unquoted, as for `eq`
+        hook.client.get_json(path, params={"$filter": f"id in ('{ids[0]}')"})
+    assert "incompatible types" in quoted.value.message
+    with pytest.raises(ClientError) as nodes:  # short literals: over OData's node count, under the URL limit
+        hook.client.get_json(path, params={"$filter": f"balance in ({','.join(str(n) for n in range(101))})"})
+    assert nodes.value.status == 400
+    assert "node count limit" in nodes.value.message
+    many = [f"00000000-0000-4000-8000-{n:012x}" for n in range(70)]
+    with pytest.raises(ClientError) as long:
+        hook.client.get_json(path, params={"$filter": f"id in ({','.join(many)})"})
+    assert long.value.status == 414
+    with pytest.raises(ClientError) as syntax:
+        hook.client.get_json(path, params={"$filter": f"id in {ids[0]}"})
+    assert syntax.value.status == 400
