@@ -79,7 +79,7 @@ class Sandbox:
             raise RuntimeError("sandbox did not start")
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
-        resp = requests.request(method, f"{self.url}{path}", json=body, timeout=120)
+        resp = requests.request(method, f"{self.url}{path}", json=body, timeout=1800)  # a 100k seed
         resp.raise_for_status()
         return resp.json()
 

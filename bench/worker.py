@@ -146,7 +146,8 @@ def main(argv: list[str]) -> int:
         out = baseline(int(args[0]))
     else:
         raise SystemExit(
-            f"unknown step {step!r}: extract RUN [WATERMARK] | upsert ID... | attach ID... | census | baseline N"
+            f"unknown step {step!r}: extract RUN [WATERMARK] | upsert ID... | attach ID... | census "
+            "| baseline N"
         )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: KiB

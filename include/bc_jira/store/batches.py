@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from bc_jira.store.schema import batches, dumps, loads, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from datetime import datetime
 
     from bc_jira.store.engine import Database
@@ -30,40 +30,43 @@ def _check_size(batch_size: object) -> None:
         raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
 
 
-def plan_batches(
+def iter_batches(
     entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int, now: datetime
-) -> list[dict[str, Any]]:
-    """The ``bc_jira_batches`` rows of a run: ``batch_size`` records each, numbered from 0 (no I/O).
+) -> Iterator[dict[str, Any]]:
+    """The ``bc_jira_batches`` rows of a run, one at a time: ``batch_size`` records each, numbered from 0.
 
-    Each chunk is serialised as soon as it is full, so a caller that hands over records one at a time (and
-    lets go of them) never holds a run's records as objects and as JSON at once (a 100,000-record extract).
+    Each row is made as soon as its chunk is full, so a caller that hands over records one at a time and
+    writes each row before asking for the next never holds a run's records whole (a 100,000-record extract).
     """
     _check_size(batch_size)
-    rows: list[dict[str, Any]] = []
     chunk: list[dict[str, Any]] = []
-
-    def close() -> None:
-        seq = len(rows)
-        rows.append(
-            {
-                "batch_id": batch_id(entity, run_key, seq),
-                "entity": entity,
-                "run_key": run_key,
-                "seq": seq,
-                "records": dumps(chunk),
-                "size": len(chunk),
-                "created_at": now,
-            }
-        )
-        chunk.clear()
-
+    seq = 0
     for rec in records:
         chunk.append(rec)
         if len(chunk) >= batch_size:
-            close()
+            yield _row(entity, run_key, seq, chunk, now)
+            seq, chunk = seq + 1, []
     if chunk:
-        close()
-    return rows
+        yield _row(entity, run_key, seq, chunk, now)
+
+
+def _row(entity: str, run_key: str, seq: int, chunk: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id(entity, run_key, seq),
+        "entity": entity,
+        "run_key": run_key,
+        "seq": seq,
+        "records": dumps(chunk),
+        "size": len(chunk),
+        "created_at": now,
+    }
+
+
+def plan_batches(
+    entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int, now: datetime
+) -> list[dict[str, Any]]:
+    """Every ``bc_jira_batches`` row of a run (no I/O); see :func:`iter_batches`."""
+    return list(iter_batches(entity, run_key, records, batch_size, now))
 
 
 class BatchRepository:
@@ -78,16 +81,19 @@ class BatchRepository:
         existing = self.batch_ids(entity, run_key)
         if existing:
             return existing
-        rows = plan_batches(entity, run_key, records, batch_size, utcnow())
-        if not rows:
+        rows = iter_batches(entity, run_key, records, batch_size, utcnow())
+        first = next(rows, None)
+        if first is None:
             return []
         with self._db.tx(immediate=True) as conn:
             # Batch 0 is the run's claim: whoever inserts it writes the whole run. A concurrent extract of
             # the same run waits on that row (PostgreSQL) or the write lock (SQLite), then finds it taken.
-            if conn.execute(self._db.insert_ignore(batches, rows[0], ["batch_id"])).rowcount == 1:
-                if rows[1:]:
-                    conn.execute(batches.insert(), rows[1:])
-                return [r["batch_id"] for r in rows]
+            if conn.execute(self._db.insert_ignore(batches, first, ["batch_id"])).rowcount == 1:
+                ids = [first["batch_id"]]
+                for row in rows:  # one row at a time, in the same transaction: all or nothing
+                    conn.execute(batches.insert(), [row])
+                    ids.append(row["batch_id"])
+                return ids
         return self.batch_ids(entity, run_key)
 
     def batch_ids(self, entity: str, run_key: str) -> list[str]:

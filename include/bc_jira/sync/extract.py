@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -135,11 +136,14 @@ def _replay(
 
 @dataclass
 class _Reading:
-    """What a BC scan kept so far: the newest version of each record the sync needs."""
+    """What a BC scan kept so far: the newest version of each record the sync needs.
+
+    Kept records are held as (lastModifiedDateTime, JSON text), not as dicts: a 100,000-record first sync
+    held them as objects at several times their JSON size (peak RSS 549 MB against the 300 MB target)."""
 
     ecfg: EntityConfig
     store: BatchStore
-    kept: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kept: dict[str, tuple[str, str]] = field(default_factory=dict)
     buffer: dict[str, dict[str, Any]] = field(default_factory=dict)
     high: datetime | None = None
     read: int = 0
@@ -149,8 +153,9 @@ class _Reading:
         ts = _modified(raw)
         self.high = _newest(self.high, ts)
         rec = {k: v for k, v in raw.items() if not k.startswith("@odata")}
-        prev = self.buffer.get(rec["id"]) or self.kept.get(rec["id"])
-        if prev is not None and (_modified(prev) or _MIN) > (ts or _MIN):
+        buffered, held = self.buffer.get(rec["id"]), self.kept.get(rec["id"])
+        prev = _modified(buffered) if buffered is not None else parse_ts(held[0]) if held else None
+        if (buffered is not None or held is not None) and (prev or _MIN) > (ts or _MIN):
             return  # de-duplicate by id (the overlap re-reads records): keep the newest version
         self.buffer[rec["id"]] = rec
         if len(self.buffer) >= LINK_LOOKUP_CHUNK:
@@ -164,7 +169,7 @@ class _Reading:
         for bc_id, rec in self.buffer.items():
             link = linked.get(bc_id)
             if self.ecfg.selection.matches(rec) or (link is not None and link.state != LinkState.FAILED):
-                self.kept[bc_id] = rec
+                self.kept[bc_id] = (str(rec.get("lastModifiedDateTime") or ""), json.dumps(rec))
             else:
                 self.kept.pop(bc_id, None)
         self.buffer.clear()
@@ -251,7 +256,7 @@ def extract(
     reading.flush()
 
     kept = reading.kept
-    order = sorted(kept, key=lambda b: (kept[b].get("lastModifiedDateTime") or "", b))
+    order = sorted(kept, key=lambda b: (kept[b][0], b))
     limit = map_limit() if max_batches is None else max_batches
     size = batch_size(cfg, len(order), limit)
     if size != cfg.batch_size:
@@ -264,7 +269,7 @@ def extract(
             limit,
         )
     # handed over one at a time and let go of: the batches' JSON replaces the records, never doubles them
-    records = (kept.pop(b) for b in order)
+    records = (json.loads(kept.pop(b)[1]) for b in order)
     batch_ids = store.save_batches(entity, run.run_id, records, size) if order else []
     log.info(
         "%s: read %d, %d need sync, %d batch(es) of up to %d",

@@ -66,7 +66,8 @@ def test_plan_batches_numbers_full_batches_and_a_remainder() -> None:
 
 def test_plan_batches_serialises_each_batch_when_it_is_full() -> None:
     """A 100,000-record extract hands its records over one at a time and lets go of them: a full batch is
-    JSON before the next record is asked for, so the objects are not all held beside their JSON."""
+    JSON before the next record is asked for, so the objects are not all held beside their JSON
+    (``save_batches`` writes each row before it asks for the next)."""
     first = [{"n": 0}, {"n": 1}]
 
     def records():
