@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from bc_jira.entities import ATTACHMENT_SETS, DIMENSION_FIELDS, DIMENSION_SET_LINES, navigation_expands, spec
 from bc_jira.hooks.odata import expand_clause
@@ -138,12 +140,15 @@ def _replay(
 class _Reading:
     """What a BC scan kept so far: the newest version of each record the sync needs.
 
-    Kept records are held as (lastModifiedDateTime, JSON text), not as dicts: a 100,000-record first sync
-    held them as objects at several times their JSON size (peak RSS 549 MB against the 300 MB target)."""
+    Kept records wait in a temporary file (``spill``); memory holds only (lastModifiedDateTime, offset,
+    length) per record. Held as objects, a 100,000-record first sync peaked at 676 MB, as JSON text still
+    above the 300 MB target; a task's memory must not grow with the backlog."""
 
     ecfg: EntityConfig
     store: BatchStore
-    kept: dict[str, tuple[str, str]] = field(default_factory=dict)
+    kept: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    # closed by extract() once the batches are written; deleted by the OS when closed or at exit
+    spill: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile(prefix="bc_extract_"))  # noqa: SIM115
     buffer: dict[str, dict[str, Any]] = field(default_factory=dict)
     high: datetime | None = None
     read: int = 0
@@ -169,10 +174,22 @@ class _Reading:
         for bc_id, rec in self.buffer.items():
             link = linked.get(bc_id)
             if self.ecfg.selection.matches(rec) or (link is not None and link.state != LinkState.FAILED):
-                self.kept[bc_id] = (str(rec.get("lastModifiedDateTime") or ""), json.dumps(rec))
+                self.kept[bc_id] = (str(rec.get("lastModifiedDateTime") or ""), *self._write(rec))
             else:
                 self.kept.pop(bc_id, None)
         self.buffer.clear()
+
+    def _write(self, rec: Mapping[str, Any]) -> tuple[int, int]:
+        data = json.dumps(rec).encode()
+        offset = self.spill.seek(0, os.SEEK_END)
+        self.spill.write(data)
+        return offset, len(data)
+
+    def take(self, bc_id: str) -> dict[str, Any]:
+        """A kept record back from the spill file."""
+        _, offset, length = self.kept.pop(bc_id)
+        self.spill.seek(offset)
+        return json.loads(self.spill.read(length))
 
 
 def record_expand(cfg: Config, entity: str) -> str | None:
@@ -269,8 +286,11 @@ def extract(
             limit,
         )
     # handed over one at a time and let go of: the batches' JSON replaces the records, never doubles them
-    records = (json.loads(kept.pop(b)[1]) for b in order)
-    batch_ids = store.save_batches(entity, run.run_id, records, size) if order else []
+    records = (reading.take(b) for b in order)
+    try:
+        batch_ids = store.save_batches(entity, run.run_id, records, size) if order else []
+    finally:
+        reading.spill.close()
     log.info(
         "%s: read %d, %d need sync, %d batch(es) of up to %d",
         entity,
