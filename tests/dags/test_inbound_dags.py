@@ -210,7 +210,9 @@ class Standalone:
         while self.api("GET", f"/api/v2/dags/{dag_id}").status_code != 200:
             assert time.monotonic() < deadline, f"{dag_id} never parsed\n{self.tail()}"
             time.sleep(1)
-        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None}).json()
+        answer = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
+        assert answer.status_code == 200, f"trigger {dag_id}: {answer.status_code} {answer.text}\n{self.tail()}"
+        run = answer.json()
         while True:
             state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}").json()["state"]
             if state in ("success", "failed"):
