@@ -152,8 +152,13 @@ async def bc_notifications(
         return JSONResponse({"error": "body too large"}, status_code=413)
 
     def work() -> intake.IntakeResult:
+        store = stores()
         return intake.handle_bc_notification(
-            query, body, client_state=secrets_of().client_state, store=stores()
+            query,
+            body,
+            client_state=secrets_of().client_state,
+            store=store,
+            companies=intake.subscribed_companies(store.list_subscriptions()),
         )
 
     res = await run_in_threadpool(intake.safely, work, "bc notification")
