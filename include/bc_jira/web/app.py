@@ -27,7 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from bc_jira.edges import intake, shared_secrets
-from bc_jira.edges.health import health_report
+from bc_jira.edges.health import CompanyInfo, health_report
 from bc_jira.edges.protocols import DeliveryStore, HealthStore, WebhookStore
 from bc_jira.edges.webhooks import note_delivery
 from bc_jira.web import audit_view
@@ -303,15 +303,71 @@ def oauth_callback(
 health_router = APIRouter()
 
 
+def configured_companies() -> list[CompanyInfo] | None:
+    """The companies of ``bc_jira_config`` that resolve (None when the config cannot be read: the report
+    then names the companies the subscription rows name)."""
+    try:
+        from bc_jira.config import load_config
+        from bc_jira.entities import ENTITIES
+        from bc_jira.sync.companies import resolve_all
+
+        companies, _problems = resolve_all(load_config())
+    except Exception as exc:  # noqa: BLE001 - the report still answers, from the store alone
+        log.info("health: companies not resolved (%s); using the subscription rows", type(exc).__name__)
+        return None
+    return [
+        CompanyInfo(
+            c.store_key,
+            c.company_id,
+            c.label if c.entry is not None else "",
+            c.connection,
+            {e: c.watermark_key(e) for e in ENTITIES},
+        )
+        for c in companies
+    ]
+
+
+def watermark_value(key: str) -> str | None:
+    """A watermark Variable's value (None when unset or unreadable)."""
+    try:
+        from airflow.sdk import Variable
+
+        value = Variable.get(key, default=None)
+    except Exception:  # noqa: BLE001 - unreadable: reported as never synced
+        return None
+    return str(value) if value else None
+
+
+class HealthSources(Protocol):
+    def companies(self) -> list[CompanyInfo] | None: ...
+    def watermark(self, key: str) -> str | None: ...
+
+
+class _AirflowSources:
+    def companies(self) -> list[CompanyInfo] | None:
+        return configured_companies()
+
+    def watermark(self, key: str) -> str | None:
+        return watermark_value(key)
+
+
+def get_health_sources() -> HealthSources:
+    """Where the health route reads the companies and watermarks (Airflow's Variables; tests replace it)."""
+    return _AirflowSources()
+
+
 @health_router.get("/health")
-def health(stores: StoreFactory = Depends(get_store_factory)) -> Response:
+def health(
+    stores: StoreFactory = Depends(get_store_factory),
+    sources: HealthSources = Depends(get_health_sources),
+) -> Response:
     try:
         store = stores()
     except Exception as exc:  # noqa: BLE001 - report, do not crash
         return JSONResponse(
             {"ok": False, "store": {"ok": False, "error": type(exc).__name__}}, status_code=503
         )
-    report = health_report(store)
+    report = health_report(store, companies=sources.companies(), watermark=sources.watermark)
     # 503 only when the store is down (nothing can be staged); expiring edges are reported with 200.
     return JSONResponse(report, status_code=200 if report["store"]["ok"] else 503)
 

@@ -3,7 +3,6 @@ the plugin served by uvicorn, notifications flow back into the store), and the r
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 import requests
 
 from bc_jira import tasks
-from bc_jira.config.companies import company_key
 from bc_jira.edges import company_subscriptions as cs
 from bc_jira.edges import subscriptions
 from bc_jira.store import StateStore
@@ -20,36 +18,13 @@ from tests.support.plugin_server import per_resource, wait_for
 SETS = ("purchaseInvoices", "vendors")
 
 
-@pytest.fixture
-def two(lc: dict[str, Any], airflow_conns: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Two companies in the sandbox, the task's store is the plugin's, ``companies`` names both."""
-    sb = lc["sandbox"]
-    sb.reset(companies=2, vendors=3, invoices=3, orders=0)
-    ids = [c["id"] for c in sb.control("GET", "/_sandbox/bc/companies")["value"]]
-    db = lc["store"].engine.url.database
-    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": db}))
-    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_BC_COMPANIES", json.dumps({"bc_default": {"CRONUS US": ids[1]}}))
-    base = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-
-    def configure(*companies: dict[str, Any] | None) -> None:
-        cfg = dict(base)
-        if companies != (None,):
-            cfg["companies"] = list(companies)
-        monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-
-    configure({"id": ids[0]}, {"name": "CRONUS US"})
-    env = sb.creds["environment"]
-    return {
-        **lc,
-        "ids": ids,
-        "key2": company_key("bc_default", env, ids[1]),
-        "configure": configure,
-        "url": tasks.notification_url(lc["base"]),
-    }
-
-
 def _resources(ids: list[str]) -> set[str]:
     return {f"companies({i})/{s.lower()}" for i in ids for s in SETS}
+
+
+@pytest.fixture
+def two(two_companies: dict[str, Any]) -> dict[str, Any]:
+    return two_companies
 
 
 def test_two_companies_get_a_set_each_and_a_change_in_company_2_is_staged_for_it(two: dict[str, Any]) -> None:
