@@ -186,6 +186,7 @@ class CompanyInfo:
     name: str = ""
     connection: str = "bc_default"
     watermarks: Mapping[str, str] | None = None  # entity -> Variable key
+    ident: str = ""  # the 8-hex company key (labels, the audit page's filter); the default company's too
 
     def __post_init__(self) -> None:
         if self.watermarks is None:

@@ -31,6 +31,7 @@ from bc_jira.edges.health import CompanyInfo, health_report
 from bc_jira.edges.protocols import DeliveryStore, HealthStore, WebhookStore
 from bc_jira.edges.webhooks import note_delivery
 from bc_jira.web import audit_view
+from bc_jira.web.companies import configured_companies
 
 if TYPE_CHECKING:
     from bc_jira.hooks.jira import JiraCloudHook
@@ -301,30 +302,6 @@ def oauth_callback(
 # -- health -----------------------------------------------------------------------------------------------
 
 health_router = APIRouter()
-
-
-def configured_companies() -> list[CompanyInfo] | None:
-    """The companies of ``bc_jira_config`` that resolve (None when the config cannot be read: the report
-    then names the companies the subscription rows name)."""
-    try:
-        from bc_jira.config import load_config
-        from bc_jira.entities import ENTITIES
-        from bc_jira.sync.companies import resolve_all
-
-        companies, _problems = resolve_all(load_config())
-    except Exception as exc:  # noqa: BLE001 - the report still answers, from the store alone
-        log.info("health: companies not resolved (%s); using the subscription rows", type(exc).__name__)
-        return None
-    return [
-        CompanyInfo(
-            c.store_key,
-            c.company_id,
-            c.label if c.entry is not None else "",
-            c.connection,
-            {e: c.watermark_key(e) for e in ENTITIES},
-        )
-        for c in companies
-    ]
 
 
 def watermark_value(key: str) -> str | None:
