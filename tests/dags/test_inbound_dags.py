@@ -212,7 +212,9 @@ class Standalone:
             assert time.monotonic() < deadline, f"{dag_id} never parsed\n{self.tail()}"
             time.sleep(1)
         answer = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
-        assert answer.status_code == 200, f"trigger {dag_id}: {answer.status_code} {answer.text}\n{self.tail()}"
+        assert answer.status_code == 200, (
+            f"trigger {dag_id}: {answer.status_code} {answer.text}\n{self.tail()}"
+        )
         run = answer.json()
         while True:
             state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}").json()["state"]
