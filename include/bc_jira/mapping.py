@@ -44,6 +44,7 @@ class FieldIds:
     amount: str
     currency: str
     status: str
+    company: str | None = None  # the company field (only with ``companies``)
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -52,12 +53,16 @@ class FieldIds:
         }
 
 
-def field_ids(names: FieldNames, discovered: Mapping[str, str] | None) -> FieldIds:
-    """Look the configured field names up in the ``bc_jira_jira_fields`` map; one error for all misses."""
+def field_ids(
+    names: FieldNames, discovered: Mapping[str, str] | None, *, with_company: bool = False
+) -> FieldIds:
+    """Look the configured field names up in the ``bc_jira_jira_fields`` map; one error for all misses.
+    ``with_company``: the company field too (``companies`` is configured)."""
     discovered = discovered or {}
     problems = []
     ids = {}
-    for key, name in names.as_dict().items():
+    wanted = names.as_dict() | ({"company": names.company} if with_company else {})
+    for key, name in wanted.items():
         fid = discovered.get(name)
         if not fid:
             problems.append(
@@ -249,6 +254,8 @@ def map_record(
         "description": description(cfg, entity, record),
         **schedule_fields(cfg, entity, record, today or now().date()),
     }
+    if cfg.company is not None and ids.company:
+        fields[ids.company] = cfg.company.name
     account = assignee_for(cfg, entity, record, users)
     if account:
         fields["assignee"] = {"accountId": account}

@@ -12,14 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from bc_jira.config import FIELDS_VARIABLE_KEY, USERS_VARIABLE_KEY
 from bc_jira.config.variables import variable_description
 from bc_jira.edges import BC_NOTIFICATION_PATH, JIRA_WEBHOOK_PATH
 from bc_jira.edges.intake import BC_ENTITIES, bc_kind
-from bc_jira.edges.subscriptions import ensure_bc_subscriptions
 from bc_jira.edges.webhooks import (
     APP_DELIVERIES,
     JIRA_WEBHOOK_NAME,
@@ -28,17 +26,23 @@ from bc_jira.edges.webhooks import (
     ensure_jira_webhook,
     transitions_jql,
 )
-from bc_jira.entities import EVENT_ENTITIES
 from bc_jira.failfast import fail_fast
-from bc_jira.mapping import field_ids
 from bc_jira.setup.connect import ConnectError, connect_checks
 from bc_jira.sync.base import RunInfo, run_info
-from bc_jira.sync.extract import extract
-from bc_jira.sync.jira_ops import JiraOps
 from bc_jira.sync.links import set_batch_links
-from bc_jira.sync.report import LABEL_CONTEXT_KEY, batch_label, batch_report, jira_search_url, keys_jql
-from bc_jira.sync.upsert import Upserter
-from bc_jira.sync.watermark import held_records, hold_below, plan_watermark, watermark_key
+from bc_jira.sync.report import batch_label, batch_report, jira_search_url, keys_jql
+
+# the sync DAGs' entry points live in bc_jira.sync.runs (per company); bc_jira.tasks keeps their names
+from bc_jira.sync.runs import (
+    SYNC_XCOM_KEY,
+    attach_task,
+    batches_task,
+    companies_task,
+    deletions_task,
+    extract_task,
+    finalize_task,
+    upsert_task,
+)
 from bc_jira.sync.writeback import WriteBack
 from bc_jira.timeutil import iso, now
 
@@ -48,6 +52,17 @@ if TYPE_CHECKING:
     from bc_jira.sync.outcome import Result
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "SYNC_XCOM_KEY",
+    "attach_task",
+    "batches_task",
+    "companies_task",
+    "deletions_task",
+    "extract_task",
+    "finalize_task",
+    "upsert_task",
+]
 
 PUBLIC_URL_VARIABLE = "bc_jira_public_url"
 PUBLIC_URL_ENV = "BC_JIRA_PUBLIC_URL"
@@ -91,9 +106,31 @@ def jira_webhook_url(base: str | None = None) -> str:
 # -- bc_subscriptions_renewal ----------------------------------------------------------------------------
 
 
+def _subscription_targets(store: Any) -> Any:
+    """Which companies to subscribe: the config's (resolved), or, when it cannot be read, what the store
+    knows (kept alive, nothing removed; the task fails with the config's problem)."""
+    from bc_jira.config import ConfigError, load_config
+    from bc_jira.config.companies import DEFAULT_BC_CONN, single_company
+    from bc_jira.edges.company_subscriptions import config_targets, stored_targets
+    from bc_jira.sync.companies import connection_facts, resolve
+
+    facts = connection_facts(DEFAULT_BC_CONN)
+    default = single_company(facts)
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        out = stored_targets(store.list_subscriptions(), default, facts.company_id)
+        out.problems.append(f"bc_jira_config cannot be read, no subscription was removed: {exc}")
+        return out
+    return config_targets(cfg, resolve, default, facts.company_id)
+
+
 @fail_fast
 def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
-    """The ``bc_subscriptions_renewal`` task: ensure, log, fail when any entity could not be secured."""
+    """The ``bc_subscriptions_renewal`` task: every company's subscriptions; fails at the end naming each
+    company that could not be secured (the others were renewed)."""
+    from bc_jira.config.companies import DEFAULT_BC_CONN
+    from bc_jira.edges.company_subscriptions import ensure_company_subscriptions
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.store import StateStore
 
@@ -102,19 +139,30 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     bc = BusinessCentralHook(call_limiter=store.call_slot)
     if not bc.settings.client_state:
         log.warning("bc_default has no extra.client_state: notifications cannot be authenticated; set one")
-    outcomes = ensure_bc_subscriptions(bc, store, url)
-    for o in outcomes:
-        log.info("bc subscription %s: %s (expires %s) %s", o.name, o.action, o.expires, o.detail)
-    failed = [o for o in outcomes if o.action == "failed"]
-    if failed:
+    plan = _subscription_targets(store)
+
+    def bc_for(conn_id: str, company_id: str) -> BusinessCentralHook:
+        if conn_id == DEFAULT_BC_CONN:
+            return bc
+        return BusinessCentralHook(conn_id, company_id=company_id or None, call_limiter=store.call_slot)
+
+    # one clientState for every subscription: bc_default's, the one the intake verifies
+    run = ensure_company_subscriptions(
+        bc_for, store, url, plan.targets, removable=plan.removable, client_state=bc.settings.client_state
+    )
+    for o in run.outcomes:
+        who = f" ({o.extra['company']})" if o.extra.get("company") else ""
+        log.info("bc subscription %s%s: %s (expires %s) %s", o.name, who, o.action, o.expires, o.detail)
+    if run.failed or plan.problems:
         raise RuntimeError(
             "could not secure BC subscriptions for "
-            + ", ".join(f"{o.name} ({o.detail})" for o in failed)
-            + f". The notification URL {url} must answer BC's "
-            "validationToken handshake: check the Variable bc_jira_public_url and that the api-server with "
-            "the bc_jira plugin is reachable from Business Central"
+            + "; ".join([*run.failed.values(), *plan.problems])
+            + f". The notification URL {url} must answer BC's validationToken handshake (check the Variable "
+            "bc_jira_public_url and that the api-server with the bc_jira plugin is reachable from Business "
+            "Central); a company BC refuses (403/404) needs the app's permissions there, or its removal from "
+            "companies in bc_jira_config. The other companies' subscriptions were renewed"
         )
-    return [o.as_dict() for o in outcomes]
+    return [o.as_dict() for o in run.outcomes]
 
 
 @fail_fast
@@ -206,119 +254,14 @@ def _context_run() -> RunInfo:
     return run_info(get_current_context())
 
 
-SYNC_XCOM_KEY = "sync_state"
-
-
-@fail_fast
-def extract_task(entity: str) -> list[str]:
-    """Task: validate config (every problem at once), read BC, save batches.
-
-    Returns the batch ids (what the upserts map over); the watermark facts go to XCom key ``sync_state``.
-    """
-    from airflow.sdk import Variable, get_current_context
-
-    from bc_jira.config import load_config
-    from bc_jira.hooks.business_central import BusinessCentralHook
-    from bc_jira.store import StateStore
-
-    cfg = load_config()
-    field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))  # fail here, before anything is read
-    run = _context_run()
-    watermark = Variable.get(watermark_key(entity), default=None)
-    store = StateStore.from_airflow()
-    events_scan: tuple[bool, datetime | None] = (False, None)
-    if entity in EVENT_ENTITIES and not run.is_backfill:
-        from bc_jira.edges.settle import bc_scan_since
-
-        events_scan = bc_scan_since(store.pending_events(bc_kind(entity), limit=5000))
-    result = extract(
-        entity,
-        cfg=cfg,
-        bc=BusinessCentralHook(),
-        store=store,
-        run=run,
-        watermark=watermark,
-        events_scan=events_scan,
-    )
-    state = {k: result[k] for k in ("high_watermark", "watermark", "backfill", "read", "kept")}
-    get_current_context()["ti"].xcom_push(key=SYNC_XCOM_KEY, value=state)
-    return list(result["batch_ids"])
-
-
-@fail_fast
-def upsert_task(entity: str, batch_id: str, extract_task_id: str = "extract") -> dict[str, Any]:
-    """Mapped task: upsert one stored batch. Clearing it replays exactly this batch.
-
-    When Jira asks to wait longer than ``rate_limit.max_inline_wait_seconds``, the task is rescheduled for
-    that time (``bc_jira.sync.deferral``) and runs the batch again, done records being no-ops. Its log names
-    the issues created and updated (``bc_jira.sync.report``); its extra links open them in Jira and its audit
-    rows (``bc_jira.sync.links``).
-    """
-    from airflow.sdk import get_current_context
-
-    from bc_jira.config import load_config
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.store import StateStore
-    from bc_jira.sync.deferral import retry_policy, waiting_out_rate_limits
-
-    context = get_current_context()
-    store = StateStore.from_airflow()
-    records = store.load_batch(batch_id)
-    label = _label_batch(context, batch_id, len(records), extract_task_id)
-    cfg = load_config()
-    ids = field_ids(cfg.fields, _variable_json(FIELDS_VARIABLE_KEY))
-    hook = JiraCloudHook(retry=retry_policy(cfg))
-    upserter = Upserter(
-        cfg=cfg,
-        entity=entity,
-        ids=ids,
-        jira=JiraOps(hook),
-        store=store,
-        run=_context_run(),
-        # only assignee rules by email need it; reading an empty "{}" registers a too-short secret (a warning)
-        users=_variable_json(USERS_VARIABLE_KEY) if cfg.emails() else {},
-    )
-    log.info("%s: %s (%s)", entity, label, batch_id)
-    try:
-        with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} batch {batch_id}"):
-            counts = upserter.upsert(records).as_dict()
-    finally:
-        _report_batch(context, entity, upserter, hook)
-    # records another run holds: advance_watermark checks that they got synced before passing them
-    return {**counts, "held": dict(upserter.held)}
-
-
-def attach_task(entity: str, batch_id: str) -> dict[str, Any]:
-    """Mapped task after the upserts: the vendor's files of one batch onto their issues, each once
-    (``bc_jira.sync.attachments``). Clearing it replays exactly this batch; done files cost no call."""
-    from bc_jira.config import load_config
-    from bc_jira.hooks.business_central import BusinessCentralHook
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.store import StateStore
-    from bc_jira.sync.attachments import AttachmentSync
-    from bc_jira.sync.deferral import retry_policy, waiting_out_rate_limits
-
-    cfg = load_config()
-    store = StateStore.from_airflow()
-    hook = JiraCloudHook(retry=retry_policy(cfg))
-    bc = BusinessCentralHook(call_limiter=store.call_slot)
-    sync = AttachmentSync(cfg=cfg, entity=entity, jira=hook, bc=bc, store=store, run=_context_run())
-    with waiting_out_rate_limits(hook, cfg=cfg, what=f"{entity} attachments of batch {batch_id}"):
-        counts = sync.attach(store.load_batch(batch_id)).as_dict()
-    log.info("%s: batch %s attachments: %s", entity, batch_id, counts)
-    return counts
-
-
-def _label_batch(context: Any, batch_id: str, records: int, extract_task_id: str) -> str:
-    """``batch 2/7 · 500 records``: the context variable the upsert's ``map_index_template`` renders."""
-    batch_ids = context["ti"].xcom_pull(task_ids=extract_task_id) or []
+def batch_position(store: Any, entity: str, run_key: str, batch_id: str, records: int) -> str:
+    """``batch 2/7 · 500 records``: the batch's place among its company's batches of this run."""
+    batch_ids = store.batch_ids(entity, run_key)
     position = batch_ids.index(batch_id) + 1 if batch_id in batch_ids else None
-    label = batch_label(position, len(batch_ids) or None, records)
-    context[LABEL_CONTEXT_KEY] = label
-    return label
+    return batch_label(position, len(batch_ids) or None, records)
 
 
-def _report_batch(context: Any, entity: str, upserter: Upserter, hook: Any) -> None:
+def _report_batch(context: Any, entity: str, upserter: Any, hook: Any) -> None:
     """Log which issue got what, with the JQL that shows them all; hand the Jira link to the operator."""
     rep = batch_report(upserter.outcomes.values())
     for line in rep.lines(entity):
@@ -328,86 +271,6 @@ def _report_batch(context: Any, entity: str, upserter: Upserter, hook: Any) -> N
     if jql:
         log.info("%s: all %d issue(s) of this batch in Jira: %s", entity, len(rep.all_keys), url)
     set_batch_links(context["task"], jira=url)
-
-
-@fail_fast
-def finalize_task(
-    entity: str,
-    extracted: Mapping[str, Any] | None = None,
-    extract_task_id: str = "extract",
-    upsert_task_id: str = "upsert",
-) -> str | None:
-    """Task (after every batch succeeded): advance the watermark; backfill runs leave it alone.
-
-    Read-compare-write under a state-store lock, comparing with the Variable's value now: two runs finishing
-    at the same moment, or a replay of an older run, can never move it backwards.
-    """
-    from airflow.sdk import Variable, get_current_context
-
-    from bc_jira.store import StateStore
-
-    ti = get_current_context()["ti"]
-    if extracted is None:
-        extracted = ti.xcom_pull(task_ids=extract_task_id, key=SYNC_XCOM_KEY) or {}
-    store = StateStore.from_airflow()
-    held = {} if extracted.get("backfill") else held_records(ti.xcom_pull(task_ids=upsert_task_id))
-    hold = hold_below(held, store.get_links(entity, list(held))) if held else None
-
-    key = watermark_key(entity)
-    with store.call_slot(f"watermark:{key}", 1, timeout=120):
-        current = Variable.get(key, default=None)
-        plan = plan_watermark(extracted, current, hold, key)
-        if plan.write:
-            Variable.set(key, plan.value, description=variable_description(key))
-    log.info("%s: %s", entity, plan.message)
-    new = plan.value
-    if entity in EVENT_ENTITIES and not extracted.get("backfill") and new:
-        from bc_jira.edges.settle import settle_bc_events
-
-        run = _context_run()
-        settled = settle_bc_events(
-            store,
-            entity,
-            new,
-            run={
-                "dag_id": run.dag_id,
-                "run_id": run.run_id,
-                "task_id": run.task_id,
-                "try_number": run.try_number,
-            },
-        )
-        log.info("%s: %d staged BC notification(s) settled by this sync", entity, settled)
-    try:
-        store.purge_batches(datetime.now(UTC) - timedelta(days=7))
-    except Exception:
-        log.warning("%s: purging old batches failed", entity, exc_info=True)
-    return new
-
-
-@fail_fast
-def deletions_task(entity: str) -> dict[str, Any]:
-    """Task: follow records deleted in BC (``bc_jira.sync.deletions``); fails while any is still owed."""
-    from bc_jira.config import load_config
-    from bc_jira.hooks.business_central import BusinessCentralHook
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.store import StateStore
-    from bc_jira.sync.deferral import retry_policy
-    from bc_jira.sync.deletions import Deletions, follow_deletions
-
-    cfg = load_config()
-    if not cfg.entity(entity).enabled:
-        return {"skipped": True}
-    store = StateStore.from_airflow()
-    run = _context_run()
-    jira = JiraOps(JiraCloudHook(store=store, retry=retry_policy(cfg)))
-    d = Deletions(cfg=cfg, entity=entity, store=store, jira=jira, run=run)
-    out = follow_deletions(
-        d, BusinessCentralHook(), now().date(), bc_kind(entity), reconcile=not run.is_backfill
-    )
-    log.info("%s: deletions %s; reconcile %s", entity, out["counts"], out["reconcile"])
-    if out["pending"]:
-        raise RuntimeError(f"{entity}: {out['pending']} deletion(s) not carried to Jira yet; retried")
-    return out
 
 
 # -- setup --------------------------------------------------------------------------------------------------
@@ -437,9 +300,19 @@ def connect_task() -> dict[str, Any]:
         raise ConnectError(problems) from None
     rep = connect_checks(cfg, hook.client, cloud_id)
     problems += rep.problems
+    written: list[tuple[str, object]] = [(FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)]
+    if cfg.companies:
+        from bc_jira.config.companies import COMPANIES_VARIABLE_KEY
+        from bc_jira.hooks.business_central import BusinessCentralHook
+        from bc_jira.setup.companies import airflow_lister, check_companies
+
+        crep = check_companies(cfg.companies, airflow_lister(lambda conn: BusinessCentralHook(conn)))
+        problems += crep.problems
+        rep.notes.extend(crep.notes)
+        written.append((COMPANIES_VARIABLE_KEY, crep.resolved))
     if problems:
         raise ConnectError(problems)
-    for key, value in ((FIELDS_VARIABLE_KEY, rep.fields), (USERS_VARIABLE_KEY, rep.users)):
+    for key, value in written:
         Variable.set(key, json.dumps(value, sort_keys=True), description=variable_description(key))
     for note in rep.notes:
         log.info("%s", note)
@@ -480,11 +353,32 @@ def _build(run: Mapping[str, Any] | None = None) -> WriteBack:
     return WriteBack(
         cfg=cfg,
         bc=BusinessCentralHook(),
+        bc_for=_company_hooks(cfg) if cfg.companies else None,
         jira=JiraCloudHook(store=store, retry=retry_policy(cfg)),
         store=store,
         record_id_field=discovered.get(cfg.fields.record_id),
         run=run or {},
     )
+
+
+def _company_hooks(cfg: Any) -> Any:
+    """store key -> the BC hook of that company (the write-back acts in the record's own company)."""
+    from bc_jira.config.companies import CompanyError, company_by_store_key
+    from bc_jira.sync.companies import bc_hook, resolve_all
+
+    cache: dict[str, Any] = {}
+
+    def hook_for(key: str) -> Any:
+        if key not in cache:
+            companies, problems = resolve_all(cfg)
+            company = company_by_store_key(companies, key)
+            if company is None:
+                why = "; ".join(problems) or "removed"
+                raise CompanyError(f"company {key}: not in bc_jira_config or not resolvable ({why})")
+            cache[key] = bc_hook(company)
+        return cache[key]
+
+    return hook_for
 
 
 def _run_context() -> dict[str, Any]:
@@ -520,11 +414,12 @@ def process_staged_task() -> dict[str, Any]:
 
     wb = _build(_run_context())
     # Jira (or BC) asked to wait longer than the process waits: rescheduled; failed events stay staged.
+    # _summary raises for failed issues: inside the block, so a rate-limit wait reschedules instead of failing
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="staged transitions"):
         results = wb.process_pending()
-    if not results:
-        log.info("no staged transitions: no Jira issue reached a done status since the last run")
-    return _summary(results, "staged transitions")
+        if not results:
+            log.info("no staged transitions: no Jira issue reached a done status since the last run")
+        return _summary(results, "staged transitions")
 
 
 @fail_fast
@@ -539,6 +434,6 @@ def safety_net_task() -> dict[str, Any]:
         return {"counts": {}, "skipped": True}
     with waiting_out_rate_limits(wb.jira, wb.bc, cfg=wb.cfg, what="safety-net poll"):
         results = wb.poll_done_issues()
-    if not results:
-        log.info("safety-net poll: no done issue is waiting for its write-back")
-    return _summary(results, "safety-net poll")
+        if not results:
+            log.info("safety-net poll: no done issue is waiting for its write-back")
+        return _summary(results, "safety-net poll")

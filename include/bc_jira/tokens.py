@@ -10,7 +10,6 @@ No token or key ever appears in a log line, an exception message or a ``repr``.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -232,19 +231,6 @@ class AtlassianOAuth:
 # -- the token provider --------------------------------------------------------------------------------------
 
 
-class BasicAuth:
-    """TokenProvider for email + API token (nothing to refresh)."""
-
-    def __init__(self, email: str, api_token: str) -> None:
-        self._header = "Basic " + base64.b64encode(f"{email}:{api_token}".encode()).decode()
-
-    def __repr__(self) -> str:
-        return "BasicAuth(***)"
-
-    def auth_header(self, force_refresh: bool = False) -> dict[str, str]:
-        return {"Authorization": self._header}
-
-
 class _Cached:
     __slots__ = ("access_token", "consent_expires_at", "expires_at", "meta")
 
@@ -373,7 +359,19 @@ class JiraTokenProvider:
             raise got from None
         return got
 
-    def _refresh_in(self, txn: TokenTxn, rejected: str | None, force: bool) -> _Cached | AuthError:
+    def refresh_now(self) -> None:
+        """Refresh under the lock even when the stored token is fresh, saved as any refresh: the Test button's
+        proof of the typed client id/secret. A 401 (those, not the grant) leaves the row as it was."""
+        with self._local_lock(), self.store.token_lock(self.name) as txn:
+            held = txn.row.access_token_enc if txn.row is not None else None
+            got = self._refresh_in(txn, self.cipher.decrypt(held) if held else "", True, record_401=False)
+        if isinstance(got, AuthError):
+            raise got from None
+        self._process_cache[self._key()] = got
+
+    def _refresh_in(
+        self, txn: TokenTxn, rejected: str | None, force: bool, *, record_401: bool = True
+    ) -> _Cached | AuthError:
         """Inside the lock: a neighbour's token, else one refresh; a refusal is saved and returned."""
         row = txn.row
         current = self._from_row(row)
@@ -403,7 +401,7 @@ class JiraTokenProvider:
         try:
             tokens = self.oauth.refresh(refresh_token)
         except AuthError as exc:
-            return self._refused(txn, exc, meta)
+            return exc if exc.status == 401 and not record_401 else self._refused(txn, exc, meta)
         self.refreshes += 1
         new_refresh = tokens.refresh_token or refresh_token
         now = self.clock()

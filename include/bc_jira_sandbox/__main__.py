@@ -33,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
         seed_vendors=args.seed_vendors,
         seed_invoices=args.seed_invoices,
         seed_orders=args.seed_orders,
+        companies=args.companies,
     )
     sb = Sandbox(options)
     sb.base_url = f"http://{args.host}:{args.port}"
@@ -56,8 +57,9 @@ def _serve(args: argparse.Namespace) -> int:
     )
     server = uvicorn.Server(config)
     log.warning(
-        "bc-jira sandbox on %s (counts %s) ready in %.2f s",
+        "bc-jira sandbox on %s (%s BC companies, counts %s each) ready in %.2f s",
         sb.base_url,
+        len(sb.bc_companies),
         sb.bc.counts(),
         time.monotonic() - started,
     )
@@ -136,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--seed-vendors", type=int, default=25)
     serve.add_argument("--seed-invoices", type=int, default=60)
     serve.add_argument("--seed-orders", type=int, default=12)
+    serve.add_argument(
+        "--companies", type=int, default=1, help="BC companies in the environment, each with its own data"
+    )
     serve.add_argument("--latency-ms", type=int, default=0, help="added to every API call")
     serve.add_argument("--notify-delay-s", type=float, default=30.0, help="BC notification batching delay")
     serve.add_argument("--search-lag-s", type=float, default=2.0, help="how long Jira search lags writes")

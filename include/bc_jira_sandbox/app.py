@@ -29,18 +29,30 @@ def counts(body: dict[str, Any] | None) -> dict[str, int]:
 
 @router.post("/reset")
 def reset(body: dict[str, Any] | None = Body(default=None), sb: Sandbox = SANDBOX) -> dict[str, Any]:
+    """Fresh data; ``companies``: how many BC companies this time (default ``serve --companies``)."""
     seed = counts(body)
     drafts = seed.pop("draft_invoices", 0)
-    sb.reset(**seed)
+    sb.reset(**seed, companies=_int(body, "companies"))
     if drafts:
         sb.seed(draft_invoices=drafts)
-    return {"ok": True, "counts": sb.bc.counts()}
+    return {"ok": True, "counts": sb.bc.counts(), "companies": len(sb.bc_companies)}
 
 
 @router.post("/seed")
 def seed(body: dict[str, Any] | None = Body(default=None), sb: Sandbox = SANDBOX) -> dict[str, Any]:
-    sb.seed(**counts(body))
+    """Add records to one BC company (``company``: id or name, default company 1)."""
+    company = (body or {}).get("company")
+    sb.seed(**counts(body), company=None if company is None else str(company))
     return {"ok": True, "counts": sb.bc.counts()}
+
+
+def _int(body: dict[str, Any] | None, key: str) -> int | None:
+    if not body or body.get(key) is None:
+        return None
+    try:
+        return int(body[key])
+    except (TypeError, ValueError) as exc:
+        raise HTTPException(400, f"{key} must be an integer") from exc
 
 
 @router.post("/faults")
@@ -110,7 +122,7 @@ def create_app(sb: Sandbox) -> Any:
     from bc_jira_sandbox.bc.api import bc_error_handler
     from bc_jira_sandbox.bc.entities import BcError
     from bc_jira_sandbox.jira import routes as jira_routes
-    from bc_jira_sandbox.pages import bc_web, jira_board
+    from bc_jira_sandbox.pages import bc_web, jira_board, jira_search
 
     app = FastAPI(
         title="bc-jira sandbox", description="Local emulator of BC, Entra ID, Atlassian OAuth and Jira"
@@ -119,6 +131,7 @@ def create_app(sb: Sandbox) -> Any:
     # the pages first: ``/site/browse/...`` must not be taken for a Jira REST path
     for module in (
         jira_board,
+        jira_search,
         bc_web,
         entra,
         bc_attachments,

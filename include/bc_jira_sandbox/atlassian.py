@@ -232,6 +232,13 @@ async def token(request: Request, sb: Sandbox = SANDBOX) -> JSONResponse:
         sb.stats.bump("atlassian.token.refresh")
     elif grant_type == "authorization_code":
         sb.stats.bump("atlassian.token.code")
+    # The client is authenticated before any code or refresh token is looked at, so a wrong client secret
+    # spends nothing: RFC 6749 section 6 (authenticate the client, validate the refresh token, then MAY revoke
+    # the old one "after issuing a new refresh token") and Atlassian's refresh-token page ("If successful, ...
+    # the refresh token you used for the request is disabled",
+    # https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens). auth.atlassian.com (Auth0)
+    # answers a wrong secret 401 access_denied "Unauthorized" (auth0/node-auth0#134,
+    # jsarafajr/passport-atlassian-oauth2#1 "TokenError: Unauthorized").
     if (
         body.get("client_id") != sb.creds["atlassian_client_id"]
         or body.get("client_secret") != sb.creds["atlassian_client_secret"]

@@ -49,6 +49,8 @@ class Options:
     seed_vendors: int = 25
     seed_invoices: int = 60
     seed_orders: int = 12
+    # Companies in the BC environment (bc.companies): company 1 is creds["company_id"], each has own data.
+    companies: int = 1
 
 
 class Stats:
@@ -59,10 +61,20 @@ class Stats:
         self.calls: Counter[str] = Counter()
         self.events: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.company_calls: Counter[str] = Counter()  # BC API calls per company id
 
     def record_call(self, key: str) -> None:
         with self._lock:
             self.calls[key] += 1
+
+    def record_company_call(self, company_id: str) -> None:
+        with self._lock:
+            self.company_calls[company_id.lower()] += 1
+
+    def company_count(self, company_id: str) -> int:
+        """BC API calls under ``companies({company_id})`` since the last reset (per-company budgets)."""
+        with self._lock:
+            return self.company_calls[company_id.lower()]
 
     def bump(self, name: str, n: int = 1) -> None:
         with self._lock:
@@ -80,6 +92,7 @@ class Stats:
                 "calls": dict(self.calls),
                 "events": dict(self.events),
                 "faults": dict(self.faults),
+                "company_calls": dict(self.company_calls),
                 "totals": {"bc": bc, "jira": jira, "all": sum(self.calls.values())},
             }
 
@@ -88,6 +101,7 @@ class Stats:
             self.calls.clear()
             self.events.clear()
             self.faults.clear()
+            self.company_calls.clear()
 
 
 class Scheduler:
@@ -172,7 +186,8 @@ class Sandbox:
         from bc_jira_sandbox.bc.state import BcState
         from bc_jira_sandbox.jira.state import JiraState
 
-        self.bc = BcState(self)
+        self.bc = BcState(self)  # company 1; every company: bc_companies (bc.companies)
+        self.bc_companies: list[BcState] = [self.bc]
         self.jira = JiraState(self)
         if self.options.data_file and os.path.exists(self.options.data_file):
             self.load(self.options.data_file)
@@ -214,26 +229,49 @@ class Sandbox:
 
     # -- data --------------------------------------------------------------------------------------------
     def reset(
-        self, vendors: int | None = None, invoices: int | None = None, orders: int | None = None
+        self,
+        vendors: int | None = None,
+        invoices: int | None = None,
+        orders: int | None = None,
+        companies: int | None = None,
     ) -> None:
+        """Fresh data: ``companies`` (default ``options.companies``) companies, each seeded alike."""
+        from bc_jira_sandbox.bc import companies as bc_companies
+
+        n = bc_companies.check_count(self.options.companies if companies is None else companies)
         with self.lock:
             self.rng.seed(self.options.seed)
             self.clock_offset_s = 0.0
             self.faults.clear()
             self.rate_limits.clear()
             self.bc.reset()
+            self.bc_companies = bc_companies.build(self, n)
             self.jira.reset()
-            self.seed(
+            counts = (
                 self.options.seed_vendors if vendors is None else vendors,
                 self.options.seed_invoices if invoices is None else invoices,
                 self.options.seed_orders if orders is None else orders,
             )
+            self.seed(*counts)
+            for other in self.bc_companies[1:]:  # after company 1: its data stays what it always was
+                other.seed(*counts)
             self.stats.reset()
             self.mark_dirty()
 
-    def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0, draft_invoices: int = 0) -> None:
+    def seed(
+        self,
+        vendors: int = 0,
+        invoices: int = 0,
+        orders: int = 0,
+        draft_invoices: int = 0,
+        company: str | None = None,
+    ) -> None:
+        """Add records to one company (id or name; default company 1)."""
+        from bc_jira_sandbox.bc import companies as bc_companies
+
         with self.lock:
-            self.bc.seed(vendors=vendors, invoices=invoices, orders=orders, draft_invoices=draft_invoices)
+            state = bc_companies.find(self, company)
+            state.seed(vendors=vendors, invoices=invoices, orders=orders, draft_invoices=draft_invoices)
             self.jira.seed()
             self.mark_dirty()
 
@@ -280,6 +318,7 @@ class Sandbox:
                     "creds": self.creds,
                     "clock_offset_s": self.clock_offset_s,
                     "bc": self._state_of(self.bc),
+                    "bc_more": [self._state_of(s) for s in self.bc_companies[1:]],
                     "jira": self._state_of(self.jira),
                 }
             )
@@ -301,6 +340,13 @@ class Sandbox:
             self._bind_site()
             self.clock_offset_s = data["clock_offset_s"]
             self.bc.__dict__.update(data["bc"])
+            from bc_jira_sandbox.bc.state import BcState
+
+            self.bc_companies = [self.bc]
+            for more in data.get("bc_more", []):
+                state = BcState(self, more["index"])
+                state.__dict__.update(more)
+                self.bc_companies.append(state)
             self.jira.__dict__.update(data["jira"])
 
     def public_options(self) -> dict[str, Any]:

@@ -324,6 +324,62 @@ def test_refused_refresh_is_recorded_then_cleared(requests_mock: Any, cipher: To
     assert "last_refresh_error" not in store.rows["jira:test"].meta
 
 
+def test_refresh_now_refreshes_a_fresh_token_and_saves_the_rotation(
+    requests_mock: Any, cipher: TokenCipher
+) -> None:
+    """The Test button's check: the stored access token is valid, still the client is asked for a refresh."""
+    m = requests_mock.post(f"{AUTH}/oauth/token", json=_token_answer("at-new", "rt-new"))
+    store = FakeStore()
+    store.rows["jira:test"] = Row(
+        "jira:test", cipher.encrypt("rt-stored"), cipher.encrypt("at-fresh"), time.time() + 3000, {"c": 1}
+    )
+    p = _provider(store, cipher)
+    p.refresh_now()
+    assert m.call_count == 1
+    assert m.last_request.json()["refresh_token"] == "rt-stored"  # the store's, never the bootstrap
+    assert m.last_request.json()["client_secret"] == "sec"
+    row = store.rows["jira:test"]
+    assert (cipher.decrypt(row.refresh_token_enc), cipher.decrypt(row.access_token_enc)) == (
+        "rt-new",
+        "at-new",
+    )
+    assert row.meta["c"] == 1
+    assert p.access_token() == "at-new"  # the process cache holds the new token: no second refresh
+    assert m.call_count == 1
+
+
+@pytest.mark.parametrize("error", ["access_denied", "invalid_client", "unauthorized_client"])
+def test_refresh_now_with_a_rejected_client_leaves_the_row_as_it_was(
+    error: str, requests_mock: Any, cipher: TokenCipher
+) -> None:
+    """A 401 is about the typed client id/secret, not the grant: nothing recorded for health or the DAGs."""
+    requests_mock.post(
+        f"{AUTH}/oauth/token", status_code=401, json={"error": error, "error_description": "Unauthorized"}
+    )
+    store = FakeStore()
+    before = Row("jira:test", cipher.encrypt("rt-stored"), cipher.encrypt("at-fresh"), time.time() + 3000, {})
+    store.rows["jira:test"] = before
+    with pytest.raises(AuthError) as err:
+        _provider(store, cipher).refresh_now()
+    assert (err.value.status, err.value.code) == (401, error)
+    assert store.rows["jira:test"] is before
+    assert store.saves == 0
+
+
+def test_refresh_now_records_a_revoked_grant(requests_mock: Any, cipher: TokenCipher) -> None:
+    """A 403 invalid_grant is the grant's own state: recorded as any refused refresh (health shows it)."""
+    requests_mock.post(
+        f"{AUTH}/oauth/token",
+        status_code=403,
+        json={"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+    )
+    store = FakeStore()
+    store.rows["jira:test"] = Row("jira:test", cipher.encrypt("rt"), cipher.encrypt("at"), time.time() + 3000)
+    with pytest.raises(AuthError, match="consent again"):
+        _provider(store, cipher).refresh_now()
+    assert store.rows["jira:test"].meta["last_refresh_error"]["code"] == "invalid_grant"
+
+
 def test_expired_consent_error_names_the_365_day_limit(requests_mock: Any, cipher: TokenCipher) -> None:
     requests_mock.post(
         f"{AUTH}/oauth/token",
@@ -424,6 +480,60 @@ def test_16_processes_one_refresh_sqlite(
     sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _run_16(sqlite_url, sandbox, monkeypatch)
+
+
+def _test_click(url: str, base: str, creds: dict[str, Any], secret: str, barrier: Any, out: Any) -> None:
+    """One process, as one Test click: ``refresh_now`` on the stored grant with the typed secret."""
+    try:
+        oauth = AtlassianOAuth(creds["atlassian_client_id"], secret, auth_url=base, api_url=base)
+        provider = JiraTokenProvider(_store(url), oauth, "jira:shared")  # no bootstrap, as the hook builds it
+        barrier.wait(timeout=120)
+        provider.refresh_now()
+        out.put(("ok", provider.refreshes))
+    except AuthError as exc:
+        out.put((f"{exc.status} {exc.code}", provider.refreshes))
+    except Exception as exc:  # noqa: BLE001 - report every failure, never hang the parent
+        out.put((f"error {type(exc).__name__}: {exc}", 0))
+
+
+def test_concurrent_test_clicks_keep_the_grant(
+    sqlite_url: str, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three Test clicks at once (two right secrets, one wrong) while the access token is fresh: each right
+    one refreshes in turn under the row lock from what its neighbour saved, the wrong one spends nothing."""
+    monkeypatch.setenv(token_cipher.FERNET_KEYS_ENV, Fernet.generate_key().decode())
+    store = _store(sqlite_url)
+    creds = sandbox.creds
+    boot = JiraTokenProvider(
+        store, _creds_oauth(creds, sandbox.url), "jira:shared", bootstrap_refresh_token=creds["refresh_token"]
+    )
+    boot.access_token()  # what bc_jira_connect does: the store holds a fresh grant
+    before = sandbox.stats()["events"].get("atlassian.token.refresh", 0)
+    store.engine.dispose()  # no open SQLite connection may cross the fork
+    ctx = multiprocessing.get_context("fork")
+    out, barrier = ctx.Queue(), ctx.Barrier(3)
+    secrets = [creds["atlassian_client_secret"], creds["atlassian_client_secret"], "WRONG-SECRET-7"]
+    procs = [
+        ctx.Process(target=_test_click, args=(sqlite_url, sandbox.url, creds, s, barrier, out))
+        for s in secrets
+    ]
+    for proc in procs:
+        proc.start()
+    results = sorted(out.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(timeout=30)
+    assert results == [("401 access_denied", 0), ("ok", 1), ("ok", 1)], results
+    events = sandbox.stats()["events"]
+    assert events.get("atlassian.token.refresh", 0) - before == 3  # the wrong one was asked and refused
+    assert events.get("atlassian.token.reuse_in_leeway", 0) == 0  # nobody presented a rotated token
+    assert events.get("atlassian.grant.revoked", 0) == 0
+    assert "last_refresh_error" not in (store.get_token("jira:shared").meta or {})
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})  # past the leeway and the access token
+    JiraTokenProvider._process_cache.clear()
+    fresh = JiraTokenProvider(store, _creds_oauth(creds, sandbox.url), "jira:shared")
+    fresh.refresh_now()  # the stored refresh token is the family's newest: a first use, the grant lives
+    assert fresh.refreshes == 1
+    assert sandbox.stats()["events"].get("atlassian.token.reuse_in_leeway", 0) == 0
 
 
 def test_store_dump_has_no_plaintext_token(

@@ -173,7 +173,8 @@ def test_deleted_invoice_and_vendor_notified_commented_once_moved_and_never_writ
 def test_reconcile_finds_a_deleted_purchase_order_once_a_day_and_deletes_nothing_under_faults(
     deletions: Any, monkeypatch: Any
 ) -> None:
-    from bc_jira import tasks, timeutil
+    from bc_jira import timeutil
+    from bc_jira.sync import runs
 
     sb, store = deletions["sb"], deletions["store"]
     _ok(run_dag("bc_purchase_orders_to_jira"))  # today's reconcile runs here: nothing missing
@@ -182,7 +183,7 @@ def test_reconcile_finds_a_deleted_purchase_order_once_a_day_and_deletes_nothing
     gone = linked[0]
     _delete_in_bc(sb, "purchaseOrders", gone)  # BC sends no notifications for purchase orders
     tomorrow = timeutil.now() + timedelta(days=1)
-    monkeypatch.setattr(tasks, "now", lambda: tomorrow)
+    monkeypatch.setattr(runs, "now", lambda: tomorrow)  # the sync tasks' clock (bc_jira.sync.runs)
     # every BC list call fails: the reconcile must take nothing as deleted
     sb.faults(
         rules=[{"kind": "503", "rate": 1.0, "path": "purchaseOrders", "method": "GET", "retry_after": 0}]

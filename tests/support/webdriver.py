@@ -87,6 +87,23 @@ class Browser:
                     raise
                 time.sleep(0.25)
 
+    def find_text(self, text: str | tuple[str, ...], css: str = "a, button", timeout: float = 20.0) -> str:
+        """The first visible element matching ``css`` whose text is ``text`` (what a user reads, or what a
+        screen reader says of an icon button: its ``aria-label``; a tuple: any of them), waiting for it."""
+        script = (
+            "const [css, texts] = arguments;"
+            "return [...document.querySelectorAll(css)].find(e => e.getClientRects().length > 0 && "
+            "(texts.includes(e.innerText.trim()) || texts.includes(e.getAttribute('aria-label')))) || null;"
+        )
+        texts = [text] if isinstance(text, str) else list(text)
+        found = self.wait(lambda: self.run(script, css, texts), timeout=timeout, what=f"{css} {text!r}")
+        return found[ELEMENT]
+
+    @property
+    def text(self) -> str:
+        """The visible text of the current document (``innerText``)."""
+        return self.run("return document.body ? document.body.innerText : ''")
+
     def click(self, element: str) -> None:
         self._call("POST", f"/element/{element}/click", {})
 

@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from bc_jira.config.attachments import AttachmentsConfig, parse_attachments
+from bc_jira.config.companies import parse_companies
 
 # The model's names are this package's public names: callers import them from ``bc_jira.config``.
 from bc_jira.config.model import (
@@ -143,6 +144,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     priority_rules = parse_priority_rules(doc.get("priority_rules"), problems)
     reject_statuses = parse_reject_statuses(doc.get("reject_statuses"), problems)
     attachments = parse_attachments(doc.get("attachments"), problems)
+    companies = parse_companies(doc.get("companies"), problems)
     if problems:
         raise ConfigError(problems)
     return Config(
@@ -163,6 +165,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         priority_rules=priority_rules,
         reject_statuses_configured=reject_statuses,
         attachments=attachments,
+        companies=companies,
     )
 
 

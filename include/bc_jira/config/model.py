@@ -14,6 +14,7 @@ from bc_jira.entities import WATERMARK_PREFIX as WATERMARK_PREFIX  # the Variabl
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from bc_jira.config.companies import CompanyEntry, CompanyScope
     from bc_jira.config.priority import PriorityRule
 
 VARIABLE_KEY = "bc_jira_config"
@@ -103,8 +104,11 @@ class FieldNames:
     amount: str = DEFAULT_FIELD_NAMES["amount"]
     currency: str = DEFAULT_FIELD_NAMES["currency"]
     status: str = DEFAULT_FIELD_NAMES["status"]
+    # the issue's company (``companies``; bc_jira.config.companies): looked up only when companies are listed
+    company: str = "BC Company"
 
     def as_dict(self) -> dict[str, str]:
+        """The six fields every deployment needs (the company field is asked for apart)."""
         return {k: getattr(self, k) for k in DEFAULT_FIELD_NAMES}
 
 
@@ -185,6 +189,10 @@ class Config:
         return name.strip().casefold() in {n.casefold() for n in self.reject_statuses}
 
     attachments: AttachmentsConfig = field(default_factory=AttachmentsConfig)  # the vendor's files
+    # ``companies`` as written (empty: the connection's one company) and, in a company's own view of the
+    # config (``Company.config``), that company: its field value and label go on every issue
+    companies: tuple[CompanyEntry, ...] = ()
+    company: CompanyScope | None = None
 
     def entity(self, name: str) -> EntityConfig:
         if name not in ENTITIES:

@@ -37,6 +37,7 @@ from bc_jira.entities import ENTITIES
 
 _TOP_KEYS = {
     "project_key",
+    "companies",
     "entities",
     "fields",
     "labels",
@@ -212,17 +213,17 @@ def _rule_problems(path: str, rule: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _assignees(value: Any, problems: list[str]) -> tuple[AssigneeRule, ...]:
+def _assignees(value: Any, problems: list[str], where: str = "assignees") -> tuple[AssigneeRule, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         problems.append(
-            'assignees: must be a list of rules like {"vendor_number": "V0001", "email": "ap@example.com"}'
+            where + ': must be a list of rules like {"vendor_number": "V0001", "email": "ap@example.com"}'
         )
         return ()
     rules = []
     for i, rule in enumerate(value):
-        path = f"assignees[{i}]"
+        path = f"{where}[{i}]"
         if not isinstance(rule, dict):
             problems.append(
                 f"{path}: must be an object with vendor_number or purchaser, and account_id or email"
@@ -313,7 +314,7 @@ def _entities(value: Any, problems: list[str]) -> dict[str, EntityConfig]:
 
 
 def _field_names(value: Any, problems: list[str]) -> FieldNames:
-    names = dict(DEFAULT_FIELD_NAMES)
+    names = dict(DEFAULT_FIELD_NAMES) | {"company": FieldNames.company}  # company: only with ``companies``
     if not isinstance(value, dict):
         problems.append(
             "fields: must be an object mapping "
@@ -322,12 +323,10 @@ def _field_names(value: Any, problems: list[str]) -> FieldNames:
         )
         value = {}
     for key, val in value.items():
-        if key not in DEFAULT_FIELD_NAMES:
-            problems.append(f"fields.{key}: unknown key; use one of {', '.join(DEFAULT_FIELD_NAMES)}")
+        if key not in names:
+            problems.append(f"fields.{key}: unknown key; use one of {', '.join(names)}")
         elif not isinstance(val, str) or not val.strip():
-            problems.append(
-                f"fields.{key}: must be the name of a Jira custom field, e.g. {DEFAULT_FIELD_NAMES[key]!r}"
-            )
+            problems.append(f"fields.{key}: must be the name of a Jira custom field, e.g. {names[key]!r}")
         else:
             names[key] = val.strip()
     dupes = {v for v in names.values() if list(names.values()).count(v) > 1}

@@ -14,6 +14,10 @@ _DESCRIPTIONS = {
         "bc-jira: Jira custom field ids by configured field name, discovered by the bc_jira_connect DAG. "
         "Written by bc_jira_connect; run it again after renaming or recreating a field instead of editing."
     ),
+    "bc_jira_bc_companies": (
+        "bc-jira: BC company id by name per BC connection, for the companies bc_jira_config names by name; "
+        "resolved by the bc_jira_connect DAG (GET companies). Run it again after renaming a company."
+    ),
     USERS_VARIABLE_KEY: (
         "bc-jira: Jira accountId by email for the assignee rules of bc_jira_config, resolved by the "
         "bc_jira_connect DAG. Written by bc_jira_connect; run it again after changing the rules."
@@ -24,9 +28,10 @@ _DESCRIPTIONS = {
 def variable_description(key: str) -> str | None:
     """The description the connector gives the Variable ``key`` when it writes it (None: not one of its)."""
     if key.startswith(WATERMARK_PREFIX):
-        entity = key.removeprefix(WATERMARK_PREFIX).replace("_", " ")
+        entity, _, company = key.removeprefix(WATERMARK_PREFIX).partition("__")
+        entity = entity.replace("_", " ") + (f" sync of company {company}" if company else " sync")
         return (
-            f"bc-jira: high-water mark (ISO-8601 UTC lastModifiedDateTime) of the {entity} sync; advanced by "
+            f"bc-jira: high-water mark (ISO-8601 UTC lastModifiedDateTime) of the {entity}; advanced by "
             "its advance_watermark task after every batch succeeded. Set it earlier to re-sync from then; "
             "delete it to re-read everything."
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -114,10 +114,15 @@ class BcSettings:
 
 
 def settings_from_connection(
-    conn_id: str, login: str | None, password: str | None, extra: Mapping[str, Any]
+    conn_id: str,
+    login: str | None,
+    password: str | None,
+    extra: Mapping[str, Any],
+    company_id: str | None = None,
 ) -> BcSettings:
-    """``BcSettings`` from a connection's fields; ``ValueError`` naming every missing one."""
-    tenant_id, company_id = extra.get("tenant_id"), extra.get("company_id")
+    """``BcSettings`` from a connection's fields; ``ValueError`` naming every missing one. ``company_id``:
+    the company to act in instead of the connection's own (``companies``; it may then have none)."""
+    tenant_id, company_id = extra.get("tenant_id"), company_id or extra.get("company_id")
     required = (
         ("login (client id)", login),
         ("password (client secret)", password),
@@ -161,8 +166,11 @@ class BusinessCentralHook(BaseHook):
         retry: RetryPolicy = RetryPolicy(),
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        company_id: str | None = None,
     ) -> None:
         """:param bc_conn_id: the Airflow connection to read (ignored when ``settings`` is given).
+        :param company_id: the BC company to act in (``companies``); default the connection's ``company_id``.
+            The call limiter stays per service principal (tenant and client id), whatever the company.
         :param settings: use these instead of an Airflow connection (tests, tools).
         :param call_limiter: holds one of ``MAX_CONCURRENCY`` call slots per service principal across
             processes (``StateStore.call_slot``). When omitted, a hook that reads its connection from
@@ -182,15 +190,19 @@ class BusinessCentralHook(BaseHook):
         self._retry = retry
         self._session = session
         self._sleep = sleep
+        self._company_id = company_id
 
     # -- wiring --------------------------------------------------------------------------------------------
     @cached_property
     def settings(self) -> BcSettings:
         """The injected settings, else the Airflow connection's (``ValueError`` naming what is missing)."""
         if self._settings is not None:
+            if self._company_id:
+                return replace(self._settings, company_id=self._company_id)
             return self._settings
         conn = self.get_connection(self.bc_conn_id)
-        return settings_from_connection(self.bc_conn_id, conn.login, conn.password, conn.extra_dejson or {})
+        extra = conn.extra_dejson or {}
+        return settings_from_connection(self.bc_conn_id, conn.login, conn.password, extra, self._company_id)
 
     @cached_property
     def token_provider(self) -> MsalTokenProvider:

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 from airflow.sdk import BaseHook
 
+from bc_jira.basic_auth import BasicAuth
 from bc_jira.failfast import ConnectionConfigError
 from bc_jira.hooks.jira_attachments import JiraAttachmentsMixin
 from bc_jira.hooks.jira_bulk import (
@@ -36,11 +37,7 @@ from bc_jira.hooks.jira_connection import (
 from bc_jira.http import ApiClient, ApiError, RetryPolicy
 from bc_jira.timeutil import Timestamp, epoch_ms
 from bc_jira.token_cipher import TokenCryptoError
-from bc_jira.tokens import (
-    AtlassianOAuth,
-    BasicAuth,
-    JiraTokenProvider,
-)
+from bc_jira.tokens import AtlassianOAuth, JiraTokenProvider
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -480,7 +477,6 @@ class JiraCloudHook(JiraAttachmentsMixin, BaseHook):
                 refusal = self._use_stored_grant()
                 if refusal:
                     return False, refusal
-                self.token_provider.auth_header()
                 _ = self.cloud_id
             me = self.myself()
         except (ApiError, TokenCryptoError) as exc:
@@ -490,10 +486,13 @@ class JiraCloudHook(JiraAttachmentsMixin, BaseHook):
         return True, f"Connected to Jira {where} as {me.get('displayName')!r} via {how}"
 
     def _use_stored_grant(self) -> str | None:
-        """Point this hook at the stored grant a test may use; the reason when there is none."""
+        """Point this hook at the stored grant a test may use and refresh it with the typed client id/secret
+        even while its access token is valid: a wrong secret fails now, not at a DAG's next refresh (a
+        rejected client spends no refresh token). The reason when there is no grant."""
         name, why = grant_for_test(self.store, self.token_name, self.settings)
         if name is None:
             return why
         # No bootstrap token: a test refreshes only from the store's rotating token, under that row's lock.
-        self.__dict__["token_provider"] = JiraTokenProvider(lambda: self.store, self.oauth, name)
+        provider = self.__dict__["token_provider"] = JiraTokenProvider(lambda: self.store, self.oauth, name)
+        provider.refresh_now()
         return None

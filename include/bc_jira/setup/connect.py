@@ -230,7 +230,8 @@ def check_fields(cfg: Config, client: JiraClient, rep: ConnectReport) -> tuple[l
         if f.get("custom"):
             by_name.setdefault((f.get("name") or "").casefold(), []).append(f)
     custom_ids: dict[str, str] = {}
-    for key, name in cfg.fields.as_dict().items():
+    wanted = cfg.fields.as_dict() | ({"company": cfg.fields.company} if cfg.companies else {})
+    for key, name in wanted.items():
         matches = by_name.get(name.casefold(), [])
         problem = _single_field_problem(key, name, matches)
         if problem:

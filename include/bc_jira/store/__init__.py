@@ -9,8 +9,10 @@ encrypts before anything reaches the store.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
     from datetime import datetime, timedelta
 
+_Row = TypeVar("_Row", Link, AuditRow, Effect)
+
 __all__ = [
     "DEFAULT_CONN_ID",
     "DONE_STATES",
@@ -57,7 +61,15 @@ __all__ = [
 
 
 class StateStore:
-    """All persistent state of the connector. Cheap to construct; the schema is created on first use."""
+    """All persistent state of the connector. Cheap to construct; the schema is created on first use.
+
+    Record-keyed calls (links, claims, batches, effects, audit) act in one BC company: the store's ``company``
+    (its store key; :meth:`for_company` gives a view of another). A store not scoped acts in the default
+    company ``""`` and lists (audit, pending effects without ids) span every company.
+    """
+
+    company: str | None = None
+    bc_company_id: str | None = None  # the company's GUID: staged BC events of other companies are not its
 
     def __init__(self, url: str) -> None:
         self._db = db = Database(url)
@@ -84,6 +96,24 @@ class StateStore:
     def from_airflow(cls, conn_id: str = DEFAULT_CONN_ID) -> StateStore:
         """The ``bc_jira_db`` connection when defined, else a SQLite file in ``$AIRFLOW_HOME``."""
         return cls.from_url(url_from_airflow(conn_id))
+
+    def for_company(self, company: str, bc_company_id: str | None = None) -> StateStore:
+        """This store, acting in ``company`` (the store key: ``""`` is the default company); with
+        ``bc_company_id``, its pending BC events are that company's only (notifications name it)."""
+        view = copy.copy(self)
+        view.company = company
+        view.bc_company_id = bc_company_id.lower() if bc_company_id else None
+        return view
+
+    @property
+    def _co(self) -> str:
+        return self.company or ""
+
+    def _stamp(self, row: _Row) -> _Row:
+        """A row written through a company's view carries that company (unless it names its own)."""
+        if self.company and not row.company:
+            return dataclasses.replace(row, company=self.company)
+        return row
 
     def describe(self) -> str:
         """Where the store lives, without credentials (health route, logs)."""
@@ -115,7 +145,17 @@ class StateStore:
         return self._events.count_deliveries()
 
     def pending_events(self, kind: str | None = None, limit: int = 500) -> list[Event]:
-        return self._events.pending_events(kind, limit)
+        events = self._events.pending_events(kind, limit)
+        if self.bc_company_id is None:
+            return events
+        return [e for e in events if self._own_event(e)]
+
+    def _own_event(self, event: Event) -> bool:
+        """A BC event is this company's when it names its GUID (every BC notification does); others pass."""
+        if event.source != "bc":
+            return True
+        named = str((event.payload or {}).get("company_id") or "").lower()
+        return not named or named == self.bc_company_id
 
     def count_pending(self, kind: str | None = None) -> int:
         return self._events.count_pending(kind)
@@ -128,23 +168,23 @@ class StateStore:
 
     # -- links ------------------------------------------------------------
     def get_links(self, entity: str, bc_ids: Iterable[str]) -> dict[str, Link]:
-        return self._links.get_links(entity, bc_ids)
+        return self._links.get_links(entity, bc_ids, self._co)
 
     def get_link_by_issue(self, issue_id_or_key: str) -> Link | None:
         return self._links.get_link_by_issue(issue_id_or_key)
 
     def linked_ids(self, entity: str, exclude_states: Iterable[str] = ()) -> list[str]:
-        return self._links.linked_ids(entity, exclude_states)
+        return self._links.linked_ids(entity, exclude_states, self._co)
 
     def upsert_link(self, link: Link) -> None:
-        self._links.upsert_link(link)
+        self._links.upsert_link(self._stamp(link))
 
     def upsert_links(self, items: Sequence[Link]) -> None:
-        self._links.upsert_links(items)
+        self._links.upsert_links([self._stamp(link) for link in items])
 
     # -- effects ------------------------------------------------------------
     def put_effect(self, effect: Effect) -> Effect:
-        return self._effects.put_effect(effect)
+        return self._effects.put_effect(self._stamp(effect))
 
     def get_effect(self, effect_key: str) -> Effect | None:
         return self._effects.get_effect(effect_key)
@@ -165,31 +205,35 @@ class StateStore:
         bc_ids: Iterable[str] | None = None,
         limit: int = 500,
     ) -> list[Effect]:
-        return self._effects.pending_effects(kind, entity=entity, bc_ids=bc_ids, limit=limit)
+        company = self.company if self.company is not None else (None if bc_ids is None else "")
+        return self._effects.pending_effects(kind, entity=entity, bc_ids=bc_ids, limit=limit, company=company)
 
     def count_effects(self, kind: str, entity: str, bc_id: str, state: str = "done") -> int:
-        return self._effects.count_effects(kind, entity, bc_id, state)
+        return self._effects.count_effects(kind, entity, bc_id, state, self._co)
 
     # -- claims ------------------------------------------------------------
     def claim_records(
         self, entity: str, bc_ids: Iterable[str], owner: str, try_number: int, now: datetime, ttl_s: float
     ) -> tuple[set[str], dict[str, Holder]]:
-        return self._claims.claim_records(entity, bc_ids, owner, try_number, now, ttl_s)
+        return self._claims.claim_records(entity, bc_ids, owner, try_number, now, ttl_s, self._co)
 
     def get_claims(self, entity: str, bc_ids: Iterable[str]) -> dict[str, Holder]:
-        return self._claims.get_claims(entity, bc_ids)
+        return self._claims.get_claims(entity, bc_ids, self._co)
 
     def release_claims(self, entity: str, bc_ids: Iterable[str], owner: str) -> int:
-        return self._claims.release_claims(entity, bc_ids, owner)
+        return self._claims.release_claims(entity, bc_ids, owner, self._co)
 
     # -- batches ------------------------------------------------------------
     def save_batches(
         self, entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int
     ) -> list[str]:
-        return self._batches.save_batches(entity, run_key, records, batch_size)
+        return self._batches.save_batches(entity, run_key, records, batch_size, self._co)
 
     def batch_ids(self, entity: str, run_key: str) -> list[str]:
-        return self._batches.batch_ids(entity, run_key)
+        return self._batches.batch_ids(entity, run_key, self._co)
+
+    def batch_company(self, batch_id: str) -> str:
+        return self._batches.batch_company(batch_id)
 
     def load_batch(self, batch_id: str) -> list[dict[str, Any]]:
         return self._batches.load_batch(batch_id)
@@ -199,7 +243,7 @@ class StateStore:
 
     # -- audit ------------------------------------------------------------
     def audit(self, rows: Sequence[AuditRow]) -> None:
-        self._audit_log.audit(rows)
+        self._audit_log.audit([self._stamp(r) for r in rows])
 
     def query_audit(
         self,
@@ -212,8 +256,11 @@ class StateStore:
         before_id: int | None = None,
         limit: int = 200,
         batch: BatchKey | None = None,
+        company: str | None = None,
     ) -> list[AuditRow]:
+        """``company`` None: the view's company, or every company for a store not scoped."""
         return self._audit_log.query_audit(
+            company=company if company is not None else self.company,
             entity=entity,
             bc_id=bc_id,
             issue_key=issue_key,
@@ -232,9 +279,15 @@ class StateStore:
         entity: str | None = None,
         before_id: int | None = None,
         limit: int = 500,
+        company: str | None = None,
     ) -> list[dict[str, Any]]:
         return self._audit_log.latest_per_record(
-            text_filter=text_filter, errors_only=errors_only, entity=entity, before_id=before_id, limit=limit
+            text_filter=text_filter,
+            errors_only=errors_only,
+            entity=entity,
+            before_id=before_id,
+            limit=limit,
+            company=company,
         )
 
     # -- tokens ------------------------------------------------------------

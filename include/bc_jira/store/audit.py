@@ -54,11 +54,17 @@ def audit_from_row(r: Row[Any]) -> AuditRow:
         try_number=r.try_number,
         at=aware(r.at),
         id=r.id,
+        company=r.company,
     )
 
 
 def _latest_per_record_query(
-    text_filter: str | None, errors_only: bool, entity: str | None, before_id: int | None, limit: int
+    text_filter: str | None,
+    errors_only: bool,
+    entity: str | None,
+    before_id: int | None,
+    limit: int,
+    company: str | None = None,
 ) -> sa.Select[Any]:
     """Keyset-paged: ``before_id`` is the last row's ``id`` of the previous page. Walks the primary key
     backwards and keeps a row when no newer row of its record exists (one probe of ``ix_bc_jira_audit_record``
@@ -74,15 +80,25 @@ def _latest_per_record_query(
         )
         .where(
             ~sa.exists().where(
+                newer.c.company == audit_log.c.company,
                 newer.c.entity == audit_log.c.entity,
                 newer.c.bc_id == audit_log.c.bc_id,
                 newer.c.id > audit_log.c.id,
             )
         )
-        .outerjoin(links, sa.and_(links.c.entity == audit_log.c.entity, links.c.bc_id == audit_log.c.bc_id))
+        .outerjoin(
+            links,
+            sa.and_(
+                links.c.company == audit_log.c.company,
+                links.c.entity == audit_log.c.entity,
+                links.c.bc_id == audit_log.c.bc_id,
+            ),
+        )
     )
     if entity is not None:
         q = q.where(audit_log.c.entity == entity)
+    if company is not None:
+        q = q.where(audit_log.c.company == company)
     if before_id is not None:
         q = q.where(audit_log.c.id < before_id)
     if errors_only:
@@ -136,6 +152,7 @@ class AuditRepository:
         before_id: int | None = None,
         limit: int = 200,
         batch: BatchKey | None = None,
+        company: str | None = None,
     ) -> list[AuditRow]:
         """Audit rows, newest first; ``before_id`` pages on (keyset on the primary key); ``batch`` keeps the
         rows one task instance wrote (dag, run, task, map index: one batch of one run)."""
@@ -147,6 +164,7 @@ class AuditRepository:
             (audit_log.c.bc_id, bc_id),
             (audit_log.c.issue_key, issue_key),
             (audit_log.c.action, action),
+            (audit_log.c.company, company),
             *(zip(_BATCH_COLUMNS, batch, strict=True) if batch else ()),
         ):
             if value is not None:
@@ -165,9 +183,10 @@ class AuditRepository:
         entity: str | None = None,
         before_id: int | None = None,
         limit: int = 500,
+        company: str | None = None,
     ) -> list[dict[str, Any]]:
         """The newest audit row of each record with its link (the audit view's table), newest first."""
-        q = _latest_per_record_query(text_filter, errors_only, entity, before_id, limit)
+        q = _latest_per_record_query(text_filter, errors_only, entity, before_id, limit, company)
         out = []
         with self._db.tx() as conn:
             for r in conn.execute(q):

@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from bc_jira.store.engine import Database
 
 
-def batch_id(entity: str, run_key: str, seq: int) -> str:
-    digest = hashlib.sha1(f"{entity}|{run_key}".encode(), usedforsecurity=False).hexdigest()[:16]
+def batch_id(entity: str, run_key: str, seq: int, company: str = "") -> str:
+    """The default company's ids are the ones from before companies (a replay finds its batches)."""
+    scope = f"{entity}|{company}" if company else entity
+    digest = hashlib.sha1(f"{scope}|{run_key}".encode(), usedforsecurity=False).hexdigest()[:16]
     return f"{entity}:{digest}:{seq:05d}"
 
 
@@ -31,7 +33,12 @@ def _check_size(batch_size: object) -> None:
 
 
 def iter_batches(
-    entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int, now: datetime
+    entity: str,
+    run_key: str,
+    records: Iterable[dict[str, Any]],
+    batch_size: int,
+    now: datetime,
+    company: str = "",
 ) -> Iterator[dict[str, Any]]:
     """The ``bc_jira_batches`` rows of a run, one at a time: ``batch_size`` records each, numbered from 0.
 
@@ -44,16 +51,19 @@ def iter_batches(
     for rec in records:
         chunk.append(rec)
         if len(chunk) >= batch_size:
-            yield _row(entity, run_key, seq, chunk, now)
+            yield _row(entity, run_key, seq, chunk, now, company)
             seq, chunk = seq + 1, []
     if chunk:
-        yield _row(entity, run_key, seq, chunk, now)
+        yield _row(entity, run_key, seq, chunk, now, company)
 
 
-def _row(entity: str, run_key: str, seq: int, chunk: list[dict[str, Any]], now: datetime) -> dict[str, Any]:
+def _row(
+    entity: str, run_key: str, seq: int, chunk: list[dict[str, Any]], now: datetime, company: str
+) -> dict[str, Any]:
     return {
-        "batch_id": batch_id(entity, run_key, seq),
+        "batch_id": batch_id(entity, run_key, seq, company),
         "entity": entity,
+        "company": company,
         "run_key": run_key,
         "seq": seq,
         "records": dumps(chunk),
@@ -63,10 +73,15 @@ def _row(entity: str, run_key: str, seq: int, chunk: list[dict[str, Any]], now: 
 
 
 def plan_batches(
-    entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int, now: datetime
+    entity: str,
+    run_key: str,
+    records: Iterable[dict[str, Any]],
+    batch_size: int,
+    now: datetime,
+    company: str = "",
 ) -> list[dict[str, Any]]:
     """Every ``bc_jira_batches`` row of a run (no I/O); see :func:`iter_batches`."""
-    return list(iter_batches(entity, run_key, records, batch_size, now))
+    return list(iter_batches(entity, run_key, records, batch_size, now, company))
 
 
 class BatchRepository:
@@ -74,14 +89,19 @@ class BatchRepository:
         self._db = db
 
     def save_batches(
-        self, entity: str, run_key: str, records: Iterable[dict[str, Any]], batch_size: int
+        self,
+        entity: str,
+        run_key: str,
+        records: Iterable[dict[str, Any]],
+        batch_size: int,
+        company: str = "",
     ) -> list[str]:
         """Write a run's records once as numbered batches; a retry or clear gets the same ids back."""
         _check_size(batch_size)
-        existing = self.batch_ids(entity, run_key)
+        existing = self.batch_ids(entity, run_key, company)
         if existing:
             return existing
-        rows = iter_batches(entity, run_key, records, batch_size, utcnow())
+        rows = iter_batches(entity, run_key, records, batch_size, utcnow(), company)
         first = next(rows, None)
         if first is None:
             return []
@@ -94,12 +114,12 @@ class BatchRepository:
                     conn.execute(batches.insert(), [row])
                     ids.append(row["batch_id"])
                 return ids
-        return self.batch_ids(entity, run_key)
+        return self.batch_ids(entity, run_key, company)
 
-    def batch_ids(self, entity: str, run_key: str) -> list[str]:
+    def batch_ids(self, entity: str, run_key: str, company: str = "") -> list[str]:
         q = (
             sa.select(batches.c.batch_id)
-            .where(batches.c.entity == entity, batches.c.run_key == run_key)
+            .where(batches.c.entity == entity, batches.c.run_key == run_key, batches.c.company == company)
             .order_by(batches.c.seq)
         )
         with self._db.tx() as conn:
@@ -111,6 +131,14 @@ class BatchRepository:
         if row is None:
             raise KeyError(f"batch {batch_id} is not in the state store (purged? re-run the extract task)")
         return loads(row.records)
+
+    def batch_company(self, batch_id: str) -> str:
+        """The store key of the company a batch belongs to (``KeyError`` when the batch is gone)."""
+        with self._db.tx() as conn:
+            row = conn.execute(sa.select(batches.c.company).where(batches.c.batch_id == batch_id)).first()
+        if row is None:
+            raise KeyError(f"batch {batch_id} is not in the state store (purged? re-run the extract task)")
+        return str(row.company)
 
     def purge_batches(self, older_than: datetime) -> int:
         with self._db.tx() as conn:

@@ -27,7 +27,14 @@ class ClaimRepository:
         self._db = db
 
     def claim_records(
-        self, entity: str, bc_ids: Iterable[str], owner: str, try_number: int, now: datetime, ttl_s: float
+        self,
+        entity: str,
+        bc_ids: Iterable[str],
+        owner: str,
+        try_number: int,
+        now: datetime,
+        ttl_s: float,
+        company: str = "",
     ) -> tuple[set[str], dict[str, Holder]]:
         """Claim each record for ``owner``; returns (taken, {bc_id: (owner, try, claimed_at) held by others}).
 
@@ -47,29 +54,39 @@ class ClaimRepository:
         with self._db.tx(immediate=True) as conn:
             for i in range(0, len(ids), _CLAIM_CHUNK):
                 chunk = ids[i : i + _CLAIM_CHUNK]
-                taken.update(self._claim_chunk(conn, entity, chunk, owner, try_number, now, stale_before))
+                taken.update(
+                    self._claim_chunk(conn, (company, entity), chunk, owner, try_number, now, stale_before)
+                )
         others = [b for b in ids if b not in taken]
-        held = self.get_claims(entity, others) if others else {}
+        held = self.get_claims(entity, others, company) if others else {}
         # released between the two statements: still skipped now (the watermark of this run holds them)
         return taken, {b: held.get(b, _RELEASED) for b in others}
 
     def _claim_chunk(
         self,
         conn: Connection,
-        entity: str,
+        key: tuple[str, str],
         chunk: list[str],
         owner: str,
         try_number: int,
         now: datetime,
         stale_before: datetime,
     ) -> list[str]:
+        company, entity = key
         rows = [
-            {"entity": entity, "bc_id": b, "owner": owner, "try_number": try_number, "claimed_at": now}
+            {
+                "company": company,
+                "entity": entity,
+                "bc_id": b,
+                "owner": owner,
+                "try_number": try_number,
+                "claimed_at": now,
+            }
             for b in chunk
         ]
         stmt = self._db.insert(claims).values(rows)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["entity", "bc_id"],
+            index_elements=["company", "entity", "bc_id"],
             set_={
                 "owner": stmt.excluded.owner,
                 "try_number": stmt.excluded.try_number,
@@ -82,17 +99,21 @@ class ClaimRepository:
         )
         return [r.bc_id for r in conn.execute(stmt.returning(claims.c.bc_id))]
 
-    def get_claims(self, entity: str, bc_ids: Iterable[str]) -> dict[str, Holder]:
+    def get_claims(self, entity: str, bc_ids: Iterable[str], company: str = "") -> dict[str, Holder]:
         """Current claims of these records: {bc_id: (owner, try, claimed_at)} (diagnostics, takeover logs)."""
         ids = sorted(set(bc_ids))
         out: dict[str, Holder] = {}
         with self._db.tx() as conn:
             for i in range(0, len(ids), CHUNK):
-                q = sa.select(claims).where(claims.c.entity == entity, claims.c.bc_id.in_(ids[i : i + CHUNK]))
+                q = sa.select(claims).where(
+                    claims.c.company == company,
+                    claims.c.entity == entity,
+                    claims.c.bc_id.in_(ids[i : i + CHUNK]),
+                )
                 out.update({r.bc_id: (r.owner, r.try_number, aware(r.claimed_at)) for r in conn.execute(q)})
         return out
 
-    def release_claims(self, entity: str, bc_ids: Iterable[str], owner: str) -> int:
+    def release_claims(self, entity: str, bc_ids: Iterable[str], owner: str, company: str = "") -> int:
         """Drop this owner's claims (after its links are written); claims taken over by others stay."""
         ids = sorted(set(bc_ids))
         n = 0
@@ -100,6 +121,7 @@ class ClaimRepository:
             for i in range(0, len(ids), CHUNK):
                 n += conn.execute(
                     claims.delete().where(
+                        claims.c.company == company,
                         claims.c.entity == entity,
                         claims.c.bc_id.in_(ids[i : i + CHUNK]),
                         claims.c.owner == owner,

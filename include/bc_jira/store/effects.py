@@ -36,6 +36,7 @@ def effect_from_row(r: Row[Any]) -> Effect:
         r.error,
         aware(r.created_at),
         aware(r.updated_at),
+        r.company,
     )
 
 
@@ -51,6 +52,7 @@ class EffectRepository:
             "kind": effect.kind,
             "entity": effect.entity,
             "bc_id": effect.bc_id,
+            "company": effect.company,
             "issue_id": effect.issue_id,
             "issue_key": effect.issue_key,
             "payload": dumps(effect.payload or {}),
@@ -100,8 +102,12 @@ class EffectRepository:
         entity: str | None = None,
         bc_ids: Iterable[str] | None = None,
         limit: int = 500,
+        company: str | None = None,
     ) -> list[Effect]:
+        """Pending effects of ``kind`` (``company`` None: of every company; the write-back's pass)."""
         q = sa.select(effects).where(effects.c.kind == kind, effects.c.state == "pending")
+        if company is not None:
+            q = q.where(effects.c.company == company)
         if entity is not None:
             q = q.where(effects.c.entity == entity)
         out: list[Effect] = []
@@ -117,7 +123,9 @@ class EffectRepository:
                     out += [effect_from_row(r) for r in conn.execute(chunk)]
         return out[:limit]
 
-    def count_effects(self, kind: str, entity: str, bc_id: str, state: str = "done") -> int:
+    def count_effects(
+        self, kind: str, entity: str, bc_id: str, state: str = "done", company: str = ""
+    ) -> int:
         q = (
             sa.select(sa.func.count())
             .select_from(effects)
@@ -125,6 +133,7 @@ class EffectRepository:
                 effects.c.kind == kind,
                 effects.c.entity == entity,
                 effects.c.bc_id == bc_id,
+                effects.c.company == company,
                 effects.c.state == state,
             )
         )

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bc_jira.failfast import ConnectionConfigError
+from bc_jira.store.migrate import add_company_key
 from bc_jira.store.schema import LATER_COLUMNS, audit_log, metadata
 
 if TYPE_CHECKING:
@@ -51,7 +52,9 @@ _ENGINES_LOCK = threading.Lock()
 _SCHEMA_READY: set[tuple[int, str]] = set()
 # Indexes added to tables that older databases already have (ensure_schema creates them if missing).
 _LATER_INDEXES = tuple(
-    ix for ix in audit_log.indexes if ix.name in ("ix_bc_jira_audit_entity_id", "ix_bc_jira_audit_errors")
+    ix
+    for ix in audit_log.indexes
+    if ix.name in ("ix_bc_jira_audit_entity_id", "ix_bc_jira_audit_errors", "ix_bc_jira_audit_company_id")
 )
 
 DialectInsert = postgresql.Insert | sqlite.Insert
@@ -192,10 +195,11 @@ class Database:
                         if self.dialect == "postgresql":
                             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
                         metadata.create_all(conn, checkfirst=True)
+                        _add_later_columns(conn)
+                        add_company_key(conn)  # before the indexes: one of them is on the company
                         # indexes added after a table existed: create_all skips them on an old database
                         for index in _LATER_INDEXES:
                             index.create(conn, checkfirst=True)
-                        _add_later_columns(conn)
                 break
             except sa.exc.DatabaseError as exc:  # a creator outside our lock won the race: look again
                 if attempt == 2:

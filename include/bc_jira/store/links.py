@@ -32,6 +32,7 @@ def link_from_row(r: Row[Any]) -> Link:
         aware(r.updated_at),
         r.summary_hash,
         r.description_hash,
+        r.company,
     )
 
 
@@ -39,19 +40,23 @@ class LinkRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def get_links(self, entity: str, bc_ids: Iterable[str]) -> dict[str, Link]:
+    def get_links(self, entity: str, bc_ids: Iterable[str], company: str = "") -> dict[str, Link]:
         ids = list(dict.fromkeys(bc_ids))
         out: dict[str, Link] = {}
         with self._db.tx() as conn:
             for i in range(0, len(ids), CHUNK):
                 chunk = ids[i : i + CHUNK]
-                q = sa.select(links).where(links.c.entity == entity, links.c.bc_id.in_(chunk))
+                q = sa.select(links).where(
+                    links.c.company == company, links.c.entity == entity, links.c.bc_id.in_(chunk)
+                )
                 out.update({r.bc_id: link_from_row(r) for r in conn.execute(q)})
         return out
 
-    def linked_ids(self, entity: str, exclude_states: Iterable[str] = ()) -> list[str]:
+    def linked_ids(self, entity: str, exclude_states: Iterable[str] = (), company: str = "") -> list[str]:
         """The record ids of ``entity`` that have an issue, except links in ``exclude_states`` (id order)."""
-        q = sa.select(links.c.bc_id).where(links.c.entity == entity, links.c.issue_id.is_not(None))
+        q = sa.select(links.c.bc_id).where(
+            links.c.company == company, links.c.entity == entity, links.c.issue_id.is_not(None)
+        )
         skip = [str(s) for s in exclude_states]
         if skip:
             q = q.where(links.c.state.not_in(skip))
@@ -71,7 +76,7 @@ class LinkRepository:
         values = asdict(link)
         values["updated_at"] = link.updated_at or utcnow()
         with self._db.tx() as conn:
-            conn.execute(self._db.upsert(links, values, ["entity", "bc_id"]))
+            conn.execute(self._db.upsert(links, values, ["company", "entity", "bc_id"]))
 
     def upsert_links(self, items: Sequence[Link]) -> None:
         """Several links in one transaction (the outbound writes up to 50 intents/results at once)."""
@@ -80,7 +85,7 @@ class LinkRepository:
         now = utcnow()
         rows = [{**asdict(link), "updated_at": link.updated_at or now} for link in items]
         stmt = self._db.insert(links)
-        keep = ("entity", "bc_id")
+        keep = ("company", "entity", "bc_id")
         stmt = stmt.on_conflict_do_update(
             index_elements=list(keep), set_={k: stmt.excluded[k] for k in rows[0] if k not in keep}
         )

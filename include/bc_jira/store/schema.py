@@ -73,6 +73,8 @@ deliveries = sa.Table(
 links = sa.Table(
     "bc_jira_links",
     metadata,
+    # the record's BC company (``bc_jira.config.companies``): "" is the default company, every row from before
+    sa.Column("company", sa.String(64), primary_key=True, default="", server_default=""),
     sa.Column("entity", sa.String(32), primary_key=True),
     sa.Column("bc_id", sa.String(64), primary_key=True),
     sa.Column("document_number", sa.String(64)),
@@ -96,6 +98,7 @@ batches = sa.Table(
     sa.Column("batch_id", sa.String(200), primary_key=True),
     sa.Column("entity", sa.String(32), nullable=False),
     sa.Column("run_key", sa.String(250), nullable=False),
+    sa.Column("company", sa.String(64), nullable=False, default="", server_default=""),  # "": the default
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("records", sa.Text, nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
@@ -111,6 +114,7 @@ audit_log = sa.Table(
     sa.Column("entity", sa.String(32), nullable=False),
     sa.Column("bc_id", sa.String(64), nullable=False),
     sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("company", sa.String(64), nullable=False, default="", server_default=""),  # "": the default
     sa.Column("document_number", sa.String(64)),
     sa.Column("issue_key", sa.String(64)),
     sa.Column("reason", sa.Text),
@@ -128,6 +132,7 @@ audit_log = sa.Table(
     sa.Index("ix_bc_jira_audit_at", "at"),
     # the audit page's keyset pages: per entity, and the failed rows only (partial index)
     sa.Index("ix_bc_jira_audit_entity_id", "entity", "id"),
+    sa.Index("ix_bc_jira_audit_company_id", "company", "id"),  # the audit page's company filter
     sa.Index(
         "ix_bc_jira_audit_errors",
         "id",
@@ -166,6 +171,8 @@ webhooks = sa.Table(
 claims = sa.Table(
     "bc_jira_claims",
     metadata,
+    # the record's BC company (``bc_jira.config.companies``): "" is the default company, every row from before
+    sa.Column("company", sa.String(64), primary_key=True, default="", server_default=""),
     sa.Column("entity", sa.String(32), primary_key=True),
     sa.Column("bc_id", sa.String(64), primary_key=True),
     sa.Column("owner", sa.String(800), nullable=False),  # dag/run/task[map]: the task instance holding it
@@ -192,6 +199,7 @@ effects = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("entity", sa.String(32), nullable=False),
     sa.Column("bc_id", sa.String(64), nullable=False),
+    sa.Column("company", sa.String(64), nullable=False, default="", server_default=""),  # "": the default
     sa.Column("issue_id", sa.String(32)),
     sa.Column("issue_key", sa.String(64)),
     sa.Column("payload", sa.Text),
@@ -213,6 +221,11 @@ LATER_COLUMNS: tuple[tuple[sa.Table, str], ...] = (
     (links, "summary_hash"),
     (links, "description_hash"),
 )
+# The record key became (company, entity, bc_id) after these tables existed (``bc_jira.store.migrate``): the
+# tables without the key in their primary key are rebuilt, the others get a NOT NULL column defaulting to ""
+# (the default company: every row written before companies existed).
+COMPANY_KEY_TABLES: tuple[sa.Table, ...] = (links, claims)
+COMPANY_COLUMN_TABLES: tuple[sa.Table, ...] = (audit_log, effects, batches)
 
 
 # -- row codecs -------------------------------------------------------------------------------------------
@@ -267,6 +280,7 @@ class Link:
     updated_at: datetime | None = None
     summary_hash: str | None = None  # what the connector last wrote (None: not known, a store before these)
     description_hash: str | None = None
+    company: str = ""  # the store key of its BC company ("": the default company)
 
 
 @dataclass
@@ -286,6 +300,7 @@ class Effect:
     error: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    company: str = ""
 
 
 @dataclass
@@ -307,6 +322,7 @@ class AuditRow:
     try_number: int | None = None
     at: datetime | None = None
     id: int | None = None
+    company: str = ""
 
 
 @dataclass

@@ -41,9 +41,10 @@ def schedule_for(entity: str, cron: str) -> Any:
 
 
 def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: Sequence[str]) -> Any:
-    """The one shape of the three BC → Jira DAGs: extract → upsert (mapped per batch) → [attach (mapped per
-    batch, entities with attachments)] → advance_watermark, and after the upserts ``follow_deletions``
-    (deleted notifications and the daily reconcile).
+    """The one shape of the three BC → Jira DAGs, every company in each (``bc_jira.sync.runs``):
+    companies → extract (mapped per company) → batches → upsert (mapped per batch) → [attach (mapped per
+    batch, entities with attachments)] → advance_watermark (per company), and after the upserts
+    ``follow_deletions`` (deleted notifications and the daily reconcile).
 
     The DAG files keep what differs (id, schedule, docs); the wiring lives once here.
     """
@@ -52,7 +53,16 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
 
     from bc_jira.sync.links import batch_upsert_task
     from bc_jira.sync.report import MAP_INDEX_TEMPLATE
-    from bc_jira.tasks import attach_task, deletions_task, extract_task, finalize_task, upsert_task
+    from bc_jira.sync.runs import COMPANY_CONTEXT_KEY
+    from bc_jira.tasks import (
+        attach_task,
+        batches_task,
+        companies_task,
+        deletions_task,
+        extract_task,
+        finalize_task,
+        upsert_task,
+    )
 
     @dag(
         dag_id=dag_id,
@@ -66,27 +76,43 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
     )
     def sync() -> None:
         @task
-        def extract() -> list[str]:
-            return extract_task(entity)
+        def companies() -> list[dict]:
+            return companies_task()
 
-        # extra links: the batch's issues, its audit rows; the UI labels it "batch 2/7 · 500 records"
+        # one per company; the UI labels each with its company (empty without ``companies``)
+        @task(map_index_template="{{ " + COMPANY_CONTEXT_KEY + " }}")
+        def extract(ref: dict) -> list[str]:
+            return extract_task(entity, ref)
+
+        # the batches of every company whose extract succeeded: a failing company stops only itself
+        @task(trigger_rule="all_done")
+        def batches() -> list[str]:
+            return batches_task()
+
+        # extra links: the batch's issues, its audit rows; UI label "<company> · batch 2/7 · 500 records"
         @batch_upsert_task(max_active_tis_per_dagrun=8, map_index_template=MAP_INDEX_TEMPLATE)
         def upsert(batch_id: str) -> dict:
             return upsert_task(entity, batch_id)
 
-        @task(trigger_rule="none_failed")
-        def advance_watermark() -> str | None:
-            return finalize_task(entity)
+        # per company: its watermark moves only when its extract and all its batches succeeded
+        @task(trigger_rule="all_done")
+        def advance_watermark() -> Any:
+            return finalize_task(entity, attachments=has_attachments(entity))
 
         @task(trigger_rule="all_done")
         def follow_deletions() -> dict:
             return deletions_task(entity)
 
-        batches = extract()
-        upserts = upsert.expand(batch_id=batches)
+        refs = companies()
+        extracted = extract.expand(ref=refs)
+        ids = batches()
+        extracted >> ids
+        upserts = upsert.expand(batch_id=ids)
         upserts >> follow_deletions()  # after the upserts: a deleted record's link is not written back over
+        finish = advance_watermark()
+        extracted >> finish
         if not has_attachments(entity):
-            upserts >> advance_watermark()
+            upserts >> finish
             return
 
         @task(max_active_tis_per_dagrun=4)
@@ -94,6 +120,6 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
             return attach_task(entity, batch_id)
 
         # after every upsert (the issues exist), before the watermark (a failed upload holds it: re-read)
-        upserts >> attach.expand(batch_id=batches) >> advance_watermark()
+        upserts >> attach.expand(batch_id=ids) >> finish
 
     return sync()

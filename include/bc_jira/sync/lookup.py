@@ -7,6 +7,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from bc_jira.config import ENTITIES
+from bc_jira.config.companies import COMPANY_LABEL_PREFIX
 from bc_jira.hooks.jira import RECONCILE_MAX
 from bc_jira.store.schema import LinkState
 from bc_jira.sync.base import UpsertBase, _chunks, _Outcome
@@ -49,6 +50,20 @@ def _cf_clause(field_id: str) -> str:
 
 # record id -> the issues carrying it, oldest first
 Found = dict[str, list[dict[str, str]]]
+
+
+def in_company(issue: Mapping[str, Any], label: str, default: bool) -> bool:
+    """Whether an issue found by record id is this company's: its ``bc-company-`` label says so; an issue
+    without one is the default company's (issues created before ``companies`` carry no company)."""
+    labels = (issue.get("fields") or {}).get("labels") or []
+    companies = {lab for lab in labels if isinstance(lab, str) and lab.startswith(COMPANY_LABEL_PREFIX)}
+    return label in companies if companies else default
+
+
+def company_clause(label: str, default: bool) -> str:
+    """The JQL narrowing a record-id search to one company (the default one also owns unlabelled issues,
+    which JQL cannot say without listing every other company: those are filtered by :func:`in_company`)."""
+    return "" if default else f" AND labels = {_jql_string(label)}"
 
 
 class LookupMixin(UpsertBase):
@@ -99,14 +114,18 @@ class LookupMixin(UpsertBase):
         fid = self.ids.record_id
         out: Found = {}
         reconcile = list(_RECENT_CREATED[self.entity])
+        scope = self.cfg.company  # None: one company (no ``companies``): the record id alone
+        where = company_clause(scope.label, scope.default) if scope else ""
         for chunk in _chunks(list(bc_ids), JQL_IDS_PER_SEARCH):
             # a phrase per id; a phrase also matches a longer value holding it, so only exact values count
             ors = " OR ".join(f"{_cf_clause(fid)} ~ {_text_phrase(b)}" for b in chunk)
-            jql = f"project = {_jql_string(self.cfg.project_key)} AND ({ors}) ORDER BY created ASC"
-            issues = self.jira.search(jql, ["id", "key", fid], reconcile)
+            jql = f"project = {_jql_string(self.cfg.project_key)} AND ({ors}){where} ORDER BY created ASC"
+            issues = self.jira.search(jql, ["id", "key", fid, *(["labels"] if scope else [])], reconcile)
             wanted = set(chunk)
             every: dict[str, list[dict[str, Any]]] = {}
             for issue in issues:
+                if scope is not None and not in_company(issue, scope.label, scope.default):
+                    continue  # the same record id in another company (a copy of this one)
                 value = (issue.get("fields") or {}).get(fid)
                 if isinstance(value, str) and value in wanted:
                     every.setdefault(value, []).append({"id": str(issue["id"]), "key": issue["key"]})

@@ -86,6 +86,9 @@ class WriteBack:
     record_id_field: str | None = None  # customfield id of "BC Record Id" (fallback when no link)
     run: Mapping[str, Any] = field(default_factory=dict)  # dag_id, run_id, task_id, try_number
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    bc_for: Callable[[str], BusinessCentralHook] | None = None  # store key -> its company's hook (companies)
+    _acting: BusinessCentralHook | None = field(default=None, init=False, repr=False)  # its company's hook
+    _company: str = field(default="", init=False, repr=False)
 
     # -- entry points --------------------------------------------------------------------------------------
     def retry_comments(self, limit: int = 200) -> dict[str, int]:
@@ -194,6 +197,7 @@ class WriteBack:
         key = issue.get("key") or issue_id_or_key
         f = issue.get("fields") or {}
         link = self.store.get_link_by_issue(str(issue.get("id"))) or self.store.get_link_by_issue(key)
+        self._company = link.company if link is not None else ""  # its audit rows go to its company
         entity = link.entity if link else entity_of(self.cfg, f)
         bc_id = link.bc_id if link else carried_record_id(self.record_id_field, f)
         if not entity or not bc_id:
@@ -241,6 +245,8 @@ class WriteBack:
     def _act(self, base: Result, link: Link | None, name: str, source: str) -> Result:
         """The entity's done action in BC; BC's refusals and outages become the Result."""
         action = self.cfg.entity(str(base.entity)).done_action
+        company = link.company if link is not None else ""
+        self._acting = self.bc_for(company) if self.bc_for is not None and company else None
         try:
             if action == "post":
                 return self._post_invoice(base, link, name, source)
@@ -278,7 +284,7 @@ class WriteBack:
     def _post_invoice(self, base: Result, link: Link | None, status_name: str, source: str) -> Result:
         bc_id = str(base.bc_id)  # set: the issue names a record
         eset = SPECS["purchase_invoices"].entity_set
-        inv = self.bc.get_record(eset, bc_id)
+        inv = (self._acting or self.bc).get_record(eset, bc_id)
         base.document_number = inv.get("number") or base.document_number
         if inv.get("status") != "Draft":
             return self._finish(
@@ -305,10 +311,10 @@ class WriteBack:
             )
         draft_no = inv.get("number")
         try:
-            self.bc.post_purchase_invoice(bc_id)
+            (self._acting or self.bc).post_purchase_invoice(bc_id)
         except (TransportError, ClientError) as exc:
             # Lost answer or "draft only": BC may have committed it. The record tells.
-            after = self.bc.get_record(eset, bc_id)
+            after = (self._acting or self.bc).get_record(eset, bc_id)
             if after.get("status") == "Draft":
                 raise
             log.info(
@@ -317,7 +323,7 @@ class WriteBack:
                 type(exc).__name__,
                 after.get("status"),
             )
-        after = self.bc.get_record(eset, bc_id)
+        after = (self._acting or self.bc).get_record(eset, bc_id)
         new_no = after.get("number")
         base.new_number = new_no
         return self._finish(
@@ -340,7 +346,7 @@ class WriteBack:
     def _unblock_vendor(self, base: Result, link: Link | None, status_name: str, source: str) -> Result:
         bc_id = str(base.bc_id)  # set: the issue names a record
         eset = SPECS["vendors"].entity_set
-        ven = self.bc.get_record(eset, bc_id)
+        ven = (self._acting or self.bc).get_record(eset, bc_id)
         base.document_number = ven.get("number") or base.document_number
         if not ven.get("blocked"):
             return self._finish(
@@ -365,9 +371,11 @@ class WriteBack:
             )
         first = ven
         try:
-            after = self.bc.unblock_vendor(bc_id, ven["@odata.etag"])
+            after = (self._acting or self.bc).unblock_vendor(bc_id, ven["@odata.etag"])
         except PreconditionFailed:
-            ven = self.bc.get_record(eset, bc_id)  # someone changed it: look again, retry once
+            ven = (self._acting or self.bc).get_record(
+                eset, bc_id
+            )  # someone changed it: look again, retry once
             if not ven.get("blocked"):
                 return self._finish(
                     base,
@@ -380,7 +388,7 @@ class WriteBack:
                         read=ven,
                     ),
                 )
-            after = self.bc.unblock_vendor(bc_id, ven["@odata.etag"])
+            after = (self._acting or self.bc).unblock_vendor(bc_id, ven["@odata.etag"])
         return self._finish(
             base,
             link,
@@ -442,7 +450,8 @@ class WriteBack:
         response: Any = None,
         error: str | None = None,
     ) -> None:
-        self.store.audit([audit_row(res, self.run, read=read, sent=sent, response=response, error=error)])
+        row = audit_row(res, self.run, read=read, sent=sent, response=response, error=error)
+        self.store.audit([dataclasses.replace(row, company=self._company)])
 
     def _comments(self) -> effects.CommentEffects:
         return effects.CommentEffects(

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Depends, Request
 
 from bc_jira_sandbox import entra
+from bc_jira_sandbox.bc import companies
 from bc_jira_sandbox.bc.entities import DOCUMENTS, BcError
 from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
 
+    from bc_jira_sandbox.bc.state import BcState
     from bc_jira_sandbox.core import Sandbox
 
 ROOT = "/v2.0/{tenant}/{environment}/api/v2.0"
@@ -66,17 +68,25 @@ def env_claims(request: Request, tenant: str, environment: str, sb: Sandbox = SA
     return claims
 
 
-def company_claims(
+def company_state(
     company_id: str, claims: dict[str, Any] = Depends(env_claims), sb: Sandbox = SANDBOX
+) -> BcState:
+    """The state of the path's company, after :func:`env_claims`: unknown or deleted -> 404
+    ``Internal_CompanyNotFound``, no permission there -> 403 (:mod:`bc_jira_sandbox.bc.companies`)."""
+    with sb.lock:
+        state = companies.for_api(sb, company_id)
+        sb.stats.record_company_call(state.company["id"])
+    return state
+
+
+def company_claims(
+    claims: dict[str, Any] = Depends(env_claims), state: BcState = Depends(company_state)
 ) -> dict[str, Any]:
-    """:func:`env_claims`, and the company of the path must be the sandbox's company."""
-    if company_id.strip("'").lower() != sb.bc.company["id"].lower():
-        raise BcError(
-            404,
-            "Internal_CompanyNotFound",
-            f"Cannot process the request because the company '{company_id}' cannot be found.",
-        )
+    """:func:`env_claims`, and the company of the path must be one the caller may use."""
     return claims
+
+
+COMPANY_STATE = Depends(company_state)
 
 
 def not_found(request: Request) -> BcError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import random
     from datetime import datetime
 
     from bc_jira_sandbox.core import Sandbox
@@ -24,6 +25,9 @@ class BcBase:
     pending: dict[str, dict[str, Any]]
 
     if TYPE_CHECKING:
+
+        @property
+        def rng(self) -> random.Random: ...
 
         def _insert(
             self, entity: str, rec: dict[str, Any], lines: list[dict[str, Any]] | None = None

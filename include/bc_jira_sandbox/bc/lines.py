@@ -105,7 +105,7 @@ class LinesMixin(BcBase):
         self.touch(entity, doc)
 
     def _line_id(self) -> str:
-        return str(uuid.UUID(int=self.sb.rng.getrandbits(128), version=4))
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     def _retotal(self, doc: dict[str, Any], lines: list[dict[str, Any]]) -> None:
         excl = round(sum(ln["amountExcludingTax"] for ln in lines), 2)

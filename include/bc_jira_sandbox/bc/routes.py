@@ -8,8 +8,10 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from bc_jira_sandbox.bc import companies
 from bc_jira_sandbox.bc.api import (
     COMPANY,
+    COMPANY_STATE,
     ROOT,
     company_claims,
     document,
@@ -31,6 +33,7 @@ from bc_jira_sandbox.bc.odata import (
 from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
+    from bc_jira_sandbox.bc.state import BcState
     from bc_jira_sandbox.core import Sandbox
 
 router = APIRouter(tags=["business central"])
@@ -40,9 +43,10 @@ router = APIRouter(tags=["business central"])
 @router.get(ROOT + "/companies", dependencies=[Depends(env_claims)])
 def list_companies(request: Request, tenant: str, environment: str, sb: Sandbox = SANDBOX) -> Any:
     sel = _select("companies", request.query_params.get("$select"))
-    rec = sb.bc.company
     flt = request.query_params.get("$filter")
-    values = [rec] if not flt or _Filter("companies", flt).pred(rec) else []
+    pred = _Filter("companies", flt).pred if flt else None
+    with sb.lock:  # every company of the environment (bc.companies), deleted ones gone
+        values = [s.company for s in companies.listed(sb) if pred is None or pred(s.company)]
     return {
         "@odata.context": f"{env_url(sb, tenant, environment)}/$metadata#companies",
         "value": [{k: v[k] for k in sel} if sel else dict(v) for v in values],
@@ -50,18 +54,18 @@ def list_companies(request: Request, tenant: str, environment: str, sb: Sandbox 
 
 
 @router.get(COMPANY, dependencies=[Depends(company_claims)])
-def get_company(tenant: str, environment: str, sb: Sandbox = SANDBOX) -> Any:
+def get_company(tenant: str, environment: str, state: BcState = COMPANY_STATE, sb: Sandbox = SANDBOX) -> Any:
     return {
         "@odata.context": f"{env_url(sb, tenant, environment)}/$metadata#companies/$entity",
-        **sb.bc.company,
+        **state.company,
     }
 
 
 # -- single records (declared before the collection route: {entity} would also match "x(...)") --------------
 @router.post(COMPANY + "/purchaseInvoices({key})/Microsoft.NAV.post", dependencies=[Depends(company_claims)])
-def post_invoice(key: str, sb: Sandbox = SANDBOX) -> Any:
+def post_invoice(key: str, state: BcState = COMPANY_STATE, sb: Sandbox = SANDBOX) -> Any:
     with sb.lock:
-        sb.bc.post_invoice(parse_key(key))
+        state.post_invoice(parse_key(key))
     return Response(status_code=204)
 
 
@@ -74,13 +78,14 @@ def get_lines(
     key: str,
     nav: str,
     entity: str = Depends(document),
+    state: BcState = COMPANY_STATE,
     sb: Sandbox = SANDBOX,
 ) -> Any:
     if LINES.get(entity) != nav:
         raise not_found(request)
     with sb.lock:
-        doc = sb.bc.get(entity, parse_key(key))
-        lines = [dict(ln) for ln in sb.bc.lines.get(doc["id"], [])]
+        doc = state.get(entity, parse_key(key))
+        lines = [dict(ln) for ln in state.lines.get(doc["id"], [])]
     sel = _select(nav, request.query_params.get("$select"))
     ctx = f"{env_url(sb, tenant, environment)}/$metadata#companies({company_id})/{entity}({key})/{nav}"
     return {"@odata.context": ctx, "value": [{k: ln[k] for k in sel} if sel else ln for ln in lines]}
@@ -94,13 +99,14 @@ def get_record(
     company_id: str,
     key: str,
     entity: str = Depends(document),
+    state: BcState = COMPANY_STATE,
     sb: Sandbox = SANDBOX,
 ) -> Any:
     sel = _select(entity, request.query_params.get("$select"))
     expand = _expand(entity, request.query_params.get("$expand"))
     with sb.lock:
-        rec = sb.bc.get(entity, parse_key(key))
-        body = sb.bc.public(entity, rec, sel, expand)
+        rec = state.get(entity, parse_key(key))
+        body = state.public(entity, rec, sel, expand)
     ctx = f"{env_url(sb, tenant, environment)}/$metadata#companies({company_id})/{entity}/$entity"
     return JSONResponse({"@odata.context": ctx, **body}, headers={"ETag": body["@odata.etag"]})
 
@@ -114,11 +120,11 @@ def patch_record(
     key: str,
     entity: str = Depends(document),
     body: dict[str, Any] = Body(...),
+    state: BcState = COMPANY_STATE,
     sb: Sandbox = SANDBOX,
 ) -> Any:
     if_match = request.headers.get("if-match")
     with sb.lock:
-        state = sb.bc
         rec = state.get(entity, parse_key(key))
         _check_if_match(if_match, state.etag(rec["id"]))
         if entity == "purchaseInvoices" and rec["status"] != "Draft":
@@ -135,13 +141,18 @@ def patch_record(
 
 
 @router.delete(COMPANY + "/{entity}({key})", dependencies=[Depends(company_claims)])
-def delete_record(request: Request, key: str, entity: str = Depends(document), sb: Sandbox = SANDBOX) -> Any:
+def delete_record(
+    request: Request,
+    key: str,
+    entity: str = Depends(document),
+    state: BcState = COMPANY_STATE,
+    sb: Sandbox = SANDBOX,
+) -> Any:
     """``DELETE`` with a required ``If-Match``; 204 No Content
     (https://learn.microsoft.com/en-us/dynamics365/business-central/dev-itpro/api-reference/v2.0/api/
     dynamics_purchaseinvoice_delete, ``dynamics_vendor_delete``, ``dynamics_purchaseorder_delete``)."""
     if_match = request.headers.get("if-match")
     with sb.lock:
-        state = sb.bc
         rec = state.get(entity, parse_key(key))
         _check_if_match(if_match, state.etag(rec["id"]))
         state.delete(entity, rec)
@@ -169,11 +180,11 @@ def list_records(
     environment: str,
     company_id: str,
     entity: str = Depends(document),
+    state: BcState = COMPANY_STATE,
     sb: Sandbox = SANDBOX,
 ) -> Any:
     query: ListQuery = list_query(request, entity)
     with sb.lock:
-        state = sb.bc
         rows = [rec for rec in state.records[entity].values() if query.pred is None or query.pred(rec)]
         page, served, more = page_of(entity, query, rows)
         value = [state.public(entity, rec, query.select, query.expand) for rec in page]

@@ -15,13 +15,15 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from starlette.convertors import Convertor, register_url_convertor
 
-from bc_jira_sandbox.bc.api import COMPANY, company_claims, env_url, parse_key
+from bc_jira_sandbox.bc import companies
+from bc_jira_sandbox.bc.api import COMPANY, COMPANY_STATE, company_claims, env_url, parse_key
 from bc_jira_sandbox.bc.attachments import ATTACHMENT_SETS, CONTENT, minimal_pdf, minimal_png
 from bc_jira_sandbox.bc.entities import _bad
 from bc_jira_sandbox.bc.odata import _Filter, _select
 from bc_jira_sandbox.deps import SANDBOX
 
 if TYPE_CHECKING:
+    from bc_jira_sandbox.bc.state import BcState
     from bc_jira_sandbox.core import Sandbox
 
 router = APIRouter(tags=["business central"])
@@ -49,11 +51,11 @@ def _base(sb: Sandbox, tenant: str, environment: str, company_id: str) -> str:
 
 
 @router.get(COMPANY + f"/{SET}({{key}})/{CONTENT}", dependencies=[Depends(company_claims)])
-def get_content(key: str, entity_set: str, sb: Sandbox = SANDBOX) -> Response:
+def get_content(key: str, entity_set: str, state: BcState = COMPANY_STATE, sb: Sandbox = SANDBOX) -> Response:
     """The file's bytes (an ``Edm.Stream``: no JSON around them)."""
     with sb.lock:
-        row = sb.bc.attachment(entity_set, parse_key(key))
-        data = sb.bc.attachment_bytes[row["id"]]
+        row = state.attachment(entity_set, parse_key(key))
+        data = state.attachment_bytes[row["id"]]
     return Response(data, media_type="application/octet-stream")
 
 
@@ -65,13 +67,14 @@ def get_attachment(
     company_id: str,
     key: str,
     entity_set: str,
+    state: BcState = COMPANY_STATE,
     sb: Sandbox = SANDBOX,
 ) -> Any:
     sel = _select(entity_set, request.query_params.get("$select"))
     base = _base(sb, tenant, environment, company_id)
     with sb.lock:
-        row = sb.bc.attachment(entity_set, parse_key(key))
-        body = sb.bc.attachment_json(entity_set, row, sel, base)
+        row = state.attachment(entity_set, parse_key(key))
+        body = state.attachment_json(entity_set, row, sel, base)
     return {"@odata.context": f"{env_url(sb, tenant, environment)}/$metadata#{entity_set}/$entity", **body}
 
 
@@ -82,6 +85,7 @@ def list_attachments(
     environment: str,
     company_id: str,
     entity_set: str,
+    state: BcState = COMPANY_STATE,
     sb: Sandbox = SANDBOX,
 ) -> Any:
     q = request.query_params
@@ -89,9 +93,9 @@ def list_attachments(
     pred = _Filter(entity_set, q["$filter"]).pred if q.get("$filter") else None
     base = _base(sb, tenant, environment, company_id)
     with sb.lock:
-        sb.bc.check_attachment_set(entity_set)
-        rows = [r for r in sb.bc.attachment_rows.values() if r["_set"] == entity_set]
-        value = [sb.bc.attachment_json(entity_set, r, sel, base) for r in rows if pred is None or pred(r)]
+        state.check_attachment_set(entity_set)
+        rows = [r for r in state.attachment_rows.values() if r["_set"] == entity_set]
+        value = [state.attachment_json(entity_set, r, sel, base) for r in rows if pred is None or pred(r)]
     return {"@odata.context": f"{env_url(sb, tenant, environment)}/$metadata#{entity_set}", "value": value}
 
 
@@ -103,14 +107,15 @@ def invoice_attachments(
     company_id: str,
     key: str,
     entity_set: str,
+    state: BcState = COMPANY_STATE,
     sb: Sandbox = SANDBOX,
 ) -> Any:
     sel = _select(entity_set, request.query_params.get("$select"))
     base = _base(sb, tenant, environment, company_id)
     with sb.lock:
-        inv = sb.bc.get("purchaseInvoices", parse_key(key))
-        rows = sb.bc.attachments_of(entity_set, inv["id"])
-        value = [sb.bc.attachment_json(entity_set, r, sel, base) for r in rows]
+        inv = state.get("purchaseInvoices", parse_key(key))
+        rows = state.attachments_of(entity_set, inv["id"])
+        value = [state.attachment_json(entity_set, r, sel, base) for r in rows]
     return {"@odata.context": f"{env_url(sb, tenant, environment)}/$metadata#{entity_set}", "value": value}
 
 
@@ -119,11 +124,12 @@ def invoice_attachments(
 def control_attach(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
     """``{"invoice": id or number, "fileName": "x.pdf", "kind": "pdf" | "png", "size": bytes,
     "incoming": false}``: attach a generated real file (a PDF padded to ``size``, or a small PNG); with
-    ``"document_attachments_api": false`` alone, the environment serves only the older ``attachments``."""
+    ``"document_attachments_api": false`` alone, the company serves only the older ``attachments``;
+    ``"company"``: id or name (default company 1)."""
     if not isinstance(body, dict):
         raise _bad("body must be an object")
     with sb.lock:
-        state = sb.bc
+        state = companies.find(sb, body.get("company"))
         if "document_attachments_api" in body:
             state.document_attachments_api = bool(body["document_attachments_api"])
             return {"document_attachments_api": state.document_attachments_api}
@@ -145,8 +151,10 @@ def control_attach(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
 
 
 @router.get("/_sandbox/bc/attachments/{invoice_id}")
-def control_list(invoice_id: str, sb: Sandbox = SANDBOX) -> Any:
-    """Every attachment of an invoice (both entity sets), as BC holds it (tests and the demo)."""
+def control_list(invoice_id: str, company: str | None = None, sb: Sandbox = SANDBOX) -> Any:
+    """Every attachment of an invoice (both entity sets), as BC holds it (tests and the demo);
+    ``?company=`` id or name (default company 1)."""
     with sb.lock:
-        rows = [r for r in sb.bc.attachment_rows.values() if r["parentId"] == invoice_id.lower()]
+        held = companies.find(sb, company).attachment_rows.values()
+        rows = [r for r in held if r["parentId"] == invoice_id.lower()]
         return [{k: v for k, v in r.items() if not k.startswith("_")} | {"set": r["_set"]} for r in rows]

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Body
 
+from bc_jira_sandbox.bc import companies
 from bc_jira_sandbox.bc.entities import DOCUMENTS, HANDSHAKE_METHODS, LINES, BcError, _bad
 from bc_jira_sandbox.deps import SANDBOX
 
@@ -18,11 +19,16 @@ router = APIRouter(tags=["sandbox control"])
 
 @router.post("/_sandbox/bc/change")
 def change(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
+    """One change, a list, or ``{"changes": [...], "company": ...}``; each change may name its ``company``
+    (id or name; default: the body's, else company 1)."""
     items = body if isinstance(body, list) else body.get("changes", [body])
+    default = None if isinstance(body, list) else body.get("company")
     out = []
     with sb.lock:
         for item in items:
-            out += control_change(sb, item)
+            if not isinstance(item, dict):
+                raise _bad("each change must be an object")
+            out += control_change(sb, {"company": default, **item} if default else item)
         sb.mark_dirty()
     return {"ok": True, "records": out}
 
@@ -40,19 +46,50 @@ def options(body: Any = Body(default_factory=dict), sb: Sandbox = SANDBOX) -> An
 
 
 @router.get("/_sandbox/bc/records/{entity}")
-def dump(entity: str, sb: Sandbox = SANDBOX) -> Any:
+def dump(entity: str, company: str | None = None, sb: Sandbox = SANDBOX) -> Any:
+    """The records of one company (``?company=`` id or name, default company 1) as BC holds them."""
     if entity not in DOCUMENTS:
         raise BcError(404, "BadRequest_NotFound", f"unknown entity {entity}")
     with sb.lock:
-        return {"value": [sb.bc.public(entity, r) for r in sb.bc.records[entity].values()]}
+        state = companies.find(sb, company)
+        return {"value": [state.public(entity, r) for r in state.records[entity].values()]}
+
+
+@router.get("/_sandbox/bc/companies")
+def list_companies(sb: Sandbox = SANDBOX) -> Any:
+    """Every company, deleted ones too, with what the control below set (tests and the demo)."""
+    with sb.lock:
+        return {"value": [_company_row(s) for s in sb.bc_companies]}
+
+
+@router.post("/_sandbox/bc/companies")
+def company_control(body: Any = Body(...), sb: Sandbox = SANDBOX) -> Any:
+    """``{"company": id or name, "access": false}``: the app's principal loses (``true``: regains) its
+    permission in that company, whose API calls then answer 403; ``{"company": ..., "delete": true}``:
+    the company is deleted (gone from ``GET companies``, its calls 404)."""
+    if not isinstance(body, dict) or not body.get("company"):
+        raise _bad("give company (id or name), and access (true/false) or delete: true")
+    with sb.lock:
+        state = companies.find(sb, str(body["company"]))
+        if "access" in body:
+            state.revoked = not bool(body["access"])
+        if body.get("delete"):
+            state.deleted = True
+        sb.mark_dirty()
+        return _company_row(state)
+
+
+def _company_row(state: BcState) -> dict[str, Any]:
+    return {**state.company, "access": not state.revoked, "deleted": state.deleted, **state.counts()}
 
 
 def control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
     """One user action: create, set fields or lines, post, delete or touch N records; fires subscriptions.
 
     Also what the BC pages' buttons call (:mod:`bc_jira_sandbox.pages.bc_web`); the caller holds ``sb.lock``.
+    ``item["company"]``: the company (id or name; default company 1).
     """
-    state = sb.bc
+    state = companies.find(sb, item.get("company"))
     entity = item.get("entity")
     if entity not in DOCUMENTS:
         raise _bad(f"entity must be one of {', '.join(DOCUMENTS)}")
@@ -62,7 +99,7 @@ def control_change(sb: Sandbox, item: dict[str, Any]) -> list[dict[str, Any]]:
             state.touch(entity, rec)
         return [{"touched": len(recs)}]
     if "create" in item:
-        return [_create(sb, entity, dict(item["create"]))]
+        return [_create(sb, state, entity, dict(item["create"]))]
     rec = state.get(entity, str(_record_key(state, entity, item)))
     if item.get("delete"):
         state.delete(entity, rec)  # a user deleting it in the BC client: the same rules as the API
@@ -94,10 +131,9 @@ def _record_key(state: BcState, entity: str, item: dict[str, Any]) -> Any:
     return key
 
 
-def _create(sb: Sandbox, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
+def _create(sb: Sandbox, state: BcState, entity: str, fields: dict[str, Any]) -> dict[str, Any]:
     """A record created as a BC user would (a document for the named or the first vendor)."""
-    state = sb.bc
-    rng, now = sb.rng, sb.now()
+    rng, now = state.rng, sb.now()
     if entity == "vendors":
         rec = state._make_vendor(rng, now)
         lines = None

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from bc_jira_sandbox.bc import companies
 from bc_jira_sandbox.bc.api import ROOT, env_claims, env_url
 from bc_jira_sandbox.bc.entities import (
     HANDSHAKE_TIMEOUT_S,
@@ -103,12 +104,7 @@ def create_subscription(
         raise BcError(400, "Application_StringExceededLength", "clientState is longer than 2048 characters.")
     with sb.lock:
         cid, entity = sb.bc.subscription_entity(resource)
-        if cid != sb.bc.company["id"].lower():
-            raise BcError(
-                404,
-                "Internal_CompanyNotFound",
-                f"Cannot process the request because the company '{cid}' cannot be found.",
-            )
+        cid = companies.for_api(sb, cid).company["id"].lower()  # 404 unknown, 403 no permission there
         if entity not in WEBHOOK_ENTITIES:
             raise _bad(
                 f"The entity '{entity}' does not support webhooks (supported here: "

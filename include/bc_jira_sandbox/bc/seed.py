@@ -119,7 +119,7 @@ class SeedMixin(BcBase):
 
     def seed(self, vendors: int = 0, invoices: int = 0, orders: int = 0, draft_invoices: int = 0) -> None:
         """Add records; ``draft_invoices`` adds invoices that all await review (benchmarks)."""
-        rng = self.sb.rng
+        rng = self.rng
         now = self.sb.now()
         if (invoices or orders or draft_invoices) and not self.records["vendors"] and vendors == 0:
             vendors = 5

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bc_jira_sandbox.bc import companies
 from bc_jira_sandbox.bc.attachments import ATTACHMENT_SETS, AttachmentsMixin
 from bc_jira_sandbox.bc.entities import (
     BLANK_DATE,
@@ -28,20 +30,30 @@ if TYPE_CHECKING:
 class BcState(SeedMixin, LinesMixin, NotificationsMixin, AttachmentsMixin):
     """All BC data of the sandbox (picklable: no locks or callables; the ``sb`` back-reference is skipped)."""
 
-    def __init__(self, sb: Sandbox) -> None:
+    def __init__(self, sb: Sandbox, index: int = 0) -> None:
         self.sb = sb
+        self.index = index  # 0: company 1, ``creds["company_id"]`` (see bc.companies)
         self.reset()
+
+    @property
+    def rng(self) -> random.Random:
+        """Company 1 draws from the sandbox's stream (its data as before); others from their own."""
+        return self.sb.rng if self.index == 0 else self._rng
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def reset(self) -> None:
         now = self.sb.now()
         self.handshake_method = "POST"
+        self._rng = random.Random(f"bc-company-{self.sb.options.seed}-{self.index}")
+        self.revoked = False  # the principal lost its permission in this company: 403 (bc.companies)
+        self.deleted = False  # the company was deleted: 404 Internal_CompanyNotFound
+        name, display = companies.profile(self.index)
         self.company: dict[str, Any] = {
-            "id": self.sb.creds["company_id"],
+            "id": companies.company_id(self.sb, self.index),
             "systemVersion": "26.0.30643.32481",
-            "timestamp": 27051,
-            "name": "CRONUS DK",
-            "displayName": "CRONUS Danmark A/S",
+            "timestamp": 27051 + self.index,
+            "name": name,
+            "displayName": display,
             "businessProfileId": "",
             "systemCreatedAt": ts(now - timedelta(days=400)),
             "systemCreatedBy": NULL_GUID,

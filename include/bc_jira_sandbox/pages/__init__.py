@@ -10,7 +10,13 @@ from __future__ import annotations
 
 SITE = "/site"  # the Jira site's root (its REST API with basic auth lives under it too)
 BC_WEB = "/bc-web"  # the BC web client (``bc_web_client_url`` of the sandbox's bc_jira_config)
-_PAGE_PREFIXES = (f"{SITE}/browse/", f"{SITE}/jira/", f"{SITE}/secure/attachment/", BC_WEB)
+_PAGE_PREFIXES = (
+    f"{SITE}/browse/",
+    f"{SITE}/jira/",
+    f"{SITE}/issues",
+    f"{SITE}/secure/attachment/",
+    BC_WEB,
+)
 
 
 def is_page(path: str) -> bool:

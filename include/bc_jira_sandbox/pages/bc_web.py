@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from bc_jira_sandbox.bc import companies
 from bc_jira_sandbox.bc.entities import SPACE, BcError
 from bc_jira_sandbox.bc.routes_control import control_change
 from bc_jira_sandbox.deps import SANDBOX
@@ -30,6 +31,7 @@ from bc_jira_sandbox.pages.html import button, esc, facts, link, page, table
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from bc_jira_sandbox.bc.state import BcState
     from bc_jira_sandbox.core import Sandbox
 
 router = APIRouter(tags=["sandbox pages"], include_in_schema=False)
@@ -71,20 +73,23 @@ NAV = [
 ]
 
 
-def page_url(page_id: int, number: str | None = None) -> str:
-    """The web client URL of a page, filtered to one No. (as the connector's link is)."""
-    query: dict[str, str] = {"page": str(page_id)}
+def page_url(page_id: int, number: str | None = None, company: str = "") -> str:
+    """The web client URL of a page, filtered to one No. (as the connector's link is); ``company``: the
+    company's name, as the real client's ``?company=CRONUS%20US&page=22`` (Learn
+    ``dev-itpro/developer/devenv-web-client-urls.md``); empty: company 1."""
+    query: dict[str, str] = {"company": company} if company else {}
+    query["page"] = str(page_id)
     if number is not None:
         query["filter"] = "'No.' IS '" + number.replace("'", "''") + "'"
     return f"{BC_WEB}?{urlencode(query)}"
 
 
-def card_url(entity: str, rec: dict[str, Any]) -> str:
+def card_url(entity: str, rec: dict[str, Any], company: str = "") -> str:
     if entity == "vendors":
-        return page_url(26, rec["number"])
+        return page_url(26, rec["number"], company)
     if entity == "purchaseOrders":
-        return page_url(50, rec["number"])
-    return page_url(51 if _draft(rec) else 138, rec["number"])
+        return page_url(50, rec["number"], company)
+    return page_url(51 if _draft(rec) else 138, rec["number"], company)
 
 
 def decode(value: object) -> str:
@@ -106,17 +111,18 @@ def _error(title: str, message: str, status: int) -> HTMLResponse:
 
 
 # -- lists ---------------------------------------------------------------------------------------------------
-def _vendor_actions(rec: dict[str, Any]) -> str:
+def _vendor_actions(rec: dict[str, Any], company: str = "") -> str:
     if decode(rec.get("blocked")):
         return ""
+    fields = {"id": rec["id"], **({"company": company} if company else {})}
     return " ".join(
-        button(f"{BC_WEB}/vendors/block", label, {"id": rec["id"], "blocked": value}, css="quiet")
+        button(f"{BC_WEB}/vendors/block", label, {**fields, "blocked": value}, css="quiet")
         for value, label in BLOCK_CHOICES.items()
     )
 
 
-def _row(entity: str, rec: dict[str, Any]) -> list[str]:
-    num = link(card_url(entity, rec), rec["number"])
+def _row(entity: str, rec: dict[str, Any], company: str = "") -> list[str]:
+    num = link(card_url(entity, rec, company), rec["number"])
     if entity == "vendors":
         return [
             num,
@@ -125,7 +131,7 @@ def _row(entity: str, rec: dict[str, Any]) -> list[str]:
             esc(rec.get("country")),
             esc(decode(rec.get("blocked")) or "No"),
             money(rec.get("balance")),
-            _vendor_actions(rec),
+            _vendor_actions(rec, company),
         ]
     dated = rec.get("invoiceDate") if entity == "purchaseInvoices" else rec.get("orderDate")
     return [
@@ -146,24 +152,27 @@ def _headers(entity: str) -> tuple[list[str], tuple[int, ...]]:
     return ["No.", "Vendor No.", "Vendor Name", dated, "Amount Incl. VAT", "Currency", "Status"], (4,)
 
 
-def render_list(sb: Sandbox, page_id: int, number: str | None) -> HTMLResponse:
+def render_list(sb: Sandbox, page_id: int, number: str | None, state: BcState | None = None) -> HTMLResponse:
     spec = PAGES[page_id]
+    state = state or sb.bc
+    company = _company_arg(sb, state)
     recs = [
         r
-        for r in sb.bc.records[spec.entity].values()
+        for r in state.records[spec.entity].values()
         if (spec.keep is None or spec.keep(r)) and (number is None or r["number"] == number)
     ]
     recs.sort(key=lambda r: str(r.get("lastModifiedDateTime", "")), reverse=True)
     headers, numeric = _headers(spec.entity)
-    rows = [_row(spec.entity, r) for r in recs[:ROWS_PER_LIST]]
+    rows = [_row(spec.entity, r, company) for r in recs[:ROWS_PER_LIST]]
     note = f"{len(recs)} record(s), last modified first"
     if len(recs) > ROWS_PER_LIST:
         note += f"; the first {ROWS_PER_LIST} shown"
     actions = ""
     if page_id == 9308:
-        actions = f"<p>{button(f'{BC_WEB}/purchase-invoices/new', 'New draft invoice')}</p>"
+        new = f"{BC_WEB}/purchase-invoices/new" + (f"?{urlencode({'company': company})}" if company else "")
+        actions = f"<p>{button(new, 'New draft invoice')}</p>"
     body = f'{actions}<p class="note">{esc(note)}</p>{table(headers, rows, numeric=numeric)}'
-    return _page(spec.title, body)
+    return _page(f"{spec.title} - {state.company['name']}" if company else spec.title, body)
 
 
 # -- cards ---------------------------------------------------------------------------------------------------
@@ -213,8 +222,8 @@ _CARD_FIELDS = {
 }
 
 
-def _lines_html(sb: Sandbox, rec: dict[str, Any]) -> str:
-    lines = sb.bc.lines.get(rec["id"]) or []
+def _lines_html(state: BcState, rec: dict[str, Any]) -> str:
+    lines = state.lines.get(rec["id"]) or []
     if not lines:
         return ""
     rows = [
@@ -232,17 +241,18 @@ def _lines_html(sb: Sandbox, rec: dict[str, Any]) -> str:
     return "<h2>Lines</h2>" + table(head, rows, numeric=(3, 4, 5))
 
 
-def render_card(sb: Sandbox, page_id: int, number: str) -> HTMLResponse:
+def render_card(sb: Sandbox, page_id: int, number: str, state: BcState | None = None) -> HTMLResponse:
     spec = PAGES[page_id]
-    rid = sb.bc.by_number[spec.entity].get(number)
-    rec = sb.bc.records[spec.entity].get(rid or "")
+    state = state or sb.bc
+    rid = state.by_number[spec.entity].get(number)
+    rec = state.records[spec.entity].get(rid or "")
     if rec is None:
         hint = " (posting gives an invoice a new No.: see Posted Purchase Invoices)" if page_id == 51 else ""
         return _error(spec.title, f"There is no {spec.title} with No. {number}{hint}.", 404)
     shown = [(label, decode(rec.get(key))) for label, key in _CARD_FIELDS[spec.entity]]
     shown = [(label, "No" if label == "Blocked" and not v else v) for label, v in shown]
-    actions = _vendor_actions(rec) if spec.entity == "vendors" else ""
-    body = f'<p>{actions}</p>{facts(shown)}{_lines_html(sb, rec)}<p class="note">id {esc(rec["id"])}</p>'
+    actions = _vendor_actions(rec, _company_arg(sb, state)) if spec.entity == "vendors" else ""
+    body = f'<p>{actions}</p>{facts(shown)}{_lines_html(state, rec)}<p class="note">id {esc(rec["id"])}</p>'
     return _page(f"{spec.title} {rec['number']}", body)
 
 
@@ -256,13 +266,24 @@ def _home() -> HTMLResponse:
 
 
 # -- routes --------------------------------------------------------------------------------------------------
+def _company_arg(sb: Sandbox, state: BcState) -> str:
+    """The ``company=`` of links: the company's name, or empty for company 1 (URLs as before)."""
+    return "" if state is sb.bc else state.company["name"]
+
+
 @router.get(BC_WEB)
 def web_client(
     page_arg: str = Query("", alias="page"),
     filter_arg: str = Query("", alias="filter"),
+    company: str = Query(""),
     sb: Sandbox = SANDBOX,
 ) -> Response:
-    """``?page=ID`` (a list, or a card with ``filter='No.' IS 'X'``); no page: the home page."""
+    """``?page=ID`` (a list, or a card with ``filter='No.' IS 'X'``); no page: the home page;
+    ``company=`` a company's name (or id; default company 1)."""
+    try:
+        state = companies.find(sb, company or None)
+    except BcError as exc:
+        return _error("Company not found", exc.message, exc.status)
     if not page_arg:
         return _home()
     if not page_arg.isdigit() or int(page_arg) not in PAGES:
@@ -278,17 +299,20 @@ def web_client(
         if PAGES[page_id].card:
             if number is None:
                 return _error(PAGES[page_id].title, "a card needs filter='No.' IS '<number>'", 400)
-            return render_card(sb, page_id, number)
-        return render_list(sb, page_id, number)
+            return render_card(sb, page_id, number, state)
+        return render_list(sb, page_id, number, state)
 
 
 @router.post(f"{BC_WEB}/purchase-invoices/new")
-def new_invoice(sb: Sandbox = SANDBOX) -> Response:
+def new_invoice(company: str = Query(""), sb: Sandbox = SANDBOX) -> Response:
     """A user enters a new draft invoice (for the first vendor), as ``/_sandbox/bc/change`` create does."""
     with sb.lock:
-        rec = control_change(sb, {"entity": "purchaseInvoices", "create": {}})[0]
+        try:
+            rec = control_change(sb, {"entity": "purchaseInvoices", "create": {}, "company": company})[0]
+        except BcError as exc:
+            return _error("Invoice not created", exc.message, exc.status)
         sb.mark_dirty()
-    return RedirectResponse(page_url(51, rec["number"]), status_code=303)
+    return RedirectResponse(page_url(51, rec["number"], company), status_code=303)
 
 
 @router.post(f"{BC_WEB}/vendors/block")
@@ -303,9 +327,15 @@ async def block_vendor(request: Request, sb: Sandbox = SANDBOX) -> Response:
     with sb.lock:
         try:
             rec = control_change(
-                sb, {"entity": "vendors", "id": form.get("id", ""), "set": {"blocked": form["blocked"]}}
+                sb,
+                {
+                    "entity": "vendors",
+                    "id": form.get("id", ""),
+                    "set": {"blocked": form["blocked"]},
+                    "company": form.get("company", ""),
+                },
             )[0]
         except BcError as exc:
             return _error("Vendor not changed", exc.message, exc.status)
         sb.mark_dirty()
-    return RedirectResponse(page_url(26, rec["number"]), status_code=303)
+    return RedirectResponse(page_url(26, rec["number"], form.get("company", "")), status_code=303)

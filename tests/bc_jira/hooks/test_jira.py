@@ -677,6 +677,37 @@ def test_sandbox_test_connection_false(case: str, sandbox: Any, spec_session: re
         assert secret not in msg
 
 
+def test_sandbox_test_connection_checks_the_typed_secret_while_the_token_is_fresh(
+    sandbox: Any, spec_session: requests.Session
+) -> None:
+    """The reported failure: a wrong client secret passed Test while the stored access token was valid (the
+    secret is only sent on a refresh). Test now refreshes the stored grant with the typed secret, at once."""
+    store = FakeStore()
+    dag_hook = sandbox_oauth_hook(sandbox, spec_session, store)
+    assert dag_hook.myself()["accountId"]  # a task exchanged the bootstrap token: a fresh access token
+    row = store.get_token(dag_hook.token_name)
+    assert row.expires_at > time.time() + 3000
+    refreshes = _refreshes(sandbox)
+    ok, msg = sandbox_oauth_hook(sandbox, spec_session, store, client_secret="BAD-SECRET-2").test_connection()
+    assert not ok
+    assert msg.startswith("Atlassian rejected the OAuth client id/secret"), msg
+    assert "BAD-SECRET-2" not in msg
+    assert sandbox.creds["atlassian_client_secret"] not in msg
+    assert _refreshes(sandbox) == refreshes + 1  # asked Atlassian, which refused the client
+    assert store.get_token(dag_hook.token_name) is row  # nothing spent, nothing recorded
+    ok, msg = sandbox_oauth_hook(sandbox, spec_session, store).test_connection()
+    assert ok, msg
+    assert _refreshes(sandbox) == refreshes + 2
+    after = store.get_token(dag_hook.token_name)
+    assert after.refresh_token_enc != row.refresh_token_enc  # the rotation is stored as any refresh's
+    assert "last_refresh_error" not in after.meta
+    events = sandbox.stats()["events"]
+    assert events.get("atlassian.token.reuse_in_leeway", 0) == events.get("atlassian.grant.revoked", 0) == 0
+    JiraTokenProvider._process_cache.clear()
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})  # the DAGs carry on from the stored grant
+    assert sandbox_oauth_hook(sandbox, spec_session, store).myself()["accountId"]
+
+
 def test_hook_from_airflow_connection(airflow_conns: dict[str, str], sandbox: Any) -> None:
     """The connection printed by ``airflow-env`` (oauth2 flavour) works as is."""
     hook = JiraCloudHook(store=seeded_store(sandbox))

@@ -192,16 +192,23 @@ def test_jira_oauth_right_and_wrong_client_secret(airflow_ui: Setup) -> None:
     assert after.get("atlassian.grant.revoked", 0) == events.get("atlassian.grant.revoked", 0) == 0
     names = [r.name for r in StateStore.from_url(airflow_ui.state_url).list_tokens("jira:")]
     assert names == ["jira:jira_default"], "nothing stored under the test's transient id"
-    # A client secret is only used to refresh: once the stored access token has expired, a wrong one is
-    # refused by Atlassian and the hook says which field is wrong (the grant itself is not harmed).
-    airflow_ui.sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})
+    # The stored access token is still valid for an hour: Test refreshes the stored grant with the typed
+    # secret anyway, so a wrong one fails now, and Atlassian spends no refresh token on a rejected client.
+    store = StateStore.from_url(airflow_ui.state_url)
+    row = store.get_token("jira:jira_default")
+    assert row.expires_at > time.time() + 3000
     status, body = airflow_ui.test({**airflow_ui.list_body("jira_default"), "password": "BAD-SECRET-3"})
     assert (status, body["status"]) == (200, False), body
-    assert "Atlassian rejected the OAuth client id/secret" in body["message"], body
+    assert body["message"].startswith("Atlassian rejected the OAuth client id/secret"), body
     assert "BAD-SECRET-3" not in body["message"]
+    kept = store.get_token("jira:jira_default")
+    assert (kept.refresh_token_enc, kept.access_token_enc) == (row.refresh_token_enc, row.access_token_enc)
+    assert "last_refresh_error" not in (kept.meta or {})
     status, body = airflow_ui.test(airflow_ui.list_body("jira_default"))
     assert (status, body["status"]) == (200, True), body
-    assert airflow_ui.sandbox.stats()["events"].get("atlassian.grant.revoked", 0) == 0
+    assert store.get_token("jira:jira_default").refresh_token_enc != row.refresh_token_enc  # rotated, stored
+    after = airflow_ui.sandbox.stats()["events"]
+    assert after.get("atlassian.grant.revoked", 0) == after.get("atlassian.token.reuse_in_leeway", 0) == 0
 
 
 def _basic_spec(setup: Setup) -> dict[str, Any]:

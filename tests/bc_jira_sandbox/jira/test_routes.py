@@ -186,6 +186,25 @@ def test_refresh_rotation_leeway_then_revocation(jira: Jira, sandbox: Any) -> No
     assert wrong.json()["error"] == "access_denied"
 
 
+def test_a_wrong_client_secret_spends_no_refresh_token(jira: Jira, sandbox: Any) -> None:
+    """RFC 6749 section 6 and Atlassian's refresh-token page: the client is authenticated first and a token is
+    retired only when a new one is issued. So a refresh carrying a wrong secret (the Test button checking a
+    typed secret) is 401 and leaves the presented token as it was: not rotated, not in its leeway."""
+    current = jira.refresh_token
+    for secret in ("bad", "", None):
+        wrong = jira.token("refresh_token", refresh_token=current, client_secret=secret)
+        assert (wrong.status_code, wrong.json()["error"]) == (401, "access_denied"), wrong.text
+        assert "refresh_token" not in wrong.json()
+    wrong_id = jira.token("refresh_token", refresh_token=current, client_id="someone-else")
+    assert wrong_id.status_code == 401
+    sandbox.control("POST", "/_sandbox/clock", {"advance_s": 3600})  # far past any reuse leeway
+    right = jira.token("refresh_token", refresh_token=current)
+    assert right.status_code == 200, right.text  # still the family's newest token: a first use
+    events = sandbox.stats()["events"]
+    assert events.get("atlassian.token.reuse_in_leeway", 0) == 0
+    assert events.get("atlassian.grant.revoked", 0) == 0
+
+
 def test_access_token_of_a_rotated_refresh_token_dies_after_the_leeway(jira: Jira, sandbox: Any) -> None:
     """Atlassian staff (community t/83103): on a refresh "the old access and refresh tokens will enter a
     10-minutes grace period ... before they are marked as revoked"."""
