@@ -19,12 +19,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from bc_jira_sandbox.demo_connections import write_connections
+from bc_jira_sandbox.demo_progress import SYNC_DAGS, done_examples, green_since, run_counts, started_since
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -340,6 +342,7 @@ class Demo:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.env: dict[str, str] = {}
         self.t0 = time.monotonic()
+        self.started_at = datetime.now(UTC)  # this session's runs end after it (a warm DB has older ones)
         self.db_env = database_env(getattr(args, "db", "sqlite"), self.home, getattr(args, "db_url", None))
         self.unhealthy: list[str] = []
 
@@ -497,6 +500,9 @@ class Demo:
 
         wait_for(f"DAGs parsed ({', '.join(sorted(want))})", parsed, 120, self.alive, 2)
 
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        return self.rest("GET", path, params=params)
+
     def unpause(self, dag_id: str) -> None:
         self.rest("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
@@ -525,14 +531,11 @@ class Demo:
         for dag_id in ids:
             if dag_id != CONNECT_DAG:
                 self.unpause(dag_id)
-        # An unpaused cron DAG normally starts a run at once; start any that did not, so the subscriptions,
-        # the Jira webhook and the first syncs happen now rather than at their next cron tick.
+        # An unpaused cron DAG normally starts a run at once; start any that did not (a warm re-run's were
+        # unpaused already), so the subscriptions, the Jira webhook and the syncs happen now, not at a tick.
         time.sleep(5)
         for dag_id in ids:
-            if (
-                dag_id != CONNECT_DAG
-                and not self.rest("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1})["dag_runs"]
-            ):
+            if dag_id != CONNECT_DAG and not started_since(self._get, dag_id, self.started_at):
                 self.trigger(dag_id)
         return ids
 
@@ -560,10 +563,10 @@ notifications reach {self.api}/bc-jira/bc/notifications and start the invoice/ve
 
 Press Done on the board (or move an issue with curl) as a Jira user would; the Jira webhook starts
 jira_transitions_to_bc, which acts by the issue's type (the tag on each card): an Invoice issue posts the
-draft invoice in BC, a Vendor issue unblocks the vendor, a Purchase Order issue only resolves; then it
-comments on the issue. Which kind {project}-1 is depends on which sync finished first (the board's type
-tabs show each kind).
-The same from a script (JSON of every issue: {sb}/_sandbox/jira/issues):
+draft invoice in BC, a Vendor issue unblocks the vendor, and it comments on the issue; a Purchase Order issue
+only resolves in Jira (nothing in BC, no comment). Which kind {project}-1 is depends on which sync finished
+first (the board's type tabs show each kind; the lines printed when the syncs are green name this run's keys).
+The same from a script (JSON of every issue, with its "issuetype": {sb}/_sandbox/jira/issues):
   curl -s -X POST {sb}/_sandbox/jira/transition -H 'Content-Type: application/json' \\
        -d '{{"issue": "{project}-1", "to": "Done"}}'
 Enter a new draft invoice in BC as a user would (New draft invoice on {sb}/bc-web?page=9308,
@@ -584,27 +587,25 @@ or curl); its BC notification starts the sync and a new issue follows:
                 time.sleep(5)
                 continue
             try:
-                runs = self.rest("GET", "/dags/~/dagRuns", params={"limit": 500})["dag_runs"]
+                states = run_counts(self._get)
+                synced = green_since(self._get, self.started_at) if first_green is None else set()
                 issues = requests.get(f"{self.sandbox_url}/_sandbox/jira/issues", timeout=30).json()
             except (requests.RequestException, ValueError):
                 time.sleep(5)
                 continue
             n_issues = len(issues)
-            states: dict[str, int] = {}
-            for r in runs:
-                states[r["state"]] = states.get(r["state"], 0) + 1
-            synced = {r["dag_id"] for r in runs if r["state"] == "success"}
-            line = f"runs {dict(sorted(states.items()))}, sandbox Jira holds {n_issues} issues"
+            line = f"runs {states}, sandbox Jira holds {n_issues} issues"
             if line != last:
                 self.say(line)
                 last = line
-            outbound = {"bc_purchase_invoices_to_jira", "bc_vendors_to_jira", "bc_purchase_orders_to_jira"}
-            if first_green is None and outbound <= synced and n_issues:
+            if first_green is None and set(SYNC_DAGS) <= synced and n_issues:
                 first_green = time.monotonic() - self.t0
                 self.say(
                     f"first green runs of all three sync DAGs after {first_green:.0f} s "
                     f"({n_issues} issues in the sandbox Jira: {issue_kinds(issues)}; Done acts by kind)"
                 )
+                examples = done_examples(issues, self.sandbox_url)
+                print("\n".join(["Move one to Done (this run's keys):", *examples]), flush=True)
                 if self.args.exit_when_green:
                     return
             time.sleep(5)
