@@ -12,15 +12,8 @@ import pytest
 from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.store import Link, StateStore
 from tests.conftest import REPO
+from tests.support.outbound import run_dag
 from tests.support.plugin_server import PluginServer, sandbox_secrets
-
-
-def run_dag(dag_id: str, **kw: Any) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id].test(**kw)
 
 
 @pytest.fixture
@@ -211,7 +204,9 @@ class Standalone:
             assert time.monotonic() < deadline, f"{dag_id} never parsed\n{self.tail()}"
             time.sleep(1)
         answer = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
-        assert answer.status_code == 200, f"trigger {dag_id}: {answer.status_code} {answer.text}\n{self.tail()}"
+        assert answer.status_code == 200, (
+            f"trigger {dag_id}: {answer.status_code} {answer.text}\n{self.tail()}"
+        )
         run = answer.json()
         while True:
             state = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run['dag_run_id']}").json()["state"]
