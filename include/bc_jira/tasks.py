@@ -18,7 +18,6 @@ from bc_jira.config import FIELDS_VARIABLE_KEY, USERS_VARIABLE_KEY
 from bc_jira.config.variables import variable_description
 from bc_jira.edges import BC_NOTIFICATION_PATH, JIRA_WEBHOOK_PATH
 from bc_jira.edges.intake import BC_ENTITIES, bc_kind
-from bc_jira.edges.subscriptions import ensure_bc_subscriptions
 from bc_jira.edges.webhooks import (
     APP_DELIVERIES,
     JIRA_WEBHOOK_NAME,
@@ -107,9 +106,31 @@ def jira_webhook_url(base: str | None = None) -> str:
 # -- bc_subscriptions_renewal ----------------------------------------------------------------------------
 
 
+def _subscription_targets(store: Any) -> Any:
+    """Which companies to subscribe: the config's (resolved), or, when it cannot be read, what the store
+    knows (kept alive, nothing removed; the task fails with the config's problem)."""
+    from bc_jira.config import ConfigError, load_config
+    from bc_jira.config.companies import DEFAULT_BC_CONN, single_company
+    from bc_jira.edges.company_subscriptions import config_targets, stored_targets
+    from bc_jira.sync.companies import connection_facts, resolve
+
+    facts = connection_facts(DEFAULT_BC_CONN)
+    default = single_company(facts)
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        out = stored_targets(store.list_subscriptions(), default, facts.company_id)
+        out.problems.append(f"bc_jira_config cannot be read, no subscription was removed: {exc}")
+        return out
+    return config_targets(cfg, resolve, default, facts.company_id)
+
+
 @fail_fast
 def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
-    """The ``bc_subscriptions_renewal`` task: ensure, log, fail when any entity could not be secured."""
+    """The ``bc_subscriptions_renewal`` task: every company's subscriptions; fails at the end naming each
+    company that could not be secured (the others were renewed)."""
+    from bc_jira.config.companies import DEFAULT_BC_CONN
+    from bc_jira.edges.company_subscriptions import ensure_company_subscriptions
     from bc_jira.hooks.business_central import BusinessCentralHook
     from bc_jira.store import StateStore
 
@@ -118,19 +139,30 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
     bc = BusinessCentralHook(call_limiter=store.call_slot)
     if not bc.settings.client_state:
         log.warning("bc_default has no extra.client_state: notifications cannot be authenticated; set one")
-    outcomes = ensure_bc_subscriptions(bc, store, url)
-    for o in outcomes:
-        log.info("bc subscription %s: %s (expires %s) %s", o.name, o.action, o.expires, o.detail)
-    failed = [o for o in outcomes if o.action == "failed"]
-    if failed:
+    plan = _subscription_targets(store)
+
+    def bc_for(conn_id: str, company_id: str) -> BusinessCentralHook:
+        if conn_id == DEFAULT_BC_CONN:
+            return bc
+        return BusinessCentralHook(conn_id, company_id=company_id or None, call_limiter=store.call_slot)
+
+    # one clientState for every subscription: bc_default's, the one the intake verifies
+    run = ensure_company_subscriptions(
+        bc_for, store, url, plan.targets, removable=plan.removable, client_state=bc.settings.client_state
+    )
+    for o in run.outcomes:
+        who = f" ({o.extra['company']})" if o.extra.get("company") else ""
+        log.info("bc subscription %s%s: %s (expires %s) %s", o.name, who, o.action, o.expires, o.detail)
+    if run.failed or plan.problems:
         raise RuntimeError(
             "could not secure BC subscriptions for "
-            + ", ".join(f"{o.name} ({o.detail})" for o in failed)
-            + f". The notification URL {url} must answer BC's "
-            "validationToken handshake: check the Variable bc_jira_public_url and that the api-server with "
-            "the bc_jira plugin is reachable from Business Central"
+            + "; ".join([*run.failed.values(), *plan.problems])
+            + f". The notification URL {url} must answer BC's validationToken handshake (check the Variable "
+            "bc_jira_public_url and that the api-server with the bc_jira plugin is reachable from Business "
+            "Central); a company BC refuses (403/404) needs the app's permissions there, or its removal from "
+            "companies in bc_jira_config. The other companies' subscriptions were renewed"
         )
-    return [o.as_dict() for o in outcomes]
+    return [o.as_dict() for o in run.outcomes]
 
 
 @fail_fast

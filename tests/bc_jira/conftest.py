@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from bc_jira.config.companies import company_key
 from bc_jira.store import StateStore
 from tests.support.plugin_server import PluginServer, sandbox_secrets
 
@@ -41,3 +43,33 @@ def sandbox_jira(sandbox, airflow_conns) -> Iterator[Any]:
     JiraTokenProvider._process_cache.clear()
     yield sandbox
     JiraTokenProvider._process_cache.clear()
+
+
+@pytest.fixture
+def two_companies(
+    lc: dict[str, Any], airflow_conns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """Two companies in the sandbox, the task's store is the plugin's, ``companies`` names both."""
+    sb = lc["sandbox"]
+    sb.reset(companies=2, vendors=3, invoices=3, orders=0)
+    ids = [c["id"] for c in sb.control("GET", "/_sandbox/bc/companies")["value"]]
+    db = lc["store"].engine.url.database
+    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": db}))
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_BC_COMPANIES", json.dumps({"bc_default": {"CRONUS US": ids[1]}}))
+    base = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
+
+    def configure(*companies: dict[str, Any] | None) -> None:
+        cfg = dict(base)
+        if companies != (None,):
+            cfg["companies"] = list(companies)
+        monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+
+    configure({"id": ids[0]}, {"name": "CRONUS US"})
+    env = sb.creds["environment"]
+    return {
+        **lc,
+        "ids": ids,
+        "key2": company_key("bc_default", env, ids[1]),
+        "configure": configure,
+        "url": f"{lc['base']}/bc-jira/bc/notifications",
+    }

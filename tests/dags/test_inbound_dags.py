@@ -5,6 +5,7 @@ the end-to-end latencies (Jira transition -> BC post, BC change -> Jira issue) w
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -609,3 +610,30 @@ def test_idle_run_says_so_and_errors_name_the_issue_key(
     assert ti.xcom_pull(task_ids=ti.task_id)["issues"][0]["issue"] == "FIN-913"
     (row,) = store.query_audit(action="writeback_ignored")
     assert (row.issue_key, row.reason) == ("FIN-913", "issue no longer exists in Jira")
+
+
+def test_bc_subscriptions_renewal_subscribes_every_company(
+    inbound: dict[str, Any], airflow_conns: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two companies under ``dag.test()``: one set of subscriptions each, a change in company 2 is staged
+    naming company 2; a second run keeps all four."""
+    from bc_jira.hooks.business_central import BusinessCentralHook
+
+    sb, store = inbound["sandbox"], inbound["store"]
+    sb.reset(companies=2, vendors=3, invoices=3, orders=0)
+    ids = [c["id"] for c in sb.control("GET", "/_sandbox/bc/companies")["value"]]
+    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
+    cfg["companies"] = [{"id": ids[0]}, {"id": ids[1], "project_key": "FIN"}]
+    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
+    for _ in range(2):
+        _success(run_dag("bc_subscriptions_renewal"))
+    subs = BusinessCentralHook().list_subscriptions()
+    assert sorted(s["resource"].lower() for s in subs) == sorted(
+        f"/api/v2.0/companies({i})/{e}".lower() for i in ids for e in ("purchaseInvoices", "vendors")
+    )
+    assert {s["last_action"] for s in store.list_subscriptions()} == {"ok"}
+    sb.control("POST", "/_sandbox/bc/change", {"company": ids[1], "entity": "vendors", "touch": 1})
+    deadline = time.monotonic() + 15
+    while not store.count_pending("bc.vendors") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert {e.payload["company_id"] for e in store.pending_events("bc.vendors")} == {ids[1]}

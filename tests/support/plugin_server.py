@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 class PluginServer:
     """The plugin's FastAPI app under uvicorn on a free port (what BC and Jira call back)."""
 
-    def __init__(self, store: StateStore, secrets: shared_secrets.Secrets) -> None:
+    def __init__(
+        self, store: StateStore | None, secrets: shared_secrets.Secrets | None, *, app: Any = None
+    ) -> None:
+        """``app``: serve this sub-app under ``/bc-jira`` instead (a page with its dependencies replaced)."""
         import uvicorn
 
         with socket.socket() as s:
@@ -29,8 +32,11 @@ class PluginServer:
         self.url = f"http://127.0.0.1:{self.port}"
         from fastapi import FastAPI
 
-        app = FastAPI()  # mounted like the api-server mounts plugin apps (app.mount(url_prefix, subapp))
-        app.mount("/bc-jira", create_app(store_factory=lambda: store, secrets_factory=lambda: secrets))
+        if app is None:
+            app = create_app(store_factory=lambda: store, secrets_factory=lambda: secrets)
+        root = FastAPI()  # mounted like the api-server mounts plugin apps (app.mount(url_prefix, subapp))
+        root.mount("/bc-jira", app)
+        app = root
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

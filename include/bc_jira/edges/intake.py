@@ -46,7 +46,7 @@ from bc_jira.edges.verify import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Collection, Iterable, Mapping
 
     from bc_jira.edges.protocols import DeliveryStore
     from bc_jira.store import AuditRow
@@ -159,6 +159,21 @@ def parse_bc_resource(resource: str) -> dict[str, Any] | None:
     }
 
 
+def subscribed_companies(rows: Iterable[Mapping[str, Any]]) -> frozenset[str] | None:
+    """The company GUIDs (lowercase) the stored subscription rows are for: the companies whose notifications
+    are wanted (``bc_subscriptions_renewal`` writes a row per configured company and deletes the rows of a
+    company removed from ``companies``). None when no row exists yet: nothing to tell, everything accepted."""
+    out = set()
+    for row in rows:
+        named = row.get("company_id") or ""
+        if not named:
+            parsed = parse_bc_resource(str(row.get("resource") or "").split("|", 1)[-1])
+            named = parsed["company"] if parsed else ""
+        if named:
+            out.add(str(named).lower())
+    return frozenset(out) or None
+
+
 def _bc_handshake(token: str) -> IntakeResult:
     """Handshake (create and renew). Nothing else matters; answer within BC's ~5 s."""
     if len(token) > MAX_VALIDATION_TOKEN:
@@ -237,12 +252,42 @@ def bc_item_payload(item: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | Non
     return _dedupe_key("bc", sub_id, resource, change, modified), payload
 
 
+def _not_ours(items: list[Any], companies: Collection[str]) -> tuple[list[Any], set[str]]:
+    """The items of the wanted companies, and the GUIDs of the others (not staged)."""
+    keep, other = [], set()
+    for item in items:
+        parsed = parse_bc_resource(str(item.get("resource") or "")) if isinstance(item, dict) else None
+        if parsed is not None and parsed["company"] not in companies:
+            other.add(parsed["company"])
+            continue
+        keep.append(item)
+    return keep, other
+
+
+def _unwanted_company(other: set[str], n_items: int) -> IntakeResult:
+    """Every item names a company not synced here: 410, so BC deletes the subscription (only a subscription
+    of a company removed from ``companies`` sends these; a delivery mixing in a wanted company gets 202)."""
+    names = ", ".join(sorted(other))
+    return IntakeResult(
+        410,
+        {"error": f"company {names} is not synced by this deployment; its subscription is not wanted"},
+        dropped=n_items,
+        reason=f"company not configured: {names}",
+    )
+
+
 def handle_bc_notification(
-    query: Mapping[str, str], body: bytes, *, client_state: str | None, store: DeliveryStore | None
+    query: Mapping[str, str],
+    body: bytes,
+    *,
+    client_state: str | None,
+    store: DeliveryStore | None,
+    companies: Collection[str] | None = None,
 ) -> IntakeResult:
     """The BC notification endpoint: handshake echo, or verify ``clientState`` and stage every item.
 
-    ``store`` may be None only for the handshake (nothing is staged then).
+    ``store`` may be None only for the handshake (nothing is staged then). ``companies``: the GUIDs
+    (lowercase) whose notifications are wanted (None: any); an item of another company is not staged.
     """
     token = query.get("validationToken")
     if token is not None:
@@ -259,10 +304,18 @@ def handle_bc_notification(
             "bc notification: connection has no extra.client_state; items are accepted unverified "
             "(set client_state on bc_default and let bc_subscriptions_renewal recreate them)"
         )
-    for item in items:
-        staged = (
-            bc_item_payload(item) if isinstance(item, dict) and _client_state_ok(item, client_state) else None
-        )
+    verified = [i for i in items if isinstance(i, dict) and _client_state_ok(i, client_state)]
+    result.dropped = len(items) - len(verified)
+    if companies is not None:
+        wanted, other = _not_ours(verified, companies)
+        if other and not wanted and not result.dropped:  # only then can no wanted subscription be in it
+            return _unwanted_company(other, len(verified))
+        if other:
+            log.warning("bc notification: items of companies %s not staged (not configured)", sorted(other))
+        result.dropped += len(verified) - len(wanted)
+        verified = wanted
+    for item in verified:
+        staged = bc_item_payload(item)
         if staged is None:
             result.dropped += 1
             continue

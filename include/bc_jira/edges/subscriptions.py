@@ -48,6 +48,11 @@ class Known:
     resource: str
     subscription_id: str | None = None
     expiration: str | None = None
+    key: str | None = None  # its state-store row (None: the resource; another connection prefixes it)
+
+    @property
+    def store_key(self) -> str:
+        return self.key or self.resource
 
 
 @dataclass(frozen=True)
@@ -192,8 +197,11 @@ def _apply_entity(
     actions: Sequence[Action],
     client_state: str | None,
     now: Callable[[], datetime],
+    fields: Mapping[str, Any] | None = None,
 ) -> list[Outcome]:
-    """One entity's actions; a BC error is recorded on its row and reported as ``failed``."""
+    """One entity's actions; a BC error is recorded on its row and reported as ``failed``. ``fields``: what
+    the row also keeps (the company it belongs to), ``extra`` of every outcome."""
+    fields = dict(fields or {})
     out: list[Outcome] = []
     try:
         for action in actions:
@@ -203,7 +211,8 @@ def _apply_entity(
             current, done = _secure(bc, url, action, client_state, out)
             expires = timeutil.try_parse_ts(current.get("expirationDateTime"))
             store.put_subscription(
-                known.resource,
+                known.store_key,
+                **fields,
                 entity=known.entity,
                 subscription_id=current.get("subscriptionId"),
                 notification_url=url,
@@ -213,13 +222,48 @@ def _apply_entity(
                 last_error=None,
             )
             expires_iso = timeutil.iso(expires) if expires else None
-            out.append(Outcome(known.entity, done, expires_iso, detail=str(current.get("subscriptionId"))))
+            sid = str(current.get("subscriptionId"))
+            out.append(Outcome(known.entity, done, expires_iso, detail=sid, extra=_company_extra(fields)))
     except ApiError as exc:
         store.put_subscription(
-            known.resource, entity=known.entity, checked_at=timeutil.iso(now()), last_error=str(exc)[:500]
+            known.store_key,
+            **fields,
+            entity=known.entity,
+            checked_at=timeutil.iso(now()),
+            last_error=str(exc)[:500],
         )
-        log.error("bc subscription for %s: %s", known.entity, exc)
-        out.append(Outcome(known.entity, "failed", known.expiration, detail=str(exc)))
+        log.error("bc subscription for %s %s: %s", known.entity, fields.get("company_name") or "", exc)
+        out.append(
+            Outcome(known.entity, "failed", known.expiration, detail=str(exc), extra=_company_extra(fields))
+        )
+    return out
+
+
+def _company_extra(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {"company": fields["company_name"]} if fields.get("company_name") else {}
+
+
+def secure_subscriptions(
+    bc: BcSubscriptions,
+    store: SubscriptionStore,
+    url: str,
+    known: Sequence[Known],
+    remote: Sequence[Mapping[str, Any]],
+    *,
+    client_state: str | None,
+    now: Callable[[], datetime] = timeutil.now,
+    renew_when_left: timedelta = BC_RENEW_WHEN_LEFT,
+    fields: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[Outcome]:
+    """Plan from ``remote`` (BC's list) and carry it out for ``known``; ``fields``: per store key, what its
+    row also keeps (its company)."""
+    plan = plan_subscriptions(
+        remote, known, url, now(), client_state=client_state, renew_when_left=renew_when_left
+    )
+    out: list[Outcome] = []
+    for k in known:
+        mine = [a for a in plan if a.resource == k.resource]
+        out += _apply_entity(bc, store, url, k, mine, client_state, now, (fields or {}).get(k.store_key))
     return out
 
 
@@ -246,8 +290,6 @@ def ensure_bc_subscriptions(
         resource = bc.subscription_resource(entity_sets[entity])
         row = store.get_subscription(resource) or {}
         known.append(Known(entity, resource, row.get("subscription_id"), row.get("expiration")))
-    plan = plan_subscriptions(remote, known, url, now(), client_state=state, renew_when_left=renew_when_left)
-    out: list[Outcome] = []
-    for k in known:
-        out += _apply_entity(bc, store, url, k, [a for a in plan if a.entity == k.entity], state, now)
-    return out
+    return secure_subscriptions(
+        bc, store, url, known, remote, client_state=state, now=now, renew_when_left=renew_when_left
+    )

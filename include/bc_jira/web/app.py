@@ -27,10 +27,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from bc_jira.edges import intake, shared_secrets
-from bc_jira.edges.health import health_report
+from bc_jira.edges.health import CompanyInfo, health_report
 from bc_jira.edges.protocols import DeliveryStore, HealthStore, WebhookStore
 from bc_jira.edges.webhooks import note_delivery
 from bc_jira.web import audit_view
+from bc_jira.web.companies import configured_companies
 
 if TYPE_CHECKING:
     from bc_jira.hooks.jira import JiraCloudHook
@@ -152,8 +153,13 @@ async def bc_notifications(
         return JSONResponse({"error": "body too large"}, status_code=413)
 
     def work() -> intake.IntakeResult:
+        store = stores()
         return intake.handle_bc_notification(
-            query, body, client_state=secrets_of().client_state, store=stores()
+            query,
+            body,
+            client_state=secrets_of().client_state,
+            store=store,
+            companies=intake.subscribed_companies(store.list_subscriptions()),
         )
 
     res = await run_in_threadpool(intake.safely, work, "bc notification")
@@ -298,15 +304,47 @@ def oauth_callback(
 health_router = APIRouter()
 
 
+def watermark_value(key: str) -> str | None:
+    """A watermark Variable's value (None when unset or unreadable)."""
+    try:
+        from airflow.sdk import Variable
+
+        value = Variable.get(key, default=None)
+    except Exception:  # noqa: BLE001 - unreadable: reported as never synced
+        return None
+    return str(value) if value else None
+
+
+class HealthSources(Protocol):
+    def companies(self) -> list[CompanyInfo] | None: ...
+    def watermark(self, key: str) -> str | None: ...
+
+
+class _AirflowSources:
+    def companies(self) -> list[CompanyInfo] | None:
+        return configured_companies()
+
+    def watermark(self, key: str) -> str | None:
+        return watermark_value(key)
+
+
+def get_health_sources() -> HealthSources:
+    """Where the health route reads the companies and watermarks (Airflow's Variables; tests replace it)."""
+    return _AirflowSources()
+
+
 @health_router.get("/health")
-def health(stores: StoreFactory = Depends(get_store_factory)) -> Response:
+def health(
+    stores: StoreFactory = Depends(get_store_factory),
+    sources: HealthSources = Depends(get_health_sources),
+) -> Response:
     try:
         store = stores()
     except Exception as exc:  # noqa: BLE001 - report, do not crash
         return JSONResponse(
             {"ok": False, "store": {"ok": False, "error": type(exc).__name__}}, status_code=503
         )
-    report = health_report(store)
+    report = health_report(store, companies=sources.companies(), watermark=sources.watermark)
     # 503 only when the store is down (nothing can be staged); expiring edges are reported with 200.
     return JSONResponse(report, status_code=200 if report["store"]["ok"] else 503)
 

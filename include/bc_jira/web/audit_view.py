@@ -15,6 +15,7 @@ origin; opened on its own, the page works without it.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import time
@@ -28,9 +29,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 
+from bc_jira.web.audit_assets import _CSS, LINKS_JS
+
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from bc_jira.edges.health import CompanyInfo
     from bc_jira.store import AuditRow, BatchKey
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,7 @@ class AuditRecords(Protocol):
         entity: str | None = None,
         before_id: int | None = None,
         limit: int = 500,
+        company: str | None = None,
     ) -> list[dict[str, Any]]: ...
 
     def query_audit(
@@ -86,6 +91,7 @@ class AuditRecords(Protocol):
         before_id: int | None = None,
         limit: int,
         batch: BatchKey | None = None,
+        company: str | None = None,
     ) -> list[AuditRow]: ...
 
 
@@ -94,6 +100,14 @@ def get_store() -> AuditRecords:
     from bc_jira.store import StateStore
 
     return StateStore.from_airflow()
+
+
+def get_companies() -> list[CompanyInfo]:
+    """The configured companies (``bc_jira_config``'s ``companies``); a dependency tests override. Fewer
+    than two: no company filter and no company in the rows, the page as before companies."""
+    from bc_jira.web.companies import configured_companies
+
+    return configured_companies() or []
 
 
 def jira_site_url() -> str | None:
@@ -134,11 +148,16 @@ async def audit_page(
     run: str | None = Query(None, max_length=250, description="batch: the run id (the upsert's extra link)"),
     task: str | None = Query(None, max_length=250, description="batch: the task id"),
     map_index: int | None = Query(None, ge=0, description="batch: the mapped task's index"),
+    company: str | None = Query(None, pattern="^(|[0-9a-f]{8})$", description="only this company (its key)"),
     user: Any = Depends(get_user),
     store: AuditRecords = Depends(get_store),
     site: str | None = Depends(jira_site_url),
+    companies: list[CompanyInfo] = Depends(get_companies),
 ) -> HTMLResponse:
     view = View(q or "", errors, entity or "", record or "", before, limit)
+    view.companies = companies if len(companies) > 1 else []
+    view.company = company or ""
+    scope = view.store_key()
     if run:
         if not (dag and task):
             raise HTTPException(422, "a batch needs its DAG, run and task (dag=...&run=...&task=...)")
@@ -151,12 +170,16 @@ async def audit_page(
         if not view.entity:
             raise HTTPException(422, "a record's history needs its entity (entity=...&record=...)")
         found = await run_in_threadpool(
-            store.query_audit, entity=view.entity, bc_id=view.record, before_id=before, limit=limit
+            functools.partial(store.query_audit, company=scope),
+            entity=view.entity,
+            bc_id=view.record,
+            before_id=before,
+            limit=limit,
         )
         rows = [_history_row(r) for r in found]
     else:
         rows = await run_in_threadpool(
-            store.latest_per_record,
+            functools.partial(store.latest_per_record, company=scope),
             text_filter=view.text_filter or None,
             errors_only=errors,
             entity=view.entity or None,
@@ -180,54 +203,7 @@ def _history_row(row: AuditRow) -> dict[str, Any]:
     return out
 
 
-# Airflow 3.3 sandboxes external views "allow-scripts allow-same-origin allow-forms allow-downloads": a
-# target=_top / target=_blank link clicked in the iframe is blocked. The UI is the same origin, so the click
-# is re-issued by an anchor in the UI's own document (not sandboxed; the user's click activated it too).
-LINKS_JS = """(function () {
-  if (window.top === window) return;
-  var topDoc;
-  try { topDoc = window.top.document; } catch (e) { return; }
-  document.addEventListener("click", function (ev) {
-    var a = ev.target.closest && ev.target.closest('a[target="_top"], a[target="_blank"]');
-    if (!a || ev.defaultPrevented || ev.button !== 0 || ev.ctrlKey || ev.metaKey || ev.shiftKey) return;
-    ev.preventDefault();
-    var proxy = topDoc.createElement("a");
-    proxy.href = a.href;
-    proxy.target = a.target === "_blank" ? "_blank" : "_self";
-    proxy.rel = a.rel || "";
-    proxy.style.display = "none";
-    topDoc.body.appendChild(proxy);
-    proxy.click();
-    proxy.remove();
-  });
-})();
-"""
-
-
 # -- rendering (pure) --------------------------------------------------------------------------------
-
-_CSS = """
-body{font:14px/1.4 system-ui,Segoe UI,Roboto,sans-serif;margin:16px;color:#1a202c;background:#fff}
-h1{font-size:20px;margin:0 0 4px}
-p.sub{margin:0 0 12px;color:#4a5568}
-form{display:flex;gap:12px;align-items:center;margin:0 0 12px}
-select{padding:4px 6px;border:1px solid #cbd5e0;border-radius:4px}
-p.pager{margin:12px 0;display:flex;gap:12px}
-input[type=search]{width:340px;padding:5px 8px;border:1px solid #cbd5e0;border-radius:4px}
-button{padding:5px 12px;border:1px solid #3182ce;background:#3182ce;color:#fff;border-radius:4px}
-table{border-collapse:collapse;width:100%}
-th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e2e8f0;vertical-align:top}
-th{background:#f7fafc;font-weight:600;position:sticky;top:0}
-tr.err td{background:#fff5f5}
-td.nw{white-space:nowrap}
-td.err{color:#c53030;max-width:420px;white-space:pre-wrap;word-break:break-word}
-.muted{color:#718096;font-size:12px}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;background:#edf2f7}
-.b-linked{background:#ebf8ff;color:#2b6cb0}.b-resolved,.b-written_back,.b-done{background:#f0fff4;color:#276749}
-.b-ok{background:#f0fff4;color:#276749}.b-failed,.b-error{background:#fed7d7;color:#9b2c2c}.b-pending{background:#fefcbf;color:#975a16}
-code{font-size:12px;background:#f7fafc;padding:1px 4px;border-radius:3px}
-a{color:#2b6cb0}
-"""
 
 
 def _e(value: Any) -> str:
@@ -306,6 +282,25 @@ class View:
         )
         self.before, self.limit = before, limit
         self.batch: BatchKey | None = None  # one task instance's rows (the upsert's extra link)
+        self.companies: Sequence[CompanyInfo] = ()  # two or more configured: the filter and a name per row
+        self.company = ""  # the chosen company's key ("": every company)
+
+    def store_key(self) -> str | None:
+        """The chosen company's store key (None: every company); an unknown key is a 422."""
+        if not self.company:
+            return None
+        found = next((c for c in self.companies if c.ident == self.company), None)
+        if found is None:
+            raise HTTPException(422, f"company {self.company} is not one of the configured companies")
+        return found.key
+
+    def company_name(self, store_key: Any) -> str:
+        found = next((c for c in self.companies if c.key == (store_key or "")), None)
+        return (found.name or found.ident) if found else str(store_key or "")
+
+    def company_ident(self, store_key: Any) -> str:
+        found = next((c for c in self.companies if c.key == (store_key or "")), None)
+        return found.ident if found else ""
 
     def query(self, **change: Any) -> str:
         """``?...`` for this view with some parameters changed (None drops one)."""
@@ -314,6 +309,7 @@ class View:
             "errors": "true" if self.errors_only else "",
             "entity": self.entity,
             "record": self.record,
+            "company": self.company,
             "before": self.before,
             "limit": self.limit if self.limit != 500 else None,
         }
@@ -324,20 +320,26 @@ class View:
         return "?" + urlencode({k: v for k, v in params.items() if v not in (None, "", False)})
 
 
-def _record_link(row: Mapping[str, Any]) -> str:
+def _record_link(row: Mapping[str, Any], view: View) -> str:
+    """The record's history: per (company, record) when several companies are configured."""
     entity, bc_id = row.get("entity"), row.get("bc_id")
     if not (entity and bc_id):
         return ""
-    href = "?" + urlencode({"entity": entity, "record": bc_id})
+    params = {"entity": entity, "record": bc_id}
+    if view.companies and view.company_ident(row.get("company")):
+        params["company"] = view.company_ident(row.get("company"))
+    href = "?" + urlencode(params)
     return f' · <a href="{_e(href)}" class="hist" title="every audit row of this record">history</a>'
 
 
-def _row_html(row: Mapping[str, Any], site_url: str | None, *, history: bool = False) -> str:
+def _row_html(row: Mapping[str, Any], site_url: str | None, view: View, *, history: bool = False) -> str:
     status = status_of(row)
     entity = ENTITY_LABELS.get(str(row.get("entity")), str(row.get("entity") or ""))
+    if view.companies:
+        entity += f" · {view.company_name(row.get('company'))}"
     doc = row.get("document_number") or row.get("bc_id")
     reason = f'<div class="muted">{_e(row.get("reason"))}</div>' if row.get("reason") else ""
-    more = f' <span class="muted">#{_e(row.get("id"))}</span>' if history else _record_link(row)
+    more = f' <span class="muted">#{_e(row.get("id"))}</span>' if history else _record_link(row, view)
     return (
         f'<tr class="{"err" if status == "error" else ""}">'
         f'<td>{_e(doc)}<div class="muted">{_e(entity)} · <code>{_e(row.get("bc_id"))}</code>{more}</div></td>'
@@ -357,6 +359,21 @@ def _entity_select(selected: str) -> str:
         '<select name="entity" aria-label="entity">'
         + "".join(
             f'<option value="{_e(k)}"{" selected" if k == selected else ""}>{_e(label)}</option>'
+            for k, label in options
+        )
+        + "</select>"
+    )
+
+
+def _company_select(view: View) -> str:
+    """The configured companies by name (two or more); "" when there is nothing to choose."""
+    if not view.companies:
+        return ""
+    options = [("", "all companies"), *((c.ident, c.name or c.ident) for c in view.companies)]
+    return (
+        '<select name="company" aria-label="company">'
+        + "".join(
+            f'<option value="{_e(k)}"{" selected" if k == view.company else ""}>{_e(label)}</option>'
             for k, label in options
         )
         + "</select>"
@@ -395,7 +412,7 @@ def render_page(
         + "</th><th>Status</th><th>Error</th><th>When</th><th>Replay: clear this task</th></tr>"
     )
     if rows:
-        body = "".join(_row_html(r, site_url, history=history) for r in rows)
+        body = "".join(_row_html(r, site_url, view, history=history) for r in rows)
     else:
         what = "audit rows" if history else "synced records"
         body = f'<tr><td colspan="7" class="muted">No {what} match.</td></tr>'
@@ -411,6 +428,8 @@ def render_page(
     elif history:
         label = ENTITY_LABELS.get(view.entity, view.entity)
         title = f"History of {_e(label)} <code>{_e(view.record)}</code>"
+        if view.company:
+            title += f" in {_e(view.company_name(view.store_key()))}"
         sub = (
             f"Every audit row of this record, newest first · {_e(shown)} · "
             '<a href="?" class="back">back to all records</a></p>'
@@ -424,12 +443,13 @@ def render_page(
             f'<a href="{_e(errors_link)}">{n_err} with errors</a> on this page · '
             "clearing the named task replays the same batch (no duplicate issue).</p>"
         )
-        filtered = view.text_filter or view.errors_only or view.entity
+        filtered = view.text_filter or view.errors_only or view.entity or view.company
         controls = (
             '<form method="get" action="">'
             f'<input type="search" name="q" value="{_e(view.text_filter)}" '
             'placeholder="document no., issue key, record id, error text" aria-label="filter">'
             + _entity_select(view.entity)
+            + _company_select(view)
             + '<label><input type="checkbox" name="errors" value="true"'
             + (" checked" if view.errors_only else "")
             + "> errors only</label>"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -47,6 +47,50 @@ def test_revoked_grant_turns_health_red(lc: dict[str, Any], tmp_path: Any) -> No
     assert body["ok"] is False
     assert body["jira_token"]["last_refresh_error"]["code"] == "invalid_grant"
     assert any("refused" in p and "/bc-jira/jira/oauth/start" in p for p in body["problems"])
+
+
+def test_health_per_company(two_companies: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two companies: each its watermarks' age, its subscriptions, its last error; ``status`` the worst."""
+    import requests
+
+    from bc_jira.store import AuditRow
+
+    two = two_companies
+    ids, key2, store = two["ids"], two["key2"], two["store"]
+    tasks.bc_subscriptions_task(two["url"])
+    t = datetime.fromisoformat(two["sandbox"].control("POST", "/_sandbox/clock", {"advance_s": 0})["now"])
+    mark = (t.replace(microsecond=0) - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    monkeypatch.setenv(f"AIRFLOW_VAR_BC_JIRA_WATERMARK_VENDORS__{key2.upper()}", mark)
+    store.for_company(key2).audit(
+        [AuditRow("vendors", "v-2", "create_failed", "V20000", None, error="Jira 400: field unknown")]
+    )
+    body = requests.get(f"{two['base']}/bc-jira/health", timeout=10).json()
+    assert body["ok"] is True  # the edges are fine ...
+    assert body["status"] == "warn"  # ... but company 2 has a failing record
+    assert len(body["bc_subscriptions"]) == 4
+    first, second = body["companies"]
+    assert (first["company_id"], first["key"], first["status"]) == (ids[0], "", "ok")
+    assert (second["company_id"], second["key"], second["status"]) == (ids[1], key2, "warn")
+    assert second["name"].startswith("CRONUS US")
+    assert second["last_error"]["document_number"] == "V20000"
+    assert "field unknown" in second["last_error"]["error"]
+    assert first["last_error"] is None
+    assert 7000 < second["watermarks"]["vendors"]["age_s"] < 7400
+    assert first["watermarks"]["vendors"]["age_s"] is None  # never synced
+    assert [len(c["bc_subscriptions"]) for c in body["companies"]] == [2, 2]
+    assert all(s["left_s"] > 2 * 86400 for c in body["companies"] for s in c["bc_subscriptions"])
+    # BC refuses company 2 and its subscriptions are gone: that company is red, the other still green
+    two["sandbox"].control("POST", "/_sandbox/bc/companies", {"company": "CRONUS US", "access": True})
+    for s in two["bc"].list_subscriptions():
+        if ids[1] in s["resource"]:
+            assert two["bc"].delete_subscription(s["subscriptionId"])
+    two["sandbox"].control("POST", "/_sandbox/bc/companies", {"company": "CRONUS US", "access": False})
+    with pytest.raises(RuntimeError, match="CRONUS US"):
+        tasks.bc_subscriptions_task(two["url"])
+    body = requests.get(f"{two['base']}/bc-jira/health", timeout=10).json()
+    assert [c["status"] for c in body["companies"]] == ["ok", "error"]
+    assert body["status"] == "error"
+    assert any("failed" in p and "403" in p for p in body["companies"][1]["problems"])
 
 
 # -- the sections (pure) ------------------------------------------------------------------------------------

@@ -415,3 +415,29 @@ def test_transition_of_reads_only_status_changes() -> None:
     assert row["verified_by"] == "hmac"
     assert intake.transition_of({**payload, "webhookEvent": "jira:issue_created"}, {}, "d-2", "jwt") is None
     assert intake.transition_of({**payload, "changelog": {"items": []}}, {}, "d-3", "jwt") is None
+
+
+def _post_for(store: StateStore, items: list[Any], companies: set[str]) -> intake.IntakeResult:
+    body = json.dumps({"value": items}).encode()
+    return intake.handle_bc_notification({}, body, client_state=CS, store=store, companies=companies)
+
+
+def test_bc_items_of_a_company_not_configured_are_refused(store: StateStore) -> None:
+    """Only a subscription of a company removed from ``companies`` sends these: 410 (BC deletes it) and
+    nothing staged. A delivery that mixes in a wanted company's items is accepted (a 4xx would make BC
+    delete the wanted subscription too); only the wanted items are staged."""
+    other = "0000aaaa-0000-4000-8000-000000000002"
+    foreign = dict(bc_item(), resource=f"api/v2.0/companies({other})/purchaseInvoices(AB)")
+    res = _post_for(store, [foreign], {COMPANY})
+    assert res.status == 410
+    assert other in res.body["error"]
+    assert store.count_pending() == 0
+    mixed = _post_for(store, [foreign, bc_item()], {COMPANY})
+    assert (mixed.status, mixed.staged, mixed.dropped) == (202, 1, 1)
+    assert [e.payload["company_id"] for e in store.pending_events()] == [COMPANY]
+    # a forged item beside a foreign one: 202 as for any forged item (nothing to learn, nothing deleted)
+    forged = _post_for(store, [foreign, bc_item(state="forged")], {COMPANY})
+    assert (forged.status, forged.staged) == (202, 0)
+    # every configured company is accepted; no list (no subscription stored yet): everything, as before
+    assert _post_for(store, [foreign], {COMPANY, other}).staged == 1
+    assert bc_post(store, [dict(foreign, lastModifiedDateTime="2026-03-02T00:00:00Z")]).staged == 1

@@ -570,3 +570,90 @@ def test_audit_page_links_clicked_inside_the_airflow_ui(tmp_path: Path) -> None:
         if browser is not None:
             browser.close()
         server.stop()
+
+
+# -- several companies ---------------------------------------------------------------------------------------
+
+K1, K2 = "1111aaaa", "2222bbbb"
+
+
+def _two_company_app(store: StateStore) -> FastAPI:
+    """The default company (store key "") and CRONUS US (store key K2), each with a record of the same id."""
+    from bc_jira.edges.health import CompanyInfo
+
+    us = store.for_company(K2)
+    us.upsert_link(Link("purchase_invoices", "id-1", "US-1001", "20001", "US-1", state="linked"))
+    us.audit([AuditRow("purchase_invoices", "id-1", "create", "US-1001", "US-1", reason="in the US")])
+    us.audit([AuditRow("purchase_invoices", "id-1", "edit", "US-1001", "US-1", reason="US edit")])
+    app = FastAPI()
+    app.include_router(audit_view.router)
+    app.dependency_overrides[audit_view.get_store] = lambda: store
+    app.dependency_overrides[audit_view.jira_site_url] = lambda: SITE
+    app.dependency_overrides[audit_view.get_user] = lambda: object()
+    app.dependency_overrides[audit_view.get_companies] = lambda: [
+        CompanyInfo("", "c-1", "CRONUS DK", ident=K1),
+        CompanyInfo(K2, "c-2", "CRONUS US", ident=K2),
+    ]
+    return app
+
+
+def test_company_filter_rows_and_history_per_company(store: StateStore) -> None:
+    client = TestClient(_two_company_app(store))
+    every = get(client)
+    assert len(every.rows) == 4
+    assert sum("CRONUS US" in r[0] for r in every.rows) == 1  # each row names its company
+    assert sum("CRONUS DK" in r[0] for r in every.rows) == 3
+    us = get(client, company=K2)
+    assert [r[0][:7] for r in us.rows] == ["US-1001"]
+    dk = get(client, company=K1)
+    assert sorted(r[0][:6] for r in dk.rows) == ["PI-100", "PI-100", "V-0009"]
+    text = client.get("/audit", params={"company": K2}).text
+    assert f'<option value="{K2}" selected>CRONUS US</option>' in text
+    # the history of (company, record): the same record id in the other company is not mixed in
+    hist = next(a["href"] for a in us.links if a.get("class") == "hist")
+    assert hist == f"?entity=purchase_invoices&record=id-1&company={K2}"
+    rows = parse(client.get("/audit" + hist).text).rows
+    assert [r[2].split(" ")[0].split("US")[0].split("in")[0] for r in rows] == ["edit", "create"]
+    assert all(r[1] == "US-1" for r in rows)
+    dk_hist = get(client, entity="purchase_invoices", record="id-1", company=K1)
+    assert [r[1] for r in dk_hist.rows] == ["FIN-1"]
+    assert client.get("/audit", params={"company": "9999ffff"}).status_code == 422
+    assert client.get("/audit", params={"company": "x"}).status_code == 422
+
+
+def test_one_company_has_no_company_filter(client: TestClient) -> None:
+    text = client.get("/audit").text
+    assert 'name="company"' not in text
+
+
+@pytest.mark.slow
+def test_company_filter_chosen_in_a_browser(store: StateStore, tmp_path: Path) -> None:
+    """The page under uvicorn, a real browser picks CRONUS US in the filter and sees only its rows."""
+    from tests.support.plugin_server import PluginServer
+
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        if IN_CI:
+            pytest.fail("chromium/chromedriver not installed (CI=true: the browser test must not skip)")
+        pytest.skip("chromium/chromedriver not installed")
+    server = PluginServer(None, None, app=_two_company_app(store))
+    browser: Browser | None = None
+    try:
+        browser = Browser(tmp_path / "profile")
+        browser.get(f"{server.url}/bc-jira/audit")
+        assert len(_frame_rows(browser).rows) == 4
+        browser.run(f"document.querySelector('select[name=company]').value = '{K2}'")
+        browser.click(browser.find('button[type="submit"]'))
+        browser.wait(lambda: f"company={K2}" in browser.run("return location.search"), what="filtered page")
+        page = _frame_rows(browser)
+        assert [r[0][:7] for r in page.rows] == ["US-1001"]
+        assert "CRONUS US" in page.rows[0][0]
+        assert browser.run("return document.querySelector('select[name=company]').value") == K2
+        browser.click(browser.find("a.hist"))
+        browser.wait(lambda: "record=id-1" in browser.run("return location.search"), what="history page")
+        history = _frame_rows(browser)
+        assert [r[1] for r in history.rows] == ["US-1", "US-1"]
+        assert "in CRONUS US" in browser.run("return document.querySelector('h1').innerText")
+    finally:
+        if browser is not None:
+            browser.close()
+        server.stop()
