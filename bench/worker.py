@@ -1,13 +1,17 @@
 """One benchmark step in its own process, as an Airflow task would run it; prints one JSON line.
 
-``extract``: read BC, write batches (the extract task). ``upsert ID...``: upsert batches (mapped tasks;
-a worker runs several in a row like a Celery/Local worker slot). ``attach ID...``: the vendor's files of
-those batches. ``baseline N``: the naive per-record integration.
+``extract RUN [WATERMARK]``: read BC, write batches (the extract task of run RUN). ``upsert ID...``: upsert
+batches (mapped tasks; a worker runs several in a row like a Celery/Local worker slot). ``attach ID...``: the
+vendor's files of those batches. ``census``: the issues in Jira and the record ids they carry.
+``baseline N``: the naive per-record integration. Every answer carries the process's own CPU seconds
+(user + system, from ``getrusage``) and peak RSS; an upsert also its slowest batch's own time (from loading
+the batch to its counts, without the process start-up).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -24,24 +28,33 @@ from bc_jira.sync.jira_ops import JiraOps
 from bc_jira.sync.upsert import Upserter
 
 ENTITY = "purchase_invoices"
-RUN = RunInfo(dag_id="bench", run_id="bench", task_id="bench", run_type="manual")
 
 
 def _fields(jira: JiraCloudHook) -> Any:
+    """The config and field ids; ``BENCH_FIELD_IDS`` (name -> id) stands for the ``bc_jira_fields`` Variable
+    that ``upsert_task`` reads, so the incremental measurement asks Jira no more than the real task does."""
     cfg = load_config()
-    return cfg, field_ids(cfg.fields, jira.field_ids_by_name())
+    known = os.environ.get("BENCH_FIELD_IDS")
+    return cfg, field_ids(cfg.fields, json.loads(known) if known else jira.field_ids_by_name())
 
 
-def extract() -> dict[str, Any]:
+def extract(run_id: str, watermark: str | None) -> dict[str, Any]:
     cfg = load_config()
+    run = RunInfo(dag_id="bench", run_id=run_id, task_id="extract", run_type="manual")
     result = sync_extract.extract(
-        ENTITY, cfg=cfg, bc=BusinessCentralHook(), store=StateStore.from_airflow(), run=RUN, watermark=None
+        ENTITY,
+        cfg=cfg,
+        bc=BusinessCentralHook(),
+        store=StateStore.from_airflow(),
+        run=run,
+        watermark=watermark,
     )
     xcom = {k: result[k] for k in ("high_watermark", "watermark", "backfill", "read", "kept")}
     return {
         "batch_ids": result["batch_ids"],
         "read": result["read"],
         "kept": result["kept"],
+        "high_watermark": result["high_watermark"],
         "xcom_bytes": max(len(json.dumps(result["batch_ids"])), len(json.dumps(xcom))),
     }
 
@@ -52,14 +65,17 @@ def upsert(batch_ids: list[str]) -> dict[str, Any]:
     store = StateStore.from_airflow()
     totals: dict[str, int] = {}
     xcom_bytes = 0
+    slowest = 0.0
     for index, batch_id in enumerate(batch_ids):
+        start = time.monotonic()
         run = RunInfo(dag_id="bench", run_id="bench", task_id="upsert", map_index=index)
         upserter = Upserter(cfg=cfg, entity=ENTITY, ids=ids, jira=JiraOps(jira), store=store, run=run)
         counts = upserter.upsert(store.load_batch(batch_id)).as_dict()
+        slowest = max(slowest, time.monotonic() - start)
         xcom_bytes = max(xcom_bytes, len(json.dumps(counts)))
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
-    return {"counts": totals, "xcom_bytes": xcom_bytes}
+    return {"counts": totals, "xcom_bytes": xcom_bytes, "slowest_batch_s": round(slowest, 3)}
 
 
 def attach(batch_ids: list[str]) -> dict[str, Any]:
@@ -104,19 +120,38 @@ def baseline(limit: int) -> dict[str, Any]:
     return {"records": done, "seconds": time.monotonic() - start}
 
 
+def census() -> dict[str, Any]:
+    """Every issue of the project and the distinct record ids they carry (one search page per 5,000)."""
+    jira = JiraCloudHook()
+    cfg, ids = _fields(jira)
+    issues, carried = 0, set()
+    for page in jira.search_pages(f"project = {cfg.project_key}", ["id", ids.record_id], max_results=5000):
+        issues += len(page)
+        carried.update((i.get("fields") or {}).get(ids.record_id) for i in page)
+    carried.discard(None)
+    return {"issues": issues, "record_ids": len(carried), "field_ids": jira.field_ids_by_name()}
+
+
 def main(argv: list[str]) -> int:
     step, args = argv[0], argv[1:]
     if step == "extract":
-        out = extract()
+        out = extract(args[0], args[1] if len(args) > 1 else None)
     elif step == "upsert":
         out = upsert(args)
+    elif step == "census":
+        out = census()
     elif step == "attach":
         out = attach(args)
     elif step == "baseline":
         out = baseline(int(args[0]))
     else:
-        raise SystemExit(f"unknown step {step!r}: extract | upsert ID... | baseline N")
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        raise SystemExit(
+            f"unknown step {step!r}: extract RUN [WATERMARK] | upsert ID... | attach ID... | census "
+            "| baseline N"
+        )
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: KiB
+    out["cpu_s"] = usage.ru_utime + usage.ru_stime
     print("BENCH " + json.dumps(out), flush=True)
     return 0
 

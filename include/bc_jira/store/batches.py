@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from bc_jira.store.schema import batches, dumps, loads, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
     from datetime import datetime
 
     from bc_jira.store.engine import Database
@@ -32,6 +32,46 @@ def _check_size(batch_size: object) -> None:
         raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
 
 
+def iter_batches(
+    entity: str,
+    run_key: str,
+    records: Iterable[dict[str, Any]],
+    batch_size: int,
+    now: datetime,
+    company: str = "",
+) -> Iterator[dict[str, Any]]:
+    """The ``bc_jira_batches`` rows of a run, one at a time: ``batch_size`` records each, numbered from 0.
+
+    Each row is made as soon as its chunk is full, so a caller that hands over records one at a time and
+    writes each row before asking for the next never holds a run's records whole (a 100,000-record extract).
+    """
+    _check_size(batch_size)
+    chunk: list[dict[str, Any]] = []
+    seq = 0
+    for rec in records:
+        chunk.append(rec)
+        if len(chunk) >= batch_size:
+            yield _row(entity, run_key, seq, chunk, now, company)
+            seq, chunk = seq + 1, []
+    if chunk:
+        yield _row(entity, run_key, seq, chunk, now, company)
+
+
+def _row(
+    entity: str, run_key: str, seq: int, chunk: list[dict[str, Any]], now: datetime, company: str
+) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id(entity, run_key, seq, company),
+        "entity": entity,
+        "company": company,
+        "run_key": run_key,
+        "seq": seq,
+        "records": dumps(chunk),
+        "size": len(chunk),
+        "created_at": now,
+    }
+
+
 def plan_batches(
     entity: str,
     run_key: str,
@@ -40,26 +80,8 @@ def plan_batches(
     now: datetime,
     company: str = "",
 ) -> list[dict[str, Any]]:
-    """The ``bc_jira_batches`` rows of a run: ``batch_size`` records each, numbered from 0 (no I/O)."""
-    _check_size(batch_size)
-    chunks: list[list[dict[str, Any]]] = [[]]
-    for rec in records:
-        if len(chunks[-1]) >= batch_size:
-            chunks.append([])
-        chunks[-1].append(rec)
-    return [
-        {
-            "batch_id": batch_id(entity, run_key, seq, company),
-            "entity": entity,
-            "company": company,
-            "run_key": run_key,
-            "seq": seq,
-            "records": dumps(chunk),
-            "size": len(chunk),
-            "created_at": now,
-        }
-        for seq, chunk in enumerate(c for c in chunks if c)
-    ]
+    """Every ``bc_jira_batches`` row of a run (no I/O); see :func:`iter_batches`."""
+    return list(iter_batches(entity, run_key, records, batch_size, now, company))
 
 
 class BatchRepository:
@@ -79,16 +101,19 @@ class BatchRepository:
         existing = self.batch_ids(entity, run_key, company)
         if existing:
             return existing
-        rows = plan_batches(entity, run_key, records, batch_size, utcnow(), company)
-        if not rows:
+        rows = iter_batches(entity, run_key, records, batch_size, utcnow(), company)
+        first = next(rows, None)
+        if first is None:
             return []
         with self._db.tx(immediate=True) as conn:
             # Batch 0 is the run's claim: whoever inserts it writes the whole run. A concurrent extract of
             # the same run waits on that row (PostgreSQL) or the write lock (SQLite), then finds it taken.
-            if conn.execute(self._db.insert_ignore(batches, rows[0], ["batch_id"])).rowcount == 1:
-                if rows[1:]:
-                    conn.execute(batches.insert(), rows[1:])
-                return [r["batch_id"] for r in rows]
+            if conn.execute(self._db.insert_ignore(batches, first, ["batch_id"])).rowcount == 1:
+                ids = [first["batch_id"]]
+                for row in rows:  # one row at a time, in the same transaction: all or nothing
+                    conn.execute(batches.insert(), [row])
+                    ids.append(row["batch_id"])
+                return ids
         return self.batch_ids(entity, run_key, company)
 
     def batch_ids(self, entity: str, run_key: str, company: str = "") -> list[str]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from bc_jira.entities import ATTACHMENT_SETS, DIMENSION_FIELDS, DIMENSION_SET_LINES, navigation_expands, spec
 from bc_jira.hooks.odata import expand_clause
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 LINK_LOOKUP_CHUNK = 1000
 BC_PAGE_SIZE = 1000
 MAX_BATCHES = 200  # batch ids are ~40 bytes: the extract's XCom stays under 10 KB
+# A batch grows past batch_size only to keep the map within its limit; beyond this an upsert's records and
+# its per-batch Jira work stop being a task's worth, so the extract fails with a clear error instead.
+MAX_BATCH_RECORDS = 5000
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,17 @@ def _replay(
 
 @dataclass
 class _Reading:
-    """What a BC scan kept so far: the newest version of each record the sync needs."""
+    """What a BC scan kept so far: the newest version of each record the sync needs.
+
+    Kept records wait in a temporary file (``spill``); memory holds only (lastModifiedDateTime, offset,
+    length) per record. Held as objects, a 100,000-record first sync peaked at 676 MB, as JSON text still
+    above the 300 MB target; a task's memory must not grow with the backlog."""
 
     ecfg: EntityConfig
     store: BatchStore
-    kept: dict[str, dict[str, Any]] = field(default_factory=dict)
+    kept: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    # closed by extract() once the batches are written; deleted by the OS when closed or at exit
+    spill: IO[bytes] = field(default_factory=lambda: tempfile.TemporaryFile(prefix="bc_extract_"))  # noqa: SIM115
     buffer: dict[str, dict[str, Any]] = field(default_factory=dict)
     high: datetime | None = None
     read: int = 0
@@ -146,8 +158,9 @@ class _Reading:
         ts = _modified(raw)
         self.high = _newest(self.high, ts)
         rec = {k: v for k, v in raw.items() if not k.startswith("@odata")}
-        prev = self.buffer.get(rec["id"]) or self.kept.get(rec["id"])
-        if prev is not None and (_modified(prev) or _MIN) > (ts or _MIN):
+        buffered, held = self.buffer.get(rec["id"]), self.kept.get(rec["id"])
+        prev = _modified(buffered) if buffered is not None else parse_ts(held[0]) if held else None
+        if (buffered is not None or held is not None) and (prev or _MIN) > (ts or _MIN):
             return  # de-duplicate by id (the overlap re-reads records): keep the newest version
         self.buffer[rec["id"]] = rec
         if len(self.buffer) >= LINK_LOOKUP_CHUNK:
@@ -161,10 +174,22 @@ class _Reading:
         for bc_id, rec in self.buffer.items():
             link = linked.get(bc_id)
             if self.ecfg.selection.matches(rec) or (link is not None and link.state != LinkState.FAILED):
-                self.kept[bc_id] = rec
+                self.kept[bc_id] = (str(rec.get("lastModifiedDateTime") or ""), *self._write(rec))
             else:
                 self.kept.pop(bc_id, None)
         self.buffer.clear()
+
+    def _write(self, rec: Mapping[str, Any]) -> tuple[int, int]:
+        data = json.dumps(rec).encode()
+        offset = self.spill.seek(0, os.SEEK_END)
+        self.spill.write(data)
+        return offset, len(data)
+
+    def take(self, bc_id: str) -> dict[str, Any]:
+        """A kept record back from the spill file."""
+        _, offset, length = self.kept.pop(bc_id)
+        self.spill.seek(offset)
+        return json.loads(self.spill.read(length))
 
 
 def record_expand(cfg: Config, entity: str) -> str | None:
@@ -177,9 +202,27 @@ def record_expand(cfg: Config, entity: str) -> str | None:
     return ",".join(part for part in (lines_expand(entity), navs) if part) or None
 
 
-def batch_size(cfg: Config, count: int) -> int:
-    """The configured size, or larger so the run has at most MAX_BATCHES batches (small XCom, map length)."""
-    return max(cfg.batch_size, -(-count // MAX_BATCHES))
+def map_limit() -> int:
+    """How many mapped upserts a run may have: MAX_BATCHES, or Airflow's ``[core] max_map_length`` if lower
+    (default 1024; a longer list fails the extract with "pushed value is too large to map")."""
+    from airflow.configuration import conf
+
+    return max(1, min(MAX_BATCHES, conf.getint("core", "max_map_length", fallback=1024)))
+
+
+def batch_size(cfg: Config, count: int, limit: int = MAX_BATCHES) -> int:
+    """The configured size, or larger so the run has at most ``limit`` batches (small XCom, map length).
+
+    ``SyncError`` when even MAX_BATCH_RECORDS per batch would need more than ``limit`` batches."""
+    size = max(cfg.batch_size, -(-count // limit))
+    if size > MAX_BATCH_RECORDS:
+        raise SyncError(
+            f"{count} records to sync would need more than {limit} mapped upserts of at most "
+            f"{MAX_BATCH_RECORDS} records (the limit is the lower of {MAX_BATCHES} and Airflow's "
+            "[core] max_map_length): raise [core] max_map_length, or sync the backlog in smaller windows "
+            "(a backfill over data intervals); nothing was stored"
+        )
+    return size
 
 
 def extract(
@@ -191,6 +234,7 @@ def extract(
     run: RunInfo,
     watermark: str | None,
     events_scan: tuple[bool, datetime | None] = (False, None),
+    max_batches: int | None = None,
 ) -> dict[str, Any]:
     """Read changed records into the state store as batches; return only batch ids and the high-water mark.
 
@@ -228,26 +272,33 @@ def extract(
         reading.add(rec)
     reading.flush()
 
-    records = sorted(reading.kept.values(), key=lambda r: (r.get("lastModifiedDateTime") or "", r["id"]))
-    size = batch_size(cfg, len(records))
+    kept = reading.kept
+    order = sorted(kept, key=lambda b: (kept[b][0], b))
+    limit = map_limit() if max_batches is None else max_batches
+    size = batch_size(cfg, len(order), limit)
     if size != cfg.batch_size:
         log.info(
             "%s: %d records: batches of %d instead of %d (at most %d mapped tasks)",
             entity,
-            len(records),
+            len(order),
             size,
             cfg.batch_size,
-            MAX_BATCHES,
+            limit,
         )
-    batch_ids = store.save_batches(entity, run.run_id, records, size) if records else []
+    # handed over one at a time and let go of: the batches' JSON replaces the records, never doubles them
+    records = (reading.take(b) for b in order)
+    try:
+        batch_ids = store.save_batches(entity, run.run_id, records, size) if order else []
+    finally:
+        reading.spill.close()
     log.info(
         "%s: read %d, %d need sync, %d batch(es) of up to %d",
         entity,
         reading.read,
-        len(records),
+        len(order),
         len(batch_ids),
         size,
     )
     return _result(
-        watermark, run, batch_ids=list(batch_ids), high=reading.high, read=reading.read, kept=len(records)
+        watermark, run, batch_ids=list(batch_ids), high=reading.high, read=reading.read, kept=len(order)
     )

@@ -28,7 +28,8 @@ Where duplicates could come from, and what stops them:
   with ``POST /issue/bulkfetch`` and linked by the *BC Record Id* they carry, never by position. Bulk fetch
   rather than a JQL search with ``reconcileIssues``: it reads the issues themselves (no search lag, no
   50-id reconcile limit), so one call confirms two bulk creates: 0.01 Jira calls per new record instead
-  of 0.02, which keeps the whole sync within 0.05 calls per record (bench: 0.030 before this check).
+  of 0.02. A first sync costs 0.034 Jira calls per record: bulk create 0.02, read-back 0.01, record-id
+  lookup 0.004 (250 ids per JQL); target 0.035 (``make bench``).
 
 Replay never moves data backwards:
 

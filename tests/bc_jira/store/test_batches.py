@@ -64,6 +64,21 @@ def test_plan_batches_numbers_full_batches_and_a_remainder() -> None:
     assert plan_batches("vendors", "run-1", [], 2, now) == []
 
 
+def test_plan_batches_serialises_each_batch_when_it_is_full() -> None:
+    """A 100,000-record extract hands its records over one at a time and lets go of them: a full batch is
+    JSON before the next record is asked for, so the objects are not all held beside their JSON
+    (``save_batches`` writes each row before it asks for the next)."""
+    first = [{"n": 0}, {"n": 1}]
+
+    def records():
+        yield from first
+        first[0]["n"] = 99  # changed after its batch filled: the stored batch is the JSON from before
+        yield {"n": 2}
+
+    rows = plan_batches("vendors", "run-1", records(), 2, datetime(2026, 12, 1, tzinfo=UTC))
+    assert [json.loads(r["records"]) for r in rows] == [[{"n": 0}, {"n": 1}], [{"n": 2}]]
+
+
 @pytest.mark.parametrize("size", [0, -1, True, 2.0, "2"])
 def test_plan_batches_refuses_a_bad_size(size: object) -> None:
     with pytest.raises(ValueError, match="batch_size must be an integer"):

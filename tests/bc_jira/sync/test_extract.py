@@ -136,4 +136,53 @@ def test_batch_count_is_capped_for_small_xcom(store, monkeypatch) -> None:
     assert len(_json.dumps(out["batch_ids"])) < 10_240
 
 
+def test_map_length_follows_airflow_max_map_length(store, monkeypatch) -> None:
+    """A lower ``[core] max_map_length`` caps the batches (bigger batches), so the extract's list can map."""
+    from bc_jira.sync import extract as ex
+
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_MAP_LENGTH", "4")
+    assert ex.map_limit() == 4
+    cfg = parse_config({"project_key": "FIN", "batch_size": 1})
+    out = extract(
+        "purchase_invoices",
+        cfg=cfg,
+        bc=FakeBC([invoice(i) for i in range(10)]),
+        store=store,
+        run=RunInfo(run_id="maplen"),
+        watermark=None,
+    )
+    assert len(out["batch_ids"]) == 4
+    assert sum(len(store.load_batch(b)) for b in out["batch_ids"]) == 10
+    monkeypatch.delenv("AIRFLOW__CORE__MAX_MAP_LENGTH")
+    assert ex.map_limit() == ex.MAX_BATCHES  # Airflow's default 1024 is above ours
+
+
+def test_100k_first_sync_plans_200_batches_under_the_map_limit() -> None:
+    from bc_jira.sync.extract import MAX_BATCHES, batch_size
+
+    cfg = parse_config({"project_key": "FIN", "batch_size": 500})
+    size = batch_size(cfg, 100_000, MAX_BATCHES)
+    assert (size, -(-100_000 // size)) == (500, 200)
+    assert 200 <= MAX_BATCHES < 1024
+    assert batch_size(cfg, 150_000, MAX_BATCHES) == 750  # grows instead of mapping more
+
+
+def test_more_records_than_the_map_can_hold_is_a_clear_error_and_stores_nothing(store, monkeypatch) -> None:
+    from bc_jira.sync import extract as ex
+
+    monkeypatch.setattr(ex, "MAX_BATCH_RECORDS", 2)
+    cfg = parse_config({"project_key": "FIN", "batch_size": 1})
+    with pytest.raises(SyncError, match=r"more than 3 mapped upserts .*raise \[core\] max_map_length"):
+        extract(
+            "purchase_invoices",
+            cfg=cfg,
+            bc=FakeBC([invoice(i) for i in range(7)]),
+            store=store,
+            run=RunInfo(run_id="toolong"),
+            watermark=None,
+            max_batches=3,
+        )
+    assert store.batch_ids("purchase_invoices", "toolong") == []
+
+
 # -- against the sandbox: the record-id lookup and bc_jira_connect's field checks (issue 10.2, 10.5) ---------
