@@ -82,6 +82,7 @@ from bc_jira.sync.heal import HealMixin
 from bc_jira.sync.kept import KEPT_EDIT
 from bc_jira.sync.lookup import LookupMixin
 from bc_jira.sync.plan import plan_batch, plan_reads
+from bc_jira.sync.reopen import REOPENED
 from bc_jira.sync.resolve import ResolveMixin
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
                 KEPT_EDIT: "updated",
                 "unchanged": "unchanged",
                 "resolve": "resolved",
+                REOPENED: "reopened",
                 "skipped": "skipped",
                 "error": "failed",
                 "link": "linked",
