@@ -61,7 +61,7 @@ def field_ids(
     discovered = discovered or {}
     problems = []
     ids = {}
-    wanted = names.as_dict() | ({"company": names.company} if with_company else {})
+    wanted = names.wanted(with_company=with_company)
     for key, name in wanted.items():
         fid = discovered.get(name)
         if not fid:

@@ -167,21 +167,37 @@ def bc_subscriptions_task(url: str | None = None) -> list[dict[str, Any]]:
 
 @fail_fast
 def settle_covered_events_task() -> dict[str, int]:
-    """Backstop: delete staged BC events the outbound watermarks already cover (audited)."""
+    """Backstop: delete staged BC events the outbound watermarks already cover (audited), per company: each
+    company's events against its own watermark (the default company's would cover other companies' events
+    it says nothing about). Returns settled events per entity, all companies together."""
     from airflow.sdk import Variable
 
-    from bc_jira.config import WATERMARK_PREFIX
     from bc_jira.edges.settle import settle_bc_events
     from bc_jira.store import StateStore
+    from bc_jira.sync.companies import companies_to_settle
 
     store = StateStore.from_airflow()
-    out = {}
-    for entity in BC_ENTITIES.values():
-        mark = Variable.get(f"{WATERMARK_PREFIX}{entity}", default=None)
-        out[entity] = settle_bc_events(store, entity, mark, run={"dag_id": "bc_subscriptions_renewal"})
-        left = store.count_pending(bc_kind(entity))
-        if left:
-            log.info("%s: %d BC event(s) still staged (newer than watermark %s)", entity, left, mark)
+    out = dict.fromkeys(BC_ENTITIES.values(), 0)
+    for company in companies_to_settle():
+        view = store.for_company(company.store_key, company.company_id or None)
+        for entity in BC_ENTITIES.values():
+            key = company.watermark_key(entity)
+            mark = Variable.get(key, default=None)
+            n = settle_bc_events(
+                view, entity, mark, run={"dag_id": "bc_subscriptions_renewal"}, named_only=not company.default
+            )
+            out[entity] += n
+            left = len(view.pending_events(bc_kind(entity), limit=5000))
+            if n or left:
+                log.info(
+                    "%s: %s: %d staged BC event(s) settled, %d still staged (watermark %s = %s)",
+                    entity,
+                    company.label or "the connection's company",
+                    n,
+                    left,
+                    key,
+                    mark,
+                )
     return out
 
 
@@ -202,7 +218,9 @@ def jira_webhook_task(url: str | None = None) -> dict[str, Any]:
         for e in ("purchase_invoices", "vendors")
         if cfg.entity(e).enabled and cfg.entity(e).done_action != "none"
     ]
-    jql = transitions_jql(cfg.project_key, types or [cfg.purchase_invoices.issue_type])
+    from bc_jira.config.companies import project_keys
+
+    jql = transitions_jql(project_keys(cfg), types or [cfg.purchase_invoices.issue_type])
     store = StateStore.from_airflow()
     jira = JiraCloudHook(store=store)
     if jira.settings.auth == "basic":

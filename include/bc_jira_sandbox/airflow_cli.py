@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bc_jira_sandbox import demo
+from bc_jira_sandbox import demo_env
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -37,12 +37,12 @@ def refusal(db_env: dict[str, str], airflow_args: Sequence[str]) -> str | None:
 
 def cli_env(home: Path, db_env: dict[str, str], port: int) -> dict[str, str]:
     """The demo's environment: Airflow settings and its DB (connections live in that DB)."""
-    return {**demo.clean_base_env(), **demo.airflow_env(demo.repo_root(), home, port), **db_env}
+    return {**demo_env.clean_base_env(), **demo_env.airflow_env(demo_env.repo_root(), home, port), **db_env}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make airflow ARGS=...", description=__doc__)
-    parser.add_argument("--home", type=Path, default=demo.repo_root() / ".airflow")
+    parser.add_argument("--home", type=Path, default=demo_env.repo_root() / ".airflow")
     parser.add_argument(
         "--db", choices=("sqlite", "postgres"), default=None, help="default: the last make run's"
     )
@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     airflow_args = args.airflow_args[1:] if args.airflow_args[:1] == ["--"] else args.airflow_args
     if args.db or args.db_url:
-        db_env = demo.database_env(args.db or "postgres", args.home, args.db_url)
+        db_env = demo_env.database_env(args.db or "postgres", args.home, args.db_url)
     else:
-        db_env = demo.load_db_choice(args.home) or demo.database_env("sqlite", args.home)
+        db_env = demo_env.load_db_choice(args.home) or demo_env.database_env("sqlite", args.home)
     reason = refusal(db_env, airflow_args)
     if reason:
         print(reason, file=sys.stderr)

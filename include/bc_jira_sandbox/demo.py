@@ -10,325 +10,73 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
-import os
-import re
-import shlex
 import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from bc_jira_sandbox.demo_connections import write_connections
-from bc_jira_sandbox.demo_progress import SYNC_DAGS, done_examples, green_since, run_counts, started_since
+from bc_jira_sandbox.demo_env import (
+    CONFIG_VARIABLE,
+    DEFAULT_PG_URL,
+    airflow_env,
+    clean_base_env,
+    dag_ids,
+    database_env,
+    ensure_config_variable,
+    ensure_pg_database,
+    load_db_choice,
+    repo_root,
+    sandbox_config,
+    sandbox_env,
+    save_db_choice,
+)
+from bc_jira_sandbox.demo_http import (
+    HEALTH_COMPONENTS,
+    ApiError,
+    answers,
+    call_with_retry,
+    health_problems,
+    wait_for,
+)
+from bc_jira_sandbox.demo_processes import stop_group
+from bc_jira_sandbox.demo_progress import (
+    SYNC_DAGS,
+    done_examples,
+    green_since,
+    issue_kinds,
+    run_counts,
+    started_since,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
-log = logging.getLogger("bc_jira_sandbox.demo")
+# what callers (tests) know from this module; they live in the modules beside it
+__all__ = [
+    "CONNECT_DAG",
+    "HEALTH_COMPONENTS",
+    "ApiError",
+    "Demo",
+    "airflow_env",
+    "dag_ids",
+    "ensure_pg_database",
+    "health_problems",
+    "issue_kinds",
+    "load_db_choice",
+    "repo_root",
+    "sandbox_config",
+    "sandbox_env",
+    "stop_group",
+]
 
 CONNECT_DAG = "bc_jira_connect"
-CONFIG_VARIABLE = "bc_jira_config"
-# The PostgreSQL variant (`make run DB=postgres`): this server, a database the demo creates.
-DEFAULT_PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/bc_jira_demo"
-PG_START_HINT = (
-    "start one with `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16` "
-    "(or `pg_ctlcluster <version> main start`), or point DB_URL=postgresql://user@host:port/db at yours"
-)
-HEALTH_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 SEED = {"invoices": 300, "vendors": 40, "orders": 15}
-_DAG_ID_RE = re.compile(r"""dag_id\s*=\s*["']([A-Za-z0-9_.-]+)["']""")
-
-
-def repo_root() -> Path:
-    """The checkout this module lives in (editable install), else the current directory."""
-    here = Path(__file__).resolve().parents[2]
-    return here if (here / "dags").is_dir() else Path.cwd()
-
-
-def dag_ids(dags_folder: Path) -> list[str]:
-    """The connector's DAG ids, read from the DAG files (no import: the demo must not parse DAGs itself)."""
-    ids: list[str] = []
-    for path in sorted(dags_folder.glob("*.py")):
-        ids += [m for m in _DAG_ID_RE.findall(path.read_text()) if m not in ids]
-    return ids
-
-
-def airflow_env(repo: Path, home: Path, api_port: int) -> dict[str, str]:
-    """Airflow settings for the demo (everything else stays at Airflow's defaults)."""
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(repo / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(repo / "plugins"),
-        # Created paused, unpaused here in order: bc_jira_connect must finish before the syncs start.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
-        # Local demo: no login, and nothing listens beyond this machine.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        # 4 LocalExecutor workers are plenty here (default 32 forks ~1 GB).
-        "AIRFLOW__CORE__PARALLELISM": "8",
-        # Local, so the Connections list's Test button is on: it runs the hooks' test_connection in the
-        # api-server against the sandbox (README: Testing a connection). Off by default in Airflow.
-        "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
-        # Short retry delays so a hiccup in the demo heals in seconds, not minutes.
-        "BC_JIRA_RETRY_DELAY_SECONDS": "15",
-    }
-
-
-def sandbox_env(sandbox_url: str) -> dict[str, str]:
-    """``eval "$(python -m bc_jira_sandbox airflow-env)"`` as a dict (the running sandbox's credentials).
-
-    Connections only, as ``AIRFLOW_CONN_*`` JSON; the demo stores them in the metadata DB
-    (``demo_connections``) and ``bc_jira_config`` too (:func:`ensure_config_variable`) so that they are
-    listed, editable and testable in the UI; an env var would shadow whatever the UI saves.
-    """
-    from bc_jira_sandbox.__main__ import airflow_env_lines
-
-    creds = requests.get(f"{sandbox_url}/_sandbox/credentials", timeout=10).json()
-    env = {}
-    for line in airflow_env_lines(sandbox_url, creds):
-        key, _, value = line.removeprefix("export ").partition("=")
-        if key.startswith("AIRFLOW_CONN_"):
-            env[key] = shlex.split(value)[0]
-    return env
-
-
-def sandbox_config(sandbox_url: str) -> dict[str, Any]:
-    """The ``bc_jira_config`` value aimed at the running sandbox (what ``airflow-env`` exports)."""
-    from bc_jira_sandbox.__main__ import sandbox_config as config
-
-    creds = requests.get(f"{sandbox_url}/_sandbox/credentials", timeout=10).json()
-    return config(sandbox_url, creds)
-
-
-def clean_base_env() -> dict[str, str]:
-    """The caller's environment without Airflow settings (the demo's own win), its venv first on PATH."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_"))
-    }
-    base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
-    return base
-
-
-def database_env(db: str, home: Path, url: str | None = None) -> dict[str, str]:
-    """Metadata DB settings: SQLite in ``home`` (the default), or PostgreSQL with the LocalExecutor."""
-    if db == "sqlite":
-        return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url or f"sqlite:///{home}/airflow.db"}
-    if db != "postgres":
-        raise ValueError(f"DB={db}: use sqlite or postgres")
-    pg = url or DEFAULT_PG_URL
-    if pg.startswith("postgresql://"):
-        pg = "postgresql+psycopg2://" + pg[len("postgresql://") :]
-    return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}
-
-
-def ensure_pg_database(url: str) -> bool:
-    """Create the demo's database on the server when missing (True if created); one-line error if down."""
-    import sqlalchemy as sa
-
-    server, _, name = url.rpartition("/")
-    name = name.split("?")[0]
-    admin = sa.create_engine(
-        f"{server}/postgres", isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    try:
-        with admin.connect() as conn:
-            if conn.execute(sa.text("select 1 from pg_database where datname = :n"), {"n": name}).first():
-                return False
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            return True
-    except sa.exc.OperationalError as exc:
-        where = server.split("@")[-1]
-        raise RuntimeError(
-            f"PostgreSQL not reachable at {where} ({str(exc.orig).strip().splitlines()[0]}): {PG_START_HINT}"
-        ) from None
-    finally:
-        admin.dispose()
-
-
-# Runs in a subprocess with the demo's environment (its AIRFLOW_HOME and metadata DB, no AIRFLOW_VAR_*).
-_ENSURE_VARIABLE = """
-import sys
-from airflow.models import Variable
-key, value, description = sys.argv[1:4]
-if Variable.get(key, default_var=None) is None:
-    Variable.set(key, value, description=description)
-    print("created")
-else:
-    print("kept")
-"""
-
-
-def ensure_config_variable(env: dict[str, str], cwd: Path, config: dict[str, Any]) -> bool:
-    """Write ``bc_jira_config`` into the metadata DB unless one is there (a user's edit is kept)."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _ENSURE_VARIABLE,
-            CONFIG_VARIABLE,
-            json.dumps(config, indent=2),
-            "bc-jira: what becomes an issue, where, with which fields (README: Configuration)",
-        ],
-        env=env,
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return out.strip().endswith("created")
-
-
-DB_CHOICE_FILE = "demo-db.json"
-
-
-def save_db_choice(home: Path, db_env: dict[str, str]) -> None:
-    """Remember the metadata DB of the last ``make run`` so ``make airflow`` talks to the same one."""
-    (home / DB_CHOICE_FILE).write_text(json.dumps(db_env, indent=2) + "\n")
-
-
-def load_db_choice(home: Path) -> dict[str, str] | None:
-    path = home / DB_CHOICE_FILE
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def health_problems(health: dict[str, Any]) -> list[str]:
-    """One line per Airflow component that is not healthy in ``GET /api/v2/monitor/health``."""
-    problems = []
-    for component in HEALTH_COMPONENTS:
-        body = health.get(component) or {}
-        status = body.get("status")
-        if status != "healthy":
-            beat = next((v for k, v in body.items() if k.startswith("latest_") and v), None)
-            since = f", last heartbeat {beat}" if beat else ""
-            problems.append(f"{component} is {status or 'missing'}{since}")
-    return problems
-
-
-def issue_kinds(issues: Iterable[dict[str, Any]]) -> str:
-    """Which keys are which kind, in key order ("FIN-1…FIN-134 Invoice, FIN-135…FIN-140 Purchase Order"):
-    the syncs run side by side, so which kind gets FIN-1 differs from run to run."""
-    runs: list[list[Any]] = []  # [kind, first key, last key]
-    for issue in sorted(issues, key=lambda i: int(str(i["key"]).rsplit("-", 1)[1])):
-        kind = issue["fields"]["issuetype"]["name"]
-        if runs and runs[-1][0] == kind:
-            runs[-1][2] = issue["key"]
-        else:
-            runs.append([kind, issue["key"], issue["key"]])
-    return ", ".join(f"{a} {kind}" if a == b else f"{a}…{b} {kind}" for kind, a, b in runs)
-
-
-class ApiError(RuntimeError):
-    """A REST call that failed for good: one line with what to do."""
-
-
-TRANSIENT = frozenset({500, 502, 503, 504})
-
-
-def call_with_retry(
-    send: Callable[[], requests.Response],
-    what: str,
-    attempts: int = 5,
-    backoff: float = 1.0,
-    sleep: Callable[[float], None] | None = None,
-) -> requests.Response:
-    """Retry 5xx and connection errors with exponential backoff (a warm SQLite DB is briefly locked on
-    start, e.g. ``PATCH /dags/jira_webhooks_refresh`` answering 500); anything else fails in one line."""
-    for attempt in range(1, attempts + 1):
-        try:
-            resp = send()
-        except requests.ConnectionError as exc:
-            if attempt == attempts:
-                raise ApiError(
-                    f"{what}: Airflow's API server does not answer ({type(exc).__name__}); "
-                    "read .airflow/demo-logs/standalone.log, then re-run `make run`"
-                ) from None
-        else:
-            if resp.status_code < 400:
-                return resp
-            if resp.status_code not in TRANSIENT or attempt == attempts:
-                detail = resp.text.strip().replace("\n", " ")[:200]
-                fix = (
-                    "Airflow's API keeps failing: read .airflow/demo-logs/standalone.log; "
-                    "if the metadata DB is damaged, `make clean` (or remove .airflow/) and re-run `make run`"
-                    if resp.status_code in TRANSIENT
-                    else "check the DAG id / the request; re-run `make run`"
-                )
-                raise ApiError(f"{what} answered {resp.status_code} ({detail}): {fix}")
-        (sleep or time.sleep)(backoff * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
-
-
-def answers(url: str, timeout: float = 1.0) -> bool:
-    try:
-        return requests.get(url, timeout=timeout).status_code < 500
-    except requests.RequestException:
-        return False
-
-
-def wait_for(
-    what: str,
-    check: Callable[[], Any],
-    timeout: float,
-    alive: Callable[[], None] | None = None,
-    interval: float = 1.0,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if alive:
-            alive()
-        with contextlib.suppress(requests.RequestException, ValueError, KeyError):
-            value = check()
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
-        time.sleep(interval)
-
-
-def stop_group(proc: subprocess.Popen, name: str, grace: float = 25.0) -> None:
-    """SIGTERM the process group; SIGKILL whatever of the group is left after ``grace`` seconds.
-
-    The leader (e.g. ``airflow standalone``) may exit before its children finished shutting down, so the
-    whole group is waited for, not just the leader.
-    """
-    if proc.poll() is not None and not _group_alive(proc.pid):
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace)
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _group_alive(proc.pid) or proc.poll() is None:
-        log.warning("%s did not stop in %.0f s: killing what is left", name, grace)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Demo:

@@ -68,3 +68,16 @@ def done_examples(issues: Iterable[Mapping[str, Any]], sandbox_url: str) -> list
         for kind, effect in DONE_EFFECT.items()
         if kind in first
     ]
+
+
+def issue_kinds(issues: Iterable[dict[str, Any]]) -> str:
+    """Which keys are which kind, in key order ("FIN-1…FIN-134 Invoice, FIN-135…FIN-140 Purchase Order"):
+    the syncs run side by side, so which kind gets FIN-1 differs from run to run."""
+    runs: list[list[Any]] = []  # [kind, first key, last key]
+    for issue in sorted(issues, key=lambda i: int(str(i["key"]).rsplit("-", 1)[1])):
+        kind = issue["fields"]["issuetype"]["name"]
+        if runs and runs[-1][0] == kind:
+            runs[-1][2] = issue["key"]
+        else:
+            runs.append([kind, issue["key"], issue["key"]])
+    return ", ".join(f"{a} {kind}" if a == b else f"{a}…{b} {kind}" for kind, a, b in runs)

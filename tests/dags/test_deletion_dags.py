@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -11,24 +10,12 @@ from typing import Any
 import pytest
 
 from bc_jira.store import StateStore
-from tests.conftest import REPO
 from tests.support.airflow_runs import clear_tasks, run_cleared
+from tests.support.outbound import prepare_outbound, repo_dag, run_dag
 from tests.support.plugin_server import PluginServer, sandbox_secrets
 
 DELETED = "deleted in Business Central"
 BC = "/v2.0/{tenant}/{environment}/api/v2.0/companies({company_id})"
-
-
-def _dag(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id]
-
-
-def run_dag(dag_id: str, **kw: Any) -> Any:
-    return _dag(dag_id).test(**kw)
 
 
 def _ok(dr: Any) -> None:
@@ -43,30 +30,26 @@ def deletions(
 ) -> Any:
     from airflow.models.variable import Variable
 
-    from bc_jira.config import parse_config
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.setup import connect as ob
     from bc_jira.sync import dag
 
-    sandbox.reset(vendors=6, invoices=8, orders=6)
-    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-    cfg.update(batch_size=10, search_settle_seconds=2, deleted_transition="Rejected")
-    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-    db = tmp_path / "state.db"
-    monkeypatch.setenv("AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(db)}))
-    monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_exponential_backoff", False)
+    env = prepare_outbound(
+        sandbox,
+        airflow_conns,
+        monkeypatch,
+        tmp_path,
+        batch_size=10,
+        search_settle_seconds=2,
+        config={"deleted_transition": "Rejected"},
+        vendors=6,
+        invoices=8,
+        orders=6,
+    )
     monkeypatch.setitem(dag.DEFAULT_ARGS, "retries", 1)
-    for key in ("purchase_invoices", "vendors", "purchase_orders"):
-        Variable.delete(f"bc_jira_watermark_{key}")
-    rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
-    assert rep.problems == []
-    Variable.set("bc_jira_jira_fields", json.dumps(rep.fields))
+    db = env["state_db"]["host"]
     store = StateStore.from_url(f"sqlite:///{db}")
     server = PluginServer(store, sandbox_secrets(sandbox))
     Variable.set("bc_jira_public_url", server.url)
-    yield {"sb": sandbox, "store": store, "fields": rep.fields}
+    yield {"sb": sandbox, "store": store, "fields": env["fields"]}
     server.stop()
     Variable.delete("bc_jira_public_url")
 
@@ -145,7 +128,7 @@ def test_deleted_invoice_and_vendor_notified_commented_once_moved_and_never_writ
     # a clear of the task (and a whole new run) makes no second comment
     dr = runs["bc_purchase_invoices_to_jira"]
     clear_tasks("bc_purchase_invoices_to_jira", "follow_deletions", dr.logical_date)
-    _ok(run_cleared(_dag("bc_purchase_invoices_to_jira"), dr.run_id))
+    _ok(run_cleared(repo_dag("bc_purchase_invoices_to_jira"), dr.run_id))
     _ok(run_dag("bc_vendors_to_jira"))
     assert _comments(str(inv_link.issue_key), DELETED) == 1
     assert _comments(str(ven_link.issue_key), DELETED) == 1

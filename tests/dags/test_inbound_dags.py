@@ -13,15 +13,8 @@ import pytest
 from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.store import Link, StateStore
 from tests.conftest import REPO
+from tests.support.outbound import run_dag
 from tests.support.plugin_server import PluginServer, sandbox_secrets
-
-
-def run_dag(dag_id: str, **kw: Any) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id].test(**kw)
 
 
 @pytest.fixture

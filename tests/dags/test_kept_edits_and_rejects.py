@@ -8,13 +8,11 @@ the sandbox's request log) and gets one comment saying why, however often the DA
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.outbound import prepare_outbound, run_dag
 
 DAG = "bc_purchase_invoices_to_jira"
 
@@ -22,40 +20,23 @@ DAG = "bc_purchase_invoices_to_jira"
 @pytest.fixture
 def synced(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
     """Invoices synced once: their issues exist; small batches, fast retries, a state store of this test."""
-    from airflow.models.variable import Variable
     from airflow.utils.state import DagRunState
 
-    from bc_jira.config import parse_config
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.setup import connect as ob
     from bc_jira.store import StateStore
-    from bc_jira.sync import dag
 
-    sandbox.reset(vendors=6, invoices=8, orders=0)
-    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-    cfg.update(batch_size=4, search_settle_seconds=3, reject_statuses=["Rejected"])
-    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "state.db")})
+    env = prepare_outbound(
+        sandbox,
+        airflow_conns,
+        monkeypatch,
+        tmp_path,
+        batch_size=4,
+        config={"reject_statuses": ["Rejected"]},
+        vendors=6,
+        invoices=8,
+        orders=0,
     )
-    monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_exponential_backoff", False)
-    for key in ("bc_jira_watermark_purchase_invoices", "bc_jira_jira_fields", "bc_jira_jira_users"):
-        Variable.delete(key)
-    rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
-    assert rep.problems == []
-    Variable.set("bc_jira_jira_fields", json.dumps(rep.fields))
     assert run_dag(DAG).state == DagRunState.SUCCESS
-    return {"fields": rep.fields, "store": StateStore.from_airflow()}
-
-
-def run_dag(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id].test()
+    return {"fields": env["fields"], "store": StateStore.from_airflow()}
 
 
 def _issue(sandbox, key: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.outbound import prepare_outbound, repo_dag, run_dag
 
 DAG_ID = "bc_purchase_invoices_to_jira"
 UPLOAD = "POST /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}/attachments"
@@ -25,39 +25,16 @@ CONTENT = (
 
 @pytest.fixture
 def attach_env(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path) -> dict[str, Any]:
-    from airflow.models.variable import Variable
-
-    from bc_jira.config import parse_config
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.setup import connect as ob
-    from bc_jira.store import StateStore
-    from bc_jira.sync import dag
-
-    sandbox.reset(vendors=10, invoices=30, orders=0)
-    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-    cfg.update(batch_size=7, search_settle_seconds=3)
-    cfg["attachments"] = {"max_bytes": 100_000}
-    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "state.db")})
+    return prepare_outbound(
+        sandbox,
+        airflow_conns,
+        monkeypatch,
+        tmp_path,
+        config={"attachments": {"max_bytes": 100_000}},
+        vendors=10,
+        invoices=30,
+        orders=0,
     )
-    monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_exponential_backoff", False)
-    for e in ("purchase_invoices", "vendors", "purchase_orders"):
-        Variable.delete(f"bc_jira_watermark_{e}")
-    rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
-    assert rep.problems == []
-    Variable.set("bc_jira_jira_fields", json.dumps(rep.fields))
-    return {"cfg": cfg, "fields": rep.fields}
-
-
-def _run(**kw: Any) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags[DAG_ID].test(**kw)
 
 
 def _calls(sandbox, key: str) -> int:
@@ -117,7 +94,7 @@ def test_files_attached_once_through_lost_answers_clears_and_changes(sandbox, at
 
     now = datetime.now(UTC).replace(microsecond=0)
     first_date = now - timedelta(hours=2)
-    dr = _run(logical_date=first_date)
+    dr = run_dag(DAG_ID, logical_date=first_date)
     assert dr.state == DagRunState.SUCCESS
     tries = [ti.try_number for ti in dr.get_task_instances() if ti.task_id == "attach"]
     assert max(tries) >= 2, "the dropped upload answer should have failed one attach task once"
@@ -166,9 +143,7 @@ def test_files_attached_once_through_lost_answers_clears_and_changes(sandbox, at
 
     sent = (_calls(sandbox, UPLOAD), _calls(sandbox, COMMENT), _calls(sandbox, CONTENT))
     clear_tasks(DAG_ID, "attach", first_date, downstream=True)
-    from airflow.dag_processing.dagbag import DagBag
-
-    replay = run_cleared(DagBag(dag_folder=str(REPO / "dags")).dags[DAG_ID], dr.run_id)
+    replay = run_cleared(repo_dag(DAG_ID), dr.run_id)
     assert replay.state == DagRunState.SUCCESS
     assert all(t.try_number > 1 for t in replay.get_task_instances() if t.task_id == "attach")
     assert (_calls(sandbox, UPLOAD), _calls(sandbox, COMMENT), _calls(sandbox, CONTENT)) == sent
@@ -183,7 +158,7 @@ def test_files_attached_once_through_lost_answers_clears_and_changes(sandbox, at
             ]
         },
     )
-    assert _run(logical_date=now - timedelta(hours=1)).state == DagRunState.SUCCESS
+    assert run_dag(DAG_ID, logical_date=now - timedelta(hours=1)).state == DagRunState.SUCCESS
     assert _state(sandbox, fields)[a["id"]]["fields"][fields["BC Amount"]] == 99.5  # the change did sync
     assert (_calls(sandbox, UPLOAD), _calls(sandbox, COMMENT), _calls(sandbox, CONTENT)) == sent
     after = _state(sandbox, fields)

@@ -17,16 +17,12 @@ import pytest
 import requests
 
 from tests.conftest import REPO
+from tests.support.outbound import repo_dag, run_dag
 
 ENTITY_SETS = {
     "purchase_invoices": "purchaseInvoices",
     "vendors": "vendors",
     "purchase_orders": "purchaseOrders",
-}
-DAG_IDS = {
-    "purchase_invoices": "bc_purchase_invoices_to_jira",
-    "vendors": "bc_vendors_to_jira",
-    "purchase_orders": "bc_purchase_orders_to_jira",
 }
 ISSUE_PUT = "PUT /ex/jira/{cloudId}/rest/api/3/issue/{issueIdOrKey}"
 BULK = "POST /ex/jira/{cloudId}/rest/api/3/issue/bulk"
@@ -36,44 +32,6 @@ def _metastore_var(key: str) -> str | None:
     from airflow.models.variable import Variable
 
     return Variable.get(key, default_var=None)
-
-
-@pytest.fixture
-def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path):
-    """Sandbox seeded with a few of each; config with small batches; field ids discovered; clean state."""
-    from airflow.models.variable import Variable
-
-    from bc_jira.config import parse_config
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.setup import connect as ob
-    from bc_jira.store import StateStore
-    from bc_jira.sync import dag
-
-    sandbox.reset(vendors=20, invoices=30, orders=12)
-    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-    cfg.update(batch_size=7, search_settle_seconds=3)
-    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "state.db")})
-    )
-    # one store per test (if the store caches per process)
-    monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_delay", timedelta(seconds=1))
-    monkeypatch.setitem(dag.DEFAULT_ARGS, "retry_exponential_backoff", False)
-    for key in [f"bc_jira_watermark_{e}" for e in DAG_IDS] + ["bc_jira_jira_fields", "bc_jira_jira_users"]:
-        Variable.delete(key)
-    rep = ob.connect_checks(parse_config(cfg), JiraCloudHook().client)
-    assert rep.problems == []
-    Variable.set("bc_jira_jira_fields", json.dumps(rep.fields))
-    return {"cfg": cfg, "fields": rep.fields}
-
-
-def run_dag(dag_id: str, **kw: Any):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    assert bag.import_errors == {}
-    return bag.dags[dag_id].test(**kw)
 
 
 def issues(sandbox) -> list[dict[str, Any]]:
@@ -629,7 +587,6 @@ def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) ->
     """Sync, change records in BC, sync again, then clear the FIRST run's upsert with downstream (so
     advance_watermark re-runs too), as an operator does in the UI: Jira keeps the newest BC values, nothing
     is sent, and the watermark stays where the second run put it."""
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.utils.state import DagRunState
 
     from tests.support.airflow_runs import clear_tasks, run_cleared
@@ -679,7 +636,7 @@ def test_replay_of_an_older_run_never_moves_data_backwards(sandbox, outbound) ->
     sent = (calls(sandbox, ISSUE_PUT), calls(sandbox, BULK), calls(sandbox, COMMENT), len(issues(sandbox)))
 
     clear_tasks(dag_id, "upsert", first_date, downstream=True)
-    dag = DagBag(dag_folder=str(REPO / "dags")).dags[dag_id]
+    dag = repo_dag(dag_id)
     replay = run_cleared(dag, first.run_id)
     assert replay.state == DagRunState.SUCCESS
     tis = {(t.task_id, t.map_index): t for t in replay.get_task_instances()}
@@ -746,7 +703,6 @@ def test_upsert_logs_keys_labels_batches_and_links_work_on_a_real_api_server(
     (the endpoint the UI calls), the JQL finding exactly the batch's issues, and no short-secret warning."""
     from urllib.parse import parse_qs, urlsplit
 
-    from airflow.models.variable import Variable
     from airflow.models.xcom import XComModel
     from airflow.sdk._shared.secrets_masker.secrets_masker import SecretsMasker
     from airflow.utils.session import create_session
@@ -757,7 +713,7 @@ def test_upsert_logs_keys_labels_batches_and_links_work_on_a_real_api_server(
     from bc_jira.sync.links import AUDIT_LINK_NAME, JIRA_LINK_NAME
     from tests.support.api_server import ApiServer, conn_env
 
-    Variable.set("bc_jira_jira_users", "{}")  # what bc_jira_connect writes when no assignee rule names a user
+    # the outbound fixture stored bc_jira_jira_users "{}" (what bc_jira_connect writes when no rule names one)
     SecretsMasker._has_warned_short_secret = False  # the warning is given once per process: re-arm it
     dr = run_dag("bc_purchase_invoices_to_jira")
     assert dr.state == DagRunState.SUCCESS

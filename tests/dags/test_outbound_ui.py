@@ -23,7 +23,7 @@ import requests
 
 from tests.conftest import IN_CI, REPO
 from tests.support.api_server import ApiServer, conn_env
-from tests.support.outbound import prepare_outbound, run_dag
+from tests.support.outbound import run_dag
 from tests.support.scheduler import Scheduler
 from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
 
@@ -70,11 +70,6 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
     b = Browser(tmp_path / "profile", width=1440, height=900)
     yield b
     b.close()
-
-
-@pytest.fixture
-def outbound(sandbox, airflow_conns, airflow_db, monkeypatch, tmp_path) -> dict[str, Any]:
-    return prepare_outbound(sandbox, airflow_conns, monkeypatch, tmp_path)
 
 
 def ui_server(home: Path, state_db: dict[str, Any]) -> ApiServer:

@@ -26,7 +26,7 @@ from bc_jira.entities import ENTITIES, spec
 from bc_jira.failfast import ConnectionConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from bc_jira.config.model import Config
 
@@ -280,6 +280,20 @@ def resolve_company(
 def single_company(default: ConnectionFacts) -> Company:
     """Without ``companies``: the connection's company, as the connector always synced it."""
     return Company(DEFAULT_BC_CONN, default.environment, (default.company_id or "").lower(), "", True, None)
+
+
+def project_keys(cfg: Config) -> tuple[str, ...]:
+    """Every Jira project the deployment's issues live in: ``project_key`` and the companies' own ones
+    (what the Jira webhook filter and the write-back's safety-net poll must cover)."""
+    return tuple(dict.fromkeys((cfg.project_key, *(e.project_key for e in cfg.companies if e.project_key))))
+
+
+def project_clause(keys: Sequence[str], quote: Callable[[str], str] = str) -> str:
+    """``project = FIN`` for one project (the clause of every deployment before companies, unchanged),
+    ``project IN (FIN, CA)`` for several."""
+    if len(keys) == 1:
+        return f"project = {quote(keys[0])}"
+    return f"project IN ({', '.join(quote(k) for k in keys)})"
 
 
 def company_by_store_key(companies: Sequence[Company], store_key: str) -> Company | None:

@@ -112,6 +112,10 @@ class FieldNames:
         """The six fields every deployment needs (the company field is asked for apart)."""
         return {k: getattr(self, k) for k in DEFAULT_FIELD_NAMES}
 
+    def wanted(self, *, with_company: bool) -> dict[str, str]:
+        """Config key -> name of every field a deployment uses (the company field with ``companies``)."""
+        return self.as_dict() | ({"company": self.company} if with_company else {})
+
 
 @dataclass(frozen=True)
 class AssigneeRule:

@@ -38,13 +38,20 @@ def bc_scan_since(events: Sequence[StagedEvent]) -> tuple[bool, datetime | None]
 
 
 def settle_bc_events(
-    store: EventStore, entity: str, watermark: str | datetime | None, *, run: Mapping[str, Any] | None = None
+    store: EventStore,
+    entity: str,
+    watermark: str | datetime | None,
+    *,
+    run: Mapping[str, Any] | None = None,
+    named_only: bool = False,
 ) -> int:
     """Delete staged BC events of ``entity`` whose change is covered by ``watermark``; audited. Returns count.
 
     An event goes only after its effect is done (README, "Replay and backfill"). For a BC notification the
     effect is "the record was synced", which holds once a sync advanced the watermark to or past the
-    notification's change time.
+    notification's change time. With companies, ``store`` is one company's view (its events only) and
+    ``watermark`` that company's: another company's watermark says nothing about its events.
+    ``named_only``: leave events that name no company (staged before companies: the default company's).
     """
     from bc_jira.store import AuditRow
 
@@ -54,6 +61,8 @@ def settle_bc_events(
     rows: list[AuditRow] = []
     done: list[int] = []
     for ev in store.pending_events(bc_kind(entity), limit=5000):
+        if named_only and not (ev.payload or {}).get("company_id"):
+            continue  # staged before companies: the default company's, settled by its watermark
         if (ev.payload or {}).get("changeType") == "deleted":
             continue  # its effect is the deletion comment: bc_jira.sync.deletions deletes it when done
         changed = timeutil.try_parse_ts((ev.payload or {}).get("lastModifiedDateTime"))

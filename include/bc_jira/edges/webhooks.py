@@ -37,10 +37,14 @@ REFRESH = "refresh"
 REGISTER = "register"
 
 
-def transitions_jql(project_key: str, issue_types: Sequence[str]) -> str:
-    """JQL in the subset Jira's webhook filter supports (project, issuetype; =, IN)."""
+def transitions_jql(project_keys: str | Sequence[str], issue_types: Sequence[str]) -> str:
+    """JQL in the subset Jira's webhook filter supports (project, issuetype; =, IN). Several projects (the
+    companies' own ``project_key``): ``project IN (…)``; one: the filter every deployment had before."""
+    from bc_jira.config.companies import project_clause
+
+    keys = [project_keys] if isinstance(project_keys, str) else list(project_keys)
     types = ", ".join(f'"{t}"' for t in issue_types)
-    return f"project = {project_key} AND issuetype IN ({types})"
+    return f"{project_clause(keys)} AND issuetype IN ({types})"
 
 
 def _matches(w: Mapping[str, Any], url: str, jql: str) -> bool:

@@ -80,7 +80,7 @@ def field_setup_problems(key: str, name: str, f: Mapping[str, Any]) -> list[str]
 
 def create_screen_fields(cfg: Config, ecfg: EntityConfig, custom_ids: Mapping[str, str]) -> dict[str, str]:
     """Field id -> how to name it in a message, for every field a create of this entity may set."""
-    names = cfg.fields.as_dict()
+    names = cfg.fields.wanted(with_company=bool(cfg.companies))
     need = {"summary": "Summary", "description": "Description"}
     need.update({fid: f"{names[key]!r} ({fid})" for key, fid in custom_ids.items()})
     if cfg.labels or ecfg.labels:
@@ -230,7 +230,7 @@ def check_fields(cfg: Config, client: JiraClient, rep: ConnectReport) -> tuple[l
         if f.get("custom"):
             by_name.setdefault((f.get("name") or "").casefold(), []).append(f)
     custom_ids: dict[str, str] = {}
-    wanted = cfg.fields.as_dict() | ({"company": cfg.fields.company} if cfg.companies else {})
+    wanted = cfg.fields.wanted(with_company=bool(cfg.companies))
     for key, name in wanted.items():
         matches = by_name.get(name.casefold(), [])
         problem = _single_field_problem(key, name, matches)
@@ -422,6 +422,25 @@ def project_checks(
     return problems + edit_problems
 
 
+def company_project_checks(
+    cfg: Config, client: JiraClient, custom_ids: Mapping[str, str], rep: ConnectReport
+) -> list[str]:
+    """The same project checks for each other project a company sends its issues to
+    (``companies[].project_key``): a missing project or field off its screens would fail every create."""
+    import dataclasses
+
+    problems: list[str] = []
+    seen = {cfg.project_key}
+    for entry in cfg.companies:
+        key = entry.project_key
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        found = project_checks(dataclasses.replace(cfg, project_key=key), client, custom_ids, rep)
+        problems += [f"{entry.path}.project_key {key}: {p}" for p in found]
+    return problems
+
+
 def connect_checks(cfg: Config, client: JiraClient, cloud_id: str | None = None) -> ConnectReport:
     """Run every check and gather every problem: field ids, project, issue types, workflows, screens, issue
     linking, users. What the checks learn (field ids, users, notes) goes into the report too."""
@@ -429,6 +448,7 @@ def connect_checks(cfg: Config, client: JiraClient, cloud_id: str | None = None)
     problems, custom_ids = check_fields(cfg, client, rep)
     rep.problems.extend(problems)
     rep.problems.extend(project_checks(cfg, client, custom_ids, rep))
+    rep.problems.extend(company_project_checks(cfg, client, custom_ids, rep))
     rep.problems.extend(check_link_types(client, rep))
     rep.problems.extend(check_users(cfg, client, rep))
     return rep

@@ -111,6 +111,26 @@ def resolve_all(
     return out, problems
 
 
+def companies_to_settle() -> list[Company]:
+    """The companies whose staged BC events the backstop settles: every one that resolves (a company that
+    does not keeps its events: they wait for it, logged); a config that does not parse: the connection's
+    own company (today's behaviour: its events, its watermark)."""
+    import logging
+
+    from bc_jira.config import ConfigError, load_config
+
+    log = logging.getLogger(__name__)
+    try:
+        cfg = load_config()
+    except ConfigError as exc:
+        log.warning("bc_jira_config does not parse (%s); settling the connection's company only", exc)
+        return [single_company(connection_facts(DEFAULT_BC_CONN))]
+    companies, problems = resolve_all(cfg)
+    for problem in problems:
+        log.warning("staged BC events of this company stay staged: %s", problem)
+    return companies
+
+
 def bc_hook(company: Company, **kw: Any) -> Any:
     """The BC hook acting in ``company`` (its connection; the limiter stays per service principal)."""
     from bc_jira.hooks.business_central import BusinessCentralHook

@@ -99,7 +99,9 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def advance_watermark() -> Any:
             return finalize_task(entity, attachments=has_attachments(entity))
 
-        @task(trigger_rule="all_done")
+        # one XCom: with companies the result is keyed by company, and the default company's key is "" (an
+        # inferred multiple_outputs would push it as an XCom key, which Airflow refuses)
+        @task(trigger_rule="all_done", multiple_outputs=False)
         def follow_deletions() -> dict:
             return deletions_task(entity)
 

@@ -306,6 +306,7 @@ def _advance(
             store,
             entity,
             plan.value,
+            named_only=not company.default,
             run={
                 "dag_id": run.dag_id,
                 "run_id": run.run_id,

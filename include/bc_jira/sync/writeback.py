@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bc_jira import adf
+from bc_jira.config.companies import project_clause, project_keys
 from bc_jira.edges.intake import KIND_JIRA_TRANSITION
 from bc_jira.entities import SPECS
 from bc_jira.http import ApiError, ClientError, NotFoundError, PreconditionFailed, TransportError
@@ -129,8 +130,9 @@ class WriteBack:
             raise ValueError("the poll needs the 'BC Record Id' field id (run bc_jira_connect)")
         cf = self.record_id_field
         clause = f"cf[{cf.removeprefix('customfield_')}]" if cf.startswith("customfield_") else cf
+        projects = project_clause(project_keys(self.cfg), lambda k: f'"{k}"')
         jql = (
-            f'project = "{self.cfg.project_key}" AND statusCategory = Done AND updated >= {lookback} '
+            f"{projects} AND statusCategory = Done AND updated >= {lookback} "
             f"AND {clause} IS NOT EMPTY ORDER BY updated ASC"
         )
         staged = {

@@ -47,6 +47,10 @@ CUSTOM_FIELDS = [  # name, kind
     ("BC Amount", "float"),
     ("BC Currency", "textfield"),
     ("BC Status", "textfield"),
+    # The company of a record when one deployment syncs several BC companies (bc_jira ``fields.company``):
+    # a short text field a Jira admin creates like the six above (Settings > Issues > Custom fields > Short
+    # text, https://support.atlassian.com/jira-cloud-administration/docs/create-a-custom-field/).
+    ("BC Company", "textfield"),
 ]
 SYSTEM_FIELDS = [  # id, name, schema, clause names
     ("summary", "Summary", {"type": "string", "system": "summary"}, ["summary"]),

@@ -102,7 +102,7 @@ class FieldsMixin(JiraBase):
             "summary": f["summary"],
             "description": f.get("description"),
             "issuetype": self.issue_type_json(self.issue_type(f["issuetype"])),
-            "project": self.project_json(),
+            "project": self.project_json(project=self.project_by(f.get("project") or self.project["id"])),
             "status": self.status_json(self.status(f["status"])),
             "labels": list(f.get("labels", [])),
             "assignee": self.user_json(self.user(f["assignee"])) if f.get("assignee") else None,
@@ -170,9 +170,10 @@ class FieldsMixin(JiraBase):
             if isinstance(value, dict)
             else str(value)
         )
-        if ident not in (self.project["id"], self.project["key"]):
+        project = self.project_by(ident)
+        if project is None:
             raise _Invalid("Specify a valid project ID or key")
-        return self.project["id"]
+        return project["id"]
 
     def _issuetype_value(self, fid: str, value: Any) -> Any:
         ident = (

@@ -31,8 +31,7 @@ class IssuesMixin(JiraBase):
         now = self.sb.now()
         iid = str(self.next_issue_id)
         self.next_issue_id += 1
-        key = f"{self.project['key']}-{self.next_issue_num}"
-        self.next_issue_num += 1
+        key = self.next_issue_key(clean.get("project") or self.project["id"])
         clean.setdefault("labels", [])
         clean.setdefault("reporter", actor["accountId"])
         clean.setdefault("priority", DEFAULT_PRIORITY)  # the scheme's default when the create names none

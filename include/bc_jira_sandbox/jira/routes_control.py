@@ -180,6 +180,25 @@ def control_field(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
         return JSONResponse(fd)
 
 
+@router.post("/_sandbox/jira/projects")
+def control_projects(body: dict[str, Any], sb: Sandbox = SANDBOX) -> JSONResponse:
+    """``{"key": "CA", "name": "Canada Approvals"}``: a project as a Jira admin creates it (same issue types,
+    workflow, fields and screens as the seeded one; see ``bc_jira_sandbox.jira.projects``)."""
+    with sb.lock:
+        try:
+            project = sb.jira.add_project(str(body.get("key") or ""), str(body.get("name") or ""))
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        sb.mark_dirty()
+        return JSONResponse(sb.jira.project_json(project=project), status_code=201)
+
+
+@router.get("/_sandbox/jira/projects")
+def control_projects_list(sb: Sandbox = SANDBOX) -> list[dict[str, Any]]:
+    with sb.lock:
+        return [sb.jira.project_json(project=p) for p in sb.jira.all_projects().values()]
+
+
 @router.post("/_sandbox/jira/options")
 def control_options(body: dict[str, Any], sb: Sandbox = SANDBOX) -> dict[str, Any]:
     """``{"validate": true}``: check every Jira request/response body against the OpenAPI spec;

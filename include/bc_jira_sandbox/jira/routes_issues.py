@@ -53,14 +53,15 @@ def get_statuses(call: Call = READ) -> JiraReply:
 
 @api.get(f"{API}/project/{{projectIdOrKey}}")
 def get_project(projectIdOrKey: str, call: Call = READ) -> JiraReply:
-    _project_or_404(call.jira, projectIdOrKey)
-    return JiraReply(200, call.jira.project_json(full=True))
+    p = _project_or_404(call.jira, projectIdOrKey)
+    return JiraReply(200, call.jira.project_json(full=True, project=p))
 
 
-def _project_or_404(jira: JiraState, ident: str) -> None:
-    p = jira.project
-    if ident not in (p["id"], p["key"]):
+def _project_or_404(jira: JiraState, ident: str) -> dict[str, Any]:
+    p = jira.project_by(ident)
+    if p is None:
         raise JiraError(404, [f"No project could be found with key '{ident}'."])
+    return p
 
 
 @api.get(f"{API}/project/{{projectIdOrKey}}/statuses")
@@ -85,7 +86,7 @@ def project_statuses(projectIdOrKey: str, call: Call = READ) -> JiraReply:
 @api.get(f"{API}/issuetype/project")
 def issuetypes_for_project(call: Call = READ) -> JiraReply:
     pid = call.request.query_params.get("projectId")
-    if pid != call.jira.project["id"]:
+    if pid is None or call.jira.project_by(pid) is None or not pid.isdigit():
         raise JiraError(404, ["The project is not found or you don't have permission to view it."])
     return JiraReply(200, [call.jira.issue_type_json(t) for t in ISSUE_TYPES])
 
@@ -103,8 +104,7 @@ def meta_page(rq: Request, items: list[Any], key: str) -> JiraReply:
 
 
 def createmeta_project(jira: JiraState, projectIdOrKey: str) -> None:
-    p = jira.project
-    if projectIdOrKey not in (p["id"], p["key"]):
+    if jira.project_by(projectIdOrKey) is None:
         # the spec documents only 200/400/401 for createmeta
         raise JiraError(400, [f"No project could be found with key '{projectIdOrKey}'."])
 

@@ -24,6 +24,7 @@ from bc_jira_sandbox.jira.catalog import (
 from bc_jira_sandbox.jira.fields import FieldsMixin
 from bc_jira_sandbox.jira.issues import IssuesMixin
 from bc_jira_sandbox.jira.links import LinksMixin
+from bc_jira_sandbox.jira.projects import ProjectsMixin
 from bc_jira_sandbox.jira.search import SearchMixin
 from bc_jira_sandbox.jira.webhooks import WebhooksMixin
 
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
     from bc_jira_sandbox.core import Sandbox
 
 
-class JiraState(FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin, AttachmentsMixin):
+class JiraState(
+    FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin, AttachmentsMixin, ProjectsMixin
+):
     """Everything Jira holds; guarded by ``sb.lock``; picklable apart from ``sb``."""
 
     def __init__(self, sb: Sandbox) -> None:
@@ -50,6 +53,8 @@ class JiraState(FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin
         self._token_memo: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {}
         self.oauth = atlassian.reset(sb)
         self.project = {"id": "10000", "key": sb.creds["project_key"], "name": "Finance Approvals"}
+        self.projects = {self.project["id"]: self.project}  # an admin adds more: POST /_sandbox/jira/projects
+        self.issue_nums: dict[str, int] = {}  # project id -> next issue number (not the seeded project's)
         base = rng.randrange(10030, 10700)
         self.fields: list[dict[str, Any]] = []
         for fid, name, schema, clauses in SYSTEM_FIELDS:
@@ -202,8 +207,8 @@ class JiraState(FieldsMixin, LinksMixin, IssuesMixin, SearchMixin, WebhooksMixin
             "hierarchyLevel": 0,
         }
 
-    def project_json(self, full: bool = False) -> dict[str, Any]:
-        p = self.project
+    def project_json(self, full: bool = False, project: dict[str, Any] | None = None) -> dict[str, Any]:
+        p = project or self.project
         out: dict[str, Any] = {
             "self": self.url(f"{API}/project/{p['id']}"),
             "id": p["id"],

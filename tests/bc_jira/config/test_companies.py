@@ -149,3 +149,20 @@ def test_lookup_keeps_a_record_id_to_its_company() -> None:
     assert [in_company(i, "bc-company-bbbb2222", False) for i in (legacy, us_new, ca)] == [False, False, True]
     assert company_clause("bc-company-bbbb2222", False) == ' AND labels = "bc-company-bbbb2222"'
     assert company_clause("bc-company-aaaa1111", True) == ""
+
+
+def test_the_jira_webhook_filter_and_the_poll_cover_every_companys_project() -> None:
+    """A company with its own project_key: the Jira webhook's JQL and the write-back's safety-net poll must
+    reach its issues too (they named project_key only, so a Done in CA never woke the write-back)."""
+    from bc_jira.config.companies import project_clause, project_keys
+    from bc_jira.edges.webhooks import transitions_jql
+
+    assert transitions_jql(project_keys(parse_config({"project_key": "FIN"})), ["Invoice"]) == (
+        'project = FIN AND issuetype IN ("Invoice")'  # unchanged without companies: no re-registration
+    )
+    cfg = _cfg([{"id": US, "project_key": "CA"}, {"id": CA}, {"name": "CRONUS GB", "project_key": "CA"}])
+    assert project_keys(cfg) == ("FIN", "CA")
+    assert transitions_jql(project_keys(cfg), ["Invoice", "Vendor"]) == (
+        'project IN (FIN, CA) AND issuetype IN ("Invoice", "Vendor")'
+    )
+    assert project_clause(["FIN", "CA"], lambda k: f'"{k}"') == 'project IN ("FIN", "CA")'

@@ -85,3 +85,34 @@ def test_connect_reads_every_createmeta_page(sandbox_jira, airflow_conns, monkey
     assert rep.problems == []
     pages = int(sandbox_jira.stats()["calls"].get(key, 0)) - int(before.get(key, 0))
     assert pages >= 3 * 6  # three issue types, a dozen fields or more each, two per page
+
+
+def test_connect_with_companies_checks_the_company_field_and_each_companys_project(
+    sandbox_jira, airflow_conns
+) -> None:
+    """With ``companies``: BC Company is discovered and checked on the screens like the six others (this
+    raised KeyError 'company' before), and a company's own project_key is checked like project_key."""
+    import dataclasses
+
+    from bc_jira.config.companies import parse_companies
+    from bc_jira.hooks.jira import JiraCloudHook
+    from bc_jira.setup.connect import connect_checks
+
+    problems: list[str] = []
+    entries = parse_companies([{"name": "CRONUS US", "project_key": "CA"}, {"name": "CRONUS CA"}], problems)
+    assert problems == []
+    cfg = dataclasses.replace(sandbox_cfg(airflow_conns), companies=entries)
+    client = JiraCloudHook().client
+    rep = connect_checks(cfg, client)
+    assert [p for p in rep.problems if p.startswith("companies[0].project_key CA: project_key: Jira project")]
+    sandbox_jira.control("POST", "/_sandbox/jira/projects", {"key": "CA", "name": "CRONUS US approvals"})
+    rep = connect_checks(cfg, client)
+    assert rep.problems == []
+    assert rep.fields["BC Company"].startswith("customfield_")
+    sandbox_jira.control(
+        "POST",
+        "/_sandbox/jira/screen",
+        {"issue_type": "Invoice", "screen": "create", "remove": ["BC Company"]},
+    )
+    rep = connect_checks(cfg, client)
+    assert any("'BC Company'" in p and "create screen" in p for p in rep.problems), rep.problems

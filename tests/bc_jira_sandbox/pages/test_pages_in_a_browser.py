@@ -5,7 +5,6 @@ run with ``dag.test()``), so every link followed is one the connector wrote."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ import pytest
 import requests
 
 from tests.conftest import IN_CI, REPO
+from tests.support.outbound import prepare_outbound, run_dag
 from tests.support.receiver import Receiver
 from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
 
@@ -25,31 +25,15 @@ DAGS = ("bc_vendors_to_jira", "bc_purchase_invoices_to_jira")
 
 
 def _connector_issues(sandbox: Any, airflow_conns: dict[str, str], monkeypatch: Any, tmp_path: Path) -> None:
-    """Run the two sync DAGs against the sandbox (fresh state store, watermarks and field ids)."""
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.models.variable import Variable
+    """Run the two sync DAGs against a freshly seeded sandbox (fresh state store, watermarks, field ids)."""
     from airflow.utils.state import DagRunState
 
-    from bc_jira.config import parse_config
-    from bc_jira.hooks.jira import JiraCloudHook
-    from bc_jira.setup import connect
-    from bc_jira.store import StateStore
-
-    cfg = json.loads(airflow_conns["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-    cfg.update(search_settle_seconds=3)
-    monkeypatch.setenv("AIRFLOW_VAR_BC_JIRA_CONFIG", json.dumps(cfg))
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BC_JIRA_DB", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "state.db")})
+    # batch_size=None: the config's own (200), one batch per sync, as before the setup moved to support
+    prepare_outbound(
+        sandbox, airflow_conns, monkeypatch, tmp_path, batch_size=None, vendors=12, invoices=10, orders=4
     )
-    monkeypatch.setattr(StateStore, "_from_airflow_cache", {}, raising=False)
-    for key in ("vendors", "purchase_invoices", "purchase_orders"):
-        Variable.delete(f"bc_jira_watermark_{key}")
-    report = connect.connect_checks(parse_config(cfg), JiraCloudHook().client)
-    assert report.problems == []
-    Variable.set("bc_jira_jira_fields", json.dumps(report.fields))
-    bag = DagBag(dag_folder=str(REPO / "dags"))
     for dag_id in DAGS:
-        assert bag.dags[dag_id].test().state == DagRunState.SUCCESS
+        assert run_dag(dag_id).state == DagRunState.SUCCESS
 
 
 def _audit_page(tmp_path: Path) -> Path:
@@ -82,7 +66,6 @@ def test_a_person_follows_the_connectors_links_and_presses_the_buttons(
         if IN_CI:
             pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
         pytest.skip(reason)
-    sandbox.reset(vendors=12, invoices=10, orders=4)
     _connector_issues(sandbox, airflow_conns, monkeypatch, tmp_path)
     issues = sandbox.control("GET", "/_sandbox/jira/issues")
     vendor_issue = next(i for i in issues if i["fields"]["issuetype"]["name"] == "Vendor")
