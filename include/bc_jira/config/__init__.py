@@ -24,6 +24,7 @@ from bc_jira.config.model import (
     DEFAULT_MAX_DEFER_SECONDS,
     DEFAULT_MAX_INLINE_WAIT_SECONDS,
     DEFAULT_OVERLAP_SECONDS,
+    DEFAULT_REOPEN_TRANSITION,
     DEFAULT_SEARCH_SETTLE_SECONDS,
     DEFAULT_SELECTION,
     DEFAULT_SUMMARY,
@@ -47,6 +48,7 @@ from bc_jira.config.model import (
 )
 from bc_jira.config.priority import PriorityRule, parse_priority_rules, priority_for
 from bc_jira.config.reject import DEFAULT_REJECT_STATUSES, parse_reject_statuses
+from bc_jira.config.reopen import parse_reopen_transition
 from bc_jira.config.sections import (
     _TOP_KEYS,
     _assignees,
@@ -82,6 +84,7 @@ __all__ = [
     "DEFAULT_MAX_INLINE_WAIT_SECONDS",
     "DEFAULT_OVERLAP_SECONDS",
     "DEFAULT_REJECT_STATUSES",
+    "DEFAULT_REOPEN_TRANSITION",
     "DEFAULT_SEARCH_SETTLE_SECONDS",
     "DEFAULT_SELECTION",
     "DEFAULT_SUMMARY",
@@ -137,6 +140,11 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
     )
     duplicate_transition = _duplicate_transition(doc.get("duplicate_transition"), problems)
     deleted_transition = _deleted_transition(doc.get("deleted_transition"), problems)
+    reopen_transition = (
+        parse_reopen_transition(doc["reopen_transition"], problems)
+        if "reopen_transition" in doc
+        else parse_reopen_transition()
+    )
     url = _web_client_url(doc.get("bc_web_client_url"), problems)
     labels = _labels(doc.get("labels", list(DEFAULT_LABELS)), "labels", problems)
     assignees = _assignees(doc.get("assignees"), problems)
@@ -162,6 +170,7 @@ def parse_config(raw: str | Mapping[str, Any] | None) -> Config:
         rate_limit=rate_limit,
         duplicate_transition=duplicate_transition,
         deleted_transition=deleted_transition,
+        reopen_transition=reopen_transition,
         priority_rules=priority_rules,
         reject_statuses_configured=reject_statuses,
         attachments=attachments,
@@ -182,6 +191,7 @@ def default_config_document(project_key: str = "FIN", bc_web_client_url: str | N
         },
         "duplicate_transition": None,
         "deleted_transition": None,
+        "reopen_transition": DEFAULT_REOPEN_TRANSITION,
         "priority_rules": [],
         "reject_statuses": list(DEFAULT_REJECT_STATUSES),
         "labels": list(DEFAULT_LABELS),

@@ -43,6 +43,7 @@ DEFAULT_FIELD_NAMES = {
 DEFAULT_BATCH_SIZE = 200
 DEFAULT_OVERLAP_SECONDS = 120
 DEFAULT_SEARCH_SETTLE_SECONDS = 60
+DEFAULT_REOPEN_TRANSITION = "To Do"  # the first status of Jira's default workflows
 DEFAULT_LABELS = ("bc-jira",)
 # Jira rate limits (rate_limit key): waits up to this are slept in process, longer ones defer the task ...
 DEFAULT_MAX_INLINE_WAIT_SECONDS = 120
@@ -177,6 +178,10 @@ class Config:
     # An issue whose BC record was deleted is commented and moved with this transition (name of a transition
     # or of its target status) when set; null leaves it in its status.
     deleted_transition: str | None = None
+    # A record that needs a human step again after its issue's episode closed (a vendor blocked again): its
+    # issue, when in the done category, is moved back with this transition (``bc_jira.sync.reopen``); null
+    # leaves it in its status (it is still commented and acted on again by the next Done).
+    reopen_transition: str | None = DEFAULT_REOPEN_TRANSITION
     # Jira priority by rule, first match wins (``priority_rules``; config.priority).
     priority_rules: tuple[PriorityRule, ...] = ()
     # Done statuses that mean "no" (``reject_statuses``; None: not configured, ``DEFAULT_REJECT_STATUSES``).

@@ -49,6 +49,7 @@ _TOP_KEYS = {
     "rate_limit",
     "duplicate_transition",
     "deleted_transition",
+    "reopen_transition",
     "priority_rules",
     "reject_statuses",
     "attachments",

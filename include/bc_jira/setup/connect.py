@@ -304,6 +304,12 @@ def workflow_problems(
             f"deleted_transition: no status {del_to!r} in the workflow of {ecfg.issue_type!r}; use "
             f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
         )
+    reopen_to = cfg.reopen_transition
+    if reopen_to and reopen_to.casefold() not in names:
+        problems.append(
+            f"reopen_transition: no status {reopen_to!r} in the workflow of {ecfg.issue_type!r}; use "
+            f"one of {', '.join(sorted(s['name'] for s in sts))} or null"
+        )
     if ecfg.resolved_transition and ecfg.resolved_transition.casefold() not in names:
         problems.append(
             f"entities.{ecfg.name}.resolved_transition: no status "

@@ -86,6 +86,7 @@ class Counts:
     failed: int = 0
     stale: int = 0  # older than the version already synced: nothing sent
     claimed: int = 0  # held by another live run: that run owns it
+    reopened: int = 0  # needed a human step again after the episode closed: reopened (bc_jira.sync.reopen)
 
     def line(self) -> str:
         parts = [
@@ -94,7 +95,7 @@ class Counts:
             f"updated {self.updated}",
             f"unchanged {self.unchanged}",
         ]
-        for name in ("resolved", "linked", "skipped", "stale", "claimed", "failed"):
+        for name in ("resolved", "reopened", "linked", "skipped", "stale", "claimed", "failed"):
             if getattr(self, name):
                 parts.append(f"{name} {getattr(self, name)}")
         return ", ".join(parts)
@@ -148,6 +149,7 @@ class EffectStore(Protocol):
         self, kind: str, *, entity: str | None = None, bc_ids: Iterable[str] | None = None, limit: int = 500
     ) -> list[Effect]: ...
     def count_effects(self, kind: str, entity: str, bc_id: str, state: str = "done") -> int: ...
+    def get_effect(self, effect_key: str) -> Effect | None: ...
 
 
 class AuditSink(Protocol):

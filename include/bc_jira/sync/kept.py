@@ -18,6 +18,7 @@ from bc_jira.hooks.jira import BULK_FETCH_MAX
 from bc_jira.sync import effects
 from bc_jira.sync.base import Texts, UpsertBase, _chunks, _NotConfirmed, _Outcome
 from bc_jira.sync.edits import TEXTS, bc_changes, kept_comment, plan_edit
+from bc_jira.sync.reopen import STATUS_FIELDS, may_reopen
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -37,7 +38,7 @@ class KeptEditsMixin(UpsertBase):
     def _read_current(self, issue_ids: Sequence[str]) -> tuple[Current, str | None]:
         """The issues' summary, description and owned fields (one call per 100), and why not when the read
         failed (those issues are then not edited this time: overwriting unread text could lose an edit)."""
-        fields = [*TEXTS, *self.ids.as_dict().values()]
+        fields = [*TEXTS, *self.ids.as_dict().values(), *STATUS_FIELDS]
         out: Current = {}
         for chunk in _chunks(list(dict.fromkeys(issue_ids)), BULK_FETCH_MAX):
             try:
@@ -100,7 +101,8 @@ class KeptEditsMixin(UpsertBase):
         for b in update:
             link = links[b]
             was = assumed(b)
-            if drafts[b].content_hash != (link.content_hash if was is None else was):
+            changed = drafts[b].content_hash != (link.content_hash if was is None else was)
+            if changed or may_reopen(drafts[b], link):  # a closed episode: its status decides a reopen
                 ids.append(str(link.issue_id))
         return self._read_current(ids) if ids else ({}, None)
 

@@ -23,12 +23,13 @@ ACTION_WORDS = {
     "create": "created",
     "update": "updated",
     "resolve": "resolved",
+    "reopened": "reopened",
     "link": "linked",
     "unchanged": "unchanged",
     "error": "failed",
 }
 # Actions whose keys are listed one by one; unchanged issues are only counted (an idle batch stays short).
-LISTED = ("create", "update", "resolve", "link", "error")
+LISTED = ("create", "update", "resolve", "reopened", "link", "error")
 AUDIT_ROUTE = "/bc-jira/audit"
 JIRA_SEARCH_PATH = "/issues/"  # Jira Cloud's issue navigator: ``/issues/?jql=...``
 # The upsert's ``map_index_template``: Airflow 3.3 renders it with the task's context after the task ran

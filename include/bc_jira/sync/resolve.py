@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,7 @@ from bc_jira.store.schema import DONE_STATES, LinkState
 from bc_jira.sync import effects
 from bc_jira.sync.base import _NotConfirmed, _Outcome
 from bc_jira.sync.kept import KeptEditsMixin
+from bc_jira.sync.reopen import ReopenMixin
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 RESOLVE_COMMENT_KIND = "resolve_comment"
 
 
-class ResolveMixin(KeptEditsMixin):
+class ResolveMixin(ReopenMixin, KeptEditsMixin):
     # update / resolve -----------------------------------------------------------------------------
     def _update(
         self,
@@ -36,14 +38,20 @@ class ResolveMixin(KeptEditsMixin):
         key = link.issue_key or link.issue_id
         outcome = _Outcome("unchanged", issue_key=key)
         state = link.state
+        reopened = None
         try:
+            if draft.needs_human:
+                # needs a human again (e.g. a vendor blocked again): a new episode (bc_jira.sync.reopen),
+                # decided before the edit so that a failing edit cannot hide it from the retry
+                reopened, state = self._reopen(draft, record, link, current)
+                if reopened is None and state == LinkState.RESOLVING:
+                    state = LinkState.LINKED
             if draft.content_hash != current_hash:
                 outcome, texts = self._edit(draft, link, current, key)
                 current_hash = draft.content_hash
-            if draft.needs_human:
-                if state in DONE_STATES or state == LinkState.RESOLVING:
-                    state = LinkState.LINKED  # needs a human again (e.g. vendor blocked again)
-            elif state not in DONE_STATES:
+            if reopened is not None:
+                outcome = dataclasses.replace(reopened, sent={"edit": outcome.sent, **reopened.sent})
+            elif not draft.needs_human and state not in DONE_STATES:
                 comment = resolved_comment(self.entity, record)
                 refused = None
                 if state != LinkState.RESOLVING:

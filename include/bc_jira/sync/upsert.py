@@ -56,7 +56,9 @@ done yet.
 The "no longer needs a human step" comment is made exactly once per episode (a record can need a human step
 again, e.g. a vendor blocked again): an effect keyed by record, issue and the number of resolve comments
 made before. The link becomes ``resolved`` only once the comment exists; a lost answer fails the batch, and
-the retry finds the comment by its marker instead of posting a second one.
+the retry finds the comment by its marker instead of posting a second one. The episode that starts when the
+record needs a human again (the issue moved back with ``reopen_transition``, one comment) is
+``bc_jira.sync.reopen``'s.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ from bc_jira.sync.heal import HealMixin
 from bc_jira.sync.kept import KEPT_EDIT
 from bc_jira.sync.lookup import LookupMixin
 from bc_jira.sync.plan import plan_batch, plan_reads
+from bc_jira.sync.reopen import REOPENED
 from bc_jira.sync.resolve import ResolveMixin
 
 if TYPE_CHECKING:
@@ -142,6 +145,7 @@ class Upserter(ClaimsMixin, LookupMixin, HealMixin, CreateMixin, ResolveMixin):
                 KEPT_EDIT: "updated",
                 "unchanged": "unchanged",
                 "resolve": "resolved",
+                REOPENED: "reopened",
                 "skipped": "skipped",
                 "error": "failed",
                 "link": "linked",

@@ -182,11 +182,12 @@ def test_lost_resolve_comment_answer_and_failed_transition_never_comment_twice(e
     assert "found on the issue" in made[0].reason
     # blocked/needed again, then resolved again: a new episode gets its own (single) comment
     again = dict(posted, status="Draft", lastModifiedDateTime="2026-11-20T12:00:00Z")
-    up().upsert([again])
+    assert up().upsert([again]).reopened == 1  # "needs review again" (bc_jira.sync.reopen), once
+    assert up().upsert([again]).reopened == 0
     assert store.get_links("purchase_invoices", [posted["id"]])[posted["id"]].state == LinkState.LINKED
     up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
     up().upsert([dict(posted, lastModifiedDateTime="2026-11-20T12:30:00Z")])
-    assert len(jira.comments[issue_id]) == 2
+    assert len(jira.comments[issue_id]) == 3  # resolved, needs review again, resolved
 
 
 def test_resolve_comment_refused_by_jira_is_audited_and_does_not_wedge_the_record(env, store) -> None:
