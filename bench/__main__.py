@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,113 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import requests
-from cryptography.fernet import Fernet
-
-from bench import report
-
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "bench" / "results"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Sandbox:
-    def __init__(self, latency_ms: int, workdir: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(workdir / f"sandbox-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bc_jira_sandbox",
-                "serve",
-                "--port",
-                str(self.port),
-                "--seed-invoices",
-                "0",
-                "--seed-orders",
-                "0",
-                "--seed-vendors",
-                "60",
-                "--latency-ms",
-                str(latency_ms),
-                "--search-lag-s",
-                "2",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(300):
-            try:
-                if requests.get(f"{self.url}/_sandbox/health", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("sandbox did not start")
-
-    def control(self, method: str, path: str, body: Any = None) -> Any:
-        resp = requests.request(method, f"{self.url}{path}", json=body, timeout=1800)  # a 100k seed
-        resp.raise_for_status()
-        return resp.json()
-
-    def env(self) -> dict[str, str]:
-        import shlex
-
-        out = subprocess.run(
-            [sys.executable, "-m", "bc_jira_sandbox", "airflow-env", "--port", str(self.port)],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        return {
-            k.removeprefix("export "): shlex.split(v)[0]
-            for k, _, v in (line.partition("=") for line in out.splitlines())
-        }
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.close()
-
-
-def _sqlite_conn(home: Path) -> str:
-    """``bc_jira_db`` as the SQLite file the connector would default to in that Airflow home."""
-    return json.dumps({"conn_type": "sqlite", "host": str(home / "bc_jira_state.db")})
-
-
-def _run_step(env: dict[str, str], *args: str) -> tuple[dict[str, Any], float, float]:
-    """Run one step process; return (its JSON answer, wall seconds, peak RSS MB)."""
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.worker", *args],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    out, err = proc.communicate()
-    wall = time.monotonic() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench step {args[0]} failed:\n{err[-4000:]}")
-    line = next(ln for ln in out.splitlines() if ln.startswith("BENCH "))
-    answer = json.loads(line[6:])
-    return answer, wall, answer.get("peak_rss_mb", 0.0)
-
-
-def _proc_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a live process, from ``/proc/<pid>/stat`` (utime, stime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench import companies, report
+from bench.harness import RESULTS, Sandbox, _bench_env, _proc_cpu_s, _run_step, _sqlite_conn
 
 
 def _sum_counts(results: list[tuple[dict[str, Any], float, float]]) -> dict[str, int]:
@@ -140,24 +33,6 @@ def _sum_counts(results: list[tuple[dict[str, Any], float, float]]) -> dict[str,
         for key, value in answer["counts"].items():
             counts[key] = counts.get(key, 0) + value
     return counts
-
-
-def _bench_env(sb: Sandbox, home: Path, batch_size: int) -> dict[str, str]:
-    env = {
-        **os.environ,
-        **sb.env(),
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
-        # named explicitly: these processes have no Airflow metadata DB, and the connector's connection
-        # lookup fails closed when a backend it must ask (the metadata DB) cannot answer
-        "AIRFLOW_CONN_BC_JIRA_DB": _sqlite_conn(home),
-    }
-    cfg = json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-    cfg["batch_size"] = batch_size
-    env["AIRFLOW_VAR_BC_JIRA_CONFIG"] = json.dumps(cfg)
-    home.mkdir(parents=True, exist_ok=True)
-    return env
 
 
 def first_sync(sb: Sandbox, env: dict[str, str], n: int, workers: int) -> dict[str, Any]:
@@ -312,18 +187,70 @@ def run_size(
     return row
 
 
+def _sizes_report(rows: list[dict[str, Any]]) -> list[str]:
+    print()
+    print(report.table(rows))
+    print(_attach_table(rows))
+    big = rows[-1]
+    print(f"\nJira and BC calls of the first sync of {big['invoices']} invoices, by endpoint (sandbox log):")
+    print("\n".join(report.calls_by_endpoint(big)))
+    lines, misses = report.checks(big)
+    print(f"\nat {big['invoices']} invoices:")
+    print("\n".join(lines))
+    return misses
+
+
+def _companies_report(row: dict[str, Any]) -> list[str]:
+    companies.print_row(row)
+    print("Jira and BC calls of the run, by endpoint (sandbox log):")
+    print("\n".join(report.calls_by_endpoint(row)))
+    lines, misses = report.checks(row, report.COMPANY_CHECKS)
+    print("\n".join(lines))
+    return [f"many_companies.{m}" for m in misses]
+
+
+def _write(
+    args: argparse.Namespace, rows: list[dict[str, Any]], many: dict[str, Any] | None, misses: list[str]
+) -> None:
+    """The results file; a run of one part (``--sizes ''`` or ``--companies 0``) keeps the other part's."""
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    if rows:
+        doc.update(latency_ms=args.latency_ms, workers=args.workers, batch_size=args.batch_size, results=rows)
+        doc["targets"] = {c.path: c.target() for c in report.CHECKS if c.limit is not None}
+        doc["missed"] = [m for m in misses if not m.startswith("many_companies.")]
+    if many is not None:
+        doc["many_companies"] = {"latency_ms": args.latency_ms, "batch_size": args.batch_size, **many}
+        doc["many_companies_targets"] = {
+            c.path: c.target() for c in report.COMPANY_CHECKS if c.limit is not None
+        }
+        doc["many_companies_missed"] = [m for m in misses if m.startswith("many_companies.")]
+        doc["many_companies_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if rows:
+        doc["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    out.write_text(json.dumps(doc, indent=2))
+    print(f"written {out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--sizes", default="1000,10000", help="first-sync sizes; '' skips them")
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--workers", type=int, default=4, help="upsert processes at once (mapped tasks)")
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--baseline-sample", type=int, default=100)
+    parser.add_argument(
+        "--companies", type=int, default=5, help="the 'Many companies' row: BC companies (0 skips it)"
+    )
+    parser.add_argument("--per-company", type=int, default=2000, help="new draft invoices per company")
     parser.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = parser.parse_args(argv)
     rows = []
+    many = None
+    misses: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bc_jira_bench_") as tmp:
-        for n in (int(s) for s in args.sizes.split(",")):
+        for n in (int(s) for s in args.sizes.split(",") if s.strip()):
             row = run_size(
                 n,
                 latency_ms=args.latency_ms,
@@ -334,34 +261,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             rows.append(row)
             print(f"{n} invoices: {row['created']} created in {row['seconds']} s", flush=True)
-    print()
-    print(report.table(rows))
-    print(_attach_table(rows))
-    big = rows[-1]
-    print(f"\nJira and BC calls of the first sync of {big['invoices']} invoices, by endpoint (sandbox log):")
-    print("\n".join(report.calls_by_endpoint(big)))
-    lines, misses = report.checks(big)
-    print(f"\nat {big['invoices']} invoices:")
-    print("\n".join(lines))
+        if args.companies > 0:
+            many = companies.run_companies(
+                args.companies,
+                args.per_company,
+                latency_ms=args.latency_ms,
+                batch_size=args.batch_size,
+                workdir=Path(tmp),
+            )
+    if rows:
+        misses += _sizes_report(rows)
+    if many is not None:
+        misses += _companies_report(many)
     print("\ntargets:", "all met" if not misses else "MISSED " + "; ".join(misses))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    targets = {c.path: c.target() for c in report.CHECKS if c.limit is not None}
-    out.write_text(
-        json.dumps(
-            {
-                "latency_ms": args.latency_ms,
-                "workers": args.workers,
-                "batch_size": args.batch_size,
-                "results": rows,
-                "targets": targets,
-                "missed": misses,
-                "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            },
-            indent=2,
-        )
-    )
-    print(f"written {out}")
+    _write(args, rows, many, misses)
     return 0
 
 

@@ -92,11 +92,12 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def checks(row: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """(the printed lines, the missed targets) for one row."""
+def checks(row: dict[str, Any], which: list[Check] | None = None) -> tuple[list[str], list[str]]:
+    """(the printed lines, the missed targets) for one row (``which``: default ``CHECKS``)."""
     lines, misses = [], []
-    width = max(len(c.label) for c in CHECKS)
-    for c in CHECKS:
+    which = CHECKS if which is None else which
+    width = max(len(c.label) for c in which)
+    for c in which:
         value, ok = c.value(row), c.met(row)
         mark = "" if ok is None else ("ok" if ok else "MISSED")
         lines.append(f"  {c.label.ljust(width)}  {str(value):>10}  {c.target():>9}  {mark}")
@@ -112,3 +113,19 @@ def calls_by_endpoint(row: dict[str, Any]) -> list[str]:
     for path, n in sorted(row.get("calls", {}).items(), key=lambda kv: -kv[1]):
         out.append(f"  {n:>7}  {n / created:.4f}/record  {path}")
     return out
+
+
+# "Many companies": N companies × P new draft invoices in one run of the invoice DAG (bench.companies)
+COMPANY_CHECKS: list[Check] = [
+    Check("companies: run of the invoice DAG succeeded (1 = success)", "dag_success", 1, True),
+    Check("companies: worst company's drafts with an issue in its project", "min_company_coverage", 1, True),
+    Check("companies: worst company's issues per draft (no duplicates)", "max_company_issues_per_draft", 1),
+    Check("companies: issues in another company's project or the global one", "misplaced_issues", 0),
+    Check("companies: watermarks advanced (one per company)", "watermarks_advanced"),
+    Check("companies: Jira calls per record (attachments apart)", "jira_calls_per_record", 0.05),
+    Check("companies: BC calls per record (attachments apart)", "bc_calls_per_record", 0.01),
+    Check("companies: attachment uploads' Jira calls (own budget)", "attach_jira_calls"),
+    Check("companies: wall clock of the run (s; tasks one after another)", "seconds"),
+    Check("companies: connector CPU s per 1,000 records (the dag.test process)", "cpu_s_per_1k"),
+    Check("companies: sandbox CPU s per 1,000 records", "sandbox_cpu_s_per_1k"),
+]

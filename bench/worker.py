@@ -3,7 +3,8 @@
 ``extract RUN [WATERMARK]``: read BC, write batches (the extract task of run RUN). ``upsert ID...``: upsert
 batches (mapped tasks; a worker runs several in a row like a Celery/Local worker slot). ``attach ID...``: the
 vendor's files of those batches. ``census``: the issues in Jira and the record ids they carry.
-``baseline N``: the naive per-record integration. Every answer carries the process's own CPU seconds
+``baseline N``: the naive per-record integration. ``dag DAG_ID``: one run of a DAG (``dag.test()``).
+Every answer carries the process's own CPU seconds
 (user + system, from ``getrusage``) and peak RSS; an upsert also its slowest batch's own time (from loading
 the batch to its counts, without the process start-up).
 """
@@ -132,6 +133,31 @@ def census() -> dict[str, Any]:
     return {"issues": issues, "record_ids": len(carried), "field_ids": jira.field_ids_by_name()}
 
 
+def run_dag(dag_id: str) -> dict[str, Any]:
+    """One real run of a DAG with ``dag.test()`` (its tasks one after another in this process); the run's
+    state and its task instances' states by task id."""
+    from collections import Counter
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).dags[dag_id]
+    dr = dag.test()
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dr.run_id).all()
+        states = Counter(f"{ti.task_id}:{ti.state}" for ti in tis)
+        marks = session.query(Variable).filter(Variable.key.like("bc_jira_watermark_%")).all()
+        watermarks = {v.key: v.val for v in marks}
+    return {
+        "state": str(dr.state),
+        "run_id": dr.run_id,
+        "tasks": dict(sorted(states.items())),
+        "watermarks": dict(sorted(watermarks.items())),
+    }
+
+
 def main(argv: list[str]) -> int:
     step, args = argv[0], argv[1:]
     if step == "extract":
@@ -144,10 +170,12 @@ def main(argv: list[str]) -> int:
         out = attach(args)
     elif step == "baseline":
         out = baseline(int(args[0]))
+    elif step == "dag":
+        out = run_dag(args[0])
     else:
         raise SystemExit(
             f"unknown step {step!r}: extract RUN [WATERMARK] | upsert ID... | attach ID... | census "
-            "| baseline N"
+            "| baseline N | dag DAG_ID"
         )
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: KiB

@@ -249,9 +249,25 @@ def _base_env(home: Path, meta_url: str, redis_db: int, api_port: int, dags: Pat
     return env
 
 
+def _companies(sandbox) -> list[dict[str, str]]:
+    """Every sandbox company by id; company 1 (the connection's) keeps project_key, the others get CO<n>."""
+    entries: list[dict[str, str]] = []
+    for index, company in enumerate(sandbox.control("GET", "/_sandbox/bc/companies")["value"]):
+        entry = {"id": company["id"]}
+        if index:
+            key = f"CO{index + 1}"
+            sandbox.control("POST", "/_sandbox/jira/projects", {"key": key, "name": company["name"]})
+            entry["project_key"] = key
+        entries.append(entry)
+    return entries
+
+
 @pytest.fixture
-def cluster(tmp_path: Path, sandbox) -> Iterator[Cluster]:
-    """The compose topology on this machine, aimed at the session's sandbox; torn down even on failure."""
+def cluster(request: pytest.FixtureRequest, tmp_path: Path, sandbox) -> Iterator[Cluster]:
+    """The compose topology on this machine, aimed at the session's sandbox; torn down even on failure.
+    ``request.param`` (indirect): BC companies to sync (default 1: no ``companies`` section); with more, the
+    second and later companies each get their own Jira project ``CO<n>`` and smaller batches."""
+    n_companies = getattr(request, "param", 1)
     redis_db = _free_redis_db()
     home = tmp_path / "airflow"
     home.mkdir()
@@ -259,10 +275,12 @@ def cluster(tmp_path: Path, sandbox) -> Iterator[Cluster]:
     api_port = _free_port()
     with _pg_database("bc_jira_dist_meta") as meta_url, _pg_database("bc_jira_dist_state") as state_url:
         env = _base_env(home, meta_url, redis_db, api_port, REPO / "dags")
-        sandbox.reset(**SEED)  # before reading the env: a reset issues a new OAuth grant
+        sandbox.reset(**SEED, companies=n_companies)  # before reading the env: a new OAuth grant
         env.update(sandbox.env())
         cfg = json.loads(env["AIRFLOW_VAR_BC_JIRA_CONFIG"])
-        cfg.update(batch_size=5)
+        cfg.update(batch_size=5 if n_companies == 1 else 3)
+        if n_companies > 1:
+            cfg["companies"] = _companies(sandbox)
         env["AIRFLOW_VAR_BC_JIRA_CONFIG"] = json.dumps(cfg)
         env["AIRFLOW_CONN_BC_JIRA_DB"] = state_url.replace("+psycopg2", "")
         c = Cluster(home, env, api_port)
@@ -333,4 +351,81 @@ def test_mapped_batches_spread_over_two_celery_workers_without_duplicates(cluste
     print(
         f"\ncluster up in {cluster.startup_s:.1f}s; {len(runs)} run(s), {len(upserts)} batches ran "
         f"{dict(hosts)} in {run_s:.1f}s; {len(drafts)} drafts -> {len(per_record)} issues"
+    )
+
+
+@pytest.mark.parametrize("cluster", [2], indirect=True)
+def test_two_companies_batches_spread_over_both_workers_without_duplicates(cluster: Cluster, sandbox) -> None:
+    """Two companies in one run: each company's batches run on both workers, every draft of each company
+    gets exactly one issue in its company's project, and each company's watermark advances."""
+    from bc_jira.config.companies import company_key
+
+    cfg = json.loads(cluster.env["AIRFLOW_VAR_BC_JIRA_CONFIG"])
+    entries = cfg["companies"]
+    drafts = {
+        e["id"]: {
+            r["id"]
+            for r in sandbox.control("GET", f"/_sandbox/bc/records/purchaseInvoices?company={e['id']}")[
+                "value"
+            ]
+            if r["status"] == "Draft"
+        }
+        for e in entries
+    }
+    assert all(len(d) >= 9 for d in drafts.values()), "each company needs several batches of 3"
+    assert not set.intersection(*drafts.values()), "the companies' records are their own"
+
+    cluster.trigger("bc_jira_connect")
+    connect = cluster.wait_all_done("bc_jira_connect", 90)
+    assert [r["state"] for r in connect] == ["success"], cluster.log_tail("worker-a")
+
+    t0 = time.monotonic()
+    cluster.trigger(DAG_ID)
+    runs = cluster.wait_all_done(DAG_ID, 240)
+    run_s = time.monotonic() - t0
+    tis = [t for r in runs for t in cluster.task_instances(DAG_ID, r["dag_run_id"])]
+    assert all(r["state"] == "success" for r in runs), [
+        (t["task_id"], t["map_index"], t["state"]) for t in tis
+    ]
+    assert {t["hostname"] for t in tis if t["state"] == "success"} <= set(WORKERS)
+
+    # which company each upsert served: its rendered label starts with the company (an entry by id: its key)
+    env = sandbox.creds["environment"]
+    names = {c["id"]: c["name"] for c in sandbox.control("GET", "/_sandbox/bc/companies")["value"]}
+    keys = {e["id"]: company_key("bc_default", env, e["id"]) for e in entries}
+    upserts = [t for t in tis if t["task_id"] == "upsert" and t["state"] == "success"]
+    hosts: dict[str, Counter[str]] = {}
+    for t in upserts:
+        label = t.get("rendered_map_index") or ""
+        company = next(
+            (cid for cid, key in keys.items() if label.startswith((f"{key} ", f"{names[cid]} "))), None
+        )
+        assert company is not None, f"upsert {t['map_index']} label {label!r} names no company"
+        hosts.setdefault(company, Counter())[t["hostname"]] += 1
+    assert set(hosts) == set(drafts), f"batches per company: {hosts}"
+    for company, per_host in hosts.items():
+        assert set(per_host) == set(WORKERS), f"{names[company]}'s batches per worker: {dict(per_host)}"
+
+    fields = json.loads(cluster.rest("GET", "/variables/bc_jira_jira_fields")["value"])
+    projects = {e["id"]: e.get("project_key", cfg["project_key"]) for e in entries}
+    issues = sandbox.control("GET", "/_sandbox/jira/issues")
+    per_record = Counter(i["fields"].get(fields["BC Record Id"]) for i in issues)
+    assert not {rid: n for rid, n in per_record.items() if n > 1}, "duplicate issues"
+    for company, mine in drafts.items():
+        in_project = {
+            i["fields"].get(fields["BC Record Id"])
+            for i in issues
+            if i["fields"]["project"]["key"] == projects[company]
+        }
+        assert mine <= in_project, f"{names[company]}: drafts without an issue in {projects[company]}"
+        assert not (in_project - mine) & set().union(*drafts.values()), "another company's record"
+
+    for index, e in enumerate(entries):
+        suffix = "" if index == 0 else "__" + keys[e["id"]]
+        mark = cluster.rest("GET", f"/variables/bc_jira_watermark_purchase_invoices{suffix}")["value"]
+        assert mark, f"{names[e['id']]}: watermark not advanced"
+    print(
+        f"\ncluster up in {cluster.startup_s:.1f}s; {len(upserts)} batches of 2 companies ran "
+        f"{ {names[c]: dict(h) for c, h in hosts.items()} } in {run_s:.1f}s; "
+        f"{sum(len(d) for d in drafts.values())} drafts -> {len(per_record)} issues"
     )

@@ -51,6 +51,13 @@ def get_statuses(call: Call = READ) -> JiraReply:
     return JiraReply(200, [call.jira.status_json(s) for s in STATUSES])
 
 
+@api.get(f"{API}/project")
+def get_all_projects(call: Call = READ) -> JiraReply:
+    """Every project, as an array of Project (OpenAPI ``GET /rest/api/3/project``, "Get all projects":
+    deprecated for ``/project/search`` but still served by Jira Cloud)."""
+    return JiraReply(200, [call.jira.project_json(project=p) for p in call.jira.all_projects().values()])
+
+
 @api.get(f"{API}/project/{{projectIdOrKey}}")
 def get_project(projectIdOrKey: str, call: Call = READ) -> JiraReply:
     p = _project_or_404(call.jira, projectIdOrKey)

@@ -87,3 +87,37 @@ def test_an_admin_adds_a_project_with_its_own_issue_keys(site: Site, sandbox: An
     assert [p["key"] for p in listed] == ["FIN", "CA"]
     sandbox.reset()  # a reset forgets the added project
     assert [p["key"] for p in sandbox.control("GET", "/_sandbox/jira/projects")] == ["FIN"]
+
+
+def test_get_all_projects_lists_every_project_as_the_spec_shapes_it(sandbox: Any) -> None:
+    """``GET /rest/api/3/project`` over OAuth (3LO), every answer checked against the OpenAPI document."""
+    from urllib.parse import urlsplit
+
+    from bc_jira_sandbox.openapi import get_validator
+
+    sandbox.reset()
+    c = sandbox.creds
+    tok = requests.post(
+        f"{sandbox.url}/oauth/token",
+        timeout=10,
+        json={
+            "grant_type": "refresh_token",
+            "client_id": c["atlassian_client_id"],
+            "client_secret": c["atlassian_client_secret"],
+            "refresh_token": c["refresh_token"],
+        },
+    )
+    assert tok.status_code == 200, tok.text
+    url = f"{sandbox.url}/ex/jira/{c['cloud_id']}/rest/api/3/project"
+    headers = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+
+    def listed() -> list[tuple[str, str]]:
+        resp = requests.get(url, headers=headers, timeout=10)
+        assert resp.status_code == 200, resp.text
+        get_validator().validate_response("GET", urlsplit(url).path, 200, resp.json())
+        return [(p["key"], p["name"]) for p in resp.json()]
+
+    assert listed() == [("FIN", "Finance Approvals")]
+    added = sandbox.control("POST", "/_sandbox/jira/projects", {"key": "CO2", "name": "CRONUS US AP"})
+    assert listed() == [("FIN", "Finance Approvals"), ("CO2", "CRONUS US AP")]
+    assert added["id"] != "10000"
