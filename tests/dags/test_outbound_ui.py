@@ -21,11 +21,11 @@ from urllib.parse import quote, unquote
 import pytest
 import requests
 
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO
 from tests.support.api_server import ApiServer, conn_env
 from tests.support.outbound import run_dag
 from tests.support.scheduler import Scheduler
-from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
+from tests.support.webdriver import Browser, need_browser
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -62,11 +62,7 @@ def jira_writes(sandbox: SandboxProcess) -> dict[str, int]:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        reason = "chromium/chromedriver not installed (apt-get install chromium chromium-driver)"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
-        pytest.skip(reason)
+    need_browser()
     b = Browser(tmp_path / "profile", width=1440, height=900)
     yield b
     b.close()

@@ -13,8 +13,10 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import requests
 
+from tests.conftest import IN_CI
 from tests.support.api_server import free_port
 
 if TYPE_CHECKING:
@@ -23,6 +25,17 @@ if TYPE_CHECKING:
 CHROMEDRIVER = shutil.which("chromedriver")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # the W3C key of an element reference
+
+
+def need_browser() -> None:
+    """Skip a browser test on a machine without Chromium; under CI=true fail instead (it must not skip)."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        reason = (
+            "chromium/chromedriver not installed (`make services`: apt-get install chromium chromium-driver)"
+        )
+        if IN_CI:
+            pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
+        pytest.skip(reason)
 
 
 class Browser:

@@ -21,9 +21,9 @@ from fastapi.testclient import TestClient
 
 from bc_jira.store import AuditRow, Link, StateStore
 from bc_jira.web import audit_view
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO
 from tests.support.api_server import ApiServer, conn_env
-from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
+from tests.support.webdriver import Browser, need_browser
 
 SITE = "https://acme.atlassian.net"
 RUN = "scheduled__2026-11-24T10:00:00+00:00"
@@ -457,13 +457,7 @@ def _frame_rows(browser: Browser) -> _Table:
 @pytest.mark.slow
 def test_audit_page_links_clicked_inside_the_airflow_ui(tmp_path: Path) -> None:
     """In Airflow's sandboxed iframe: the replay link opens the task instance page, the Jira link a window."""
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        reason = (
-            "chromium/chromedriver not installed (`make services`: apt-get install chromium chromium-driver)"
-        )
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
-        pytest.skip(reason)
+    need_browser()
     home, dags = tmp_path / "airflow", tmp_path / "dags"
     dags.mkdir()
     (dags / "replay_target.py").write_text(REPLAY_DAG)
@@ -631,10 +625,7 @@ def test_company_filter_chosen_in_a_browser(store: StateStore, tmp_path: Path) -
     """The page under uvicorn, a real browser picks CRONUS US in the filter and sees only its rows."""
     from tests.support.plugin_server import PluginServer
 
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        if IN_CI:
-            pytest.fail("chromium/chromedriver not installed (CI=true: the browser test must not skip)")
-        pytest.skip("chromium/chromedriver not installed")
+    need_browser()
     server = PluginServer(None, None, app=_two_company_app(store))
     browser: Browser | None = None
     try:

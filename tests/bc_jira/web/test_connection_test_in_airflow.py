@@ -18,9 +18,9 @@ import requests
 from bc_jira.hooks.jira import JiraCloudHook
 from bc_jira.hooks.jira_connection import JiraSettings
 from bc_jira.store import StateStore
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO
 from tests.support.api_server import ApiServer, conn_env
-from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
+from tests.support.webdriver import Browser, need_browser
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -276,14 +276,6 @@ def _patch(setup: Setup, conn_id: str) -> dict[str, Any]:
 # -- the same, clicked in Chromium ----------------------------------------------------------------------
 
 
-def _need_browser() -> None:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        reason = "chromium/chromedriver not installed (apt-get install chromium chromium-driver)"
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
-        pytest.skip(reason)
-
-
 def _row_button(browser: Browser, conn_id: str, label: str) -> str:
     """The row's button (waiting for the list to show the row)."""
     script = (
@@ -371,7 +363,7 @@ def _inputs(form: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 def test_forms_and_test_button_clicked_in_the_airflow_ui(airflow_ui: Setup, tmp_path: Path) -> None:
-    _need_browser()
+    need_browser()
     airflow_ui.ensure_jira_grant()
     airflow_ui.store("jira_basic", _basic_spec(airflow_ui))
     browser = Browser(tmp_path / "profile", height=1000)

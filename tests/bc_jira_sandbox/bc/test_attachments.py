@@ -8,12 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bc_jira.entra import clear_token_cache
-from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook
 from bc_jira.http import ClientError, NotFoundError
+from tests.support.bc_hook import sandbox_bc_hook
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from bc_jira.hooks.business_central import BusinessCentralHook
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 DOC_FIELDS = {
@@ -32,19 +31,8 @@ DOC_FIELDS = {
 
 
 @pytest.fixture
-def hook(sandbox: Any) -> Iterator[BusinessCentralHook]:
-    clear_token_cache()
-    c = sandbox.creds
-    settings = BcSettings(
-        client_id=c["bc_client_id"],
-        client_secret=c["bc_client_secret"],
-        tenant_id=c["tenant_id"],
-        environment=c["environment"],
-        company_id=c["company_id"],
-        api_url=f"{sandbox.url}/v2.0",
-        authority_url=sandbox.url,
-    )
-    return BusinessCentralHook(settings=settings)
+def hook(sandbox: Any) -> BusinessCentralHook:
+    return sandbox_bc_hook(sandbox)
 
 
 def _with_files(hook: BusinessCentralHook) -> list[dict[str, Any]]:

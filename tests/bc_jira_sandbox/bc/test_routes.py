@@ -16,9 +16,10 @@ import pytest
 import requests
 
 from bc_jira.entra import clear_token_cache
-from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook
+from bc_jira.hooks.business_central import BusinessCentralHook
 from bc_jira.http import ClientError, PreconditionFailed, TransportError
 from tests.conftest import IN_CI, SHARED_SPECS
+from tests.support.bc_hook import sandbox_bc_settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -34,19 +35,7 @@ DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,7})?Z$")
 
 
-def settings_for(sandbox: Any, **over: str) -> BcSettings:
-    c = sandbox.creds
-    base = dict(
-        client_id=c["bc_client_id"],
-        client_secret=c["bc_client_secret"],
-        tenant_id=c["tenant_id"],
-        environment=c["environment"],
-        company_id=c["company_id"],
-        api_url=f"{sandbox.url}/v2.0",
-        authority_url=sandbox.url,
-        client_state=c["bc_client_state"],
-    )
-    return BcSettings(**{**base, **over})
+settings_for = sandbox_bc_settings  # the one home: tests/support/bc_hook.py
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import requests
 
 from bc_jira_sandbox.bc.attachments import minimal_pdf, minimal_png
 from bc_jira_sandbox.openapi import get_validator
+from tests.support.jira_http import bearer_headers, rest_base
 
 NO_CHECK = {"X-Atlassian-Token": "no-check"}
 
@@ -18,20 +19,8 @@ class JiraClient:
     """A bare client with an OAuth access token; every JSON answer is checked against the OpenAPI spec."""
 
     def __init__(self, sandbox: Any) -> None:
-        c = sandbox.creds
-        tok = requests.post(
-            f"{sandbox.url}/oauth/token",
-            timeout=10,
-            json={
-                "grant_type": "refresh_token",
-                "client_id": c["atlassian_client_id"],
-                "client_secret": c["atlassian_client_secret"],
-                "refresh_token": c["refresh_token"],
-            },
-        )
-        assert tok.status_code == 200, tok.text
-        self.headers = {"Authorization": f"Bearer {tok.json()['access_token']}"}
-        self.base = f"{sandbox.url}/ex/jira/{c['cloud_id']}/rest/api/3"
+        self.headers = bearer_headers(sandbox)
+        self.base = rest_base(sandbox)
 
     def call(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any) -> Any:
         resp = requests.request(

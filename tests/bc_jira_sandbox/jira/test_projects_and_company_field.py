@@ -94,22 +94,11 @@ def test_get_all_projects_lists_every_project_as_the_spec_shapes_it(sandbox: Any
     from urllib.parse import urlsplit
 
     from bc_jira_sandbox.openapi import get_validator
+    from tests.support.jira_http import bearer_headers, rest_base
 
     sandbox.reset()
-    c = sandbox.creds
-    tok = requests.post(
-        f"{sandbox.url}/oauth/token",
-        timeout=10,
-        json={
-            "grant_type": "refresh_token",
-            "client_id": c["atlassian_client_id"],
-            "client_secret": c["atlassian_client_secret"],
-            "refresh_token": c["refresh_token"],
-        },
-    )
-    assert tok.status_code == 200, tok.text
-    url = f"{sandbox.url}/ex/jira/{c['cloud_id']}/rest/api/3/project"
-    headers = {"Authorization": f"Bearer {tok.json()['access_token']}"}
+    url = f"{rest_base(sandbox)}/project"
+    headers = bearer_headers(sandbox)
 
     def listed() -> list[tuple[str, str]]:
         resp = requests.get(url, headers=headers, timeout=10)

@@ -12,9 +12,8 @@ import requests
 
 from bc_jira.config import parse_config
 from bc_jira.entities import ENTITIES, spec
-from bc_jira.entra import clear_token_cache
-from bc_jira.hooks.business_central import BcSettings, BusinessCentralHook
 from bc_jira.mapping import bc_link
+from tests.support.bc_hook import sandbox_bc_hook
 from tests.support.receiver import Receiver
 
 if TYPE_CHECKING:
@@ -52,20 +51,7 @@ def receiver() -> Iterator[Receiver]:
 
 def subscribe(sandbox: Any, receiver: Receiver, entity_set: str) -> str:
     """A BC subscription to ``receiver`` made the connector's way (the hook, MSAL, the handshake)."""
-    c = sandbox.creds
-    clear_token_cache()
-    hook = BusinessCentralHook(
-        settings=BcSettings(
-            client_id=c["bc_client_id"],
-            client_secret=c["bc_client_secret"],
-            tenant_id=c["tenant_id"],
-            environment=c["environment"],
-            company_id=c["company_id"],
-            api_url=f"{sandbox.url}/v2.0",
-            authority_url=sandbox.url,
-            client_state=c["bc_client_state"],
-        )
-    )
+    hook = sandbox_bc_hook(sandbox)
     path = f"/bc/{entity_set}"
     hook.create_subscription(f"{receiver.base}{path}", entity_set)
     return path

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO
 from tests.support.outbound import prepare_outbound, run_dag
-from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
+from tests.support.webdriver import Browser, need_browser
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,13 +38,7 @@ def test_an_invoice_issue_page_shows_its_lines_and_the_vendors_document(
 
     from tests.support.bc_hook import sandbox_bc_hook
 
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        reason = (
-            "chromium/chromedriver not installed (`make services`: apt-get install chromium chromium-driver)"
-        )
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
-        pytest.skip(reason)
+    need_browser()
     env = prepare_outbound(sandbox, airflow_conns, monkeypatch, tmp_path, vendors=6, invoices=8, orders=2)
     inv = _draft_with_lines(sandbox)
     sandbox.control(  # the vendor's scanned invoice, attached in BC as a user would

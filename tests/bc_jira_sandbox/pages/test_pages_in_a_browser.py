@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from tests.conftest import IN_CI, REPO
+from tests.conftest import REPO
 from tests.support.outbound import prepare_outbound, run_dag
 from tests.support.receiver import Receiver
-from tests.support.webdriver import CHROMEDRIVER, CHROMIUM, Browser
+from tests.support.webdriver import Browser, need_browser
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,13 +59,7 @@ def _shot(browser: Browser, name: str, tmp_path: Path) -> None:
 def test_a_person_follows_the_connectors_links_and_presses_the_buttons(
     sandbox: Any, airflow_conns: dict[str, str], airflow_db: Path, monkeypatch: Any, tmp_path: Path
 ) -> None:
-    if CHROMIUM is None or CHROMEDRIVER is None:
-        reason = (
-            "chromium/chromedriver not installed (`make services`: apt-get install chromium chromium-driver)"
-        )
-        if IN_CI:
-            pytest.fail(f"{reason} (CI=true: the browser test must not skip)")
-        pytest.skip(reason)
+    need_browser()
     _connector_issues(sandbox, airflow_conns, monkeypatch, tmp_path)
     issues = sandbox.control("GET", "/_sandbox/jira/issues")
     vendor_issue = next(i for i in issues if i["fields"]["issuetype"]["name"] == "Vendor")
