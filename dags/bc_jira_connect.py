@@ -38,7 +38,7 @@ from bc_jira.sync.dag import DEFAULT_ARGS
     doc_md=__doc__,
 )
 def bc_jira_connect() -> None:
-    @task
+    @task(multiple_outputs=False)  # one XCom (see bc_jira.sync.dag)
     def connect() -> dict:
         try:
             return tasks.connect_task()

@@ -40,7 +40,7 @@ def bc_subscriptions_renewal() -> None:
     def ensure_subscriptions() -> list[dict]:
         return tasks.bc_subscriptions_task()
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", multiple_outputs=False)  # one XCom (see bc_jira.sync.dag)
     def settle_covered_events() -> dict:
         return tasks.settle_covered_events_task()
 

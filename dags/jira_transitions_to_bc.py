@@ -51,11 +51,11 @@ SCHEDULE = AssetOrTimeSchedule(
     doc_md=__doc__,
 )
 def jira_transitions_to_bc() -> None:
-    @task
+    @task(multiple_outputs=False)  # one XCom (see bc_jira.sync.dag)
     def process_staged_transitions() -> dict:
         return tasks.process_staged_task()
 
-    @task(trigger_rule="all_done")
+    @task(trigger_rule="all_done", multiple_outputs=False)  # one XCom (see bc_jira.sync.dag)
     def safety_net_poll() -> dict:
         return tasks.safety_net_task()
 

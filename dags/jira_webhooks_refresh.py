@@ -35,7 +35,7 @@ from bc_jira import tasks
     doc_md=__doc__,
 )
 def jira_webhooks_refresh() -> None:
-    @task
+    @task(multiple_outputs=False)  # one XCom (see bc_jira.sync.dag)
     def ensure_webhook() -> dict:
         return tasks.jira_webhook_task()
 

@@ -61,3 +61,16 @@ def test_every_dag_is_documented_tagged_and_retried(dagbag_and_warnings):
         assert "bc-jira" in dag.tags, f"{dag_id}: tag 'bc-jira' missing"
         for task in dag.tasks:
             assert task.retries >= 1, f"{dag_id}.{task.task_id}: no retries"
+
+
+def test_no_task_splits_its_result_into_one_xcom_per_key(dagbag_and_warnings):
+    """A task annotated ``-> dict`` would get an inferred multiple_outputs: one extra XCom row per key (nobody
+    reads them), and Airflow refuses the default company's key ``""``. Every task pushes one XCom."""
+    bag, _ = dagbag_and_warnings
+    split = [
+        f"{dag_id}.{task.task_id}"
+        for dag_id in sorted(CONTRACT_DAG_IDS & set(bag.dag_ids))
+        for task in bag.dags[dag_id].tasks
+        if getattr(task, "multiple_outputs", False)
+    ]
+    assert split == []

@@ -75,6 +75,9 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         doc_md=doc_md,
     )
     def sync() -> None:
+        # every task returning a dict sets multiple_outputs=False: Airflow would otherwise infer True from the
+        # annotation and push one extra XCom per key (nobody reads them; a company-keyed result has the key ""
+        # for the default company, which Airflow refuses as an XCom key)
         @task
         def companies() -> list[dict]:
             return companies_task()
@@ -90,7 +93,9 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
             return batches_task()
 
         # extra links: the batch's issues, its audit rows; UI label "<company> · batch 2/7 · 500 records"
-        @batch_upsert_task(max_active_tis_per_dagrun=8, map_index_template=MAP_INDEX_TEMPLATE)
+        @batch_upsert_task(
+            max_active_tis_per_dagrun=8, map_index_template=MAP_INDEX_TEMPLATE, multiple_outputs=False
+        )
         def upsert(batch_id: str) -> dict:
             return upsert_task(entity, batch_id)
 
@@ -99,8 +104,6 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
         def advance_watermark() -> Any:
             return finalize_task(entity, attachments=has_attachments(entity))
 
-        # one XCom: with companies the result is keyed by company, and the default company's key is "" (an
-        # inferred multiple_outputs would push it as an XCom key, which Airflow refuses)
         @task(trigger_rule="all_done", multiple_outputs=False)
         def follow_deletions() -> dict:
             return deletions_task(entity)
@@ -117,7 +120,7 @@ def sync_dag(entity: str, *, dag_id: str, cron: str, doc_md: str | None, tags: S
             upserts >> finish
             return
 
-        @task(max_active_tis_per_dagrun=4)
+        @task(max_active_tis_per_dagrun=4, multiple_outputs=False)
         def attach(batch_id: str) -> dict:
             return attach_task(entity, batch_id)
 
